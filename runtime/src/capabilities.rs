@@ -1,0 +1,1 @@
+//! Container capabilities (placeholder, being written).

@@ -1,0 +1,1 @@
+//! cgroups v1, hybrid and v2 (placeholder, being written).

@@ -1,0 +1,16 @@
+//! wren's OCI runtime as a synchronous library.
+//!
+//! An OCI bundle (config.json + rootfs) goes in; a created, running and finally
+//! deleted container comes out. Everything the kernel needs for isolation is done
+//! here, with no helper runtime binary. Nothing in this crate knows about ttrpc or
+//! containerd.
+//!
+//! Process model: the caller (the shim daemon or `wren-oci`) may be
+//! multi-threaded. Container processes are never forked-and-continued from it:
+//! the caller clones and immediately re-executes a sealed copy of its own binary
+//! in init mode (see [`init`]), which is a fresh single-threaded process.
+
+pub mod capabilities;
+pub mod cgroups;
+pub mod seccomp;
+pub mod sys;

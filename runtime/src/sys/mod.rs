@@ -1,0 +1,5 @@
+//! The only place raw syscalls are wrapped. Everything above works with
+//! `OwnedFd`/`BorrowedFd` and typed errors.
+
+pub mod bpf;
+pub mod seccomp;
