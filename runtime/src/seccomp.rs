@@ -789,6 +789,18 @@ mod tests {
     }
 
     #[test]
+    fn names_of_other_arches_compile_on_native_only() {
+        // Docker's profile lists x86-only and arm-only syscalls; with only the
+        // native arch in the filter they must not fail the compile.
+        let p = compile(&profile(json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "syscalls": [{"names": ["read", "socketcall", "_llseek", "arm_fadvise64_64", "breakpoint"],
+                          "action": "SCMP_ACT_ALLOW"}]
+        })));
+        assert!(p.is_ok(), "{p:?}");
+    }
+
+    #[test]
     fn decode_rejects_partial_instructions() {
         assert!(matches!(
             decode(&[0; 12]),
