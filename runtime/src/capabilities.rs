@@ -33,12 +33,7 @@ use std::path::Path;
 use oci_spec::runtime::{Capabilities, Capability, LinuxCapabilities};
 use serde::{Deserialize, Serialize};
 
-// TODO(lead): once sys/mod.rs declares `pub mod caps;`, replace this with
-// `use crate::sys::caps as raw;`.
-// (`capget` is only used by tests until then.)
-#[allow(dead_code)]
-#[path = "sys/caps.rs"]
-mod raw;
+use crate::sys::caps as raw;
 
 /// Where the kernel says which capability is its last.
 const CAP_LAST_CAP: &str = "/proc/sys/kernel/cap_last_cap";

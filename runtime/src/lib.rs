@@ -12,5 +12,27 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod console;
+pub mod container;
+pub mod devices;
+pub mod hooks;
+pub mod init;
+pub mod lsm;
+pub mod mounts;
+pub mod namespaces;
+pub mod path;
+pub mod process;
+pub mod procfs;
+pub mod rootfs;
 pub mod seccomp;
+pub mod spec;
+pub mod state;
+pub mod sync;
 pub mod sys;
+pub mod sysctl;
+
+pub use container::{
+    ConsoleMode, Container, CreateOptions, Error, ExecOptions, ExecProcess, Stdio,
+};
+pub use init::run_if_init;
+pub use state::{OciState, Status};

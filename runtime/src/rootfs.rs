@@ -1,0 +1,177 @@
+//! The container's root: the rootfs bound onto itself so it is a mount
+//! point, `pivot_root` into it (or `MS_MOVE` + `chroot` where pivot_root is
+//! impossible), root propagation, the read-only root, and the masked and
+//! read-only paths. Runs in the init process, in the container's mount
+//! namespace.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+
+use crate::path::Root;
+use crate::sys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("make the mount tree private to the container")]
+    Propagation(#[source] io::Error),
+    #[error("bind the rootfs {path} onto itself")]
+    BindRoot {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{call} into the rootfs")]
+    Pivot {
+        call: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("apply rootfsPropagation")]
+    RootPropagation(#[source] io::Error),
+    #[error("make the root read-only")]
+    ReadonlyRoot(#[source] io::Error),
+    #[error("mask {path}")]
+    Mask {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("make {path} read-only")]
+    ReadonlyPath {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Stop mounts from propagating back to the host and make the rootfs a
+/// mount point. Returns the root handle used for every later mount.
+pub fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
+    sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
+        .map_err(RootfsError::Propagation)?;
+    let bind = |source| RootfsError::BindRoot {
+        path: rootfs.to_path_buf(),
+        source,
+    };
+    let tree = sys::open_tree(
+        None,
+        rootfs,
+        sys::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+    )
+    .map_err(bind)?;
+    let target = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(bind)?;
+    sys::move_mount(tree.as_fd(), target.as_fd()).map_err(bind)?;
+    Root::open(rootfs).map_err(bind)
+}
+
+/// Make `root` the process's `/`.
+pub fn pivot(root: &Root, no_pivot: bool) -> Result<(), RootfsError> {
+    let err = |call| move |source| RootfsError::Pivot { call, source };
+    // SAFETY: fchdir on a live directory fd.
+    if unsafe { libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root.fd())) } != 0 {
+        return Err(err("fchdir")(io::Error::last_os_error()));
+    }
+    if no_pivot {
+        sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(err("mount --move"))?;
+        // SAFETY: valid NUL-terminated path.
+        if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
+            return Err(err("chroot")(io::Error::last_os_error()));
+        }
+    } else {
+        sys::pivot_root(Path::new("."), Path::new(".")).map_err(err("pivot_root"))?;
+        // The old root is now stacked under "."; detach it without letting
+        // the unmount propagate anywhere.
+        sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
+            .map_err(err("make old root slave"))?;
+        sys::umount(Path::new("."), libc::MNT_DETACH).map_err(err("umount old root"))?;
+    }
+    // SAFETY: valid NUL-terminated path.
+    if unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+        return Err(err("chdir /")(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Apply `linux.rootfsPropagation` to the new `/`.
+pub fn set_root_propagation(value: &str) -> Result<(), RootfsError> {
+    let (flag, recursive) = crate::mounts::propagation_flag(value)
+        .ok_or_else(|| RootfsError::RootPropagation(io::ErrorKind::InvalidInput.into()))?;
+    let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(RootfsError::RootPropagation)?;
+    sys::mount_setattr(root.as_fd(), recursive, 0, 0, flag).map_err(RootfsError::RootPropagation)
+}
+
+/// Remount `/` read-only (only the root mount; mounts on top keep theirs).
+pub fn readonly_root() -> Result<(), RootfsError> {
+    let root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+        .map_err(RootfsError::ReadonlyRoot)?;
+    sys::mount_setattr(root.as_fd(), false, sys::MOUNT_ATTR_RDONLY, 0, 0)
+        .map_err(RootfsError::ReadonlyRoot)
+}
+
+/// Hide every path of `masked`: files get a bind of the verified host
+/// /dev/null (`dev_null`), directories an empty read-only tmpfs. Paths that
+/// do not exist are skipped.
+pub fn mask_paths(
+    root: &Root,
+    masked: &[String],
+    dev_null: BorrowedFd<'_>,
+) -> Result<(), RootfsError> {
+    for path in masked {
+        let err = |source| RootfsError::Mask {
+            path: path.clone(),
+            source,
+        };
+        let fd = match root.resolve(Path::new(path), libc::O_PATH | libc::O_NOFOLLOW, false) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let st = sys::fstat(fd.as_fd()).map_err(err)?;
+        match st.st_mode & libc::S_IFMT {
+            libc::S_IFDIR => {
+                sys::mount_on_fd(
+                    Some(c"tmpfs"),
+                    fd.as_fd(),
+                    Some(c"tmpfs"),
+                    libc::MS_RDONLY,
+                    Some(c"mode=0755"),
+                )
+                .map_err(err)?;
+            }
+            libc::S_IFLNK => continue,
+            _ => {
+                let tree = sys::open_tree(Some(dev_null), Path::new(""), sys::OPEN_TREE_CLONE)
+                    .map_err(err)?;
+                sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Make every path of `paths` (recursively) read-only; missing ones are
+/// skipped.
+pub fn readonly_paths(root: &Root, paths: &[String]) -> Result<(), RootfsError> {
+    for path in paths {
+        let err = |source| RootfsError::ReadonlyPath {
+            path: path.clone(),
+            source,
+        };
+        let fd = match root.resolve(Path::new(path), libc::O_PATH, false) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(err(e)),
+        };
+        let tree = sys::open_tree(
+            Some(fd.as_fd()),
+            Path::new(""),
+            sys::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+        )
+        .map_err(err)?;
+        sys::mount_setattr(tree.as_fd(), true, sys::MOUNT_ATTR_RDONLY, 0, 0).map_err(err)?;
+        sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(err)?;
+    }
+    Ok(())
+}

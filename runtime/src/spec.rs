@@ -1,0 +1,524 @@
+//! Loading and validating a bundle's `config.json` before anything is created.
+//!
+//! Runs in the caller (shim or CLI). Every check here is pure or read-only, so
+//! a bad bundle is refused with an error naming the field or path and leaves
+//! nothing behind. Unknown JSON properties are ignored, as the runtime-spec
+//! requires; known fields that wren does not implement are refused, never
+//! silently dropped.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::namespaces::Namespace;
+
+/// The runtime-spec version wren implements.
+pub const OCI_VERSION: &str = "1.3.0";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{field}: not supported by wren")]
+    Unsupported { field: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Read `<bundle>/config.json`.
+pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
+    let path = bundle.join("config.json");
+    let data = std::fs::read(&path).map_err(|source| SpecError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    parse(&data, &path)
+}
+
+/// Parse config.json bytes (`path` only names the source in errors).
+pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
+    serde_json::from_slice(data).map_err(|e| SpecError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// The absolute rootfs directory of `spec`, relative paths taken from `bundle`.
+pub fn rootfs(spec: &Spec, bundle: &Path) -> Result<PathBuf, SpecError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let path = root.path();
+    if path.as_os_str().is_empty() {
+        return Err(invalid("root.path", "empty"));
+    }
+    let full = if path.is_absolute() {
+        path.clone()
+    } else {
+        bundle.join(path)
+    };
+    let meta = std::fs::metadata(&full)
+        .map_err(|e| invalid("root.path", format!("{}: {}", full.display(), e)))?;
+    if !meta.is_dir() {
+        return Err(invalid(
+            "root.path",
+            format!("{} is not a directory", full.display()),
+        ));
+    }
+    full.canonicalize()
+        .map_err(|e| invalid("root.path", format!("{}: {}", full.display(), e)))
+}
+
+/// Check `spec` for everything that can be checked without creating anything.
+pub fn validate(spec: &Spec) -> Result<(), SpecError> {
+    validate_version(spec.version())?;
+    if spec.solaris().is_some() {
+        return Err(SpecError::Unsupported {
+            field: "solaris".into(),
+        });
+    }
+    if spec.windows().is_some() {
+        return Err(SpecError::Unsupported {
+            field: "windows".into(),
+        });
+    }
+    if spec.vm().is_some() {
+        return Err(SpecError::Unsupported { field: "vm".into() });
+    }
+    if spec.zos().is_some() {
+        return Err(SpecError::Unsupported {
+            field: "zos".into(),
+        });
+    }
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    validate_process(process, "process")?;
+
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing"))?;
+    if linux.intel_rdt().is_some() {
+        return Err(SpecError::Unsupported {
+            field: "linux.intelRdt".into(),
+        });
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(SpecError::Unsupported {
+            field: "linux.netDevices".into(),
+        });
+    }
+    if linux.memory_policy().is_some() {
+        return Err(SpecError::Unsupported {
+            field: "linux.memoryPolicy".into(),
+        });
+    }
+    let namespaces = namespaces(spec)?;
+    let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t);
+    let new = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t && n.path.is_none());
+
+    let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    if has_maps && !new(LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "id mappings need a new user namespace",
+        ));
+    }
+    if new(LinuxNamespaceType::User) {
+        validate_id_map(
+            linux.uid_mappings().as_deref().unwrap_or(&[]),
+            "linux.uidMappings",
+        )?;
+        validate_id_map(
+            linux.gid_mappings().as_deref().unwrap_or(&[]),
+            "linux.gidMappings",
+        )?;
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+        return Err(invalid("hostname", "needs a new uts namespace"));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
+        return Err(invalid("domainname", "needs a new uts namespace"));
+    }
+    if let Some(offsets) = linux.time_offsets() {
+        if !offsets.is_empty() && !new(LinuxNamespaceType::Time) {
+            return Err(invalid("linux.timeOffsets", "needs a new time namespace"));
+        }
+        for key in offsets.keys() {
+            if key != "monotonic" && key != "boottime" {
+                return Err(invalid(
+                    format!("linux.timeOffsets.{key}"),
+                    "only monotonic and boottime clocks can be offset",
+                ));
+            }
+        }
+    }
+    if let Some(sysctl) = linux.sysctl() {
+        for key in sysctl.keys() {
+            crate::sysctl::check_namespaced(key, &namespaces)
+                .map_err(|m| invalid(format!("linux.sysctl.{key}"), m))?;
+        }
+    }
+    if let Some(prop) = linux.rootfs_propagation() {
+        crate::mounts::propagation_flag(prop)
+            .ok_or_else(|| invalid("linux.rootfsPropagation", format!("unknown value {prop:?}")))?;
+    }
+    if linux.mount_label().as_ref().is_some_and(|l| !l.is_empty()) && !crate::lsm::selinux_enabled()
+    {
+        return Err(invalid(
+            "linux.mountLabel",
+            "SELinux is not enabled on this host",
+        ));
+    }
+    for (i, m) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
+        crate::mounts::validate(m).map_err(|msg| invalid(format!("mounts[{i}]"), msg))?;
+    }
+    for (i, d) in linux.devices().as_deref().unwrap_or(&[]).iter().enumerate() {
+        crate::devices::validate(d).map_err(|msg| invalid(format!("linux.devices[{i}]"), msg))?;
+    }
+    for (field, paths) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in paths.as_deref().unwrap_or(&[]).iter().enumerate() {
+            if !p.starts_with('/') {
+                return Err(invalid(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} is not absolute"),
+                ));
+            }
+        }
+    }
+    if let Some(p) = linux.personality() {
+        crate::process::personality_value(p).map_err(|m| invalid("linux.personality", m))?;
+    }
+    if has(LinuxNamespaceType::Mount) {
+        Ok(())
+    } else {
+        Err(SpecError::Unsupported {
+            field: "linux.namespaces (a container without its own mount namespace)".into(),
+        })
+    }
+}
+
+/// Checks on a process that apply both to the container's init and to exec.
+pub fn validate_process(
+    process: &oci_spec::runtime::Process,
+    field: &str,
+) -> Result<(), SpecError> {
+    let args = process.args().as_deref().unwrap_or(&[]);
+    if args.is_empty() || args[0].is_empty() {
+        return Err(invalid(format!("{field}.args"), "empty"));
+    }
+    if process.command_line().is_some() {
+        return Err(SpecError::Unsupported {
+            field: format!("{field}.commandLine (Windows only)"),
+        });
+    }
+    if !process.cwd().is_absolute() {
+        return Err(invalid(
+            format!("{field}.cwd"),
+            format!("{:?} is not absolute", process.cwd()),
+        ));
+    }
+    for (i, e) in process.env().as_deref().unwrap_or(&[]).iter().enumerate() {
+        if !e.contains('=') || e.starts_with('=') || e.contains('\0') {
+            return Err(invalid(
+                format!("{field}.env[{i}]"),
+                format!("{e:?} is not KEY=value"),
+            ));
+        }
+    }
+    if let Some(caps) = process.capabilities() {
+        crate::capabilities::validate(caps)
+            .map_err(|e| invalid(format!("{field}.capabilities"), e.to_string()))?;
+    }
+    if process
+        .apparmor_profile()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+        && !crate::lsm::apparmor_enabled()
+    {
+        return Err(invalid(
+            format!("{field}.apparmorProfile"),
+            "AppArmor is not enabled on this host",
+        ));
+    }
+    if process
+        .selinux_label()
+        .as_ref()
+        .is_some_and(|p| !p.is_empty())
+        && !crate::lsm::selinux_enabled()
+    {
+        return Err(invalid(
+            format!("{field}.selinuxLabel"),
+            "SELinux is not enabled on this host",
+        ));
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(invalid(
+                format!("{field}.oomScoreAdj"),
+                format!("{adj} is outside -1000..1000"),
+            ));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in process
+        .rlimits()
+        .as_deref()
+        .unwrap_or(&[])
+        .iter()
+        .enumerate()
+    {
+        if !seen.insert(format!("{:?}", r.typ())) {
+            return Err(invalid(
+                format!("{field}.rlimits[{i}]"),
+                format!("duplicate {:?}", r.typ()),
+            ));
+        }
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                format!("{field}.rlimits[{i}]"),
+                "soft limit above hard limit",
+            ));
+        }
+    }
+    if let Some(s) = process.scheduler() {
+        crate::process::validate_scheduler(s)
+            .map_err(|m| invalid(format!("{field}.scheduler"), m))?;
+    }
+    if let Some(p) = process.io_priority() {
+        if !(0..=7).contains(&p.priority()) {
+            return Err(invalid(
+                format!("{field}.ioPriority.priority"),
+                "must be 0..7",
+            ));
+        }
+    }
+    if let Some(a) = process.exec_cpu_affinity() {
+        for (name, v) in [("initial", a.initial()), ("final", a.cpu_affinity_final())] {
+            if let Some(v) = v {
+                crate::process::parse_cpu_list(v)
+                    .map_err(|m| invalid(format!("{field}.execCPUAffinity.{name}"), m))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_version(version: &str) -> Result<(), SpecError> {
+    let mut parts = version.split(['.', '-', '+']);
+    let major = parts.next().and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(1) => Ok(()),
+        _ => Err(invalid(
+            "ociVersion",
+            format!(
+                "{version:?} is not a 1.x runtime-spec version (wren implements {OCI_VERSION})"
+            ),
+        )),
+    }
+}
+
+fn validate_id_map(
+    map: &[oci_spec::runtime::LinuxIdMapping],
+    field: &str,
+) -> Result<(), SpecError> {
+    if map.is_empty() {
+        return Err(invalid(
+            field,
+            "a new user namespace needs at least one mapping",
+        ));
+    }
+    if map.len() > 340 {
+        return Err(invalid(field, "more than 340 mappings"));
+    }
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for (i, m) in map.iter().enumerate() {
+        if m.size() == 0 {
+            return Err(invalid(format!("{field}[{i}].size"), "zero"));
+        }
+        let start = m.container_id() as u64;
+        let end = start + m.size() as u64;
+        if end > u32::MAX as u64 + 1 || m.host_id() as u64 + m.size() as u64 > u32::MAX as u64 + 1 {
+            return Err(invalid(
+                format!("{field}[{i}]"),
+                "range overflows 32-bit ids",
+            ));
+        }
+        if ranges.iter().any(|&(s, e)| start < e && s < end) {
+            return Err(invalid(format!("{field}[{i}]"), "overlaps another mapping"));
+        }
+        ranges.push((start, end));
+    }
+    Ok(())
+}
+
+/// The namespaces of `spec`, checked: no duplicate types, and every path
+/// given is a namespace of the stated type.
+pub fn namespaces(spec: &Spec) -> Result<Vec<Namespace>, SpecError> {
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let mut out: Vec<Namespace> = Vec::new();
+    for (i, ns) in list.iter().enumerate() {
+        let kind = ns.typ();
+        if out.iter().any(|n| n.kind == kind) {
+            return Err(invalid(
+                format!("linux.namespaces[{i}]"),
+                format!("duplicate {kind:?} namespace"),
+            ));
+        }
+        let path = ns.path().clone().filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = &path {
+            crate::namespaces::check_path(kind, p)
+                .map_err(|m| invalid(format!("linux.namespaces[{i}].path"), m))?;
+        }
+        out.push(Namespace { kind, path });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        parse(json.as_bytes(), Path::new("config.json")).unwrap()
+    }
+
+    const BASE: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
+        "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
+        "linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}"#;
+
+    #[test]
+    fn accepts_a_minimal_spec_and_newer_minor_versions() {
+        validate(&spec(BASE)).unwrap();
+        validate(&spec(&BASE.replace("1.0.2", "1.9.0"))).unwrap();
+    }
+
+    #[test]
+    fn rejects_other_major_versions() {
+        let err = validate(&spec(&BASE.replace("1.0.2", "2.0.0"))).unwrap_err();
+        assert!(err.to_string().starts_with("ociVersion"), "{err}");
+    }
+
+    #[test]
+    fn rejects_duplicate_namespaces() {
+        let s = BASE.replace(r#"{"type":"pid"}"#, r#"{"type":"pid"},{"type":"pid"}"#);
+        let err = validate(&spec(&s)).unwrap_err();
+        assert!(err.to_string().contains("linux.namespaces[2]"), "{err}");
+    }
+
+    #[test]
+    fn rejects_hostname_without_uts_namespace() {
+        let s = BASE.replace(r#""root""#, r#""hostname":"x","root""#);
+        let err = validate(&spec(&s)).unwrap_err();
+        assert!(err.to_string().starts_with("hostname"), "{err}");
+    }
+
+    #[test]
+    fn rejects_relative_cwd_and_bad_env() {
+        let err = validate(&spec(&BASE.replace(r#""cwd":"/""#, r#""cwd":"tmp""#))).unwrap_err();
+        assert!(err.to_string().contains("process.cwd"), "{err}");
+        let s = BASE.replace(r#""cwd":"/""#, r#""cwd":"/","env":["PATH=/bin","NOVALUE"]"#);
+        let err = validate(&spec(&s)).unwrap_err();
+        assert!(err.to_string().contains("process.env[1]"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unsupported_fields() {
+        let s = BASE.replace(r#""linux":{"#, r#""linux":{"intelRdt":{"closID":"x"},"#);
+        let err = validate(&spec(&s)).unwrap_err();
+        assert!(err.to_string().contains("linux.intelRdt"), "{err}");
+    }
+
+    #[test]
+    fn rejects_overlapping_id_maps() {
+        let s = BASE.replace(
+            r#""linux":{"#,
+            r#""linux":{"uidMappings":[{"containerID":0,"hostID":1000,"size":10},{"containerID":5,"hostID":2000,"size":10}],
+              "gidMappings":[{"containerID":0,"hostID":1000,"size":10}],"#,
+        )
+        .replace(r#"{"type":"pid"}"#, r#"{"type":"pid"},{"type":"user"}"#);
+        let err = validate(&spec(&s)).unwrap_err();
+        assert!(err.to_string().contains("linux.uidMappings[1]"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_file() {
+        let err = parse(b"{", Path::new("/b/config.json")).unwrap_err();
+        assert!(err.to_string().contains("/b/config.json"), "{err}");
+    }
+}
+
+/// A default container spec like `runc spec`: the usual mounts, masked and
+/// read-only paths, a small capability set, private namespaces. `args` is
+/// the process to run; `terminal` whether it gets a pty.
+pub fn example(args: &[String], terminal: bool) -> Spec {
+    let json = serde_json::json!({
+        "ociVersion": OCI_VERSION,
+        "process": {
+            "terminal": terminal,
+            "user": {"uid": 0, "gid": 0},
+            "args": args,
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {
+                "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+                "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "wren",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+                "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    });
+    serde_json::from_value(json).expect("the built-in example spec is valid")
+}
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn example_spec_validates() {
+        super::validate(&super::example(&["sh".into()], true)).unwrap();
+    }
+}
