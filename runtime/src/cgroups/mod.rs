@@ -1,1 +1,462 @@
-//! cgroups v1, hybrid and v2 (placeholder, being written).
+//! Container cgroups on cgroup v1, hybrid and v2 hosts, without systemd and
+//! without a helper binary.
+//!
+//! Runs in the runtime's parent process (the shim daemon or `wren-oci`),
+//! never in the container's init: directories are made, processes placed,
+//! limits written, stats read and the cgroup removed from outside. The init
+//! only benefits from being born into the cgroup through
+//! [`Cgroup::clone_into_fd`] (`clone3(CLONE_INTO_CGROUP)`).
+//!
+//! Layout of the module:
+//! - [`layout`]: where cgroupfs is and whether the host is v1, hybrid or v2;
+//! - [`path`]: `linux.cgroupsPath` → the container's path in each hierarchy;
+//! - [`validate()`]: every resource checked before anything is written;
+//! - `v1/` and `v2/`: one file per controller; [`devices`] holds the device
+//!   rule semantics shared by v1 `devices.allow/deny` and the v2 eBPF filter
+//!   (`v2/devices.rs`, loaded with `sys::bpf`);
+//! - [`stats`], [`oom`], [`convert`] (runc's v1 → v2 value conversions).
+//!
+//! On a hybrid host (v1 controllers plus a cgroup2 mount with no controllers,
+//! like the build machines) resources go to the v1 hierarchies, and the
+//! container also gets a directory in the cgroup2 hierarchy, which gives it
+//! `clone3(CLONE_INTO_CGROUP)`, `cgroup.kill` and a second freezer.
+//!
+//! Typical use by the create path:
+//! `validate` → `Cgroup::new` → `create` → spawn the init with
+//! `clone_into_fd` → `add_pid` → `apply` once the init has done its mounts;
+//! on delete `kill_all` + `delete`.
+
+pub mod convert;
+pub mod devices;
+mod error;
+mod fs;
+pub mod layout;
+pub mod oom;
+pub mod path;
+pub mod stats;
+pub(crate) mod v1;
+pub mod v2;
+mod validate;
+
+use std::collections::BTreeSet;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{open, OFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+use oci_spec::runtime::LinuxResources;
+use serde::{Deserialize, Serialize};
+
+pub use devices::default_device_rules;
+pub use error::CgroupError;
+pub use layout::{CgroupRoot, Layout, V1Controller};
+pub use oom::OomWatcher;
+pub use stats::Stats;
+pub use validate::validate;
+
+/// Freezer state of a container's cgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FreezerState {
+    /// Running normally.
+    Thawed,
+    /// A freeze was requested and is in progress ("pausing").
+    Freezing,
+    /// Every process is frozen ("paused").
+    Frozen,
+}
+
+impl FreezerState {
+    /// The OCI / containerd status word: "running", "pausing" or "paused".
+    pub fn status(self) -> &'static str {
+        match self {
+            FreezerState::Thawed => "running",
+            FreezerState::Freezing => "pausing",
+            FreezerState::Frozen => "paused",
+        }
+    }
+}
+
+/// How long [`Cgroup::delete`] keeps retrying while tasks drain.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One container's cgroup across every hierarchy of the host. Serializable,
+/// so the state file can record it and a later process (the shim after a
+/// restart, `wren-oci delete`) can manage the same cgroup without
+/// re-detecting anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    layout: Layout,
+    /// Path inside each hierarchy, starting with `/`.
+    path: String,
+}
+
+fn join(mount: &Path, path: &str) -> PathBuf {
+    mount.join(path.trim_start_matches('/'))
+}
+
+impl Cgroup {
+    /// The cgroup for a container: `cgroups_path` is `linux.cgroupsPath`
+    /// (absolute, relative to the root's default parent, or
+    /// `slice:prefix:name`); unset means `<default parent>/<container_id>`.
+    /// Nothing is created yet.
+    pub fn new(
+        root: &CgroupRoot,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Self, CgroupError> {
+        Ok(Cgroup {
+            layout: root.layout().clone(),
+            path: path::cgroup_path(root.default_parent(), cgroups_path, container_id)?,
+        })
+    }
+
+    /// The path inside each hierarchy (`/wren/<id>`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The layout this cgroup lives in.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The container's directory in each mounted v1 hierarchy.
+    fn v1_dirs(&self) -> v1::Dirs {
+        self.layout
+            .v1_controllers()
+            .map(|m| {
+                m.iter()
+                    .map(|(c, mnt)| (*c, join(mnt, &self.path)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The container's directory in the cgroup2 hierarchy (v2 and hybrid).
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.layout.unified_mount().map(|m| join(m, &self.path))
+    }
+
+    /// The container's directory for one v1 controller.
+    pub fn v1_dir(&self, c: V1Controller) -> Option<PathBuf> {
+        self.layout
+            .v1_controllers()
+            .and_then(|m| m.get(&c))
+            .map(|mnt| join(mnt, &self.path))
+    }
+
+    /// Every distinct directory of this cgroup (co-mounted v1 controllers
+    /// share one), v1 first, then cgroup2.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for d in self.v1_dirs().into_values().chain(self.unified_dir()) {
+            if seen.insert(d.clone()) {
+                out.push(d);
+            }
+        }
+        out
+    }
+
+    /// Makes the cgroup's directory in every hierarchy (parents included).
+    /// v1 cpuset directories get the parent's cpus and mems; on v2 the
+    /// ancestors delegate all their controllers. Idempotent.
+    pub fn create(&self) -> Result<(), CgroupError> {
+        for d in self.dirs() {
+            std::fs::create_dir_all(&d).map_err(|source| CgroupError::Create {
+                path: d.clone(),
+                source,
+            })?;
+        }
+        if let Some(mnt) = self
+            .layout
+            .v1_controllers()
+            .and_then(|m| m.get(&V1Controller::Cpuset))
+        {
+            v1::cpuset::populate(mnt, &join(mnt, &self.path))?;
+        }
+        if let Layout::V2 { mount, .. } = &self.layout {
+            v2::enable_controllers(mount, &join(mount, &self.path))?;
+        }
+        Ok(())
+    }
+
+    /// An `O_PATH` fd of the cgroup2 directory, for
+    /// `clone3(CLONE_INTO_CGROUP)`. `None` on pure v1. On hybrid hosts the
+    /// fd only places the child in the cgroup2 hierarchy: [`Cgroup::add_pid`]
+    /// must still put it into the v1 ones before it runs container code.
+    pub fn clone_into_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        let Some(dir) = self.unified_dir() else {
+            return Ok(None);
+        };
+        let fd = open(
+            &dir,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| CgroupError::Open {
+            path: dir.clone(),
+            source: e.into(),
+        })?;
+        Ok(Some(fd))
+    }
+
+    /// Moves `pid` into the cgroup in every hierarchy it is not already in
+    /// (as seen in `/proc/<pid>/cgroup`).
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let proc_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+        let current = std::fs::read_to_string(&proc_file).unwrap_or_default();
+        let member = |names: &[&str]| {
+            current.lines().any(|l| {
+                let mut it = l.splitn(3, ':');
+                let (_, ctrls, p) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
+                p == self.path && names.iter().all(|n| ctrls.split(',').any(|c| c == *n))
+            })
+        };
+        let mut done = BTreeSet::new();
+        for (c, d) in self.v1_dirs() {
+            if done.contains(&d) || member(&[c.name()]) {
+                continue;
+            }
+            self.write_pid(&d, pid)?;
+            done.insert(d);
+        }
+        if let Some(d) = self.unified_dir() {
+            if !member(&[""]) {
+                self.write_pid(&d, pid)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_pid(&self, dir: &Path, pid: i32) -> Result<(), CgroupError> {
+        fs::write(dir, "cgroup.procs", &pid.to_string()).map_err(|e| match e {
+            CgroupError::Write { path, source, .. } => CgroupError::AddPid { pid, path, source },
+            e => e,
+        })
+    }
+
+    /// Applies `resources` for the first time (after the init has done its
+    /// mounts, as runc does). Everything is validated first.
+    pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        validate(resources, &self.layout)?;
+        self.write_resources(resources)
+    }
+
+    /// Changes resources of a running container. Only the fields that are
+    /// set change; v1 device rules are updated by difference and the v2
+    /// device program is replaced without a gap.
+    pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
+        validate(resources, &self.layout)?;
+        self.write_resources(resources)
+    }
+
+    fn write_resources(&self, r: &LinuxResources) -> Result<(), CgroupError> {
+        match &self.layout {
+            Layout::V1 { .. } => v1::apply(&self.v1_dirs(), r, true),
+            Layout::Hybrid { .. } => {
+                let v1_devices = self.layout.has_v1(V1Controller::Devices);
+                let unified = self.unified_dir();
+                if let (Some(u), Some(map)) = (&unified, r.unified()) {
+                    v2::unified::check(u, map)?;
+                }
+                v1::apply(&self.v1_dirs(), r, v1_devices)?;
+                if let Some(u) = &unified {
+                    if let (false, Some(devs)) = (v1_devices, r.devices()) {
+                        v2::devices::apply(u, &devices::rules_from_oci(devs)?)?;
+                    }
+                    if let Some(map) = r.unified() {
+                        v2::unified::apply(u, map)?;
+                    }
+                }
+                Ok(())
+            }
+            Layout::V2 { mount, .. } => v2::apply(&join(mount, &self.path), r, true),
+        }
+    }
+
+    /// The directory whose `cgroup.procs` lists the container's processes.
+    fn procs_dir(&self) -> Option<PathBuf> {
+        match &self.layout {
+            Layout::V2 { .. } => self.unified_dir(),
+            _ => [
+                V1Controller::Freezer,
+                V1Controller::Memory,
+                V1Controller::Pids,
+                V1Controller::Cpu,
+                V1Controller::Devices,
+            ]
+            .into_iter()
+            .find_map(|c| self.v1_dir(c))
+            .or_else(|| self.v1_dirs().into_values().next())
+            .or_else(|| self.unified_dir()),
+        }
+    }
+
+    /// Every process in the cgroup and its sub-cgroups.
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut out = Vec::new();
+        if let Some(d) = self.procs_dir() {
+            fs::pids_recursive(&d, &mut out)?;
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Where freezing happens: the v1 freezer, else cgroup2's cgroup.freeze.
+    fn freezer(&self) -> Result<(bool, PathBuf), CgroupError> {
+        if let Some(d) = self.v1_dir(V1Controller::Freezer) {
+            return Ok((true, d));
+        }
+        match self.unified_dir() {
+            Some(d) => Ok((false, d)),
+            None => Err(CgroupError::NoController {
+                op: "freeze",
+                controller: "freezer",
+            }),
+        }
+    }
+
+    /// Freezes every process and waits until the kernel says frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        match self.freezer()? {
+            (true, d) => v1::freezer::freeze(&d),
+            (false, d) => v2::freezer::freeze(&d),
+        }
+    }
+
+    /// Thaws the cgroup and waits until it runs again.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match self.freezer()? {
+            (true, d) => v1::freezer::thaw(&d),
+            (false, d) => v2::freezer::thaw(&d),
+        }
+    }
+
+    /// Thawed, Freezing ("pausing") or Frozen.
+    pub fn freezer_state(&self) -> Result<FreezerState, CgroupError> {
+        match self.freezer()? {
+            (true, d) => v1::freezer::state(&d),
+            (false, d) => v2::freezer::state(&d),
+        }
+    }
+
+    /// Usage, limits and counters. `stats.version` says whether they fit
+    /// containerd's v1 or v2 metrics.
+    pub fn stats(&self) -> Result<Stats, CgroupError> {
+        let mut s = Stats::default();
+        match &self.layout {
+            Layout::V2 { mount, .. } => {
+                s.version = stats::StatsVersion::V2;
+                v2::stats(&join(mount, &self.path), &mut s)?;
+            }
+            _ => {
+                v1::stats(&self.v1_dirs(), &mut s)?;
+                if let Some(u) = self.unified_dir() {
+                    s.pressure = v2::pressure(&u)?;
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// A pollable OOM-kill notifier (see [`oom`]).
+    pub fn oom_watcher(&self) -> Result<OomWatcher, CgroupError> {
+        if let Some(d) = self.v1_dir(V1Controller::Memory) {
+            return OomWatcher::v1(&d);
+        }
+        match &self.layout {
+            Layout::V2 { mount, .. } => OomWatcher::v2(&join(mount, &self.path)),
+            _ => Err(CgroupError::NoController {
+                op: "watch for OOM kills",
+                controller: "memory",
+            }),
+        }
+    }
+
+    /// Sends `signal` to every process of the cgroup. SIGKILL uses
+    /// `cgroup.kill` where the kernel has it (atomic, no pid races); other
+    /// signals, and hosts without it, freeze the cgroup (so nothing forks
+    /// in between), signal every pid and thaw. On hybrid hosts the v1 list is
+    /// also swept after `cgroup.kill`, for processes placed only in v1.
+    pub fn kill_all(&self, signal: i32) -> Result<(), CgroupError> {
+        if signal == libc::SIGKILL {
+            if let Some(u) = self.unified_dir() {
+                if u.join("cgroup.kill").exists() {
+                    fs::write(&u, "cgroup.kill", "1")?;
+                    if self.layout.is_v2() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let sig = Signal::try_from(signal).map_err(|e| CgroupError::Kill {
+            pid: 0,
+            signal,
+            source: e.into(),
+        })?;
+        let frozen = match self.freeze() {
+            Ok(()) => true,
+            Err(e) => {
+                log::debug!("kill_all without freezing: {e}");
+                false
+            }
+        };
+        let mut result = Ok(());
+        for pid in self.pids()? {
+            match kill(Pid::from_raw(pid), sig) {
+                Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+                Err(e) => {
+                    result = Err(CgroupError::Kill {
+                        pid,
+                        signal,
+                        source: e.into(),
+                    });
+                    break;
+                }
+            }
+        }
+        if frozen {
+            self.thaw()?;
+        }
+        result
+    }
+
+    /// Removes the cgroup (and any sub-cgroups the container made) from every
+    /// hierarchy, retrying while exiting tasks drain. Already gone is fine.
+    pub fn delete(&self) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + DELETE_TIMEOUT;
+        for d in self.dirs() {
+            remove_tree(&d, deadline)?;
+        }
+        Ok(())
+    }
+}
+
+/// rmdir of `dir`'s sub-cgroups, deepest first, then of `dir` itself.
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    for child in fs::subdirs(dir)? {
+        remove_tree(&child, deadline)?;
+    }
+    let mut delay = Duration::from_millis(1);
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(source) => {
+                return Err(CgroupError::Delete {
+                    path: dir.to_owned(),
+                    source,
+                })
+            }
+        }
+    }
+}
