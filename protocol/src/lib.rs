@@ -24,12 +24,12 @@
 pub use containerd_shim_protos as shim_protos;
 pub use protobuf;
 
-/// Task service messages (package `containerd.task.v3`, wire-identical to v2).
-pub use containerd_shim_protos::shim::shim as task;
-/// Process status and process info shared by the Task API.
-pub use containerd_shim_protos::types::task as task_types;
-/// Rootfs mount descriptions carried by Create.
-pub use containerd_shim_protos::types::mount;
+/// containerd 2.3's start-time bootstrap protocol.
+pub use containerd_shim_protos::bootstrap_api as bootstrap;
+/// `io.containerd.cgroups.v1.Metrics`.
+pub use containerd_shim_protos::cgroups::metrics as cgroups_v1_metrics;
+/// `io.containerd.cgroups.v2.Metrics`.
+pub use containerd_shim_protos::cgroups_v2::metrics as cgroups_v2_metrics;
 /// `/tasks/*` event payloads.
 pub use containerd_shim_protos::events::task as events;
 /// The event envelope forwarded to containerd.
@@ -38,14 +38,14 @@ pub use containerd_shim_protos::shim::event as envelope;
 pub use containerd_shim_protos::shim::events as forward;
 /// `containerd.runc.v1.*`: runtime options, exec process details, checkpoint options.
 pub use containerd_shim_protos::shim::oci as runc_options;
-/// containerd 2.3's start-time bootstrap protocol.
-pub use containerd_shim_protos::bootstrap_api as bootstrap;
+/// Task service messages (package `containerd.task.v3`, wire-identical to v2).
+pub use containerd_shim_protos::shim::shim as task;
 /// `containerd.types.RuntimeInfo`, printed by `-info`.
 pub use containerd_shim_protos::types::introspection;
-/// `io.containerd.cgroups.v1.Metrics`.
-pub use containerd_shim_protos::cgroups::metrics as cgroups_v1_metrics;
-/// `io.containerd.cgroups.v2.Metrics`.
-pub use containerd_shim_protos::cgroups_v2::metrics as cgroups_v2_metrics;
+/// Rootfs mount descriptions carried by Create.
+pub use containerd_shim_protos::types::mount;
+/// Process status and process info shared by the Task API.
+pub use containerd_shim_protos::types::task as task_types;
 
 mod vendored {
     include!(concat!(env!("OUT_DIR"), "/vendored/mod.rs"));

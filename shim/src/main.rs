@@ -1,5 +1,70 @@
-//! containerd-shim-wren-v2 entry point (placeholder until the shim issue lands).
-fn main() {
-    eprintln!("containerd-shim-wren-v2: not built yet");
+//! `containerd-shim-wren-v2`: the containerd shim that is the runtime.
+//!
+//! One binary, several processes: `start` (spawn the daemon, print its
+//! address), `delete` (clean up without a daemon), `-v`, `-info`, and, with
+//! no action, the daemon that serves the Task API (see `daemon.rs`).
+
+mod daemon;
+mod delete;
+mod events;
+mod flags;
+mod info;
+mod log;
+mod options;
+mod reaper;
+mod sha256;
+mod socket;
+mod start;
+mod task;
+mod ttrpc;
+
+use std::io::Write;
+
+use flags::{Action, Flags};
+
+fn fail(what: &str, e: &dyn std::error::Error) -> ! {
+    let _ = writeln!(std::io::stderr(), "{what}: {}", task::error::chain(e));
     std::process::exit(1);
+}
+
+fn main() {
+    // TODO(runtime): call wren_runtime::init::run_if_init() here, first thing,
+    // once the runtime exposes it.
+    let argv0 = std::env::args()
+        .next()
+        .unwrap_or_else(|| "containerd-shim-wren-v2".into());
+    let flags = match Flags::parse(std::env::args_os().skip(1)) {
+        Ok(f) => f,
+        Err(e) => fail("containerd-shim-wren-v2", &e),
+    };
+    let action = match flags.action() {
+        Ok(a) => a,
+        Err(e) => fail("containerd-shim-wren-v2", &e),
+    };
+    match action {
+        Action::Version => print!("{}", info::version_text(&argv0)),
+        Action::Info => {
+            let out = info::runtime_info(&info::read_stdin());
+            let _ = std::io::stdout().write_all(&out);
+        }
+        Action::Start => match start::run(&flags) {
+            Ok(out) => {
+                if let Err(e) = start::print(&out) {
+                    fail("start", &e);
+                }
+            }
+            Err(e) => fail("start", &e),
+        },
+        Action::Delete => {
+            let mut ops = task::container_ops::runtime();
+            let out = delete::run(&flags, ops.as_mut());
+            let _ = std::io::stdout().write_all(&out);
+        }
+        Action::Serve => {
+            if let Err(e) = daemon::run(&flags) {
+                ::log::error!("{}", task::error::chain(&e));
+                fail("shim daemon", &e);
+            }
+        }
+    }
 }

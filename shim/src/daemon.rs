@@ -1,0 +1,249 @@
+//! The long-lived shim daemon: started by `start` with no action, the
+//! listening socket on fd 3, cwd = the bundle, stderr = the `log` FIFO.
+//!
+//! Thread budget (idle): this loop thread and the event publisher thread.
+//! The loop owns all state and multiplexes, with one epoll set: the ttrpc
+//! listener and connections, a signalfd (SIGCHLD, SIGTERM, SIGINT) and, once
+//! the runtime is linked, container pidfds and stdio pipes.
+//!
+//! Runs in the daemon process.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::events::publisher::Publisher;
+use crate::flags::Flags;
+use crate::task::service::TaskService;
+use crate::ttrpc::server::{self, Connection, ReadOutcome};
+use crate::{delete, reaper, socket, task};
+
+/// The fd `start` passes the listening socket on.
+pub const LISTENER_FD: RawFd = 3;
+/// containerd's ttrpc address, for events.
+pub const TTRPC_ADDRESS_ENV: &str = "TTRPC_ADDRESS";
+
+const TOKEN_LISTENER: u64 = 0;
+const TOKEN_SIGNALS: u64 = 1;
+/// Tokens of container pidfds carry this bit; connections use fd + 16.
+const PIDFD_BIT: u64 = 1 << 40;
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("fd {LISTENER_FD} is not a listening socket")]
+    NoListener(#[source] std::io::Error),
+    #[error("become child subreaper")]
+    Subreaper(#[source] nix::Error),
+    #[error("set up signal handling")]
+    Signals(#[source] nix::Error),
+    #[error("set up epoll")]
+    Epoll(#[source] nix::Error),
+}
+
+fn inherited_listener() -> Result<UnixListener, DaemonError> {
+    let mut accepting: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt(SO_ACCEPTCONN) writes one c_int into `accepting`.
+    let rc = unsafe {
+        libc::getsockopt(
+            LISTENER_FD,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut accepting as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc < 0 || accepting == 0 {
+        return Err(DaemonError::NoListener(std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd 3 was handed to us by `start` as the listener and nothing
+    // else in this process owns it.
+    let listener = unsafe { UnixListener::from_raw_fd(LISTENER_FD) };
+    // SAFETY: sets FD_CLOEXEC on our own fd so no child inherits it.
+    unsafe { libc::fcntl(LISTENER_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    listener
+        .set_nonblocking(true)
+        .map_err(DaemonError::NoListener)?;
+    Ok(listener)
+}
+
+/// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
+pub fn run(flags: &Flags) -> Result<(), DaemonError> {
+    let listener = inherited_listener()?;
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(DaemonError::Subreaper(nix::Error::last()));
+    }
+    // Block the signals we read from the signalfd before any thread exists,
+    // so every thread inherits the mask; ignore SIGPIPE (dead log reader,
+    // closed client) so writes fail with EPIPE instead.
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block().map_err(DaemonError::Signals)?;
+    // SAFETY: installing SIG_IGN has no handler code to be unsafe.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigIgn) }
+        .map_err(DaemonError::Signals)?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(DaemonError::Signals)?;
+
+    crate::log::init(flags.debug, &[("runtime", crate::info::RUNTIME_NAME)]);
+    log::info!(
+        "starting wren shim {} for {} in {}",
+        crate::info::VERSION,
+        flags.id,
+        flags.namespace
+    );
+
+    let publisher = Publisher::start(std::env::var(TTRPC_ADDRESS_ENV).ok(), &flags.namespace);
+    let mut service = TaskService::new(
+        task::container_ops::runtime(),
+        publisher,
+        delete::default_state_root(&flags.namespace),
+    );
+
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(DaemonError::Epoll)?;
+    epoll
+        .add(
+            listener.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_LISTENER),
+        )
+        .map_err(DaemonError::Epoll)?;
+    epoll
+        .add(
+            signals.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, TOKEN_SIGNALS),
+        )
+        .map_err(DaemonError::Epoll)?;
+
+    let mut connections: HashMap<u64, Connection> = HashMap::new();
+    let mut pidfds: HashMap<u64, (String, OwnedFd)> = HashMap::new();
+    let mut events = [EpollEvent::empty(); 16];
+    let mut stop = false;
+    while !stop && !service.shutdown_requested() {
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => {
+                log::error!("epoll_wait: {e}");
+                break;
+            }
+        };
+        for ev in &events[..n] {
+            for (id, fd) in service.take_new_pidfds() {
+                let token = PIDFD_BIT | fd.as_raw_fd() as u64;
+                if let Err(e) = epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+                    log::error!("watch init of {id}: {e}");
+                }
+                pidfds.insert(token, (id, fd));
+            }
+            match ev.data() {
+                TOKEN_LISTENER => loop {
+                    match server::accept(&listener) {
+                        Ok(Some(conn)) => {
+                            let token = conn.as_raw_fd() as u64 + 16;
+                            // SAFETY: the fd belongs to `conn`, which stays in
+                            // `connections` until it is removed from epoll.
+                            let fd =
+                                unsafe { std::os::fd::BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+                            if let Err(e) =
+                                epoll.add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+                            {
+                                log::error!("epoll add connection: {e}");
+                                continue;
+                            }
+                            log::debug!("ttrpc: new connection");
+                            connections.insert(token, conn);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::warn!("ttrpc accept: {e}");
+                            break;
+                        }
+                    }
+                },
+                TOKEN_SIGNALS => {
+                    while let Ok(Some(info)) = signals.read_signal() {
+                        match Signal::try_from(info.ssi_signo as i32) {
+                            Ok(Signal::SIGCHLD) => {
+                                for (pid, status) in reaper::reap_orphans(&|_| false) {
+                                    log::debug!("reaped orphan {pid} with status {status}");
+                                }
+                            }
+                            Ok(s) => {
+                                log::info!("received {s}, shutting down");
+                                stop = true;
+                            }
+                            Err(_) => {}
+                        }
+                    }
+                }
+                token if token & PIDFD_BIT != 0 => {
+                    let Some((id, fd)) = pidfds.get(&token) else {
+                        continue;
+                    };
+                    match reaper::try_reap_pidfd(fd.as_fd()) {
+                        Ok(None) => {}
+                        Ok(Some(status)) => {
+                            let id = id.clone();
+                            if let Some((_, fd)) = pidfds.remove(&token) {
+                                let _ = epoll.delete(fd.as_fd());
+                            }
+                            service.init_exited(&id, status);
+                        }
+                        Err(e) => log::warn!("wait for init of {id}: {e}"),
+                    }
+                }
+                token => {
+                    let outcome = match connections.get_mut(&token) {
+                        Some(conn) => conn.read(),
+                        None => continue,
+                    };
+                    match outcome {
+                        ReadOutcome::Requests(reqs) => {
+                            for (req, responder) in reqs {
+                                log::debug!("ttrpc: {}/{}", req.service, req.method);
+                                let is_task = req.service == wren_protocol::services::TASK_V2
+                                    || req.service == wren_protocol::services::TASK_V3;
+                                if is_task {
+                                    service.dispatch(&req.method, &req.payload, responder);
+                                } else {
+                                    responder.send(Err(server::status(
+                                        wren_protocol::ttrpc_wire::Code::UNIMPLEMENTED,
+                                        format!("service {} is not served here", req.service),
+                                    )));
+                                }
+                            }
+                        }
+                        ReadOutcome::Closed => {
+                            if let Some(conn) = connections.remove(&token) {
+                                // SAFETY: the fd is still open (owned by `conn`).
+                                let fd = unsafe {
+                                    std::os::fd::BorrowedFd::borrow_raw(conn.as_raw_fd())
+                                };
+                                let _ = epoll.delete(fd);
+                                log::debug!("ttrpc: connection closed");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    service.publisher().flush(Duration::from_secs(5));
+    if let Some(path) = std::fs::read_to_string("address")
+        .ok()
+        .and_then(|a| socket::from_address(a.trim()))
+    {
+        let _ = socket::remove(&path);
+    }
+    log::info!("shim exiting");
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Events the shim publishes to containerd (`/tasks/*`).
+//!
+//! Runs in the daemon.
+
+pub mod publisher;
