@@ -178,8 +178,8 @@ impl Cgroup {
         {
             v1::cpuset::populate(mnt, &join(mnt, &self.path))?;
         }
-        if let Layout::V2 { mount, .. } = &self.layout {
-            v2::enable_controllers(mount, &join(mount, &self.path))?;
+        if let Layout::V2 { mount, controllers } = &self.layout {
+            v2::enable_controllers(mount, &join(mount, &self.path), controllers)?;
         }
         Ok(())
     }

@@ -22,11 +22,15 @@ use super::devices::rules_from_oci;
 use super::stats::{parse_psi, PressureStats, Stats};
 use super::{fs, CgroupError};
 
-/// Enables, in every ancestor of `dir` below and including `mount`, all
-/// controllers the ancestor has, so that `dir` gets them all (runc does the
-/// same). Controllers that cannot be enabled are logged and skipped; a
+/// Enables, in every ancestor of `dir` below and including `mount`, every
+/// controller of `wanted` (the layout's) that the ancestor has, so that `dir`
+/// gets them all (runc enables everything available too). Controllers that cannot be enabled are logged and skipped; a
 /// resource that needs one fails later with a clear error.
-pub(crate) fn enable_controllers(mount: &Path, dir: &Path) -> Result<(), CgroupError> {
+pub(crate) fn enable_controllers(
+    mount: &Path,
+    dir: &Path,
+    wanted: &BTreeSet<String>,
+) -> Result<(), CgroupError> {
     let Ok(rel) = dir.strip_prefix(mount) else {
         return Ok(());
     };
@@ -42,7 +46,7 @@ pub(crate) fn enable_controllers(mount: &Path, dir: &Path) -> Result<(), CgroupE
             .split_whitespace()
             .map(str::to_owned)
             .collect();
-        for c in have.difference(&on) {
+        for c in have.difference(&on).filter(|c| wanted.contains(*c)) {
             if let Err(e) = fs::write(&cur, "cgroup.subtree_control", &format!("+{c}")) {
                 log::warn!("cannot delegate the {c} controller: {e}");
             }
