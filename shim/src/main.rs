@@ -28,8 +28,9 @@ fn fail(what: &str, e: &dyn std::error::Error) -> ! {
 }
 
 fn main() {
-    // TODO(runtime): call wren_runtime::init::run_if_init() here, first thing,
-    // once the runtime exposes it.
+    // The runtime re-executes this binary as a container init: become it
+    // before anything else (no thread, no allocation-heavy setup) exists.
+    wren_runtime::init::run_if_init();
     let argv0 = std::env::args()
         .next()
         .unwrap_or_else(|| "containerd-shim-wren-v2".into());
