@@ -40,11 +40,14 @@ pub(crate) fn read_opt(dir: &Path, file: &str) -> Result<Option<String>, CgroupE
     }
 }
 
-/// Parses one number; "max" (v2) and the v1 "unlimited" value come back as `u64::MAX`.
+/// Parses one number; "max" (v2) comes back as `u64::MAX`, an empty file as 0.
 pub(crate) fn parse_u64(dir: &Path, file: &str, text: &str) -> Result<u64, CgroupError> {
     let t = text.trim();
     if t == "max" {
         return Ok(u64::MAX);
+    }
+    if t.is_empty() {
+        return Ok(0);
     }
     t.parse::<u64>().map_err(|_| CgroupError::Parse {
         path: dir.join(file),
