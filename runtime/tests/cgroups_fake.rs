@@ -104,11 +104,7 @@ fn v2_layout_is_detected_with_its_controllers() {
     assert_eq!(cg.unified_dir().unwrap(), f.dir);
     cg.create().unwrap();
     // The parent delegated controllers to its children.
-    assert!(read(
-        &f.dir.parent().unwrap().to_path_buf(),
-        "cgroup.subtree_control"
-    )
-    .starts_with('+'));
+    assert!(read(f.dir.parent().unwrap(), "cgroup.subtree_control").starts_with('+'));
 }
 
 #[test]

@@ -31,7 +31,9 @@ fn is_root() -> bool {
 macro_rules! require {
     ($cond:expr, $why:expr) => {
         if !$cond {
-            eprintln!("SKIPPED {}: {}", module_path!(), $why);
+            // Straight to stderr, past libtest's capture, so a skip is seen.
+            let test = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {}", $why);
             return;
         }
     };
