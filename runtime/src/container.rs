@@ -564,7 +564,10 @@ impl Container {
                 )
             })
         });
-        let resources = linux.resources().clone();
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
         let mut on_hooks = |pid: i32| -> Result<String, Error> {
             if let Some(res) = &resources {
                 cgroup.apply(res)?;
@@ -998,6 +1001,53 @@ impl Container {
         }
         std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))
     }
+}
+
+/// The device cgroup rules to apply: the spec's, then (as runc does) the
+/// default devices every container has and the nodes of `linux.devices`,
+/// so a "deny all" spec still leaves /dev/null and the pty usable.
+pub fn with_default_devices(
+    res: &LinuxResources,
+    devices: &[oci_spec::runtime::LinuxDevice],
+) -> LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut rules = res.devices().clone().unwrap_or_default();
+    let c = LinuxDeviceType::C;
+    rules.push(rule(c, None, None, "m"));
+    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
+    for (major, minor) in [
+        (1, 3),
+        (1, 5),
+        (1, 7),
+        (1, 8),
+        (1, 9),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+    ] {
+        rules.push(rule(c, Some(major), Some(minor), "rwm"));
+    }
+    rules.push(rule(c, Some(136), None, "rwm"));
+    for d in devices {
+        let typ = match d.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            LinuxDeviceType::P => continue,
+            _ => LinuxDeviceType::C,
+        };
+        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+    }
+    let mut out = res.clone();
+    out.set_devices(Some(rules));
+    out
 }
 
 fn make_fifo(path: &Path) -> Result<(), Error> {

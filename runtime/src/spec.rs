@@ -49,12 +49,23 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     parse(&data, &path)
 }
 
-/// Parse config.json bytes (`path` only names the source in errors).
+/// Parse config.json bytes (`path` only names the source in errors). The
+/// seccomp profile and capabilities are checked on the raw JSON first, so
+/// their errors name the exact field instead of a line and column.
 pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
-    serde_json::from_slice(data).map_err(|e| SpecError::Parse {
+    let parse_err = |e: serde_json::Error| SpecError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    };
+    let value: serde_json::Value = serde_json::from_slice(data).map_err(parse_err)?;
+    if let Some(s) = value.pointer("/linux/seccomp") {
+        crate::seccomp::from_json(s).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+    }
+    if let Some(c) = value.pointer("/process/capabilities") {
+        crate::capabilities::from_json(c)
+            .map_err(|e| invalid("process.capabilities", e.to_string()))?;
+    }
+    serde_json::from_value(value).map_err(parse_err)
 }
 
 /// The absolute rootfs directory of `spec`, relative paths taken from `bundle`.

@@ -1,1 +1,325 @@
-//! Shared helpers for the root integration tests.
+//! Shared helpers for the root integration tests: finding the built
+//! binaries, busybox bundles made from Debian's busybox-static, a private
+//! state root per test, and a subreaper that reaps orphaned containers
+//! without stealing the exit status of commands the tests wait for.
+//!
+//! Runs in the test processes only.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// True when running as root; otherwise prints why the test is skipped.
+pub fn require_root(test: &str) -> bool {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED {test}: needs root (namespaces, mounts, cgroups)");
+        return false;
+    }
+    become_subreaper();
+    true
+}
+
+/// A built binary of this workspace (target/<profile>/<name>).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `make test` (it builds the binaries first)",
+        p.display()
+    );
+    p
+}
+
+static CHILDREN: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+static SUBREAPER: Once = Once::new();
+
+fn become_subreaper() {
+    SUBREAPER.call_once(|| {
+        // Containers whose creating command exits reparent to us (PID 1
+        // here does not reap), so we reap them; see `reap`.
+        // SAFETY: integer prctl.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    });
+}
+
+/// Run a command and wait for it, registered so `reap` never takes it.
+/// Output goes to files, not pipes: a detached container inherits the
+/// command's stdio and would keep a pipe open forever.
+pub fn run(cmd: &mut Command) -> Output {
+    let out_file = tempfile::tempfile().expect("tempfile");
+    let err_file = tempfile::tempfile().expect("tempfile");
+    cmd.stdin(Stdio::null())
+        .stdout(out_file.try_clone().expect("dup"))
+        .stderr(err_file.try_clone().expect("dup"));
+    let mut child = {
+        let mut g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tries = 0;
+        let child = loop {
+            match cmd.spawn() {
+                Ok(c) => break c,
+                // A file just written by another thread may still be open
+                // for writing in a concurrently forked child for a moment.
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("spawn {cmd:?}: {e}"),
+            }
+        };
+        g.get_or_insert_with(HashSet::new).insert(child.id());
+        child
+    };
+    let pid = child.id();
+    let status = child.wait().expect("wait");
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .remove(&pid);
+    reap();
+    let read = |mut f: std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut v = Vec::new();
+        f.seek(std::io::SeekFrom::Start(0))
+            .and_then(|_| f.read_to_end(&mut v))
+            .expect("read output");
+        v
+    };
+    Output {
+        status,
+        stdout: read(out_file),
+        stderr: read(err_file),
+    }
+}
+
+/// Reap zombie children that no test is waiting for (orphaned containers).
+pub fn reap() {
+    let g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if g.as_ref().is_some_and(|s| s.contains(&pid)) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split(' ').collect();
+        if f.first() == Some(&"Z") && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me) {
+            let mut status = 0;
+            // SAFETY: reaping one specific zombie child of ours.
+            unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+        }
+    }
+}
+
+/// A private `wren-oci` with its own state root and a unique prefix for
+/// container ids (which also name their cgroups).
+pub struct Oci {
+    pub root: tempfile::TempDir,
+    pub prefix: String,
+    pub binary: PathBuf,
+}
+
+impl Oci {
+    pub fn new(test: &str) -> Oci {
+        Oci {
+            root: tempfile::tempdir().expect("tempdir"),
+            prefix: format!("{test}-{}", std::process::id()),
+            binary: bin("wren-oci"),
+        }
+    }
+
+    /// Use a private copy of the binary (for tests about the binary itself,
+    /// which other tests running it in parallel would disturb).
+    pub fn with_private_binary(mut self, dir: &Path) -> Oci {
+        let copy = dir.join("wren-oci");
+        std::fs::copy(&self.binary, &copy).expect("copy wren-oci");
+        self.binary = copy;
+        self
+    }
+
+    pub fn id(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(&self.binary);
+        c.arg("--root").arg(self.root.path());
+        c
+    }
+
+    /// Run `wren-oci ARGS`; returns the output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.cmd().args(args))
+    }
+
+    /// Run and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "wren-oci {args:?} failed: {}\nstdout: {}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn state(&self, id: &str) -> Value {
+        serde_json::from_str(&self.ok(&["state", id])).expect("state json")
+    }
+}
+
+impl Drop for Oci {
+    fn drop(&mut self) {
+        // Force-delete whatever a failed test left.
+        if let Ok(dir) = std::fs::read_dir(self.root.path()) {
+            for e in dir.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                let _ = run(self.cmd().args(["delete", "--force", &id]));
+            }
+        }
+        reap();
+    }
+}
+
+/// An OCI bundle with a busybox rootfs.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub config: Value,
+}
+
+impl Bundle {
+    /// A bundle running `args` with the runc-like default spec.
+    pub fn busybox(args: &[&str]) -> Bundle {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rootfs = dir.path().join("rootfs");
+        for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
+            std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is not installed (make deps)");
+        std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
+        let list = Command::new(busybox)
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+        }
+        std::fs::write(
+            rootfs.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/tmp:/bin/sh\n",
+        )
+        .expect("passwd");
+        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").expect("group");
+        let spec = Command::new(bin("wren-oci"))
+            .arg("spec")
+            .current_dir(dir.path())
+            .output()
+            .expect("spec");
+        assert!(
+            spec.status.success(),
+            "wren-oci spec: {}",
+            String::from_utf8_lossy(&spec.stderr)
+        );
+        let mut config: Value = serde_json::from_slice(
+            &std::fs::read(dir.path().join("config.json")).expect("read config"),
+        )
+        .expect("json");
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        let b = Bundle { dir, config };
+        b.save();
+        b
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path_str(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 path")
+    }
+
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Write the (modified) config back.
+    pub fn save(&self) {
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(&self.config).expect("json"),
+        )
+        .expect("write config");
+    }
+}
+
+/// Every cgroup directory named `name` in any hierarchy.
+pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return out;
+    };
+    for h in hier.flatten() {
+        let p = h.path().join("wren").join(name);
+        if p.exists() {
+            out.push(p);
+        }
+    }
+    if Path::new("/sys/fs/cgroup/wren").join(name).exists() {
+        out.push(Path::new("/sys/fs/cgroup/wren").join(name));
+    }
+    out
+}
+
+/// Wait until `f` holds, at most `secs` seconds.
+pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// Is there a live process with this pid?
+pub fn alive(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+/// Assert that nothing of container `id` is left: no cgroup, no state.
+pub fn assert_gone(oci: &Oci, id: &str) {
+    assert!(
+        !oci.root.path().join(id).exists(),
+        "state dir of {id} left behind"
+    );
+    let dirs = cgroup_dirs(id);
+    assert!(dirs.is_empty(), "cgroups of {id} left behind: {dirs:?}");
+}

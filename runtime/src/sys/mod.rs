@@ -446,7 +446,8 @@ pub struct SpawnArgs<'a> {
     pub argv: &'a [CString],
     pub envp: &'a [CString],
     /// `(source, target)` pairs: `source` is duplicated onto `target` in the
-    /// child. Every other fd is close-on-exec and disappears at `execveat`.
+    /// child. Targets must be 0..n without gaps; every other fd, including
+    /// ones the caller inherited without `O_CLOEXEC`, is closed at exec.
     pub fds: &'a [(BorrowedFd<'a>, RawFd)],
     /// A cgroup2 directory to be born in (`CLONE_INTO_CGROUP`).
     pub cgroup: Option<BorrowedFd<'a>>,
@@ -588,6 +589,14 @@ unsafe fn child_after_clone(
             // SAFETY: as above.
             unsafe { libc::syscall(libc::SYS_exit_group, 126) };
         }
+    }
+    // Whatever else is open (fds the caller inherited without O_CLOEXEC,
+    // like a make jobserver pipe) must not reach the new program. Mark, not
+    // close: the executable's own fd is in that range.
+    // SAFETY: raw close_range with CLOSE_RANGE_CLOEXEC on our own fds.
+    if unsafe { libc::syscall(libc::SYS_close_range, nfds as u32, u32::MAX, 1u32 << 2) } < 0 {
+        // SAFETY: exiting the child without running any destructor.
+        unsafe { libc::syscall(libc::SYS_exit_group, 126) };
     }
     // SAFETY: argv/envp are NUL-terminated arrays prepared before clone3.
     unsafe {

@@ -1,0 +1,48 @@
+# wren: build, test, demo, bench. `make test` uses the fast dev profile and
+# one build for the whole suite; `make bench` builds the lean release binaries.
+CARGO ?= cargo
+DEV := target/debug
+REL := target/release
+PREFIX ?= /usr/local
+
+.PHONY: all deps build release install test unit lint demo bench clean-demo
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+install: release
+	install -m 0755 $(REL)/wren-oci $(DESTDIR)$(PREFIX)/bin/wren-oci
+	install -m 0755 $(REL)/containerd-shim-wren-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-wren-v2
+
+# The whole suite: unit tests beside the code and the root integration
+# tests in tests/ (which skip visibly when not root).
+test: deps build
+	$(CARGO) test --workspace --no-fail-fast
+
+unit:
+	$(CARGO) test --workspace --lib --bins
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Run one container from a bundled busybox rootfs.
+demo: deps
+	$(CARGO) build -p wren-oci
+	@bash scripts/make-bundle.sh target/demo/bundle
+	@echo "+ wren-oci run --bundle target/demo/bundle demo-$$$$"
+	@$(DEV)/wren-oci --root target/demo/state run --bundle target/demo/bundle demo-$$$$
+
+bench: deps release
+	@bash scripts/bench.sh
+
+clean-demo:
+	rm -rf target/demo

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install what wren needs to build and test on a Debian machine, only if
+# something is missing. Safe to run again.
+set -euo pipefail
+need=()
+command -v busybox >/dev/null 2>&1 && busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v containerd >/dev/null 2>&1 || need+=(containerd)
+command -v runc >/dev/null 2>&1 || need+=(runc)
+command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# busybox-static provides /bin/busybox; make sure it is the static one.
+if ! file -L "$(command -v busybox)" 2>/dev/null | grep -q static; then
+  if [ -x /bin/busybox ] && ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; then :; else
+    echo "warning: busybox is not statically linked; test images may not run" >&2
+  fi
+fi
