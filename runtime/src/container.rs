@@ -204,6 +204,15 @@ impl Cleanup<'_> {
     }
 }
 
+/// Drops a pid from the child registry once the library is done with it.
+struct Released(i32);
+
+impl Drop for Released {
+    fn drop(&mut self) {
+        crate::children::release(self.0);
+    }
+}
+
 /// What came back from a launched init.
 struct Launched {
     pid: i32,
@@ -267,14 +276,19 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         Some(cg) => cg.clone_into_fd()?,
         None => None,
     };
-    let (stage1, stage1_fd, born_in_cgroup) = sys::spawn(&sys::SpawnArgs {
-        exe: sys::Exe::Fd(init_exe()?),
-        argv: &argv,
-        envp: &envp,
-        fds: &fds,
-        cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
+    let exe = init_exe()?;
+    let (stage1, (stage1_fd, born_in_cgroup)) = crate::children::spawn_recorded(|| {
+        sys::spawn(&sys::SpawnArgs {
+            exe: sys::Exe::Fd(exe),
+            argv: &argv,
+            envp: &envp,
+            fds: &fds,
+            cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
+        })
+        .map(|(pid, fd, born)| (pid, (fd, born)))
     })
     .map_err(sys_err("spawn the container init"))?;
+    let _stage1_record = Released(stage1);
     drop(theirs);
     let mut guard = Cleanup {
         dir: None,
@@ -339,6 +353,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                 let fd = fds.pop().ok_or_else(|| {
                     sys_err("receive the container pidfd")(io::ErrorKind::InvalidData.into())
                 })?;
+                crate::children::record(pid);
                 guard
                     .pidfds
                     .push(fd.try_clone().map_err(sys_err("dup pidfd"))?);
@@ -672,6 +687,14 @@ impl Container {
 
     pub fn spec(&self) -> &Spec {
         &self.state.spec
+    }
+
+    /// Does the container have a pid namespace of its own? If not, its
+    /// other processes must be killed when the init exits (runc's rule).
+    pub fn has_own_pid_namespace(&self) -> bool {
+        spec::namespaces(&self.state.spec)
+            .map(|ns| ns.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none()))
+            .unwrap_or(false)
     }
 
     pub fn bundle(&self) -> &Path {

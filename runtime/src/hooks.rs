@@ -61,6 +61,7 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         path: path.clone(),
         source,
     };
+    // Fail with the hook's path if it is missing, before anything starts.
     let exe = sys::open(&path, libc::O_PATH, 0).map_err(start)?;
     let args: Vec<String> = match hook.args() {
         Some(a) if !a.is_empty() => a.clone(),
@@ -79,22 +80,40 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
         .map(|e| cstring(e.as_bytes()))
         .collect::<io::Result<_>>()
         .map_err(start)?;
+    drop(exe);
     let (rd, wr) = pipe().map_err(start)?;
     let null = sys::open(std::path::Path::new("/dev/null"), libc::O_RDWR, 0).map_err(start)?;
     let out = valid_or(1, null.as_fd());
     let err = valid_or(2, null.as_fd());
     let path_c = cstring(path.as_os_str().as_bytes()).map_err(start)?;
     let fds = [(rd.as_fd(), 0), (out, 1), (err, 2)];
-    let (pid, pidfd, _) = sys::spawn(&sys::SpawnArgs {
-        exe: sys::Exe::Path(&path_c),
-        argv: &argv,
-        envp: &envp,
-        fds: &fds,
-        cgroup: None,
+    let (pid, pidfd) = crate::children::spawn_recorded(|| {
+        sys::spawn(&sys::SpawnArgs {
+            exe: sys::Exe::Path(&path_c),
+            argv: &argv,
+            envp: &envp,
+            fds: &fds,
+            cgroup: None,
+        })
+        .map(|(pid, fd, _)| (pid, fd))
     })
     .map_err(start)?;
-    drop(exe);
     drop(rd);
+    let result = wait_hook(kind, hook, &path, pid, pidfd, wr, state);
+    crate::children::release(pid);
+    result
+}
+
+fn wait_hook(
+    kind: &'static str,
+    hook: &Hook,
+    path: &std::path::Path,
+    pid: i32,
+    pidfd: OwnedFd,
+    wr: OwnedFd,
+    state: &[u8],
+) -> Result<(), HookError> {
+    let path = path.to_path_buf();
     // A hook that does not read its stdin must not block us: EPIPE is fine.
     let mut w = std::fs::File::from(wr);
     let _ = w.write_all(state);

@@ -12,6 +12,7 @@
 
 pub mod capabilities;
 pub mod cgroups;
+pub mod children;
 pub mod console;
 pub mod container;
 pub mod devices;
