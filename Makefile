@@ -41,7 +41,8 @@ demo: deps
 	@echo "+ wren-oci run --bundle target/demo/bundle demo-$$$$"
 	@$(DEV)/wren-oci --root target/demo/state run --bundle target/demo/bundle demo-$$$$
 
-bench: deps release
+bench: deps
+	$(CARGO) build --release -p wren-oci
 	@bash scripts/bench.sh
 
 clean-demo:

@@ -429,8 +429,8 @@ fn list(g: &Global, mut args: Args) -> Result<ExitCode> {
         }
     } else {
         println!(
-            "{:<20} {:<8} {:<10} {:<40} {}",
-            "ID", "PID", "STATUS", "BUNDLE", "CREATED"
+            "{:<20} {:<8} {:<10} {:<40} CREATED",
+            "ID", "PID", "STATUS", "BUNDLE"
         );
         for s in &states {
             println!(

@@ -97,7 +97,7 @@ impl Root {
 
     /// An `O_PATH` fd of the parent directory of `path` (created if missing)
     /// and the final component name.
-    pub fn parent_of<'p>(&self, path: &'p Path, strict: bool) -> io::Result<(OwnedFd, PathBuf)> {
+    pub fn parent_of(&self, path: &Path, strict: bool) -> io::Result<(OwnedFd, PathBuf)> {
         let rel = clean(path);
         let (parent, name) = split(&rel)?;
         let dir = self.mkdir_all(parent, 0o755, strict)?;
