@@ -693,7 +693,10 @@ impl Container {
     /// other processes must be killed when the init exits (runc's rule).
     pub fn has_own_pid_namespace(&self) -> bool {
         spec::namespaces(&self.state.spec)
-            .map(|ns| ns.iter().any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none()))
+            .map(|ns| {
+                ns.iter()
+                    .any(|n| n.kind == LinuxNamespaceType::Pid && n.path.is_none())
+            })
             .unwrap_or(false)
     }
 
