@@ -9,7 +9,7 @@
 //! Runs in the daemon process.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::events::publisher::Publisher;
 use crate::flags::Flags;
-use crate::task::service::TaskService;
+use crate::task::service::{NewPidfd as Watched, TaskService};
 use crate::ttrpc::server::{self, Connection, ReadOutcome};
 use crate::{delete, reaper, socket, task};
 
@@ -73,6 +73,20 @@ fn inherited_listener() -> Result<UnixListener, DaemonError> {
     Ok(listener)
 }
 
+/// Watches the pidfds of processes the service created since the last look,
+/// then hands their pids over from the runtime library's registry to us.
+fn watch_new_pidfds(epoll: &Epoll, service: &mut TaskService, pidfds: &mut HashMap<u64, Watched>) {
+    for w in service.take_new_pidfds() {
+        let token = PIDFD_BIT | w.pidfd.as_raw_fd() as u64;
+        if let Err(e) = epoll.add(w.pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
+            log::error!("watch pid {} of {}: {e}", w.pid, w.id);
+        }
+        let pid = w.pid as i32;
+        pidfds.insert(token, w);
+        wren_runtime::children::release(pid);
+    }
+}
+
 /// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
 pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let listener = inherited_listener()?;
@@ -124,7 +138,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
         .map_err(DaemonError::Epoll)?;
 
     let mut connections: HashMap<u64, Connection> = HashMap::new();
-    let mut pidfds: HashMap<u64, (String, OwnedFd)> = HashMap::new();
+    let mut pidfds: HashMap<u64, Watched> = HashMap::new();
     let mut events = [EpollEvent::empty(); 16];
     let mut stop = false;
     while !stop && !service.shutdown_requested() {
@@ -137,13 +151,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
             }
         };
         for ev in &events[..n] {
-            for (id, fd) in service.take_new_pidfds() {
-                let token = PIDFD_BIT | fd.as_raw_fd() as u64;
-                if let Err(e) = epoll.add(fd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
-                    log::error!("watch init of {id}: {e}");
-                }
-                pidfds.insert(token, (id, fd));
-            }
+            watch_new_pidfds(&epoll, &mut service, &mut pidfds);
             match ev.data() {
                 TOKEN_LISTENER => loop {
                     match server::accept(&listener) {
@@ -173,7 +181,11 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                     while let Ok(Some(info)) = signals.read_signal() {
                         match Signal::try_from(info.ssi_signo as i32) {
                             Ok(Signal::SIGCHLD) => {
-                                for (pid, status) in reaper::reap_orphans(&|_| false) {
+                                let owned = |pid: i32| {
+                                    wren_runtime::children::is_runtime_child(pid)
+                                        || pidfds.values().any(|w| w.pid as i32 == pid)
+                                };
+                                for (pid, status) in reaper::reap_orphans(&owned) {
                                     log::debug!("reaped orphan {pid} with status {status}");
                                 }
                             }
@@ -186,19 +198,24 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                     }
                 }
                 token if token & PIDFD_BIT != 0 => {
-                    let Some((id, fd)) = pidfds.get(&token) else {
+                    let Some(w) = pidfds.get(&token) else {
                         continue;
                     };
-                    match reaper::try_reap_pidfd(fd.as_fd()) {
+                    match reaper::try_reap_pidfd(w.pidfd.as_fd()) {
                         Ok(None) => {}
                         Ok(Some(status)) => {
-                            let id = id.clone();
-                            if let Some((_, fd)) = pidfds.remove(&token) {
-                                let _ = epoll.delete(fd.as_fd());
+                            if let Some(w) = pidfds.remove(&token) {
+                                let _ = epoll.delete(w.pidfd.as_fd());
+                                service.process_exited(&w.id, &w.exec_id, status);
                             }
-                            service.init_exited(&id, status);
                         }
-                        Err(e) => log::warn!("wait for init of {id}: {e}"),
+                        Err(e) => {
+                            log::warn!("wait for pid {} of {}: {e}", w.pid, w.id);
+                            if let Some(w) = pidfds.remove(&token) {
+                                let _ = epoll.delete(w.pidfd.as_fd());
+                                service.process_exited(&w.id, &w.exec_id, 255);
+                            }
+                        }
                     }
                 }
                 token => {
@@ -236,6 +253,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                 }
             }
         }
+        watch_new_pidfds(&epoll, &mut service, &mut pidfds);
     }
     service.publisher().flush(Duration::from_secs(5));
     if let Some(path) = std::fs::read_to_string("address")

@@ -29,18 +29,6 @@ pub fn default_state_root(namespace: &str) -> PathBuf {
     Path::new("/run/containerd/wren").join(namespace)
 }
 
-/// Unmounts everything stacked on `path`, innermost first; absent or not
-/// mounted is fine.
-fn unmount_all(path: &Path) -> Result<(), nix::Error> {
-    loop {
-        match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
-            Ok(()) => continue,
-            Err(nix::Error::EINVAL | nix::Error::ENOENT) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Runs `delete`, writing warnings to stderr; returns the encoded response.
 pub fn run(flags: &Flags, ops: &mut dyn ContainerOps) -> Vec<u8> {
     let bundle = if flags.bundle.is_empty() {
@@ -63,7 +51,7 @@ pub fn run(flags: &Flags, ops: &mut dyn ContainerOps) -> Vec<u8> {
     if let Err(e) = ops.force_delete(&state_root, &flags.id) {
         warn(crate::task::error::chain(&e));
     }
-    if let Err(e) = unmount_all(&bundle.join("rootfs")) {
+    if let Err(e) = crate::task::rootfs::unmount_all(&bundle.join("rootfs")) {
         warn(format!("unmount rootfs: {e}"));
     }
     let pid = std::fs::read_to_string(bundle.join("init.pid"))

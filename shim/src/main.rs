@@ -15,6 +15,7 @@ mod reaper;
 mod sha256;
 mod socket;
 mod start;
+mod stdio;
 mod task;
 mod ttrpc;
 

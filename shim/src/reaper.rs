@@ -99,7 +99,10 @@ mod tests {
     }
 
     #[test]
-    #[allow(clippy::zombie_processes, reason = "reaped through the pidfd, which is the point")]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaped through the pidfd, which is the point"
+    )]
     fn pidfd_reaps_exit_codes_and_signals() {
         use std::os::fd::AsFd;
         let child = std::process::Command::new("sh")

@@ -5,4 +5,6 @@
 
 pub mod container_ops;
 pub mod error;
+pub mod metrics;
+pub mod rootfs;
 pub mod service;

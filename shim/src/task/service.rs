@@ -7,14 +7,17 @@
 //! Runs in the daemon, on the epoll loop thread, which owns all of this state.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use protobuf::well_known_types::empty::Empty;
 use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::{Message, MessageField};
-use wren_protocol::events::{TaskCreate, TaskDelete, TaskExit, TaskPaused, TaskResumed, TaskStart};
+use wren_protocol::events::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
+    TaskStart,
+};
 use wren_protocol::task::*;
 use wren_protocol::task_types::{ProcessInfo, Status};
 
@@ -36,12 +39,60 @@ struct Process {
     exit: Option<(u32, Timestamp)>,
     /// Parked Wait calls, answered when the process exits.
     waiters: Vec<Responder>,
+    /// The shim's own pidfd of the process, for signals (execs).
+    pidfd: Option<OwnedFd>,
+    /// JSON `specs.Process` of an exec not started yet.
+    spec: Vec<u8>,
 }
 
 /// One container in this shim.
 struct Container {
     bundle: PathBuf,
     init: Process,
+    execs: HashMap<String, Process>,
+    /// Did Create mount containerd's rootfs mounts on `<bundle>/rootfs`?
+    mounted_rootfs: bool,
+    /// Without a pid namespace of its own, the container's other processes
+    /// are killed when the init exits.
+    own_pid_namespace: bool,
+}
+
+impl Container {
+    fn process(&mut self, exec_id: &str) -> Result<&mut Process, TaskError> {
+        if exec_id.is_empty() {
+            Ok(&mut self.init)
+        } else {
+            self.execs
+                .get_mut(exec_id)
+                .ok_or_else(|| TaskError::NotFound(format!("exec {exec_id}")))
+        }
+    }
+}
+
+/// A process pidfd for the loop to watch: container id, exec id (empty for
+/// the init), pid, pidfd.
+pub struct NewPidfd {
+    pub id: String,
+    pub exec_id: String,
+    pub pid: u32,
+    pub pidfd: OwnedFd,
+}
+
+fn pidfd_signal(fd: &OwnedFd, signal: u32) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal(2) with a pidfd we own and no siginfo.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The service state.
@@ -52,7 +103,7 @@ pub struct TaskService {
     state_root: PathBuf,
     shutdown: bool,
     /// pidfds of inits created since the loop last looked, to watch for exit.
-    new_pidfds: Vec<(String, OwnedFd)>,
+    new_pidfds: Vec<NewPidfd>,
 }
 
 fn encode<M: Message>(m: M) -> Result<Vec<u8>, TaskError> {
@@ -82,7 +133,7 @@ impl TaskService {
 
     /// pidfds of newly created inits; the loop watches them and calls
     /// [`Self::init_exited`] when one becomes readable.
-    pub fn take_new_pidfds(&mut self) -> Vec<(String, OwnedFd)> {
+    pub fn take_new_pidfds(&mut self) -> Vec<NewPidfd> {
         std::mem::take(&mut self.new_pidfds)
     }
 
@@ -151,19 +202,14 @@ impl TaskService {
             .ok_or_else(|| TaskError::NotFound(format!("container {id}")))
     }
 
-    fn exec_not_supported(exec_id: &str) -> TaskError {
-        TaskError::NotFound(format!("exec {exec_id}"))
-    }
-
     fn state(&mut self, req: StateRequest) -> Result<StateResponse, TaskError> {
-        if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
-        }
         let c = self.container(&req.id)?;
-        let p = &c.init;
+        let bundle = c.bundle.display().to_string();
+        let p = c.process(&req.exec_id)?;
         let mut r = StateResponse::new();
         r.id = req.id.clone();
-        r.bundle = c.bundle.display().to_string();
+        r.exec_id = req.exec_id.clone();
+        r.bundle = bundle;
         r.pid = p.pid;
         r.status = p.status.into();
         r.stdin = p.stdin.clone();
@@ -198,19 +244,45 @@ impl TaskService {
                 log::warn!("create {}: write options.json: {e}", req.id);
             }
         }
-        let created = self.ops.create(CreateRequest {
+        if req.terminal {
+            return Err(TaskError::Unimplemented(
+                "terminal stdio (the console is not copied to containerd yet)".into(),
+            ));
+        }
+        let io = crate::stdio::open_all(&req.stdin, &req.stdout, &req.stderr)
+            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        let rootfs = bundle.join("rootfs");
+        super::rootfs::mount_all(&req.rootfs, &rootfs)
+            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        let mounted_rootfs = !req.rootfs.is_empty();
+        let created = match self.ops.create(CreateRequest {
             id: req.id.clone(),
             bundle: bundle.clone(),
             state_root,
             terminal: req.terminal,
-            stdin: None,
-            stdout: None,
-            stderr: None,
+            stdin: Some(io.stdin),
+            stdout: Some(io.stdout),
+            stderr: Some(io.stderr),
             no_pivot_root: options.no_pivot_root,
             no_new_keyring: options.no_new_keyring,
-        })?;
+        }) {
+            Ok(c) => c,
+            Err(e) => {
+                if mounted_rootfs {
+                    if let Err(u) = super::rootfs::unmount_all(&rootfs) {
+                        log::warn!("create {}: unmount rootfs: {u}", req.id);
+                    }
+                }
+                return Err(e.into());
+            }
+        };
         let _ = std::fs::write(bundle.join("init.pid"), created.pid.to_string());
-        self.new_pidfds.push((req.id.clone(), created.pidfd));
+        self.new_pidfds.push(NewPidfd {
+            id: req.id.clone(),
+            exec_id: String::new(),
+            pid: created.pid,
+            pidfd: created.pidfd,
+        });
         self.containers.insert(
             req.id.clone(),
             Container {
@@ -224,6 +296,9 @@ impl TaskService {
                     terminal: req.terminal,
                     ..Process::default()
                 },
+                execs: HashMap::new(),
+                mounted_rootfs,
+                own_pid_namespace: created.own_pid_namespace,
             },
         );
         let mut ev = TaskCreate::new();
@@ -246,7 +321,7 @@ impl TaskService {
 
     fn start(&mut self, req: StartRequest) -> Result<StartResponse, TaskError> {
         if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
+            return self.start_exec(req);
         }
         let status = self.container(&req.id)?.init.status;
         if status != Status::CREATED {
@@ -269,7 +344,7 @@ impl TaskService {
 
     fn delete(&mut self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
         if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
+            return self.delete_exec(req);
         }
         let c = self.container(&req.id)?;
         if !matches!(c.init.status, Status::CREATED | Status::STOPPED) {
@@ -279,6 +354,11 @@ impl TaskService {
         let Some(c) = self.containers.remove(&req.id) else {
             return Err(TaskError::NotFound(format!("container {}", req.id)));
         };
+        if c.mounted_rootfs {
+            if let Err(e) = super::rootfs::unmount_all(&c.bundle.join("rootfs")) {
+                log::warn!("delete {}: unmount rootfs: {e}", req.id);
+            }
+        }
         let (code, at) = c.init.exit.clone().unwrap_or_else(|| (0, now()));
         let mut ev = TaskDelete::new();
         ev.container_id = req.id.clone();
@@ -348,7 +428,13 @@ impl TaskService {
 
     fn kill(&mut self, req: KillRequest) -> Result<Empty, TaskError> {
         if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
+            let p = self.container(&req.id)?.process(&req.exec_id)?;
+            return match (&p.pidfd, p.status) {
+                (Some(fd), Status::RUNNING) => pidfd_signal(fd, req.signal)
+                    .map(|()| Empty::new())
+                    .map_err(|e| TaskError::State(format!("kill exec {}: {e}", req.exec_id))),
+                _ => Err(TaskError::NotFound("process already finished".into())),
+            };
         }
         let c = self.container(&req.id)?;
         if c.init.status == Status::STOPPED && !req.all {
@@ -359,26 +445,117 @@ impl TaskService {
     }
 
     fn exec(&mut self, req: ExecProcessRequest) -> Result<Empty, TaskError> {
-        self.container(&req.id)?;
-        Err(TaskError::Ops(super::container_ops::OpsError::NotLinked {
-            op: "exec",
-        }))
+        let c = self.container(&req.id)?;
+        if c.execs.contains_key(&req.exec_id) {
+            return Err(TaskError::AlreadyExists(format!("exec {}", req.exec_id)));
+        }
+        if c.init.status == Status::STOPPED {
+            return Err(TaskError::FailedPrecondition(
+                "cannot exec in a stopped container".into(),
+            ));
+        }
+        if req.terminal {
+            return Err(TaskError::Unimplemented(
+                "terminal stdio (the console is not copied to containerd yet)".into(),
+            ));
+        }
+        let spec = req
+            .spec
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        c.execs.insert(
+            req.exec_id.clone(),
+            Process {
+                status: Status::CREATED,
+                stdin: req.stdin,
+                stdout: req.stdout,
+                stderr: req.stderr,
+                terminal: req.terminal,
+                spec,
+                ..Process::default()
+            },
+        );
+        let mut ev = TaskExecAdded::new();
+        ev.container_id = req.id;
+        ev.exec_id = req.exec_id;
+        self.publisher.publish("/tasks/exec-added", &ev);
+        Ok(Empty::new())
+    }
+
+    fn start_exec(&mut self, req: StartRequest) -> Result<StartResponse, TaskError> {
+        let c = self.container(&req.id)?;
+        if c.init.status == Status::STOPPED {
+            return Err(TaskError::FailedPrecondition(
+                "cannot start an exec in a stopped container".into(),
+            ));
+        }
+        let p = c.process(&req.exec_id)?;
+        if p.status != Status::CREATED {
+            return Err(TaskError::State(format!(
+                "cannot start a process in state {:?}",
+                p.status
+            )));
+        }
+        let io = crate::stdio::open_all(&p.stdin, &p.stdout, &p.stderr)
+            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        let spec = std::mem::take(&mut p.spec);
+        let started = self.ops.exec(
+            &req.id,
+            &spec,
+            Some(io.stdin),
+            Some(io.stdout),
+            Some(io.stderr),
+        )?;
+        let own = started
+            .pidfd
+            .try_clone()
+            .map_err(|e| TaskError::State(format!("dup exec pidfd: {e}")))?;
+        let p = self.container(&req.id)?.process(&req.exec_id)?;
+        p.pid = started.pid;
+        p.status = Status::RUNNING;
+        p.pidfd = Some(own);
+        self.new_pidfds.push(NewPidfd {
+            id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            pid: started.pid,
+            pidfd: started.pidfd,
+        });
+        let mut ev = TaskExecStarted::new();
+        ev.container_id = req.id;
+        ev.exec_id = req.exec_id;
+        ev.pid = started.pid;
+        self.publisher.publish("/tasks/exec-started", &ev);
+        let mut r = StartResponse::new();
+        r.pid = started.pid;
+        Ok(r)
+    }
+
+    fn delete_exec(&mut self, req: DeleteRequest) -> Result<DeleteResponse, TaskError> {
+        let c = self.container(&req.id)?;
+        let p = c.process(&req.exec_id)?;
+        if !matches!(p.status, Status::CREATED | Status::STOPPED) {
+            return Err(TaskError::State("cannot delete a running process".into()));
+        }
+        let Some(p) = c.execs.remove(&req.exec_id) else {
+            return Err(TaskError::NotFound(format!("exec {}", req.exec_id)));
+        };
+        let (code, at) = p.exit.unwrap_or_else(|| (0, now()));
+        let mut r = DeleteResponse::new();
+        r.pid = p.pid;
+        r.exit_status = code;
+        r.exited_at = MessageField::some(at);
+        Ok(r)
     }
 
     fn resize_pty(&mut self, req: ResizePtyRequest) -> Result<Empty, TaskError> {
-        if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
-        }
-        self.container(&req.id)?;
+        self.container(&req.id)?.process(&req.exec_id)?;
         // No console is held yet: containerd's runc shim answers success then.
         Ok(Empty::new())
     }
 
     fn close_io(&mut self, req: CloseIORequest) -> Result<Empty, TaskError> {
-        if !req.exec_id.is_empty() {
-            return Err(Self::exec_not_supported(&req.exec_id));
-        }
-        self.container(&req.id)?;
+        self.container(&req.id)?.process(&req.exec_id)?;
         Ok(Empty::new())
     }
 
@@ -423,14 +600,14 @@ impl TaskService {
         req: WaitRequest,
         responder: Responder,
     ) -> Option<(Responder, Result<WaitResponse, TaskError>)> {
-        if !req.exec_id.is_empty() {
-            return Some((responder, Err(Self::exec_not_supported(&req.exec_id))));
-        }
-        let c = match self.container(&req.id) {
-            Ok(c) => c,
+        let p = match self
+            .container(&req.id)
+            .and_then(|c| c.process(&req.exec_id))
+        {
+            Ok(p) => p,
             Err(e) => return Some((responder, Err(e))),
         };
-        match &c.init.exit {
+        match &p.exit {
             Some((code, at)) => {
                 let mut r = WaitResponse::new();
                 r.exit_status = *code;
@@ -438,29 +615,43 @@ impl TaskService {
                 Some((responder, Ok(r)))
             }
             None => {
-                c.init.waiters.push(responder);
+                p.waiters.push(responder);
                 None
             }
         }
     }
 
-    /// Records the exit of a container's init (from its pidfd): answers
-    /// parked Waits and publishes `/tasks/exit`.
-    pub fn init_exited(&mut self, id: &str, exit_status: u32) {
+    /// Records the exit of a container's init or exec (from its pidfd):
+    /// answers parked Waits and publishes `/tasks/exit`. An init without a
+    /// pid namespace of its own takes the container's other processes with
+    /// it (runc's rule).
+    pub fn process_exited(&mut self, id: &str, exec_id: &str, exit_status: u32) {
         let Some(c) = self.containers.get_mut(id) else {
             return;
         };
+        let kill_rest = exec_id.is_empty() && !c.own_pid_namespace;
+        let Ok(p) = c.process(exec_id) else {
+            return;
+        };
         let at = now();
-        c.init.status = Status::STOPPED;
-        c.init.exit = Some((exit_status, at.clone()));
+        p.status = Status::STOPPED;
+        p.exit = Some((exit_status, at.clone()));
+        p.pidfd = None;
+        let pid = p.pid;
+        let waiters = std::mem::take(&mut p.waiters);
+        if kill_rest {
+            if let Err(e) = self.ops.kill(id, libc::SIGKILL as u32, true) {
+                log::warn!("kill the rest of {id}: {}", super::error::chain(&e));
+            }
+        }
         let mut ev = TaskExit::new();
         ev.container_id = id.to_string();
-        ev.id = id.to_string();
-        ev.pid = c.init.pid;
+        ev.id = if exec_id.is_empty() { id } else { exec_id }.to_string();
+        ev.pid = pid;
         ev.exit_status = exit_status;
         ev.exited_at = MessageField::some(at.clone());
         self.publisher.publish("/tasks/exit", &ev);
-        for w in c.init.waiters.drain(..) {
+        for w in waiters {
             let mut r = WaitResponse::new();
             r.exit_status = exit_status;
             r.exited_at = MessageField::some(at.clone());
