@@ -384,3 +384,73 @@ fn ctr_run_rm_delivers_stdout() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     c.assert_clean(id);
 }
+
+fn ok(out: &Output, what: &str, c: &Containerd) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.log()
+    );
+}
+
+#[test]
+fn detached_run_exec_pause_metrics_kill_delete() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if cannot_run() {
+        return;
+    }
+    let ns = format!("wrenexec{}", std::process::id());
+    let c = Containerd::start(&ns);
+    let id = "wren-detached";
+    let out = c.ctr(&[
+        "run",
+        "-d",
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+        "/bin/sleep",
+        "60",
+    ]);
+    ok(&out, "ctr run -d", &c);
+
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        id,
+        "/bin/echo",
+        "from-exec",
+    ]);
+    ok(&out, "ctr task exec", &c);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "from-exec\n");
+
+    let out = c.ctr(&["task", "ps", id]);
+    ok(&out, "ctr task ps", &c);
+
+    ok(&c.ctr(&["task", "pause", id]), "ctr task pause", &c);
+    let out = c.ctr(&["task", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("PAUSED"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    ok(&c.ctr(&["task", "resume", id]), "ctr task resume", &c);
+
+    let out = c.ctr(&["task", "metrics", id]);
+    ok(&out, "ctr task metrics", &c);
+
+    ok(
+        &c.ctr(&["task", "kill", "-s", "KILL", id]),
+        "ctr task kill",
+        &c,
+    );
+    wait_until("the task to stop", || {
+        String::from_utf8_lossy(&c.ctr(&["task", "ls"]).stdout).contains("STOPPED")
+    });
+    ok(&c.ctr(&["task", "rm", id]), "ctr task rm", &c);
+    ok(&c.ctr(&["container", "rm", id]), "ctr container rm", &c);
+    c.assert_clean(id);
+}
