@@ -33,6 +33,10 @@ fn shim_binary() -> PathBuf {
     bin
 }
 
+/// One test at a time: `reap_all` (waitpid(-1)) in one test would steal a
+/// child another test is waiting for.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn require_root() {
     // SAFETY: geteuid(2) cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -94,6 +98,7 @@ fn fake_bundle(dir: &Path) {
 
 #[test]
 fn start_prints_plain_address_reuses_live_shim_and_delete_cleans_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_root();
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
@@ -240,6 +245,7 @@ impl Drop for Containerd {
 
 #[test]
 fn containerd_starts_the_shim_and_reaches_create() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     require_root();
     let c = Containerd::start();
     let rootfs = c.dir.path().join("rootfs");
