@@ -58,21 +58,80 @@ impl Root {
     /// Create every missing directory of `path` and return an `O_PATH` fd of
     /// the last one.
     pub fn mkdir_all(&self, path: &Path, mode: u32, strict: bool) -> io::Result<OwnedFd> {
+        self.mkdir_all_depth(path, mode, strict, 0)
+    }
+
+    fn mkdir_all_depth(
+        &self,
+        path: &Path,
+        mode: u32,
+        strict: bool,
+        depth: u32,
+    ) -> io::Result<OwnedFd> {
+        if depth > 40 {
+            return Err(io::Error::from_raw_os_error(libc::ELOOP));
+        }
         let rel = clean(path);
         let mut prefix = PathBuf::new();
         let mut current = self.resolve(Path::new("."), libc::O_PATH | libc::O_DIRECTORY, strict)?;
-        for comp in rel.components() {
+        let comps: Vec<_> = rel.components().collect();
+        for (i, comp) in comps.iter().enumerate() {
+            let parent = prefix.clone();
             prefix.push(comp);
             match self.resolve(&prefix, libc::O_PATH | libc::O_DIRECTORY, strict) {
                 Ok(fd) => current = fd,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                    sys::mkdirat(current.as_fd(), Path::new(comp.as_os_str()), mode)?;
+                    let name = Path::new(comp.as_os_str());
+                    // A dangling symlink inside the root: create its target
+                    // (inside the root) and the rest below it.
+                    if let Some(target) = self.link_target(current.as_fd(), name)? {
+                        let base = if target.is_absolute() {
+                            PathBuf::new()
+                        } else {
+                            parent
+                        };
+                        let mut next = base.join(target);
+                        for c in &comps[i + 1..] {
+                            next.push(c);
+                        }
+                        return self.mkdir_all_depth(&next, mode, strict, depth + 1);
+                    }
+                    sys::mkdirat(current.as_fd(), name, mode)?;
                     current = self.resolve(&prefix, libc::O_PATH | libc::O_DIRECTORY, strict)?;
                 }
                 Err(e) => return Err(e),
             }
         }
         Ok(current)
+    }
+
+    /// The target of `name` in `dir` if it is a symlink.
+    fn link_target(&self, dir: BorrowedFd<'_>, name: &Path) -> io::Result<Option<PathBuf>> {
+        let fd = match sys::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; libc::PATH_MAX as usize];
+        // SAFETY: readlinkat on an O_PATH symlink fd with an empty path and a
+        // buffer of the size given.
+        let n = unsafe {
+            libc::readlinkat(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                c"".as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        buf.truncate(n as usize);
+        let s: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(buf);
+        Ok(Some(PathBuf::from(s)))
     }
 
     /// Make sure a regular file exists at `path` (for bind-mounting a file

@@ -421,6 +421,10 @@ mod tests {
             find_executable("no-such-program-wren", &[]),
             Err(ProcessError::NotFound { .. })
         ));
-        assert!(find_executable("/etc/hostname", &[]).is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("data");
+        std::fs::write(&plain, "x").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(find_executable(plain.to_str().unwrap(), &[]).is_err());
     }
 }

@@ -219,10 +219,7 @@ impl Bundle {
             .find(|p| Path::new(p).exists())
             .expect("busybox-static is not installed (make deps)");
         std::fs::copy(busybox, rootfs.join("bin/busybox")).expect("copy busybox");
-        let list = Command::new(busybox)
-            .arg("--list")
-            .output()
-            .expect("busybox --list");
+        let list = run(Command::new(busybox).arg("--list"));
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             if applet != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
@@ -234,11 +231,9 @@ impl Bundle {
         )
         .expect("passwd");
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\nuser:x:1000:\n").expect("group");
-        let spec = Command::new(bin("wren-oci"))
+        let spec = run(Command::new(bin("wren-oci"))
             .arg("spec")
-            .current_dir(dir.path())
-            .output()
-            .expect("spec");
+            .current_dir(dir.path()));
         assert!(
             spec.status.success(),
             "wren-oci spec: {}",

@@ -528,6 +528,12 @@ fn the_init_binary_cannot_be_reopened_for_writing() {
         .custom_flags_path(&format!("/proc/{pid}/exe"))
         .expect("open O_PATH of the init's exe");
     oci.ok(&["start", &id]);
+    // `start` returns once the init is released; wait until it has exec'd.
+    assert!(wait_for(5, || std::fs::read_link(format!(
+        "/proc/{pid}/exe"
+    ))
+    .map(|p| p.ends_with("busybox"))
+    .unwrap_or(false)));
     // Now the sealed binary no longer runs: reopening it for writing must
     // fail because it lives on a read-only mount, not because it is busy.
     let path = format!("/proc/self/fd/{}", exe.as_raw_fd());
