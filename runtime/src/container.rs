@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
-use crate::capabilities::{self, CapabilitySets};
+use crate::capabilities;
 use crate::cgroups::{self, Cgroup, CgroupError, CgroupRoot};
 use crate::init::{self, CreateSetup, InitConfig, Setup};
 use crate::namespaces;
@@ -240,12 +240,7 @@ struct LaunchArgs<'a> {
 fn stdio_fd<'a>(given: &'a Option<OwnedFd>, own: i32, null: &'a OwnedFd) -> BorrowedFd<'a> {
     match given {
         Some(fd) => fd.as_fd(),
-        // SAFETY: F_GETFD only queries; a valid own fd stays open for the
-        // duration of the spawn, which is all the borrow is used for.
-        None if unsafe { libc::fcntl(own, libc::F_GETFD) } >= 0 => unsafe {
-            BorrowedFd::borrow_raw(own)
-        },
-        None => null.as_fd(),
+        None => sys::fd_or(own, null.as_fd()),
     }
 }
 
@@ -277,7 +272,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         None => None,
     };
     let exe = init_exe()?;
-    let (stage1, (stage1_fd, born_in_cgroup)) = crate::children::spawn_recorded(|| {
+    let (stage1, stage1_fd) = crate::children::spawn_recorded(|| {
         sys::spawn(&sys::SpawnArgs {
             exe: sys::Exe::Fd(exe),
             argv: &argv,
@@ -285,7 +280,6 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
             fds: &fds,
             cgroup: cgroup_fd.as_ref().map(|f| f.as_fd()),
         })
-        .map(|(pid, fd, born)| (pid, (fd, born)))
     })
     .map_err(sys_err("spawn the container init"))?;
     let _stage1_record = Released(stage1);
@@ -297,8 +291,8 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
     };
     if let Some(cg) = args.cgroup {
         // v1 hierarchies (and v2 when clone3 could not place it) need the
-        // pid written; the init waits for its config until then.
-        let _ = born_in_cgroup;
+        // pid written; add_pid skips those it is already in. The init waits
+        // for its config until then.
         cg.add_pid(stage1)?;
     }
     ours.send(&Msg::Config, &[memfd.as_fd(), args.extra])
@@ -1037,39 +1031,21 @@ pub fn with_default_devices(
     devices: &[oci_spec::runtime::LinuxDevice],
 ) -> LinuxResources {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
-    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(major);
-        r.set_minor(minor);
-        r.set_access(Some(access.to_string()));
-        r
-    };
     let mut rules = res.devices().clone().unwrap_or_default();
-    let c = LinuxDeviceType::C;
-    rules.push(rule(c, None, None, "m"));
-    rules.push(rule(LinuxDeviceType::B, None, None, "m"));
-    for (major, minor) in [
-        (1, 3),
-        (1, 5),
-        (1, 7),
-        (1, 8),
-        (1, 9),
-        (5, 0),
-        (5, 1),
-        (5, 2),
-    ] {
-        rules.push(rule(c, Some(major), Some(minor), "rwm"));
-    }
-    rules.push(rule(c, Some(136), None, "rwm"));
+    rules.extend(cgroups::default_device_rules());
     for d in devices {
         let typ = match d.typ() {
             LinuxDeviceType::B => LinuxDeviceType::B,
             LinuxDeviceType::P => continue,
             _ => LinuxDeviceType::C,
         };
-        rules.push(rule(typ, Some(d.major()), Some(d.minor()), "rwm"));
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(Some(d.major()));
+        r.set_minor(Some(d.minor()));
+        r.set_access(Some("rwm".into()));
+        rules.push(r);
     }
     let mut out = res.clone();
     out.set_devices(Some(rules));
@@ -1097,9 +1073,6 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(io_err("write pid file", path))
 }
-
-/// Resolved capability sets travel to the init in this form.
-pub type ResolvedCaps = CapabilitySets;
 
 #[cfg(test)]
 mod tests {

@@ -147,7 +147,6 @@ fn create(root: &Root, node: Node<'_>, in_userns: bool) -> Result<(), DeviceErro
         source,
     };
     let (parent, name) = root.parent_of(node.path, true).map_err(err)?;
-    let parent = sys::reopen(parent.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY).map_err(err)?;
     if in_userns {
         // mknod is not allowed in a user namespace: bind the host's node.
         let host = sys::open(node.path, libc::O_PATH | libc::O_NOFOLLOW, 0).map_err(err)?;

@@ -83,8 +83,8 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
     drop(exe);
     let (rd, wr) = pipe().map_err(start)?;
     let null = sys::open(std::path::Path::new("/dev/null"), libc::O_RDWR, 0).map_err(start)?;
-    let out = valid_or(1, null.as_fd());
-    let err = valid_or(2, null.as_fd());
+    let out = sys::fd_or(1, null.as_fd());
+    let err = sys::fd_or(2, null.as_fd());
     let path_c = cstring(path.as_os_str().as_bytes()).map_err(start)?;
     let fds = [(rd.as_fd(), 0), (out, 1), (err, 2)];
     let (pid, pidfd) = crate::children::spawn_recorded(|| {
@@ -95,7 +95,6 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
             fds: &fds,
             cgroup: None,
         })
-        .map(|(pid, fd, _)| (pid, fd))
     })
     .map_err(start)?;
     drop(rd);
@@ -137,17 +136,6 @@ fn wait_hook(
             })
         }
         Err(source) => Err(HookError::Start { kind, path, source }),
-    }
-}
-
-fn valid_or<'a>(fd: i32, fallback: BorrowedFd<'a>) -> BorrowedFd<'a> {
-    // SAFETY: F_GETFD only queries the fd.
-    if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
-        // SAFETY: fd is open (checked just above) and stays open for the
-        // duration of the spawn, which is all the borrow is used for.
-        unsafe { BorrowedFd::borrow_raw(fd) }
-    } else {
-        fallback
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -399,7 +399,8 @@ fn mount_fs(
         CString::new(opts.data.join(",")).map_err(|_| err(io::ErrorKind::InvalidInput.into()))?;
     let flags = opts.flags & !libc::MS_REMOUNT;
     let old = if opts.tmpcopyup {
-        Some(sys::reopen(target, libc::O_RDONLY | libc::O_DIRECTORY).map_err(err)?)
+        // Keep the directory underneath: the mount is about to hide it.
+        Some(target.try_clone_to_owned().map_err(err)?)
     } else {
         None
     };
@@ -562,7 +563,7 @@ fn mount_cgroup(
         // Co-mounted controllers ("cpu,cpuacct") get a link per controller.
         if h.name.contains(',') {
             for c in h.name.split(',') {
-                let _ = sys::symlinkat(Path::new(&h.name), tmpfs.fd_dir().as_fd(), Path::new(c));
+                let _ = sys::symlinkat(Path::new(&h.name), tmpfs.fd(), Path::new(c));
             }
         }
     }
@@ -575,15 +576,6 @@ fn mount_cgroup(
             .map_err(|e| err("tmpfs", e))?;
     }
     Ok(())
-}
-
-impl Root {
-    /// A readable directory fd of the root itself (for *at calls that do not
-    /// take O_PATH fds, like symlinkat).
-    pub fn fd_dir(&self) -> OwnedFd {
-        sys::reopen(self.fd(), libc::O_RDONLY | libc::O_DIRECTORY)
-            .unwrap_or_else(|_| self.fd().try_clone_to_owned().expect("dup of root fd"))
-    }
 }
 
 fn mount_hierarchy(
@@ -629,8 +621,7 @@ fn mount_hierarchy(
 fn copy_up(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let src = PathBuf::from(sys::fd_path(from).to_str().unwrap_or_default());
-    let dst_fd = sys::reopen(to, libc::O_RDONLY | libc::O_DIRECTORY)?;
-    let dst = PathBuf::from(sys::fd_path(dst_fd.as_fd()).to_str().unwrap_or_default());
+    let dst = PathBuf::from(sys::fd_path(to).to_str().unwrap_or_default());
     fn walk(src: &Path, dst: &Path) -> io::Result<()> {
         for entry in std::fs::read_dir(src)? {
             let entry = entry?;

@@ -145,7 +145,6 @@ impl Root {
         let rel = clean(path);
         let (parent, name) = split(&rel)?;
         let dir = self.mkdir_all(parent, 0o755, strict)?;
-        let dir = sys::reopen(dir.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?;
         match sys::mknodat(dir.as_fd(), name, libc::S_IFREG | 0o644, 0) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}

@@ -188,6 +188,18 @@ fn read_config(fd: OwnedFd) -> Result<InitConfig, SetupFailure> {
 
 fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     set_name(c"wren:[1:NS]");
+    // Everything below, and the fork of stage 2, relies on this process
+    // having one thread; check it while /proc/self is still the host's.
+    let threads = sys::thread_count().map_err(fail("count threads"))?;
+    if threads != 1 {
+        return Err(SetupFailure {
+            step: "start the init".into(),
+            message: format!(
+                "refusing to set up a container from a process with {threads} threads"
+            ),
+            errno: None,
+        });
+    }
     let (_, fds) = expect(
         chan,
         |m| matches!(m, Msg::Config),
@@ -266,7 +278,9 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     }
 
     // The new pid namespace (and time namespace) only apply to children.
-    match fork_sibling().map_err(fail("clone3 the container process"))? {
+    // SAFETY: single-threaded: checked at the start of stage 1, which
+    // starts no thread.
+    match unsafe { sys::clone_sibling() }.map_err(fail("clone3 the container process"))? {
         Some((pid, pidfd)) => {
             chan.send(&Msg::Child { pid }, &[pidfd.as_fd()])
                 .map_err(fail("report the container pid"))?;
@@ -280,47 +294,6 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
             report(chan, &failure);
             std::process::exit(1)
         }
-    }
-}
-
-/// `clone3(CLONE_PARENT | CLONE_PIDFD)`: the new process is a sibling of
-/// ours, so the caller is its parent and reaps it. `None` in the child.
-fn fork_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
-    #[repr(C)]
-    #[derive(Default)]
-    struct CloneArgs {
-        flags: u64,
-        pidfd: u64,
-        child_tid: u64,
-        parent_tid: u64,
-        exit_signal: u64,
-        stack: u64,
-        stack_size: u64,
-        tls: u64,
-    }
-    let mut pidfd: i32 = -1;
-    let mut args = CloneArgs {
-        flags: (libc::CLONE_PARENT | libc::CLONE_PIDFD) as u64,
-        pidfd: &mut pidfd as *mut i32 as u64,
-        // With CLONE_PARENT the kernel takes our own exit signal (SIGCHLD)
-        // and insists this is 0.
-        exit_signal: 0,
-        ..Default::default()
-    };
-    // SAFETY: a valid clone_args; this process is single-threaded, so the
-    // child may go on running ordinary code on its copy of our memory.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut args as *mut CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        r if r < 0 => Err(io::Error::last_os_error()),
-        0 => Ok(None),
-        // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
-        pid => Ok(Some((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))),
     }
 }
 

@@ -458,9 +458,10 @@ pub const SPAWN_MAX_FDS: usize = 32;
 
 /// Start a new process running `args.exe`, safe to call from a
 /// multi-threaded process: between `clone3` and `execveat` the child runs
-/// nothing but raw syscalls on data prepared here. Returns the pid, a pidfd,
-/// and whether the process was born in `args.cgroup`.
-pub fn spawn(args: &SpawnArgs<'_>) -> io::Result<(i32, OwnedFd, bool)> {
+/// nothing but raw syscalls on data prepared here. Returns the pid and a
+/// pidfd. If the kernel cannot place the child in `args.cgroup`, it is
+/// started outside it and the caller moves it.
+pub fn spawn(args: &SpawnArgs<'_>) -> io::Result<(i32, OwnedFd)> {
     if args.fds.len() > SPAWN_MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -492,7 +493,6 @@ pub fn spawn(args: &SpawnArgs<'_>) -> io::Result<(i32, OwnedFd, bool)> {
     }
 
     let mut result = clone3_exec(args, &argv, &envp, &srcs, &dsts, nfds, args.cgroup);
-    let mut in_cgroup = args.cgroup.is_some();
     if let Err(e) = &result {
         // Kernels before 5.7 or a cgroup that cannot take processes directly:
         // fall back to a plain clone; the caller moves the process instead.
@@ -502,14 +502,12 @@ pub fn spawn(args: &SpawnArgs<'_>) -> io::Result<(i32, OwnedFd, bool)> {
                 Some(libc::EINVAL) | Some(libc::E2BIG) | Some(libc::EOPNOTSUPP) | Some(libc::EBUSY)
             )
         {
-            in_cgroup = false;
             result = clone3_exec(args, &argv, &envp, &srcs, &dsts, nfds, None);
         }
     }
     // SAFETY: restoring the mask saved above.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-    let (pid, pidfd) = result?;
-    Ok((pid, pidfd, in_cgroup))
+    result
 }
 
 #[inline(never)]
@@ -617,6 +615,53 @@ unsafe fn child_after_clone(
     // exit_group does not return.
     #[allow(clippy::empty_loop)]
     loop {}
+}
+
+/// `clone3(CLONE_PARENT | CLONE_PIDFD)` from a single-threaded process:
+/// the new process is a sibling of ours, so our parent reaps it. Returns
+/// `None` in the child, which goes on running ordinary code.
+///
+/// # Safety
+/// The calling process must be single-threaded: the child continues on a
+/// copy of our memory, which is only consistent without other threads.
+pub unsafe fn clone_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
+    let mut pidfd: RawFd = -1;
+    let mut cl = CloneArgs {
+        flags: CLONE_PIDFD | libc::CLONE_PARENT as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        // With CLONE_PARENT the kernel takes our own exit signal and
+        // insists this is 0.
+        exit_signal: 0,
+        ..Default::default()
+    };
+    // SAFETY: a valid clone_args of the size passed; the caller guarantees
+    // we are single-threaded.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut cl as *mut CloneArgs,
+            mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
+        pid => Ok(Some((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))),
+    }
+}
+
+/// `fd` if it is open, else `fallback` (for passing the caller's own stdio
+/// on, where it may have been closed).
+pub fn fd_or<'a>(fd: RawFd, fallback: BorrowedFd<'a>) -> BorrowedFd<'a> {
+    // SAFETY: F_GETFD only queries the fd.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0 {
+        // SAFETY: the fd is open (checked just above); callers use the
+        // borrow only for the duration of a spawn, during which it stays open.
+        unsafe { BorrowedFd::borrow_raw(fd) }
+    } else {
+        fallback
+    }
 }
 
 /// Read a whole small file, for /proc and /sys values.
