@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod containerd;
+
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn require_root(test: &str) -> bool {
     // SAFETY: geteuid cannot fail.
@@ -59,24 +61,7 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
         .stdout(out_file.try_clone().expect("dup"))
         .stderr(err_file.try_clone().expect("dup"));
-    let mut child = {
-        let mut g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tries = 0;
-        let child = loop {
-            match cmd.spawn() {
-                Ok(c) => break c,
-                // A file just written by another thread may still be open
-                // for writing in a concurrently forked child for a moment.
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
-                    tries += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => panic!("spawn {cmd:?}: {e}"),
-            }
-        };
-        g.get_or_insert_with(HashSet::new).insert(child.id());
-        child
-    };
+    let mut child = spawn_registered(cmd);
     let pid = child.id();
     let status = child.wait().expect("wait");
     CHILDREN
@@ -98,6 +83,43 @@ pub fn run(cmd: &mut Command) -> Output {
         stdout: read(out_file),
         stderr: read(err_file),
     }
+}
+
+/// Spawn `cmd`, registered so `reap` never takes its exit status; wait for
+/// it with `child.wait()` and then [`unregister`] it (or use [`run`]).
+pub fn spawn_registered(cmd: &mut Command) -> std::process::Child {
+    let mut g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // A file just written by another thread may still be open
+            // for writing in a concurrently forked child for a moment.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("spawn {cmd:?}: {e}"),
+        }
+    };
+    g.get_or_insert_with(HashSet::new).insert(child.id());
+    child
+}
+
+/// Forget a child spawned with [`spawn_registered`] once it is reaped.
+pub fn unregister(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(HashSet::new)
+        .remove(&pid);
+}
+
+/// Kill and reap a child spawned with [`spawn_registered`].
+pub fn kill_registered(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+    unregister(child.id());
 }
 
 /// Reap zombie children that no test is waiting for (orphaned containers).
@@ -297,6 +319,7 @@ pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         if f() {
             return true;
         }
+        reap();
         std::thread::sleep(Duration::from_millis(20));
     }
     f()

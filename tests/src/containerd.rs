@@ -1,0 +1,316 @@
+//! A private containerd for the shim tests: its own root, state and sockets
+//! in a temp dir, CRI disabled, `containerd-shim-wren-v2` on its PATH, and a
+//! busybox image built here from Debian's busybox-static, imported as an OCI
+//! layout tar. Every command goes through the reaper-aware [`crate::run`], so
+//! the tests can run in parallel with the subreaper reaping shims.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub const IMAGE: &str = "docker.io/library/wren-busybox:test";
+pub const RUNTIME: &str = "io.containerd.wren.v2";
+
+/// The built shim, or `WREN_SHIM_BIN`.
+pub fn shim_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("WREN_SHIM_BIN") {
+        return Some(p.into());
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("containerd-shim-wren-v2");
+    bin.exists().then_some(bin)
+}
+
+fn have(cmd: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(cmd).exists()))
+        .unwrap_or(false)
+}
+
+/// True when this machine can run the shim tests (root, containerd, ctr,
+/// tar, gzip, busybox, a built shim); otherwise prints why the test skips.
+pub fn shim_tests_can_run(test: &str) -> bool {
+    if !crate::require_root(test) {
+        return false;
+    }
+    let missing = ["containerd", "ctr", "tar", "gzip"]
+        .into_iter()
+        .find(|c| !have(c))
+        .map(|c| format!("{c} is not installed"))
+        .or_else(|| {
+            (!Path::new("/bin/busybox").exists()).then(|| "busybox-static is not installed".into())
+        })
+        .or_else(|| {
+            shim_binary()
+                .is_none()
+                .then(|| "containerd-shim-wren-v2 is not built".into())
+        });
+    match missing {
+        Some(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
+        }
+        None => true,
+    }
+}
+
+fn ok_run(cmd: &mut Command) -> Output {
+    let out = crate::run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Moves `file` into `blobs/sha256/<digest>`; returns (digest, size).
+fn add_blob(layout: &Path, file: &Path) -> (String, u64) {
+    let out = ok_run(Command::new("sha256sum").arg(file));
+    let digest = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let size = std::fs::metadata(file).expect("blob").len();
+    std::fs::rename(file, layout.join("blobs/sha256").join(&digest)).expect("move blob");
+    (format!("sha256:{digest}"), size)
+}
+
+/// Build an OCI layout tar of a busybox image in `dir`; returns its path.
+pub fn busybox_image(dir: &Path) -> PathBuf {
+    let rootfs = dir.join("image-rootfs");
+    let bin = rootfs.join("bin");
+    for d in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
+        std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
+    }
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox");
+    let list = ok_run(Command::new("/bin/busybox").arg("--list"));
+    for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
+        }
+    }
+    let layout = dir.join("layout");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
+    let tar = |src: &Path, out: &Path, what: &[&str]| {
+        ok_run(
+            Command::new("tar")
+                .args(["--numeric-owner", "--owner=0", "--group=0", "-C"])
+                .arg(src)
+                .arg("-cf")
+                .arg(out)
+                .args(what),
+        );
+    };
+    let layer = dir.join("layer.tar");
+    tar(&rootfs, &layer, &["."]);
+    let out = ok_run(Command::new("sha256sum").arg(&layer));
+    let diff_id = format!(
+        "sha256:{}",
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+    );
+    ok_run(Command::new("gzip").arg("-n").arg(&layer));
+    let (layer_digest, layer_size) = add_blob(&layout, &dir.join("layer.tar.gz"));
+    let blob = |name: &str, value: serde_json::Value| {
+        let f = dir.join(name);
+        std::fs::write(&f, value.to_string()).expect("write blob");
+        add_blob(&layout, &f)
+    };
+    let (config_digest, config_size) = blob(
+        "config.json",
+        serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }),
+    );
+    let (manifest_digest, manifest_size) = blob(
+        "manifest.json",
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config_size},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": layer_size}],
+        }),
+    );
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest, "size": manifest_size,
+            "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "test"},
+        }],
+    });
+    std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .expect("oci-layout");
+    let out = dir.join("busybox-oci.tar");
+    tar(&layout, &out, &["index.json", "oci-layout", "blobs"]);
+    out
+}
+
+/// A private containerd.
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub namespace: String,
+}
+
+impl Containerd {
+    /// Start containerd; with `image`, import the busybox image too.
+    pub fn start(namespace: &str, image: bool) -> Containerd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("bin")).expect("mkdir");
+        let shim = shim_binary().expect("containerd-shim-wren-v2 is not built");
+        std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2")).expect("symlink");
+        let config = format!(
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
+             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n",
+            d.display()
+        );
+        std::fs::write(d.join("config.toml"), config).expect("config");
+        let path = format!(
+            "{}:{}",
+            d.join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new("containerd");
+        cmd.arg("--config")
+            .arg(d.join("config.toml"))
+            .args(["--log-level", "debug"])
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("containerd.log")).expect("log"));
+        let child = crate::spawn_registered(&mut cmd);
+        let sock = d.join("c.sock");
+        assert!(
+            crate::wait_for(10, || sock.exists()),
+            "containerd did not start"
+        );
+        let c = Containerd {
+            dir,
+            child: Some(child),
+            namespace: namespace.to_string(),
+        };
+        if image {
+            let tar = busybox_image(c.dir.path());
+            let out = c.ctr(&["images", "import", tar.to_str().expect("utf-8")]);
+            assert!(
+                out.status.success(),
+                "import: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                c.log()
+            );
+        }
+        c
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        crate::run(
+            Command::new("ctr")
+                .arg("--address")
+                .arg(self.dir.path().join("c.sock"))
+                .args(["--namespace", &self.namespace])
+                .args(args),
+        )
+    }
+
+    /// `ctr run --rm` of `args` in container `id` with the wren runtime.
+    pub fn run_rm(&self, id: &str, args: &[&str]) -> Output {
+        let mut all = vec!["run", "--rm", "--runtime", RUNTIME, IMAGE, id];
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    /// Assert no shim process, rootfs mount or cgroup of `id` is left.
+    pub fn assert_clean(&self, id: &str) {
+        assert!(
+            crate::wait_for(10, || shim_pids(id).is_empty()),
+            "shim of {id} did not exit"
+        );
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let state = self.dir.path().join("state");
+        let state = state.to_string_lossy();
+        let left: Vec<_> = mounts
+            .lines()
+            .filter(|l| l.contains(id) && l.contains(&*state))
+            .collect();
+        assert!(left.is_empty(), "mounts left behind: {left:?}");
+        for entry in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let cg = entry.path().join(&self.namespace).join(id);
+            assert!(!cg.exists(), "cgroup left behind: {}", cg.display());
+        }
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            crate::kill_registered(child);
+        }
+        // Unmount snapshots containerd may have left, then drop the
+        // namespace's cgroup parents.
+        let root = self.dir.path().to_string_lossy().into_owned();
+        if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for target in mounts.lines().filter_map(|l| l.split(' ').nth(4)).rev() {
+                if target.starts_with(&root) {
+                    let _ = crate::run(Command::new("umount").arg("-l").arg(target));
+                }
+            }
+        }
+        for entry in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let _ = std::fs::remove_dir(entry.path().join(&self.namespace));
+        }
+        crate::reap();
+    }
+}
+
+/// Live (non-zombie) shim daemons serving container `id`.
+pub fn shim_pids(id: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| a.ends_with("containerd-shim-wren-v2"))
+            && args.windows(2).any(|w| w[0] == "-id" && w[1] == id);
+        if is_shim
+            && !std::fs::read_to_string(e.path().join("stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
