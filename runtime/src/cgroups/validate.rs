@@ -227,22 +227,7 @@ pub fn validate(r: &LinuxResources, layout: &Layout) -> Result<(), CgroupError> 
                 }
             }
         }
-        let any = b.weight().is_some_and(|w| w != 0)
-            || b.leaf_weight().is_some_and(|w| w != 0)
-            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-            || b.throttle_read_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_read_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty());
-        if any {
+        if block_io_requested(b) {
             need(layout, "blockIO", V1Controller::Blkio, "io")?;
         }
     }
@@ -353,6 +338,18 @@ fn validate_unified(
         }
     }
     Ok(())
+}
+
+/// Does `linux.resources.blockIO` ask for anything at all?
+pub(crate) fn block_io_requested(b: &oci_spec::runtime::LinuxBlockIo) -> bool {
+    let nonempty = |v: &Option<Vec<_>>| v.as_ref().is_some_and(|v: &Vec<_>| !v.is_empty());
+    b.weight().is_some_and(|w| w != 0)
+        || b.leaf_weight().is_some_and(|w| w != 0)
+        || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
+        || nonempty(b.throttle_read_bps_device())
+        || nonempty(b.throttle_write_bps_device())
+        || nonempty(b.throttle_read_iops_device())
+        || nonempty(b.throttle_write_iops_device())
 }
 
 #[cfg(test)]

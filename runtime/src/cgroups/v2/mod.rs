@@ -83,21 +83,7 @@ fn required(r: &LinuxResources) -> Vec<(&'static str, &'static str)> {
         out.push(("pids.limit", "pids"));
     }
     if let Some(b) = r.block_io() {
-        if b.weight().is_some_and(|w| w != 0)
-            || b.weight_device().as_ref().is_some_and(|v| !v.is_empty())
-            || b.throttle_read_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_bps_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_read_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-            || b.throttle_write_iops_device()
-                .as_ref()
-                .is_some_and(|v| !v.is_empty())
-        {
+        if crate::cgroups::validate::block_io_requested(b) {
             out.push(("blockIO", "io"));
         }
     }
