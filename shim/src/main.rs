@@ -4,24 +4,10 @@
 //! address), `delete` (clean up without a daemon), `-v`, `-info`, and, with
 //! no action, the daemon that serves the Task API (see `daemon.rs`).
 
-mod daemon;
-mod delete;
-mod events;
-mod flags;
-mod info;
-mod log;
-mod options;
-mod reaper;
-mod sha256;
-mod socket;
-mod start;
-mod stdio;
-mod task;
-mod ttrpc;
-
 use std::io::Write;
 
-use flags::{Action, Flags};
+use wren_shim::flags::{Action, Flags};
+use wren_shim::{daemon, delete, info, start, task};
 
 fn fail(what: &str, e: &dyn std::error::Error) -> ! {
     let _ = writeln!(std::io::stderr(), "{what}: {}", task::error::chain(e));
