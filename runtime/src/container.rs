@@ -23,7 +23,7 @@ use crate::seccomp::{self, SeccompProgram};
 use crate::spec::{self, SpecError};
 use crate::state::{self, OciState, State, Status};
 use crate::sync::{Channel, Msg, SetupFailure};
-use crate::{console, hooks, sys};
+use crate::{console, hooks, sys, timing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -272,6 +272,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         None => None,
     };
     let exe = init_exe()?;
+    timing::mark(&id, "runtime.spawn");
     let (stage1, stage1_fd) = crate::children::spawn_recorded(|| {
         sys::spawn(&sys::SpawnArgs {
             exe: sys::Exe::Fd(exe),
@@ -295,7 +296,9 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         // for its config until then.
         cg.add_pid(stage1)?;
     }
-    ours.send(&Msg::Config, &[memfd.as_fd(), args.extra])
+    let mut config_fds = vec![memfd.as_fd(), args.extra];
+    config_fds.extend(timing::sink_fd());
+    ours.send(&Msg::Config, &config_fds)
         .map_err(sys_err("send the init config"))?;
     drop(memfd);
 
@@ -370,6 +373,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                 }
             }
             Msg::Ready => {
+                timing::mark(&id, "runtime.ready");
                 if !args.until_exec {
                     break;
                 }
@@ -442,6 +446,7 @@ impl Container {
     /// failure.
     pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         validate_id(&opts.id)?;
+        timing::mark(&opts.id, "runtime.create");
         let bundle = opts
             .bundle
             .canonicalize()
@@ -630,6 +635,7 @@ impl Container {
             write_pid_file(pid_file, launched.pid)?;
         }
         guard.disarm();
+        timing::mark(&opts.id, "runtime.created");
         Ok(Container {
             state: st,
             dir,
@@ -748,6 +754,7 @@ impl Container {
     /// execs the process. Poststart hooks run after; if one fails the
     /// container is killed and the error returned.
     pub fn start(&mut self) -> Result<(), Error> {
+        timing::mark(&self.state.id, "runtime.start");
         self.require("start", "created", &[Status::Created])?;
         let fifo_path = self.dir.join(state::EXEC_FIFO);
         let fifo = sys::open(&fifo_path, libc::O_RDONLY | libc::O_NONBLOCK, 0)
@@ -810,6 +817,7 @@ impl Container {
             let _ = self.kill(libc::SIGKILL, true);
             return Err(e.into());
         }
+        timing::mark(&self.state.id, "runtime.started");
         Ok(())
     }
 
@@ -977,6 +985,7 @@ impl Container {
     /// `force`; it is then killed first. Poststop hooks run; a failing one
     /// is only a warning, as the spec says.
     pub fn delete(self, force: bool) -> Result<(), Error> {
+        timing::mark(&self.state.id, "runtime.delete");
         let status = self.status();
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(Error::WrongState {
@@ -1019,7 +1028,9 @@ impl Container {
         if let Err(e) = hooks::run_all("poststop", &poststop, st.as_bytes()) {
             log::warn!("container {}: {e}", self.state.id);
         }
-        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))
+        std::fs::remove_dir_all(&self.dir).map_err(io_err("remove state dir", &self.dir))?;
+        timing::mark(&self.state.id, "runtime.deleted");
+        Ok(())
     }
 }
 

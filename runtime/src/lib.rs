@@ -31,6 +31,7 @@ pub mod state;
 pub mod sync;
 pub mod sys;
 pub mod sysctl;
+pub mod timing;
 
 pub use container::{
     ConsoleMode, Container, CreateOptions, Error, ExecOptions, ExecProcess, Stdio,

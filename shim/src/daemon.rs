@@ -16,6 +16,7 @@ use std::time::Duration;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use wren_runtime::timing;
 
 use crate::events::publisher::Publisher;
 use crate::flags::Flags;
@@ -87,6 +88,32 @@ fn watch_new_pidfds(epoll: &Epoll, service: &mut TaskService, pidfds: &mut HashM
     }
 }
 
+/// Runs one Task request, logging how long it took at debug level and, with
+/// `WREN_TIMING`, marking the calls of a container's life: Create, Start,
+/// Delete, Shutdown. Wait parks its responder, so its time here is only the
+/// dispatch.
+fn rpc_timed(id: &str, method: &str, dispatch: impl FnOnce()) {
+    let marks = match method {
+        "Create" => Some(("rpc.create", "rpc.created")),
+        "Start" => Some(("rpc.start", "rpc.started")),
+        "Delete" => Some(("rpc.delete", "rpc.deleted")),
+        "Shutdown" => Some(("rpc.shutdown", "rpc.shutdown.done")),
+        _ => None,
+    };
+    if let Some((begin, _)) = marks {
+        timing::mark(id, begin);
+    }
+    let began = std::time::Instant::now();
+    dispatch();
+    if let Some((_, end)) = marks {
+        timing::mark(id, end);
+    }
+    log::debug!(
+        "ttrpc: {method} took {:.3} ms",
+        began.elapsed().as_secs_f64() * 1e3
+    );
+}
+
 /// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
 pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let listener = inherited_listener()?;
@@ -141,6 +168,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let mut pidfds: HashMap<u64, Watched> = HashMap::new();
     let mut events = [EpollEvent::empty(); 16];
     let mut stop = false;
+    timing::mark(&flags.id, "shim.serving");
     while !stop && !service.shutdown_requested() {
         let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
             Ok(n) => n,
@@ -206,6 +234,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                         Ok(Some(status)) => {
                             if let Some(w) = pidfds.remove(&token) {
                                 let _ = epoll.delete(w.pidfd.as_fd());
+                                timing::mark(&w.id, "shim.exited");
                                 service.process_exited(&w.id, &w.exec_id, status);
                             }
                         }
@@ -230,7 +259,9 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                                 let is_task = req.service == wren_protocol::services::TASK_V2
                                     || req.service == wren_protocol::services::TASK_V3;
                                 if is_task {
-                                    service.dispatch(&req.method, &req.payload, responder);
+                                    rpc_timed(&flags.id, &req.method, || {
+                                        service.dispatch(&req.method, &req.payload, responder)
+                                    });
                                 } else {
                                     responder.send(Err(server::status(
                                         wren_protocol::ttrpc_wire::Code::UNIMPLEMENTED,

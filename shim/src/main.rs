@@ -35,14 +35,18 @@ fn main() {
             let out = info::runtime_info(&info::read_stdin());
             let _ = std::io::stdout().write_all(&out);
         }
-        Action::Start => match start::run(&flags) {
-            Ok(out) => {
-                if let Err(e) = start::print(&out) {
-                    fail("start", &e);
+        Action::Start => {
+            wren_runtime::timing::mark(&flags.id, "shim.start");
+            match start::run(&flags) {
+                Ok(out) => {
+                    if let Err(e) = start::print(&out) {
+                        fail("start", &e);
+                    }
+                    wren_runtime::timing::mark(&flags.id, "shim.started");
                 }
+                Err(e) => fail("start", &e),
             }
-            Err(e) => fail("start", &e),
-        },
+        }
         Action::Delete => {
             let mut ops = task::container_ops::runtime();
             let out = delete::run(&flags, ops.as_mut());

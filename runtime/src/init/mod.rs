@@ -37,7 +37,7 @@ use crate::path::Root;
 use crate::procfs::Procfs;
 use crate::seccomp::SeccompProgram;
 use crate::sync::{Channel, Msg, SetupFailure};
-use crate::{devices, hooks, lsm, process, rootfs, sys, sysctl};
+use crate::{devices, hooks, lsm, process, rootfs, sys, sysctl, timing};
 
 /// argv[0] of the init process.
 pub const INIT_ARGV0: &str = "wren-init";
@@ -187,6 +187,7 @@ fn read_config(fd: OwnedFd) -> Result<InitConfig, SetupFailure> {
 }
 
 fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
+    let t0 = timing::now_ns();
     set_name(c"wren:[1:NS]");
     // Everything below, and the fork of stage 2, relies on this process
     // having one thread; check it while /proc/self is still the host's.
@@ -213,6 +214,9 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     };
     let cfg = read_config(fds.next().ok_or_else(no_fd)?)?;
     let extra = fds.next().ok_or_else(no_fd)?;
+    // A third fd is the timing file, only when the caller has timing on.
+    timing::init_begin(fds.next(), &cfg.id, t0);
+    timing::init_mark("init.config");
 
     // While still host root: things a user namespace would forbid.
     // One private procfs of the host's pid namespace for stage 1's writes.
@@ -283,6 +287,7 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
 
     // A host procfs handle must not reach the container process.
     drop(procfs);
+    timing::init_mark("init.namespaces");
 
     // The new pid namespace (and time namespace) only apply to children.
     // SAFETY: single-threaded: checked at the start of stage 1, which
@@ -312,6 +317,7 @@ fn stage2(
     new_user: bool,
 ) -> Result<Never, SetupFailure> {
     set_name(c"wren:[2:INIT]");
+    timing::init_mark("init.stage2");
     // SAFETY: setsid has no arguments; failing means we already lead one.
     unsafe { libc::setsid() };
     match &cfg.setup {
@@ -384,6 +390,7 @@ fn create_container(
     if setup.setup_dev {
         devices::setup(&root, &setup.devices, in_userns).map_err(fail("set up /dev"))?;
     }
+    timing::init_mark("init.mounts");
 
     chan.send(&Msg::RunHooks, &[])
         .map_err(fail("ask for prestart hooks"))?;
@@ -401,9 +408,11 @@ fn create_container(
         state.as_bytes(),
     )
     .map_err(fail("createContainer hooks"))?;
+    timing::init_mark("init.hooks");
 
     rootfs::pivot(&root, setup.no_pivot).map_err(fail("pivot_root"))?;
     drop(root);
+    timing::init_mark("init.pivot");
     if let Some(p) = &setup.rootfs_propagation {
         rootfs::set_root_propagation(p).map_err(fail("rootfsPropagation"))?;
     }
@@ -432,6 +441,7 @@ fn create_container(
     if let Some(p) = &setup.personality {
         process::set_personality(p).map_err(fail("linux.personality"))?;
     }
+    timing::init_mark("init.paths");
     Ok((state, procfs))
 }
 
@@ -509,6 +519,7 @@ fn finish(
     }
     let exe = process::find_executable(&args[0], &env).map_err(fail("process.args"))?;
 
+    timing::init_mark("init.ready");
     if let Some((fifo, hooks_list, state)) = start {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
         // Block until `start` opens the fifo for reading.
@@ -517,6 +528,7 @@ fn finish(
         );
         w.write_all(b"0").map_err(fail("write the exec fifo"))?;
         drop(w);
+        timing::init_mark("init.released");
         drop(fifo);
         hooks::run_all("startContainer", hooks_list, state.as_bytes())
             .map_err(fail("startContainer hooks"))?;
@@ -533,7 +545,9 @@ fn load_seccomp(chan: &Channel, cfg: &InitConfig) -> Result<(), SetupFailure> {
     let Some(prog) = &cfg.seccomp else {
         return Ok(());
     };
-    if let Some(listener) = prog.load().map_err(fail("linux.seccomp"))? {
+    let listener = prog.load().map_err(fail("linux.seccomp"))?;
+    timing::init_mark("init.seccomp");
+    if let Some(listener) = listener {
         chan.send(&Msg::SeccompListener, &[listener.as_fd()])
             .map_err(fail("send the seccomp listener"))?;
     }
@@ -589,6 +603,7 @@ fn exec(cfg: &InitConfig, exe: &Path, args: &[String], env: &[String]) -> SetupF
     if let Err(e) = sys::close_range(3 + cfg.preserve_fds, true) {
         return fail("close_range")(e);
     }
+    timing::init_flush();
     // SAFETY: argv/envp are NUL-terminated arrays of live C strings.
     unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
     fail(format!("exec {}", exe.display()))(io::Error::last_os_error())
