@@ -41,8 +41,10 @@ demo: deps
 	@echo "+ wren-oci run --bundle target/demo/bundle demo-$$$$"
 	@$(DEV)/wren-oci --root target/demo/state run --bundle target/demo/bundle demo-$$$$
 
-bench: deps
-	$(CARGO) build --release -p wren-oci
+# Side-by-side benchmarks against runc + containerd-shim-runc-v2 (root; a few
+# minutes). Never part of `make test`; never fails on a number. See
+# docs/BENCHMARKS.md. BENCH_PUBLISH=1 copies the report to docs/bench/.
+bench: deps release
 	@bash scripts/bench.sh
 
 clean-demo:

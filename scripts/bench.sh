@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# make bench: figures measured side by side with the reference in the same
-# run, alternating A B A B, reported as medians and ratios. Writes
-# target/bench/report.md and target/bench/results.json.
+# make bench: wren against runc + containerd-shim-runc-v2, measured side by
+# side in the same run (alternating A B A B), reported as medians, spread and
+# ratios in target/bench/report.md, results.json and memory.svg. Needs root
+# and the release binaries (`make bench` builds them). Never fails on a
+# number. BENCH_N, BENCH_ONLY (comma list) and BENCH_ARGS tune it;
+# BENCH_PUBLISH=1 copies the report and chart to docs/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
+rel=target/release
 mkdir -p "$out"
-N=${BENCH_N:-30}
-oci=$(realpath target/release/wren-oci)
+oci=$(realpath "$rel/wren-oci")
 WREN_OCI=$oci bash scripts/make-bundle.sh "$out/bundle" /bin/true
-python3 scripts/bench.py --n "$N" --wren-oci "$oci" --bundle "$out/bundle" --out "$out"
+args=(--n "${BENCH_N:-30}" --wren-oci "$oci" --shim "$(realpath "$rel/containerd-shim-wren-v2")"
+      --bundle "$out/bundle" --out "$out")
+[ -x "$rel/wrend" ] && args+=(--wrend "$(realpath "$rel/wrend")")
+[ -x "$rel/wren" ] && args+=(--wren "$(realpath "$rel/wren")")
+[ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
+# shellcheck disable=SC2086
+python3 scripts/bench "${args[@]}" ${BENCH_ARGS:-}
+if [ "${BENCH_PUBLISH:-0}" = 1 ]; then
+  mkdir -p docs/bench
+  cp "$out/report.md" "$out/results.json" docs/bench/
+  [ -f "$out/memory.svg" ] && cp "$out/memory.svg" docs/bench/
+  echo "copied the report to docs/bench/"
+fi

@@ -1,0 +1,144 @@
+"""The measurements against the reference, each alternating reference and
+wren run by run (A B A B ...) so machine noise hits both alike. Each
+function returns the figure's results (raw samples included) or raises
+`procs.Failed` saying why it could not be measured.
+"""
+
+import concurrent.futures
+import os
+import time
+
+import procs
+from containerd import RUNC, WREN
+from image import IMAGE
+from stats import ratio, summary
+
+WARMUP = 2
+
+
+def alternate(n, ref, wren, warmup=WARMUP):
+    """Call ref(i) and wren(i) alternately n + warmup times; the first
+    `warmup` pairs only warm caches. Returns (ref samples, wren samples)."""
+    a, b = [], []
+    for i in range(n + warmup):
+        x = ref(i)
+        y = wren(i)
+        if i >= warmup:
+            a.append(x)
+            b.append(y)
+    return a, b
+
+
+def pair(ref_samples, wren_samples, unit="ms"):
+    r, w = summary(ref_samples, unit), summary(wren_samples, unit)
+    return {"reference": r, "wren": w, "ratio": ratio(w, r)}
+
+
+def ctr_run_rm(cd, n):
+    """`ctr run --rm` of /bin/true: the whole ctr process."""
+    def one(runtime, tag):
+        return lambda i: procs.run(cd.run_rm_cmd(runtime, IMAGE, f"rr-{tag}-{i}", "/bin/true"))[0]
+    return pair(*alternate(n, one(RUNC, "r"), one(WREN, "w")))
+
+
+def ctr_exec(cd, n):
+    """`ctr task exec` of /bin/true into a running (sleeping) container."""
+    ids = {RUNC: "exec-r", WREN: "exec-w"}
+    try:
+        for runtime, cid in ids.items():
+            cd.run_detached(runtime, IMAGE, cid, "sleep", "1000000")
+
+        def one(runtime):
+            cid = ids[runtime]
+            return lambda i: procs.run(cd.ctr_cmd("tasks", "exec", "--exec-id", f"x{i}", cid, "/bin/true"))[0]
+        return pair(*alternate(n, one(RUNC), one(WREN)))
+    finally:
+        for cid in ids.values():
+            cd.remove(cid)
+
+
+def _shim_memory(cd, runtime):
+    shims = []
+    for pid in cd.shim_pids(runtime):
+        m = procs.memory(pid)
+        if m:
+            shims.append(dict(m, pid=pid))
+    return shims
+
+
+def memory(cd, levels, settle_s=3.0):
+    """Shim PSS, RSS and threads with 1, 10, 50 idle containers per runtime.
+
+    Both runtimes grow in step (the containers of one runtime are started,
+    then the other's), and all shims serving our containerd are counted."""
+    counts = {RUNC: 0, WREN: 0}
+    tags = {RUNC: "r", WREN: "w"}
+    out = {"levels": []}
+    try:
+        for level in levels:
+            for runtime in (RUNC, WREN):
+                while counts[runtime] < level:
+                    cd.run_detached(runtime, IMAGE, f"idle-{tags[runtime]}-{counts[runtime]}",
+                                    "sleep", "1000000")
+                    counts[runtime] += 1
+            time.sleep(settle_s)
+            row = {"containers": level}
+            for runtime in (RUNC, WREN):
+                shims = _shim_memory(cd, runtime)
+                pss = sum(s["pss_kib"] for s in shims)
+                rss = sum(s["rss_kib"] for s in shims)
+                threads = sorted(s["threads"] for s in shims)
+                row[runtime] = {
+                    "shims": len(shims),
+                    "pss_kib_total": pss,
+                    "rss_kib_total": rss,
+                    "pss_kib_per_container": pss / level,
+                    "rss_kib_per_container": rss / level,
+                    "threads_per_shim": summary(threads, "threads") if threads else None,
+                    "per_shim": shims,
+                }
+            out["levels"].append(row)
+        # Where one idle shim of each runtime spends its memory.
+        out["mappings"] = {}
+        for runtime in (RUNC, WREN):
+            pids = cd.shim_pids(runtime)
+            if pids:
+                out["mappings"][runtime] = {"pid": pids[0], "by_mapping": procs.smaps_by_mapping(pids[0])}
+            print(f"  {level:3d} idle: " + "; ".join(
+                f"{rt}: {row[rt]['shims']} shims, PSS {row[rt]['pss_kib_total'] / 1024:.1f} MiB, "
+                f"threads {row[rt]['threads_per_shim']['median'] if row[rt]['threads_per_shim'] else '-'}"
+                for rt in (RUNC, WREN)), flush=True)
+    finally:
+        cd.remove_all()
+    return out
+
+
+def throughput(cd, total, parallel, rounds):
+    """`total` containers (`ctr run --rm` of /bin/true: create, start, wait,
+    delete), `parallel` at a time; total wall time per round."""
+    def batch(runtime, tag):
+        def go(r):
+            def one(i):
+                procs.run(cd.run_rm_cmd(runtime, IMAGE, f"tp-{tag}-{r}-{i}", "/bin/true"))
+            t = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+                list(pool.map(one, range(total)))
+            procs.reap()
+            return (time.perf_counter() - t) * 1000.0
+        return go
+    res = pair(*alternate(rounds, batch(RUNC, "r"), batch(WREN, "w"), warmup=0))
+    res.update(containers=total, parallel=parallel)
+    return res
+
+
+def runtime_alone(wren_oci, bundle, workdir, n):
+    """`wren-oci run` vs `runc run` of /bin/true on the same bundle."""
+    roots = {k: os.path.join(workdir, f"{k}-root") for k in ("runc", "wren")}
+    tag = os.getpid()
+
+    def ref(i):
+        return procs.run(["runc", "--root", roots["runc"], "run", "--bundle", bundle, f"bench-r-{tag}-{i}"])[0]
+
+    def wren(i):
+        return procs.run([wren_oci, "--root", roots["wren"], "run", "--bundle", bundle, f"bench-w-{tag}-{i}"])[0]
+    return pair(*alternate(n, ref, wren))
