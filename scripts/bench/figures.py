@@ -98,16 +98,16 @@ def memory(cd, levels, settle_s=3.0):
                     "per_shim": shims,
                 }
             out["levels"].append(row)
+            print(f"  {level:3d} idle: " + "; ".join(
+                f"{rt}: {row[rt]['shims']} shims, PSS {row[rt]['pss_kib_total'] / 1024:.1f} MiB, "
+                f"threads {row[rt]['threads_per_shim']['median'] if row[rt]['threads_per_shim'] else '-'}"
+                for rt in (RUNC, WREN)), flush=True)
         # Where one idle shim of each runtime spends its memory.
         out["mappings"] = {}
         for runtime in (RUNC, WREN):
             pids = cd.shim_pids(runtime)
             if pids:
                 out["mappings"][runtime] = {"pid": pids[0], "by_mapping": procs.smaps_by_mapping(pids[0])}
-            print(f"  {level:3d} idle: " + "; ".join(
-                f"{rt}: {row[rt]['shims']} shims, PSS {row[rt]['pss_kib_total'] / 1024:.1f} MiB, "
-                f"threads {row[rt]['threads_per_shim']['median'] if row[rt]['threads_per_shim'] else '-'}"
-                for rt in (RUNC, WREN)), flush=True)
     finally:
         cd.remove_all()
     return out

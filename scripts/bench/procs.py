@@ -172,9 +172,7 @@ def smaps_by_mapping(pid):
                 if not head:
                     continue
                 if "-" in head[0] and not head[0].endswith(":"):
-                    name = head[5] if len(head) > 5 else "[anon]"
-                    if name.startswith("/memfd:") or name.startswith("/") and "(deleted)" in line:
-                        name = name + " (deleted)" if "(deleted)" in line else name
+                    name = " ".join(head[5:]) or "[anon]"
                     cur = out.setdefault(name, {v: 0 for v in keys.values()})
                 elif cur is not None and head[0].rstrip(":") in keys:
                     cur[keys[head[0].rstrip(":")]] += int(head[1])
