@@ -173,6 +173,13 @@ fn twenty_containers_at_once() {
             });
         }
     });
+    let sockets: Vec<_> = ids.iter().map(|id| c.shim_socket(id)).collect();
+    for s in &sockets {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let m = std::fs::symlink_metadata(s).expect("shim socket");
+        assert!(m.file_type().is_socket(), "{}", s.display());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", s.display());
+    }
     for id in &ids {
         assert_eq!(task_status(&c, id), "RUNNING", "{id}");
         let shims = shim_pids_in(&ns, id);
@@ -199,4 +206,65 @@ fn twenty_containers_at_once() {
     for id in &ids {
         c.assert_clean(id);
     }
+    for s in &sockets {
+        assert!(!s.exists(), "socket left behind: {}", s.display());
+    }
+}
+
+#[test]
+fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
+    if !shim_tests_can_run("init_exit_kills_the_rest_when_the_pid_namespace_is_shared") {
+        return;
+    }
+    let ns = format!("wrenpidhost{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let id = "wren-pidhost";
+    // In the host's pid namespace the kernel does not kill the init's
+    // children when it exits: the shim must (runc's rule).
+    // This test's own pid namespace is the host's (PID 1 here is not
+    // readable).
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    ok(
+        &c.ctr(&[
+            "run",
+            "-d",
+            "--with-ns",
+            &host_pid_ns,
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sh",
+            "-c",
+            "sleep 300 & echo $! > /tmp/child; exec sleep 301",
+        ]),
+        "ctr run -d (host pid ns)",
+        &c,
+    );
+    let init = task_pid(&c, id);
+    assert!(init > 0);
+    let rootfs = c
+        .dir
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&ns)
+        .join(id)
+        .join("rootfs");
+    assert!(wait_for(10, || rootfs.join("tmp/child").exists()));
+    let child: i64 = std::fs::read_to_string(rootfs.join("tmp/child"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child), "the background child is running");
+    // SAFETY: kill(2) with plain integers: only the init.
+    unsafe { libc::kill(init as i32, libc::SIGKILL) };
+    assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
+    assert!(
+        wait_for(10, || !alive(child)),
+        "the init's child outlived it"
+    );
+    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
+    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+    c.assert_clean(id);
 }
