@@ -268,3 +268,63 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
     ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
     c.assert_clean(id);
 }
+
+#[test]
+fn grouped_containers_share_one_shim_until_the_last_is_deleted() {
+    if !shim_tests_can_run("grouped_containers_share_one_shim_until_the_last_is_deleted") {
+        return;
+    }
+    let ns = format!("wrengroup{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let ids = ["wren-group-a", "wren-group-b"];
+    for id in ids {
+        ok(
+            &c.ctr(&[
+                "run",
+                "-d",
+                "--label",
+                "io.containerd.runc.v2.group=pod1",
+                "--runtime",
+                RUNTIME,
+                IMAGE,
+                id,
+                "/bin/sleep",
+                "60",
+            ]),
+            "ctr run -d (grouped)",
+            &c,
+        );
+    }
+    let a = shim_pids_in(&ns, ids[0]);
+    assert_eq!(a.len(), 1, "{a:?}");
+    // The second container's `start` found the live shim: no second daemon.
+    assert!(shim_pids_in(&ns, ids[1]).is_empty());
+    assert_eq!(c.shim_socket(ids[0]), c.shim_socket(ids[1]));
+    for id in ids {
+        assert_eq!(task_status(&c, id), "RUNNING", "{id}");
+    }
+    let out = c.ctr(&["task", "exec", "--exec-id", "x", ids[1], "/bin/echo", "b"]);
+    ok(&out, "exec in the second container", &c);
+    // Deleting the first leaves the shim serving the second.
+    ok(
+        &c.ctr(&["task", "kill", "-s", "KILL", ids[0]]),
+        "kill a",
+        &c,
+    );
+    assert!(wait_for(15, || task_status(&c, ids[0]) == "STOPPED"));
+    ok(&c.ctr(&["task", "rm", ids[0]]), "task rm a", &c);
+    ok(&c.ctr(&["container", "rm", ids[0]]), "container rm a", &c);
+    assert_eq!(shim_pids_in(&ns, ids[0]), a, "the shared shim exited early");
+    assert_eq!(task_status(&c, ids[1]), "RUNNING");
+    ok(
+        &c.ctr(&["task", "kill", "-s", "KILL", ids[1]]),
+        "kill b",
+        &c,
+    );
+    assert!(wait_for(15, || task_status(&c, ids[1]) == "STOPPED"));
+    ok(&c.ctr(&["task", "rm", ids[1]]), "task rm b", &c);
+    ok(&c.ctr(&["container", "rm", ids[1]]), "container rm b", &c);
+    for id in ids {
+        c.assert_clean(id);
+    }
+}
