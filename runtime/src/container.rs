@@ -290,16 +290,21 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],
     };
-    if let Some(cg) = args.cgroup {
-        // v1 hierarchies (and v2 when clone3 could not place it) need the
-        // pid written; add_pid skips those it is already in. The init waits
-        // for its config until then.
-        cg.add_pid(stage1)?;
+    // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
+    // them itself, first thing, through these files (see
+    // `Cgroup::self_join_files` for why not from here).
+    let join = match args.cgroup {
+        Some(cg) => cg.self_join_files(stage1)?,
+        None => Vec::new(),
+    };
+    let mut send: Vec<BorrowedFd<'_>> = vec![memfd.as_fd(), args.extra];
+    if args.config.timing {
+        send.extend(timing::sink_fd());
     }
-    let mut config_fds = vec![memfd.as_fd(), args.extra];
-    config_fds.extend(timing::sink_fd());
-    ours.send(&Msg::Config, &config_fds)
+    send.extend(join.iter().map(|f| f.as_fd()));
+    ours.send(&Msg::Config, &send)
         .map_err(sys_err("send the init config"))?;
+    drop(join);
     drop(memfd);
 
     let mut child: Option<(i32, OwnedFd)> = None;
@@ -546,6 +551,7 @@ impl Container {
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
             })),
+            timing: timing::enabled(),
         };
         let id_maps = ns
             .iter()
@@ -897,6 +903,7 @@ impl Container {
             setup: Setup::Exec {
                 ns_flags: ns_flags(&ns),
             },
+            timing: timing::enabled(),
         };
         let st = self.state.oci(Status::Running);
         let listener = self.seccomp.as_ref().and_then(|s| {

@@ -21,7 +21,7 @@ from stats import summary
 # Milestones of `ctr run --rm` through the wren shim, in causal order.
 CTR_MILESTONES = [
     "ctr.begin", "shim.start", "shim.serving", "rpc.create", "runtime.create",
-    "runtime.spawn", "init.stage1", "init.config", "init.namespaces", "init.stage2",
+    "runtime.spawn", "init.stage1", "init.config", "init.cgroups", "init.namespaces", "init.stage2",
     "init.mounts", "init.hooks", "init.pivot", "init.paths", "init.ready",
     "runtime.created", "rpc.created", "rpc.start", "init.released", "init.execve",
     "shim.exited", "rpc.delete", "runtime.delete", "runtime.deleted", "rpc.deleted",
@@ -30,7 +30,7 @@ CTR_MILESTONES = [
 # Milestones of `wren-oci run` (no containerd, no shim).
 OCI_MILESTONES = [
     "oci.begin", "runtime.create", "runtime.spawn", "init.stage1", "init.config",
-    "init.namespaces", "init.stage2", "init.mounts", "init.hooks", "init.pivot",
+    "init.cgroups", "init.namespaces", "init.stage2", "init.mounts", "init.hooks", "init.pivot",
     "init.paths", "init.ready", "runtime.created", "runtime.start", "init.released",
     "init.execve", "runtime.delete", "runtime.deleted", "oci.end",
 ]
@@ -46,8 +46,10 @@ LABELS = {
     ("runtime.create", "runtime.spawn"): "runtime: load + validate spec, seccomp compile, cgroup, state dir",
     ("oci.begin", "runtime.create"): "wren-oci process start, argument parsing",
     ("runtime.spawn", "init.stage1"): "clone3 + execveat of the sealed init binary",
-    ("init.stage1", "init.config"): "init stage 1: wait for its config (caller puts it in its cgroups)",
-    ("init.config", "init.namespaces"): "rlimits, join and unshare namespaces",
+    ("init.stage1", "init.config"): "init stage 1: thread check, receive and decode its config",
+    ("init.config", "init.cgroups"): "join the container's v1 cgroups (writes to `tasks`)",
+    ("init.cgroups", "init.namespaces"): "rlimits, join and unshare namespaces",
+    ("init.config", "init.namespaces"): "join cgroups, rlimits, join and unshare namespaces",
     ("init.namespaces", "init.stage2"): "clone3 of stage 2 (pid 1 of the new pid namespace)",
     ("init.stage2", "init.mounts"): "mounts and /dev",
     ("init.mounts", "init.hooks"): "round trip: cgroup resources, prestart/createRuntime hooks",

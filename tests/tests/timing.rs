@@ -14,6 +14,7 @@ const ORDER: &[&str] = &[
     "runtime.spawn",
     "init.stage1",
     "init.config",
+    "init.cgroups",
     "init.namespaces",
     "init.stage2",
     "init.mounts",

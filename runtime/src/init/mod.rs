@@ -59,6 +59,10 @@ pub struct InitConfig {
     /// fds 3..3+n are passed through to the container process.
     pub preserve_fds: u32,
     pub setup: Setup,
+    /// `WREN_TIMING` is on in the caller: the timing file follows the fd
+    /// after the config (see [`crate::timing`]).
+    #[serde(default)]
+    pub timing: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -214,9 +218,18 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     };
     let cfg = read_config(fds.next().ok_or_else(no_fd)?)?;
     let extra = fds.next().ok_or_else(no_fd)?;
-    // A third fd is the timing file, only when the caller has timing on.
-    timing::init_begin(fds.next(), &cfg.id, t0);
+    // The timing file follows, only when the caller has timing on.
+    let timing_fd = if cfg.timing { fds.next() } else { None };
+    timing::init_begin(timing_fd, &cfg.id, t0);
     timing::init_mark("init.config");
+    // Join the container's cgroups before anything else: the rest are
+    // `tasks` / `cgroup.procs` files the caller opened for us.
+    for file in fds {
+        nix::unistd::write(&file, b"0").map_err(|e| {
+            fail("join the container's cgroup")(io::Error::from_raw_os_error(e as i32))
+        })?;
+    }
+    timing::init_mark("init.cgroups");
 
     // While still host root: things a user namespace would forbid.
     // One private procfs of the host's pid namespace for stage 1's writes.
