@@ -71,7 +71,7 @@ def measure(figs, key, fn, *a, **kw):
         if not isinstance(e, (procs.Failed, OSError)):
             traceback.print_exc()
         text = str(e).strip()
-        figs[key] = {"not_measured": text.splitlines()[0][:300] if text else repr(e)}
+        figs[key] = {"not_measured": text or repr(e)}
         print(f"bench: {key}: not measured: {figs[key]['not_measured']}", flush=True)
     else:
         r = figs[key].get("ratio")
@@ -107,7 +107,7 @@ def containerd_figures(args, work, figs, only, levels, applets):
         if "throughput" in only:
             measure(figs, "throughput", figures.throughput, cd, args.throughput, args.parallel, args.rounds)
     except procs.Failed as e:
-        not_measured(figs, keys, f"private containerd: {str(e).strip()[:300]}")
+        not_measured(figs, keys, f"private containerd: {str(e).strip()}")
     finally:
         if cd:
             cd.close()
@@ -125,7 +125,7 @@ def standalone_figures(args, work, figs, levels):
             measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
         measure(figs, "standalone_memory", standalone.memory, w, os.path.join(args.bundle, "rootfs"), levels)
     except procs.Failed as e:
-        not_measured(figs, ["standalone_run_rm", "standalone_memory"], f"wrend: {str(e).strip()[:300]}")
+        not_measured(figs, ["standalone_run_rm", "standalone_memory"], f"wrend: {str(e).strip()}")
     finally:
         if w:
             w.close([])
@@ -147,7 +147,7 @@ def breakdown_figures(args, work, figs, applets):
                     extra=("--seccomp",), tag="bds")
         except procs.Failed as e:
             not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp"],
-                         f"private containerd: {str(e).strip()[:300]}")
+                         f"private containerd: {str(e).strip()}")
         finally:
             if cd:
                 cd.close()
@@ -204,6 +204,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
     if interrupted:
         return 130
+    results["failures"] = figures.FAILURES
     text = report.write(args.out, results)
     print()
     print(text)

@@ -2,10 +2,16 @@
 wren run by run (A B A B ...) so machine noise hits both alike. Each
 function returns the figure's results (raw samples included) or raises
 `procs.Failed` saying why it could not be measured.
+
+A run that fails is tried once more (with a fresh container id) and the
+failure is kept in `FAILURES`, which the report lists: a rare failure is a
+bug to see, not a reason to lose the figure.
 """
 
 import concurrent.futures
+import itertools
 import os
+import threading
 import time
 
 import procs
@@ -14,6 +20,23 @@ from image import IMAGE
 from stats import ratio, summary
 
 WARMUP = 2
+FAILURES = []
+_failures_lock = threading.Lock()
+
+
+def retried(figure, runtime):
+    """Decorator: fn(), or once more if it fails; the failure goes to
+    FAILURES."""
+    def wrap(fn):
+        def call(*a):
+            try:
+                return fn(*a)
+            except procs.Failed as e:
+                with _failures_lock:
+                    FAILURES.append({"figure": figure, "runtime": runtime, "error": str(e)})
+                return fn(*a)
+        return call
+    return wrap
 
 
 def alternate(n, ref, wren, warmup=WARMUP):
@@ -36,8 +59,11 @@ def pair(ref_samples, wren_samples, unit="ms"):
 
 def ctr_run_rm(cd, n):
     """`ctr run --rm` of /bin/true: the whole ctr process."""
+    seq = itertools.count()
+
     def one(runtime, tag):
-        return lambda i: procs.run(cd.run_rm_cmd(runtime, IMAGE, f"rr-{tag}-{i}", "/bin/true"))[0]
+        return retried("ctr_run_rm", runtime)(lambda i: procs.run(
+            cd.run_rm_cmd(runtime, IMAGE, f"rr-{tag}-{next(seq)}", "/bin/true"))[0])
     return pair(*alternate(n, one(RUNC, "r"), one(WREN, "w")))
 
 
@@ -48,9 +74,12 @@ def ctr_exec(cd, n):
         for runtime, cid in ids.items():
             cd.run_detached(runtime, IMAGE, cid, "sleep", "1000000")
 
+        seq = itertools.count()
+
         def one(runtime):
             cid = ids[runtime]
-            return lambda i: procs.run(cd.ctr_cmd("tasks", "exec", "--exec-id", f"x{i}", cid, "/bin/true"))[0]
+            return retried("ctr_exec", runtime)(lambda i: procs.run(
+                cd.ctr_cmd("tasks", "exec", "--exec-id", f"x{next(seq)}", cid, "/bin/true"))[0])
         return pair(*alternate(n, one(RUNC), one(WREN)))
     finally:
         for cid in ids.values():
@@ -116,10 +145,13 @@ def memory(cd, levels, settle_s=3.0):
 def throughput(cd, total, parallel, rounds):
     """`total` containers (`ctr run --rm` of /bin/true: create, start, wait,
     delete), `parallel` at a time; total wall time per round."""
+    seq = itertools.count()
+
     def batch(runtime, tag):
         def go(r):
+            @retried("throughput", runtime)
             def one(i):
-                procs.run(cd.run_rm_cmd(runtime, IMAGE, f"tp-{tag}-{r}-{i}", "/bin/true"))
+                procs.run(cd.run_rm_cmd(runtime, IMAGE, f"tp-{tag}-{next(seq)}", "/bin/true"))
             t = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
                 list(pool.map(one, range(total)))
@@ -135,10 +167,15 @@ def runtime_alone(wren_oci, bundle, workdir, n):
     """`wren-oci run` vs `runc run` of /bin/true on the same bundle."""
     roots = {k: os.path.join(workdir, f"{k}-root") for k in ("runc", "wren")}
     tag = os.getpid()
+    seq = itertools.count()
 
+    @retried("runtime_alone", "runc")
     def ref(i):
-        return procs.run(["runc", "--root", roots["runc"], "run", "--bundle", bundle, f"bench-r-{tag}-{i}"])[0]
+        return procs.run(["runc", "--root", roots["runc"], "run", "--bundle", bundle,
+                          f"bench-r-{tag}-{next(seq)}"])[0]
 
+    @retried("runtime_alone", "wren-oci")
     def wren(i):
-        return procs.run([wren_oci, "--root", roots["wren"], "run", "--bundle", bundle, f"bench-w-{tag}-{i}"])[0]
+        return procs.run([wren_oci, "--root", roots["wren"], "run", "--bundle", bundle,
+                          f"bench-w-{tag}-{next(seq)}"])[0]
     return pair(*alternate(n, ref, wren))

@@ -76,7 +76,9 @@ def _met(ok):
 
 
 def _why(fig):
-    return f"not measured: {fig['not_measured']}"
+    """The reason, on one table line (results.json keeps all of it)."""
+    why = " ".join(fig["not_measured"].split())
+    return f"not measured: {why if len(why) <= 400 else why[:400] + '…'}"
 
 
 def summary_rows(figs):
@@ -242,6 +244,12 @@ def render(results):
              "## Summary", "",
              table(["figure", "reference median (p10–p90)", "wren median (p10–p90)", "ratio",
                     "target", "met"], summary_rows(figs)), ""]
+    fails = results.get("failures") or []
+    if fails:
+        lines += ["**Runs that failed and were tried again** (each is a bug to look at; the figure "
+                  "above uses the retry):", ""]
+        lines += [f"- {f['figure']}, {f['runtime']}: `{' '.join(f['error'].split())[:600]}`" for f in fails]
+        lines += [""]
     lines += memory_section(figs.get("memory"))
     lines += breakdown_section(figs)
     lines += ["Raw samples: `results.json`.", ""]
