@@ -3,6 +3,7 @@ processes against the number of idle containers, one line per runtime,
 each point labelled with its per-container average, and the target line
 (1/8 of the reference) dashed."""
 
+import math
 from xml.sax.saxutils import escape
 
 W, H = 720, 420
@@ -11,9 +12,10 @@ COLORS = {"reference": "#d62728", "wren": "#1f77b4", "target": "#7f7f7f"}
 
 
 def _nice_max(v):
+    """(axis maximum, tick step) with at most 7 ticks above 0."""
     for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000):
-        if v <= step * 5:
-            return step * 5, step
+        if v <= step * 7:
+            return math.ceil(v / step) * step, step
     return v, v / 5
 
 
@@ -51,7 +53,7 @@ def memory_svg(series, title, target_fraction=None):
     # X axis with a tick at each measured level.
     out.append(f'<line x1="{LEFT}" y1="{TOP + ph}" x2="{LEFT + pw}" y2="{TOP + ph}" stroke="black"/>')
     out.append(f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + ph}" stroke="black"/>')
-    for x in sorted(set(xs) | {0}):
+    for x in sorted(set(xs)):
         out.append(f'<line x1="{sx(x):.1f}" y1="{TOP + ph}" x2="{sx(x):.1f}" y2="{TOP + ph + 5}" stroke="black"/>')
         out.append(f'<text x="{sx(x):.1f}" y="{TOP + ph + 20}" text-anchor="middle">{x}</text>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 15}" text-anchor="middle">idle containers</text>')
@@ -74,7 +76,8 @@ def memory_svg(series, title, target_fraction=None):
             last = x == xmax
             out.append(f'<circle cx="{sx(x):.1f}" cy="{sy(v):.1f}" r="4" fill="{color}"/>')
             anchor = ' text-anchor="end"' if last else ""
-            out.append(f'<text x="{sx(x) + (-6 if last else 6):.1f}" y="{sy(v) - 8:.1f}" fill="{color}"'
+            dy = 18 if name == "wren" else -8
+            out.append(f'<text x="{sx(x) + (-6 if last else 6):.1f}" y="{sy(v) + dy:.1f}" fill="{color}"'
                        f'{anchor}>{per:.2f} MiB/ctr</text>')
         label = {"reference": "runc-v2 shim (reference)", "wren": "wren shim",
                  "target": f"target: {target_fraction:g} × reference" if target_fraction else ""}.get(name, name)
