@@ -119,8 +119,11 @@ def standalone_figures(args, work, figs, levels):
     if shutil.which("runc") is None:
         figs["standalone_run_rm"] = {"not_measured": "runc is not installed"}
     w = None
+    # A short root: wrend's shim sockets live in <root>/run/s/<64 hex digits>,
+    # which must fit in a unix socket path (108 bytes).
+    root = tempfile.mkdtemp(prefix="wb-", dir="/tmp")
     try:
-        w = standalone.Wrend(args.wrend, args.wren, args.shim, os.path.join(work, "wrend"))
+        w = standalone.Wrend(args.wrend, args.wren, args.shim, root)
         if "standalone_run_rm" not in figs:
             measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
         measure(figs, "standalone_memory", standalone.memory, w, os.path.join(args.bundle, "rootfs"), levels)
@@ -129,6 +132,9 @@ def standalone_figures(args, work, figs, levels):
     finally:
         if w:
             w.close([])
+        if not any(line.split(" ")[4].startswith(root + "/")
+                   for line in open("/proc/self/mountinfo").read().splitlines()):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def breakdown_figures(args, work, figs, applets):
