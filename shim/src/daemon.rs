@@ -29,6 +29,9 @@ use crate::{delete, reaper, socket, task};
 pub const LISTENER_FD: RawFd = 3;
 /// containerd's ttrpc address, for events.
 pub const TTRPC_ADDRESS_ENV: &str = "TTRPC_ADDRESS";
+/// When `start` spawned us (CLOCK_MONOTONIC ns), for the debug log line
+/// that says how long the daemon took to serve.
+pub const SPAWNED_AT_ENV: &str = "_WREN_SHIM_SPAWNED_AT";
 
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_SIGNALS: u64 = 1;
@@ -172,6 +175,13 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let mut events = [EpollEvent::empty(); 16];
     let mut stop = false;
     timing::mark(&flags.id, "shim.serving");
+    if let Some(t) = std::env::var(SPAWNED_AT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let ms = timing::now_ns().saturating_sub(t) as f64 / 1e6;
+        log::debug!("serving {ms:.3} ms after `start` spawned the daemon");
+    }
     while !stop && !service.shutdown_requested() {
         let timeout = match service.next_deadline() {
             None => EpollTimeout::NONE,

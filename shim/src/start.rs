@@ -229,6 +229,10 @@ fn spawn_daemon(
             cmd.env(crate::daemon::TTRPC_ADDRESS_ENV, addr);
         }
     }
+    cmd.env(
+        crate::daemon::SPAWNED_AT_ENV,
+        wren_runtime::timing::now_ns().to_string(),
+    );
     cmd.current_dir(bundle)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
