@@ -115,6 +115,7 @@ pub fn stats_json(r: &api::StatsResponse) -> Value {
                 "memory_bytes": usage.map_or(0, |u| u.usage),
                 "memory_limit": usage.map_or(0, |u| u.limit),
                 "pids": m.pids.as_ref().map_or(0, |p| p.current),
+                "pids_limit": m.pids.as_ref().map_or(0, |p| p.limit),
             });
         }
     } else if name == type_urls::CGROUPS_V2_METRICS {
@@ -125,6 +126,7 @@ pub fn stats_json(r: &api::StatsResponse) -> Value {
                 "memory_bytes": m.memory.as_ref().map_or(0, |x| x.usage),
                 "memory_limit": m.memory.as_ref().map_or(0, |x| x.usage_limit),
                 "pids": m.pids.as_ref().map_or(0, |p| p.current),
+                "pids_limit": m.pids.as_ref().map_or(0, |p| p.limit),
             });
         }
     }

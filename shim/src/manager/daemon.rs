@@ -318,7 +318,7 @@ fn dispatch(sup: &mut Supervisor, req: &Request, responder: Responder) {
         }
         "Delete" => {
             let r = decode!(api::DeleteRequest);
-            reply(responder, sup.remove(&r.name, r.force))
+            sup.remove_request(&r.name, r.force, responder)
         }
         "List" => reply(responder, Ok::<_, ManagerError>(sup.list())),
         "Inspect" => {

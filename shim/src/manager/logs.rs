@@ -114,15 +114,30 @@ impl LogFile {
         Ok(())
     }
 
-    /// Appends `data`, rotating first when it would not fit.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.open()?;
-        if self.size > 0 && self.size + data.len() as u64 > self.max_size {
+    /// Appends `data`, rotating whenever the current file is full. A file
+    /// is cut after the last whole line that fits, or at the size limit
+    /// when a line is longer than that.
+    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            self.open()?;
+            let room = self.max_size.saturating_sub(self.size) as usize;
+            if data.len() <= room {
+                self.open()?.write_all(data)?;
+                self.size += data.len() as u64;
+                return Ok(());
+            }
+            let cut = data[..room]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map(|i| i + 1)
+                .unwrap_or(if self.size == 0 { room } else { 0 });
+            if cut > 0 {
+                self.open()?.write_all(&data[..cut])?;
+                self.size += cut as u64;
+                data = &data[cut..];
+            }
             self.rotate()?;
         }
-        let f = self.open()?;
-        f.write_all(data)?;
-        self.size += data.len() as u64;
         Ok(())
     }
 
@@ -230,6 +245,16 @@ mod tests {
             tail(&path, 3, 100).unwrap(),
             b"cccc\ndddd\neeee\nffff\ngggg\n"
         );
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut log = LogFile::new(path.clone(), 4, 2);
+        log.write(b"abcdefghij").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ij");
+        assert_eq!(std::fs::read(tmp.path().join("log.1")).unwrap(), b"efgh");
     }
 
     #[test]

@@ -88,7 +88,11 @@ impl Launch<'_> {
             .spawn()
             .map_err(spawn_err)?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&input).map_err(spawn_err)?;
+            // A shim that exits without reading stdin is reported below by
+            // its status and stderr, not as a broken pipe.
+            if let Err(e) = stdin.write_all(&input) {
+                log::debug!("write shim start stdin: {e}");
+            }
         }
         let out = child.wait_with_output().map_err(spawn_err)?;
         if !out.status.success() {

@@ -34,7 +34,7 @@ use crate::ttrpc::server::Responder;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exit status recorded when a container's shim vanished with it.
 pub const LOST_STATUS: u32 = crate::delete::KILLED_STATUS;
-/// How long `rm` waits for a shim to exit after Shutdown.
+/// How long a shim may take to exit after Shutdown before it is killed.
 const SHIM_EXIT_WAIT: Duration = Duration::from_secs(3);
 
 /// What wrend knows about a container's init.
@@ -102,8 +102,20 @@ struct Managed {
     exec_exits: HashMap<String, (u32, i64)>,
 }
 
+/// A shim told to shut down, until its pidfd says it is gone.
+struct Departing {
+    name: String,
+    /// Its socket, removed once it is gone (its bundle may be gone first).
+    address: String,
+    pidfd: OwnedFd,
+    deadline: Instant,
+    /// `rm` callers and their prepared answers.
+    replies: Vec<(Responder, Vec<u8>)>,
+}
+
 /// Everything wrend manages.
 pub struct Supervisor {
+    departing: HashMap<RawFd, Departing>,
     cfg: Config,
     address: String,
     socket_dir: PathBuf,
@@ -128,15 +140,30 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// Waits until `pidfd` is readable (its process exited) or `limit` passes.
-fn wait_pidfd(pidfd: &OwnedFd, limit: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+/// Removes a dead shim's socket file, if it is still there.
+fn remove_socket(address: &str) {
+    if let Some(path) = crate::socket::from_address(address) {
+        if let Err(e) = crate::socket::remove(&path) {
+            log::debug!("remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// SIGKILLs the process behind `pidfd`.
+fn kill_pidfd(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal(2) on an fd we own, no siginfo, no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, limit.as_millis() as libc::c_int) > 0 }
+    if rc != 0 {
+        log::warn!("kill shim: {}", std::io::Error::last_os_error());
+    }
 }
 
 fn task_state(s: TaskStatus) -> State {
@@ -159,6 +186,7 @@ impl Supervisor {
             address: cfg.address(),
             socket_dir: cfg.shim_socket_dir(),
             cfg,
+            departing: HashMap::new(),
             containers: BTreeMap::new(),
             owners: HashMap::new(),
             watches: Vec::new(),
@@ -504,13 +532,16 @@ impl Supervisor {
         }
     }
 
-    /// Stops the shim (after its task is deleted) and waits for it to exit.
+    /// Asks the shim to exit (after its task is deleted). Its pidfd stays
+    /// watched: the exit is noticed by the loop, which keeps serving the
+    /// shim's last event deliveries meanwhile.
     fn shutdown_shim(&mut self, name: &str) {
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
         let pidfd = m.shim_pidfd.take();
         let had_shim = m.shim.is_some();
+        let address = m.rec.shim_address.clone();
         if had_shim {
             let req = shimapi::ShutdownRequest::new();
             if let Err(e) = self.shim_call::<_, Empty>(name, "Shutdown", &req) {
@@ -523,10 +554,32 @@ impl Supervisor {
             m.rec.shim_pid = 0;
         }
         if let Some(fd) = pidfd {
-            self.unwatch(fd.as_raw_fd());
-            if had_shim && !wait_pidfd(&fd, SHIM_EXIT_WAIT) {
-                log::warn!("shim of {name} did not exit after Shutdown");
+            if had_shim {
+                self.departing.insert(
+                    fd.as_raw_fd(),
+                    Departing {
+                        name: name.to_string(),
+                        address,
+                        deadline: Instant::now() + SHIM_EXIT_WAIT,
+                        pidfd: fd,
+                        replies: Vec::new(),
+                    },
+                );
+            } else {
+                self.unwatch(fd.as_raw_fd());
             }
+        }
+    }
+
+    /// A departing shim exited (or overstayed): answer who waited for it.
+    fn departed(&mut self, fd: RawFd) {
+        if let Some(d) = self.departing.remove(&fd) {
+            self.unwatch(fd);
+            remove_socket(&d.address);
+            for (r, reply) in d.replies {
+                r.send(Ok(reply));
+            }
+            drop(d.pidfd);
         }
     }
 
@@ -539,6 +592,7 @@ impl Supervisor {
             return;
         };
         m.state = State::Stopped;
+        m.rec.started = false;
         m.rec.exit_status = Some(status);
         m.rec.exited_at = at;
         let ran_for = m.started_at.take().map_or(Duration::ZERO, |t| t.elapsed());
@@ -628,6 +682,9 @@ impl Supervisor {
 
     /// The shim behind a watched pidfd exited.
     pub fn shim_exited(&mut self, fd: RawFd) {
+        if self.departing.contains_key(&fd) {
+            return self.departed(fd);
+        }
         let Some(name) = self.owners.get(&fd).cloned() else {
             return;
         };
@@ -668,12 +725,26 @@ impl Supervisor {
             .values()
             .flat_map(|m| [m.restart_at, m.kill_at])
             .flatten()
+            .chain(self.departing.values().map(|d| d.deadline))
             .min()
     }
 
     /// Fires the timers that are due.
     pub fn fire_timers(&mut self) {
         let now = Instant::now();
+        let overdue: Vec<RawFd> = self
+            .departing
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in overdue {
+            if let Some(d) = self.departing.get(&fd) {
+                log::warn!("shim of {} did not exit after Shutdown; killing it", d.name);
+                kill_pidfd(&d.pidfd);
+            }
+            self.departed(fd);
+        }
         let due: Vec<(String, bool)> = self
             .containers
             .iter()
@@ -754,7 +825,7 @@ impl Supervisor {
     fn restore_one(&mut self, rec: Record) {
         let name = rec.name.clone();
         let address = rec.shim_address.clone();
-        let exited_before = rec.exit_status.is_some() && !rec.started;
+        let was_started = rec.started;
         self.containers.insert(name.clone(), self.new_managed(rec));
         if address.is_empty() {
             return;
@@ -778,7 +849,7 @@ impl Supervisor {
                         m.state = State::Running;
                     }
                 }
-                if self.containers[&name].rec.started && !exited_before {
+                if self.containers[&name].rec.started {
                     self.init_exited(&name, LOST_STATUS, now_nanos());
                 } else {
                     self.save(&name);
@@ -812,7 +883,12 @@ impl Supervisor {
                     &name,
                     format!("{} pid {}", state.as_str(), s.pid),
                 );
-                if state == State::Stopped {
+                if state == State::Stopped && !was_started {
+                    // Its exit was handled before wrend went down.
+                    if let Some(m) = self.containers.get_mut(&name) {
+                        m.state = State::Stopped;
+                    }
+                } else if state == State::Stopped {
                     let at = s.exited_at.as_ref().map_or(now_nanos(), |t| {
                         t.seconds * 1_000_000_000 + i64::from(t.nanos)
                     });
@@ -1088,7 +1164,19 @@ impl Supervisor {
         }
     }
 
-    /// `rm`: a live container needs `force` (it is killed first).
+    /// `rm`: answers once the container's shim has exited.
+    pub fn remove_request(&mut self, name: &str, force: bool, responder: Responder) {
+        let reply = match self.remove(name, force) {
+            Ok(r) => encode(&r),
+            Err(e) => return responder.send(Err(e.to_status())),
+        };
+        match self.departing.values_mut().find(|d| d.name == name) {
+            Some(d) => d.replies.push((responder, reply)),
+            None => responder.send(Ok(reply)),
+        }
+    }
+
+    /// Removes a container; a live one needs `force` (it is killed first).
     pub fn remove(
         &mut self,
         name: &str,
