@@ -19,7 +19,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::events::publisher::Publisher;
 use crate::flags::Flags;
-use crate::task::service::{NewPidfd as Watched, TaskService};
+use crate::stdio::relay::RELAY_BIT;
+use crate::task::service::{NewPidfd as Watched, TaskService, OOM_BIT};
 use crate::ttrpc::server::{self, Connection, ReadOutcome};
 use crate::{delete, reaper, socket, task};
 
@@ -117,13 +118,15 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     );
 
     let publisher = Publisher::start(std::env::var(TTRPC_ADDRESS_ENV).ok(), &flags.namespace);
+    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(DaemonError::Epoll)?;
     let mut service = TaskService::new(
         task::container_ops::runtime(),
         publisher,
         delete::default_state_root(&flags.namespace),
-    );
-
-    let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(DaemonError::Epoll)?;
+        &flags.namespace,
+        &epoll,
+    )
+    .map_err(|e| DaemonError::Epoll(nix::Error::from_raw(e.raw_os_error().unwrap_or(0))))?;
     epoll
         .add(
             listener.as_fd(),
@@ -142,7 +145,17 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let mut events = [EpollEvent::empty(); 16];
     let mut stop = false;
     while !stop && !service.shutdown_requested() {
-        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+        let timeout = match service.next_deadline() {
+            None => EpollTimeout::NONE,
+            Some(at) => {
+                let ms = at
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis()
+                    .clamp(1, 60_000) as u16;
+                EpollTimeout::from(ms)
+            }
+        };
+        let n = match epoll.wait(&mut events, timeout) {
             Ok(n) => n,
             Err(nix::Error::EINTR) => continue,
             Err(e) => {
@@ -197,6 +210,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                         }
                     }
                 }
+                token if token & (RELAY_BIT | OOM_BIT) != 0 => service.fd_ready(token),
                 token if token & PIDFD_BIT != 0 => {
                     let Some(w) = pidfds.get(&token) else {
                         continue;
@@ -254,7 +268,9 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
             }
         }
         watch_new_pidfds(&epoll, &mut service, &mut pidfds);
+        service.tick();
     }
+    service.kill_loggers();
     service.publisher().flush(Duration::from_secs(5));
     if let Some(path) = std::fs::read_to_string("address")
         .ok()

@@ -1,20 +1,36 @@
-//! The container's stdio as containerd describes it (fifo paths; empty means
-//! /dev/null), opened into fds the runtime hands to the process.
+//! A process's stdio as containerd describes it, turned into the fds the
+//! container gets and the copying the shim does (see [`uri`] for the forms):
 //!
-//! First step: the fifos are passed to the process directly. Still to do:
-//! copying through pipes so output is drained before the exit is reported,
-//! `file://` and `binary://` URIs, terminals, IoUid/IoGid, CloseIO.
+//! - the container never sees containerd's FIFOs or the log file: it gets
+//!   pipes (owned by IoUid/IoGid) or a pty, and the shim relays
+//!   ([`relay`]) between those and the FIFOs/file, so the process cannot
+//!   reopen, truncate or read back the host side;
+//! - stdin: the shim holds a writer of the stdin FIFO until CloseIO, so the
+//!   container sees EOF only when the client is done;
+//! - `binary://`: the logging program reads the pipes itself ([`logger`]);
+//! - terminal: the pty master (from the runtime) is relayed both ways;
+//!   stderr is unused.
 //!
 //! Runs in the daemon, for Create and Exec.
 
-use std::fs::OpenOptions;
-use std::os::fd::OwnedFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+pub mod logger;
+pub mod relay;
+pub mod uri;
 
-/// A stdio path that could not be used.
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use relay::{Dest, Relays, Stream};
+use uri::{Output, StdioUris};
+
+/// A stdio description that could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum StdioError {
+    #[error(transparent)]
+    Uri(#[from] uri::UriError),
     #[error("open {which} {path}")]
     Open {
         which: &'static str,
@@ -22,68 +38,372 @@ pub enum StdioError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{which} {uri:?}: only fifo paths are supported so far")]
-    Unsupported { which: &'static str, uri: String },
-    #[error("clear O_NONBLOCK on {which}")]
-    Fcntl {
+    #[error("{which}: {what}")]
+    Sys {
         which: &'static str,
+        what: &'static str,
         #[source]
-        source: nix::Error,
+        source: std::io::Error,
     },
+    #[error(transparent)]
+    Logger(#[from] logger::LoggerError),
 }
 
-/// The three fds of a process.
-pub struct Opened {
-    pub stdin: OwnedFd,
-    pub stdout: OwnedFd,
-    pub stderr: OwnedFd,
+/// The fds the container's process gets (None: /dev/null; all None with a
+/// terminal: the pty).
+#[derive(Default)]
+pub struct ContainerFds {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
 }
 
-fn open(which: &'static str, path: &str, input: bool) -> Result<OwnedFd, StdioError> {
-    if path.contains("://") {
-        return Err(StdioError::Unsupported {
-            which,
-            uri: path.to_string(),
-        });
-    }
-    let (path, null) = if path.is_empty() {
-        (PathBuf::from("/dev/null"), true)
-    } else {
-        (PathBuf::from(path), false)
-    };
-    let mut o = OpenOptions::new();
-    if input {
-        // No writer may exist yet: open without blocking, then make reads
-        // blocking again for the container.
-        o.read(true).custom_flags(libc::O_NONBLOCK);
-    } else if null {
-        o.write(true);
-    } else {
-        // Read+write so the open neither blocks nor fails (ENXIO) while
-        // containerd has not opened its reading end yet.
-        o.read(true).write(true);
-    }
-    let file = o.open(&path).map_err(|source| StdioError::Open {
+/// Who the IO belongs to, for the logger's environment.
+pub struct Owner<'a> {
+    pub container_id: &'a str,
+    pub namespace: &'a str,
+    pub io_uid: u32,
+    pub io_gid: u32,
+}
+
+/// The shim's side of one process's stdio.
+#[derive(Default)]
+pub struct ProcessIo {
+    uris: Option<StdioUris>,
+    terminal: bool,
+    /// Relay ids of stdout/stderr (or the console's output).
+    outputs: Vec<u64>,
+    stdin: Option<u64>,
+    /// The pty master, for ResizePty.
+    console: Option<OwnedFd>,
+    logger: Option<logger::Logger>,
+    /// Output destinations prepared for a terminal, used once the console
+    /// arrives.
+    console_out: Option<Dest>,
+    console_in: Option<(OwnedFd, OwnedFd)>,
+}
+
+fn sys(which: &'static str, what: &'static str) -> impl FnOnce(nix::Error) -> StdioError {
+    move |e| StdioError::Sys {
         which,
-        path: path.clone(),
-        source,
-    })?;
-    let fd = OwnedFd::from(file);
-    if input {
-        nix::fcntl::fcntl(
-            &fd,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-        )
-        .map_err(|source| StdioError::Fcntl { which, source })?;
+        what,
+        source: e.into(),
     }
-    Ok(fd)
 }
 
-/// Opens containerd's stdin/stdout/stderr paths.
-pub fn open_all(stdin: &str, stdout: &str, stderr: &str) -> Result<Opened, StdioError> {
-    Ok(Opened {
-        stdin: open("stdin", stdin, true)?,
-        stdout: open("stdout", stdout, false)?,
-        stderr: open("stderr", stderr, false)?,
+/// A pipe; `chown` to IoUid/IoGid when they are set so a container user can
+/// reopen /proc/self/fd/N.
+fn pipe(which: &'static str, owner: &Owner<'_>) -> Result<(OwnedFd, OwnedFd), StdioError> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys(which, "pipe2"))?;
+    if owner.io_uid != 0 || owner.io_gid != 0 {
+        nix::unistd::fchown(
+            &r,
+            Some(nix::unistd::Uid::from_raw(owner.io_uid)),
+            Some(nix::unistd::Gid::from_raw(owner.io_gid)),
+        )
+        .map_err(sys(which, "fchown the pipe to IoUid/IoGid"))?;
+    }
+    Ok((r, w))
+}
+
+fn open_err<'a>(
+    which: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StdioError + 'a {
+    move |source| StdioError::Open {
+        which,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Opens a client FIFO for writing without blocking: write-only when a
+/// reader is there, else read-write so the open neither blocks nor fails
+/// while the client has not opened its end yet.
+fn open_output_fifo(which: &'static str, path: &Path) -> Result<Dest, StdioError> {
+    let meta = std::fs::metadata(path).map_err(open_err(which, path))?;
+    if !meta.file_type().is_fifo() {
+        // containerd treats a non-FIFO path as a file to append to.
+        return open_output_file(which, path);
+    }
+    let mut o = OpenOptions::new();
+    o.write(true).custom_flags(libc::O_NONBLOCK);
+    let file = match o.open(path) {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(open_err(which, path))?,
+        Err(e) => return Err(open_err(which, path)(e)),
+    };
+    Ok(Dest {
+        fd: file.into(),
+        regular: false,
     })
+}
+
+fn open_output_file(which: &'static str, path: &Path) -> Result<Dest, StdioError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(open_err(which, parent))?;
+    }
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(open_err(which, path))?;
+    Ok(Dest {
+        fd: file.into(),
+        regular: true,
+    })
+}
+
+/// The stdin FIFO, for reading, plus a writer the shim holds until CloseIO.
+fn open_stdin_fifo(path: &Path) -> Result<(OwnedFd, OwnedFd), StdioError> {
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(open_err("stdin", path))?;
+    let writer = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(open_err("stdin", path))?;
+    Ok((reader.into(), writer.into()))
+}
+
+fn output_dest(
+    which: &'static str,
+    output: &Output,
+    stream: Stream,
+) -> Result<Option<Dest>, StdioError> {
+    Ok(match output {
+        Output::Null | Output::Binary { .. } => None,
+        Output::Fifos { stdout, stderr } => {
+            let path = if stream == Stream::Stderr {
+                stderr
+            } else {
+                stdout
+            };
+            match path {
+                Some(p) => Some(open_output_fifo(which, p)?),
+                None => None,
+            }
+        }
+        Output::File(p) => Some(open_output_file(which, p)?),
+    })
+}
+
+impl ProcessIo {
+    /// Prepares the stdio of a process about to be created: returns the fds
+    /// for the container (none with a terminal) and the shim's side.
+    /// Nothing is left behind on error: every fd is owned by a local.
+    pub fn setup(
+        relays: &mut Relays,
+        uris: StdioUris,
+        terminal: bool,
+        owner: &Owner<'_>,
+    ) -> Result<(ContainerFds, ProcessIo), StdioError> {
+        let mut io = ProcessIo::default();
+        io.terminal = terminal;
+        let mut fds = ContainerFds::default();
+        if terminal {
+            // The console arrives after create; open the ends now so a bad
+            // path fails the request before any process exists.
+            io.console_out = match &uris.output {
+                Output::Binary { path, args, v2 } => {
+                    let (r, w) = pipe("stdout", owner)?;
+                    let (er, ew) = pipe("stderr", owner)?;
+                    drop(ew);
+                    io.logger = Some(logger::spawn(
+                        path,
+                        args,
+                        *v2,
+                        owner.container_id,
+                        owner.namespace,
+                        r,
+                        er,
+                    )?);
+                    Some(Dest {
+                        fd: w,
+                        regular: false,
+                    })
+                }
+                other => output_dest("stdout", other, Stream::Stdout)?,
+            };
+            if let Some(p) = &uris.stdin {
+                io.console_in = Some(open_stdin_fifo(p)?);
+            }
+            io.uris = Some(uris);
+            return Ok((fds, io));
+        }
+        let result = (|| {
+            if let Some(p) = &uris.stdin {
+                let (fifo, held) = open_stdin_fifo(p)?;
+                let (r, w) = pipe("stdin", owner)?;
+                let id = relays
+                    .add(
+                        Stream::Stdin,
+                        fifo,
+                        Some(Dest {
+                            fd: w,
+                            regular: false,
+                        }),
+                        Some(held),
+                    )
+                    .map_err(|source| StdioError::Sys {
+                        which: "stdin",
+                        what: "relay",
+                        source,
+                    })?;
+                io.stdin = Some(id);
+                fds.stdin = Some(r);
+            }
+            match &uris.output {
+                Output::Null => {}
+                Output::Binary { path, args, v2 } => {
+                    let (r, w) = pipe("stdout", owner)?;
+                    let (er, ew) = pipe("stderr", owner)?;
+                    io.logger = Some(logger::spawn(
+                        path,
+                        args,
+                        *v2,
+                        owner.container_id,
+                        owner.namespace,
+                        r,
+                        er,
+                    )?);
+                    fds.stdout = Some(w);
+                    fds.stderr = Some(ew);
+                }
+                output => {
+                    for (which, stream) in [("stdout", Stream::Stdout), ("stderr", Stream::Stderr)]
+                    {
+                        let Some(dest) = output_dest(which, output, stream)? else {
+                            continue;
+                        };
+                        let (r, w) = pipe(which, owner)?;
+                        let id = relays.add(stream, r, Some(dest), None).map_err(|source| {
+                            StdioError::Sys {
+                                which,
+                                what: "relay",
+                                source,
+                            }
+                        })?;
+                        io.outputs.push(id);
+                        if stream == Stream::Stdout {
+                            fds.stdout = Some(w);
+                        } else {
+                            fds.stderr = Some(w);
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            if let Some((l, _)) = io.close(relays) {
+                logger::kill(&l, libc::SIGKILL);
+            }
+            return Err(e);
+        }
+        io.uris = Some(uris);
+        Ok((fds, io))
+    }
+
+    /// With a terminal: start relaying the pty master the runtime returned.
+    pub fn attach_console(
+        &mut self,
+        relays: &mut Relays,
+        master: OwnedFd,
+    ) -> Result<(), StdioError> {
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone().map_err(|source| StdioError::Sys {
+                which: "console",
+                what: "dup the pty master",
+                source,
+            })
+        };
+        let relay_err = |source| StdioError::Sys {
+            which: "console",
+            what: "relay",
+            source,
+        };
+        let out = dup(&master)?;
+        let id = relays
+            .add(Stream::Stdout, out, self.console_out.take(), None)
+            .map_err(relay_err)?;
+        self.outputs.push(id);
+        if let Some((fifo, held)) = self.console_in.take() {
+            let to_master = dup(&master)?;
+            let id = relays
+                .add(
+                    Stream::Stdin,
+                    fifo,
+                    Some(Dest {
+                        fd: to_master,
+                        regular: false,
+                    }),
+                    Some(held),
+                )
+                .map_err(relay_err)?;
+            self.stdin = Some(id);
+        }
+        self.console = Some(master);
+        Ok(())
+    }
+
+    pub fn terminal(&self) -> bool {
+        self.terminal
+    }
+
+    /// True when every output relay has finished (source EOF, all written).
+    pub fn drained(&self, relays: &Relays) -> bool {
+        self.outputs.iter().all(|id| !relays.alive(*id))
+    }
+
+    /// CloseIO: let the client's close of stdin reach the container.
+    pub fn close_stdin(&mut self, relays: &mut Relays) {
+        if let Some(id) = self.stdin {
+            relays.release_stdin(id);
+        }
+        self.console_in = None;
+    }
+
+    /// ResizePty; a process without a console ignores it (as runc's shim).
+    pub fn resize(&self, rows: u16, cols: u16) -> std::io::Result<()> {
+        match &self.console {
+            Some(m) => wren_runtime::console::resize(m.as_fd(), rows, cols),
+            None => Ok(()),
+        }
+    }
+
+    /// Tears everything down: relays dropped, the logger asked to exit.
+    /// Returns the logger to watch until it is gone (SIGKILL after the grace).
+    pub fn close(mut self, relays: &mut Relays) -> Option<(logger::Logger, Instant)> {
+        for id in self.outputs.drain(..).chain(self.stdin.take()) {
+            relays.remove(id);
+        }
+        self.console = None;
+        let logger = self.logger.take()?;
+        logger::kill(&logger, libc::SIGTERM);
+        Some((logger, Instant::now() + logger::TERM_GRACE))
+    }
+
+    /// The pid of the logging program, if any (for the reaper).
+    pub fn logger_pid(&self) -> Option<u32> {
+        self.logger.as_ref().map(|l| l.pid)
+    }
+}
+
+impl Drop for ProcessIo {
+    fn drop(&mut self) {
+        if let Some(l) = &self.logger {
+            logger::kill(l, libc::SIGKILL);
+        }
+    }
 }

@@ -90,6 +90,9 @@ pub trait ContainerOps {
         stdout: Option<OwnedFd>,
         stderr: Option<OwnedFd>,
     ) -> Result<CreatedInit, OpsError>;
+    /// A pollable OOM-kill watcher on the container's memory cgroup; `None`
+    /// when the container has no memory cgroup to watch.
+    fn oom_watcher(&mut self, id: &str) -> Option<wren_runtime::cgroups::oom::OomWatcher>;
     /// Removes the container's runtime state (cgroup, state dir).
     fn delete(&mut self, id: &str) -> Result<(), OpsError>;
     /// `delete` binary path: kill everything of `id` and remove its state,
@@ -270,6 +273,17 @@ impl ContainerOps for Linked {
             console: p.console,
             own_pid_namespace,
         })
+    }
+
+    fn oom_watcher(&mut self, id: &str) -> Option<wren_runtime::cgroups::oom::OomWatcher> {
+        let cgroup = self.containers.get(id)?.cgroup()?;
+        match cgroup.oom_watcher() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                log::warn!("{id}: no OOM notifications: {e}");
+                None
+            }
+        }
     }
 
     fn delete(&mut self, id: &str) -> Result<(), OpsError> {

@@ -4,19 +4,28 @@
 //! [`ContainerOps`](super::container_ops::ContainerOps), and publishes events.
 //! Every RPC is present; Checkpoint answers Unimplemented explicitly.
 //!
+//! Exit reporting follows containerd's runc shim: a reaped process's exit is
+//! published (and its Waits answered) only once its output is drained (or
+//! after [`DRAIN_GRACE`], for output held open by an escaped child); an
+//! init's exit comes after every exec's exit, and a final OOM check comes
+//! before it, so `/tasks/oom` always precedes `/tasks/exit`.
+//!
 //! Runs in the daemon, on the epoll loop thread, which owns all of this state.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+use wren_runtime::cgroups::oom::OomWatcher;
 
 use protobuf::well_known_types::empty::Empty;
 use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::{Message, MessageField};
 use wren_protocol::events::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
-    TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use wren_protocol::task::*;
 use wren_protocol::task_types::{ProcessInfo, Status};
@@ -25,7 +34,25 @@ use super::container_ops::{ContainerOps, CreateRequest};
 use super::error::TaskError;
 use crate::events::publisher::{timestamp, Publisher};
 use crate::options::ShimOptions;
+use crate::stdio::logger::{self, Logger};
+use crate::stdio::relay::Relays;
+use crate::stdio::{uri, ContainerFds, Owner, ProcessIo};
 use crate::ttrpc::server::Responder;
+
+/// How long an exit waits for its output to drain before it is reported
+/// anyway (a daemonized child may hold the pipe forever).
+pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long an init's exit waits for its execs' exits.
+pub const EXECS_GRACE: Duration = Duration::from_secs(10);
+/// Tokens of OOM watchers carry this bit (see `daemon.rs`).
+pub const OOM_BIT: u64 = 1 << 42;
+
+/// A reaped process whose exit is not reported yet.
+struct PendingExit {
+    status: u32,
+    at: Timestamp,
+    reaped: Instant,
+}
 
 /// One process (init or exec) as the shim sees it.
 #[derive(Default)]
@@ -43,6 +70,10 @@ struct Process {
     pidfd: Option<OwnedFd>,
     /// JSON `specs.Process` of an exec not started yet.
     spec: Vec<u8>,
+    /// The shim's side of its stdio.
+    io: Option<ProcessIo>,
+    /// Reaped, not reported yet.
+    pending: Option<PendingExit>,
 }
 
 /// One container in this shim.
@@ -55,6 +86,11 @@ struct Container {
     /// Without a pid namespace of its own, the container's other processes
     /// are killed when the init exits.
     own_pid_namespace: bool,
+    /// OOM-kill notifications, with the epoll token they are watched under.
+    oom: Option<(u64, OomWatcher)>,
+    /// Pipe owner from the runc options (IoUid/IoGid).
+    io_uid: u32,
+    io_gid: u32,
 }
 
 impl Container {
@@ -95,15 +131,31 @@ fn pidfd_signal(fd: &OwnedFd, signal: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A reaped process may be reported once its output is drained or the
+/// drain grace is over.
+fn exit_ready(p: &Process, relays: &Relays, now: Instant) -> bool {
+    p.pending.as_ref().is_some_and(|e| {
+        now >= e.reaped + DRAIN_GRACE || p.io.as_ref().is_none_or(|io| io.drained(relays))
+    })
+}
+
 /// The service state.
 pub struct TaskService {
     containers: HashMap<String, Container>,
     ops: Box<dyn ContainerOps>,
     publisher: Publisher,
     state_root: PathBuf,
+    namespace: String,
     shutdown: bool,
     /// pidfds of inits created since the loop last looked, to watch for exit.
     new_pidfds: Vec<NewPidfd>,
+    /// stdio copying, on the loop's epoll set.
+    relays: Relays,
+    /// The loop's epoll set, for OOM watchers.
+    epoll: Epoll,
+    next_oom_token: u64,
+    /// Loggers asked to exit, to SIGKILL after their grace.
+    dying_loggers: Vec<(Logger, Instant)>,
 }
 
 fn encode<M: Message>(m: M) -> Result<Vec<u8>, TaskError> {
@@ -115,14 +167,105 @@ fn now() -> Timestamp {
 }
 
 impl TaskService {
-    pub fn new(ops: Box<dyn ContainerOps>, publisher: Publisher, state_root: PathBuf) -> Self {
-        Self {
+    /// `epoll` is the daemon loop's epoll set: stdio relays and OOM watchers
+    /// are registered there, and the loop hands their readiness back through
+    /// [`Self::fd_ready`].
+    pub fn new(
+        ops: Box<dyn ContainerOps>,
+        publisher: Publisher,
+        state_root: PathBuf,
+        namespace: &str,
+        epoll: &Epoll,
+    ) -> std::io::Result<Self> {
+        let handle = || epoll.0.try_clone().map(Epoll);
+        Ok(Self {
             containers: HashMap::new(),
             ops,
             publisher,
             state_root,
+            namespace: namespace.to_string(),
             shutdown: false,
             new_pidfds: Vec::new(),
+            relays: Relays::new(handle()?),
+            epoll: handle()?,
+            next_oom_token: 0,
+            dying_loggers: Vec::new(),
+        })
+    }
+
+    /// Readiness of a relay or OOM fd registered by the service.
+    pub fn fd_ready(&mut self, token: u64) {
+        if token & crate::stdio::relay::RELAY_BIT != 0 {
+            self.relays.ready(token);
+            self.settle();
+        } else if token & OOM_BIT != 0 {
+            let id = self
+                .containers
+                .iter()
+                .find(|(_, c)| c.oom.as_ref().is_some_and(|(t, _)| *t == token))
+                .map(|(id, _)| id.clone());
+            if let Some(id) = id {
+                self.check_oom(&id);
+            }
+        }
+    }
+
+    /// Publishes `/tasks/oom` if the container's cgroup saw OOM kills since
+    /// the last look.
+    fn check_oom(&mut self, id: &str) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let Some((_, w)) = c.oom.as_mut() else {
+            return;
+        };
+        match w.new_kills() {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("{id}: {n} OOM kill(s)");
+                let mut ev = TaskOOM::new();
+                ev.container_id = id.to_string();
+                self.publisher.publish("/tasks/oom", &ev);
+            }
+            Err(e) => log::warn!("{id}: read OOM counter: {e}"),
+        }
+    }
+
+    /// When the loop must call [`Self::tick`] next (a drain or logger grace
+    /// ends), if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let exits = self.containers.values().flat_map(|c| {
+            std::iter::once(&c.init)
+                .chain(c.execs.values())
+                .filter_map(|p| p.pending.as_ref().map(|e| e.reaped + DRAIN_GRACE))
+                .chain(c.init.pending.as_ref().map(|e| e.reaped + EXECS_GRACE))
+        });
+        exits
+            .chain(self.dying_loggers.iter().map(|(_, at)| *at))
+            .min()
+    }
+
+    /// Reports exits whose wait is over and kills loggers past their grace.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        self.dying_loggers.retain(|(l, deadline)| {
+            if logger::exited(l) {
+                return false;
+            }
+            if now >= *deadline {
+                log::warn!("logging binary {} ignored SIGTERM; killing it", l.pid);
+                logger::kill(l, libc::SIGKILL);
+                return false;
+            }
+            true
+        });
+        self.settle();
+    }
+
+    /// Stops every logger (daemon exit).
+    pub fn kill_loggers(&mut self) {
+        for (l, _) in self.dying_loggers.drain(..) {
+            logger::kill(&l, libc::SIGKILL);
         }
     }
 
@@ -244,38 +387,92 @@ impl TaskService {
                 log::warn!("create {}: write options.json: {e}", req.id);
             }
         }
-        if req.terminal {
-            return Err(TaskError::Unimplemented(
-                "terminal stdio (the console is not copied to containerd yet)".into(),
-            ));
-        }
-        let io = crate::stdio::open_all(&req.stdin, &req.stdout, &req.stderr)
-            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        let uris = uri::parse(&req.stdin, &req.stdout, &req.stderr)
+            .map_err(|e| TaskError::InvalidArgument(format!("create {}: {e}", req.id)))?;
+        let owner = Owner {
+            container_id: &req.id,
+            namespace: &self.namespace,
+            io_uid: options.io_uid,
+            io_gid: options.io_gid,
+        };
+        let (fds, mut io) = ProcessIo::setup(&mut self.relays, uris, req.terminal, &owner)
+            .map_err(|e| {
+                TaskError::InvalidArgument(format!(
+                    "create {}: {}",
+                    req.id,
+                    super::error::chain(&e)
+                ))
+            })?;
         let rootfs = bundle.join("rootfs");
-        super::rootfs::mount_all(&req.rootfs, &rootfs)
-            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        if let Err(e) = super::rootfs::mount_all(&req.rootfs, &rootfs) {
+            self.release_io(io);
+            return Err(TaskError::InvalidArgument(super::error::chain(&e)));
+        }
         let mounted_rootfs = !req.rootfs.is_empty();
-        let created = match self.ops.create(CreateRequest {
-            id: req.id.clone(),
-            bundle: bundle.clone(),
-            state_root,
-            terminal: req.terminal,
-            stdin: Some(io.stdin),
-            stdout: Some(io.stdout),
-            stderr: Some(io.stderr),
-            no_pivot_root: options.no_pivot_root,
-            no_new_keyring: options.no_new_keyring,
-        }) {
+        let ContainerFds {
+            stdin,
+            stdout,
+            stderr,
+        } = fds;
+        let created = self
+            .ops
+            .create(CreateRequest {
+                id: req.id.clone(),
+                bundle: bundle.clone(),
+                state_root,
+                terminal: req.terminal,
+                stdin,
+                stdout,
+                stderr,
+                no_pivot_root: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
+            })
+            .map_err(TaskError::from)
+            .and_then(|mut created| {
+                if req.terminal {
+                    let master = created.console.take().ok_or_else(|| {
+                        TaskError::InvalidArgument(format!(
+                            "create {}: terminal requested but process.terminal is false in config.json",
+                            req.id
+                        ))
+                    })?;
+                    io.attach_console(&mut self.relays, master).map_err(|e| {
+                        TaskError::InvalidArgument(format!("create {}: {}", req.id, super::error::chain(&e)))
+                    })?;
+                }
+                Ok(created)
+            });
+        let created = match created {
             Ok(c) => c,
             Err(e) => {
+                // Undo in reverse: the runtime's container (if it got that
+                // far), the stdio, the rootfs mounts.
+                if self.ops.delete(&req.id).is_ok() {
+                    log::debug!("create {}: removed the half-made container", req.id);
+                }
+                self.release_io(io);
                 if mounted_rootfs {
                     if let Err(u) = super::rootfs::unmount_all(&rootfs) {
                         log::warn!("create {}: unmount rootfs: {u}", req.id);
                     }
                 }
-                return Err(e.into());
+                return Err(e);
             }
         };
+        let oom = self.ops.oom_watcher(&req.id).and_then(|w| {
+            let token = OOM_BIT | self.next_oom_token;
+            self.next_oom_token += 1;
+            match self
+                .epoll
+                .add(w.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            {
+                Ok(()) => Some((token, w)),
+                Err(e) => {
+                    log::warn!("{}: watch OOM: {e}", req.id);
+                    None
+                }
+            }
+        });
         let _ = std::fs::write(bundle.join("init.pid"), created.pid.to_string());
         self.new_pidfds.push(NewPidfd {
             id: req.id.clone(),
@@ -294,11 +491,15 @@ impl TaskService {
                     stdout: req.stdout.clone(),
                     stderr: req.stderr.clone(),
                     terminal: req.terminal,
+                    io: Some(io),
                     ..Process::default()
                 },
                 execs: HashMap::new(),
                 mounted_rootfs,
                 own_pid_namespace: created.own_pid_namespace,
+                oom,
+                io_uid: options.io_uid,
+                io_gid: options.io_gid,
             },
         );
         let mut ev = TaskCreate::new();
@@ -351,9 +552,17 @@ impl TaskService {
             return Err(TaskError::State("cannot delete a running process".into()));
         }
         self.ops.delete(&req.id)?;
-        let Some(c) = self.containers.remove(&req.id) else {
+        let Some(mut c) = self.containers.remove(&req.id) else {
             return Err(TaskError::NotFound(format!("container {}", req.id)));
         };
+        if let Some((_, w)) = c.oom.take() {
+            let _ = self.epoll.delete(w.as_fd());
+        }
+        for p in std::iter::once(&mut c.init).chain(c.execs.values_mut()) {
+            if let Some(io) = p.io.take() {
+                self.release_io(io);
+            }
+        }
         if c.mounted_rootfs {
             if let Err(e) = super::rootfs::unmount_all(&c.bundle.join("rootfs")) {
                 log::warn!("delete {}: unmount rootfs: {e}", req.id);
@@ -374,7 +583,13 @@ impl TaskService {
     }
 
     fn pids(&mut self, req: PidsRequest) -> Result<PidsResponse, TaskError> {
-        self.container(&req.id)?;
+        let c = self.container(&req.id)?;
+        let execs: HashMap<u32, String> = c
+            .execs
+            .iter()
+            .filter(|(_, p)| p.pid != 0)
+            .map(|(id, p)| (p.pid, id.clone()))
+            .collect();
         let pids = self.ops.pids(&req.id)?;
         let mut r = PidsResponse::new();
         r.processes = pids
@@ -382,6 +597,14 @@ impl TaskService {
             .map(|pid| {
                 let mut p = ProcessInfo::new();
                 p.pid = pid;
+                if let Some(exec_id) = execs.get(&pid) {
+                    let mut d = wren_protocol::runc_options::ProcessDetails::new();
+                    d.exec_id = exec_id.clone();
+                    let mut any = protobuf::well_known_types::any::Any::new();
+                    any.type_url = wren_protocol::type_urls::RUNC_PROCESS_DETAILS.to_string();
+                    any.value = d.write_to_bytes().unwrap_or_default();
+                    p.info = MessageField::some(any);
+                }
                 p
             })
             .collect();
@@ -454,11 +677,6 @@ impl TaskService {
                 "cannot exec in a stopped container".into(),
             ));
         }
-        if req.terminal {
-            return Err(TaskError::Unimplemented(
-                "terminal stdio (the console is not copied to containerd yet)".into(),
-            ));
-        }
         let spec = req
             .spec
             .as_ref()
@@ -490,6 +708,12 @@ impl TaskService {
                 "cannot start an exec in a stopped container".into(),
             ));
         }
+        if c.init.pending.is_some() {
+            return Err(TaskError::FailedPrecondition(
+                "cannot start an exec: the container's init has exited".into(),
+            ));
+        }
+        let (io_uid, io_gid) = (c.io_uid, c.io_gid);
         let p = c.process(&req.exec_id)?;
         if p.status != Status::CREATED {
             return Err(TaskError::State(format!(
@@ -497,16 +721,50 @@ impl TaskService {
                 p.status
             )));
         }
-        let io = crate::stdio::open_all(&p.stdin, &p.stdout, &p.stderr)
-            .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?;
+        let uris = uri::parse(&p.stdin, &p.stdout, &p.stderr)
+            .map_err(|e| TaskError::InvalidArgument(format!("exec {}: {e}", req.exec_id)))?;
+        let terminal = p.terminal;
         let spec = std::mem::take(&mut p.spec);
-        let started = self.ops.exec(
-            &req.id,
-            &spec,
-            Some(io.stdin),
-            Some(io.stdout),
-            Some(io.stderr),
-        )?;
+        let owner = Owner {
+            container_id: &req.id,
+            namespace: &self.namespace,
+            io_uid,
+            io_gid,
+        };
+        let (fds, mut io) =
+            ProcessIo::setup(&mut self.relays, uris, terminal, &owner).map_err(|e| {
+                TaskError::InvalidArgument(format!(
+                    "exec {}: {}",
+                    req.exec_id,
+                    super::error::chain(&e)
+                ))
+            })?;
+        let started = match self
+            .ops
+            .exec(&req.id, &spec, fds.stdin, fds.stdout, fds.stderr)
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.release_io(io);
+                return Err(e.into());
+            }
+        };
+        if terminal {
+            let attached = match started.console {
+                Some(master) => io
+                    .attach_console(&mut self.relays, master)
+                    .map_err(|e| format!("exec {}: {}", req.exec_id, super::error::chain(&e))),
+                None => Err(format!(
+                    "exec {}: terminal requested but the process spec has terminal=false",
+                    req.exec_id
+                )),
+            };
+            if let Err(msg) = attached {
+                // The process runs without a console we can serve: stop it.
+                let _ = pidfd_signal(&started.pidfd, libc::SIGKILL as u32);
+                log::warn!("{msg}");
+            }
+        }
         let own = started
             .pidfd
             .try_clone()
@@ -515,6 +773,7 @@ impl TaskService {
         p.pid = started.pid;
         p.status = Status::RUNNING;
         p.pidfd = Some(own);
+        p.io = Some(io);
         self.new_pidfds.push(NewPidfd {
             id: req.id.clone(),
             exec_id: req.exec_id.clone(),
@@ -537,10 +796,13 @@ impl TaskService {
         if !matches!(p.status, Status::CREATED | Status::STOPPED) {
             return Err(TaskError::State("cannot delete a running process".into()));
         }
-        let Some(p) = c.execs.remove(&req.exec_id) else {
+        let Some(mut p) = c.execs.remove(&req.exec_id) else {
             return Err(TaskError::NotFound(format!("exec {}", req.exec_id)));
         };
-        let (code, at) = p.exit.unwrap_or_else(|| (0, now()));
+        if let Some(io) = p.io.take() {
+            self.release_io(io);
+        }
+        let (code, at) = p.exit.clone().unwrap_or_else(|| (0, now()));
         let mut r = DeleteResponse::new();
         r.pid = p.pid;
         r.exit_status = code;
@@ -549,14 +811,41 @@ impl TaskService {
     }
 
     fn resize_pty(&mut self, req: ResizePtyRequest) -> Result<Empty, TaskError> {
-        self.container(&req.id)?.process(&req.exec_id)?;
-        // No console is held yet: containerd's runc shim answers success then.
+        let p = self.container(&req.id)?.process(&req.exec_id)?;
+        if p.status == Status::STOPPED && !req.exec_id.is_empty() {
+            return Err(TaskError::State(format!(
+                "resize the console of exec {}: it has exited",
+                req.exec_id
+            )));
+        }
+        // No console (no terminal): success, as containerd's runc shim does.
+        if let Some(io) = &p.io {
+            let rows = req.height.min(u16::MAX as u32) as u16;
+            let cols = req.width.min(u16::MAX as u32) as u16;
+            io.resize(rows, cols)
+                .map_err(|e| TaskError::State(format!("resize the console of {}: {e}", req.id)))?;
+        }
         Ok(Empty::new())
     }
 
     fn close_io(&mut self, req: CloseIORequest) -> Result<Empty, TaskError> {
-        self.container(&req.id)?.process(&req.exec_id)?;
+        let c = self
+            .containers
+            .get_mut(&req.id)
+            .ok_or_else(|| TaskError::NotFound(format!("container {}", req.id)))?;
+        let p = c.process(&req.exec_id)?;
+        if let Some(io) = p.io.as_mut() {
+            io.close_stdin(&mut self.relays);
+        }
         Ok(Empty::new())
+    }
+
+    /// Drops a process's stdio; a logging binary gets SIGTERM and is
+    /// watched until it exits or its grace ends.
+    fn release_io(&mut self, io: ProcessIo) {
+        if let Some(dying) = io.close(&mut self.relays) {
+            self.dying_loggers.push(dying);
+        }
     }
 
     fn update(&mut self, req: UpdateTaskRequest) -> Result<Empty, TaskError> {
@@ -621,10 +910,10 @@ impl TaskService {
         }
     }
 
-    /// Records the exit of a container's init or exec (from its pidfd):
-    /// answers parked Waits and publishes `/tasks/exit`. An init without a
-    /// pid namespace of its own takes the container's other processes with
-    /// it (runc's rule).
+    /// Records the exit of a container's init or exec (from its pidfd). It is
+    /// reported by [`Self::settle`] once the rules in the module docs allow.
+    /// An init without a pid namespace of its own takes the container's
+    /// other processes with it (runc's rule).
     pub fn process_exited(&mut self, id: &str, exec_id: &str, exit_status: u32) {
         let Some(c) = self.containers.get_mut(id) else {
             return;
@@ -633,28 +922,82 @@ impl TaskService {
         let Ok(p) = c.process(exec_id) else {
             return;
         };
-        let at = now();
-        p.status = Status::STOPPED;
-        p.exit = Some((exit_status, at.clone()));
         p.pidfd = None;
-        let pid = p.pid;
-        let waiters = std::mem::take(&mut p.waiters);
+        p.pending = Some(PendingExit {
+            status: exit_status,
+            at: now(),
+            reaped: Instant::now(),
+        });
         if kill_rest {
             if let Err(e) = self.ops.kill(id, libc::SIGKILL as u32, true) {
                 log::warn!("kill the rest of {id}: {}", super::error::chain(&e));
             }
         }
+        self.settle();
+    }
+
+    /// Reports every pending exit whose conditions are met: output drained
+    /// (or [`DRAIN_GRACE`] over); for an init, also no exec still to report
+    /// (or [`EXECS_GRACE`] over), and a last OOM check first.
+    fn settle(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<String> = self.containers.keys().cloned().collect();
+        for id in ids {
+            let Some(c) = self.containers.get_mut(&id) else {
+                continue;
+            };
+            let execs: Vec<String> = c
+                .execs
+                .iter()
+                .filter(|(_, p)| exit_ready(p, &self.relays, now))
+                .map(|(e, _)| e.clone())
+                .collect();
+            for exec_id in execs {
+                self.report_exit(&id, &exec_id);
+            }
+            let Some(c) = self.containers.get(&id) else {
+                continue;
+            };
+            let execs_done = c.execs.values().all(|p| p.status != Status::RUNNING);
+            let init_ready = exit_ready(&c.init, &self.relays, now)
+                && (execs_done
+                    || c.init
+                        .pending
+                        .as_ref()
+                        .is_some_and(|e| now >= e.reaped + EXECS_GRACE));
+            if init_ready {
+                self.check_oom(&id);
+                self.report_exit(&id, "");
+            }
+        }
+    }
+
+    /// Publishes `/tasks/exit` and answers the parked Waits of one process.
+    fn report_exit(&mut self, id: &str, exec_id: &str) {
+        let Some(c) = self.containers.get_mut(id) else {
+            return;
+        };
+        let Ok(p) = c.process(exec_id) else {
+            return;
+        };
+        let Some(e) = p.pending.take() else {
+            return;
+        };
+        p.status = Status::STOPPED;
+        p.exit = Some((e.status, e.at.clone()));
+        let pid = p.pid;
+        let waiters = std::mem::take(&mut p.waiters);
         let mut ev = TaskExit::new();
         ev.container_id = id.to_string();
         ev.id = if exec_id.is_empty() { id } else { exec_id }.to_string();
         ev.pid = pid;
-        ev.exit_status = exit_status;
-        ev.exited_at = MessageField::some(at.clone());
+        ev.exit_status = e.status;
+        ev.exited_at = MessageField::some(e.at.clone());
         self.publisher.publish("/tasks/exit", &ev);
         for w in waiters {
             let mut r = WaitResponse::new();
-            r.exit_status = exit_status;
-            r.exited_at = MessageField::some(at.clone());
+            r.exit_status = e.status;
+            r.exited_at = MessageField::some(e.at.clone());
             w.send(encode(r).map_err(|e| e.to_status()));
         }
     }

@@ -1,0 +1,396 @@
+//! Copying bytes between a process's stdio and containerd's FIFOs or a log
+//! file, on the daemon's one epoll loop: no thread per stream.
+//!
+//! A relay moves bytes from a non-blocking source (a pipe read end, a pty
+//! master, the stdin FIFO) to a destination. When the destination is full the
+//! unwritten rest is kept, the source is no longer polled (so the container
+//! feels the back-pressure, as with a real pipe) and the destination is
+//! polled for writability instead. A destination that fails (the reader went
+//! away) is dropped and the source is still drained, so a vanished client
+//! never blocks the container's writes. A relay is finished when its source
+//! reached EOF and everything read was written: that is what "output drained"
+//! means for exit reporting.
+//!
+//! Runs in the daemon, on the loop thread.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
+
+/// Tokens of relay fds carry this bit (see `daemon.rs` for the others).
+pub const RELAY_BIT: u64 = 1 << 41;
+const DST_BIT: u64 = 1;
+/// Reads per wake-up before yielding to other fds (level-triggered epoll
+/// brings us back).
+const BURST: usize = 16;
+const SCRATCH: usize = 64 * 1024;
+
+/// Which stream of a process a relay carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdin,
+    Stdout,
+    Stderr,
+}
+
+/// A relay's destination.
+pub struct Dest {
+    pub fd: OwnedFd,
+    /// A regular file: writes never return EAGAIN and epoll refuses it.
+    pub regular: bool,
+}
+
+struct Relay {
+    stream: Stream,
+    src: Option<OwnedFd>,
+    dst: Option<Dest>,
+    pending: Vec<u8>,
+    src_watched: bool,
+    dst_watched: bool,
+    /// For stdin: a writer of the FIFO held by the shim so the FIFO does not
+    /// read EOF before the client is done; dropped by CloseIO.
+    held_writer: Option<OwnedFd>,
+}
+
+/// Every relay of this shim.
+pub struct Relays {
+    epoll: Epoll,
+    relays: HashMap<u64, Relay>,
+    next: u64,
+    scratch: Vec<u8>,
+}
+
+fn errno(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
+
+fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<usize> {
+    // SAFETY: read(2) into a buffer we own, with its length.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> std::io::Result<usize> {
+    // SAFETY: write(2) from a buffer we own, with its length.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
+/// Writes as much of `buf` as the destination takes now. `Ok(n)` with
+/// `n < len` means it is full.
+fn write_some(dst: &Dest, buf: &[u8]) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match write(dst.fd.as_fd(), &buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if errno(&e) == libc::EINTR => continue,
+            Err(e) if errno(&e) == libc::EAGAIN && !dst.regular => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+impl Relays {
+    /// `epoll` is (a handle on) the daemon loop's epoll set.
+    pub fn new(epoll: Epoll) -> Self {
+        Relays {
+            epoll,
+            relays: HashMap::new(),
+            next: 1,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Starts relaying `src` (made non-blocking here) to `dst`. Returns the
+    /// relay's id.
+    pub fn add(
+        &mut self,
+        stream: Stream,
+        src: OwnedFd,
+        dst: Option<Dest>,
+        held_writer: Option<OwnedFd>,
+    ) -> std::io::Result<u64> {
+        set_nonblocking(src.as_fd())?;
+        if let Some(d) = &dst {
+            if !d.regular {
+                set_nonblocking(d.fd.as_fd())?;
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        self.relays.insert(
+            id,
+            Relay {
+                stream,
+                src: Some(src),
+                dst,
+                pending: Vec::new(),
+                src_watched: false,
+                dst_watched: false,
+                held_writer,
+            },
+        );
+        self.watch(id, false, true);
+        // Data may already be waiting.
+        self.pump(id);
+        Ok(id)
+    }
+
+    /// True while the relay exists (it is removed once finished).
+    pub fn alive(&self, id: u64) -> bool {
+        self.relays.contains_key(&id)
+    }
+
+    /// Handles readiness of a relay fd (`token` has [`RELAY_BIT`]).
+    pub fn ready(&mut self, token: u64) {
+        let id = (token & !RELAY_BIT) >> 1;
+        self.pump(id);
+    }
+
+    /// CloseIO: stop holding the stdin FIFO open, so the client's close
+    /// becomes EOF for the container.
+    pub fn release_stdin(&mut self, id: u64) {
+        if let Some(r) = self.relays.get_mut(&id) {
+            r.held_writer = None;
+        }
+        self.pump(id);
+    }
+
+    /// Drops a relay at once, whatever is left unread.
+    pub fn remove(&mut self, id: u64) {
+        self.watch(id, false, false);
+        self.watch(id, true, false);
+        self.relays.remove(&id);
+    }
+
+    fn watch(&mut self, id: u64, dst: bool, on: bool) {
+        let Some(r) = self.relays.get_mut(&id) else {
+            return;
+        };
+        let (fd, watched, flags) = if dst {
+            match &r.dst {
+                Some(d) if !d.regular => (d.fd.as_fd(), &mut r.dst_watched, EpollFlags::EPOLLOUT),
+                _ => return,
+            }
+        } else {
+            match &r.src {
+                Some(s) => (s.as_fd(), &mut r.src_watched, EpollFlags::EPOLLIN),
+                None => return,
+            }
+        };
+        if *watched == on {
+            return;
+        }
+        let token = RELAY_BIT | (id << 1) | if dst { DST_BIT } else { 0 };
+        let result = if on {
+            self.epoll.add(fd, EpollEvent::new(flags, token))
+        } else {
+            self.epoll.delete(fd)
+        };
+        match result {
+            Ok(()) => *watched = on,
+            Err(e) => log::warn!("relay {id}: epoll {}: {e}", if on { "add" } else { "del" }),
+        }
+    }
+
+    /// Moves what can be moved now; finishes the relay at EOF.
+    fn pump(&mut self, id: u64) {
+        if self.scratch.is_empty() {
+            self.scratch = vec![0; SCRATCH];
+        }
+        for _ in 0..BURST {
+            let Some(r) = self.relays.get_mut(&id) else {
+                return;
+            };
+            // 1. Flush what the destination refused last time.
+            if !r.pending.is_empty() {
+                match r.dst.as_ref().map(|d| write_some(d, &r.pending)) {
+                    Some(Ok(n)) if n < r.pending.len() => {
+                        r.pending.drain(..n);
+                        self.watch(id, false, false);
+                        self.watch(id, true, true);
+                        return;
+                    }
+                    Some(Ok(_)) => r.pending.clear(),
+                    Some(Err(e)) => {
+                        log::warn!("{:?}: output reader gone ({e}); discarding", r.stream);
+                        r.pending.clear();
+                        r.dst = None;
+                    }
+                    None => r.pending.clear(),
+                }
+                self.watch(id, true, false);
+            }
+            // 2. Read more.
+            let Some(r) = self.relays.get_mut(&id) else {
+                return;
+            };
+            let Some(src) = &r.src else {
+                self.finish(id);
+                return;
+            };
+            match read(src.as_fd(), &mut self.scratch) {
+                Ok(0) => {
+                    // Stdin: with our writer held, 0 cannot happen; without
+                    // it this is the client's close.
+                    self.watch(id, false, false);
+                    if let Some(r) = self.relays.get_mut(&id) {
+                        r.src = None;
+                    }
+                }
+                Ok(n) => {
+                    let data = &self.scratch[..n];
+                    match r.dst.as_ref().map(|d| write_some(d, data)) {
+                        Some(Ok(w)) if w < n => {
+                            r.pending.extend_from_slice(&data[w..]);
+                        }
+                        Some(Ok(_)) | None => {}
+                        Some(Err(e)) => {
+                            log::warn!("{:?}: output reader gone ({e}); discarding", r.stream);
+                            r.dst = None;
+                        }
+                    }
+                    if !r.pending.is_empty() {
+                        self.watch(id, false, false);
+                        self.watch(id, true, true);
+                        return;
+                    }
+                }
+                Err(e) if errno(&e) == libc::EINTR => {}
+                Err(e) if errno(&e) == libc::EAGAIN => {
+                    self.watch(id, false, true);
+                    return;
+                }
+                Err(e) => {
+                    // EIO: the pty's other side is closed, the console's EOF.
+                    if errno(&e) != libc::EIO {
+                        log::warn!("{:?}: read: {e}", r.stream);
+                    }
+                    self.watch(id, false, false);
+                    if let Some(r) = self.relays.get_mut(&id) {
+                        r.src = None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Source at EOF and nothing pending: close the destination (the
+    /// container's stdin pipe sees EOF; the client's FIFO sees EOF once every
+    /// writer is gone) and forget the relay.
+    fn finish(&mut self, id: u64) {
+        if let Some(r) = self.relays.get(&id) {
+            if r.pending.is_empty() {
+                self.remove(id);
+            }
+        }
+    }
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd, FcntlArg::F_GETFL).map_err(std::io::Error::from)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map_err(std::io::Error::from)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::{EpollCreateFlags, EpollTimeout};
+    use std::io::{Read, Write};
+
+    fn pipe() -> (std::fs::File, std::fs::File) {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        (r.into(), w.into())
+    }
+
+    fn run(relays: &mut Relays, until: impl Fn(&Relays) -> bool) {
+        let epoll = Epoll(relays.epoll.0.try_clone().unwrap());
+        let mut events = [EpollEvent::empty(); 8];
+        for _ in 0..10_000 {
+            if until(relays) {
+                return;
+            }
+            let n = epoll.wait(&mut events, EpollTimeout::from(100u16)).unwrap();
+            for ev in &events[..n] {
+                relays.ready(ev.data());
+            }
+        }
+        panic!("relay did not finish");
+    }
+
+    #[test]
+    fn copies_everything_under_back_pressure_then_finishes() {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let mut relays = Relays::new(epoll);
+        let (src_r, mut src_w) = pipe();
+        let (mut dst_r, dst_w) = pipe();
+        let id = relays
+            .add(
+                Stream::Stdout,
+                src_r.into(),
+                Some(Dest {
+                    fd: dst_w.into(),
+                    regular: false,
+                }),
+                None,
+            )
+            .unwrap();
+        // 1 MiB through two 64 KiB pipes: the relay must park and resume.
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'x'; 4096];
+            for _ in 0..256 {
+                src_w.write_all(&chunk).unwrap();
+            }
+        });
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            dst_r.read_to_end(&mut all).unwrap();
+            all.len()
+        });
+        run(&mut relays, |r| !r.alive(id));
+        writer.join().unwrap();
+        assert_eq!(reader.join().unwrap(), 1 << 20);
+    }
+
+    #[test]
+    fn a_vanished_reader_does_not_block_the_writer() {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let mut relays = Relays::new(epoll);
+        let (src_r, mut src_w) = pipe();
+        let (dst_r, dst_w) = pipe();
+        drop(dst_r);
+        // SAFETY: ignoring SIGPIPE for the test process (the daemon does too).
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        let id = relays
+            .add(
+                Stream::Stderr,
+                src_r.into(),
+                Some(Dest {
+                    fd: dst_w.into(),
+                    regular: false,
+                }),
+                None,
+            )
+            .unwrap();
+        let writer = std::thread::spawn(move || {
+            let chunk = vec![b'y'; 65536];
+            for _ in 0..8 {
+                src_w.write_all(&chunk).unwrap();
+            }
+        });
+        run(&mut relays, |r| !r.alive(id));
+        writer.join().unwrap();
+    }
+}
