@@ -89,6 +89,29 @@ fn run_exec_logs_stop_rm_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
 
+    // exec -i: our stdin reaches the process, and its end is seen as EOF.
+    let mut cat = w.cmd();
+    cat.args(["exec", "-i", &svc, "--", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cat);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"fed through stdin\n")
+        .unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    wren_tests::unregister(child.id());
+    assert_eq!(text, "fed through stdin\ndone\n");
+
     // list / inspect / ps / stats / --json.
     let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
     let me = list
@@ -594,7 +617,6 @@ fn openpty() -> (std::fs::File, String) {
 }
 
 #[test]
-#[ignore = "needs the shim's terminal support (CreateTaskRequest.terminal), which is not merged yet"]
 fn interactive_tty_session() {
     if !require_root("interactive_tty_session") {
         return;
@@ -603,6 +625,23 @@ fn interactive_tty_session() {
     let b = rootfs();
     let n = name("tty");
     let (mut master, slave) = openpty();
+    let ws = libc::winsize {
+        ws_row: 31,
+        ws_col: 97,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+    assert_eq!(
+        unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(&master),
+                libc::TIOCSWINSZ,
+                &ws,
+            )
+        },
+        0
+    );
     let tty = || {
         std::fs::OpenOptions::new()
             .read(true)
@@ -625,23 +664,87 @@ fn interactive_tty_session() {
     .stdout(tty())
     .stderr(tty());
     let mut child = wren_tests::spawn_registered(&mut cmd);
+    // Our copies of the slave must go, or the master never sees the end.
+    drop(cmd);
     master
-        .write_all(b"stty size; tty; echo marker-$((6*7)); exit 3\n")
+        .write_all(b"tty; stty size; echo marker-$((6*7)); exit 3\n")
         .unwrap();
-    let status = child.wait().unwrap();
-    wren_tests::unregister(child.id());
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    // The master reads EIO once the slave side is closed everywhere.
-    while let Ok(n) = master.read(&mut buf) {
-        if n == 0 {
-            break;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
         }
-        out.extend_from_slice(&buf[..n]);
-    }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tty session hung: {}", String::from_utf8_lossy(&out));
+        }
+    };
+    wren_tests::unregister(child.id());
     let text = String::from_utf8_lossy(&out);
     assert_eq!(status.code(), Some(3), "{text}");
     assert!(text.contains("marker-42"), "{text}");
     assert!(text.contains("/dev/pts/"), "not a tty: {text}");
+    assert!(text.contains("31 97"), "window size not passed on: {text}");
     w.assert_clean(&n);
+
+    // Detach with Ctrl-P Ctrl-Q: wren exits 0, the container keeps running
+    // and its later output goes to the log again.
+    let d = name("detach");
+    let (mut master, slave) = openpty();
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .unwrap()
+    };
+    let mut cmd = w.cmd();
+    cmd.args([
+        "run",
+        "-it",
+        "--rootfs",
+        b.rootfs().to_str().unwrap(),
+        &d,
+        "--",
+        "sh",
+    ])
+    .stdin(tty())
+    .stdout(tty())
+    .stderr(tty());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    drop(cmd);
+    w.wait_status(&d, "running", 10);
+    master
+        .write_all(b"(sleep 1; echo after-detach) &\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(&[0x10, 0x11]).unwrap();
+    assert!(
+        wait_for(10, || child.try_wait().unwrap().is_some()),
+        "wren did not detach"
+    );
+    assert!(child.wait().unwrap().success());
+    wren_tests::unregister(child.id());
+    assert_eq!(w.status(&d), "running");
+    assert!(
+        wait_for(10, || w.ok(&["logs", &d]).contains("after-detach")),
+        "output after detach not logged: {}",
+        w.ok(&["logs", &d])
+    );
+    w.ok(&["rm", "-f", &d]);
+    w.assert_clean(&d);
 }

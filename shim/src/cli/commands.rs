@@ -225,12 +225,9 @@ fn foreground(
         a.name = name.to_string();
         let paths: api::AttachResponse = w.call("Attach", &a, false)?;
         let _: api::Empty = w.call("Detach", &a, false)?;
-        let path = paths.stdin;
-        std::thread::spawn(move || {
-            if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) {
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut f);
-            }
-        });
+        let f = crate::manager::logs::open_fifo(Path::new(&paths.stdin))
+            .map_err(|e| CliError::failed(crate::task::error::chain(&e)))?;
+        feed_stdin(&g.socket, name, "", File::from(f));
     }
     loop {
         follower.pump();
@@ -245,6 +242,29 @@ fn foreground(
             }
         }
     }
+}
+
+/// Copies our stdin into the process's stdin fifo on another thread; at
+/// end of input, asks for CloseIO so the process sees EOF (the shim holds a
+/// writer of the fifo until then).
+fn feed_stdin(socket: &Path, name: &str, exec_id: &str, fifo: File) {
+    let (socket, name, exec_id) = (socket.to_owned(), name.to_string(), exec_id.to_string());
+    std::thread::spawn(move || {
+        let mut fifo = fifo;
+        // The fifo is non-blocking (opened without waiting for a reader).
+        let _ = nix::fcntl::fcntl(
+            &fifo,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        );
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
+        drop(fifo);
+        if let Ok(mut w) = Wrend::connect(&socket) {
+            let mut r = api::CloseStdinRequest::new();
+            r.name = name;
+            r.exec_id = exec_id;
+            let _ = w.call::<_, api::Empty>("CloseStdin", &r, false);
+        }
+    });
 }
 
 /// Follows a log file across rotations.
@@ -546,11 +566,7 @@ fn exec(g: &Global, p: args::Parsed) -> Result<i32, CliError> {
         return tty::relay(&mut w, &name, &exec_id, stdin, outs, done).map(|s| s as i32);
     }
     if let Some(f) = stdin {
-        std::thread::spawn(move || {
-            let mut f = f;
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut f);
-            // Dropping `f` closes the only writer: the process sees EOF.
-        });
+        feed_stdin(&g.socket, &name, &exec_id, f);
     }
     let status = pump_until(outs, &done)?;
     Ok(status as i32)
