@@ -631,17 +631,10 @@ fn interactive_tty_session() {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
+    let master_fd = std::os::fd::AsRawFd::as_raw_fd(&master);
     // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
-    assert_eq!(
-        unsafe {
-            libc::ioctl(
-                std::os::fd::AsRawFd::as_raw_fd(&master),
-                libc::TIOCSWINSZ,
-                &ws,
-            )
-        },
-        0
-    );
+    let rc = unsafe { libc::ioctl(master_fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(rc, 0);
     let tty = || {
         std::fs::OpenOptions::new()
             .read(true)
