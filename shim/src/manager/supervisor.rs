@@ -387,6 +387,7 @@ impl Supervisor {
             return Ok(());
         }
         let bundle = m.rec.bundle.clone();
+        let t = Instant::now();
         let address =
             self.launch(name, &bundle)
                 .start()
@@ -405,6 +406,7 @@ impl Supervisor {
         let resp: shimapi::ConnectResponse = client
             .call("Connect", &req)
             .map_err(|e| shim_err("connect", e))?;
+        log::debug!("{name}: shim {} up in {:?}", resp.shim_pid, t.elapsed());
         self.adopt_shim(name, client, &address, resp.shim_pid);
         Ok(())
     }
@@ -467,7 +469,9 @@ impl Supervisor {
         any.type_url = wren_protocol::type_urls::RUNC_OPTIONS.to_string();
         any.value = encode(&opts);
         req.options = MessageField::some(any);
+        let t = Instant::now();
         let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
+        log::debug!("{name}: task created in {:?}", t.elapsed());
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
         m.rec.started = false;
