@@ -124,6 +124,10 @@ pub fn relay(
     mut outs: Vec<(File, bool)>,
     done: mpsc::Receiver<Result<u32, CliError>>,
 ) -> Result<u32, CliError> {
+    if let Some(f) = stdin.as_ref() {
+        // Keystrokes must not be dropped on a full fifo: block instead.
+        let _ = nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()));
+    }
     let raw = RawMode::enter();
     // SAFETY: installs an async-signal-safe handler that stores one atomic.
     unsafe { libc::signal(libc::SIGWINCH, on_winch as *const () as libc::sighandler_t) };

@@ -597,6 +597,8 @@ impl Supervisor {
         };
         m.state = State::Stopped;
         m.rec.started = false;
+        // Exec exits nobody waited for die with the init.
+        m.exec_exits.clear();
         m.rec.exit_status = Some(status);
         m.rec.exited_at = at;
         let ran_for = m.started_at.take().map_or(Duration::ZERO, |t| t.elapsed());
