@@ -48,6 +48,30 @@ fn run_exec_logs_stop_rm_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     w.assert_clean(&fg);
 
+    // A signal to a foreground wren goes to the container.
+    let sig = name("sig");
+    let mut fgc = w.cmd();
+    fgc.args(["run", "--rm", "--rootfs", r, &sig, "--"])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut fgc);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = [0u8; 6];
+    stdout.read_exact(&mut seen).unwrap();
+    assert_eq!(&seen, b"ready\n");
+    // SAFETY: kill(2) on our registered child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(9), "{rest}");
+    wren_tests::unregister(child.id());
+    assert_eq!(rest, "got-term\n");
+    w.assert_clean(&sig);
+
     // A detached service writing lines.
     let svc = name("svc");
     let script = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done";

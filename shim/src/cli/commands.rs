@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -209,6 +210,22 @@ fn abs(p: &str) -> String {
         .to_string()
 }
 
+/// A signal caught while a foreground container runs, to pass on to it.
+static PENDING_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    PENDING_SIGNAL.store(sig, Ordering::Relaxed);
+}
+
+/// SIGINT, SIGTERM and SIGHUP go to the container instead of ending wren
+/// (the container decides; wren exits with its status).
+fn forward_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores into an atomic (async-signal-safe).
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
 /// Starts the container and prints its log until it exits.
 fn foreground(
     g: &Global,
@@ -229,8 +246,18 @@ fn foreground(
             .map_err(|e| CliError::failed(crate::task::error::chain(&e)))?;
         feed_stdin(&g.socket, name, "", File::from(f));
     }
+    forward_signals();
     loop {
         follower.pump();
+        let sig = PENDING_SIGNAL.swap(0, Ordering::Relaxed);
+        if sig != 0 {
+            let mut k = api::KillRequest::new();
+            k.name = name.to_string();
+            k.signal = sig as u32;
+            if let Err(e) = w.call::<_, api::Empty>("Kill", &k, false) {
+                eprintln!("wren: forward signal {sig}: {e}");
+            }
+        }
         match done.recv_timeout(Duration::from_millis(50)) {
             Ok(status) => {
                 follower.pump();

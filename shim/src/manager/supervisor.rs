@@ -34,6 +34,8 @@ use crate::ttrpc::server::Responder;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exit status recorded when a container's shim vanished with it.
 pub const LOST_STATUS: u32 = crate::delete::KILLED_STATUS;
+/// Exit status recorded when a (re)start failed.
+pub const START_FAILED_STATUS: u32 = 255;
 /// How long a shim may take to exit after Shutdown before it is killed.
 const SHIM_EXIT_WAIT: Duration = Duration::from_secs(3);
 
@@ -772,13 +774,9 @@ impl Supervisor {
                 }
                 self.events.emit("/container/restart", &name, String::new());
                 if self.run_task(&name).is_err() {
-                    let status = 255;
-                    // Count a failed start as a failed run.
-                    if let Some(m) = self.containers.get_mut(&name) {
-                        m.state = State::Running;
-                        m.started_at = Some(Instant::now());
-                    }
-                    self.init_exited(&name, status, now_nanos());
+                    // A failed start counts as a failed run (no run time,
+                    // so the backoff keeps doubling).
+                    self.init_exited(&name, START_FAILED_STATUS, now_nanos());
                 }
             } else {
                 if let Some(m) = self.containers.get_mut(&name) {
@@ -815,6 +813,12 @@ impl Supervisor {
             let boot = m.rec.start_at_boot
                 && m.state == State::Stopped
                 && (!m.rec.stopped_by_user || policy == RestartPolicy::Always);
+            // A restart that was pending when wrend went down.
+            let pending = m.state == State::Stopped
+                && m.restart_at.is_none()
+                && m.rec.exit_status.is_some_and(|status| {
+                    policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user)
+                });
             if boot {
                 if let Some(m) = self.containers.get_mut(&name) {
                     m.rec.stopped_by_user = false;
@@ -824,6 +828,16 @@ impl Supervisor {
                 if let Err(e) = self.run_task(&name) {
                     log::error!("start {name} at boot: {}", crate::task::error::chain(&e));
                 }
+            } else if pending {
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.restart_at = Some(Instant::now() + policy::BACKOFF_INITIAL);
+                    m.state = State::Restarting;
+                }
+                self.events.emit(
+                    "/container/restart-scheduled",
+                    &name,
+                    format!("in {} ms", policy::BACKOFF_INITIAL.as_millis()),
+                );
             }
         }
     }
