@@ -92,6 +92,10 @@ struct Managed {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     log: LogFile,
+    /// The `log` fifo in the bundle: the shim daemon's stderr.
+    shim_log_fd: Option<OwnedFd>,
+    /// `shim.log` beside the container's log.
+    shim_log: LogFile,
     attached: bool,
     started_at: Option<Instant>,
     backoff: Option<Duration>,
@@ -287,7 +291,14 @@ impl Supervisor {
             self.cfg.log_max_size,
             self.cfg.log_keep,
         );
+        let shim_log = LogFile::new(
+            self.cfg.record_dir(&rec.name).join("shim.log"),
+            self.cfg.log_max_size,
+            self.cfg.log_keep,
+        );
         Managed {
+            shim_log,
+            shim_log_fd: None,
             rec,
             state: State::Stopped,
             shim: None,
@@ -313,32 +324,28 @@ impl Supervisor {
     /// Makes the stdio fifos and opens them for the log copier.
     fn open_stdio(&mut self, name: &str) -> Result<(), ManagerError> {
         let dir = self.cfg.container_state_dir(name);
-        let lerr = |source| ManagerError::Log {
-            name: name.to_string(),
-            source,
-        };
-        let mut opened = Vec::new();
-        for which in ["stdout", "stderr"] {
-            let path = dir.join(which);
-            logs::make_fifo(&path).map_err(lerr)?;
-            opened.push(logs::open_fifo(&path).map_err(lerr)?);
-        }
-        if self.get(name)?.rec.stdin {
-            logs::make_fifo(&dir.join("stdin")).map_err(lerr)?;
-        }
-        let err_fd = opened.pop();
-        let out_fd = opened.pop();
         let m = self.get(name)?;
         if m.stdout.is_some() {
             return Ok(());
         }
-        m.stdout = out_fd;
-        m.stderr = err_fd;
-        let fds: Vec<RawFd> = [&m.stdout, &m.stderr]
-            .into_iter()
-            .flatten()
-            .map(|f| f.as_raw_fd())
-            .collect();
+        let (stdin, bundle) = (m.rec.stdin, m.rec.bundle.clone());
+        let lerr = |source| ManagerError::Log {
+            name: name.to_string(),
+            source,
+        };
+        let fifo = |path: &Path| logs::make_fifo(path).and_then(|()| logs::open_fifo(path));
+        let stdout = fifo(&dir.join("stdout")).map_err(lerr)?;
+        let stderr = fifo(&dir.join("stderr")).map_err(lerr)?;
+        // The shim daemon's own log (its stderr), as containerd provides it.
+        let shim_log = fifo(&bundle.join("log")).map_err(lerr)?;
+        if stdin {
+            logs::make_fifo(&dir.join("stdin")).map_err(lerr)?;
+        }
+        let fds = [stdout.as_raw_fd(), stderr.as_raw_fd(), shim_log.as_raw_fd()];
+        let m = self.get(name)?;
+        m.stdout = Some(stdout);
+        m.stderr = Some(stderr);
+        m.shim_log_fd = Some(shim_log);
         let attached = m.attached;
         for (i, fd) in fds.into_iter().enumerate() {
             if i == 0 && attached {
@@ -350,6 +357,13 @@ impl Supervisor {
     }
 
     fn close_stdio(&mut self, name: &str) {
+        let Some(m) = self.containers.get_mut(name) else {
+            return;
+        };
+        if let Some(fd) = m.shim_log_fd.take() {
+            m.shim_log.drain(fd.as_raw_fd());
+            self.unwatch(fd.as_raw_fd());
+        }
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
@@ -723,7 +737,11 @@ impl Supervisor {
             return;
         };
         if let Some(m) = self.containers.get_mut(name) {
-            m.log.drain(fd);
+            if m.shim_log_fd.as_ref().is_some_and(|f| f.as_raw_fd() == fd) {
+                m.shim_log.drain(fd);
+            } else {
+                m.log.drain(fd);
+            }
         }
     }
 
