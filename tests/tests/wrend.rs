@@ -48,6 +48,27 @@ fn run_exec_logs_stop_rm_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     w.assert_clean(&fg);
 
+    // -d --rm: wrend removes it when it exits.
+    let gone = name("gone");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--rootfs",
+        r,
+        &gone,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ]);
+    assert!(
+        wait_for(10, || w.status(&gone).is_empty()),
+        "not removed: {}",
+        w.status(&gone)
+    );
+    w.assert_clean(&gone);
+
     // A signal to a foreground wren goes to the container.
     let sig = name("sig");
     let mut fgc = w.cmd();

@@ -623,12 +623,13 @@ impl Supervisor {
         m.stopping = false;
         m.kill_at = None;
         let policy = RestartPolicy::parse(&m.rec.restart_policy).unwrap_or_default();
+        if ran_for >= policy::STABLE_PERIOD {
+            // A stable run starts the count `on-failure:N` compares with over.
+            m.rec.restart_count = 0;
+        }
         let restart = policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user);
         if restart {
             let delay = policy::next_backoff(m.backoff, ran_for);
-            if ran_for >= policy::STABLE_PERIOD {
-                m.rec.restart_count = 0;
-            }
             m.backoff = Some(delay);
             m.restart_at = Some(Instant::now() + delay);
             m.state = State::Restarting;
