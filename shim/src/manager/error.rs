@@ -78,7 +78,15 @@ impl ManagerError {
             Self::Shim { .. } | Self::ShimStart { .. } => Code::UNAVAILABLE,
             Self::Record { .. } | Self::Log { .. } | Self::Io { .. } => Code::INTERNAL,
         };
-        crate::ttrpc::server::status(code, crate::task::error::chain(self))
+        let message = match self {
+            // The shim's own message already names the container and the step.
+            Self::Shim {
+                source: CallError::Status { message, .. },
+                ..
+            } => message.clone(),
+            _ => crate::task::error::chain(self),
+        };
+        crate::ttrpc::server::status(code, message)
     }
 }
 
@@ -104,6 +112,6 @@ mod tests {
             s.code.enum_value_or(Code::UNKNOWN),
             Code::FAILED_PRECONDITION
         );
-        assert!(s.message.contains("cannot start"), "{}", s.message);
+        assert_eq!(s.message, "cannot start a process in state RUNNING");
     }
 }
