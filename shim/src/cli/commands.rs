@@ -7,7 +7,7 @@
 //! Runs in `wren`.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -651,7 +651,10 @@ fn logs(g: &Global, p: args::Parsed) -> Result<i32, CliError> {
     let c = inspect_one(&mut w, name)?;
     let path = PathBuf::from(&c.log_path);
     let tail: usize = p.number("--tail")?.unwrap_or(usize::MAX);
-    let data = crate::manager::logs::tail(&path, 16, tail)
+    // Open the current file first and follow from where the tail ended, so
+    // nothing written in between is skipped.
+    let mut current = File::open(&path).ok();
+    let data = crate::manager::logs::tail_from(&path, 16, tail, current.as_mut())
         .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())))?;
     let _ = std::io::stdout().write_all(&data);
     let _ = std::io::stdout().flush();
@@ -659,12 +662,9 @@ fn logs(g: &Global, p: args::Parsed) -> Result<i32, CliError> {
         return Ok(0);
     }
     let mut follower = Follower {
-        file: File::open(&path).ok(),
+        file: current,
         path: path.clone(),
     };
-    if let Some(f) = follower.file.as_mut() {
-        let _ = f.seek(SeekFrom::End(0));
-    }
     loop {
         std::thread::sleep(Duration::from_millis(100));
         follower.pump();

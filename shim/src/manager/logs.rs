@@ -174,21 +174,38 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
 
 /// The last `n` lines of `path` and its rotated files, oldest first.
 pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<u8>> {
-    let mut files = vec![path.to_path_buf()];
-    files.extend((1..keep.max(1)).map(|i| PathBuf::from(format!("{}.{i}", path.display()))));
+    let mut current = match File::open(path) {
+        Ok(f) => Some(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    tail_from(path, keep, n, current.as_mut())
+}
+
+/// Like [`tail`], reading the current file through `current` (already
+/// open) to its end, so a follower can go on from exactly there.
+pub fn tail_from(
+    path: &Path,
+    keep: u32,
+    n: usize,
+    current: Option<&mut File>,
+) -> io::Result<Vec<u8>> {
     let mut out: Vec<u8> = Vec::new();
-    for f in files {
+    if let Some(f) = current {
+        f.read_to_end(&mut out)?;
+    }
+    for i in 1..keep.max(1) {
+        if count_lines(&out) > n {
+            break;
+        }
         let mut data = Vec::new();
-        match File::open(&f) {
+        match File::open(format!("{}.{i}", path.display())) {
             Ok(mut file) => file.read_to_end(&mut data)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => break,
             Err(e) => return Err(e),
         };
         data.extend_from_slice(&out);
         out = data;
-        if count_lines(&out) > n {
-            break;
-        }
     }
     Ok(last_lines(&out, n).to_vec())
 }
