@@ -48,6 +48,25 @@ fn run_exec_logs_stop_rm_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     w.assert_clean(&fg);
 
+    // From an OCI bundle: its spec (args `true`, relative root) is used.
+    let fromb = name("bundle");
+    w.ok(&["create", "--bundle", b.path_str(), &fromb]);
+    assert_eq!(w.status(&fromb), "created");
+    assert_eq!(w.inspect(&fromb)["args"], serde_json::json!(["true"]));
+    w.ok(&["start", &fromb]);
+    w.wait_status(&fromb, "stopped", 10);
+    assert_eq!(w.inspect(&fromb)["exit_status"], 0);
+    assert!(
+        b.path().join("config.json").exists(),
+        "the user's bundle is untouched"
+    );
+    assert!(
+        !b.path().join("address").exists(),
+        "shim files went into the user's bundle"
+    );
+    w.ok(&["rm", &fromb]);
+    w.assert_clean(&fromb);
+
     // -d --rm: wrend removes it when it exits.
     let gone = name("gone");
     w.ok(&[
