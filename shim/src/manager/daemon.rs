@@ -408,3 +408,28 @@ fn forward_event(sup: &mut Supervisor, payload: &[u8]) {
         .unwrap_or_default();
     sup.events.emit(&env.topic, &container, String::new());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_is_private_and_not_stolen_from_a_live_wrend() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        make_dir(&dir, 0o700).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        let path = dir.join("wrend.sock");
+        let live = listen(&path).unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert!(matches!(
+            listen(&path),
+            Err(DaemonError::AlreadyRunning { .. })
+        ));
+        drop(live);
+        // A stale socket file (nobody listening) is replaced.
+        let again = listen(&path).unwrap();
+        drop(again);
+    }
+}
