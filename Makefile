@@ -53,7 +53,7 @@ demo: deps
 # minutes). Never part of `make test`; never fails on a number. See
 # docs/BENCHMARKS.md. BENCH_PUBLISH=1 copies the report to docs/bench/.
 bench: deps release
-	@bash scripts/bench.sh
+	@REL=$(REL) bash scripts/bench.sh
 
 clean-demo:
 	rm -rf target/demo

@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/bench
-rel=target/release
+# The release binaries: `make bench` passes REL (the Makefile builds them
+# for an explicit --target, non-PIE).
+rel=${REL:-target/release}
 mkdir -p "$out"
 oci=$(realpath "$rel/wren-oci")
 WREN_OCI=$oci bash scripts/make-bundle.sh "$out/bundle" /bin/true
