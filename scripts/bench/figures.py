@@ -102,13 +102,15 @@ def memory(cd, levels, settle_s=3.0):
     then the other's), and all shims serving our containerd are counted."""
     counts = {RUNC: 0, WREN: 0}
     tags = {RUNC: "r", WREN: "w"}
+    seq = itertools.count()
     out = {"levels": []}
     try:
         for level in levels:
             for runtime in (RUNC, WREN):
+                start = retried("memory", runtime)(lambda: cd.run_detached(
+                    runtime, IMAGE, f"idle-{tags[runtime]}-{next(seq)}", "sleep", "1000000"))
                 while counts[runtime] < level:
-                    cd.run_detached(runtime, IMAGE, f"idle-{tags[runtime]}-{counts[runtime]}",
-                                    "sleep", "1000000")
+                    start()
                     counts[runtime] += 1
             time.sleep(settle_s)
             row = {"containers": level}
