@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod containerd;
+pub mod probe;
 
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn require_root(test: &str) -> bool {

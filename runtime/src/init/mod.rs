@@ -183,7 +183,14 @@ fn read_config(fd: OwnedFd) -> Result<InitConfig, SetupFailure> {
     f.seek(io::SeekFrom::Start(0))
         .and_then(|_| f.read_to_end(&mut data))
         .map_err(fail("read the init configuration"))?;
-    serde_json::from_slice(&data).map_err(fail("decode the init configuration"))
+    InitConfig::decode(&data).map_err(fail("decode the init configuration"))
+}
+
+impl InitConfig {
+    /// Decodes the configuration read from the caller's sealed memfd (fuzzed).
+    pub fn decode(data: &[u8]) -> Result<InitConfig, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
 }
 
 fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
