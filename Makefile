@@ -5,7 +5,7 @@ DEV := target/debug
 REL := target/release
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release install test unit lint demo bench clean-demo
+.PHONY: all deps build release install test unit lint demo bench clean-demo fuzz fuzz-ci
 
 all: build
 
@@ -26,6 +26,17 @@ install: release
 # tests in tests/ (which skip visibly when not root).
 test: deps build
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) fuzz-ci
+
+# Fuzz every target in fuzz/ for FUZZ_SECONDS each (stable toolchain, see
+# scripts/fuzz.sh), after replaying the committed seeds and regressions.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# The bounded run `make test` does: seeds replayed, 20 s per target.
+fuzz-ci:
+	FUZZ_SECONDS=20 bash scripts/fuzz.sh
 
 unit:
 	$(CARGO) test --workspace --lib --bins

@@ -38,13 +38,18 @@ for t in "${targets[@]}"; do
     "$bin/$t" -rss_limit_mb="$FUZZ_RSS_MB" -runs=0 "$seeds"; exit 1; }
   if [ "$FUZZ_SECONDS" -gt 0 ]; then
     echo "== $t: fuzz for ${FUZZ_SECONDS}s"
+    log="$CARGO_TARGET_DIR/$t.log"
+    status=0
     "$bin/$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb="$FUZZ_RSS_MB" \
       -malloc_limit_mb="$FUZZ_RSS_MB" -max_len=65536 -print_final_stats=1 \
-      -artifact_prefix="fuzz/artifacts/$t/" "$work" "$seeds" 2>&1 |
-      grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|.*panicked|INFO: -max_total_time)' || true
-    # libFuzzer exits non-zero and leaves a crash-*/timeout-*/oom-* file.
-    if ls "fuzz/artifacts/$t"/* >/dev/null 2>&1; then
-      echo "fuzz target $t found a failure: $(ls fuzz/artifacts/$t)" >&2
+      -artifact_prefix="fuzz/artifacts/$t/" "$work" "$seeds" >"$log" 2>&1 || status=$?
+    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' "$log" || true
+    # A panic, a timeout (hang) or an OOM (unbounded allocation) makes
+    # libFuzzer exit non-zero and leave crash-*/timeout-*/oom-* behind.
+    if [ "$status" -ne 0 ]; then
+      tail -40 "$log" >&2
+      echo "fuzz target $t failed (status $status): $(ls fuzz/artifacts/$t 2>/dev/null)" >&2
+      echo "reproduce: $bin/$t fuzz/artifacts/$t/<file>; then add it to $seeds" >&2
       exit 1
     fi
   fi

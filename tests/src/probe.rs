@@ -242,5 +242,11 @@ pub fn mknod_dev_null(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path");
     // SAFETY: a valid C path; mknod(2) with integer mode and device.
     let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
-    assert_eq!(r, 0, "mknod {}: {}", path.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "mknod {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
 }

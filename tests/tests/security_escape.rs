@@ -14,7 +14,9 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 
 use serde_json::json;
-use wren_tests::probe::{fds, mknod_dev_null, ptrace_accessible, sha256, status_field, Sampler, EXE_WATCHER};
+use wren_tests::probe::{
+    fds, mknod_dev_null, ptrace_accessible, sha256, status_field, Sampler, EXE_WATCHER,
+};
 use wren_tests::{assert_gone, require_root, wait_for, Bundle, Oci};
 
 fn text(b: &[u8]) -> String {

@@ -588,7 +588,7 @@ fn mount_destination_race(name: &str, create_dests: bool) {
     let mut b = Bundle::busybox(&[
         "sh",
         "-c",
-        "grep -c ' /vol/dir/[mf][0-9] ' /proc/self/mountinfo",
+        "grep -cE 'size=64k|/src-file ' /proc/self/mountinfo",
     ]);
     b.config["root"]["readonly"] = json!(false);
     let mounts = b.config["mounts"].as_array_mut().unwrap();
@@ -612,7 +612,7 @@ fn mount_destination_race(name: &str, create_dests: bool) {
             assert_eq!(
                 text(&out.stdout).trim(),
                 (2 * N).to_string(),
-                "attempt {i}: some mounts are not where they belong"
+                "attempt {i}: some mounts left the container's rootfs (a mount that followed the swapped-in symlink stays in-root; one that escaped is missing here)"
             );
         } else {
             failed += 1;
