@@ -186,11 +186,14 @@ done
 echo done > /tmp/stopped
 exec sleep 1000"#;
 
-/// Records every runtime-owned process (comm starting with `owner_prefix`) the host sees in
-/// pid namespace `pidns` while an attack runs: (pid, comm, dumpable?, exe).
+/// One sampled process: pid, comm, dumpable (see [`ptrace_accessible`]), exe.
+pub type Sample = (i64, String, Option<bool>, String);
+
+/// Records every runtime-owned process (comm starting with `owner_prefix`)
+/// the host sees in pid namespace `pidns` while an attack runs.
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(i64, String, Option<bool>, String)>>>,
+    seen: Arc<Mutex<Vec<Sample>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -227,7 +230,7 @@ impl Sampler {
         }
     }
 
-    pub fn finish(mut self) -> Vec<(i64, String, Option<bool>, String)> {
+    pub fn finish(mut self) -> Vec<Sample> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             t.join().expect("sampler");

@@ -287,6 +287,11 @@ fn shim_fd_allow_lists_and_a_thousand_execs_leak_nothing() {
         threads * per,
         wren_tests::probe::fds(shim as i64)
     );
+    eprintln!(
+        "shim fds: {before} before, {} after {} execs",
+        fd_count(shim),
+        threads * per
+    );
     remove(&c, id);
 }
 
