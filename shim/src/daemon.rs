@@ -270,7 +270,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
         watch_new_pidfds(&epoll, &mut service, &mut pidfds);
         service.tick();
     }
-    service.kill_loggers();
+    service.wait_loggers();
     service.publisher().flush(Duration::from_secs(5));
     if let Some(path) = std::fs::read_to_string("address")
         .ok()

@@ -177,25 +177,7 @@ impl Containerd {
             d.display()
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
-        let path = format!(
-            "{}:{}",
-            d.join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut cmd = Command::new("containerd");
-        cmd.arg("--config")
-            .arg(d.join("config.toml"))
-            .args(["--log-level", "debug"])
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("containerd.log")).expect("log"));
-        let child = crate::spawn_registered(&mut cmd);
-        let sock = d.join("c.sock");
-        assert!(
-            crate::wait_for(10, || sock.exists()),
-            "containerd did not start"
-        );
+        let child = launch(d);
         let c = Containerd {
             dir,
             child: Some(child),
@@ -214,14 +196,28 @@ impl Containerd {
         c
     }
 
+    /// Kills containerd (SIGKILL, as a crash would) and starts it again on
+    /// the same root, state and sockets; running shims stay.
+    pub fn restart(&mut self) {
+        if let Some(child) = self.child.take() {
+            crate::kill_registered(child);
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("c.sock"));
+        self.child = Some(launch(self.dir.path()));
+    }
+
+    /// A `ctr` command line (not run), for callers that need to spawn it.
+    pub fn ctr_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(self.dir.path().join("c.sock"))
+            .args(["--namespace", &self.namespace])
+            .args(args);
+        cmd
+    }
+
     pub fn ctr(&self, args: &[&str]) -> Output {
-        crate::run(
-            Command::new("ctr")
-                .arg("--address")
-                .arg(self.dir.path().join("c.sock"))
-                .args(["--namespace", &self.namespace])
-                .args(args),
-        )
+        crate::run(&mut self.ctr_command(args))
     }
 
     /// `ctr run --rm` of `args` in container `id` with the wren runtime.
@@ -238,7 +234,7 @@ impl Containerd {
     /// Assert no shim process, rootfs mount or cgroup of `id` is left.
     pub fn assert_clean(&self, id: &str) {
         assert!(
-            crate::wait_for(10, || shim_pids(id).is_empty()),
+            crate::wait_for(10, || shim_pids_in(&self.namespace, id).is_empty()),
             "shim of {id} did not exit"
         );
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
@@ -265,6 +261,29 @@ impl Drop for Containerd {
         if let Some(child) = self.child.take() {
             crate::kill_registered(child);
         }
+        // A failed test may leave shims and containers of this namespace:
+        // kill them (cgroup members first, so nothing is re-parented and
+        // left running), so the next run starts clean.
+        for entry in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let ns_dir = entry.path().join(&self.namespace);
+            for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
+                let procs =
+                    std::fs::read_to_string(c.path().join("cgroup.procs")).unwrap_or_default();
+                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                    // SAFETY: kill(2) with plain integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        for pid in all_shims_in(&self.namespace) {
+            // SAFETY: kill(2) with plain integers.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        crate::reap();
         // Unmount snapshots containerd may have left, then drop the
         // namespace's cgroup parents.
         let root = self.dir.path().to_string_lossy().into_owned();
@@ -280,10 +299,86 @@ impl Drop for Containerd {
             .flatten()
             .flatten()
         {
-            let _ = std::fs::remove_dir(entry.path().join(&self.namespace));
+            let ns_dir = entry.path().join(&self.namespace);
+            for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
+                if c.path().is_dir() {
+                    let _ = crate::wait_for(2, || std::fs::remove_dir(c.path()).is_ok());
+                }
+            }
+            let _ = std::fs::remove_dir(ns_dir);
         }
         crate::reap();
     }
+}
+
+fn launch(d: &Path) -> Child {
+    let path = format!(
+        "{}:{}",
+        d.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("containerd.log"))
+        .expect("log");
+    let mut cmd = Command::new("containerd");
+    cmd.arg("--config")
+        .arg(d.join("config.toml"))
+        .args(["--log-level", "debug"])
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    let child = crate::spawn_registered(&mut cmd);
+    let sock = d.join("c.sock");
+    assert!(
+        crate::wait_for(10, || sock.exists()),
+        "containerd did not start"
+    );
+    child
+}
+
+/// Every live shim daemon of containerd namespace `ns`.
+fn all_shims_in(ns: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"containerd-shim-wren-v2"));
+        if is_shim
+            && args
+                .windows(2)
+                .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Live shim daemons serving container `id` in containerd namespace `ns`.
+pub fn shim_pids_in(ns: &str, id: &str) -> Vec<i32> {
+    shim_pids(id)
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    c.split(|b| *b == 0)
+                        .collect::<Vec<_>>()
+                        .windows(2)
+                        .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())
+                })
+                .unwrap_or(false)
+        })
+        .collect()
 }
 
 /// Live (non-zombie) shim daemons serving container `id`.

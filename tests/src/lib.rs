@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 
 pub mod containerd;
 pub mod probe;
+pub mod pty;
 
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn require_root(test: &str) -> bool {
@@ -57,10 +58,24 @@ fn become_subreaper() {
 /// Output goes to files, not pipes: a detached container inherits the
 /// command's stdio and would keep a pipe open forever.
 pub fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null());
+    run_inner(cmd)
+}
+
+/// [`run`] with `input` as the command's stdin (then EOF).
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::{Seek, Write};
+    let mut f = tempfile::tempfile().expect("tempfile");
+    f.write_all(input).expect("write input");
+    f.seek(std::io::SeekFrom::Start(0)).expect("seek");
+    cmd.stdin(f);
+    run_inner(cmd)
+}
+
+fn run_inner(cmd: &mut Command) -> Output {
     let out_file = tempfile::tempfile().expect("tempfile");
     let err_file = tempfile::tempfile().expect("tempfile");
-    cmd.stdin(Stdio::null())
-        .stdout(out_file.try_clone().expect("dup"))
+    cmd.stdout(out_file.try_clone().expect("dup"))
         .stderr(err_file.try_clone().expect("dup"));
     let mut child = spawn_registered(cmd);
     let pid = child.id();

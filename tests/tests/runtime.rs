@@ -301,7 +301,7 @@ fn hooks_run_where_the_spec_says_with_state_on_stdin() {
     let hook = |name: &str| {
         let f = marks.path().join(name);
         json!({"path": "/bin/sh", "args": ["sh", "-c",
-            format!("cat > {f}.state; readlink /proc/self/ns/mnt > {f}.ns; date +%s%N > {f}.t", f = f.display())]})
+            format!("cat > {f}.state; readlink /proc/self/ns/mnt > {f}.ns; grep -E '^Sig(Blk|Ign)' /proc/self/status > {f}.sig; date +%s%N > {f}.t", f = f.display())]})
     };
     b.config["hooks"] = json!({
         "prestart": [hook("prestart")],
@@ -330,6 +330,15 @@ fn hooks_run_where_the_spec_says_with_state_on_stdin() {
         host_mnt.to_str().unwrap(),
         "createContainer runs in the container"
     );
+    // Hooks start with nothing blocked or ignored (a hook with SIGCHLD
+    // blocked hangs in a shell's `wait`).
+    for h in ["prestart", "createRuntime", "poststart", "poststop"] {
+        assert_eq!(
+            read(h, "sig"),
+            "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "{h}"
+        );
+    }
     let st: serde_json::Value = serde_json::from_str(&read("createRuntime", "state")).unwrap();
     assert_eq!(st["id"], id.as_str());
     assert_eq!(st["status"], "creating");

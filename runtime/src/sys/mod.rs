@@ -596,6 +596,38 @@ unsafe fn child_after_clone(
         // SAFETY: exiting the child without running any destructor.
         unsafe { libc::syscall(libc::SYS_exit_group, 126) };
     }
+    // The new program starts with default dispositions and nothing blocked:
+    // execve keeps ignored signals (the shim ignores SIGPIPE) and the mask
+    // (the parent blocked everything above; the shim blocks SIGCHLD), and a
+    // hook or logger with SIGCHLD blocked hangs in `wait`. Every signal is
+    // still blocked here, so no handler can run before execve.
+    let dfl = [0u64; 4];
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: raw rt_sigaction installing SIG_DFL from a zeroed
+            // kernel sigaction; failures (reserved signals) are harmless.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    dfl.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8usize,
+                )
+            };
+        }
+    }
+    let empty = 0u64;
+    // SAFETY: raw rt_sigprocmask with an empty 8-byte set.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
     // SAFETY: argv/envp are NUL-terminated arrays prepared before clone3.
     unsafe {
         if exe_path.is_null() {

@@ -92,8 +92,11 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    // SAFETY: the closure runs between fork and exec and calls only dup2(2),
-    // which is async-signal-safe; dup2 clears FD_CLOEXEC on 3, 4 and 5.
+    // SAFETY: the closure runs between fork and exec and calls only dup2,
+    // signal and sigprocmask, which are async-signal-safe; dup2 clears
+    // FD_CLOEXEC on 3, 4 and 5. The daemon blocks SIGCHLD and ignores
+    // SIGPIPE, and both would survive execve: a logger with SIGCHLD blocked
+    // hangs in a shell's `wait`.
     unsafe {
         cmd.pre_exec(move || {
             for (i, fd) in raw.iter().enumerate() {
@@ -101,6 +104,10 @@ pub fn spawn(
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
             Ok(())
         });
     }
@@ -169,11 +176,29 @@ pub fn kill(logger: &Logger, signal: i32) {
 
 /// True once the logger has exited (its pidfd is readable).
 pub fn exited(logger: &Logger) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: logger.pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll(2) with a zero timeout on one pollfd we own.
-    unsafe { libc::poll(&mut pfd, 1, 0) > 0 }
+    wait_exit(logger, Duration::ZERO)
+}
+
+/// Waits up to `timeout` for the logger to exit; true if it did.
+pub fn wait_exit(logger: &Logger, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: logger.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
+        // SAFETY: poll(2) on one pollfd we own.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return false;
+        }
+    }
 }

@@ -407,3 +407,77 @@ impl Drop for ProcessIo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::sys::epoll::{Epoll, EpollCreateFlags};
+    use std::os::unix::fs::MetadataExt;
+
+    fn fstat_uid_gid(fd: &OwnedFd) -> (u32, u32) {
+        let m = std::fs::File::from(fd.try_clone().unwrap())
+            .metadata()
+            .unwrap();
+        (m.uid(), m.gid())
+    }
+
+    #[test]
+    fn fifo_stdio_gives_the_container_pipes_owned_by_io_uid_gid() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: fchown to another uid needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["in", "out", "err"] {
+            nix::unistd::mkfifo(
+                &dir.path().join(f),
+                nix::sys::stat::Mode::from_bits_truncate(0o600),
+            )
+            .unwrap();
+        }
+        let p = |f: &str| dir.path().join(f).display().to_string();
+        let uris = uri::parse(&p("in"), &p("out"), &p("err")).unwrap();
+        let mut relays = Relays::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap());
+        let owner = Owner {
+            container_id: "c",
+            namespace: "ns",
+            io_uid: 1234,
+            io_gid: 5678,
+        };
+        let (fds, io) = ProcessIo::setup(&mut relays, uris, false, &owner).unwrap();
+        for fd in [&fds.stdin, &fds.stdout, &fds.stderr] {
+            let fd = fd.as_ref().expect("a pipe for every stream");
+            assert_eq!(fstat_uid_gid(fd), (1234, 5678));
+            // A pipe, not the client's FIFO.
+            let m = std::fs::File::from(fd.try_clone().unwrap())
+                .metadata()
+                .unwrap();
+            assert_ne!(
+                m.ino(),
+                std::fs::metadata(dir.path().join("out")).unwrap().ino()
+            );
+        }
+        assert!(!io.drained(&relays), "stdout/stderr relays are open");
+        drop(fds);
+        assert!(io.close(&mut relays).is_none());
+    }
+
+    #[test]
+    fn a_missing_fifo_fails_with_its_path_and_leaves_no_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope").display().to_string();
+        let uris = uri::parse("", &missing, "").unwrap();
+        let mut relays = Relays::new(Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap());
+        let owner = Owner {
+            container_id: "c",
+            namespace: "ns",
+            io_uid: 0,
+            io_gid: 0,
+        };
+        let err = ProcessIo::setup(&mut relays, uris, false, &owner)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+}

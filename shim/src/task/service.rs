@@ -262,10 +262,15 @@ impl TaskService {
         self.settle();
     }
 
-    /// Stops every logger (daemon exit).
-    pub fn kill_loggers(&mut self) {
-        for (l, _) in self.dying_loggers.drain(..) {
-            logger::kill(&l, libc::SIGKILL);
+    /// Daemon exit: gives each logging binary still flushing the rest of its
+    /// grace to exit (as containerd's shim blocks in Close), then kills it.
+    pub fn wait_loggers(&mut self) {
+        for (l, deadline) in self.dying_loggers.drain(..) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !logger::wait_exit(&l, left) {
+                log::warn!("logging binary {} ignored SIGTERM; killing it", l.pid);
+                logger::kill(&l, libc::SIGKILL);
+            }
         }
     }
 

@@ -1,0 +1,202 @@
+//! Faults and scale through the shim under a private containerd: the shim
+//! SIGKILLed (containerd cleans up through `delete`), containerd killed and
+//! restarted with a container running (still managed, its exit seen), and
+//! 20 containers at once (each shim idle at ≤ 4 threads).
+//!
+//! Needs root, containerd, ctr, busybox-static and a built shim; without them
+//! each test says so and skips.
+
+use std::process::Output;
+
+use wren_tests::containerd::{shim_pids_in, shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::{alive, wait_for};
+
+fn ok(out: &Output, what: &str, c: &Containerd) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.log()
+    );
+}
+
+fn task_line(c: &Containerd, id: &str) -> Option<Vec<String>> {
+    let out = c.ctr(&["task", "ls"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(id))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+}
+
+fn task_status(c: &Containerd, id: &str) -> String {
+    task_line(c, id)
+        .and_then(|l| l.get(2).cloned())
+        .unwrap_or_default()
+}
+
+fn task_pid(c: &Containerd, id: &str) -> i64 {
+    task_line(c, id)
+        .and_then(|l| l.get(1).and_then(|p| p.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_killed_shim_is_cleaned_up_by_containerd() {
+    if !shim_tests_can_run("a_killed_shim_is_cleaned_up_by_containerd") {
+        return;
+    }
+    let ns = format!("wrenshimkill{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let id = "wren-shimkill";
+    ok(
+        &c.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
+            "60",
+        ]),
+        "ctr run -d",
+        &c,
+    );
+    let pid = task_pid(&c, id);
+    assert!(pid > 0 && alive(pid));
+    let shims = shim_pids_in(&ns, id);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    // SAFETY: kill(2) with plain integers.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    // containerd sees the connection drop, runs `shim delete`, which kills
+    // the container and unmounts its rootfs, and drops the task.
+    assert!(
+        wait_for(20, || task_line(&c, id).is_none()
+            || task_status(&c, id) == "STOPPED"),
+        "containerd did not clean up: {:?}\n{}",
+        task_line(&c, id),
+        c.log()
+    );
+    assert!(
+        wait_for(10, || !alive(pid)),
+        "the container outlived its shim"
+    );
+    let _ = c.ctr(&["task", "rm", id]);
+    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+    c.assert_clean(id);
+}
+
+#[test]
+fn containerd_restart_keeps_the_container_managed() {
+    if !shim_tests_can_run("containerd_restart_keeps_the_container_managed") {
+        return;
+    }
+    let ns = format!("wrenrestart{}", std::process::id());
+    let mut c = Containerd::start(&ns, true);
+    let id = "wren-restart";
+    ok(
+        &c.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sleep",
+            "60",
+        ]),
+        "ctr run -d",
+        &c,
+    );
+    let pid = task_pid(&c, id);
+    let shims = shim_pids_in(&ns, id);
+    c.restart();
+    // containerd reconnects (Connect + Pids) and still sees it running.
+    assert!(
+        wait_for(20, || task_status(&c, id) == "RUNNING"),
+        "task after restart: {:?}\n{}",
+        task_line(&c, id),
+        c.log()
+    );
+    assert_eq!(task_pid(&c, id), pid);
+    assert_eq!(shim_pids_in(&ns, id), shims, "the shim was replaced");
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "after",
+        id,
+        "/bin/echo",
+        "still-here",
+    ]);
+    ok(&out, "exec after restart", &c);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still-here\n");
+    // The exit after the restart reaches the new containerd (the shim's
+    // publisher reconnected).
+    ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
+    assert!(
+        wait_for(20, || task_status(&c, id) == "STOPPED"),
+        "exit not seen: {:?}",
+        task_line(&c, id)
+    );
+    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
+    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+    c.assert_clean(id);
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    if !shim_tests_can_run("twenty_containers_at_once") {
+        return;
+    }
+    let ns = format!("wrentwenty{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let ids: Vec<String> = (0..20).map(|i| format!("wren-many-{i:02}")).collect();
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || {
+                ok(
+                    &c.ctr(&[
+                        "run",
+                        "-d",
+                        "--runtime",
+                        RUNTIME,
+                        IMAGE,
+                        id,
+                        "/bin/sleep",
+                        "120",
+                    ]),
+                    "ctr run -d",
+                    c,
+                );
+            });
+        }
+    });
+    for id in &ids {
+        assert_eq!(task_status(&c, id), "RUNNING", "{id}");
+        let shims = shim_pids_in(&ns, id);
+        assert_eq!(shims.len(), 1, "{id}: {shims:?}");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", shims[0])).unwrap();
+        let threads: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        assert!((1..=4).contains(&threads), "{id}: {threads} threads");
+    }
+    std::thread::scope(|s| {
+        for id in &ids {
+            let c = &c;
+            s.spawn(move || {
+                ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
+                assert!(wait_for(20, || task_status(c, id) == "STOPPED"), "{id}");
+                ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+                ok(&c.ctr(&["container", "rm", id]), "container rm", c);
+            });
+        }
+    });
+    for id in &ids {
+        c.assert_clean(id);
+    }
+}
