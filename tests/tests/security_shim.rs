@@ -81,8 +81,10 @@ fn remove(c: &Containerd, id: &str) {
 }
 
 #[test]
-fn shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_exec() {
-    if !shim_tests_can_run("shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_exec") {
+fn shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec() {
+    if !shim_tests_can_run(
+        "shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec",
+    ) {
         return;
     }
     let shim = shim_binary().unwrap();
@@ -112,6 +114,13 @@ fn shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_exec() {
         &c,
     );
     let sampler = Sampler::start(pidns, "wren:");
+    // During create: containers whose init joins A's pid namespace.
+    let with_ns = format!("pid:/proc/{init}/ns/pid");
+    for i in 0..5 {
+        let bid = format!("sec-5736-b{i}");
+        run_detached(&c, &bid, &["--with-ns", &with_ns], &["/bin/true"]);
+        remove(&c, &bid);
+    }
     for i in 0..25 {
         let _ = exec(&c, id, &format!("evil{i}"), &[], &["/tmp/evil"]);
         ok(
