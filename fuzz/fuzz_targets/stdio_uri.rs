@@ -18,6 +18,9 @@ fuzz_target!(|s: (&str, &str, &str)| {
     }
     for p in paths {
         assert!(p.is_absolute(), "{p:?} from {s:?}");
-        assert!(!p.as_os_str().as_encoded_bytes().contains(&0), "{p:?} from {s:?}");
+        assert!(
+            !p.as_os_str().as_encoded_bytes().contains(&0),
+            "{p:?} from {s:?}"
+        );
     }
 });
