@@ -23,6 +23,18 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// "ran" or the first line of the refusal, for the test log.
+fn outcome(out: &std::process::Output) -> String {
+    if out.status.success() {
+        "ran".into()
+    } else {
+        format!(
+            "refused: {}",
+            text(&out.stderr).lines().next().unwrap_or("")
+        )
+    }
+}
+
 /// The container's init pid from `state`.
 fn init_pid(oci: &Oci, id: &str) -> i64 {
     oci.state(id)["pid"].as_i64().expect("pid in state")
@@ -330,6 +342,7 @@ fn cve_2026_41579_symlinked_dev_entries_in_the_image_reach_nothing() {
         symlink(&canary, b.rootfs().join("dev").join(entry)).unwrap();
         let id = oci.id(entry);
         let out = oci.run(&["run", "--bundle", b.path_str(), &id]);
+        eprintln!("image /dev/{entry} -> canary: {}", outcome(&out));
         assert_eq!(
             std::fs::read_to_string(&canary).unwrap(),
             "canary\n",
@@ -472,6 +485,7 @@ fn cve_2025_31133_bind_mounted_dev_cannot_redirect_masked_paths() {
         b.save();
         let id = oci.id(name);
         let out = oci.run(&["run", "--bundle", b.path_str(), &id]);
+        eprintln!("bind /dev {name}: {}", outcome(&out));
         assert_eq!(
             std::fs::read_to_string(&canary).unwrap(),
             "canary\n",
