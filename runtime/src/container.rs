@@ -289,14 +289,18 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],
     };
-    if let Some(cg) = args.cgroup {
-        // v1 hierarchies (and v2 when clone3 could not place it) need the
-        // pid written; add_pid skips those it is already in. The init waits
-        // for its config until then.
-        cg.add_pid(stage1)?;
-    }
-    ours.send(&Msg::Config, &[memfd.as_fd(), args.extra])
+    // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
+    // them itself, first thing, through these files (see
+    // `Cgroup::self_join_files` for why not from here).
+    let join = match args.cgroup {
+        Some(cg) => cg.self_join_files(stage1)?,
+        None => Vec::new(),
+    };
+    let mut send: Vec<BorrowedFd<'_>> = vec![memfd.as_fd(), args.extra];
+    send.extend(join.iter().map(|f| f.as_fd()));
+    ours.send(&Msg::Config, &send)
         .map_err(sys_err("send the init config"))?;
+    drop(join);
     drop(memfd);
 
     let mut child: Option<(i32, OwnedFd)> = None;
