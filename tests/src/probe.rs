@@ -179,8 +179,14 @@ while [ ! -e /tmp/stop ]; do
     echo "$p $c exe=${l:-unreadable}" >> /tmp/seen
     if echo x 2>/dev/null >> $d/exe; then echo "$p $c direct" >> /tmp/hits; fi
     ( exec 7< $d/exe || exit 0
+      # The process may have exec'd a container binary since readlink (this
+      # container's busybox or a copy in a container sharing the pid
+      # namespace): writing a container's own file is no escape, skip it.
+      cmp -s /proc/self/fd/7 /bin/busybox && exit 0
       sleep 0.2
-      if echo x >> /proc/self/fd/7; then echo "$p $c held" >> /tmp/hits; fi ) 2>/dev/null
+      if echo x >> /proc/self/fd/7; then
+        echo "$p $c held $(stat -L -c %d:%i /proc/self/fd/7)" >> /tmp/hits
+      fi ) 2>/dev/null
   done
 done
 echo done > /tmp/stopped
