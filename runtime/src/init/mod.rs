@@ -509,6 +509,13 @@ fn finish(
     }
     let exe = process::find_executable(&args[0], &env).map_err(fail("process.args"))?;
 
+    // A filter with a notify listener is loaded before "ready" even with
+    // no_new_privs (as runc does): the caller must still be listening to
+    // hand the listener to the agent, and `create` is gone by `start`.
+    let notify = cfg.seccomp.as_ref().is_some_and(|s| s.uses_notify());
+    if nnp && notify {
+        load_seccomp(chan, cfg)?;
+    }
     if let Some((fifo, hooks_list, state)) = start {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
         // Block until `start` opens the fifo for reading.
@@ -523,7 +530,7 @@ fn finish(
     } else {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
     }
-    if nnp {
+    if nnp && !notify {
         load_seccomp(chan, cfg)?;
     }
     Err(exec(cfg, &exe, &args, &env))
