@@ -525,8 +525,12 @@ fn finish(
         w.write_all(b"0").map_err(fail("write the exec fifo"))?;
         drop(w);
         drop(fifo);
-        hooks::run_all("startContainer", hooks_list, state.as_bytes())
-            .map_err(fail("startContainer hooks"))?;
+        hooks::run_all(
+            "startContainer",
+            hooks_list,
+            created_state(&state).as_bytes(),
+        )
+        .map_err(fail("startContainer hooks"))?;
     } else {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
     }
@@ -545,6 +549,18 @@ fn load_seccomp(chan: &Channel, cfg: &InitConfig) -> Result<(), SetupFailure> {
             .map_err(fail("send the seccomp listener"))?;
     }
     Ok(())
+}
+
+/// The state for startContainer hooks: the one prestart hooks saw, with
+/// status "created" (runc's), since `start` has been called by now.
+fn created_state(state: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = serde_json::Value::from("created");
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
 }
 
 /// The home directory of `uid` from the container's /etc/passwd, or "/".
