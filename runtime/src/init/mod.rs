@@ -470,9 +470,17 @@ fn finish(
     if let Some(io) = p.io_priority() {
         process::set_io_priority(io).map_err(fail("process.ioPriority"))?;
     }
-    if let Some(a) = p.exec_cpu_affinity() {
-        if let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) {
-            process::set_cpu_affinity(list).map_err(fail("process.execCPUAffinity"))?;
+    // execCPUAffinity is for exec only (the spec excludes the init):
+    // `initial` was set by the caller before the cgroup move; `final`,
+    // when given, replaces whatever the move left.
+    if start.is_none() {
+        if let Some(list) = p
+            .exec_cpu_affinity()
+            .as_ref()
+            .and_then(|a| a.cpu_affinity_final().clone())
+            .filter(|l| !l.is_empty())
+        {
+            process::set_cpu_affinity(&list).map_err(fail("process.execCPUAffinity.final"))?;
         }
     }
     let nnp = p.no_new_privileges().unwrap_or(false);
