@@ -28,6 +28,7 @@ commands:
   list [--format table|json] [--quiet]
   pause ID | resume ID
   update [--resources FILE|-] [--memory N] [--cpu-quota N] [--cpu-period N] [--pids-limit N] ID
+  events [--stats] [--interval 5s] ID
   features | spec [--bundle B] | version | help
 ";
 

@@ -4,6 +4,7 @@
 //! process; container state lives under `--root`.
 
 mod args;
+mod events;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -495,6 +496,7 @@ fn update(g: &Global, mut args: Args) -> Result<ExitCode> {
 
 fn events(g: &Global, mut args: Args) -> Result<ExitCode> {
     let mut stats = false;
+    let mut interval = std::time::Duration::from_secs(5);
     while let Some(f) = args.peek_flag() {
         match f.as_str() {
             "--stats" => {
@@ -502,21 +504,23 @@ fn events(g: &Global, mut args: Args) -> Result<ExitCode> {
                 stats = true;
             }
             "--interval" => {
-                args.value(&f)?;
+                let v = args.value(&f)?;
+                interval = events::parse_interval(&v)
+                    .ok_or_else(|| Usage(format!("--interval: bad duration {v:?}")))?;
             }
             _ => return Err(Usage(format!("events: unknown flag {f}")).into()),
         }
     }
     let id = args.id()?;
     let c = Container::load(&g.root, &id)?;
-    if !stats {
-        return Err(Usage("events: only --stats is supported".into()).into());
+    if c.status() == wren_runtime::Status::Stopped {
+        return Err(format!("container {id} is not running").into());
     }
-    let s = c.stats()?;
-    println!(
-        "{}",
-        serde_json::json!({"type": "stats", "id": id, "data": format!("{s:?}")})
-    );
+    if stats {
+        events::stats_once(&c)?;
+    } else {
+        events::stream(&c, interval)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
