@@ -291,6 +291,8 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],
     };
+    // Before stage 1 joins the container's cgroups (it waits for the
+    // config): `initial` applies before the move, as the spec says.
     if let Some(list) = args.initial_affinity {
         crate::process::set_cpu_affinity_of(stage1, list).map_err(|e| Error::Setup {
             id: id.clone(),
@@ -301,14 +303,18 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
             },
         })?;
     }
-    if let Some(cg) = args.cgroup {
-        // v1 hierarchies (and v2 when clone3 could not place it) need the
-        // pid written; add_pid skips those it is already in. The init waits
-        // for its config until then.
-        cg.add_pid(stage1)?;
-    }
-    ours.send(&Msg::Config, &[memfd.as_fd(), args.extra])
+    // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
+    // them itself, first thing, through these files (see
+    // `Cgroup::self_join_files` for why not from here).
+    let join = match args.cgroup {
+        Some(cg) => cg.self_join_files(stage1)?,
+        None => Vec::new(),
+    };
+    let mut send: Vec<BorrowedFd<'_>> = vec![memfd.as_fd(), args.extra];
+    send.extend(join.iter().map(|f| f.as_fd()));
+    ours.send(&Msg::Config, &send)
         .map_err(sys_err("send the init config"))?;
+    drop(join);
     drop(memfd);
 
     let mut child: Option<(i32, OwnedFd)> = None;

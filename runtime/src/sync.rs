@@ -12,7 +12,8 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use serde::{Deserialize, Serialize};
 
 /// The most fds one message may carry.
-const MAX_FDS: usize = 4;
+/// Enough for the config, one extra fd and one cgroup file per hierarchy.
+const MAX_FDS: usize = 32;
 const MAX_MSG: usize = 64 * 1024;
 
 /// A setup step that failed in the init, reported to the caller so the

@@ -206,6 +206,21 @@ impl Containerd {
         self.child = Some(launch(self.dir.path()));
     }
 
+    /// The shim's socket path of a running task (from its bundle's
+    /// `address` file), to check later that it was removed.
+    pub fn shim_socket(&self, id: &str) -> PathBuf {
+        let address = std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("state/io.containerd.runtime.v2.task")
+                .join(&self.namespace)
+                .join(id)
+                .join("address"),
+        )
+        .expect("the task's address file");
+        PathBuf::from(address.trim().trim_start_matches("unix://"))
+    }
+
     /// A `ctr` command line (not run), for callers that need to spawn it.
     pub fn ctr_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ctr");

@@ -173,6 +173,13 @@ fn twenty_containers_at_once() {
             });
         }
     });
+    let sockets: Vec<_> = ids.iter().map(|id| c.shim_socket(id)).collect();
+    for s in &sockets {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+        let m = std::fs::symlink_metadata(s).expect("shim socket");
+        assert!(m.file_type().is_socket(), "{}", s.display());
+        assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", s.display());
+    }
     for id in &ids {
         assert_eq!(task_status(&c, id), "RUNNING", "{id}");
         let shims = shim_pids_in(&ns, id);
@@ -197,6 +204,127 @@ fn twenty_containers_at_once() {
         }
     });
     for id in &ids {
+        c.assert_clean(id);
+    }
+    for s in &sockets {
+        assert!(!s.exists(), "socket left behind: {}", s.display());
+    }
+}
+
+#[test]
+fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
+    if !shim_tests_can_run("init_exit_kills_the_rest_when_the_pid_namespace_is_shared") {
+        return;
+    }
+    let ns = format!("wrenpidhost{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let id = "wren-pidhost";
+    // In the host's pid namespace the kernel does not kill the init's
+    // children when it exits: the shim must (runc's rule).
+    // This test's own pid namespace is the host's (PID 1 here is not
+    // readable).
+    let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
+    ok(
+        &c.ctr(&[
+            "run",
+            "-d",
+            "--with-ns",
+            &host_pid_ns,
+            "--runtime",
+            RUNTIME,
+            IMAGE,
+            id,
+            "/bin/sh",
+            "-c",
+            "sleep 300 & echo $! > /tmp/child; exec sleep 301",
+        ]),
+        "ctr run -d (host pid ns)",
+        &c,
+    );
+    let init = task_pid(&c, id);
+    assert!(init > 0);
+    let rootfs = c
+        .dir
+        .path()
+        .join("state/io.containerd.runtime.v2.task")
+        .join(&ns)
+        .join(id)
+        .join("rootfs");
+    assert!(wait_for(10, || rootfs.join("tmp/child").exists()));
+    let child: i64 = std::fs::read_to_string(rootfs.join("tmp/child"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(child), "the background child is running");
+    // SAFETY: kill(2) with plain integers: only the init.
+    unsafe { libc::kill(init as i32, libc::SIGKILL) };
+    assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
+    assert!(
+        wait_for(10, || !alive(child)),
+        "the init's child outlived it"
+    );
+    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
+    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+    c.assert_clean(id);
+}
+
+#[test]
+fn grouped_containers_share_one_shim_until_the_last_is_deleted() {
+    if !shim_tests_can_run("grouped_containers_share_one_shim_until_the_last_is_deleted") {
+        return;
+    }
+    let ns = format!("wrengroup{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let ids = ["wren-group-a", "wren-group-b"];
+    for id in ids {
+        ok(
+            &c.ctr(&[
+                "run",
+                "-d",
+                "--label",
+                "io.containerd.runc.v2.group=pod1",
+                "--runtime",
+                RUNTIME,
+                IMAGE,
+                id,
+                "/bin/sleep",
+                "60",
+            ]),
+            "ctr run -d (grouped)",
+            &c,
+        );
+    }
+    let a = shim_pids_in(&ns, ids[0]);
+    assert_eq!(a.len(), 1, "{a:?}");
+    // The second container's `start` found the live shim: no second daemon.
+    assert!(shim_pids_in(&ns, ids[1]).is_empty());
+    assert_eq!(c.shim_socket(ids[0]), c.shim_socket(ids[1]));
+    for id in ids {
+        assert_eq!(task_status(&c, id), "RUNNING", "{id}");
+    }
+    let out = c.ctr(&["task", "exec", "--exec-id", "x", ids[1], "/bin/echo", "b"]);
+    ok(&out, "exec in the second container", &c);
+    // Deleting the first leaves the shim serving the second.
+    ok(
+        &c.ctr(&["task", "kill", "-s", "KILL", ids[0]]),
+        "kill a",
+        &c,
+    );
+    assert!(wait_for(15, || task_status(&c, ids[0]) == "STOPPED"));
+    ok(&c.ctr(&["task", "rm", ids[0]]), "task rm a", &c);
+    ok(&c.ctr(&["container", "rm", ids[0]]), "container rm a", &c);
+    assert_eq!(shim_pids_in(&ns, ids[0]), a, "the shared shim exited early");
+    assert_eq!(task_status(&c, ids[1]), "RUNNING");
+    ok(
+        &c.ctr(&["task", "kill", "-s", "KILL", ids[1]]),
+        "kill b",
+        &c,
+    );
+    assert!(wait_for(15, || task_status(&c, ids[1]) == "STOPPED"));
+    ok(&c.ctr(&["task", "rm", ids[1]]), "task rm b", &c);
+    ok(&c.ctr(&["container", "rm", ids[1]]), "container rm b", &c);
+    for id in ids {
         c.assert_clean(id);
     }
 }

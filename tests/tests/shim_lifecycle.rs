@@ -160,3 +160,85 @@ fn containerd_starts_the_shim_and_reaches_create() {
     );
     assert!(c.log().contains("cleaning up dead shim") || out.status.success());
 }
+
+#[test]
+fn start_applies_oom_score_and_the_options_shim_cgroup() {
+    if !shim_tests_can_run("start_applies_oom_score_and_the_options_shim_cgroup") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle = tmp.path().join("bundle");
+    fake_bundle(&bundle);
+    let _log_reader = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(bundle.join("log"))
+        .unwrap();
+    let id = format!("wren-shimcg-{}", std::process::id());
+    // A cgroup for the shim in one v1 hierarchy (or cgroup2 on a v2 host).
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let cg_dir = if v2 {
+        Path::new("/sys/fs/cgroup").join(&id)
+    } else {
+        Path::new("/sys/fs/cgroup/pids").join(&id)
+    };
+    std::fs::create_dir_all(&cg_dir).unwrap();
+    // runc's Options on stdin, as containerd passes them.
+    let mut opts = wren_protocol::runc_options::Options::new();
+    opts.shim_cgroup = format!("/{id}");
+    let mut any = protobuf::well_known_types::any::Any::new();
+    any.type_url = wren_protocol::type_urls::RUNC_OPTIONS.to_string();
+    any.value = opts.write_to_bytes().unwrap();
+    let shim = shim_binary().expect("checked by shim_tests_can_run");
+    let address = tmp.path().join("containerd.sock");
+    let out = wren_tests::run_with_input(
+        Command::new(&shim)
+            .args([
+                "-namespace",
+                "wrentest",
+                "-address",
+                address.to_str().unwrap(),
+            ])
+            .args(["-publish-binary", "/usr/bin/containerd", "-id", &id])
+            .args(["-bundle", bundle.to_str().unwrap(), "start"])
+            .current_dir(&bundle),
+        &any.write_to_bytes().unwrap(),
+    );
+    assert!(
+        out.status.success(),
+        "start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(wait_for(10, || shim_pids(&id).len() == 1), "no daemon");
+    let daemon = shim_pids(&id)[0];
+    let ours: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let theirs: i32 = std::fs::read_to_string(format!("/proc/{daemon}/oom_score_adj"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        theirs,
+        (ours + 1).min(1000),
+        "oom_score_adj = containerd's + 1"
+    );
+    let procs = std::fs::read_to_string(cg_dir.join("cgroup.procs")).unwrap();
+    assert!(
+        procs.lines().any(|p| p == daemon.to_string()),
+        "the daemon is not in its ShimCgroup: {procs:?}"
+    );
+    // SAFETY: kill(2) on the daemon we started.
+    unsafe { libc::kill(daemon, libc::SIGTERM) };
+    assert!(
+        wait_for(10, || shim_pids(&id).is_empty()),
+        "daemon did not exit"
+    );
+    assert!(
+        wait_for(5, || std::fs::remove_dir(&cg_dir).is_ok()),
+        "cgroup busy"
+    );
+}

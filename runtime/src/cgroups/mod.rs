@@ -232,6 +232,48 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Files through which the process `pid` joins the cgroup itself, in
+    /// every hierarchy it is not already in: `tasks` on v1 (written with
+    /// "0" by a single-threaded process, this moves it without taking the
+    /// kernel's global threadgroup rwsem, whose first write-lock costs an
+    /// RCU grace period, ~5-10 ms, per container start), `cgroup.procs` on
+    /// cgroup2 (used only when `CLONE_INTO_CGROUP` could not place it).
+    pub fn self_join_files(&self, pid: i32) -> Result<Vec<OwnedFd>, CgroupError> {
+        let proc_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
+        let current = std::fs::read_to_string(&proc_file).unwrap_or_default();
+        let member = |names: &[&str]| {
+            current.lines().any(|l| {
+                let mut it = l.splitn(3, ':');
+                let (_, ctrls, p) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
+                p == self.path && names.iter().all(|n| ctrls.split(',').any(|c| c == *n))
+            })
+        };
+        let open_w = |path: PathBuf| {
+            open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+                CgroupError::AddPid {
+                    pid,
+                    path,
+                    source: e.into(),
+                }
+            })
+        };
+        let mut files = Vec::new();
+        let mut done = BTreeSet::new();
+        for (c, d) in self.v1_dirs() {
+            if done.contains(&d) || member(&[c.name()]) {
+                continue;
+            }
+            files.push(open_w(d.join("tasks"))?);
+            done.insert(d);
+        }
+        if let Some(d) = self.unified_dir() {
+            if !member(&[""]) {
+                files.push(open_w(d.join("cgroup.procs"))?);
+            }
+        }
+        Ok(files)
+    }
+
     fn write_pid(&self, dir: &Path, pid: i32) -> Result<(), CgroupError> {
         fs::write(dir, "cgroup.procs", &pid.to_string()).map_err(|e| match e {
             CgroupError::Write { path, source, .. } => CgroupError::AddPid { pid, path, source },

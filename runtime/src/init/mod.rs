@@ -213,6 +213,13 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     };
     let cfg = read_config(fds.next().ok_or_else(no_fd)?)?;
     let extra = fds.next().ok_or_else(no_fd)?;
+    // Join the container's cgroups before anything else: the rest are
+    // `tasks` / `cgroup.procs` files the caller opened for us.
+    for file in fds {
+        nix::unistd::write(&file, b"0").map_err(|e| {
+            fail("join the container's cgroup")(io::Error::from_raw_os_error(e as i32))
+        })?;
+    }
 
     // While still host root: things a user namespace would forbid.
     // One private procfs of the host's pid namespace for stage 1's writes.

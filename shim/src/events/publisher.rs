@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use protobuf::well_known_types::any::Any;
 use protobuf::well_known_types::timestamp::Timestamp;
-use protobuf::{Message, MessageFull};
+use protobuf::Message;
 use wren_protocol::envelope::Envelope;
 use wren_protocol::forward::ForwardRequest;
 use wren_protocol::services;
@@ -49,6 +49,35 @@ pub struct Publisher {
     shared: Arc<Shared>,
     namespace: String,
 }
+
+/// An event message and its type URL. Spelled out rather than taken from
+/// `MessageFull::descriptor()`, whose first use builds rust-protobuf's
+/// reflection tables for the whole events proto and its imports: hundreds of
+/// KiB of heap kept for the life of every shim.
+pub trait Event: Message {
+    const TYPE_URL: &'static str;
+}
+
+macro_rules! events {
+    ($($t:ident),* $(,)?) => {
+        $(impl Event for wren_protocol::events::$t {
+            const TYPE_URL: &'static str = concat!("containerd.events.", stringify!($t));
+        })*
+    };
+}
+
+events!(
+    TaskCreate,
+    TaskStart,
+    TaskDelete,
+    TaskExit,
+    TaskOOM,
+    TaskExecAdded,
+    TaskExecStarted,
+    TaskPaused,
+    TaskResumed,
+    TaskCheckpointed,
+);
 
 /// Protobuf timestamp of a wall-clock time.
 pub fn timestamp(t: SystemTime) -> Timestamp {
@@ -96,9 +125,9 @@ impl Publisher {
     }
 
     /// Queues `event` under `topic` (e.g. `/tasks/exit`).
-    pub fn publish<M: MessageFull>(&self, topic: &str, event: &M) {
+    pub fn publish<M: Event>(&self, topic: &str, event: &M) {
         let mut any = Any::new();
-        any.type_url = M::descriptor().full_name().to_string();
+        any.type_url = M::TYPE_URL.to_string();
         any.value = match event.write_to_bytes() {
             Ok(v) => v,
             Err(e) => {
@@ -196,4 +225,29 @@ fn forward(client: &mut Option<Client>, address: &str, payload: &[u8]) -> Result
         CALL_TIMEOUT,
     )
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+    use protobuf::MessageFull;
+    use wren_protocol::events::*;
+
+    fn same<M: Event + MessageFull>() {
+        assert_eq!(M::TYPE_URL, M::descriptor().full_name());
+    }
+
+    #[test]
+    fn spelled_out_type_urls_match_the_descriptors() {
+        same::<TaskCreate>();
+        same::<TaskStart>();
+        same::<TaskDelete>();
+        same::<TaskExit>();
+        same::<TaskOOM>();
+        same::<TaskExecAdded>();
+        same::<TaskExecStarted>();
+        same::<TaskPaused>();
+        same::<TaskResumed>();
+        same::<TaskCheckpointed>();
+    }
 }

@@ -24,7 +24,8 @@ const DST_BIT: u64 = 1;
 /// Reads per wake-up before yielding to other fds (level-triggered epoll
 /// brings us back).
 const BURST: usize = 16;
-const SCRATCH: usize = 64 * 1024;
+/// Read size; the buffer exists only while some relay does.
+const SCRATCH: usize = 16 * 1024;
 
 /// Which stream of a process a relay carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +171,9 @@ impl Relays {
         self.watch(id, false, false);
         self.watch(id, true, false);
         self.relays.remove(&id);
+        if self.relays.is_empty() {
+            self.scratch = Vec::new();
+        }
     }
 
     fn watch(&mut self, id: u64, dst: bool, on: bool) {

@@ -661,6 +661,12 @@ impl TaskService {
                 (Some(fd), Status::RUNNING) => pidfd_signal(fd, req.signal)
                     .map(|()| Empty::new())
                     .map_err(|e| TaskError::State(format!("kill exec {}: {e}", req.exec_id))),
+                // containerd's runc shim: an exec not started yet cannot be
+                // signalled (FailedPrecondition); an exited one is NotFound.
+                (_, Status::CREATED) => Err(TaskError::FailedPrecondition(format!(
+                    "exec {} is not started",
+                    req.exec_id
+                ))),
                 _ => Err(TaskError::NotFound("process already finished".into())),
             };
         }
