@@ -7,6 +7,7 @@ mod args;
 mod events;
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -297,6 +298,10 @@ fn create(g: &Global, mut args: Args, run: bool) -> Result<ExitCode> {
     if !run {
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(m) = &master {
+        // Before start: the process must not see a 0x0 terminal.
+        args::resize_from_stdin(m.as_fd());
+    }
     c.start()?;
     if detach {
         return Ok(ExitCode::SUCCESS);
@@ -364,7 +369,7 @@ fn exec(g: &Global, mut args: Args) -> Result<ExitCode> {
     }
     let id = args.id()?;
     let mut c = Container::load(&g.root, &id)?;
-    let process = match process_file {
+    let mut process: oci_spec::runtime::Process = match process_file {
         Some(p) => {
             let data = std::fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?;
             serde_json::from_slice(&data).map_err(|e| format!("parse {}: {e}", p.display()))?
@@ -378,6 +383,17 @@ fn exec(g: &Global, mut args: Args) -> Result<ExitCode> {
         }
     };
     let terminal = process.terminal().unwrap_or(false);
+    if terminal && console_socket.is_none() && process.console_size().is_none() {
+        // The pty is made with our terminal's size, so the process never
+        // sees 0x0 (a resize after the exec would race with it).
+        if let Some((rows, cols)) = args::stdin_size() {
+            let size = oci_spec::runtime::BoxBuilder::default()
+                .height(rows)
+                .width(cols)
+                .build()?;
+            process.set_console_size(Some(size));
+        }
+    }
     let console = match &console_socket {
         Some(p) => ConsoleMode::Socket(p.clone()),
         None => ConsoleMode::Return,
