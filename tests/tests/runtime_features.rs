@@ -556,7 +556,11 @@ fn start_container_hooks_run_in_the_container_after_start_before_the_process() {
     );
     oci.ok(&["start", &id]);
     let out = b.rootfs().join("proc.out");
-    assert!(wait_for(10, || out.exists()), "the process did not run");
+    assert!(
+        wait_for(10, || std::fs::read_to_string(&out)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the process did not run"
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "hook-ran-first\n");
     let ns = std::fs::read_to_string(b.rootfs().join("hook.ns")).unwrap();
     let want = format!(
