@@ -851,8 +851,12 @@ impl Container {
         }
         if status != Status::Stopped {
             match &self.pidfd {
-                Some(fd) => sys::pidfd_send_signal(fd.as_fd(), signal)
-                    .map_err(sys_err("pidfd_send_signal"))?,
+                // With `all`, the cgroup sweep above may already have killed
+                // the init: its exit is not an error then.
+                Some(fd) => match sys::pidfd_send_signal(fd.as_fd(), signal) {
+                    Err(e) if all && e.raw_os_error() == Some(libc::ESRCH) => {}
+                    r => r.map_err(sys_err("pidfd_send_signal"))?,
+                },
                 None => {
                     // SAFETY: kill with integer arguments; the pid was just
                     // checked against its start time.
