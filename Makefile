@@ -27,6 +27,8 @@ release:
 install: release
 	install -m 0755 $(REL)/wren-oci $(DESTDIR)$(PREFIX)/bin/wren-oci
 	install -m 0755 $(REL)/containerd-shim-wren-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-wren-v2
+	install -m 0755 $(REL)/wrend $(DESTDIR)$(PREFIX)/bin/wrend
+	install -m 0755 $(REL)/wren $(DESTDIR)$(PREFIX)/bin/wren
 
 # The whole suite: unit tests beside the code and the root integration
 # tests in tests/ (which skip visibly when not root).

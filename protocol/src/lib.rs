@@ -17,6 +17,7 @@
 //! | [`cgroups_v1_metrics`], [`cgroups_v2_metrics`] | Stats payloads | containerd-shim-protos |
 //! | [`cri_runtime_options`] | CRI's `runtimeoptions.v1.Options` (TOML body) | vendored `proto/runtimeoptions/v1/api.proto` |
 //! | [`runctypes`] | old `containerd.linux.runc.CreateOptions` | vendored `proto/runctypes/runc.proto` |
+//! | [`manager`] | wrend's `wren.manager.v1.Manager` API | wren's own `proto/wren/manager/v1/manager.proto` |
 //!
 //! The generated `create_task` ttrpc service table is deliberately not used by
 //! the shim (see `shim/src/ttrpc/`), so only messages are re-exported here.
@@ -53,6 +54,8 @@ mod vendored {
 
 /// CRI's `runtimeoptions.v1.Options`: what a non-runc runtime gets through CRI.
 pub use vendored::api as cri_runtime_options;
+/// wrend's own API (`wren.manager.v1.Manager`), spoken by the `wren` CLI.
+pub use vendored::manager;
 /// The old v1 linux runtime's `containerd.linux.runc.*` messages.
 pub use vendored::runc as runctypes;
 
@@ -95,6 +98,8 @@ pub mod services {
     pub const EVENTS: &str = "containerd.services.events.ttrpc.v1.Events";
     /// The one method of [`EVENTS`] a shim calls.
     pub const EVENTS_FORWARD: &str = "Forward";
+    /// wrend's own API, served on its socket next to [`EVENTS`].
+    pub const MANAGER: &str = "wren.manager.v1.Manager";
     /// The ttrpc metadata key carrying the containerd namespace.
     pub const NAMESPACE_METADATA_KEY: &str = "containerd-namespace-ttrpc";
 }

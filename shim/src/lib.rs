@@ -2,12 +2,14 @@
 //! is built from these modules, and so are the manager (`wrend`) and its CLI
 //! (`wren`), which reuse the ttrpc plumbing, stdio and event code.
 
+pub mod cli;
 pub mod daemon;
 pub mod delete;
 pub mod events;
 pub mod flags;
 pub mod info;
 pub mod log;
+pub mod manager;
 pub mod options;
 pub mod reaper;
 pub mod sha256;

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 pub mod containerd;
 pub mod probe;
 pub mod pty;
+pub mod wrend;
 
 /// True when running as root; otherwise prints why the test is skipped.
 pub fn require_root(test: &str) -> bool {

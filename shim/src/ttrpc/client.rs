@@ -1,7 +1,8 @@
 //! A blocking unary ttrpc client over one unix socket, used by the event
-//! publisher thread to call containerd's `Events/Forward`.
+//! publisher thread to call containerd's `Events/Forward`, by wrend to call
+//! its shims' Task API, and by the `wren` CLI to call wrend.
 //!
-//! Runs in the daemon's publisher thread.
+//! Runs in the shim daemon's publisher thread, wrend's loop and `wren`.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -112,6 +113,28 @@ impl Client {
             }
             return Ok(resp.payload);
         }
+    }
+}
+
+impl Client {
+    /// Calls `service/method` with message `req` and decodes the reply as `R`.
+    pub fn call_message<Q: Message, R: Message>(
+        &mut self,
+        service: &str,
+        method: &str,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
+        let payload = req.write_to_bytes()?;
+        let reply = self.call(service, method, payload, &[], timeout)?;
+        Ok(R::parse_from_bytes(&reply)?)
+    }
+
+    /// Changes the timeout of reads and writes on the socket (the per-call
+    /// `timeout` only tells the server how long the caller waits).
+    pub fn set_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.stream.set_read_timeout(timeout)?;
+        self.stream.set_write_timeout(timeout)
     }
 }
 

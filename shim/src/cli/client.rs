@@ -1,0 +1,92 @@
+//! The connection to wrend: one ttrpc client on wrend's socket and a typed
+//! call for each Manager method.
+//!
+//! Runs in `wren`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use protobuf::Message;
+use wren_protocol::services;
+
+use crate::ttrpc::client::{CallError, Client};
+
+/// How long an ordinary call may take (shim start, Create).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A call to wrend that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach wrend at {path} (is it running?)")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: CallError,
+    },
+    #[error("{message}")]
+    Refused { message: String, not_found: bool },
+    #[error("{method}")]
+    Call {
+        method: String,
+        #[source]
+        source: CallError,
+    },
+}
+
+impl ClientError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                not_found: true,
+                ..
+            }
+        )
+    }
+}
+
+/// A connection to wrend.
+pub struct Wrend {
+    client: Client,
+}
+
+impl Wrend {
+    pub fn connect(socket: &Path) -> Result<Self, ClientError> {
+        let client =
+            Client::connect(&socket.display().to_string(), CALL_TIMEOUT).map_err(|source| {
+                ClientError::Connect {
+                    path: socket.to_owned(),
+                    source,
+                }
+            })?;
+        Ok(Self { client })
+    }
+
+    /// Calls `method`; `wait` lifts the read timeout (Wait, Stop, Events).
+    pub fn call<Q: Message, R: Message>(
+        &mut self,
+        method: &str,
+        req: &Q,
+        wait: bool,
+    ) -> Result<R, ClientError> {
+        let timeout = if wait { None } else { Some(CALL_TIMEOUT) };
+        let _ = self.client.set_timeout(timeout);
+        self.client
+            .call_message(
+                services::MANAGER,
+                method,
+                req,
+                timeout.unwrap_or(Duration::ZERO),
+            )
+            .map_err(|e| match e {
+                CallError::Status { code, message } => ClientError::Refused {
+                    not_found: code == wren_protocol::ttrpc_wire::Code::NOT_FOUND,
+                    message,
+                },
+                source => ClientError::Call {
+                    method: method.to_string(),
+                    source,
+                },
+            })
+    }
+}

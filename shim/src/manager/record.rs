@@ -1,0 +1,149 @@
+//! wrend's persistent container records: one `record.json` per container
+//! under `<records>/containers/<name>/`, written atomically (temp file +
+//! rename) whenever something a restarted wrend must know changes.
+//!
+//! Runs in wrend's loop thread.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of a record inside its container directory.
+pub const RECORD_FILE: &str = "record.json";
+
+/// What survives a wrend restart (and a host reboot) about one container.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub name: String,
+    /// wrend's bundle directory for this container (holds config.json).
+    pub bundle: PathBuf,
+    /// The rootfs or bundle the user gave, for `inspect`.
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub restart_policy: String,
+    #[serde(default)]
+    pub start_at_boot: bool,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub terminal: bool,
+    #[serde(default)]
+    pub stdin: bool,
+    /// The shim serving this container, `unix://...`; empty when none runs.
+    #[serde(default)]
+    pub shim_address: String,
+    #[serde(default)]
+    pub shim_pid: u32,
+    /// The init's pid when it was last started.
+    #[serde(default)]
+    pub pid: u32,
+    /// True once the init was started (so a live shim's state can be trusted).
+    #[serde(default)]
+    pub started: bool,
+    #[serde(default)]
+    pub created_at: i64,
+    #[serde(default)]
+    pub stopped_by_user: bool,
+    #[serde(default)]
+    pub restart_count: u32,
+    #[serde(default)]
+    pub exit_status: Option<u32>,
+    #[serde(default)]
+    pub exited_at: i64,
+    #[serde(default)]
+    pub last_error: String,
+}
+
+/// A record that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("write record {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read record {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("parse record {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl Record {
+    /// Writes the record into `dir` atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), RecordError> {
+        let path = dir.join(RECORD_FILE);
+        let tmp = dir.join(".record.json.tmp");
+        let err = |source| RecordError::Write {
+            path: path.clone(),
+            source,
+        };
+        let json = serde_json::to_vec_pretty(self).map_err(|e| err(io::Error::other(e)))?;
+        std::fs::write(&tmp, json).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)
+    }
+
+    /// Reads the record in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, RecordError> {
+        let path = dir.join(RECORD_FILE);
+        let text = std::fs::read(&path).map_err(|source| RecordError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&text).map_err(|source| RecordError::Parse { path, source })
+    }
+}
+
+/// Every record under `containers_dir`; unreadable ones are returned as errors
+/// so the caller can log them and carry on.
+pub fn load_all(containers_dir: &Path) -> Vec<Result<Record, RecordError>> {
+    let Ok(entries) = std::fs::read_dir(containers_dir) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    dirs.iter()
+        .filter(|d| d.join(RECORD_FILE).exists())
+        .map(|d| Record::load(d))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_round_trip_and_skip_dirs_without_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(tmp.path().join("half-created")).unwrap();
+        let r = Record {
+            name: "a".into(),
+            bundle: a.join("bundle"),
+            restart_policy: "on-failure:3".into(),
+            exit_status: Some(3),
+            ..Record::default()
+        };
+        r.save(&a).unwrap();
+        assert_eq!(Record::load(&a).unwrap(), r);
+        let all = load_all(tmp.path());
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].as_ref().unwrap().name, "a");
+        std::fs::write(a.join(RECORD_FILE), "{").unwrap();
+        assert!(matches!(
+            load_all(tmp.path())[0],
+            Err(RecordError::Parse { .. })
+        ));
+    }
+}

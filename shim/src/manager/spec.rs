@@ -1,0 +1,204 @@
+//! The config.json wrend gives a container: a copy of the user's bundle spec
+//! with `root.path` made absolute (the rootfs is used where it is), or, for
+//! `wren run --rootfs DIR -- CMD`, the runtime's default spec (the one
+//! `wren-oci spec` writes: default mounts, masked and read-only paths, a small
+//! capability set) around that rootfs.
+//!
+//! Runs in wrend's loop thread (Create).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// Why no spec could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("bundle {path} has no config.json")]
+    NoConfig { path: PathBuf },
+    #[error("read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("parse {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("rootfs {path} is not a directory")]
+    NoRootfs { path: PathBuf },
+    #[error("a command is needed with --rootfs")]
+    NoArgs,
+    #[error("invalid spec")]
+    Invalid(#[source] wren_runtime::spec::SpecError),
+}
+
+/// What the user asked for, besides the bundle or rootfs.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub terminal: bool,
+    pub hostname: String,
+}
+
+fn absolute_dir(path: &Path) -> Result<PathBuf, SpecError> {
+    match path.canonicalize() {
+        Ok(p) if p.is_dir() => Ok(p),
+        _ => Err(SpecError::NoRootfs {
+            path: path.to_owned(),
+        }),
+    }
+}
+
+fn apply(spec: &mut Value, o: &Overrides) {
+    let process = &mut spec["process"];
+    if !o.args.is_empty() {
+        process["args"] = Value::from(o.args.clone());
+    }
+    if !o.env.is_empty() {
+        let mut env: Vec<Value> = process["env"].as_array().cloned().unwrap_or_default();
+        env.extend(o.env.iter().cloned().map(Value::from));
+        process["env"] = Value::from(env);
+    }
+    if !o.cwd.is_empty() {
+        process["cwd"] = Value::from(o.cwd.clone());
+    }
+    if o.terminal {
+        process["terminal"] = Value::Bool(true);
+    }
+}
+
+/// Builds the spec: from `bundle`'s config.json, or the default one around `rootfs`.
+pub fn build(
+    bundle: Option<&Path>,
+    rootfs: Option<&Path>,
+    o: &Overrides,
+) -> Result<Value, SpecError> {
+    let mut spec = if let Some(bundle) = bundle {
+        let path = bundle.join("config.json");
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SpecError::NoConfig {
+                    path: bundle.to_owned(),
+                })
+            }
+            Err(source) => return Err(SpecError::Read { path, source }),
+        };
+        let mut spec: Value =
+            serde_json::from_slice(&text).map_err(|source| SpecError::Parse { path, source })?;
+        let root = spec["root"]["path"]
+            .as_str()
+            .unwrap_or("rootfs")
+            .to_string();
+        let root = absolute_dir(&bundle.join(root))?;
+        spec["root"]["path"] = Value::from(root.display().to_string());
+        spec
+    } else {
+        let rootfs = absolute_dir(rootfs.unwrap_or(Path::new("")))?;
+        if o.args.is_empty() {
+            return Err(SpecError::NoArgs);
+        }
+        let example = wren_runtime::spec::example(&o.args, o.terminal);
+        let mut spec = serde_json::to_value(&example).unwrap_or_default();
+        spec["root"] = serde_json::json!({"path": rootfs.display().to_string(), "readonly": false});
+        if !o.hostname.is_empty() {
+            spec["hostname"] = Value::from(o.hostname.clone());
+        }
+        spec
+    };
+    apply(&mut spec, o);
+    let parsed = wren_runtime::spec::parse(
+        &serde_json::to_vec(&spec).unwrap_or_default(),
+        Path::new("config.json"),
+    )
+    .map_err(SpecError::Invalid)?;
+    wren_runtime::spec::validate(&parsed).map_err(SpecError::Invalid)?;
+    Ok(spec)
+}
+
+/// The exec process for a container: its init's process with `args`, extra
+/// `env`, `cwd` and `terminal` replaced.
+pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
+    let text = std::fs::read(config).map_err(|source| SpecError::Read {
+        path: config.to_owned(),
+        source,
+    })?;
+    let mut spec: Value = serde_json::from_slice(&text).map_err(|source| SpecError::Parse {
+        path: config.to_owned(),
+        source,
+    })?;
+    apply(&mut spec, o);
+    let mut process = spec["process"].take();
+    process["terminal"] = Value::Bool(o.terminal);
+    Ok(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_spec_around_a_rootfs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            args: vec!["/bin/true".into()],
+            env: vec!["A=1".into()],
+            hostname: "web".into(),
+            ..Overrides::default()
+        };
+        let spec = build(None, Some(tmp.path()), &o).unwrap();
+        assert_eq!(spec["process"]["args"][0], "/bin/true");
+        assert_eq!(spec["hostname"], "web");
+        assert_eq!(
+            spec["root"]["path"],
+            tmp.path().canonicalize().unwrap().to_str().unwrap()
+        );
+        assert!(spec["process"]["env"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("A=1")));
+        assert!(matches!(
+            build(None, Some(tmp.path()), &Overrides::default()),
+            Err(SpecError::NoArgs)
+        ));
+        assert!(matches!(
+            build(None, Some(&tmp.path().join("absent")), &o),
+            Err(SpecError::NoRootfs { .. })
+        ));
+    }
+
+    #[test]
+    fn bundle_spec_gets_an_absolute_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            build(Some(tmp.path()), None, &Overrides::default()),
+            Err(SpecError::NoConfig { .. })
+        ));
+        std::fs::create_dir(tmp.path().join("rootfs")).unwrap();
+        let mut example =
+            serde_json::to_value(wren_runtime::spec::example(&["sh".into()], false)).unwrap();
+        example["root"]["path"] = Value::from("rootfs");
+        std::fs::write(tmp.path().join("config.json"), example.to_string()).unwrap();
+        let spec = build(Some(tmp.path()), None, &Overrides::default()).unwrap();
+        let root = tmp.path().join("rootfs").canonicalize().unwrap();
+        assert_eq!(spec["root"]["path"], root.to_str().unwrap());
+        std::fs::write(
+            tmp.path().join("config.json"),
+            serde_json::to_vec(&spec).unwrap(),
+        )
+        .unwrap();
+        let o = Overrides {
+            args: vec!["ls".into()],
+            terminal: true,
+            ..Overrides::default()
+        };
+        let p = exec_process(&tmp.path().join("config.json"), &o).unwrap();
+        assert_eq!(p["args"][0], "ls");
+        assert_eq!(p["terminal"], true);
+    }
+}

@@ -1,0 +1,807 @@
+//! wrend and wren end to end: a private wrend per test (own `--root`), real
+//! shims, real containers from a busybox rootfs. Each test checks what the
+//! CLI reports and what is (not) left on the host.
+//!
+//! Needs root and busybox-static; without root each test says so and skips.
+
+use std::io::{Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wren_tests::wrend::{name, shim_pids, Wrend};
+use wren_tests::{require_root, wait_for, Bundle};
+
+fn rootfs() -> Bundle {
+    Bundle::busybox(&["true"])
+}
+
+#[test]
+fn run_exec_logs_stop_rm_end_to_end() {
+    if !require_root("run_exec_logs_stop_rm_end_to_end") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+
+    // Foreground run: output on stdout, the exit status is wren's.
+    let fg = name("fg");
+    let out = w.wren(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r,
+        &fg,
+        "--",
+        "sh",
+        "-c",
+        "echo hello; exit 3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+    w.assert_clean(&fg);
+
+    // From an OCI bundle: its spec (args `true`, relative root) is used.
+    let fromb = name("bundle");
+    w.ok(&["create", "--bundle", b.path_str(), &fromb]);
+    assert_eq!(w.status(&fromb), "created");
+    assert_eq!(w.inspect(&fromb)["args"], serde_json::json!(["true"]));
+    w.ok(&["start", &fromb]);
+    w.wait_status(&fromb, "stopped", 10);
+    assert_eq!(w.inspect(&fromb)["exit_status"], 0);
+    assert!(
+        b.path().join("config.json").exists(),
+        "the user's bundle is untouched"
+    );
+    assert!(
+        !b.path().join("address").exists(),
+        "shim files went into the user's bundle"
+    );
+    w.ok(&["rm", &fromb]);
+    w.assert_clean(&fromb);
+
+    // -d --rm: wrend removes it when it exits.
+    let gone = name("gone");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--rootfs",
+        r,
+        &gone,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3",
+    ]);
+    assert!(
+        wait_for(10, || w.status(&gone).is_empty()),
+        "not removed: {}",
+        w.status(&gone)
+    );
+    w.assert_clean(&gone);
+
+    // A signal to a foreground wren goes to the container.
+    let sig = name("sig");
+    let mut fgc = w.cmd();
+    fgc.args(["run", "--rm", "--rootfs", r, &sig, "--"])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut fgc);
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = [0u8; 6];
+    stdout.read_exact(&mut seen).unwrap();
+    assert_eq!(&seen, b"ready\n");
+    // SAFETY: kill(2) on our registered child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(9), "{rest}");
+    wren_tests::unregister(child.id());
+    assert_eq!(rest, "got-term\n");
+    w.assert_clean(&sig);
+
+    // A detached service writing lines.
+    let svc = name("svc");
+    let script = "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.1; done";
+    assert_eq!(
+        w.ok(&[
+            "run",
+            "-d",
+            "-e",
+            "GREETING=hi",
+            "--rootfs",
+            r,
+            &svc,
+            "--",
+            "sh",
+            "-c",
+            script
+        ])
+        .trim(),
+        svc
+    );
+    w.wait_status(&svc, "running", 5);
+    assert!(wait_for(5, || w.ok(&["logs", &svc]).lines().count() >= 3));
+    let tail = w.ok(&["logs", "--tail", "2", &svc]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(tail.lines().all(|l| l.starts_with("line ")), "{tail}");
+
+    // exec: output, env from the container spec plus -e, exit status.
+    let out = w.wren(&[
+        "exec",
+        "-e",
+        "EXTRA=1",
+        &svc,
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING $EXTRA; echo err >&2; exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi 1\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "err\n");
+
+    // exec -i: our stdin reaches the process, and its end is seen as EOF.
+    let mut cat = w.cmd();
+    cat.args(["exec", "-i", &svc, "--", "sh", "-c", "cat; echo done"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cat);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"fed through stdin\n")
+        .unwrap();
+    let mut text = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    wren_tests::unregister(child.id());
+    assert_eq!(text, "fed through stdin\ndone\n");
+
+    // list / inspect / ps / stats / --json.
+    let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == svc.as_str())
+        .expect("listed");
+    assert_eq!(me["status"], "running");
+    let pid = me["pid"].as_u64().unwrap();
+    assert!(wren_tests::alive(pid as i64));
+    let ps: Vec<u64> = serde_json::from_str(&w.ok(&["ps", "--json", &svc])).unwrap();
+    assert!(ps.contains(&pid), "{ps:?} lacks {pid}");
+    let stats: Value = serde_json::from_str(&w.ok(&["stats", "--json", &svc])).unwrap();
+    assert!(stats["memory_bytes"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["pids"].as_u64().unwrap() >= 1, "{stats}");
+
+    // update, pause, resume.
+    w.ok(&["update", "--pids-limit", "50", &svc]);
+    let stats: Value = serde_json::from_str(&w.ok(&["stats", "--json", &svc])).unwrap();
+    assert_eq!(stats["pids_limit"], 50, "{stats}");
+    w.ok(&["pause", &svc]);
+    assert_eq!(w.status(&svc), "paused");
+    let before = w.ok(&["logs", &svc]).lines().count();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        w.ok(&["logs", &svc]).lines().count(),
+        before,
+        "paused but still logging"
+    );
+    w.ok(&["resume", &svc]);
+    assert!(wait_for(5, || w.ok(&["logs", &svc]).lines().count() > before));
+
+    // rm of a running container is refused; stop (sh ignores TERM as pid 1,
+    // so the grace period ends in SIGKILL), then start again, then rm.
+    let err = w.fails(&["rm", &svc]);
+    assert!(err.contains("stop it first"), "{err}");
+    let t = Instant::now();
+    w.ok(&["stop", "-t", "1", &svc]);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "stop did not wait"
+    );
+    let c = w.inspect(&svc);
+    assert_eq!(c["status"], "stopped");
+    assert_eq!(c["exit_status"], 137);
+    assert!(!wren_tests::alive(pid as i64));
+    w.ok(&["start", &svc]);
+    w.wait_status(&svc, "running", 5);
+    w.ok(&["stop", "-t", "1", &svc]);
+    w.ok(&["rm", &svc]);
+    assert!(w.fails(&["inspect", &svc]).contains("no such container"));
+    w.assert_clean(&svc);
+    w.assert_no_sockets();
+}
+
+#[test]
+fn logs_follow_and_rotation() {
+    if !require_root("logs_follow_and_rotation") {
+        return;
+    }
+    let w = Wrend::start(&["--log-max-size", "2000", "--log-keep", "2"]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let n = name("rot");
+    // ~60 lines of 50 bytes: 3000 bytes, more than one 2000-byte file.
+    let script = "i=0; while [ $i -lt 60 ]; do printf '%049d\\n' $i; i=$((i+1)); done; sleep 0.5";
+    let mut follow = w.cmd();
+    w.ok(&[
+        "create",
+        "--rootfs",
+        r.to_str().unwrap(),
+        &n,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    follow
+        .args(["logs", "-f", &n])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut follow);
+    w.ok(&["start", &n]);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let status = child.wait().unwrap();
+    wren_tests::unregister(child.id());
+    assert!(status.success());
+    assert!(
+        out.contains(&format!("{:049}\n", 59)),
+        "follow missed the end: {out}"
+    );
+    let log = w.inspect(&n)["log_path"].as_str().unwrap().to_string();
+    assert!(
+        std::path::Path::new(&format!("{log}.1")).exists(),
+        "not rotated"
+    );
+    assert!(
+        !std::path::Path::new(&format!("{log}.2")).exists(),
+        "kept too many"
+    );
+    assert!(std::fs::metadata(&log).unwrap().len() <= 2000);
+    let tail = w.ok(&["logs", "--tail", "3", &n]);
+    assert_eq!(tail, format!("{:049}\n{:049}\n{:049}\n", 57, 58, 59));
+    w.ok(&["rm", &n]);
+    w.assert_clean(&n);
+}
+
+/// The `restart-scheduled` delays of `name`, in ms, from `wren events`' ring.
+fn restart_delays(events: &str, name: &str) -> Vec<u64> {
+    events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["topic"] == "/container/restart-scheduled" && e["container"] == name)
+        .filter_map(|e| {
+            e["detail"]
+                .as_str()?
+                .trim_start_matches("in ")
+                .trim_end_matches(" ms")
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[test]
+fn restart_policies_backoff_and_give_up() {
+    if !require_root("restart_policies_backoff_and_give_up") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let mut ev = w.cmd();
+    ev.args(["events", "--json"]).stdout(Stdio::piped());
+    let mut events = wren_tests::spawn_registered(&mut ev);
+
+    // on-failure:3: three restarts with doubling delays, then it stays down.
+    let crash = name("crash");
+    w.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "on-failure:3",
+        "--rootfs",
+        r,
+        &crash,
+        "--",
+        "sh",
+        "-c",
+        "echo boom; exit 7",
+    ]);
+    assert!(
+        wait_for(15, || {
+            let c = w.inspect(&crash);
+            c["restart_count"] == 3 && c["status"] == "stopped"
+        }),
+        "{}",
+        w.inspect(&crash)
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = w.inspect(&crash);
+    assert_eq!(c["restart_count"], 3, "gave up after 3");
+    assert_eq!(c["status"], "stopped");
+    assert_eq!(c["exit_status"], 7);
+    assert_eq!(w.ok(&["logs", &crash]).matches("boom").count(), 4);
+
+    // always: a clean exit is restarted too; `stop` ends it for good.
+    let always = name("always");
+    w.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--rootfs",
+        r,
+        &always,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ]);
+    assert!(wait_for(10, || w.inspect(&always)["restart_count"]
+        .as_u64()
+        .unwrap_or(0)
+        >= 2));
+    w.ok(&["stop", "-t", "1", &always]);
+    let stopped = w.inspect(&always);
+    assert_eq!(stopped["status"], "stopped");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        w.inspect(&always)["restart_count"],
+        stopped["restart_count"],
+        "restarted after stop"
+    );
+    assert_eq!(w.status(&always), "stopped");
+
+    // no: not restarted.
+    let once = name("once");
+    w.ok(&[
+        "run", "-d", "--rootfs", r, &once, "--", "sh", "-c", "exit 1",
+    ]);
+    w.wait_status(&once, "stopped", 5);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.inspect(&once)["restart_count"], 0);
+
+    // The backoff doubled: 100, 200, 400 ms.
+    // SAFETY: kill(2) on our registered child.
+    unsafe { libc::kill(events.id() as i32, libc::SIGTERM) };
+    let mut text = String::new();
+    events
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    let _ = events.wait();
+    wren_tests::unregister(events.id());
+    assert_eq!(restart_delays(&text, &crash), vec![100, 200, 400], "{text}");
+
+    for n in [&crash, &always, &once] {
+        w.ok(&["rm", n]);
+        w.assert_clean(n);
+    }
+    w.assert_no_sockets();
+}
+
+#[test]
+fn wrend_sigkilled_and_restarted_keeps_managing() {
+    if !require_root("wrend_sigkilled_and_restarted_keeps_managing") {
+        return;
+    }
+    let mut w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let long = name("long");
+    let later = name("later");
+    let meanwhile = name("meanwhile");
+    w.ok(&["run", "-d", "--rootfs", r, &long, "--", "sleep", "1000"]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        &later,
+        "--",
+        "sh",
+        "-c",
+        "sleep 3; exit 4",
+    ]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        &meanwhile,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 6",
+    ]);
+    let long_pid = w.inspect(&long)["pid"].as_u64().unwrap();
+    let wrend_pid = w.pid();
+
+    w.kill9();
+    assert!(!wren_tests::alive(i64::from(wrend_pid)));
+    // The containers do not notice.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(wren_tests::alive(long_pid as i64));
+    assert!(w.fails(&["list"]).contains("cannot reach wrend"));
+
+    w.restart();
+    let c = w.inspect(&long);
+    assert_eq!(c["status"], "running");
+    assert_eq!(c["pid"].as_u64().unwrap(), long_pid);
+    // The exit that happened while wrend was down was learned from the shim.
+    let m = w.inspect(&meanwhile);
+    assert_eq!(
+        (m["status"].as_str(), m["exit_status"].as_u64()),
+        (Some("stopped"), Some(6))
+    );
+    // A later exit is seen through the reconnected event stream.
+    w.wait_status(&later, "stopped", 10);
+    assert_eq!(w.inspect(&later)["exit_status"], 4);
+    // And the reconnected shim serves calls.
+    let out = w.wren(&["exec", &long, "--", "sh", "-c", "echo still here"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "still here\n");
+    w.ok(&["stop", "-t", "1", &long]);
+    for n in [&long, &later, &meanwhile] {
+        w.ok(&["rm", n]);
+        w.assert_clean(n);
+    }
+    w.assert_no_sockets();
+}
+
+#[test]
+fn start_at_boot_after_wrend_restart() {
+    if !require_root("start_at_boot_after_wrend_restart") {
+        return;
+    }
+    let mut w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let boot = name("boot");
+    w.ok(&[
+        "create",
+        "--start-at-boot",
+        "--rootfs",
+        r.to_str().unwrap(),
+        &boot,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(w.status(&boot), "created");
+    // A host reboot loses every shim: simulate it by killing wrend and the shim.
+    w.kill9();
+    for pid in shim_pids(w.root.path(), &boot) {
+        // SAFETY: kill(2) on a shim this test started (through wrend).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(wait_for(5, || shim_pids(w.root.path(), &boot).is_empty()));
+    w.restart();
+    w.wait_status(&boot, "running", 10);
+    w.ok(&["rm", "-f", &boot]);
+    w.assert_clean(&boot);
+}
+
+#[test]
+fn twenty_containers_at_once() {
+    if !require_root("twenty_containers_at_once") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs().display().to_string();
+    let names: Vec<String> = (0..20).map(|i| name(&format!("many{i}"))).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let (w, r) = (&w, &r);
+            s.spawn(move || w.ok(&["run", "-d", "--rootfs", r, n, "--", "sleep", "1000"]));
+        }
+    });
+    let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
+    let running = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "running")
+        .count();
+    assert_eq!(running, 20, "{list}");
+    std::thread::scope(|s| {
+        for n in &names {
+            let w = &w;
+            s.spawn(move || w.ok(&["rm", "-f", n]));
+        }
+    });
+    for n in &names {
+        w.assert_clean(n);
+    }
+    w.assert_no_sockets();
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_leaves_nothing() {
+    if !require_root("bad_input_gives_clear_errors_and_leaves_nothing") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let keep = name("keep");
+    w.ok(&["run", "-d", "--rootfs", r, &keep, "--", "sleep", "1000"]);
+
+    for cmd in [
+        &["inspect"][..],
+        &["rm"],
+        &["stop"],
+        &["start"],
+        &["kill"],
+        &["logs"],
+        &["pause"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("ghost");
+        let err = w.fails(&args);
+        assert!(err.contains("no such container: ghost"), "{args:?}: {err}");
+    }
+    assert!(w
+        .fails(&["exec", "ghost", "--", "true"])
+        .contains("no such container"));
+    let err = w.fails(&["run", "-d", "--rootfs", r, &keep, "--", "true"]);
+    assert!(err.contains("already exists"), "{err}");
+    let empty = tempfile::tempdir().unwrap();
+    let nobundle = name("nobundle");
+    let err = w.fails(&[
+        "create",
+        "--bundle",
+        empty.path().to_str().unwrap(),
+        &nobundle,
+    ]);
+    assert!(err.contains("has no config.json"), "{err}");
+    w.assert_clean(&nobundle);
+    let err = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        "/nonexistent/rootfs",
+        &nobundle,
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("not a directory"), "{err}");
+    let err = w.fails(&[
+        "run",
+        "-d",
+        "--restart",
+        "sometimes",
+        "--rootfs",
+        r,
+        &nobundle,
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("invalid restart policy"), "{err}");
+    let err = w.fails(&["run", "-d", "--rootfs", r, "../evil", "--", "true"]);
+    assert!(err.contains("invalid container name"), "{err}");
+    let noexec = name("noexec");
+    let err = w.fails(&["run", "-d", "--rootfs", r, &noexec, "--", "/no/such/binary"]);
+    assert!(err.contains("/no/such/binary"), "{err}");
+    w.assert_clean(&noexec);
+    assert!(w.fails(&["frobnicate"]).contains("unknown command"));
+    assert_eq!(w.wren(&["run"]).status.code(), Some(2));
+
+    // A shim that dies: the container is marked stopped, an event says so,
+    // nothing of it is left, and wrend serves the others.
+    let victim = name("victim");
+    w.ok(&["run", "-d", "--rootfs", r, &victim, "--", "sleep", "1000"]);
+    let pids = shim_pids(w.root.path(), &victim);
+    assert_eq!(pids.len(), 1);
+    // SAFETY: kill(2) on the shim wrend started for this test's container.
+    unsafe { libc::kill(pids[0] as i32, libc::SIGKILL) };
+    w.wait_status(&victim, "stopped", 10);
+    assert_eq!(w.inspect(&victim)["exit_status"], 137);
+    assert!(w.log().contains("/container/shim-died"));
+    assert_eq!(w.status(&keep), "running");
+    w.ok(&["rm", &victim]);
+    w.assert_clean(&victim);
+
+    w.ok(&["rm", "-f", &keep]);
+    w.assert_clean(&keep);
+    w.assert_no_sockets();
+}
+
+#[test]
+fn shim_that_fails_to_start_leaves_nothing() {
+    if !require_root("shim_that_fails_to_start_leaves_nothing") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("containerd-shim-wren-v2");
+    std::fs::write(&fake, "#!/bin/sh\necho 'no shim today' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let w = Wrend::start(&["--shim", fake.to_str().unwrap()]);
+    let b = rootfs();
+    let n = name("noshim");
+    let err = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        b.rootfs().to_str().unwrap(),
+        &n,
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("no shim today"), "{err}");
+    w.assert_clean(&n);
+    assert!(w.ok(&["list"]).lines().count() == 1, "only the header");
+}
+
+/// Opens a pty pair; returns (master, slave path).
+fn openpty() -> (std::fs::File, String) {
+    // SAFETY: posix_openpt/grantpt/unlockpt/ptsname on the fd we just opened.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(m >= 0);
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let name = std::ffi::CStr::from_ptr(libc::ptsname(m))
+            .to_string_lossy()
+            .into_owned();
+        (std::os::fd::FromRawFd::from_raw_fd(m), name)
+    }
+}
+
+#[test]
+fn interactive_tty_session() {
+    if !require_root("interactive_tty_session") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let n = name("tty");
+    let (mut master, slave) = openpty();
+    let ws = libc::winsize {
+        ws_row: 31,
+        ws_col: 97,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let master_fd = std::os::fd::AsRawFd::as_raw_fd(&master);
+    // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+    let rc = unsafe { libc::ioctl(master_fd, libc::TIOCSWINSZ, &ws) };
+    assert_eq!(rc, 0);
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .unwrap()
+    };
+    let mut cmd = w.cmd();
+    cmd.args([
+        "run",
+        "--rm",
+        "-it",
+        "--rootfs",
+        b.rootfs().to_str().unwrap(),
+        &n,
+        "--",
+        "sh",
+    ])
+    .stdin(tty())
+    .stdout(tty())
+    .stderr(tty());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    // Our copies of the slave must go, or the master never sees the end.
+    drop(cmd);
+    master
+        .write_all(b"tty; stty size; echo marker-$((6*7)); exit 3\n")
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("tty session hung: {}", String::from_utf8_lossy(&out));
+        }
+    };
+    wren_tests::unregister(child.id());
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(status.code(), Some(3), "{text}");
+    assert!(text.contains("marker-42"), "{text}");
+    assert!(text.contains("/dev/pts/"), "not a tty: {text}");
+    assert!(text.contains("31 97"), "window size not passed on: {text}");
+    w.assert_clean(&n);
+
+    // Detach with Ctrl-P Ctrl-Q: wren exits 0, the container keeps running
+    // and its later output goes to the log again.
+    let d = name("detach");
+    let (mut master, slave) = openpty();
+    let tty = || {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&slave)
+            .unwrap()
+    };
+    let mut cmd = w.cmd();
+    cmd.args([
+        "run",
+        "-it",
+        "--rootfs",
+        b.rootfs().to_str().unwrap(),
+        &d,
+        "--",
+        "sh",
+    ])
+    .stdin(tty())
+    .stdout(tty())
+    .stderr(tty());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    drop(cmd);
+    w.wait_status(&d, "running", 10);
+    master
+        .write_all(b"(sleep 1; echo after-detach) &\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(&[0x10, 0x11]).unwrap();
+    assert!(
+        wait_for(10, || child.try_wait().unwrap().is_some()),
+        "wren did not detach"
+    );
+    assert!(child.wait().unwrap().success());
+    wren_tests::unregister(child.id());
+    assert_eq!(w.status(&d), "running");
+    assert!(
+        wait_for(10, || w.ok(&["logs", &d]).contains("after-detach")),
+        "output after detach not logged: {}",
+        w.ok(&["logs", &d])
+    );
+    w.ok(&["rm", "-f", &d]);
+    w.assert_clean(&d);
+}
