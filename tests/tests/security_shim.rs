@@ -2,7 +2,8 @@
 //! under a private containerd 1.6 (`ctr`), plus the shim's own socket
 //! (containerd CVE-2020-15257 class): not abstract, 0600 in a 0700
 //! directory, peers with another uid refused, unreachable from a
-//! host-network container. docs/SECURITY.md maps attacks to tests.
+//! host-network container; and wrend's API socket likewise.
+//! docs/SECURITY.md maps attacks to tests.
 //!
 //! Needs root, containerd, ctr and a built shim; skips visibly otherwise.
 
@@ -535,4 +536,47 @@ fn shim_socket_is_private_refuses_other_uids_and_is_out_of_reach_of_host_network
     assert_eq!(l[1], "0", "an abstract shim socket is visible: {out}");
     assert_eq!(l[2], "unreachable", "{out}");
     remove(&c, id);
+}
+
+#[test]
+fn wrend_socket_is_private_and_refuses_other_uids() {
+    if !wren_tests::require_root("wrend_socket_is_private_and_refuses_other_uids") {
+        return;
+    }
+    let w = wren_tests::wrend::Wrend::start(&[]);
+    let sock = w.socket();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&sock), 0o600, "wrend socket mode");
+    assert_eq!(
+        mode(sock.parent().unwrap()),
+        0o700,
+        "wrend socket directory mode"
+    );
+    let inodes: Vec<String> = wren_tests::probe::fds(i64::from(w.pid()))
+        .into_iter()
+        .filter_map(|(_, t)| {
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(String::from)
+        })
+        .collect();
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    for l in unix.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 8 && inodes.iter().any(|i| i == f[6]) {
+            assert!(
+                !f[7].starts_with('@'),
+                "wrend listens on an abstract socket: {l}"
+            );
+        }
+    }
+    // Its own uid gets an answer (an error status for a service it does
+    // not serve is still an answer); another uid gets nothing.
+    let mut s = UnixStream::connect(&sock).unwrap();
+    assert!(
+        !ask(&mut s, "x").is_empty(),
+        "calibration: wrend answers its own uid"
+    );
+    let reply = ask_as_uid(sock.clone(), "x".into(), 1000);
+    assert!(reply.is_empty(), "wrend answered uid 1000: {reply:?}");
 }
