@@ -11,7 +11,7 @@ REL := target/$(TRIPLE)/release
 RELEASE_FLAGS := RUSTFLAGS="-C relocation-model=static" 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release install test unit lint demo bench clean-demo
+.PHONY: all deps build release install test unit lint demo bench clean-demo fuzz fuzz-ci
 
 all: build
 
@@ -34,6 +34,18 @@ install: release
 # tests in tests/ (which skip visibly when not root).
 test: deps build
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) fuzz-ci
+
+# Fuzz every target in fuzz/ for FUZZ_SECONDS each (stable toolchain, see
+# scripts/fuzz.sh), after replaying the committed seeds and regressions.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+# The bounded run `make test` does: seeds replayed, 10 s per target (a clean
+# build of the instrumented targets costs ~400 CPU-seconds; see docs/SECURITY.md).
+fuzz-ci:
+	FUZZ_SECONDS=10 bash scripts/fuzz.sh
 
 unit:
 	$(CARGO) test --workspace --lib --bins

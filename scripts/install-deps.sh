@@ -9,6 +9,10 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v containerd >/dev/null 2>&1 || need+=(containerd)
 command -v runc >/dev/null 2>&1 || need+=(runc)
 command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
+# libfuzzer-sys compiles libFuzzer (C++) for `make fuzz`; setcap for the
+# file-capability attack in tests/tests/security_hardening.rs.
+command -v c++ >/dev/null 2>&1 || need+=(g++)
+command -v setcap >/dev/null 2>&1 || need+=(libcap2-bin)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

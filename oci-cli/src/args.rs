@@ -28,6 +28,7 @@ commands:
   list [--format table|json] [--quiet]
   pause ID | resume ID
   update [--resources FILE|-] [--memory N] [--cpu-quota N] [--cpu-period N] [--pids-limit N] ID
+  events [--stats] [--interval 5s] ID
   features | spec [--bundle B] | version | help
 ";
 
@@ -288,9 +289,10 @@ impl SignalFd {
 fn wait_forwarding(pid: i32, pidfd: BorrowedFd<'_>, console: Option<OwnedFd>) -> Result<i32> {
     let sigfd = SignalFd::new()?;
     let raw = console.as_ref().map(|m| setup_terminal(m.as_fd()));
-    if let Some(master) = &console {
-        copy_terminal(master.try_clone()?);
-    }
+    let output_done = match &console {
+        Some(master) => copy_terminal(master.try_clone()?),
+        None => None,
+    };
     let result = loop {
         let mut pfds = [
             libc::pollfd {
@@ -328,6 +330,12 @@ fn wait_forwarding(pid: i32, pidfd: BorrowedFd<'_>, console: Option<OwnedFd>) ->
             break sys::wait_pidfd(pidfd, false)?.map_or(255, |e| e.status());
         }
     };
+    // The process is gone but its last output may still sit in the pty:
+    // let the copy finish (EIO once no one holds the slave), bounded in
+    // case a child it left behind keeps the terminal open.
+    if let Some(done) = output_done {
+        let _ = done.recv_timeout(std::time::Duration::from_secs(2));
+    }
     if let Some(Some(t)) = raw {
         // SAFETY: restoring the terminal attributes saved earlier on fd 0.
         unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
@@ -381,19 +389,27 @@ fn setup_terminal(master: BorrowedFd<'_>) -> Option<libc::termios> {
     Some(saved)
 }
 
-fn resize_from_stdin(master: BorrowedFd<'_>) {
+/// The window size of our stdin, if it is a terminal with a size.
+pub fn stdin_size() -> Option<(u16, u16)> {
     // SAFETY: winsize is plain data filled by the ioctl.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes a winsize to a valid pointer.
-    if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0 {
-        let _ = wren_runtime::console::resize(master, ws.ws_row, ws.ws_col);
+    let ok = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Give the pty our terminal's size (before the process starts, so it
+/// never sees 0x0).
+pub fn resize_from_stdin(master: BorrowedFd<'_>) {
+    if let Some((rows, cols)) = stdin_size() {
+        let _ = wren_runtime::console::resize(master, rows, cols);
     }
 }
 
-fn copy_terminal(master: OwnedFd) {
-    let Ok(input) = master.try_clone() else {
-        return;
-    };
+/// Copy stdin to the pty master and the master to stdout, each on a
+/// thread. Returns a receiver that gets a message when the output copy ends.
+fn copy_terminal(master: OwnedFd) -> Option<std::sync::mpsc::Receiver<()>> {
+    let input = master.try_clone().ok()?;
     std::thread::spawn(move || {
         let mut m = std::fs::File::from(input);
         let mut buf = [0u8; 4096];
@@ -404,6 +420,7 @@ fn copy_terminal(master: OwnedFd) {
             }
         }
     });
+    let (done, output_done) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut m = std::fs::File::from(master);
         let mut buf = [0u8; 4096];
@@ -413,7 +430,9 @@ fn copy_terminal(master: OwnedFd) {
                 break;
             }
         }
+        let _ = done.send(());
     });
+    Some(output_done)
 }
 
 /// `run` in the foreground: wait for the container's init.

@@ -4,8 +4,10 @@
 //! process; container state lives under `--root`.
 
 mod args;
+mod events;
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -296,6 +298,10 @@ fn create(g: &Global, mut args: Args, run: bool) -> Result<ExitCode> {
     if !run {
         return Ok(ExitCode::SUCCESS);
     }
+    if let Some(m) = &master {
+        // Before start: the process must not see a 0x0 terminal.
+        args::resize_from_stdin(m.as_fd());
+    }
     c.start()?;
     if detach {
         return Ok(ExitCode::SUCCESS);
@@ -363,7 +369,7 @@ fn exec(g: &Global, mut args: Args) -> Result<ExitCode> {
     }
     let id = args.id()?;
     let mut c = Container::load(&g.root, &id)?;
-    let process = match process_file {
+    let mut process: oci_spec::runtime::Process = match process_file {
         Some(p) => {
             let data = std::fs::read(&p).map_err(|e| format!("read {}: {e}", p.display()))?;
             serde_json::from_slice(&data).map_err(|e| format!("parse {}: {e}", p.display()))?
@@ -377,6 +383,17 @@ fn exec(g: &Global, mut args: Args) -> Result<ExitCode> {
         }
     };
     let terminal = process.terminal().unwrap_or(false);
+    if terminal && console_socket.is_none() && process.console_size().is_none() {
+        // The pty is made with our terminal's size, so the process never
+        // sees 0x0 (a resize after the exec would race with it).
+        if let Some((rows, cols)) = args::stdin_size() {
+            let size = oci_spec::runtime::BoxBuilder::default()
+                .height(rows)
+                .width(cols)
+                .build()?;
+            process.set_console_size(Some(size));
+        }
+    }
     let console = match &console_socket {
         Some(p) => ConsoleMode::Socket(p.clone()),
         None => ConsoleMode::Return,
@@ -495,6 +512,7 @@ fn update(g: &Global, mut args: Args) -> Result<ExitCode> {
 
 fn events(g: &Global, mut args: Args) -> Result<ExitCode> {
     let mut stats = false;
+    let mut interval = std::time::Duration::from_secs(5);
     while let Some(f) = args.peek_flag() {
         match f.as_str() {
             "--stats" => {
@@ -502,21 +520,23 @@ fn events(g: &Global, mut args: Args) -> Result<ExitCode> {
                 stats = true;
             }
             "--interval" => {
-                args.value(&f)?;
+                let v = args.value(&f)?;
+                interval = events::parse_interval(&v)
+                    .ok_or_else(|| Usage(format!("--interval: bad duration {v:?}")))?;
             }
             _ => return Err(Usage(format!("events: unknown flag {f}")).into()),
         }
     }
     let id = args.id()?;
     let c = Container::load(&g.root, &id)?;
-    if !stats {
-        return Err(Usage("events: only --stats is supported".into()).into());
+    if c.status() == wren_runtime::Status::Stopped {
+        return Err(format!("container {id} is not running").into());
     }
-    let s = c.stats()?;
-    println!(
-        "{}",
-        serde_json::json!({"type": "stats", "id": id, "data": format!("{s:?}")})
-    );
+    if stats {
+        events::stats_once(&c)?;
+    } else {
+        events::stream(&c, interval)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

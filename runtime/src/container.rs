@@ -235,6 +235,8 @@ struct LaunchArgs<'a> {
     /// For exec: keep serving until the exec happened (channel EOF).
     until_exec: bool,
     listener: Option<(&'a Path, &'a str, OciState)>,
+    /// `process.execCPUAffinity.initial`: set before the cgroup move.
+    initial_affinity: Option<&'a str>,
 }
 
 fn stdio_fd<'a>(given: &'a Option<OwnedFd>, own: i32, null: &'a OwnedFd) -> BorrowedFd<'a> {
@@ -290,6 +292,18 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],
     };
+    // Before stage 1 joins the container's cgroups (it waits for the
+    // config): `initial` applies before the move, as the spec says.
+    if let Some(list) = args.initial_affinity {
+        crate::process::set_cpu_affinity_of(stage1, list).map_err(|e| Error::Setup {
+            id: id.clone(),
+            failure: SetupFailure {
+                step: "process.execCPUAffinity.initial".into(),
+                message: error_chain(&e),
+                errno: None,
+            },
+        })?;
+    }
     // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
     // them itself, first thing, through these files (see
     // `Cgroup::self_join_files` for why not from here).
@@ -620,6 +634,7 @@ impl Container {
                 listener: listener
                     .as_ref()
                     .map(|(p, m)| (p.as_path(), m.as_str(), creating.clone())),
+                initial_affinity: None,
             },
             &mut on_hooks,
         )?;
@@ -910,6 +925,12 @@ impl Container {
             timing: timing::enabled(),
         };
         let st = self.state.oci(Status::Running);
+        let initial_affinity = opts
+            .process
+            .exec_cpu_affinity()
+            .as_ref()
+            .and_then(|a| a.initial().clone())
+            .filter(|l| !l.is_empty());
         let listener = self.seccomp.as_ref().and_then(|s| {
             s.listener_path().map(|p| {
                 (
@@ -930,6 +951,7 @@ impl Container {
                 listener: listener
                     .as_ref()
                     .map(|(p, m)| (p.as_path(), m.as_str(), st.clone())),
+                initial_affinity: initial_affinity.as_deref(),
             },
             &mut |_| Ok(String::new()),
         )?;

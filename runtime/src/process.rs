@@ -307,6 +307,11 @@ pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
 }
 
 pub fn set_cpu_affinity(list: &str) -> Result<(), ProcessError> {
+    set_cpu_affinity_of(0, list)
+}
+
+/// `sched_setaffinity` of `pid` (0: the calling thread) to a CPU list.
+pub fn set_cpu_affinity_of(pid: i32, list: &str) -> Result<(), ProcessError> {
     let cpus = parse_cpu_list(list).map_err(|m| ProcessError::Attribute {
         call: "sched_setaffinity",
         source: io::Error::new(io::ErrorKind::InvalidInput, m),
@@ -317,8 +322,8 @@ pub fn set_cpu_affinity(list: &str) -> Result<(), ProcessError> {
         // SAFETY: c < CPU_SETSIZE, checked by parse_cpu_list.
         unsafe { libc::CPU_SET(c, &mut set) };
     }
-    // SAFETY: a valid cpu_set_t for the calling thread.
-    if unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
+    // SAFETY: a valid cpu_set_t of the size given.
+    if unsafe { libc::sched_setaffinity(pid, std::mem::size_of::<libc::cpu_set_t>(), &set) } != 0 {
         return Err(ProcessError::Attribute {
             call: "sched_setaffinity",
             source: io::Error::last_os_error(),

@@ -244,6 +244,28 @@ pub fn validate_process(
             field: format!("{field}.commandLine (Windows only)"),
         });
     }
+    // (uid_t)-1 is not a user: setresuid/setresgid/setgroups read it as
+    // "leave this id unchanged", so the process would keep the runtime's
+    // root (crun CVE-2026-30892, containerd CVE-2024-40635 class).
+    let user = process.user();
+    let ids = [
+        (format!("{field}.user.uid"), user.uid()),
+        (format!("{field}.user.gid"), user.gid()),
+    ]
+    .into_iter()
+    .chain(
+        user.additional_gids()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("{field}.user.additionalGids[{i}]"), *g)),
+    );
+    for (name, id) in ids {
+        if id == u32::MAX {
+            return Err(invalid(name, "4294967295 is (uid_t)-1, not an id"));
+        }
+    }
     if !process.cwd().is_absolute() {
         return Err(invalid(
             format!("{field}.cwd"),
@@ -456,6 +478,23 @@ mod tests {
         let s = BASE.replace(r#""cwd":"/""#, r#""cwd":"/","env":["PATH=/bin","NOVALUE"]"#);
         let err = validate(&spec(&s)).unwrap_err();
         assert!(err.to_string().contains("process.env[1]"), "{err}");
+    }
+
+    #[test]
+    fn rejects_minus_one_as_a_user_or_group() {
+        let user = |u: &str| BASE.replace(r#""user":{"uid":0,"gid":0}"#, &format!(r#""user":{u}"#));
+        for (u, field) in [
+            (r#"{"uid":4294967295,"gid":0}"#, "process.user.uid"),
+            (r#"{"uid":1000,"gid":4294967295}"#, "process.user.gid"),
+            (
+                r#"{"uid":1000,"gid":1000,"additionalGids":[5,4294967295]}"#,
+                "process.user.additionalGids[1]",
+            ),
+        ] {
+            let err = validate(&spec(&user(u))).unwrap_err();
+            assert!(err.to_string().contains(field), "{u}: {err}");
+        }
+        validate(&spec(&user(r#"{"uid":4294967294,"gid":2147483648}"#))).unwrap();
     }
 
     #[test]

@@ -109,9 +109,15 @@ impl Channel {
         let Some((n, fds)) = recv_with_fds(self.fd.as_raw_fd(), &mut buf)? else {
             return Ok(None);
         };
-        let msg = serde_json::from_slice(&buf[..n])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Ok(Some((msg, fds)))
+        Ok(Some((Msg::decode(&buf[..n])?, fds)))
+    }
+}
+
+impl Msg {
+    /// Decodes one message as it arrived on the channel (untrusted bytes:
+    /// the init side runs inside the container's namespaces; fuzzed).
+    pub fn decode(data: &[u8]) -> io::Result<Msg> {
+        serde_json::from_slice(data).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 }
 

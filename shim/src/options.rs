@@ -83,7 +83,7 @@ impl ShimOptions {
         } else if name == type_urls::CRI_RUNTIME_OPTIONS {
             let o = cri_runtime_options::Options::parse_from_bytes(&any.value).map_err(err)?;
             let body = if o.config_body.is_empty() && !o.config_path.is_empty() {
-                std::fs::read_to_string(&o.config_path).unwrap_or_default()
+                read_config_file(&o.config_path)
             } else {
                 o.config_body
             };
@@ -120,6 +120,30 @@ impl ShimOptions {
         }
         o
     }
+}
+
+/// The most of a CRI `config_path` file we read: a runtime's options TOML is
+/// tiny, and the path is not ours to trust with an unbounded read.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+
+/// Reads CRI's `config_path` if it is a regular file: never blocks on a FIFO
+/// or device, never reads more than [`MAX_CONFIG_FILE`] bytes.
+fn read_config_file(path: &str) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    else {
+        return String::new();
+    };
+    if !f.metadata().map(|m| m.is_file()).unwrap_or(false) {
+        return String::new();
+    }
+    let mut body = String::new();
+    let _ = f.take(MAX_CONFIG_FILE).read_to_string(&mut body);
+    body
 }
 
 /// What arrived on `start`'s stdin.
@@ -275,5 +299,31 @@ mod tests {
         let mut unknown = Any::new();
         unknown.type_url = "example.com/Whatever".into();
         assert_eq!(ShimOptions::from_any(&unknown).unwrap(), None);
+    }
+
+    #[test]
+    fn cri_config_path_reads_only_bounded_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("opts.toml");
+        std::fs::write(&file, "IoGid = 7\n").unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let any = |path: &std::path::Path| {
+            let mut o = cri_runtime_options::Options::new();
+            o.config_path = path.to_str().unwrap().into();
+            let mut any = Any::new();
+            any.type_url = type_urls::CRI_RUNTIME_OPTIONS.into();
+            any.value = o.write_to_bytes().unwrap();
+            ShimOptions::from_any(&any).unwrap().unwrap()
+        };
+        assert_eq!(any(&file).io_gid, 7);
+        // Neither blocks on a FIFO nor reads an endless device.
+        assert_eq!(any(&fifo), ShimOptions::default());
+        assert_eq!(
+            any(std::path::Path::new("/dev/zero")),
+            ShimOptions::default()
+        );
     }
 }

@@ -187,7 +187,14 @@ fn read_config(fd: OwnedFd) -> Result<InitConfig, SetupFailure> {
     f.seek(io::SeekFrom::Start(0))
         .and_then(|_| f.read_to_end(&mut data))
         .map_err(fail("read the init configuration"))?;
-    serde_json::from_slice(&data).map_err(fail("decode the init configuration"))
+    InitConfig::decode(&data).map_err(fail("decode the init configuration"))
+}
+
+impl InitConfig {
+    /// Decodes the configuration read from the caller's sealed memfd (fuzzed).
+    pub fn decode(data: &[u8]) -> Result<InitConfig, serde_json::Error> {
+        serde_json::from_slice(data)
+    }
 }
 
 fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
@@ -493,9 +500,17 @@ fn finish(
     if let Some(io) = p.io_priority() {
         process::set_io_priority(io).map_err(fail("process.ioPriority"))?;
     }
-    if let Some(a) = p.exec_cpu_affinity() {
-        if let Some(list) = a.cpu_affinity_final().as_deref().or(a.initial().as_deref()) {
-            process::set_cpu_affinity(list).map_err(fail("process.execCPUAffinity"))?;
+    // execCPUAffinity is for exec only (the spec excludes the init):
+    // `initial` was set by the caller before the cgroup move; `final`,
+    // when given, replaces whatever the move left.
+    if start.is_none() {
+        if let Some(list) = p
+            .exec_cpu_affinity()
+            .as_ref()
+            .and_then(|a| a.cpu_affinity_final().clone())
+            .filter(|l| !l.is_empty())
+        {
+            process::set_cpu_affinity(&list).map_err(fail("process.execCPUAffinity.final"))?;
         }
     }
     let nnp = p.no_new_privileges().unwrap_or(false);
@@ -532,6 +547,13 @@ fn finish(
     }
     let exe = process::find_executable(&args[0], &env).map_err(fail("process.args"))?;
 
+    // A filter with a notify listener is loaded before "ready" even with
+    // no_new_privs (as runc does): the caller must still be listening to
+    // hand the listener to the agent, and `create` is gone by `start`.
+    let notify = cfg.seccomp.as_ref().is_some_and(|s| s.uses_notify());
+    if nnp && notify {
+        load_seccomp(chan, cfg)?;
+    }
     timing::init_mark("init.ready");
     if let Some((fifo, hooks_list, state)) = start {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
@@ -543,12 +565,16 @@ fn finish(
         drop(w);
         timing::init_mark("init.released");
         drop(fifo);
-        hooks::run_all("startContainer", hooks_list, state.as_bytes())
-            .map_err(fail("startContainer hooks"))?;
+        hooks::run_all(
+            "startContainer",
+            hooks_list,
+            created_state(&state).as_bytes(),
+        )
+        .map_err(fail("startContainer hooks"))?;
     } else {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
     }
-    if nnp {
+    if nnp && !notify {
         load_seccomp(chan, cfg)?;
     }
     Err(exec(cfg, &exe, &args, &env))
@@ -565,6 +591,18 @@ fn load_seccomp(chan: &Channel, cfg: &InitConfig) -> Result<(), SetupFailure> {
             .map_err(fail("send the seccomp listener"))?;
     }
     Ok(())
+}
+
+/// The state for startContainer hooks: the one prestart hooks saw, with
+/// status "created" (runc's), since `start` has been called by now.
+fn created_state(state: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(state) {
+        Ok(mut v) => {
+            v["status"] = serde_json::Value::from("created");
+            v.to_string()
+        }
+        Err(_) => state.to_string(),
+    }
 }
 
 /// The home directory of `uid` from the container's /etc/passwd, or "/".

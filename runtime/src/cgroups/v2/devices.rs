@@ -98,7 +98,7 @@ pub fn program(state: &DeviceState) -> Vec<Insn> {
 
 /// Loads the program for `rules` and makes it the only device program
 /// attached to the cgroup2 directory `dir`.
-pub(crate) fn apply(dir: &Path, rules: &[DevRule]) -> Result<(), CgroupError> {
+pub fn apply(dir: &Path, rules: &[DevRule]) -> Result<(), CgroupError> {
     let insns = program(&DeviceState::from_rules(rules));
     let err = |op, source| CgroupError::DeviceFilter {
         op,
