@@ -342,12 +342,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     }
     service.wait_loggers();
     service.publisher().flush(Duration::from_secs(5));
-    if let Some(path) = std::fs::read_to_string("address")
-        .ok()
-        .and_then(|a| socket::from_address(a.trim()))
-    {
-        let _ = socket::remove(&path);
-    }
+    socket::remove_own();
     log::info!("shim exiting");
     Ok(())
 }

@@ -182,6 +182,21 @@ pub fn remove(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes this shim's own socket, named by the `address` file `start`
+/// wrote in the bundle (the daemon's cwd). Called when Shutdown is accepted,
+/// before the reply, so the socket is gone by the time containerd (or a
+/// test) sees the call return; established connections are unaffected.
+pub fn remove_own() {
+    if let Some(path) = std::fs::read_to_string("address")
+        .ok()
+        .and_then(|a| from_address(a.trim()))
+    {
+        if let Err(e) = remove(&path) {
+            log::warn!("remove socket {}: {e}", path.display());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -888,8 +888,9 @@ impl TaskService {
     fn shutdown(&mut self, _req: ShutdownRequest) -> Result<Empty, TaskError> {
         // A no-op while any container remains: that is what lets a grouped
         // shim keep serving the others.
-        if self.containers.is_empty() {
+        if self.containers.is_empty() && !self.shutdown {
             self.shutdown = true;
+            crate::socket::remove_own();
         }
         Ok(Empty::new())
     }
