@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use protobuf::well_known_types::any::Any;
 use protobuf::well_known_types::empty::Empty;
 use protobuf::{Message, MessageField};
+use serde_json::Value;
 use wren_protocol::manager as api;
 use wren_protocol::task as shimapi;
 use wren_protocol::task_types::Status as TaskStatus;
@@ -950,41 +951,10 @@ impl Supervisor {
         req: api::CreateRequest,
     ) -> Result<api::ContainerResponse, ManagerError> {
         let name = req.name.clone();
-        if !config::valid_name(&name) {
-            return Err(ManagerError::InvalidArgument(format!(
-                "invalid container name {name:?}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
-            )));
-        }
         if self.containers.contains_key(&name) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        let policy = RestartPolicy::parse(&req.restart_policy)
-            .map_err(|e| ManagerError::InvalidArgument(e.to_string()))?;
-        if req.bundle.is_empty() == req.rootfs.is_empty() {
-            return Err(ManagerError::InvalidArgument(
-                "give exactly one of a bundle or a rootfs".into(),
-            ));
-        }
-        if req.auto_remove && policy != RestartPolicy::No {
-            return Err(ManagerError::InvalidArgument(
-                "--rm cannot be combined with a restart policy".into(),
-            ));
-        }
-        let overrides = spec::Overrides {
-            args: req.args.clone(),
-            env: req.env.clone(),
-            cwd: req.cwd.clone(),
-            terminal: req.terminal,
-            hostname: name.clone(),
-        };
-        let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
-        let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
-        let spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
-            |source| ManagerError::Spec {
-                name: name.clone(),
-                source,
-            },
-        )?;
+        let (policy, spec) = validate_create(&req)?;
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let record_dir = self.cfg.record_dir(&name);
         let bundle = record_dir.join("bundle");
@@ -1456,4 +1426,46 @@ impl Supervisor {
         out.pids = p.processes.iter().map(|p| p.pid).collect();
         Ok(out)
     }
+}
+
+/// Everything about a Create request that can be checked before anything is
+/// made: the name, the restart policy, bundle vs rootfs, and the spec built
+/// from them with the request's overrides. Touches nothing but reads of the
+/// bundle's config.json and the rootfs path; the `wrend_request` fuzz target
+/// runs it on arbitrary requests.
+pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value), ManagerError> {
+    let name = &req.name;
+    if !config::valid_name(name) {
+        return Err(ManagerError::InvalidArgument(format!(
+            "invalid container name {name:?}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
+        )));
+    }
+    let policy = RestartPolicy::parse(&req.restart_policy)
+        .map_err(|e| ManagerError::InvalidArgument(e.to_string()))?;
+    if req.bundle.is_empty() == req.rootfs.is_empty() {
+        return Err(ManagerError::InvalidArgument(
+            "give exactly one of a bundle or a rootfs".into(),
+        ));
+    }
+    if req.auto_remove && policy != RestartPolicy::No {
+        return Err(ManagerError::InvalidArgument(
+            "--rm cannot be combined with a restart policy".into(),
+        ));
+    }
+    let overrides = spec::Overrides {
+        args: req.args.clone(),
+        env: req.env.clone(),
+        cwd: req.cwd.clone(),
+        terminal: req.terminal,
+        hostname: name.clone(),
+    };
+    let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
+    let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
+    let spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
+        |source| ManagerError::Spec {
+            name: name.clone(),
+            source,
+        },
+    )?;
+    Ok((policy, spec))
 }
