@@ -15,11 +15,12 @@ use protobuf::Message;
 use wren_protocol::manager as api;
 use wren_shim::manager::{daemon, spec, supervisor};
 
-/// A rootfs directory and a bundle with a config.json, made once.
+/// A rootfs directory and a bundle with a config.json, made once per run in
+/// one fixed temp directory (reused by the next run, never multiplied).
 fn fixture() -> &'static (PathBuf, PathBuf) {
     static DIRS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     DIRS.get_or_init(|| {
-        let base = std::env::temp_dir().join(format!("wren-fuzz-wrend-{}", std::process::id()));
+        let base = std::env::temp_dir().join("wren-fuzz-wrend-request");
         let rootfs = base.join("rootfs");
         let bundle = base.join("bundle");
         std::fs::create_dir_all(&rootfs).expect("make rootfs");
