@@ -286,6 +286,16 @@ impl Relays {
                 }
             }
         }
+        // The burst is used up with the destination keeping pace: the source
+        // may have been unwatched while the destination was full, so watch
+        // it again, or nothing would ever bring us back (level-triggered
+        // epoll re-reports it at once if data is still waiting). A source
+        // that reached EOF in the last round finishes here.
+        match self.relays.get(&id) {
+            Some(r) if r.src.is_none() => self.finish(id),
+            Some(_) => self.watch(id, false, true),
+            None => {}
+        }
     }
 
     /// Source at EOF and nothing pending: close the destination (the
@@ -332,6 +342,65 @@ mod tests {
             }
         }
         panic!("relay did not finish");
+    }
+
+    /// Regression: a relay that resumed after back-pressure and then used up
+    /// a whole burst with the destination keeping pace left its source
+    /// unwatched, and the stream stalled for good (seen as a hung test).
+    #[test]
+    fn resumes_reading_after_a_full_burst_following_back_pressure() {
+        use std::os::fd::AsRawFd;
+        let set_size = |f: &std::fs::File, size: i32| {
+            // SAFETY: fcntl on a pipe fd we own, integer argument.
+            let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+            assert!(r >= size, "F_SETPIPE_SZ");
+        };
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let mut relays = Relays::new(epoll);
+        let (src_r, mut src_w) = pipe();
+        let (mut dst_r, dst_w) = pipe();
+        let total = 2 * BURST * SCRATCH;
+        set_size(&src_w, total as i32);
+        // Fill the destination so the relay's first write is refused.
+        set_nonblocking(dst_w.as_fd()).unwrap();
+        let mut filled = 0;
+        while let Ok(n) = write(dst_w.as_fd(), &[b'f'; 4096]) {
+            filled += n;
+        }
+        src_w.write_all(&vec![b's'; total]).unwrap();
+        let id = relays
+            .add(
+                Stream::Stdout,
+                src_r.into(),
+                Some(Dest {
+                    fd: dst_w.try_clone().unwrap().into(),
+                    regular: false,
+                }),
+                None,
+            )
+            .unwrap();
+        drop(src_w);
+        // Parked now. Empty the destination and make it big enough that
+        // everything fits: the resumed relay never meets EAGAIN again.
+        let mut buf = vec![0; filled];
+        dst_r.read_exact(&mut buf).unwrap();
+        set_size(&dst_w, (2 * total) as i32);
+        drop(dst_w);
+        let epoll = Epoll(relays.epoll.0.try_clone().unwrap());
+        let mut events = [EpollEvent::empty(); 8];
+        for _ in 0..50 {
+            if !relays.alive(id) {
+                break;
+            }
+            let n = epoll.wait(&mut events, EpollTimeout::from(100u16)).unwrap();
+            for ev in &events[..n] {
+                relays.ready(ev.data());
+            }
+        }
+        assert!(!relays.alive(id), "the relay stalled after its burst");
+        let mut out = Vec::new();
+        dst_r.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), total);
     }
 
     #[test]
