@@ -159,6 +159,24 @@ def breakdown_figures(args, work, figs, applets):
                 cd.close()
     measure(figs, "breakdown_oci", breakdown.oci_runs, args.wren_oci, args.bundle, work,
             os.path.join(work, "timing-oci.jsonl"), args.breakdown_n)
+    if not (args.wrend and os.path.exists(args.wrend) and args.wren and os.path.exists(args.wren)):
+        return not_measured(figs, ["breakdown_wrend"], "wrend not built")
+    w = None
+    root = tempfile.mkdtemp(prefix="wt-", dir="/tmp")
+    timing_wrend = os.path.join(work, "timing-wrend.jsonl")
+    try:
+        w = standalone.Wrend(args.wrend, args.wren, args.shim, root,
+                             env=dict(os.environ, WREN_TIMING=timing_wrend))
+        measure(figs, "breakdown_wrend", breakdown.wrend_runs, w, args.bundle, timing_wrend,
+                args.breakdown_n)
+    except procs.Failed as e:
+        not_measured(figs, ["breakdown_wrend"], f"wrend: {str(e).strip()}")
+    finally:
+        if w:
+            w.close([])
+        if not any(line.split(" ")[4].startswith(root + "/")
+                   for line in open("/proc/self/mountinfo").read().splitlines()):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def main():

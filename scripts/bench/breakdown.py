@@ -34,6 +34,16 @@ OCI_MILESTONES = [
     "init.paths", "init.ready", "runtime.created", "runtime.start", "init.released",
     "init.execve", "runtime.delete", "runtime.deleted", "oci.end",
 ]
+# Milestones of `wren run --rm` through wrend and its shim (no containerd).
+WREND_MILESTONES = [
+    "wren.begin", "wrend.create", "wrend.shim", "shim.start", "shim.serving", "wrend.connected",
+    "rpc.create", "runtime.create", "runtime.spawn", "init.stage1", "init.config", "init.cgroups",
+    "init.namespaces", "init.stage2", "init.mounts", "init.hooks", "init.pivot", "init.paths",
+    "init.ready", "runtime.created", "rpc.created", "wrend.created", "wrend.start", "rpc.start",
+    "init.released", "init.execve", "shim.exited", "wrend.exit", "wrend.delete", "rpc.delete",
+    "runtime.delete", "runtime.deleted", "rpc.deleted", "rpc.shutdown", "rpc.shutdown.done",
+    "wrend.departed", "wren.end",
+]
 # Marks whose place depends on the spec: seccomp loads before `ready`, or
 # after the start when process.noNewPrivileges is set. Put in by time.
 FLOATING = ["init.seccomp"]
@@ -78,6 +88,20 @@ LABELS = {
     ("shim.exited", "ctr.end"): "exit event, Wait reply, task + container delete, shim exit, ctr exit",
     ("init.execve", "runtime.delete"): "/bin/true runs and exits; wren-oci sees the exit",
     ("runtime.deleted", "oci.end"): "wren-oci exits",
+    ("wren.begin", "wrend.create"): "wren CLI start, connect, Create request",
+    ("wrend.create", "wrend.shim"): "wrend: validate, write spec and record, stdio fifos",
+    ("wrend.shim", "shim.start"): "wrend forks and execs `shim start`",
+    ("shim.serving", "wrend.connected"): "`start` returns the address; wrend connects, Connect call",
+    ("wrend.connected", "rpc.create"): "wrend sends Create",
+    ("rpc.created", "wrend.created"): "Create reply reaches wrend; record saved",
+    ("wrend.created", "wrend.start"): "Create reply reaches wren; wren asks to Start",
+    ("wrend.start", "rpc.start"): "wrend sends Start",
+    ("shim.exited", "wrend.exit"): "TaskExit event reaches wrend",
+    ("wrend.exit", "wrend.delete"): "Wait reply reaches wren; wren asks to delete",
+    ("wrend.delete", "rpc.delete"): "wrend sends Delete",
+    ("rpc.deleted", "rpc.shutdown"): "wrend sends Shutdown",
+    ("rpc.shutdown.done", "wrend.departed"): "shim exits (loggers, event flush); wrend sees its pidfd",
+    ("wrend.departed", "wren.end"): "Delete reply reaches wren; wren exits",
     ("init.execve", "oci.end"): "/bin/true runs and exits; wren-oci waits, deletes, exits",
 }
 
@@ -171,3 +195,19 @@ def oci_runs(wren_oci, bundle, workdir, timing_path, n):
             ids.append(cid)
     marks = read_marks(timing_path)
     return summarise([marks[c] for c in ids if c in marks], OCI_MILESTONES)
+
+
+def wrend_runs(w, bundle, timing_path, n):
+    """n (+1 warm-up) `wren run --rm` of /bin/true through a wrend started
+    with WREN_TIMING (its shims inherit it), marked."""
+    env = dict(os.environ, WREN_TIMING=timing_path)
+    ids = []
+    for i in range(n + 1):
+        cid = f"bench-wt-{os.getpid()}-{i}"
+        mark(timing_path, cid, "wren.begin")
+        procs.run(w.wren_cmd("run", "--rm", "--bundle", bundle, cid), env=env,
+                  after=lambda: mark(timing_path, cid, "wren.end"))
+        if i > 0:
+            ids.append(cid)
+    marks = read_marks(timing_path)
+    return summarise([marks[c] for c in ids if c in marks], WREND_MILESTONES)

@@ -189,7 +189,8 @@ def memory_section(mem):
 def breakdown_section(figs):
     out = []
     ctr, sec, oci = (figs.get(k) for k in ("breakdown_ctr", "breakdown_ctr_seccomp", "breakdown_oci"))
-    if ctr is None and oci is None:
+    wrend = figs.get("breakdown_wrend")
+    if ctr is None and oci is None and wrend is None:
         return out
     out += ["## Where the time goes in one wren container start", "",
             "From wren's own opt-in timing marks (`WREN_TIMING=<file>`, runtime/src/timing.rs): "
@@ -224,6 +225,14 @@ def breakdown_section(figs):
                  f"{100 * p['share']:.0f}%") for p in oci["phases"]]
         rows.append(("**total**", f"{oci['runs']} runs", f"**{oci['total']['median']:.2f}**", "100%"))
         out += ["### `wren-oci run` of /bin/true (the runtime alone)", "",
+                table(["phase", "what happens", "ms (median)", "share"], rows), ""]
+    if wrend is not None and "not_measured" in wrend:
+        out += [f"`wren run --rm` breakdown: {_why(wrend)}", ""]
+    elif wrend is not None:
+        rows = [(f"{p['from']} → {p['to']}", p["label"], f"{p['ms']['median']:.2f}",
+                 f"{100 * p['share']:.0f}%") for p in wrend["phases"]]
+        rows.append(("**total**", f"{wrend['runs']} runs", f"**{wrend['total']['median']:.2f}**", "100%"))
+        out += ["### `wren run --rm` of /bin/true (standalone: the wren CLI, wrend and one shim)", "",
                 table(["phase", "what happens", "ms (median)", "share"], rows), ""]
     return out
 

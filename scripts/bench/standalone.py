@@ -14,12 +14,12 @@ from figures import alternate, pair
 
 
 class Wrend:
-    def __init__(self, wrend, wren, shim, root):
+    def __init__(self, wrend, wren, shim, root, env=None):
         self.wren_bin = wren
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._log = open(os.path.join(root, "wrend.log"), "w")
-        self.proc = procs.spawn([wrend, "--root", root, "--shim", shim], stderr=self._log)
+        self.proc = procs.spawn([wrend, "--root", root, "--shim", shim], env=env, stderr=self._log)
         deadline = time.time() + 20
         while True:
             if self.proc.poll() is not None:

@@ -30,6 +30,7 @@ use super::shim::{Launch, TaskClient};
 use super::spec;
 use crate::ttrpc::client::CallError;
 use crate::ttrpc::server::Responder;
+use wren_runtime::timing;
 
 /// Default grace period of `wren stop`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,6 +406,7 @@ impl Supervisor {
         }
         let bundle = m.rec.bundle.clone();
         let t = Instant::now();
+        timing::mark(name, "wrend.shim");
         let address =
             self.launch(name, &bundle)
                 .start()
@@ -424,6 +426,7 @@ impl Supervisor {
             .call("Connect", &req)
             .map_err(|e| shim_err("connect", e))?;
         log::debug!("{name}: shim {} up in {:?}", resp.shim_pid, t.elapsed());
+        timing::mark(name, "wrend.connected");
         self.adopt_shim(name, client, &address, resp.shim_pid);
         Ok(())
     }
@@ -489,6 +492,7 @@ impl Supervisor {
         let t = Instant::now();
         let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
+        timing::mark(name, "wrend.created");
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
         m.rec.started = false;
@@ -595,6 +599,7 @@ impl Supervisor {
     /// A departing shim exited (or overstayed): answer who waited for it.
     fn departed(&mut self, fd: RawFd) {
         if let Some(d) = self.departing.remove(&fd) {
+            timing::mark(&d.name, "wrend.departed");
             self.unwatch(fd);
             remove_socket(&d.address);
             for (r, reply) in d.replies {
@@ -669,6 +674,7 @@ impl Supervisor {
 
     /// A process of `name` exited, as the shim's `/tasks/exit` says.
     pub fn task_exit(&mut self, name: &str, id: &str, pid: u32, status: u32, at: i64) {
+        timing::mark(name, "wrend.exit");
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
@@ -951,6 +957,7 @@ impl Supervisor {
         req: api::CreateRequest,
     ) -> Result<api::ContainerResponse, ManagerError> {
         let name = req.name.clone();
+        timing::mark(&name, "wrend.create");
         if self.containers.contains_key(&name) {
             return Err(ManagerError::AlreadyExists(name));
         }
@@ -1039,6 +1046,7 @@ impl Supervisor {
     }
 
     pub fn start(&mut self, name: &str) -> Result<api::ContainerResponse, ManagerError> {
+        timing::mark(name, "wrend.start");
         let m = self.get(name)?;
         match m.state {
             State::Running | State::Paused => {
@@ -1175,6 +1183,7 @@ impl Supervisor {
 
     /// `rm`: answers once the container's shim has exited.
     pub fn remove_request(&mut self, name: &str, force: bool, responder: Responder) {
+        timing::mark(name, "wrend.delete");
         let reply = match self.remove(name, force) {
             Ok(r) => encode(&r),
             Err(e) => return responder.send(Err(e.to_status())),
