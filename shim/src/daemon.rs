@@ -118,31 +118,9 @@ fn rpc_timed(id: &str, method: &str, dispatch: impl FnOnce()) {
     );
 }
 
-/// Keeps an idle shim's private memory small: one malloc arena for every
-/// thread (the publisher thread would otherwise get its own 64 MiB arena, of
-/// which it touches a few pages), and freed memory handed back promptly.
-fn tune_malloc() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt with documented parameters, before any thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 * 1024);
-    }
-}
-
-/// Returns freed heap pages after the calls that allocate most (a Create
-/// parses the whole spec); cheap, and only after those.
-fn trim_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 /// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
 pub fn run(flags: &Flags) -> Result<(), DaemonError> {
-    tune_malloc();
+    crate::memory::tune_malloc();
     let listener = inherited_listener()?;
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
@@ -320,7 +298,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                                 }
                             }
                             if heavy {
-                                trim_heap();
+                                crate::memory::trim();
                             }
                         }
                         ReadOutcome::Closed => {

@@ -10,6 +10,7 @@ pub mod flags;
 pub mod info;
 pub mod log;
 pub mod manager;
+pub mod memory;
 pub mod options;
 pub mod reaper;
 pub mod sha256;

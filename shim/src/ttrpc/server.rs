@@ -132,8 +132,12 @@ impl Connection {
     }
 
     /// Reads what is available and decodes the complete requests in it.
+    /// The read buffer is one page, and `read` is never inlined: an idle
+    /// shim's occasional State call re-dirties only that page of stack,
+    /// below the daemon loop's frame where `memory::trim` hands it back.
+    #[inline(never)]
     pub fn read(&mut self) -> ReadOutcome {
-        let mut chunk = [0u8; 16 * 1024];
+        let mut chunk = [0u8; 4096];
         loop {
             match self.reader.read(&mut chunk) {
                 Ok(0) => return ReadOutcome::Closed,
