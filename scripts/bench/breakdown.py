@@ -88,6 +88,11 @@ LABELS = {
     ("shim.exited", "ctr.end"): "exit event, Wait reply, task + container delete, shim exit, ctr exit",
     ("init.execve", "runtime.delete"): "/bin/true runs and exits; wren-oci sees the exit",
     ("runtime.deleted", "oci.end"): "wren-oci exits",
+    ("init.execve", "oci.end"): "/bin/true runs and exits; wren-oci waits, deletes, exits",
+}
+
+# Phases of the wrend path: wrend (not containerd) is the shim's client.
+WREND_LABELS = {**LABELS,
     ("wren.begin", "wrend.create"): "wren CLI start, connect, Create request",
     ("wrend.create", "wrend.shim"): "wrend: validate, write spec and record, stdio fifos",
     ("wrend.shim", "shim.start"): "wrend forks and execs `shim start`",
@@ -102,7 +107,6 @@ LABELS = {
     ("rpc.deleted", "rpc.shutdown"): "wrend sends Shutdown",
     ("rpc.shutdown.done", "wrend.departed"): "shim exits (loggers, event flush); wrend sees its pidfd",
     ("wrend.departed", "wren.end"): "Delete reply reaches wren; wren exits",
-    ("init.execve", "oci.end"): "/bin/true runs and exits; wren-oci waits, deletes, exits",
 }
 
 
@@ -140,7 +144,7 @@ def chain(events, milestones):
     return present
 
 
-def summarise(runs, milestones):
+def summarise(runs, milestones, labels=None):
     """Median and spread of every phase over `runs` (dicts of events)."""
     phases, order, totals, backwards = {}, [], [], []
     for events in runs:
@@ -161,7 +165,7 @@ def summarise(runs, milestones):
     out = []
     for a, b in order:
         s = summary(phases[(a, b)])
-        out.append({"from": a, "to": b, "label": LABELS.get((a, b), f"{a} → {b}"),
+        out.append({"from": a, "to": b, "label": (labels or LABELS).get((a, b), f"{a} → {b}"),
                     "ms": s, "share": s["median"] / total["median"] if total["median"] else 0})
     # A milestone list that is not causally ordered shows up here.
     return {"runs": len(totals), "total": total, "phases": out, "backwards": sorted(set(backwards))}
@@ -210,4 +214,4 @@ def wrend_runs(w, bundle, timing_path, n):
         if i > 0:
             ids.append(cid)
     marks = read_marks(timing_path)
-    return summarise([marks[c] for c in ids if c in marks], WREND_MILESTONES)
+    return summarise([marks[c] for c in ids if c in marks], WREND_MILESTONES, WREND_LABELS)
