@@ -65,7 +65,150 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
         crate::capabilities::from_json(c)
             .map_err(|e| invalid("process.capabilities", e.to_string()))?;
     }
-    serde_json::from_value(value).map_err(parse_err)
+    serde_json::from_value(value.clone()).map_err(|e| match locate(&value) {
+        Some((field, message)) => invalid(field, message),
+        None => parse_err(e),
+    })
+}
+
+/// Which field a config.json that does not deserialize got wrong: serde's
+/// own error names a line and column at best (none at all from a `Value`),
+/// so the parts are tried one by one, most specific first. `None` when no
+/// single part fails on its own.
+fn locate(value: &serde_json::Value) -> Option<(String, String)> {
+    use oci_spec::runtime as oci;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    fn one<T: DeserializeOwned>(v: &Value, field: &str) -> Option<(String, String)> {
+        serde_json::from_value::<T>(v.clone())
+            .err()
+            .map(|e| (field.to_string(), e.to_string()))
+    }
+    fn each<T: DeserializeOwned>(v: &Value, field: &str) -> Option<(String, String)> {
+        match v.as_array() {
+            Some(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| one::<T>(item, &format!("{field}[{i}]"))),
+            None => one::<Vec<T>>(v, field),
+        }
+    }
+    type Check = fn(&Value, &str) -> Option<(String, String)>;
+    // (JSON pointer, dotted field, check), deepest first.
+    let checks: &[(&str, &str, Check)] = &[
+        ("/ociVersion", "ociVersion", one::<String>),
+        ("/root", "root", one::<oci::Root>),
+        ("/mounts", "mounts", each::<oci::Mount>),
+        ("/process/user", "process.user", one::<oci::User>),
+        (
+            "/process/rlimits",
+            "process.rlimits",
+            each::<oci::PosixRlimit>,
+        ),
+        ("/process/env", "process.env", one::<Vec<String>>),
+        ("/process/args", "process.args", one::<Vec<String>>),
+        ("/process", "process", one::<oci::Process>),
+        ("/hostname", "hostname", one::<String>),
+        ("/domainname", "domainname", one::<String>),
+        ("/hooks/prestart", "hooks.prestart", each::<oci::Hook>),
+        (
+            "/hooks/createRuntime",
+            "hooks.createRuntime",
+            each::<oci::Hook>,
+        ),
+        (
+            "/hooks/createContainer",
+            "hooks.createContainer",
+            each::<oci::Hook>,
+        ),
+        (
+            "/hooks/startContainer",
+            "hooks.startContainer",
+            each::<oci::Hook>,
+        ),
+        ("/hooks/poststart", "hooks.poststart", each::<oci::Hook>),
+        ("/hooks/poststop", "hooks.poststop", each::<oci::Hook>),
+        ("/hooks", "hooks", one::<oci::Hooks>),
+        (
+            "/annotations",
+            "annotations",
+            one::<std::collections::HashMap<String, String>>,
+        ),
+        (
+            "/linux/namespaces",
+            "linux.namespaces",
+            each::<oci::LinuxNamespace>,
+        ),
+        (
+            "/linux/uidMappings",
+            "linux.uidMappings",
+            each::<oci::LinuxIdMapping>,
+        ),
+        (
+            "/linux/gidMappings",
+            "linux.gidMappings",
+            each::<oci::LinuxIdMapping>,
+        ),
+        ("/linux/devices", "linux.devices", each::<oci::LinuxDevice>),
+        (
+            "/linux/resources/devices",
+            "linux.resources.devices",
+            each::<oci::LinuxDeviceCgroup>,
+        ),
+        (
+            "/linux/resources/memory",
+            "linux.resources.memory",
+            one::<oci::LinuxMemory>,
+        ),
+        (
+            "/linux/resources/cpu",
+            "linux.resources.cpu",
+            one::<oci::LinuxCpu>,
+        ),
+        (
+            "/linux/resources/pids",
+            "linux.resources.pids",
+            one::<oci::LinuxPids>,
+        ),
+        (
+            "/linux/resources/blockIO",
+            "linux.resources.blockIO",
+            one::<oci::LinuxBlockIo>,
+        ),
+        (
+            "/linux/resources/hugepageLimits",
+            "linux.resources.hugepageLimits",
+            each::<oci::LinuxHugepageLimit>,
+        ),
+        (
+            "/linux/resources/network",
+            "linux.resources.network",
+            one::<oci::LinuxNetwork>,
+        ),
+        (
+            "/linux/resources",
+            "linux.resources",
+            one::<oci::LinuxResources>,
+        ),
+        (
+            "/linux/personality",
+            "linux.personality",
+            one::<oci::LinuxPersonality>,
+        ),
+        (
+            "/linux/sysctl",
+            "linux.sysctl",
+            one::<std::collections::HashMap<String, String>>,
+        ),
+        ("/linux", "linux", one::<oci::Linux>),
+    ];
+    checks.iter().find_map(|(pointer, field, check)| {
+        value
+            .pointer(pointer)
+            .filter(|v| !v.is_null())
+            .and_then(|v| check(v, field))
+    })
 }
 
 /// The absolute rootfs directory of `spec`, relative paths taken from `bundle`.
@@ -444,6 +587,44 @@ mod tests {
     const BASE: &str = r#"{"ociVersion":"1.0.2","root":{"path":"rootfs"},
         "process":{"args":["sh"],"cwd":"/","user":{"uid":0,"gid":0}},
         "linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]}}"#;
+
+    #[test]
+    fn type_errors_name_the_field() {
+        let base: serde_json::Value = serde_json::from_str(BASE).unwrap();
+        for (pointer, bad, field) in [
+            (
+                "/linux/namespaces/1/type",
+                serde_json::json!("bogus"),
+                "linux.namespaces[1]",
+            ),
+            ("/process/user/uid", serde_json::json!(-1), "process.user"),
+            ("/process/args", serde_json::json!("sh"), "process.args"),
+            ("/root", serde_json::json!(5), "root"),
+            ("/hostname", serde_json::json!(7), "hostname"),
+            (
+                "/linux/resources",
+                serde_json::json!({"memory": {"limit": "x"}}),
+                "linux.resources.memory",
+            ),
+        ] {
+            let mut v = base.clone();
+            match v.pointer_mut(pointer) {
+                Some(slot) => *slot = bad,
+                None => {
+                    let (parent, key) = pointer.rsplit_once('/').unwrap();
+                    v.pointer_mut(parent).unwrap()[key] = bad;
+                }
+            }
+            let err = parse(v.to_string().as_bytes(), Path::new("config.json")).unwrap_err();
+            match &err {
+                SpecError::Invalid { field: f, .. } => assert_eq!(f, field, "{pointer}: {err}"),
+                other => panic!("{pointer}: {other}"),
+            }
+        }
+        // Not JSON at all: the path and serde's line and column.
+        let err = parse(b"{", Path::new("config.json")).unwrap_err();
+        assert!(matches!(err, SpecError::Parse { .. }), "{err}");
+    }
 
     #[test]
     fn accepts_a_minimal_spec_and_newer_minor_versions() {
