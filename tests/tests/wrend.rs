@@ -612,6 +612,20 @@ fn bad_input_gives_clear_errors_and_leaves_nothing() {
     assert!(err.contains("invalid restart policy"), "{err}");
     let err = w.fails(&["run", "-d", "--rootfs", r, "../evil", "--", "true"]);
     assert!(err.contains("invalid container name"), "{err}");
+    // A bundle whose spec the runtime refuses: wrend does not validate specs
+    // itself, so this is the shim's Create refusing; the error still names
+    // the field and nothing is left.
+    let badspec = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(b.rootfs(), badspec.path().join("rootfs")).unwrap();
+    let mut spec =
+        serde_json::to_value(wren_runtime::spec::example(&["true".into()], false)).unwrap();
+    spec["root"] = serde_json::json!({"path": "rootfs"});
+    spec["linux"]["namespaces"] = serde_json::json!([{"type": "bogus"}]);
+    std::fs::write(badspec.path().join("config.json"), spec.to_string()).unwrap();
+    let bad = name("badspec");
+    let err = w.fails(&["create", "--bundle", badspec.path().to_str().unwrap(), &bad]);
+    assert!(err.contains("namespaces"), "{err}");
+    w.assert_clean(&bad);
     let noexec = name("noexec");
     let err = w.fails(&["run", "-d", "--rootfs", r, &noexec, "--", "/no/such/binary"]);
     assert!(err.contains("/no/such/binary"), "{err}");

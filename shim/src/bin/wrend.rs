@@ -80,9 +80,10 @@ fn parse() -> Config {
 }
 
 fn main() {
-    // The runtime re-executes binaries as container inits; not this one in
-    // practice, but the rule is: become it before anything else.
-    wren_runtime::init::run_if_init();
+    // No `wren_runtime::init::run_if_init()` here: wrend never creates a
+    // container itself (its shims do), so the runtime never re-executes
+    // this binary as an init, and leaving the init code out keeps wrend's
+    // resident text (its idle RSS) small.
     let cfg = parse();
     wren_shim::log::init(cfg.debug, &[]);
     if let Err(e) = daemon::run(cfg) {
