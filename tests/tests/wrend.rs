@@ -48,6 +48,30 @@ fn run_exec_logs_stop_rm_end_to_end() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     w.assert_clean(&fg);
 
+    // The default spec of a --rootfs container carries wren's seccomp
+    // profile: one filter, and what it refuses is refused (a new user
+    // namespace needs no capability, so only the filter stops `unshare -U`;
+    // `unshare` and `clone` with a namespace flag both get EPERM).
+    let sc = name("seccomp");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r,
+        &sc,
+        "--",
+        "sh",
+        "-c",
+        "grep -E '^Seccomp(_filters)?:' /proc/self/status; \
+         unshare -U true 2>&1 && echo UNSHARED; unshare -n true 2>&1 && echo UNSHARED; echo done",
+    ]);
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("Seccomp_filters:\t1"), "{out}");
+    assert!(!out.contains("UNSHARED"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
+    w.assert_clean(&sc);
+
     // From an OCI bundle: its spec (args `true`, relative root) is used.
     let fromb = name("bundle");
     w.ok(&["create", "--bundle", b.path_str(), &fromb]);

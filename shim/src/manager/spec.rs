@@ -79,6 +79,124 @@ fn apply(spec: &mut Value, o: &Overrides) {
     }
 }
 
+/// Syscalls the default profile refuses with EPERM: kernel modules, kexec,
+/// reboot, swap, clocks, accounting, keyrings, eBPF, perf, io_uring,
+/// userfaultfd, handle-based opens (the "shocker" escape), mounts and the new
+/// mount API, namespace creation and joining, cross-process memory access,
+/// and obsolete calls. Most of them already need a capability the default
+/// set does not grant; the filter is the second wall, as in Docker's and
+/// containerd's default profiles (which allow-list instead: wren lists what
+/// it refuses, so a new syscall is not broken by an old profile).
+const DENIED_SYSCALLS: &[&str] = &[
+    "acct",
+    "add_key",
+    "bpf",
+    "clock_adjtime",
+    "clock_settime",
+    "create_module",
+    "delete_module",
+    "finit_module",
+    "fsconfig",
+    "fsmount",
+    "fsopen",
+    "fspick",
+    "get_kernel_syms",
+    "init_module",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioperm",
+    "iopl",
+    "kcmp",
+    "kexec_file_load",
+    "kexec_load",
+    "keyctl",
+    "lookup_dcookie",
+    "mount",
+    "mount_setattr",
+    "move_mount",
+    "name_to_handle_at",
+    "nfsservctl",
+    "open_by_handle_at",
+    "open_tree",
+    "perf_event_open",
+    "pivot_root",
+    "process_vm_readv",
+    "process_vm_writev",
+    "query_module",
+    "quotactl",
+    "quotactl_fd",
+    "reboot",
+    "request_key",
+    "setns",
+    "settimeofday",
+    "stime",
+    "swapoff",
+    "swapon",
+    "_sysctl",
+    "sysfs",
+    "syslog",
+    "umount",
+    "umount2",
+    "unshare",
+    "uselib",
+    "userfaultfd",
+    "ustat",
+    "vhangup",
+    "vm86",
+    "vm86old",
+];
+
+/// clone(2) flags that create namespaces: refused like `unshare`.
+const NAMESPACE_CLONE_FLAGS: &[u64] = &[
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWNET as u64,
+];
+
+/// The seccomp profile of a `wren run --rootfs` container (a bundle's own
+/// spec is used as it is). Default allow; the syscalls above get EPERM;
+/// clone with a namespace flag gets EPERM; clone3, whose flags a filter
+/// cannot read, gets ENOSYS so libc falls back to clone. The compat
+/// architectures are listed so 32-bit calls meet the same rules instead of
+/// being killed as a foreign architecture.
+pub fn default_seccomp() -> Value {
+    let arches: &[&str] = match std::env::consts::ARCH {
+        "x86_64" => &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "aarch64" => &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
+        _ => &[],
+    };
+    let mut rules = vec![
+        serde_json::json!({
+            "names": DENIED_SYSCALLS,
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+        }),
+        serde_json::json!({
+            "names": ["clone3"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::ENOSYS,
+        }),
+    ];
+    for flag in NAMESPACE_CLONE_FLAGS {
+        rules.push(serde_json::json!({
+            "names": ["clone"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": libc::EPERM,
+            "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}],
+        }));
+    }
+    serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": arches,
+        "syscalls": rules,
+    })
+}
+
 /// Builds the spec: from `bundle`'s config.json, or the default one around `rootfs`.
 pub fn build(
     bundle: Option<&Path>,
@@ -127,6 +245,7 @@ pub fn build(
         if !o.hostname.is_empty() {
             spec["hostname"] = Value::from(o.hostname.clone());
         }
+        spec["linux"]["seccomp"] = default_seccomp();
         spec
     };
     apply(&mut spec, o);
@@ -182,6 +301,32 @@ mod tests {
             build(None, Some(&tmp.path().join("absent")), &o),
             Err(SpecError::NoRootfs { .. })
         ));
+    }
+
+    #[test]
+    fn the_default_profile_compiles_and_denies_what_it_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = Overrides {
+            args: vec!["sh".into()],
+            ..Overrides::default()
+        };
+        let spec = build(None, Some(tmp.path()), &o).unwrap();
+        let profile = wren_runtime::seccomp::from_json(&spec["linux"]["seccomp"]).unwrap();
+        let program = wren_runtime::seccomp::compile(&profile).unwrap();
+        assert!(!program.is_empty());
+        // The whole spec passes the runtime's validation as well.
+        let parsed =
+            wren_runtime::spec::parse(spec.to_string().as_bytes(), Path::new("c")).unwrap();
+        wren_runtime::spec::validate(&parsed).unwrap();
+        // A bundle's own spec is left alone.
+        std::fs::create_dir(tmp.path().join("rootfs")).unwrap();
+        std::fs::write(
+            tmp.path().join("config.json"),
+            r#"{"root": {"path": "rootfs"}}"#,
+        )
+        .unwrap();
+        let own = build(Some(tmp.path()), None, &o).unwrap();
+        assert!(own["linux"]["seccomp"].is_null());
     }
 
     /// A bundle spec whose top level, process or root is not an object is
