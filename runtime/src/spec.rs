@@ -708,7 +708,14 @@ mod tests {
 /// read-only paths, a small capability set, private namespaces. `args` is
 /// the process to run; `terminal` whether it gets a pty.
 pub fn example(args: &[String], terminal: bool) -> Spec {
-    let json = serde_json::json!({
+    serde_json::from_value(example_json(args, terminal))
+        .expect("the built-in example spec is valid")
+}
+
+/// [`example`] as JSON, for callers that only pass the spec on (wrend):
+/// they need not link the typed deserializers.
+pub fn example_json(args: &[String], terminal: bool) -> serde_json::Value {
+    serde_json::json!({
         "ociVersion": OCI_VERSION,
         "process": {
             "terminal": terminal,
@@ -742,8 +749,7 @@ pub fn example(args: &[String], terminal: bool) -> Spec {
                 "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
         }
-    });
-    serde_json::from_value(json).expect("the built-in example spec is valid")
+    })
 }
 
 #[cfg(test)]

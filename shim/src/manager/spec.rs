@@ -239,8 +239,7 @@ pub fn build(
         if o.args.is_empty() {
             return Err(SpecError::NoArgs);
         }
-        let example = wren_runtime::spec::example(&o.args, o.terminal);
-        let mut spec = serde_json::to_value(&example).unwrap_or_default();
+        let mut spec = wren_runtime::spec::example_json(&o.args, o.terminal);
         spec["root"] = serde_json::json!({"path": rootfs.display().to_string(), "readonly": false});
         if !o.hostname.is_empty() {
             spec["hostname"] = Value::from(o.hostname.clone());
