@@ -191,7 +191,14 @@ fn memory_limit_oom_kills_and_watcher_reports_it() {
     let mut w = g.cg.oom_watcher().expect("oom watcher");
     assert_eq!(w.new_kills().unwrap(), 0);
     // tail keeps a whole newline-free stream in memory: 256 MiB > 32 MiB.
-    let i = g.spawn("head -c 268435456 /dev/zero | tail >/dev/null; echo pipeline=$?");
+    // The reporting shell protects itself from the OOM killer (a run once
+    // lost it instead of tail, and with it the output); the pipeline's own
+    // shell goes back to 0, which head and tail inherit.
+    let i = g.spawn(
+        "echo -1000 > /proc/self/oom_score_adj; \
+         sh -c 'echo 0 > /proc/self/oom_score_adj; head -c 268435456 /dev/zero | tail >/dev/null'; \
+         echo pipeline=$?",
+    );
     let (_, out) = g.wait(i, Duration::from_secs(4));
     assert!(
         out.contains("pipeline=137"),
