@@ -52,8 +52,14 @@ pub enum Error {
     Hook(#[from] hooks::HookError),
     #[error("container {id}: {failure}")]
     Setup { id: String, failure: SetupFailure },
-    #[error("container {id}: the init process exited with status {status} during setup")]
-    InitDied { id: String, status: i32 },
+    /// `status` is -1 when it is unknown (collected by someone else, e.g. a
+    /// subreaper's reaper); `stage` says how far the init had got.
+    #[error("container {id}: the init process exited with status {status} {stage}")]
+    InitDied {
+        id: String,
+        status: i32,
+        stage: &'static str,
+    },
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -338,14 +344,25 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                 .ok()
                 .flatten()
                 .map_or(-1, |e| e.status());
-            let status = match &child {
-                Some((_, fd)) => hooks::wait_with_timeout(fd.as_fd(), Some(1000))
-                    .ok()
-                    .flatten()
-                    .map_or(status, |e| e.status()),
-                None => status,
+            let (status, stage) = match &child {
+                Some((_, fd)) => match hooks::wait_with_timeout(fd.as_fd(), Some(1000)) {
+                    Ok(Some(e)) => (e.status(), "during setup (in stage 2)"),
+                    Ok(None) => (
+                        status,
+                        "during setup: stage 2 closed the channel and was still alive 1 s later",
+                    ),
+                    Err(_) => (
+                        status,
+                        "during setup: stage 2's status was collected elsewhere",
+                    ),
+                },
+                None if status == -1 => (
+                    status,
+                    "during setup, before stage 2 was cloned (stage 1's status was collected elsewhere)",
+                ),
+                None => (status, "during setup, before stage 2 was cloned"),
             };
-            return Err(Error::InitDied { id, status });
+            return Err(Error::InitDied { id, status, stage });
         };
         match msg {
             Msg::WriteMaps => {
@@ -408,6 +425,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
     let (pid, pidfd) = child.ok_or_else(|| Error::InitDied {
         id: id.clone(),
         status: -1,
+        stage: "before reporting its pid 1 (stage 2)",
     })?;
     guard.disarm();
     Ok(Launched {
@@ -813,6 +831,7 @@ impl Container {
                 return Err(Error::InitDied {
                     id: self.state.id.clone(),
                     status: -1,
+                    stage: "while waiting to be started",
                 });
             }
         }
@@ -823,6 +842,7 @@ impl Container {
             return Err(Error::InitDied {
                 id: self.state.id.clone(),
                 status: -1,
+                stage: "while being started (the exec fifo gave no byte)",
             });
         }
         let _ = std::fs::remove_file(&fifo_path);
