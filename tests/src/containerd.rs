@@ -322,6 +322,16 @@ impl Drop for Containerd {
             }
             let _ = std::fs::remove_dir(ns_dir);
         }
+        // The runtimes' state roots for this (unique) namespace: the shim
+        // keeps them, as containerd-shim-runc-v2 does, so one test run would
+        // otherwise leave a directory per test behind.
+        for runtime in ["wren", "runc"] {
+            let _ = std::fs::remove_dir_all(
+                Path::new("/run/containerd")
+                    .join(runtime)
+                    .join(&self.namespace),
+            );
+        }
         crate::reap();
     }
 }
