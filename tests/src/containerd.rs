@@ -389,6 +389,58 @@ fn all_shims_in(ns: &str) -> Vec<i32> {
     pids
 }
 
+/// Asserts that a `ctr` call succeeded; on failure shows its stderr and the
+/// tail of containerd's log. Returns its stdout.
+pub fn ok(out: &Output, what: &str, c: &Containerd) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.log()
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `ctr run -d` of `args` in container `id` with the wren runtime and the
+/// test image, with extra ctr `flags`; asserts it succeeded.
+pub fn run_detached(c: &Containerd, id: &str, flags: &[&str], args: &[&str]) {
+    let mut all = vec!["run", "-d", "--runtime", RUNTIME];
+    all.extend_from_slice(flags);
+    all.extend_from_slice(&[IMAGE, id]);
+    all.extend_from_slice(args);
+    ok(&c.ctr(&all), "ctr run -d", c);
+}
+
+/// The PID and STATUS columns of `id` in `ctr task ls` (None: no task).
+pub fn task(c: &Containerd, id: &str) -> Option<(i64, String)> {
+    let out = c.ctr(&["task", "ls"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.first() == Some(&id))
+        .map(|cols| {
+            (
+                cols.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
+                cols.get(2).unwrap_or(&"").to_string(),
+            )
+        })
+}
+
+/// `id`'s task status (`RUNNING`, `STOPPED`, ...), or "" without a task.
+pub fn task_status(c: &Containerd, id: &str) -> String {
+    task(c, id).map(|t| t.1).unwrap_or_default()
+}
+
+/// `id`'s task pid, or 0 without a task.
+pub fn task_pid(c: &Containerd, id: &str) -> i64 {
+    task(c, id).map_or(0, |t| t.0)
+}
+
 /// Live shim daemons serving container `id` in containerd namespace `ns`.
 pub fn shim_pids_in(ns: &str, id: &str) -> Vec<i32> {
     shim_pids(id)

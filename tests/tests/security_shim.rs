@@ -17,7 +17,8 @@ use std::time::Duration;
 use protobuf::Message;
 use wren_protocol::ttrpc_wire::Request;
 use wren_tests::containerd::{
-    shim_binary, shim_pids, shim_tests_can_run, Containerd, IMAGE, RUNTIME,
+    ok, run_detached, shim_binary, shim_pids, shim_tests_can_run, task_pid, Containerd, IMAGE,
+    RUNTIME,
 };
 use wren_tests::probe::{
     all_ns_kinds, ns_links, ptrace_accessible, sha256, status_field, Sampler, EXE_WATCHER,
@@ -28,45 +29,12 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn ok(out: &Output, what: &str, c: &Containerd) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        text(&out.stderr),
-        c.log()
-            .lines()
-            .rev()
-            .take(30)
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    text(&out.stdout)
-}
-
-/// `ctr run -d` of `args` in container `id`, with extra ctr flags.
-fn run_detached(c: &Containerd, id: &str, flags: &[&str], args: &[&str]) {
-    let mut all = vec!["run", "-d", "--runtime", RUNTIME];
-    all.extend_from_slice(flags);
-    all.extend_from_slice(&[IMAGE, id]);
-    all.extend_from_slice(args);
-    ok(&c.ctr(&all), "ctr run -d", c);
-}
-
 fn exec(c: &Containerd, id: &str, exec_id: &str, flags: &[&str], args: &[&str]) -> Output {
     let mut all = vec!["task", "exec", "--exec-id", exec_id];
     all.extend_from_slice(flags);
     all.push(id);
     all.extend_from_slice(args);
     c.ctr(&all)
-}
-
-fn task_pid(c: &Containerd, id: &str) -> i64 {
-    let out = ok(&c.ctr(&["task", "ls"]), "task ls", c);
-    out.lines()
-        .find(|l| l.split_whitespace().next() == Some(id))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no task {id}: {out}"))
 }
 
 fn remove(c: &Containerd, id: &str) {
@@ -94,6 +62,7 @@ fn shim_cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec() {
     let id = "sec-5736";
     run_detached(&c, id, &[], &["/bin/sh", "-c", EXE_WATCHER]);
     let init = task_pid(&c, id);
+    assert!(init > 0, "no task {id}");
     assert_eq!(ptrace_accessible(init), Some(true), "calibration");
     let pidns = std::fs::read_link(format!("/proc/{init}/ns/pid"))
         .unwrap()
@@ -245,6 +214,7 @@ fn shim_fd_allow_lists_and_a_thousand_execs_leak_nothing() {
     let id = "sec-fds";
     run_detached(&c, id, &[], &["/bin/sleep", "1000"]);
     let init = task_pid(&c, id);
+    assert!(init > 0, "no task {id}");
     let got: Vec<i32> = wren_tests::probe::fds(init)
         .into_iter()
         .map(|f| f.0)
@@ -314,6 +284,7 @@ fn shim_init_and_exec_security_state_and_namespaces_match() {
     let id = "sec-state";
     run_detached(&c, id, &["--seccomp"], &["/bin/sleep", "1000"]);
     let init = task_pid(&c, id);
+    assert!(init > 0, "no task {id}");
     let _ = exec(&c, id, "bg", &["--detach"], &["/bin/sleep", "1000"]);
     let mut execp = None;
     assert!(

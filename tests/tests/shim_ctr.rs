@@ -6,9 +6,7 @@
 //! Needs root, `containerd`, `ctr`, busybox-static, `tar`, `gzip` and a built
 //! `containerd-shim-wren-v2`; without them each test says so and skips.
 
-use std::process::Output;
-
-use wren_tests::containerd::{shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::containerd::{ok, shim_tests_can_run, Containerd, IMAGE, RUNTIME};
 use wren_tests::wait_for;
 
 #[test]
@@ -58,15 +56,6 @@ fn ctr_run_rm_delivers_stdout() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     c.assert_clean(id);
-}
-
-fn ok(out: &Output, what: &str, c: &Containerd) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log()
-    );
 }
 
 #[test]

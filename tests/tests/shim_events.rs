@@ -8,29 +8,9 @@
 //! each test says so and skips.
 
 use std::path::Path;
-use std::process::Output;
 
-use wren_tests::containerd::{shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::containerd::{ok, run_detached, shim_tests_can_run, task_status, Containerd};
 use wren_tests::wait_for;
-
-fn ok(out: &Output, what: &str, c: &Containerd) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log()
-    );
-}
-
-fn task_status(c: &Containerd, id: &str) -> String {
-    let out = c.ctr(&["task", "ls"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(id))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("")
-        .to_string()
-}
 
 /// `ctr events` running in the background, writing to a file.
 struct Events {
@@ -94,22 +74,15 @@ fn oom_kill_is_reported_before_the_exit() {
     let id = "wren-oom";
     // `tail` keeps its one endless "line" in memory until the 32 MiB limit
     // kills it; the shell exits with tail's 137.
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--memory-limit",
-            "33554432",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
+    run_detached(
+        &c,
+        id,
+        &["--memory-limit", "33554432"],
+        &[
             "/bin/sh",
             "-c",
             "head -c 500000000 /dev/zero | tail > /dev/null; exit $?",
-        ]),
-        "ctr run -d",
-        &c,
+        ],
     );
     assert!(
         wait_for(30, || task_status(&c, id) == "STOPPED"),
@@ -140,20 +113,7 @@ fn exec_exits_come_before_the_init_exit_and_ps_names_execs() {
     let c = Containerd::start(&ns, true);
     let events = Events::start(&c);
     let id = "wren-order";
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "60",
-        ]),
-        "ctr run -d",
-        &c,
-    );
+    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
     for e in ["ex1", "ex2"] {
         ok(
             &c.ctr(&["task", "exec", "-d", "--exec-id", e, id, "/bin/sleep", "50"]),
@@ -209,21 +169,11 @@ fn update_changes_the_memory_limit_live() {
     let ns = format!("wrenupd{}", std::process::id());
     let c = Containerd::start(&ns, true);
     let id = "wren-update";
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--memory-limit",
-            "104857600",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "60",
-        ]),
-        "ctr run -d",
+    run_detached(
         &c,
+        id,
+        &["--memory-limit", "104857600"],
+        &["/bin/sleep", "60"],
     );
     // Wherever the memory controller is (v1 here, v2 elsewhere).
     let v1 = Path::new("/sys/fs/cgroup/memory").join(&ns).join(id);

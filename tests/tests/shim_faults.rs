@@ -6,39 +6,10 @@
 //! Needs root, containerd, ctr, busybox-static and a built shim; without them
 //! each test says so and skips.
 
-use std::process::Output;
-
-use wren_tests::containerd::{shim_pids_in, shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::containerd::{
+    ok, run_detached, shim_pids_in, shim_tests_can_run, task, task_pid, task_status, Containerd,
+};
 use wren_tests::{alive, wait_for};
-
-fn ok(out: &Output, what: &str, c: &Containerd) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log()
-    );
-}
-
-fn task_line(c: &Containerd, id: &str) -> Option<Vec<String>> {
-    let out = c.ctr(&["task", "ls"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find(|l| l.split_whitespace().next() == Some(id))
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-}
-
-fn task_status(c: &Containerd, id: &str) -> String {
-    task_line(c, id)
-        .and_then(|l| l.get(2).cloned())
-        .unwrap_or_default()
-}
-
-fn task_pid(c: &Containerd, id: &str) -> i64 {
-    task_line(c, id)
-        .and_then(|l| l.get(1).and_then(|p| p.parse().ok()))
-        .unwrap_or(0)
-}
 
 #[test]
 fn a_killed_shim_is_cleaned_up_by_containerd() {
@@ -48,20 +19,7 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
     let ns = format!("wrenshimkill{}", std::process::id());
     let c = Containerd::start(&ns, true);
     let id = "wren-shimkill";
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "60",
-        ]),
-        "ctr run -d",
-        &c,
-    );
+    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
     let pid = task_pid(&c, id);
     assert!(pid > 0 && alive(pid));
     let shims = shim_pids_in(&ns, id);
@@ -71,10 +29,10 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
     // containerd sees the connection drop, runs `shim delete`, which kills
     // the container and unmounts its rootfs, and drops the task.
     assert!(
-        wait_for(20, || task_line(&c, id).is_none()
+        wait_for(20, || task(&c, id).is_none()
             || task_status(&c, id) == "STOPPED"),
         "containerd did not clean up: {:?}\n{}",
-        task_line(&c, id),
+        task(&c, id),
         c.log()
     );
     assert!(
@@ -94,20 +52,7 @@ fn containerd_restart_keeps_the_container_managed() {
     let ns = format!("wrenrestart{}", std::process::id());
     let mut c = Containerd::start(&ns, true);
     let id = "wren-restart";
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "60",
-        ]),
-        "ctr run -d",
-        &c,
-    );
+    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
     let pid = task_pid(&c, id);
     let shims = shim_pids_in(&ns, id);
     c.restart();
@@ -115,7 +60,7 @@ fn containerd_restart_keeps_the_container_managed() {
     assert!(
         wait_for(20, || task_status(&c, id) == "RUNNING"),
         "task after restart: {:?}\n{}",
-        task_line(&c, id),
+        task(&c, id),
         c.log()
     );
     assert_eq!(task_pid(&c, id), pid);
@@ -137,7 +82,7 @@ fn containerd_restart_keeps_the_container_managed() {
     assert!(
         wait_for(20, || task_status(&c, id) == "STOPPED"),
         "exit not seen: {:?}",
-        task_line(&c, id)
+        task(&c, id)
     );
     ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
     ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
@@ -156,20 +101,7 @@ fn twenty_containers_at_once() {
         for id in &ids {
             let c = &c;
             s.spawn(move || {
-                ok(
-                    &c.ctr(&[
-                        "run",
-                        "-d",
-                        "--runtime",
-                        RUNTIME,
-                        IMAGE,
-                        id,
-                        "/bin/sleep",
-                        "120",
-                    ]),
-                    "ctr run -d",
-                    c,
-                );
+                run_detached(c, id, &[], &["/bin/sleep", "120"]);
             });
         }
     });
@@ -224,22 +156,15 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
     // This test's own pid namespace is the host's (PID 1 here is not
     // readable).
     let host_pid_ns = format!("pid:/proc/{}/ns/pid", std::process::id());
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--with-ns",
-            &host_pid_ns,
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
+    run_detached(
+        &c,
+        id,
+        &["--with-ns", &host_pid_ns],
+        &[
             "/bin/sh",
             "-c",
             "sleep 300 & echo $! > /tmp/child; exec sleep 301",
-        ]),
-        "ctr run -d (host pid ns)",
-        &c,
+        ],
     );
     let init = task_pid(&c, id);
     assert!(init > 0);
@@ -278,21 +203,11 @@ fn grouped_containers_share_one_shim_until_the_last_is_deleted() {
     let c = Containerd::start(&ns, true);
     let ids = ["wren-group-a", "wren-group-b"];
     for id in ids {
-        ok(
-            &c.ctr(&[
-                "run",
-                "-d",
-                "--label",
-                "io.containerd.runc.v2.group=pod1",
-                "--runtime",
-                RUNTIME,
-                IMAGE,
-                id,
-                "/bin/sleep",
-                "60",
-            ]),
-            "ctr run -d (grouped)",
+        run_detached(
             &c,
+            id,
+            &["--label", "io.containerd.runc.v2.group=pod1"],
+            &["/bin/sleep", "60"],
         );
     }
     let a = shim_pids_in(&ns, ids[0]);

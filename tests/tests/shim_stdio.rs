@@ -6,21 +6,11 @@
 //! Needs root, containerd, ctr, busybox-static and a built shim; without them
 //! each test says so and skips.
 
-use std::process::Output;
 use std::time::Duration;
 
-use wren_tests::containerd::{shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::containerd::{ok, run_detached, shim_tests_can_run, Containerd, IMAGE, RUNTIME};
 use wren_tests::pty::run_in_pty;
 use wren_tests::{run_with_input, wait_for};
-
-fn ok(out: &Output, what: &str, c: &Containerd) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log()
-    );
-}
 
 #[test]
 fn stdin_is_piped_in_and_stdout_and_stderr_come_out_separately() {
@@ -120,20 +110,7 @@ fn exec_with_and_without_terminal() {
     let ns = format!("wrenexectty{}", std::process::id());
     let c = Containerd::start(&ns, true);
     let id = "wren-exectty";
-    ok(
-        &c.ctr(&[
-            "run",
-            "-d",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sleep",
-            "60",
-        ]),
-        "ctr run -d",
-        &c,
-    );
+    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
     // Without a terminal: stdin in, stdout and stderr out, exit code back.
     let out = run_with_input(
         &mut c.ctr_command(&[
