@@ -65,7 +65,8 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
         crate::capabilities::from_json(c)
             .map_err(|e| invalid("process.capabilities", e.to_string()))?;
     }
-    serde_json::from_value(value.clone()).map_err(|e| match locate(&value) {
+    // From a borrowed Value: no copy of the spec on the start path.
+    <Spec as serde::Deserialize>::deserialize(&value).map_err(|e| match locate(&value) {
         Some((field, message)) => invalid(field, message),
         None => parse_err(e),
     })
@@ -81,7 +82,7 @@ fn locate(value: &serde_json::Value) -> Option<(String, String)> {
     use serde_json::Value;
 
     fn one<T: DeserializeOwned>(v: &Value, field: &str) -> Option<(String, String)> {
-        serde_json::from_value::<T>(v.clone())
+        T::deserialize(v)
             .err()
             .map(|e| (field.to_string(), e.to_string()))
     }
