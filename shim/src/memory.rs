@@ -30,25 +30,21 @@ const STACK_KEEP: usize = 4 * 1024;
 pub fn trim() {
     #[cfg(target_env = "gnu")]
     {
-        // SAFETY: malloc_trim and mallinfo2 have no preconditions.
-        let info = unsafe {
-            libc::malloc_trim(0);
-            libc::mallinfo2()
-        };
-        log::debug!(
-            "trim: heap {} KiB in use, {} KiB free, {} KiB top pad",
-            info.uordblks / 1024,
-            info.fordblks / 1024,
-            info.keepcost / 1024
-        );
+        // SAFETY: malloc_trim has no preconditions.
+        unsafe { libc::malloc_trim(0) };
+        if log::log_enabled!(log::Level::Debug) {
+            // SAFETY: mallinfo2 has no preconditions.
+            let info = unsafe { libc::mallinfo2() };
+            log::debug!(
+                "trim: heap {} KiB in use, {} KiB free",
+                info.uordblks / 1024,
+                info.fordblks / 1024
+            );
+        }
     }
     if let Some((low, high)) = main_stack() {
         let released = release_stack_below_here(low, high);
-        log::debug!(
-            "trim: stack mapping {} KiB, released {} KiB",
-            (high - low) / 1024,
-            released / 1024
-        );
+        log::debug!("trim: released {} KiB of stack", released / 1024);
     }
 }
 
