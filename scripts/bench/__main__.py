@@ -114,27 +114,18 @@ def containerd_figures(args, work, figs, only, levels, applets):
 
 
 def standalone_figures(args, work, figs, levels):
-    if not (args.wrend and os.path.exists(args.wrend) and args.wren and os.path.exists(args.wren)):
+    if not standalone.built(args):
         return not_measured(figs, ["standalone_run_rm", "standalone_memory"], "wrend not built")
     if shutil.which("runc") is None:
         figs["standalone_run_rm"] = {"not_measured": "runc is not installed"}
-    w = None
-    # A short root: wrend's shim sockets live in <root>/run/s/<64 hex digits>,
-    # which must fit in a unix socket path (108 bytes).
-    root = tempfile.mkdtemp(prefix="wb-", dir="/tmp")
     try:
-        w = standalone.Wrend(args.wrend, args.wren, args.shim, root)
-        if "standalone_run_rm" not in figs:
-            measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
-        measure(figs, "standalone_memory", standalone.memory, w, os.path.join(args.bundle, "rootfs"), levels)
+        with standalone.running(args) as w:
+            if "standalone_run_rm" not in figs:
+                measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
+            measure(figs, "standalone_memory", standalone.memory, w,
+                    os.path.join(args.bundle, "rootfs"), levels)
     except procs.Failed as e:
         not_measured(figs, ["standalone_run_rm", "standalone_memory"], f"wrend: {str(e).strip()}")
-    finally:
-        if w:
-            w.close([])
-        if not any(line.split(" ")[4].startswith(root + "/")
-                   for line in open("/proc/self/mountinfo").read().splitlines()):
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def breakdown_figures(args, work, figs, applets):
@@ -159,24 +150,16 @@ def breakdown_figures(args, work, figs, applets):
                 cd.close()
     measure(figs, "breakdown_oci", breakdown.oci_runs, args.wren_oci, args.bundle, work,
             os.path.join(work, "timing-oci.jsonl"), args.breakdown_n)
-    if not (args.wrend and os.path.exists(args.wrend) and args.wren and os.path.exists(args.wren)):
+    if not standalone.built(args):
         return not_measured(figs, ["breakdown_wrend"], "wrend not built")
-    w = None
-    root = tempfile.mkdtemp(prefix="wt-", dir="/tmp")
     timing_wrend = os.path.join(work, "timing-wrend.jsonl")
     try:
-        w = standalone.Wrend(args.wrend, args.wren, args.shim, root,
-                             env=dict(os.environ, WREN_TIMING=timing_wrend))
-        measure(figs, "breakdown_wrend", breakdown.wrend_runs, w, args.bundle, timing_wrend,
-                args.breakdown_n)
+        with standalone.running(args, env=dict(os.environ, WREN_TIMING=timing_wrend),
+                                prefix="wt-") as w:
+            measure(figs, "breakdown_wrend", breakdown.wrend_runs, w, args.bundle, timing_wrend,
+                    args.breakdown_n)
     except procs.Failed as e:
         not_measured(figs, ["breakdown_wrend"], f"wrend: {str(e).strip()}")
-    finally:
-        if w:
-            w.close([])
-        if not any(line.split(" ")[4].startswith(root + "/")
-                   for line in open("/proc/self/mountinfo").read().splitlines()):
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def main():

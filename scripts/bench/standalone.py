@@ -5,7 +5,10 @@ Figures: `wren run --rm` vs `runc run` of /bin/true on the same bundle, and
 the memory of wrend plus its shims with 1, 10 and 50 idle containers.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 import time
 
 import procs
@@ -28,6 +31,8 @@ class Wrend:
             if self.proc.poll() is None and not err.strip():
                 break
             if time.time() > deadline:
+                self.proc.kill()
+                procs.wait(self.proc)
                 raise procs.Failed(f"wrend did not answer: {err.strip()}")
             time.sleep(0.1)
 
@@ -74,6 +79,32 @@ class Wrend:
             if target.startswith(self.root + "/"):
                 procs.run(["umount", "-l", target], check=False)
         procs.reap()
+
+
+def built(args):
+    """Both release binaries of the standalone mode exist."""
+    return bool(args.wrend and os.path.exists(args.wrend) and args.wren and os.path.exists(args.wren))
+
+
+@contextlib.contextmanager
+def running(args, env=None, prefix="wb-"):
+    """A private wrend for the bench, stopped and cleaned up on the way out.
+
+    Its root is short and under /tmp: wrend's shim sockets live in
+    <root>/run/s/<64 hex digits>, which must fit in a unix socket path
+    (108 bytes). The root is removed unless something is still mounted there.
+    """
+    w = None
+    root = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    try:
+        w = Wrend(args.wrend, args.wren, args.shim, root, env=env)
+        yield w
+    finally:
+        if w:
+            w.close([])
+        if not any(line.split(" ")[4].startswith(root + "/")
+                   for line in open("/proc/self/mountinfo").read().splitlines()):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def run_rm(w, bundle, workdir, n):
