@@ -204,30 +204,34 @@ impl Cgroup {
         Ok(Some(fd))
     }
 
-    /// Moves `pid` into the cgroup in every hierarchy it is not already in
-    /// (as seen in `/proc/<pid>/cgroup`).
-    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
-        let proc_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
-        let current = std::fs::read_to_string(&proc_file).unwrap_or_default();
-        let member = |names: &[&str]| {
+    /// The directories of this cgroup that `pid` is not in yet (as seen in
+    /// `/proc/<pid>/cgroup`), each once: v1 hierarchies (`true`), then the
+    /// cgroup2 one (`false`).
+    fn dirs_to_join(&self, pid: i32) -> Vec<(PathBuf, bool)> {
+        let current = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+        let member = |name: &str| {
             current.lines().any(|l| {
                 let mut it = l.splitn(3, ':');
                 let (_, ctrls, p) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
-                p == self.path && names.iter().all(|n| ctrls.split(',').any(|c| c == *n))
+                p == self.path && ctrls.split(',').any(|c| c == name)
             })
         };
-        let mut done = BTreeSet::new();
+        let mut dirs: Vec<(PathBuf, bool)> = Vec::new();
         for (c, d) in self.v1_dirs() {
-            if done.contains(&d) || member(&[c.name()]) {
-                continue;
+            if !member(c.name()) && !dirs.iter().any(|(x, _)| *x == d) {
+                dirs.push((d, true));
             }
-            self.write_pid(&d, pid)?;
-            done.insert(d);
         }
-        if let Some(d) = self.unified_dir() {
-            if !member(&[""]) {
-                self.write_pid(&d, pid)?;
-            }
+        if let Some(d) = self.unified_dir().filter(|_| !member("")) {
+            dirs.push((d, false));
+        }
+        dirs
+    }
+
+    /// Moves `pid` into the cgroup in every hierarchy it is not already in.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for (d, _) in self.dirs_to_join(pid) {
+            self.write_pid(&d, pid)?;
         }
         Ok(())
     }
@@ -239,39 +243,19 @@ impl Cgroup {
     /// RCU grace period, ~5-10 ms, per container start), `cgroup.procs` on
     /// cgroup2 (used only when `CLONE_INTO_CGROUP` could not place it).
     pub fn self_join_files(&self, pid: i32) -> Result<Vec<OwnedFd>, CgroupError> {
-        let proc_file = PathBuf::from(format!("/proc/{pid}/cgroup"));
-        let current = std::fs::read_to_string(&proc_file).unwrap_or_default();
-        let member = |names: &[&str]| {
-            current.lines().any(|l| {
-                let mut it = l.splitn(3, ':');
-                let (_, ctrls, p) = (it.next(), it.next().unwrap_or(""), it.next().unwrap_or(""));
-                p == self.path && names.iter().all(|n| ctrls.split(',').any(|c| c == *n))
+        self.dirs_to_join(pid)
+            .into_iter()
+            .map(|(d, v1)| {
+                let path = d.join(if v1 { "tasks" } else { "cgroup.procs" });
+                open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+                    CgroupError::AddPid {
+                        pid,
+                        path,
+                        source: e.into(),
+                    }
+                })
             })
-        };
-        let open_w = |path: PathBuf| {
-            open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
-                CgroupError::AddPid {
-                    pid,
-                    path,
-                    source: e.into(),
-                }
-            })
-        };
-        let mut files = Vec::new();
-        let mut done = BTreeSet::new();
-        for (c, d) in self.v1_dirs() {
-            if done.contains(&d) || member(&[c.name()]) {
-                continue;
-            }
-            files.push(open_w(d.join("tasks"))?);
-            done.insert(d);
-        }
-        if let Some(d) = self.unified_dir() {
-            if !member(&[""]) {
-                files.push(open_w(d.join("cgroup.procs"))?);
-            }
-        }
-        Ok(files)
+            .collect()
     }
 
     fn write_pid(&self, dir: &Path, pid: i32) -> Result<(), CgroupError> {
