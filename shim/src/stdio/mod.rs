@@ -199,6 +199,29 @@ fn output_dest(
 }
 
 impl ProcessIo {
+    /// Starts a `binary://` logger on two fresh pipes (owned by the IO
+    /// user) and keeps it; returns the write ends of stdout and stderr.
+    fn spawn_logger(
+        &mut self,
+        path: &Path,
+        args: &[String],
+        v2: bool,
+        owner: &Owner<'_>,
+    ) -> Result<(OwnedFd, OwnedFd), StdioError> {
+        let (r, w) = pipe("stdout", owner)?;
+        let (er, ew) = pipe("stderr", owner)?;
+        self.logger = Some(logger::spawn(
+            path,
+            args,
+            v2,
+            owner.container_id,
+            owner.namespace,
+            r,
+            er,
+        )?);
+        Ok((w, ew))
+    }
+
     /// Prepares the stdio of a process about to be created: returns the fds
     /// for the container (none with a terminal) and the shim's side.
     /// Nothing is left behind on error: every fd is owned by a local.
@@ -216,18 +239,9 @@ impl ProcessIo {
             // path fails the request before any process exists.
             io.console_out = match &uris.output {
                 Output::Binary { path, args, v2 } => {
-                    let (r, w) = pipe("stdout", owner)?;
-                    let (er, ew) = pipe("stderr", owner)?;
-                    drop(ew);
-                    io.logger = Some(logger::spawn(
-                        path,
-                        args,
-                        *v2,
-                        owner.container_id,
-                        owner.namespace,
-                        r,
-                        er,
-                    )?);
+                    // A console has one stream: the logger's stderr pipe
+                    // gets no writer.
+                    let (w, _) = io.spawn_logger(path, args, *v2, owner)?;
                     Some(Dest {
                         fd: w,
                         regular: false,
@@ -266,17 +280,7 @@ impl ProcessIo {
             match &uris.output {
                 Output::Null => {}
                 Output::Binary { path, args, v2 } => {
-                    let (r, w) = pipe("stdout", owner)?;
-                    let (er, ew) = pipe("stderr", owner)?;
-                    io.logger = Some(logger::spawn(
-                        path,
-                        args,
-                        *v2,
-                        owner.container_id,
-                        owner.namespace,
-                        r,
-                        er,
-                    )?);
+                    let (w, ew) = io.spawn_logger(path, args, *v2, owner)?;
                     fds.stdout = Some(w);
                     fds.stderr = Some(ew);
                 }
