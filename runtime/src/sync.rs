@@ -40,6 +40,9 @@ pub enum Msg {
     /// the config names.
     Config,
     MapsWritten,
+    /// The new container's cgroup resources are applied: stage 2 may make
+    /// device nodes (v1 device rules are rewritten deny-all first).
+    ResourcesApplied,
     /// The OCI state (JSON) to hand to createContainer/startContainer hooks.
     HooksDone {
         state: String,
@@ -51,8 +54,7 @@ pub enum Msg {
     Child {
         pid: i32,
     },
-    /// Mounts are done: apply cgroup resources, run prestart and
-    /// createRuntime hooks.
+    /// Mounts are done: run prestart and createRuntime hooks.
     RunHooks,
     /// Carries the pty master of the container's console.
     Console,
@@ -181,6 +183,7 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, V
     hdr.msg_iovlen = 1;
     hdr.msg_control = cbuf.as_mut_ptr().cast();
     hdr.msg_controllen = space as _;
+    let mut reset = false;
     let n = loop {
         // SAFETY: `hdr` points at live buffers of the sizes it declares.
         let ret = unsafe { libc::recvmsg(sock, &mut hdr, libc::MSG_CMSG_CLOEXEC) };
@@ -189,7 +192,14 @@ pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, V
         }
         let e = io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::ECONNRESET) {
-            return Ok(None);
+            // The peer closed with a message of ours unread. The kernel
+            // reports that (once) before the messages the peer sent us
+            // first, such as an init's failure report: read on.
+            if reset {
+                return Ok(None);
+            }
+            reset = true;
+            continue;
         }
         if e.raw_os_error() != Some(libc::EINTR) {
             return Err(e);
@@ -272,6 +282,23 @@ mod tests {
         assert_eq!(a.recv().unwrap().unwrap().0, Msg::Failed(failure));
         drop(b);
         assert!(a.recv().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_report_survives_the_peer_closing_with_our_message_unread() {
+        // The init fails and exits while a message of ours waits unread:
+        // the kernel flags ECONNRESET ahead of the init's report.
+        let (caller, init) = Channel::pair().unwrap();
+        let failure = SetupFailure {
+            step: "mount /dev".into(),
+            message: "a symlink".into(),
+            errno: None,
+        };
+        init.send(&Msg::Failed(failure.clone()), &[]).unwrap();
+        caller.send(&Msg::ResourcesApplied, &[]).unwrap();
+        drop(init);
+        assert_eq!(caller.recv().unwrap().unwrap().0, Msg::Failed(failure));
+        assert!(caller.recv().unwrap().is_none());
     }
 
     #[test]
