@@ -165,11 +165,40 @@ impl Cgroup {
     /// v1 cpuset directories get the parent's cpus and mems; on v2 the
     /// ancestors delegate all their controllers. Idempotent.
     pub fn create(&self) -> Result<(), CgroupError> {
-        for d in self.dirs() {
-            std::fs::create_dir_all(&d).map_err(|source| CgroupError::Create {
-                path: d.clone(),
-                source,
-            })?;
+        self.create_unified()?;
+        self.create_v1()
+    }
+
+    /// The part of [`Cgroup::create`] that `clone3(CLONE_INTO_CGROUP)`
+    /// needs: the cgroup2 directory (v2 and hybrid), with the ancestors
+    /// delegating their controllers on v2. A container start makes the v1
+    /// directories with [`Cgroup::create_v1`] while its init is exec'ing.
+    pub fn create_unified(&self) -> Result<(), CgroupError> {
+        let Some(d) = self.unified_dir() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&d).map_err(|source| CgroupError::Create {
+            path: d.clone(),
+            source,
+        })?;
+        if let Layout::V2 { mount, controllers } = &self.layout {
+            v2::enable_controllers(mount, &d, controllers)?;
+        }
+        Ok(())
+    }
+
+    /// The rest of [`Cgroup::create`]: one directory per mounted v1
+    /// hierarchy (co-mounted controllers share one), the cpuset one given
+    /// its parent's cpus and mems. Nothing on pure v2.
+    pub fn create_v1(&self) -> Result<(), CgroupError> {
+        let mut made = BTreeSet::new();
+        for d in self.v1_dirs().into_values() {
+            if made.insert(d.clone()) {
+                std::fs::create_dir_all(&d).map_err(|source| CgroupError::Create {
+                    path: d.clone(),
+                    source,
+                })?;
+            }
         }
         if let Some(mnt) = self
             .layout
@@ -177,9 +206,6 @@ impl Cgroup {
             .and_then(|m| m.get(&V1Controller::Cpuset))
         {
             v1::cpuset::populate(mnt, &join(mnt, &self.path))?;
-        }
-        if let Layout::V2 { mount, controllers } = &self.layout {
-            v2::enable_controllers(mount, &join(mount, &self.path), controllers)?;
         }
         Ok(())
     }
@@ -465,6 +491,13 @@ impl Cgroup {
 
 /// rmdir of `dir`'s sub-cgroups, deepest first, then of `dir` itself.
 fn remove_tree(dir: &Path, deadline: Instant) -> Result<(), CgroupError> {
+    // Most containers make no sub-cgroups: try the rmdir before listing a
+    // directory of a few dozen kernfs files.
+    match std::fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     for child in fs::subdirs(dir)? {
         remove_tree(&child, deadline)?;
     }
