@@ -243,6 +243,13 @@ struct LaunchArgs<'a> {
     listener: Option<(&'a Path, &'a str, OciState)>,
     /// `process.execCPUAffinity.initial`: set before the cgroup move.
     initial_affinity: Option<&'a str>,
+    /// Create only: a new cgroup of which only the cgroup2 directory
+    /// exists (what clone3 needs), and its resources. The v1 directories
+    /// are made while the init execs; the resources are applied once stage
+    /// 1 has gone (stage 1 and 2 would count twice against `pids.max`),
+    /// while stage 2 mounts, and stage 2 waits for them before it makes
+    /// device nodes. All before any hook, as in runc.
+    new_cgroup: Option<Option<&'a LinuxResources>>,
 }
 
 fn stdio_fd<'a>(given: &'a Option<OwnedFd>, own: i32, null: &'a OwnedFd) -> BorrowedFd<'a> {
@@ -309,6 +316,9 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                 errno: None,
             },
         })?;
+    }
+    if let (Some(cg), Some(_)) = (args.cgroup, args.new_cgroup) {
+        cg.create_v1()?;
     }
     // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
     // them itself, first thing, through these files (see
@@ -394,6 +404,14 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                 // Stage 1 exits right after; collect it (the shim's reaper
                 // may have been quicker, which is fine).
                 let _ = sys::wait_pidfd(stage1_fd.as_fd(), false);
+                if let Some(resources) = args.new_cgroup {
+                    if let (Some(cg), Some(r)) = (args.cgroup, resources) {
+                        cg.apply(r)?;
+                    }
+                    // Stage 2 may have failed a mount meanwhile: then its
+                    // report is queued for us, and the next recv tells.
+                    let _ = ours.send(&Msg::ResourcesApplied, &[]);
+                }
             }
             Msg::RunHooks => {
                 let pid = child.as_ref().map_or(0, |c| c.0);
@@ -530,7 +548,8 @@ impl Container {
             linux.cgroups_path().as_deref().and_then(|p| p.to_str()),
             &opts.id,
         )?;
-        cgroup.create()?;
+        // The v1 directories follow in `launch`, while the init execs.
+        cgroup.create_unified()?;
         guard.cgroup = Some(cgroup.clone());
 
         let has_dev_bind = spec.mounts().as_deref().unwrap_or(&[]).iter().any(|m| {
@@ -621,9 +640,6 @@ impl Container {
             .as_ref()
             .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
         let mut on_hooks = |pid: i32| -> Result<String, Error> {
-            if let Some(res) = &resources {
-                cgroup.apply(res)?;
-            }
             let mut s = creating.clone();
             s.pid = pid;
             let json = serde_json::to_string(&s).unwrap_or_default();
@@ -653,6 +669,7 @@ impl Container {
                     .as_ref()
                     .map(|(p, m)| (p.as_path(), m.as_str(), creating.clone())),
                 initial_affinity: None,
+                new_cgroup: Some(resources.as_ref()),
             },
             &mut on_hooks,
         )?;
@@ -972,6 +989,7 @@ impl Container {
                     .as_ref()
                     .map(|(p, m)| (p.as_path(), m.as_str(), st.clone())),
                 initial_affinity: initial_affinity.as_deref(),
+                new_cgroup: None,
             },
             &mut |_| Ok(String::new()),
         )?;

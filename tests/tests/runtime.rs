@@ -617,6 +617,25 @@ fn time_namespace_offsets_shift_the_boot_clock() {
 }
 
 #[test]
+fn a_pids_limit_of_one_admits_the_init_and_no_fork() {
+    if !require_root("a_pids_limit_of_one_admits_the_init_and_no_fork") {
+        return;
+    }
+    // The init is set up by two processes (stage 1 clones stage 2, the
+    // container's pid 1, then exits): the limit must not count them both.
+    let oci = Oci::new("pids1");
+    let script = "read max < /sys/fs/cgroup/pids/pids.max || read max < /sys/fs/cgroup/pids.max; \
+                  echo max=$max; /bin/true; echo forked";
+    let mut b = Bundle::busybox(&["sh", "-c", script]);
+    b.config["linux"]["resources"]["pids"] = json!({"limit": 1});
+    b.save();
+    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    // busybox sh gives up with status 2 when it cannot fork.
+    assert_eq!(out.trim(), "max=1", "{err}");
+    assert!(code == 2 && err.contains("can't fork"), "{code}: {err}");
+}
+
+#[test]
 fn devices_from_the_spec_exist_and_are_the_only_ones_allowed() {
     if !require_root("devices_from_the_spec_exist_and_are_the_only_ones_allowed") {
         return;

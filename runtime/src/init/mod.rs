@@ -356,7 +356,7 @@ fn stage2(
             finish(
                 chan,
                 &cfg,
-                Some(procfs),
+                procfs,
                 Some((extra, &setup.start_container_hooks, state)),
             )
         }
@@ -366,17 +366,7 @@ fn stage2(
             if cfg.process.terminal().unwrap_or(false) {
                 setup_console(chan, &root, &cfg.process)?;
             }
-            let wants_lsm = cfg
-                .process
-                .apparmor_profile()
-                .as_ref()
-                .is_some_and(|p| !p.is_empty())
-                || cfg
-                    .process
-                    .selinux_label()
-                    .as_ref()
-                    .is_some_and(|p| !p.is_empty());
-            let procfs = if wants_lsm {
+            let procfs = if wants_lsm(&cfg.process) {
                 Some(Procfs::new().map_err(fail("open a private procfs"))?)
             } else {
                 None
@@ -386,9 +376,16 @@ fn stage2(
     }
 }
 
+/// Does the process ask for an AppArmor profile or an SELinux label (set
+/// through procfs)?
+fn wants_lsm(p: &Process) -> bool {
+    p.apparmor_profile().as_ref().is_some_and(|s| !s.is_empty())
+        || p.selinux_label().as_ref().is_some_and(|s| !s.is_empty())
+}
+
 /// Everything from the first mount to the masked paths. Returns the OCI
-/// state the caller sent (for startContainer hooks) and a procfs of the
-/// container's pid namespace.
+/// state the caller sent (for startContainer hooks) and, when sysctls or an
+/// LSM label need one, a procfs of the container's pid namespace.
 fn create_container(
     chan: &Channel,
     cfg: &InitConfig,
@@ -396,7 +393,7 @@ fn create_container(
     hierarchies: &[CgroupHierarchy],
     in_userns: bool,
     new_cgroupns: bool,
-) -> Result<(String, Procfs), SetupFailure> {
+) -> Result<(String, Option<Procfs>), SetupFailure> {
     let root = rootfs::prepare(&setup.rootfs).map_err(fail("prepare the rootfs"))?;
     let ctx = MountContext {
         root: &root,
@@ -407,6 +404,13 @@ fn create_container(
     for m in &setup.mounts {
         mounts::mount_one(&ctx, m).map_err(fail(format!("mount {}", m.destination().display())))?;
     }
+    // The caller applies the cgroup's device rules while we mount; v1
+    // rewrites them deny-all first, which must not race our mknods.
+    expect(
+        chan,
+        |m| matches!(m, Msg::ResourcesApplied),
+        "wait for the cgroup resources",
+    )?;
     if setup.setup_dev {
         devices::setup(&root, &setup.devices, in_userns).map_err(fail("set up /dev"))?;
     }
@@ -449,8 +453,15 @@ fn create_container(
     if let Some(d) = setup.domainname.as_deref().filter(|h| !h.is_empty()) {
         sys::setdomainname(d).map_err(fail("setdomainname"))?;
     }
-    let procfs = Procfs::new().map_err(fail("open a private procfs"))?;
-    sysctl::apply(&procfs, &setup.sysctl).map_err(fail("linux.sysctl"))?;
+    // Made only when something is written through it: a procfs instance
+    // costs a superblock now and a dentry sweep when it is closed.
+    let procfs = if !setup.sysctl.is_empty() || wants_lsm(&cfg.process) {
+        let procfs = Procfs::new().map_err(fail("open a private procfs"))?;
+        sysctl::apply(&procfs, &setup.sysctl).map_err(fail("linux.sysctl"))?;
+        Some(procfs)
+    } else {
+        None
+    };
     rootfs::readonly_paths(&root, &setup.readonly_paths).map_err(fail("linux.readonlyPaths"))?;
     if !setup.masked_paths.is_empty() {
         let dev_null =
