@@ -569,6 +569,15 @@ impl Container {
             .collect();
         sysctl.sort();
         let hooks_spec = spec.hooks().clone().unwrap_or_default();
+        let id_maps = ns
+            .iter()
+            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none())
+            .then(|| {
+                (
+                    namespaces::format_id_map(linux.uid_mappings().as_deref().unwrap_or(&[])),
+                    namespaces::format_id_map(linux.gid_mappings().as_deref().unwrap_or(&[])),
+                )
+            });
         let config = InitConfig {
             id: opts.id.clone(),
             process: process.clone(),
@@ -601,18 +610,10 @@ impl Container {
                 personality: linux.personality().clone(),
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
+                container_id_maps: id_maps.clone(),
             })),
             timing: timing::enabled(),
         };
-        let id_maps = ns
-            .iter()
-            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none())
-            .then(|| {
-                (
-                    namespaces::format_id_map(linux.uid_mappings().as_deref().unwrap_or(&[])),
-                    namespaces::format_id_map(linux.gid_mappings().as_deref().unwrap_or(&[])),
-                )
-            });
 
         let mut st = State {
             id: opts.id.clone(),

@@ -6,11 +6,14 @@
 //!
 //! Option parsing is pure and runs in the caller for validation; mounting
 //! runs in the init process, in the container's mount namespace, before
-//! `pivot_root`.
+//! `pivot_root`. Idmapped bind mounts (`idmap`, `ridmap`, per-mount
+//! `uidMappings`/`gidMappings`) are made by stage 1 while it is still host
+//! root ([`idmapped_tree`]): only the initial user namespace may idmap a
+//! host filesystem. Stage 2 moves them into place.
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -65,6 +68,8 @@ pub struct Options {
     /// Propagation changes in order: (`MS_SHARED` etc., recursive).
     pub propagation: Vec<(u64, bool)>,
     pub tmpcopyup: bool,
+    /// `idmap` (`Some(false)`) or `ridmap` (`Some(true)`, recursive).
+    pub idmap: Option<bool>,
     /// Filesystem-specific data, comma separated.
     pub data: Vec<String>,
 }
@@ -140,8 +145,13 @@ pub fn parse_options(options: &[String]) -> Result<Options, String> {
                 o.attr_clr |= MOUNT_ATTR_NOSYMFOLLOW;
                 (0, 0)
             }
-            "idmap" | "ridmap" => {
-                return Err(format!("option {opt:?} (idmapped mounts) is not supported"))
+            "idmap" => {
+                o.idmap = Some(o.idmap.unwrap_or(false));
+                (0, 0)
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
+                (0, 0)
             }
             other => {
                 if let Some(p) = propagation_flag(other) {
@@ -234,21 +244,111 @@ pub fn validate(m: &Mount) -> Result<(), String> {
         return Err(format!("destination {dest:?} is not absolute"));
     }
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]))?;
-    if m.uid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-        || m.gid_mappings().as_ref().is_some_and(|v| !v.is_empty())
-    {
-        return Err("uidMappings/gidMappings (idmapped mounts) are not supported".into());
+    let (uid, gid) = mount_id_maps(m);
+    if uid.is_empty() != gid.is_empty() {
+        return Err("uidMappings and gidMappings must be given together".into());
     }
     let typ = m.typ().as_deref().unwrap_or("");
-    if opts.bind || typ == "bind" {
+    let bind = opts.bind || typ == "bind";
+    if bind {
         if m.source().is_none() {
             return Err("bind mount without a source".into());
         }
     } else if typ.is_empty() {
         return Err("no type and not a bind mount".into());
     }
+    if idmapped(m).is_some() && !bind {
+        return Err("idmapped mounts (idmap, ridmap, uidMappings) must be bind mounts".into());
+    }
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err("tmpcopyup needs a tmpfs mount".into());
+    }
+    Ok(())
+}
+
+/// The mount's own `uidMappings` and `gidMappings` (empty when absent).
+pub fn mount_id_maps(
+    m: &Mount,
+) -> (
+    &[oci_spec::runtime::LinuxIdMapping],
+    &[oci_spec::runtime::LinuxIdMapping],
+) {
+    (
+        m.uid_mappings().as_deref().unwrap_or(&[]),
+        m.gid_mappings().as_deref().unwrap_or(&[]),
+    )
+}
+
+/// Whether the mount is idmapped, and if so recursively (`ridmap`): an
+/// `idmap`/`ridmap` option, or mappings of its own (which the spec says
+/// should come with the option; without it they apply to the top mount).
+pub fn idmapped(m: &Mount) -> Option<bool> {
+    let opts = parse_options(m.options().as_deref().unwrap_or(&[])).ok()?;
+    let (uid, _) = mount_id_maps(m);
+    opts.idmap.or((!uid.is_empty()).then_some(false))
+}
+
+/// The source of a bind mount: absolute, or relative to the bundle.
+fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
+    let src = m.source().clone().unwrap_or_default();
+    if src.is_absolute() {
+        src
+    } else {
+        bundle.join(src)
+    }
+}
+
+/// A detached clone of the bind mount `m`'s source, idmapped through the
+/// user namespace `userns`, with the mount's attributes set; stage 2 moves
+/// it into place. Needs CAP_SYS_ADMIN in the initial user namespace.
+pub fn idmapped_tree(
+    m: &Mount,
+    bundle: &Path,
+    userns: BorrowedFd<'_>,
+) -> Result<OwnedFd, MountError> {
+    let dest = m.destination().clone();
+    let opts =
+        parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| MountError::Mount {
+            what: "options".into(),
+            dest: dest.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, e),
+        })?;
+    let src = bind_source(m, bundle);
+    let tree = open_bind_source(&src, &opts)?;
+    let recursive = opts.idmap.unwrap_or(false);
+    sys::mount_setattr_idmap(tree.as_fd(), recursive, userns).map_err(|e| MountError::Mount {
+        what: format!(
+            "idmapped bind {} (mount_setattr MOUNT_ATTR_IDMAP; does its filesystem support idmapped mounts?)",
+            src.display()
+        ),
+        dest: dest.clone(),
+        source: e,
+    })?;
+    set_bind_attrs(&tree, &opts).map_err(|e| MountError::Mount {
+        what: format!("bind {}", src.display()),
+        dest,
+        source: e,
+    })?;
+    Ok(tree)
+}
+
+fn open_bind_source(src: &Path, opts: &Options) -> Result<OwnedFd, MountError> {
+    let mut flags = sys::OPEN_TREE_CLONE;
+    if opts.recursive_bind {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    sys::open_tree(None, src, flags).map_err(|source| MountError::Source {
+        source_path: src.to_path_buf(),
+        source,
+    })
+}
+
+fn set_bind_attrs(tree: &OwnedFd, opts: &Options) -> io::Result<()> {
+    if opts.attr_set != 0 || opts.attr_clr != 0 {
+        sys::mount_setattr(tree.as_fd(), false, opts.attr_set, opts.attr_clr, 0)?;
+    }
+    if opts.rattr_set != 0 || opts.rattr_clr != 0 {
+        sys::mount_setattr(tree.as_fd(), true, opts.rattr_set, opts.rattr_clr, 0)?;
     }
     Ok(())
 }
@@ -336,8 +436,13 @@ fn strict_dest(dest: &Path) -> bool {
     d.starts_with("proc") || d.starts_with("sys") || d.starts_with("dev")
 }
 
-/// Perform one spec mount.
-pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
+/// Perform one spec mount. `premade` is its idmapped tree from
+/// [`idmapped_tree`], if it is one.
+pub fn mount_one(
+    ctx: &MountContext<'_>,
+    m: &Mount,
+    premade: Option<OwnedFd>,
+) -> Result<(), MountError> {
     let dest = m.destination().clone();
     let opts =
         parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| MountError::Mount {
@@ -348,7 +453,7 @@ pub fn mount_one(ctx: &MountContext<'_>, m: &Mount) -> Result<(), MountError> {
     let typ = m.typ().as_deref().unwrap_or("");
     let strict = strict_dest(&dest);
     if opts.bind || typ == "bind" {
-        return bind_mount(ctx, m, &opts, strict);
+        return bind_mount(ctx, m, &opts, strict, premade);
     }
     let destination = |e: io::Error| MountError::Destination {
         dest: dest.clone(),
@@ -438,22 +543,15 @@ fn bind_mount(
     m: &Mount,
     opts: &Options,
     strict: bool,
+    premade: Option<OwnedFd>,
 ) -> Result<(), MountError> {
     let dest = m.destination().clone();
-    let src = m.source().clone().unwrap_or_default();
-    let src = if src.is_absolute() {
-        src
-    } else {
-        ctx.bundle.join(src)
+    let src = bind_source(m, ctx.bundle);
+    let attrs_done = premade.is_some();
+    let tree = match premade {
+        Some(tree) => tree,
+        None => open_bind_source(&src, opts)?,
     };
-    let mut flags = sys::OPEN_TREE_CLONE;
-    if opts.recursive_bind {
-        flags |= libc::AT_RECURSIVE as u32;
-    }
-    let tree = sys::open_tree(None, &src, flags).map_err(|source| MountError::Source {
-        source_path: src.clone(),
-        source,
-    })?;
     let is_dir = sys::fstat(tree.as_fd())
         .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
         .map_err(|source| MountError::Source {
@@ -476,11 +574,8 @@ fn bind_mount(
         dest: dest.clone(),
         source,
     };
-    if opts.attr_set != 0 || opts.attr_clr != 0 {
-        sys::mount_setattr(tree.as_fd(), false, opts.attr_set, opts.attr_clr, 0).map_err(err)?;
-    }
-    if opts.rattr_set != 0 || opts.rattr_clr != 0 {
-        sys::mount_setattr(tree.as_fd(), true, opts.rattr_set, opts.rattr_clr, 0).map_err(err)?;
+    if !attrs_done {
+        set_bind_attrs(&tree, opts).map_err(err)?;
     }
     sys::move_mount(tree.as_fd(), target.as_fd()).map_err(err)?;
     if !opts.propagation.is_empty() {
@@ -689,9 +784,17 @@ mod tests {
     }
 
     #[test]
-    fn idmap_is_refused_clearly() {
-        let err = parse_options(&["idmap".to_string()]).unwrap_err();
-        assert!(err.contains("idmap"), "{err}");
+    fn idmap_options_parse() {
+        assert_eq!(
+            parse_options(&["idmap".to_string()]).unwrap().idmap,
+            Some(false)
+        );
+        let o = parse_options(&[
+            "rbind".to_string(),
+            "ridmap".to_string(),
+            "idmap".to_string(),
+        ]);
+        assert_eq!(o.unwrap().idmap, Some(true));
     }
 
     #[test]

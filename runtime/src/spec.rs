@@ -345,6 +345,28 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     }
     for (i, m) in spec.mounts().as_deref().unwrap_or(&[]).iter().enumerate() {
         crate::mounts::validate(m).map_err(|msg| invalid(format!("mounts[{i}]"), msg))?;
+        if crate::mounts::idmapped(m).is_none() {
+            continue;
+        }
+        let (uid, gid) = crate::mounts::mount_id_maps(m);
+        if uid.is_empty() {
+            if !has(LinuxNamespaceType::User) {
+                return Err(invalid(
+                    format!("mounts[{i}]"),
+                    "an idmapped mount without uidMappings/gidMappings takes the \
+                     container's user namespace, and there is none",
+                ));
+            }
+        } else {
+            validate_id_map(uid, &format!("mounts[{i}].uidMappings"))?;
+            validate_id_map(gid, &format!("mounts[{i}].gidMappings"))?;
+        }
+        if has(LinuxNamespaceType::Mount) && !new(LinuxNamespaceType::Mount) {
+            return Err(invalid(
+                format!("mounts[{i}]"),
+                "idmapped mounts need a new mount namespace, not one given by path",
+            ));
+        }
     }
     for (i, d) in linux.devices().as_deref().unwrap_or(&[]).iter().enumerate() {
         crate::devices::validate(d).map_err(|msg| invalid(format!("linux.devices[{i}]"), msg))?;

@@ -572,6 +572,37 @@ fn bad_input_names_the_field_and_leaves_nothing() {
             "linux.uidMappings",
         ),
         (
+            "idmaptmpfs",
+            |b| {
+                b.config["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+                );
+                b.save();
+            },
+            "must be bind mounts",
+        ),
+        (
+            "idmapnouserns",
+            |b| {
+                b.config["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}),
+                );
+                b.save();
+            },
+            "there is none",
+        ),
+        (
+            "idmaphalf",
+            |b| {
+                b.config["mounts"].as_array_mut().unwrap().push(
+                    json!({"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"],
+                        "uidMappings": [{"containerID": 0, "hostID": 5000, "size": 10}]}),
+                );
+                b.save();
+            },
+            "given together",
+        ),
+        (
             "cwd",
             |b| {
                 b.config["process"]["cwd"] = json!("/nonexistent-dir");

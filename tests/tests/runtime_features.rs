@@ -884,3 +884,165 @@ fn events_streams_stats_and_an_oom_until_the_container_stops() {
     oci.ok(&["delete", &id]);
     assert_gone(&oci, &id);
 }
+
+/// A host directory on the bundle's filesystem (ext4 or tmpfs here, both
+/// idmappable) with one file owned by 0:0 and one by 1000:1000.
+fn idmap_source(b: &Bundle) -> PathBuf {
+    let dir = b.path().join("idmap-src");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("root-file"), "r\n").unwrap();
+    std::fs::write(dir.join("user-file"), "u\n").unwrap();
+    std::os::unix::fs::chown(dir.join("user-file"), Some(1000), Some(1000)).unwrap();
+    dir
+}
+
+#[test]
+fn an_idmapped_bind_mount_shows_files_through_its_own_mappings() {
+    if !require_root("an_idmapped_bind_mount_shows_files_through_its_own_mappings") {
+        return;
+    }
+    let oci = Oci::new("idmap");
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "stat -c '%u:%g %n' /data/root-file /data/user-file /plain/root-file",
+    ]);
+    let src = idmap_source(&b);
+    let maps = json!([{"containerID": 0, "hostID": 5000, "size": 2000}]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        json!({"destination": "/data", "type": "bind", "source": src,
+        "options": ["bind", "idmap"], "uidMappings": maps, "gidMappings": maps}),
+    );
+    mounts.push(
+        json!({"destination": "/plain", "type": "bind", "source": src,
+        "options": ["bind"]}),
+    );
+    b.save();
+    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
+    assert_eq!(code, 0, "{err}");
+    // On disk 0 and 1000; through the mount, container ids 0.. are host
+    // ids 5000..: the files show as 5000 and 6000. The plain bind is as is.
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "5000:5000 /data/root-file",
+            "6000:6000 /data/user-file",
+            "0:0 /plain/root-file"
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn idmap_without_mappings_takes_the_containers_user_namespace() {
+    if !require_root("idmap_without_mappings_takes_the_containers_user_namespace") {
+        return;
+    }
+    let oci = Oci::new("idmapns");
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "stat -c '%u:%g %n' /data/root-file /data/user-file /plain/root-file; \
+         echo new > /data/made-inside && echo wrote",
+    ]);
+    std::fs::set_permissions(
+        b.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let src = idmap_source(&b);
+    // The container's root cannot make directories in the host-owned image.
+    for d in ["data", "plain"] {
+        std::fs::create_dir(b.rootfs().join(d)).unwrap();
+    }
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "user"}));
+    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.config["linux"]["uidMappings"] = maps.clone();
+    b.config["linux"]["gidMappings"] = maps;
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    mounts.push(
+        json!({"destination": "/data", "type": "bind", "source": src,
+        "options": ["rbind", "ridmap"]}),
+    );
+    mounts.push(
+        json!({"destination": "/plain", "type": "bind", "source": src,
+        "options": ["bind"]}),
+    );
+    b.save();
+    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
+    assert_eq!(code, 0, "{err}");
+    // The container's root (host 100000) sees the host's root-owned files
+    // as its own; without the idmap they belong to nobody (65534).
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "0:0 /data/root-file",
+            "1000:1000 /data/user-file",
+            "65534:65534 /plain/root-file",
+            "wrote"
+        ],
+        "{err}"
+    );
+    // A file the container's root made lands on disk as 0:0.
+    let meta = std::fs::metadata(src.join("made-inside")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 0));
+}
+
+/// Lazily unmounts a test's host mount, even when the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let p = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(p.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn ridmap_maps_submounts_and_idmap_only_the_top() {
+    if !require_root("ridmap_maps_submounts_and_idmap_only_the_top") {
+        return;
+    }
+    let oci = Oci::new("ridmap");
+    let mut b = Bundle::busybox(&[
+        "sh",
+        "-c",
+        "stat -c '%u %n' /r/root-file /r/sub/f /i/root-file /i/sub/f",
+    ]);
+    let src = idmap_source(&b);
+    // A tmpfs (idmappable since Linux 6.3) mounted inside the source.
+    let sub = src.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _unmount = Unmount(sub.clone());
+    std::fs::write(sub.join("f"), "f\n").unwrap();
+    let maps = json!([{"containerID": 0, "hostID": 5000, "size": 2000}]);
+    let mounts = b.config["mounts"].as_array_mut().unwrap();
+    for (dest, opt) in [("/r", "ridmap"), ("/i", "idmap")] {
+        mounts.push(json!({"destination": dest, "type": "bind", "source": src,
+            "options": ["rbind", opt], "uidMappings": maps, "gidMappings": maps}));
+    }
+    b.save();
+    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "5000 /r/root-file",
+            "5000 /r/sub/f",
+            "5000 /i/root-file",
+            "0 /i/sub/f"
+        ],
+        "{err}"
+    );
+}

@@ -93,6 +93,9 @@ pub struct CreateSetup {
     pub personality: Option<LinuxPersonality>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
+    /// The new user namespace's uid_map and gid_map, for idmapped mounts
+    /// without mappings of their own.
+    pub container_id_maps: Option<(String, String)>,
 }
 
 /// If this process was started as a container init, become the container
@@ -269,6 +272,13 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
         Vec::new()
     };
 
+    // Idmapped mounts: only the initial user namespace may idmap a host
+    // filesystem, so they are made now, before any namespace is joined.
+    let idmapped = match &cfg.setup {
+        Setup::Create(setup) => idmapped_trees(&cfg, setup)?,
+        Setup::Exec { .. } => Vec::new(),
+    };
+
     let new_user = creating
         && cfg
             .namespaces
@@ -319,7 +329,7 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
             std::process::exit(0)
         }
         None => {
-            let failure = match stage2(chan, cfg, extra, hierarchies, new_user) {
+            let failure = match stage2(chan, cfg, extra, hierarchies, new_user, idmapped) {
                 Ok(never) => match never {},
                 Err(f) => f,
             };
@@ -329,12 +339,93 @@ fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     }
 }
 
+/// The idmapped bind mounts of `setup`, as (index in `mounts`, detached
+/// tree). Each is idmapped through a user namespace with the mount's own
+/// mappings, or else the container's: joined by path, or a holder made with
+/// the new namespace's maps.
+fn idmapped_trees(
+    cfg: &InitConfig,
+    setup: &CreateSetup,
+) -> Result<Vec<(usize, OwnedFd)>, SetupFailure> {
+    let mut out = Vec::new();
+    let mut made: Vec<((String, String), OwnedFd)> = Vec::new();
+    for (i, m) in setup.mounts.iter().enumerate() {
+        if mounts::idmapped(m).is_none() {
+            continue;
+        }
+        let step = format!("mount {} (idmapped)", m.destination().display());
+        let (uid, gid) = mounts::mount_id_maps(m);
+        let joined = cfg
+            .namespaces
+            .iter()
+            .find(|n| n.kind == LinuxNamespaceType::User)
+            .and_then(|n| n.path.as_ref());
+        let maps = if !uid.is_empty() {
+            (
+                namespaces::format_id_map(uid),
+                namespaces::format_id_map(gid),
+            )
+        } else if let Some(path) = joined {
+            let ns = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+                .map_err(fail(format!("{step}: open {}", path.display())))?;
+            out.push((
+                i,
+                mounts::idmapped_tree(m, &setup.bundle, ns.as_fd()).map_err(fail(step))?,
+            ));
+            continue;
+        } else {
+            setup
+                .container_id_maps
+                .clone()
+                .ok_or_else(|| SetupFailure {
+                    step: step.clone(),
+                    message: "no id mappings and no user namespace".into(),
+                    errno: None,
+                })?
+        };
+        let ns = match made.iter().find(|(k, _)| *k == maps) {
+            Some((_, fd)) => fd.try_clone().map_err(fail(step.clone()))?,
+            None => {
+                let fd = userns_with_maps(&maps).map_err(fail(step.clone()))?;
+                made.push((maps, fd.try_clone().map_err(fail(step.clone()))?));
+                fd
+            }
+        };
+        out.push((
+            i,
+            mounts::idmapped_tree(m, &setup.bundle, ns.as_fd()).map_err(fail(step))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// An fd of a fresh user namespace with these uid and gid maps. Its holder
+/// process is killed and reaped before this returns; the fd keeps the
+/// namespace alive.
+fn userns_with_maps((uid, gid): &(String, String)) -> io::Result<OwnedFd> {
+    // SAFETY: stage 1 is single-threaded (checked when it starts).
+    let (pid, pidfd) = unsafe { sys::clone_userns_holder() }?;
+    let ns = namespaces::write_id_maps(pid, uid, gid)
+        .map_err(io::Error::other)
+        .and_then(|()| {
+            sys::open(
+                Path::new(&format!("/proc/{pid}/ns/user")),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+                0,
+            )
+        });
+    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let _ = sys::wait_pidfd(pidfd.as_fd(), false);
+    ns
+}
+
 fn stage2(
     chan: &Channel,
     cfg: InitConfig,
     extra: OwnedFd,
     hierarchies: Vec<CgroupHierarchy>,
     new_user: bool,
+    idmapped: Vec<(usize, OwnedFd)>,
 ) -> Result<Never, SetupFailure> {
     set_name(c"wren:[2:INIT]");
     timing::init_mark("init.stage2");
@@ -351,8 +442,15 @@ fn stage2(
                 .namespaces
                 .iter()
                 .any(|n| n.kind == LinuxNamespaceType::Cgroup && n.path.is_none());
-            let (state, procfs) =
-                create_container(chan, &cfg, setup, &hierarchies, in_userns, new_cgroupns)?;
+            let (state, procfs) = create_container(
+                chan,
+                &cfg,
+                setup,
+                &hierarchies,
+                idmapped,
+                in_userns,
+                new_cgroupns,
+            )?;
             finish(
                 chan,
                 &cfg,
@@ -391,6 +489,7 @@ fn create_container(
     cfg: &InitConfig,
     setup: &CreateSetup,
     hierarchies: &[CgroupHierarchy],
+    mut idmapped: Vec<(usize, OwnedFd)>,
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
@@ -401,8 +500,13 @@ fn create_container(
         new_cgroupns,
         cgroups: hierarchies,
     };
-    for m in &setup.mounts {
-        mounts::mount_one(&ctx, m).map_err(fail(format!("mount {}", m.destination().display())))?;
+    for (i, m) in setup.mounts.iter().enumerate() {
+        let premade = idmapped
+            .iter()
+            .position(|(j, _)| *j == i)
+            .map(|p| idmapped.swap_remove(p).1);
+        mounts::mount_one(&ctx, m, premade)
+            .map_err(fail(format!("mount {}", m.destination().display())))?;
     }
     // The caller applies the cgroup's device rules while we mount; v1
     // rewrites them deny-all first, which must not race our mknods.

@@ -32,6 +32,7 @@ pub const MOUNT_ATTR_NOATIME: u64 = 0x10;
 pub const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 pub const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
 pub const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 pub const RESOLVE_NO_XDEV: u64 = 0x01;
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
@@ -192,11 +193,39 @@ pub fn mount_setattr(
     clear: u64,
     propagation: u64,
 ) -> io::Result<()> {
+    setattr(fd, recursive, set, clear, propagation, 0)
+}
+
+/// Idmap the detached mount `fd` refers to (and its submounts when
+/// `recursive`) with the id mappings of the user namespace `userns`.
+pub fn mount_setattr_idmap(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    setattr(
+        fd,
+        recursive,
+        MOUNT_ATTR_IDMAP,
+        0,
+        0,
+        userns.as_raw_fd() as u64,
+    )
+}
+
+fn setattr(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+    propagation: u64,
+    userns_fd: u64,
+) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: clear,
         propagation,
-        userns_fd: 0,
+        userns_fd,
     };
     let mut flags = libc::AT_EMPTY_PATH;
     if recursive {
@@ -680,6 +709,41 @@ pub unsafe fn clone_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
         0 => Ok(None),
         // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
         pid => Ok(Some((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))),
+    }
+}
+
+/// A child in a new user namespace that only waits to be killed: the
+/// holder of a namespace whose id maps the caller then writes (for an
+/// idmapped mount). Returns its pid and pidfd.
+///
+/// # Safety
+/// The calling process must be single-threaded (as for
+/// [`clone_sibling`]); the child runs nothing but `pause`.
+pub unsafe fn clone_userns_holder() -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: RawFd = -1;
+    let mut cl = CloneArgs {
+        flags: CLONE_PIDFD | libc::CLONE_NEWUSER as u64,
+        pidfd: &mut pidfd as *mut RawFd as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    // SAFETY: a valid clone_args of the size passed; the caller guarantees
+    // we are single-threaded.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut cl as *mut CloneArgs,
+            mem::size_of::<CloneArgs>(),
+        )
+    };
+    match ret {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        0 => loop {
+            // SAFETY: pause has no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        },
+        // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
+        pid => Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) })),
     }
 }
 
