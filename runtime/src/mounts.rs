@@ -298,6 +298,15 @@ fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
     }
 }
 
+/// The parsed options of `m`, as a mount error naming its destination.
+fn options_of(m: &Mount) -> Result<Options, MountError> {
+    parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| MountError::Mount {
+        what: "options".into(),
+        dest: m.destination().clone(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })
+}
+
 /// A detached clone of the bind mount `m`'s source, idmapped through the
 /// user namespace `userns`, with the mount's attributes set; stage 2 moves
 /// it into place. Needs CAP_SYS_ADMIN in the initial user namespace.
@@ -307,12 +316,7 @@ pub fn idmapped_tree(
     userns: BorrowedFd<'_>,
 ) -> Result<OwnedFd, MountError> {
     let dest = m.destination().clone();
-    let opts =
-        parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| MountError::Mount {
-            what: "options".into(),
-            dest: dest.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
+    let opts = options_of(m)?;
     let src = bind_source(m, bundle);
     let tree = open_bind_source(&src, &opts)?;
     let recursive = opts.idmap.unwrap_or(false);
@@ -444,12 +448,7 @@ pub fn mount_one(
     premade: Option<OwnedFd>,
 ) -> Result<(), MountError> {
     let dest = m.destination().clone();
-    let opts =
-        parse_options(m.options().as_deref().unwrap_or(&[])).map_err(|e| MountError::Mount {
-            what: "options".into(),
-            dest: dest.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidInput, e),
-        })?;
+    let opts = options_of(m)?;
     let typ = m.typ().as_deref().unwrap_or("");
     let strict = strict_dest(&dest);
     if opts.bind || typ == "bind" {

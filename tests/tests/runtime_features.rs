@@ -896,6 +896,23 @@ fn idmap_source(b: &Bundle) -> PathBuf {
     dir
 }
 
+/// A bind mount of `src` at `dest`, with mappings of its own if given.
+fn bind_json(dest: &str, src: &Path, options: &[&str], maps: Option<&Value>) -> Value {
+    let mut m = json!({"destination": dest, "type": "bind", "source": src, "options": options});
+    if let Some(maps) = maps {
+        m["uidMappings"] = maps.clone();
+        m["gidMappings"] = maps.clone();
+    }
+    m
+}
+
+/// Runs `b` in the foreground; it must exit 0. Its stdout lines.
+fn run_ok(oci: &Oci, b: &Bundle) -> Vec<String> {
+    let (code, out, err) = run_in(oci, b, &oci.id("c"), &[]);
+    assert_eq!(code, 0, "{err}");
+    out.lines().map(String::from).collect()
+}
+
 #[test]
 fn an_idmapped_bind_mount_shows_files_through_its_own_mappings() {
     if !require_root("an_idmapped_bind_mount_shows_files_through_its_own_mappings") {
@@ -910,27 +927,18 @@ fn an_idmapped_bind_mount_shows_files_through_its_own_mappings() {
     let src = idmap_source(&b);
     let maps = json!([{"containerID": 0, "hostID": 5000, "size": 2000}]);
     let mounts = b.config["mounts"].as_array_mut().unwrap();
-    mounts.push(
-        json!({"destination": "/data", "type": "bind", "source": src,
-        "options": ["bind", "idmap"], "uidMappings": maps, "gidMappings": maps}),
-    );
-    mounts.push(
-        json!({"destination": "/plain", "type": "bind", "source": src,
-        "options": ["bind"]}),
-    );
+    mounts.push(bind_json("/data", &src, &["bind", "idmap"], Some(&maps)));
+    mounts.push(bind_json("/plain", &src, &["bind"], None));
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
-    assert_eq!(code, 0, "{err}");
     // On disk 0 and 1000; through the mount, container ids 0.. are host
     // ids 5000..: the files show as 5000 and 6000. The plain bind is as is.
     assert_eq!(
-        out.lines().collect::<Vec<_>>(),
+        run_ok(&oci, &b),
         [
             "5000:5000 /data/root-file",
             "6000:6000 /data/user-file",
             "0:0 /plain/root-file"
-        ],
-        "{err}"
+        ]
     );
 }
 
@@ -964,28 +972,19 @@ fn idmap_without_mappings_takes_the_containers_user_namespace() {
     b.config["linux"]["uidMappings"] = maps.clone();
     b.config["linux"]["gidMappings"] = maps;
     let mounts = b.config["mounts"].as_array_mut().unwrap();
-    mounts.push(
-        json!({"destination": "/data", "type": "bind", "source": src,
-        "options": ["rbind", "ridmap"]}),
-    );
-    mounts.push(
-        json!({"destination": "/plain", "type": "bind", "source": src,
-        "options": ["bind"]}),
-    );
+    mounts.push(bind_json("/data", &src, &["rbind", "ridmap"], None));
+    mounts.push(bind_json("/plain", &src, &["bind"], None));
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
-    assert_eq!(code, 0, "{err}");
     // The container's root (host 100000) sees the host's root-owned files
     // as its own; without the idmap they belong to nobody (65534).
     assert_eq!(
-        out.lines().collect::<Vec<_>>(),
+        run_ok(&oci, &b),
         [
             "0:0 /data/root-file",
             "1000:1000 /data/user-file",
             "65534:65534 /plain/root-file",
             "wrote"
-        ],
-        "{err}"
+        ]
     );
     // A file the container's root made lands on disk as 0:0.
     let meta = std::fs::metadata(src.join("made-inside")).unwrap();
@@ -1029,20 +1028,16 @@ fn ridmap_maps_submounts_and_idmap_only_the_top() {
     let maps = json!([{"containerID": 0, "hostID": 5000, "size": 2000}]);
     let mounts = b.config["mounts"].as_array_mut().unwrap();
     for (dest, opt) in [("/r", "ridmap"), ("/i", "idmap")] {
-        mounts.push(json!({"destination": dest, "type": "bind", "source": src,
-            "options": ["rbind", opt], "uidMappings": maps, "gidMappings": maps}));
+        mounts.push(bind_json(dest, &src, &["rbind", opt], Some(&maps)));
     }
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"), &[]);
-    assert_eq!(code, 0, "{err}");
     assert_eq!(
-        out.lines().collect::<Vec<_>>(),
+        run_ok(&oci, &b),
         [
             "5000 /r/root-file",
             "5000 /r/sub/f",
             "5000 /i/root-file",
             "0 /i/sub/f"
-        ],
-        "{err}"
+        ]
     );
 }

@@ -686,13 +686,40 @@ unsafe fn child_after_clone(
 /// The calling process must be single-threaded: the child continues on a
 /// copy of our memory, which is only consistent without other threads.
 pub unsafe fn clone_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
+    // With CLONE_PARENT the kernel takes our own exit signal and insists
+    // the one given is 0.
+    // SAFETY: the caller guarantees we are single-threaded.
+    unsafe { clone_process(libc::CLONE_PARENT as u64, 0) }
+}
+
+/// A child in a new user namespace that only waits to be killed: the
+/// holder of a namespace whose id maps the caller then writes (for an
+/// idmapped mount). Returns its pid and pidfd.
+///
+/// # Safety
+/// The calling process must be single-threaded (as for
+/// [`clone_sibling`]); the child runs nothing but `pause`.
+pub unsafe fn clone_userns_holder() -> io::Result<(i32, OwnedFd)> {
+    // SAFETY: the caller guarantees we are single-threaded.
+    match unsafe { clone_process(libc::CLONE_NEWUSER as u64, libc::SIGCHLD as u64) }? {
+        Some(child) => Ok(child),
+        None => loop {
+            // SAFETY: pause has no arguments; the parent kills us.
+            unsafe { libc::pause() };
+        },
+    }
+}
+
+/// `clone3(CLONE_PIDFD | flags)` without a new stack: `None` in the child.
+///
+/// # Safety
+/// The calling process must be single-threaded.
+unsafe fn clone_process(flags: u64, exit_signal: u64) -> io::Result<Option<(i32, OwnedFd)>> {
     let mut pidfd: RawFd = -1;
     let mut cl = CloneArgs {
-        flags: CLONE_PIDFD | libc::CLONE_PARENT as u64,
+        flags: CLONE_PIDFD | flags,
         pidfd: &mut pidfd as *mut RawFd as u64,
-        // With CLONE_PARENT the kernel takes our own exit signal and
-        // insists this is 0.
-        exit_signal: 0,
+        exit_signal,
         ..Default::default()
     };
     // SAFETY: a valid clone_args of the size passed; the caller guarantees
@@ -709,41 +736,6 @@ pub unsafe fn clone_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
         0 => Ok(None),
         // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
         pid => Ok(Some((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) }))),
-    }
-}
-
-/// A child in a new user namespace that only waits to be killed: the
-/// holder of a namespace whose id maps the caller then writes (for an
-/// idmapped mount). Returns its pid and pidfd.
-///
-/// # Safety
-/// The calling process must be single-threaded (as for
-/// [`clone_sibling`]); the child runs nothing but `pause`.
-pub unsafe fn clone_userns_holder() -> io::Result<(i32, OwnedFd)> {
-    let mut pidfd: RawFd = -1;
-    let mut cl = CloneArgs {
-        flags: CLONE_PIDFD | libc::CLONE_NEWUSER as u64,
-        pidfd: &mut pidfd as *mut RawFd as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        ..Default::default()
-    };
-    // SAFETY: a valid clone_args of the size passed; the caller guarantees
-    // we are single-threaded.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &mut cl as *mut CloneArgs,
-            mem::size_of::<CloneArgs>(),
-        )
-    };
-    match ret {
-        r if r < 0 => Err(io::Error::last_os_error()),
-        0 => loop {
-            // SAFETY: pause has no arguments; the parent kills us.
-            unsafe { libc::pause() };
-        },
-        // SAFETY: CLONE_PIDFD stored a fresh fd that only we own.
-        pid => Ok((pid as i32, unsafe { OwnedFd::from_raw_fd(pidfd) })),
     }
 }
 
