@@ -36,11 +36,20 @@ fn cap_sets(v: serde_json::Value) -> CapabilitySets {
 
 /// Runs `child` in a forked process. It writes its report into the pipe it
 /// is given and returns an exit code. Returns the wait status and the report.
+/// Held around `fork` in [`in_child`], and by a test while it holds a file
+/// open for writing that a child will exec: a child forked meanwhile by a
+/// parallel test would keep the write fd and make that exec fail with
+/// ETXTBSY.
+static FORK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn in_child(child: impl FnOnce(&mut File) -> i32) -> (WaitStatus, Vec<u8>) {
     let (rx, tx) = nix::unistd::pipe().expect("pipe");
+    let forking = FORK.lock().unwrap_or_else(|e| e.into_inner());
     // SAFETY: the child runs only `child` and then `_exit`s; glibc keeps
     // malloc usable after fork, and the child touches no other lock.
-    match unsafe { fork() }.expect("fork") {
+    let forked = unsafe { fork() }.expect("fork");
+    drop(forking);
+    match forked {
         ForkResult::Child => {
             drop(rx);
             let mut tx = File::from(tx);
@@ -514,7 +523,10 @@ fn inheritable_file_caps_give_nothing_by_default() {
     // Under the target dir: /work is ext4 without nosuid, so file caps count.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let exe = dir.path().join("capcat");
-    std::fs::copy("/bin/cat", &exe).unwrap();
+    {
+        let _no_fork = FORK.lock().unwrap_or_else(|e| e.into_inner());
+        std::fs::copy("/bin/cat", &exe).unwrap();
+    }
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
