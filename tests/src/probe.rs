@@ -104,41 +104,14 @@ pub fn ptrace_accessible(pid: i64) -> Option<bool> {
     .expect("probe thread")
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const CAP_SYS_PTRACE: u32 = 19;
-
-/// Clears CAP_SYS_PTRACE from this thread's effective set only.
+/// Clears CAP_SYS_PTRACE from this thread's effective set only (the raw
+/// capset the runtime uses changes only the calling thread).
 fn drop_effective_sys_ptrace() {
-    const VERSION_3: u32 = 0x2008_0522;
-    let mut hdr = CapHeader {
-        version: VERSION_3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget/capset with a v3 header and a two-element data array,
-    // as the ABI requires; the raw syscall changes only this thread.
-    unsafe {
-        assert_eq!(
-            libc::syscall(libc::SYS_capget, &mut hdr, data.as_mut_ptr()),
-            0
-        );
-        data[0].effective &= !(1 << CAP_SYS_PTRACE);
-        hdr.pid = 0;
-        assert_eq!(libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()), 0);
-    }
+    use wren_runtime::sys::caps;
+    let mut sets = caps::capget().expect("capget");
+    const CAP_SYS_PTRACE: u32 = 19;
+    sets.effective &= !(1u64 << CAP_SYS_PTRACE);
+    caps::capset(sets).expect("capset");
 }
 
 /// Processes whose pid namespace is `pidns` (a `pid:[N]` link), except
