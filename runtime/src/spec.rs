@@ -96,119 +96,58 @@ fn locate(value: &serde_json::Value) -> Option<(String, String)> {
         }
     }
     type Check = fn(&Value, &str) -> Option<(String, String)>;
-    // (JSON pointer, dotted field, check), deepest first.
-    let checks: &[(&str, &str, Check)] = &[
-        ("/ociVersion", "ociVersion", one::<String>),
-        ("/root", "root", one::<oci::Root>),
-        ("/mounts", "mounts", each::<oci::Mount>),
-        ("/process/user", "process.user", one::<oci::User>),
-        (
-            "/process/rlimits",
-            "process.rlimits",
-            each::<oci::PosixRlimit>,
-        ),
-        ("/process/env", "process.env", one::<Vec<String>>),
-        ("/process/args", "process.args", one::<Vec<String>>),
-        ("/process", "process", one::<oci::Process>),
-        ("/hostname", "hostname", one::<String>),
-        ("/domainname", "domainname", one::<String>),
-        ("/hooks/prestart", "hooks.prestart", each::<oci::Hook>),
-        (
-            "/hooks/createRuntime",
-            "hooks.createRuntime",
-            each::<oci::Hook>,
-        ),
-        (
-            "/hooks/createContainer",
-            "hooks.createContainer",
-            each::<oci::Hook>,
-        ),
-        (
-            "/hooks/startContainer",
-            "hooks.startContainer",
-            each::<oci::Hook>,
-        ),
-        ("/hooks/poststart", "hooks.poststart", each::<oci::Hook>),
-        ("/hooks/poststop", "hooks.poststop", each::<oci::Hook>),
-        ("/hooks", "hooks", one::<oci::Hooks>),
+    // (JSON pointer, check), deepest first; the field named in the error
+    // is the pointer in dotted form.
+    let checks: &[(&str, Check)] = &[
+        ("/ociVersion", one::<String>),
+        ("/root", one::<oci::Root>),
+        ("/mounts", each::<oci::Mount>),
+        ("/process/user", one::<oci::User>),
+        ("/process/rlimits", each::<oci::PosixRlimit>),
+        ("/process/env", one::<Vec<String>>),
+        ("/process/args", one::<Vec<String>>),
+        ("/process", one::<oci::Process>),
+        ("/hostname", one::<String>),
+        ("/domainname", one::<String>),
+        ("/hooks/prestart", each::<oci::Hook>),
+        ("/hooks/createRuntime", each::<oci::Hook>),
+        ("/hooks/createContainer", each::<oci::Hook>),
+        ("/hooks/startContainer", each::<oci::Hook>),
+        ("/hooks/poststart", each::<oci::Hook>),
+        ("/hooks/poststop", each::<oci::Hook>),
+        ("/hooks", one::<oci::Hooks>),
         (
             "/annotations",
-            "annotations",
             one::<std::collections::HashMap<String, String>>,
         ),
-        (
-            "/linux/namespaces",
-            "linux.namespaces",
-            each::<oci::LinuxNamespace>,
-        ),
-        (
-            "/linux/uidMappings",
-            "linux.uidMappings",
-            each::<oci::LinuxIdMapping>,
-        ),
-        (
-            "/linux/gidMappings",
-            "linux.gidMappings",
-            each::<oci::LinuxIdMapping>,
-        ),
-        ("/linux/devices", "linux.devices", each::<oci::LinuxDevice>),
-        (
-            "/linux/resources/devices",
-            "linux.resources.devices",
-            each::<oci::LinuxDeviceCgroup>,
-        ),
-        (
-            "/linux/resources/memory",
-            "linux.resources.memory",
-            one::<oci::LinuxMemory>,
-        ),
-        (
-            "/linux/resources/cpu",
-            "linux.resources.cpu",
-            one::<oci::LinuxCpu>,
-        ),
-        (
-            "/linux/resources/pids",
-            "linux.resources.pids",
-            one::<oci::LinuxPids>,
-        ),
-        (
-            "/linux/resources/blockIO",
-            "linux.resources.blockIO",
-            one::<oci::LinuxBlockIo>,
-        ),
+        ("/linux/namespaces", each::<oci::LinuxNamespace>),
+        ("/linux/uidMappings", each::<oci::LinuxIdMapping>),
+        ("/linux/gidMappings", each::<oci::LinuxIdMapping>),
+        ("/linux/devices", each::<oci::LinuxDevice>),
+        ("/linux/resources/devices", each::<oci::LinuxDeviceCgroup>),
+        ("/linux/resources/memory", one::<oci::LinuxMemory>),
+        ("/linux/resources/cpu", one::<oci::LinuxCpu>),
+        ("/linux/resources/pids", one::<oci::LinuxPids>),
+        ("/linux/resources/blockIO", one::<oci::LinuxBlockIo>),
         (
             "/linux/resources/hugepageLimits",
-            "linux.resources.hugepageLimits",
             each::<oci::LinuxHugepageLimit>,
         ),
-        (
-            "/linux/resources/network",
-            "linux.resources.network",
-            one::<oci::LinuxNetwork>,
-        ),
-        (
-            "/linux/resources",
-            "linux.resources",
-            one::<oci::LinuxResources>,
-        ),
-        (
-            "/linux/personality",
-            "linux.personality",
-            one::<oci::LinuxPersonality>,
-        ),
+        ("/linux/resources/network", one::<oci::LinuxNetwork>),
+        ("/linux/resources", one::<oci::LinuxResources>),
+        ("/linux/personality", one::<oci::LinuxPersonality>),
         (
             "/linux/sysctl",
-            "linux.sysctl",
             one::<std::collections::HashMap<String, String>>,
         ),
-        ("/linux", "linux", one::<oci::Linux>),
+        ("/linux", one::<oci::Linux>),
     ];
-    checks.iter().find_map(|(pointer, field, check)| {
+    checks.iter().find_map(|(pointer, check)| {
+        let field = pointer[1..].replace('/', ".");
         value
             .pointer(pointer)
             .filter(|v| !v.is_null())
-            .and_then(|v| check(v, field))
+            .and_then(|v| check(v, &field))
     })
 }
 
