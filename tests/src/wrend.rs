@@ -100,6 +100,13 @@ impl Wrend {
         run(self.cmd().args(args))
     }
 
+    /// `wren run -d --rootfs ROOTFS NAME -- CMD...`, asserting success.
+    pub fn run_detached(&self, rootfs: &str, name: &str, cmd: &[&str]) -> String {
+        let mut args = vec!["run", "-d", "--rootfs", rootfs, name, "--"];
+        args.extend_from_slice(cmd);
+        self.ok(&args)
+    }
+
     /// Runs `wren ARGS`, asserting success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.wren(args);

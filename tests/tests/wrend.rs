@@ -406,9 +406,7 @@ fn restart_policies_backoff_and_give_up() {
 
     // no: not restarted.
     let once = name("once");
-    w.ok(&[
-        "run", "-d", "--rootfs", r, &once, "--", "sh", "-c", "exit 1",
-    ]);
+    w.run_detached(r, &once, &["sh", "-c", "exit 1"]);
     w.wait_status(&once, "stopped", 5);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(w.inspect(&once)["restart_count"], 0);
@@ -446,29 +444,9 @@ fn wrend_sigkilled_and_restarted_keeps_managing() {
     let long = name("long");
     let later = name("later");
     let meanwhile = name("meanwhile");
-    w.ok(&["run", "-d", "--rootfs", r, &long, "--", "sleep", "1000"]);
-    w.ok(&[
-        "run",
-        "-d",
-        "--rootfs",
-        r,
-        &later,
-        "--",
-        "sh",
-        "-c",
-        "sleep 3; exit 4",
-    ]);
-    w.ok(&[
-        "run",
-        "-d",
-        "--rootfs",
-        r,
-        &meanwhile,
-        "--",
-        "sh",
-        "-c",
-        "sleep 0.5; exit 6",
-    ]);
+    w.run_detached(r, &long, &["sleep", "1000"]);
+    w.run_detached(r, &later, &["sh", "-c", "sleep 3; exit 4"]);
+    w.run_detached(r, &meanwhile, &["sh", "-c", "sleep 0.5; exit 6"]);
     let long_pid = w.inspect(&long)["pid"].as_u64().unwrap();
     let wrend_pid = w.pid();
 
@@ -548,7 +526,7 @@ fn twenty_containers_at_once() {
     std::thread::scope(|s| {
         for n in &names {
             let (w, r) = (&w, &r);
-            s.spawn(move || w.ok(&["run", "-d", "--rootfs", r, n, "--", "sleep", "1000"]));
+            s.spawn(move || w.run_detached(r, n, &["sleep", "1000"]));
         }
     });
     let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
@@ -581,7 +559,7 @@ fn bad_input_gives_clear_errors_and_leaves_nothing() {
     let r = b.rootfs();
     let r = r.to_str().unwrap();
     let keep = name("keep");
-    w.ok(&["run", "-d", "--rootfs", r, &keep, "--", "sleep", "1000"]);
+    w.run_detached(r, &keep, &["sleep", "1000"]);
 
     for cmd in [
         &["inspect"][..],
@@ -660,7 +638,7 @@ fn bad_input_gives_clear_errors_and_leaves_nothing() {
     // A shim that dies: the container is marked stopped, an event says so,
     // nothing of it is left, and wrend serves the others.
     let victim = name("victim");
-    w.ok(&["run", "-d", "--rootfs", r, &victim, "--", "sleep", "1000"]);
+    w.run_detached(r, &victim, &["sleep", "1000"]);
     let pids = shim_pids(w.root.path(), &victim);
     assert_eq!(pids.len(), 1);
     // SAFETY: kill(2) on the shim wrend started for this test's container.
