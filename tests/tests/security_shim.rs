@@ -457,24 +457,7 @@ fn shim_socket_is_private_refuses_other_uids_and_is_out_of_reach_of_host_network
         "socket directory mode"
     );
     // None of the shim's sockets is abstract.
-    let inodes: Vec<String> = wren_tests::probe::fds(shim as i64)
-        .into_iter()
-        .filter_map(|(_, t)| {
-            t.strip_prefix("socket:[")?
-                .strip_suffix(']')
-                .map(String::from)
-        })
-        .collect();
-    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
-    for l in unix.lines().skip(1) {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 8 && inodes.iter().any(|i| i == f[6]) {
-            assert!(
-                !f[7].starts_with('@'),
-                "the shim listens on an abstract socket: {l}"
-            );
-        }
-    }
+    no_abstract_socket(shim as i64, "the shim");
     // Root (same uid) gets an answer: the probe works.
     let mut s = UnixStream::connect(&sock).unwrap();
     assert!(
@@ -509,6 +492,29 @@ fn shim_socket_is_private_refuses_other_uids_and_is_out_of_reach_of_host_network
     remove(&c, id);
 }
 
+/// Asserts that none of `pid`'s sockets is bound to an abstract name
+/// (/proc/net/unix shows those with a leading '@').
+fn no_abstract_socket(pid: i64, who: &str) {
+    let inodes: Vec<String> = wren_tests::probe::fds(pid)
+        .into_iter()
+        .filter_map(|(_, t)| {
+            t.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(String::from)
+        })
+        .collect();
+    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
+    for l in unix.lines().skip(1) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() >= 8 && inodes.iter().any(|i| i == f[6]) {
+            assert!(
+                !f[7].starts_with('@'),
+                "{who} listens on an abstract socket: {l}"
+            );
+        }
+    }
+}
+
 #[test]
 fn wrend_socket_is_private_and_refuses_other_uids() {
     if !wren_tests::require_root("wrend_socket_is_private_and_refuses_other_uids") {
@@ -523,24 +529,7 @@ fn wrend_socket_is_private_and_refuses_other_uids() {
         0o700,
         "wrend socket directory mode"
     );
-    let inodes: Vec<String> = wren_tests::probe::fds(i64::from(w.pid()))
-        .into_iter()
-        .filter_map(|(_, t)| {
-            t.strip_prefix("socket:[")?
-                .strip_suffix(']')
-                .map(String::from)
-        })
-        .collect();
-    let unix = std::fs::read_to_string("/proc/net/unix").unwrap();
-    for l in unix.lines().skip(1) {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        if f.len() >= 8 && inodes.iter().any(|i| i == f[6]) {
-            assert!(
-                !f[7].starts_with('@'),
-                "wrend listens on an abstract socket: {l}"
-            );
-        }
-    }
+    no_abstract_socket(i64::from(w.pid()), "wrend");
     // Its own uid gets an answer (an error status for a service it does
     // not serve is still an answer); another uid gets nothing.
     let mut s = UnixStream::connect(&sock).unwrap();
