@@ -174,6 +174,22 @@ fn exec_with_and_without_terminal() {
     c.assert_clean(id);
 }
 
+/// `ctr run --rm --log-uri URI` of `cmd` in a wren container `id`.
+fn run_logged(c: &Containerd, uri: &str, id: &str, cmd: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--rm",
+        "--log-uri",
+        uri,
+        "--runtime",
+        RUNTIME,
+        IMAGE,
+        id,
+    ];
+    args.extend_from_slice(cmd);
+    c.ctr(&args)
+}
+
 #[test]
 fn log_uri_file_and_binary() {
     if !shim_tests_can_run("log_uri_file_and_binary") {
@@ -189,19 +205,12 @@ fn log_uri_file_and_binary() {
     std::fs::write(dir.path().join("logs/marker"), "").expect("write");
     let uri = format!("file://{}", log.display());
     let id = "wren-logfile";
-    let out = c.ctr(&[
-        "run",
-        "--rm",
-        "--log-uri",
+    let out = run_logged(
+        &c,
         &uri,
-        "--runtime",
-        RUNTIME,
-        IMAGE,
         id,
-        "/bin/sh",
-        "-c",
-        "echo to-out; echo to-err >&2",
-    ]);
+        &["/bin/sh", "-c", "echo to-out; echo to-err >&2"],
+    );
     ok(&out, "ctr run --log-uri file://", &c);
     let text = std::fs::read_to_string(&log).expect("log file");
     assert!(
@@ -229,19 +238,12 @@ fn log_uri_file_and_binary() {
         .expect("chmod");
     let uri = format!("binary://{}?tag=web&level=info", logger.display());
     let id = "wren-logbin";
-    let out = c.ctr(&[
-        "run",
-        "--rm",
-        "--log-uri",
+    let out = run_logged(
+        &c,
         &uri,
-        "--runtime",
-        RUNTIME,
-        IMAGE,
         id,
-        "/bin/sh",
-        "-c",
-        "echo bin-out; echo bin-err >&2",
-    ]);
+        &["/bin/sh", "-c", "echo bin-out; echo bin-err >&2"],
+    );
     ok(&out, "ctr run --log-uri binary://", &c);
     assert!(
         wait_for(15, || out_dir.join("finished").exists()),
@@ -266,17 +268,7 @@ fn log_uri_file_and_binary() {
     // A log URI the shim cannot use fails Create with a clear error and
     // leaves nothing behind.
     let id = "wren-logbad";
-    let out = c.ctr(&[
-        "run",
-        "--rm",
-        "--log-uri",
-        "binary:///nonexistent/logger",
-        "--runtime",
-        RUNTIME,
-        IMAGE,
-        id,
-        "/bin/true",
-    ]);
+    let out = run_logged(&c, "binary:///nonexistent/logger", id, &["/bin/true"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/logger"), "{err}");
