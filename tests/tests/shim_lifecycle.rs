@@ -14,13 +14,20 @@ use wren_protocol::task::DeleteResponse;
 use wren_tests::containerd::{shim_binary, shim_pids, shim_tests_can_run, Containerd};
 use wren_tests::wait_for;
 
-fn fake_bundle(dir: &Path) {
+/// A bundle with its `log` fifo, and the fifo opened for reading as
+/// containerd holds it before `start`; keep the file for the test.
+fn fake_bundle(dir: &Path) -> std::fs::File {
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
     std::fs::write(dir.join("config.json"), r#"{"annotations":{}}"#).unwrap();
     let log = dir.join("log");
     let c = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
     // SAFETY: mkfifo with a valid C string.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o700) }, 0);
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(log)
+        .unwrap()
 }
 
 #[test]
@@ -30,13 +37,7 @@ fn start_prints_plain_address_reuses_live_shim_and_delete_cleans_up() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    fake_bundle(&bundle);
-    // containerd holds the log fifo open for reading before `start`.
-    let _log_reader = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(bundle.join("log"))
-        .unwrap();
+    let _log_reader = fake_bundle(&bundle);
     let id = format!("wren-start-{}", std::process::id());
     let address = tmp.path().join("containerd.sock");
     let shim = shim_binary().expect("checked by shim_tests_can_run");
@@ -168,12 +169,7 @@ fn start_applies_oom_score_and_the_options_shim_cgroup() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let bundle = tmp.path().join("bundle");
-    fake_bundle(&bundle);
-    let _log_reader = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(bundle.join("log"))
-        .unwrap();
+    let _log_reader = fake_bundle(&bundle);
     let id = format!("wren-shimcg-{}", std::process::id());
     // A cgroup for the shim in one v1 hierarchy (or cgroup2 on a v2 host).
     let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
