@@ -289,6 +289,24 @@ impl Bundle {
         b
     }
 
+    /// A new user namespace mapping container ids 0..65536 to host ids
+    /// `host_id`..; the bundle directory is made world-searchable so the
+    /// mapped root can reach the rootfs. Call `save` afterwards.
+    pub fn map_root_to(&mut self, host_id: u32) {
+        self.config["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(json!({"type": "user"}));
+        let maps = json!([{"containerID": 0, "hostID": host_id, "size": 65536}]);
+        self.config["linux"]["uidMappings"] = maps.clone();
+        self.config["linux"]["gidMappings"] = maps;
+        std::fs::set_permissions(
+            self.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod bundle");
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -186,18 +186,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
     }
     let oci = Oci::new("userns");
     let mut b = Bundle::busybox(&["sh", "-c", "id -u; cat /proc/self/uid_map; sleep 1000"]);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    // The bundle's rootfs must be readable by the mapped ids.
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    b.map_root_to(100000);
     b.save();
     let id = oci.id("c");
     let log = b.path().join("out");

@@ -749,17 +749,7 @@ fn the_init_is_not_dumpable_until_it_execs_the_user_process() {
     }
     let oci = Oci::new("dumpable");
     let mut b = Bundle::busybox(&["sleep", "1000"]);
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    b.map_root_to(100000);
     b.save();
     let id = oci.id("c");
     oci.ok(&["create", "--bundle", b.path_str(), &id]);
@@ -954,23 +944,12 @@ fn idmap_without_mappings_takes_the_containers_user_namespace() {
         "stat -c '%u:%g %n' /data/root-file /data/user-file /plain/root-file; \
          echo new > /data/made-inside && echo wrote",
     ]);
-    std::fs::set_permissions(
-        b.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    b.map_root_to(100000);
     let src = idmap_source(&b);
     // The container's root cannot make directories in the host-owned image.
     for d in ["data", "plain"] {
         std::fs::create_dir(b.rootfs().join(d)).unwrap();
     }
-    b.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-    let maps = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.config["linux"]["uidMappings"] = maps.clone();
-    b.config["linux"]["gidMappings"] = maps;
     let mounts = b.config["mounts"].as_array_mut().unwrap();
     mounts.push(bind_json("/data", &src, &["rbind", "ridmap"], None));
     mounts.push(bind_json("/plain", &src, &["bind"], None));
