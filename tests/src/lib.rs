@@ -209,6 +209,20 @@ impl Oci {
         run(self.cmd().args(args))
     }
 
+    /// `run` of bundle `b` in the foreground (with `extra` options):
+    /// (exit code, stdout, stderr).
+    pub fn run_bundle(&self, b: &Bundle, id: &str, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["run", "--bundle", b.path_str()];
+        args.extend_from_slice(extra);
+        args.push(id);
+        let out = self.run(&args);
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
     /// Run and require success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -237,6 +251,11 @@ impl Drop for Oci {
         }
         reap();
     }
+}
+
+/// Command output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 /// An OCI bundle with a busybox rootfs.

@@ -4,21 +4,7 @@
 //! container and from the host, and leaves nothing behind.
 
 use serde_json::json;
-use wren_tests::{alive, assert_gone, cgroup_dirs, require_root, wait_for, Bundle, Oci};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Run a foreground container and return (exit code, stdout, stderr).
-fn run_in(oci: &Oci, b: &Bundle, id: &str) -> (i32, String, String) {
-    let out = oci.run(&["run", "--bundle", b.path_str(), id]);
-    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
-}
+use wren_tests::{alive, assert_gone, cgroup_dirs, require_root, text, wait_for, Bundle, Oci};
 
 #[test]
 fn run_reports_the_exit_code_and_leaves_nothing() {
@@ -28,7 +14,7 @@ fn run_reports_the_exit_code_and_leaves_nothing() {
     let oci = Oci::new("exit");
     let b = Bundle::busybox(&["sh", "-c", "echo out; echo err >&2; exit 7"]);
     let id = oci.id("c");
-    let (code, out, err) = run_in(&oci, &b, &id);
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
     assert_eq!(code, 7, "stderr: {err}");
     assert_eq!(out, "out\n");
     assert_eq!(err, "err\n");
@@ -128,7 +114,7 @@ fn the_container_has_its_own_namespaces_hostname_and_pid_1() {
     b.config["hostname"] = json!("box1");
     b.config["domainname"] = json!("example.org");
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "pid=1");
@@ -165,7 +151,7 @@ fn mounts_masks_and_readonly_paths_hold_inside() {
     mounts.push(json!({"destination": "/data", "type": "bind", "source": shared.path(), "options": ["rbind", "ro"]}));
     mounts.push(json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=2048k", "nosuid"]}));
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "root-ro", "root.readonly");
@@ -230,7 +216,7 @@ fn capabilities_no_new_privs_seccomp_rlimits_and_oom_score_are_applied() {
         "syscalls": [{"names": ["mkdir", "mkdirat", "not_a_syscall_at_all"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
     });
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     let get = |k: &str| {
         out.lines()
@@ -262,7 +248,7 @@ fn sysctls_apply_in_the_container_and_host_keys_are_refused() {
     b.config["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "1234"});
     b.save();
     let host_before = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("ok"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("ok"), &[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "1\n1234\n");
     assert_eq!(
@@ -273,7 +259,7 @@ fn sysctls_apply_in_the_container_and_host_keys_are_refused() {
     b.config["linux"]["sysctl"] = json!({"kernel.core_pattern": "|/bin/evil"});
     b.save();
     let id = oci.id("bad");
-    let (code, _, err) = run_in(&oci, &b, &id);
+    let (code, _, err) = oci.run_bundle(&b, &id, &[]);
     assert_ne!(code, 0);
     assert!(err.contains("linux.sysctl.kernel.core_pattern"), "{err}");
     assert_gone(&oci, &id);
@@ -301,7 +287,7 @@ fn hooks_run_where_the_spec_says_with_state_on_stdin() {
     });
     b.save();
     let id = oci.id("c");
-    let (code, _, err) = run_in(&oci, &b, &id);
+    let (code, _, err) = oci.run_bundle(&b, &id, &[]);
     assert_eq!(code, 0, "{err}");
     let host_mnt = std::fs::read_link("/proc/self/ns/mnt").unwrap();
     let read = |n: &str, ext: &str| {
@@ -352,9 +338,9 @@ fn a_failing_hook_fails_create_and_leaves_nothing() {
     let out = oci.run(&["create", "--bundle", b.path_str(), &id]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("createRuntime hook /bin/sh: exited with status 4"),
+        text(&out.stderr).contains("createRuntime hook /bin/sh: exited with status 4"),
         "{}",
-        stderr(&out)
+        text(&out.stderr)
     );
     assert_gone(&oci, &id);
 }
@@ -403,7 +389,11 @@ fn exec_joins_every_namespace_and_the_cgroup_with_its_own_user() {
     // A missing program is an error naming it, before anything runs.
     let out = oci.run(&["exec", &id, "no-such-program"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("no-such-program"), "{}", stderr(&out));
+    assert!(
+        text(&out.stderr).contains("no-such-program"),
+        "{}",
+        text(&out.stderr)
+    );
     // ps lists the init.
     let ps = oci.ok(&["ps", "--format", "json", &id]);
     let pids: Vec<i64> = serde_json::from_str(&ps).unwrap();
@@ -472,7 +462,7 @@ fn the_console_is_a_pty_sent_down_the_console_socket() {
     let (conn, _) = listener.accept().unwrap();
     let master = wren_runtime::console::recv_from_socket(&conn).unwrap();
     let out = creator.join().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", text(&out.stderr));
     oci.ok(&["start", &id]);
     let mut f = std::fs::File::from(master);
     let mut got = String::new();
@@ -607,9 +597,9 @@ fn bad_input_names_the_field_and_leaves_nothing() {
         let out = oci.run(&["run", "--bundle", b.path_str(), &id]);
         assert!(!out.status.success(), "{name}: must fail");
         assert!(
-            stderr(&out).contains(want),
+            text(&out.stderr).contains(want),
             "{name}: error should name {want:?}: {}",
-            stderr(&out)
+            text(&out.stderr)
         );
         assert_gone(&oci, &id);
     }
@@ -630,7 +620,7 @@ fn time_namespace_offsets_shift_the_boot_clock() {
         .push(json!({"type": "time"}));
     b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 365, "nanosecs": 0}});
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     let inside: u64 = out.trim().parse().unwrap();
     assert!(inside >= 86400 * 365, "uptime inside {inside}");
@@ -649,7 +639,7 @@ fn a_pids_limit_of_one_admits_the_init_and_no_fork() {
     let mut b = Bundle::busybox(&["sh", "-c", script]);
     b.config["linux"]["resources"]["pids"] = json!({"limit": 1});
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     // busybox sh gives up with status 2 when it cannot fork.
     assert_eq!(out.trim(), "max=1", "{err}");
     assert!(code == 2 && err.contains("can't fork"), "{code}: {err}");
@@ -677,7 +667,7 @@ fn devices_from_the_spec_exist_and_are_the_only_ones_allowed() {
             .push(json!("CAP_MKNOD"));
     }
     b.save();
-    let (code, out, err) = run_in(&oci, &b, &oci.id("c"));
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "character special file a:e5 600");

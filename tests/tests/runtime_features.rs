@@ -15,24 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wren_tests::pty::run_in_pty;
-use wren_tests::{alive, assert_gone, require_root, wait_for, Bundle, Oci};
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Run a foreground container and return (exit code, stdout, stderr).
-fn run_in(oci: &Oci, b: &Bundle, id: &str, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec!["run", "--bundle", b.path_str()];
-    args.extend_from_slice(extra);
-    args.push(id);
-    let out = oci.run(&args);
-    (out.status.code().unwrap_or(-1), stdout(&out), stderr(&out))
-}
+use wren_tests::{alive, assert_gone, require_root, text, wait_for, Bundle, Oci};
 
 /// Create (stdout and stderr to `<bundle>/out`), start, and return the
 /// init's pid and the output file.
@@ -113,7 +96,7 @@ fn no_pivot_chroots_into_the_rootfs_and_hides_the_host_root() {
     let b = Bundle::busybox(&["sh", "-c", script]);
     let id = oci.id("c");
     let host_mounts_before = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let (code, out, err) = run_in(&oci, &b, &id, &["--no-pivot"]);
+    let (code, out, err) = oci.run_bundle(&b, &id, &["--no-pivot"]);
     assert_eq!(code, 0, "{err}");
     assert!(
         !out.contains(&marker_name),
@@ -150,7 +133,11 @@ impl SharedMount {
     fn new(dir: &Path) -> SharedMount {
         let run = |args: &[&str]| {
             let out = wren_tests::run(Command::new("mount").args(args));
-            assert!(out.status.success(), "mount {args:?}: {}", stderr(&out));
+            assert!(
+                out.status.success(),
+                "mount {args:?}: {}",
+                text(&out.stderr)
+            );
         };
         let d = dir.to_str().unwrap();
         run(&["--bind", d, d]);
@@ -188,7 +175,7 @@ fn rootfs_propagation_sets_the_tags_of_the_root_mount() {
         // a slave of that peer group ("master:N") unless made private.
         let _shared = SharedMount::new(b.path());
         let id = oci.id(value);
-        let (code, out, err) = run_in(&oci, &b, &id, &[]);
+        let (code, out, err) = oci.run_bundle(&b, &id, &[]);
         assert_eq!(code, 0, "{value}: {err}");
         let line = out.lines().last().unwrap_or_default();
         let optional: Vec<&str> = line
@@ -394,7 +381,7 @@ fn tmpcopyup_fills_a_tmpfs_with_the_image_directory() {
     );
     b.save();
     let id = oci.id("c");
-    let (code, out, err) = run_in(&oci, &b, &id, &[]);
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
     assert_eq!(code, 0, "{err}");
     let l: Vec<&str> = out.lines().collect();
     assert_eq!(l[0], "tmpfs", "{out}");
@@ -686,7 +673,7 @@ fn seccomp_notify_fd_reaches_the_listener_with_the_container_state() {
     listener.set_nonblocking(true).unwrap();
     let id = oci.id("c");
     std::thread::scope(|s| {
-        let runner = s.spawn(|| run_in(&oci, &b, &id, &[]));
+        let runner = s.spawn(|| oci.run_bundle(&b, &id, &[]));
         assert!(
             poll_in(listener.as_raw_fd(), 20_000),
             "nobody connected to the listener"
@@ -898,7 +885,7 @@ fn bind_json(dest: &str, src: &Path, options: &[&str], maps: Option<&Value>) -> 
 
 /// Runs `b` in the foreground; it must exit 0. Its stdout lines.
 fn run_ok(oci: &Oci, b: &Bundle) -> Vec<String> {
-    let (code, out, err) = run_in(oci, b, &oci.id("c"), &[]);
+    let (code, out, err) = oci.run_bundle(b, &oci.id("c"), &[]);
     assert_eq!(code, 0, "{err}");
     out.lines().map(String::from).collect()
 }

@@ -17,11 +17,7 @@ use serde_json::json;
 use wren_tests::probe::{
     fds, mknod_dev_null, ptrace_accessible, sha256, status_field, Sampler, EXE_WATCHER,
 };
-use wren_tests::{assert_gone, require_root, wait_for, Bundle, Oci};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use wren_tests::{assert_gone, require_root, text, wait_for, Bundle, Oci};
 
 /// "ran" or the first line of the refusal, for the test log.
 fn outcome(out: &std::process::Output) -> String {

@@ -19,11 +19,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wren_tests::probe::{all_ns_kinds, ns_links, status_field};
-use wren_tests::{assert_gone, require_root, wait_for, Bundle, Oci};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use wren_tests::{assert_gone, require_root, text, wait_for, Bundle, Oci};
 
 fn init_pid(oci: &Oci, id: &str) -> i64 {
     oci.state(id)["pid"].as_i64().expect("pid in state")

@@ -23,11 +23,7 @@ use wren_tests::containerd::{
 use wren_tests::probe::{
     all_ns_kinds, ns_links, ptrace_accessible, sha256, status_field, Sampler, EXE_WATCHER,
 };
-use wren_tests::wait_for;
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use wren_tests::{text, wait_for};
 
 fn exec(c: &Containerd, id: &str, exec_id: &str, flags: &[&str], args: &[&str]) -> Output {
     let mut all = vec!["task", "exec", "--exec-id", exec_id];
