@@ -118,15 +118,7 @@ class Containerd:
                 self.remove_all()
         except Exception as e:  # cleanup goes on regardless
             print(f"bench: cleanup of containers failed: {e}")
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                procs.wait(self.proc, timeout=10)
-            except Exception:
-                self.proc.kill()
-                procs.wait(self.proc)
-        else:
-            procs.wait(self.proc)
+        procs.stop(self.proc)
         self.proc = None
         self._log.close()
         # Shims that outlived containerd: kill them (they are ours, found by

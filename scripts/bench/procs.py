@@ -54,6 +54,19 @@ def wait(p, timeout=None):
     return rc
 
 
+def stop(p, timeout=10):
+    """SIGTERM a process from `spawn` if it still runs, SIGKILL it after
+    `timeout` seconds, and wait for it."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            wait(p, timeout=timeout)
+            return
+        except Exception:
+            p.kill()
+    wait(p)
+
+
 def run(cmd, env=None, timeout=120, check=True, after=None):
     """Run `cmd` to completion; returns (ms, stdout, stderr).
 

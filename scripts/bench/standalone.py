@@ -62,15 +62,7 @@ class Wrend:
     def _close(self, names):
         for n in names:
             self.wren("rm", "-f", n, check=False, timeout=30)
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                procs.wait(self.proc, timeout=10)
-            except Exception:
-                self.proc.kill()
-                procs.wait(self.proc)
-        else:
-            procs.wait(self.proc)
+        procs.stop(self.proc)
         self._log.close()
         for pid in self.shim_pids():
             procs.kill_pid(pid)
