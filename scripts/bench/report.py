@@ -229,22 +229,17 @@ def breakdown_section(figs):
                        "ms with `--seccomp` (ctr's default profile)"], rows), ""]
         if sec is not None and not sec_ok:
             out += [f"With `--seccomp`: {_why(sec)}", ""]
-    if oci is not None and "not_measured" in oci:
-        out += [f"`wren-oci run` breakdown: {_why(oci)}", ""]
-    elif oci is not None:
-        rows = [(f"{p['from']} → {p['to']}", p["label"], f"{p['ms']['median']:.2f}",
-                 f"{100 * p['share']:.0f}%") for p in oci["phases"]]
-        rows.append(("**total**", f"{oci['runs']} runs", f"**{oci['total']['median']:.2f}**", "100%"))
-        out += ["### `wren-oci run` of /bin/true (the runtime alone)", "",
-                table(["phase", "what happens", "ms (median)", "share"], rows), ""]
-    if wrend is not None and "not_measured" in wrend:
-        out += [f"`wren run --rm` breakdown: {_why(wrend)}", ""]
-    elif wrend is not None:
-        rows = [(f"{p['from']} → {p['to']}", p["label"], f"{p['ms']['median']:.2f}",
-                 f"{100 * p['share']:.0f}%") for p in wrend["phases"]]
-        rows.append(("**total**", f"{wrend['runs']} runs", f"**{wrend['total']['median']:.2f}**", "100%"))
-        out += ["### `wren run --rm` of /bin/true (standalone: the wren CLI, wrend and one shim)", "",
-                table(["phase", "what happens", "ms (median)", "share"], rows), ""]
+    for b, what, title in [
+            (oci, "`wren-oci run`", "`wren-oci run` of /bin/true (the runtime alone)"),
+            (wrend, "`wren run --rm`",
+             "`wren run --rm` of /bin/true (standalone: the wren CLI, wrend and one shim)")]:
+        if b is not None and "not_measured" in b:
+            out += [f"{what} breakdown: {_why(b)}", ""]
+        elif b is not None:
+            rows = [(f"{p['from']} → {p['to']}", p["label"], f"{p['ms']['median']:.2f}",
+                     f"{100 * p['share']:.0f}%") for p in b["phases"]]
+            rows.append(("**total**", f"{b['runs']} runs", f"**{b['total']['median']:.2f}**", "100%"))
+            out += [f"### {title}", "", table(["phase", "what happens", "ms (median)", "share"], rows), ""]
     return out
 
 
