@@ -329,6 +329,18 @@ mod tests {
         (r.into(), w.into())
     }
 
+    /// Relays from `src` to the pipe `dst` in a fresh set.
+    fn relay_to_pipe(stream: Stream, src: std::fs::File, dst: std::fs::File) -> (Relays, u64) {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let mut relays = Relays::new(epoll);
+        let dest = Dest {
+            fd: dst.into(),
+            regular: false,
+        };
+        let id = relays.add(stream, src.into(), Some(dest), None).unwrap();
+        (relays, id)
+    }
+
     /// Serves the relays' epoll until `until` holds; panics after 5 s of
     /// waiting (a relay that nothing wakes any more stalls for good).
     fn run(relays: &mut Relays, until: impl Fn(&Relays) -> bool) {
@@ -358,8 +370,6 @@ mod tests {
             let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
             assert!(r >= size, "F_SETPIPE_SZ");
         };
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
-        let mut relays = Relays::new(epoll);
         let (src_r, mut src_w) = pipe();
         let (mut dst_r, dst_w) = pipe();
         let total = 2 * BURST * SCRATCH;
@@ -371,17 +381,7 @@ mod tests {
             filled += n;
         }
         src_w.write_all(&vec![b's'; total]).unwrap();
-        let id = relays
-            .add(
-                Stream::Stdout,
-                src_r.into(),
-                Some(Dest {
-                    fd: dst_w.try_clone().unwrap().into(),
-                    regular: false,
-                }),
-                None,
-            )
-            .unwrap();
+        let (mut relays, id) = relay_to_pipe(Stream::Stdout, src_r, dst_w.try_clone().unwrap());
         drop(src_w);
         // Parked now. Empty the destination and make it big enough that
         // everything fits: the resumed relay never meets EAGAIN again.
@@ -398,21 +398,9 @@ mod tests {
 
     #[test]
     fn copies_everything_under_back_pressure_then_finishes() {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
-        let mut relays = Relays::new(epoll);
         let (src_r, mut src_w) = pipe();
         let (mut dst_r, dst_w) = pipe();
-        let id = relays
-            .add(
-                Stream::Stdout,
-                src_r.into(),
-                Some(Dest {
-                    fd: dst_w.into(),
-                    regular: false,
-                }),
-                None,
-            )
-            .unwrap();
+        let (mut relays, id) = relay_to_pipe(Stream::Stdout, src_r, dst_w);
         // 1 MiB through two 64 KiB pipes: the relay must park and resume.
         let writer = std::thread::spawn(move || {
             let chunk = vec![b'x'; 4096];
@@ -432,24 +420,12 @@ mod tests {
 
     #[test]
     fn a_vanished_reader_does_not_block_the_writer() {
-        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
-        let mut relays = Relays::new(epoll);
         let (src_r, mut src_w) = pipe();
         let (dst_r, dst_w) = pipe();
         drop(dst_r);
         // SAFETY: ignoring SIGPIPE for the test process (the daemon does too).
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        let id = relays
-            .add(
-                Stream::Stderr,
-                src_r.into(),
-                Some(Dest {
-                    fd: dst_w.into(),
-                    regular: false,
-                }),
-                None,
-            )
-            .unwrap();
+        let (mut relays, id) = relay_to_pipe(Stream::Stderr, src_r, dst_w);
         let writer = std::thread::spawn(move || {
             let chunk = vec![b'y'; 65536];
             for _ in 0..8 {
