@@ -209,6 +209,33 @@ impl Oci {
         run(self.cmd().args(args))
     }
 
+    /// The container's init pid from `state`.
+    pub fn init_pid(&self, id: &str) -> i64 {
+        self.state(id)["pid"].as_i64().expect("pid in state")
+    }
+
+    /// Starts `sleep 1000` detached through `exec` (with `extra` options)
+    /// and waits until it runs busybox; returns its pid. `name` names the
+    /// pid file in the bundle.
+    pub fn exec_detached(&self, b: &Bundle, id: &str, name: &str, extra: &[&str]) -> i64 {
+        let pidfile = b.path().join(format!("{name}.pid"));
+        let mut args = vec!["exec", "--detach", "--pid-file", pidfile.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[id, "sleep", "1000"]);
+        self.ok(&args);
+        let pid: i64 = std::fs::read_to_string(&pidfile)
+            .expect("pid file")
+            .trim()
+            .parse()
+            .expect("pid");
+        assert!(wait_for(5, || std::fs::read_link(format!(
+            "/proc/{pid}/exe"
+        ))
+        .map(|p| p.ends_with("busybox"))
+        .unwrap_or(false)));
+        pid
+    }
+
     /// `run` of bundle `b` in the foreground (with `extra` options):
     /// (exit code, stdout, stderr).
     pub fn run_bundle(&self, b: &Bundle, id: &str, extra: &[&str]) -> (i32, String, String) {

@@ -183,7 +183,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
     let st = cmd.status().unwrap();
     assert!(st.success());
     oci.ok(&["start", &id]);
-    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let pid = oci.init_pid(&id);
     assert!(wait_for(5, || std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -354,7 +354,7 @@ fn exec_joins_every_namespace_and_the_cgroup_with_its_own_user() {
     let b = Bundle::busybox(&["sleep", "1000"]);
     let id = oci.id("c");
     oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
-    let init = oci.state(&id)["pid"].as_i64().unwrap();
+    let init = oci.init_pid(&id);
     let ns = |pid: &str| -> Vec<String> {
         ["pid", "net", "ipc", "uts", "mnt", "cgroup"]
             .iter()

@@ -37,7 +37,7 @@ fn start_logged(oci: &Oci, b: &Bundle, id: &str) -> (i64, PathBuf) {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     oci.ok(&["start", id]);
-    (oci.state(id)["pid"].as_i64().unwrap(), log)
+    (oci.init_pid(id), log)
 }
 
 /// Wait until the file has at least `n` lines; return its text.
@@ -306,7 +306,7 @@ fn exec_cpu_affinity_final_wins_and_the_init_is_left_alone() {
     b.save();
     let id = oci.id("c");
     oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
-    let init = oci.state(&id)["pid"].as_i64().unwrap();
+    let init = oci.init_pid(&id);
     let default = cpus_allowed(std::process::id() as i64);
     assert_eq!(cpus_allowed(init), default, "the init's affinity");
 
@@ -535,7 +535,7 @@ fn start_container_hooks_run_in_the_container_after_start_before_the_process() {
     b.save();
     let id = oci.id("c");
     oci.ok(&["create", "--bundle", b.path_str(), &id]);
-    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let pid = oci.init_pid(&id);
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !b.rootfs().join("hook.ns").exists(),
@@ -740,7 +740,7 @@ fn the_init_is_not_dumpable_until_it_execs_the_user_process() {
     b.save();
     let id = oci.id("c");
     oci.ok(&["create", "--bundle", b.path_str(), &id]);
-    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let pid = oci.init_pid(&id);
     let owner = |p: &str| {
         let m = std::fs::metadata(format!("/proc/{pid}/{p}")).unwrap();
         (m.uid(), m.gid())
@@ -857,7 +857,7 @@ fn events_streams_stats_and_an_oom_until_the_container_stops() {
         events.iter().any(|e| e["type"] == "oom"),
         "an oom event: {text}"
     );
-    assert!(!alive(oci.state(&id)["pid"].as_i64().unwrap()));
+    assert!(!alive(oci.init_pid(&id)));
     oci.ok(&["delete", &id]);
     assert_gone(&oci, &id);
 }

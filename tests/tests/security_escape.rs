@@ -31,11 +31,6 @@ fn outcome(out: &std::process::Output) -> String {
     }
 }
 
-/// The container's init pid from `state`.
-fn init_pid(oci: &Oci, id: &str) -> i64 {
-    oci.state(id)["pid"].as_i64().expect("pid in state")
-}
-
 #[test]
 fn cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec() {
     if !require_root("cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec") {
@@ -56,7 +51,7 @@ fn cve_2019_5736_runtime_exe_cannot_be_rewritten_during_create_and_exec() {
 
     let id = oci.id("a");
     oci.ok(&["run", "--detach", "--bundle", a.path_str(), &id]);
-    let init = init_pid(&oci, &id);
+    let init = oci.init_pid(&id);
     // The probe tells dumpable from not: the watcher (busybox) is dumpable.
     assert_eq!(
         ptrace_accessible(init),
@@ -201,31 +196,12 @@ fn cve_2024_21626_exec_process_holds_exactly_its_stdio() {
     let b = Bundle::busybox(&["sleep", "1000"]);
     let id = oci.id("c");
     oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
-    let init = init_pid(&oci, &id);
+    let init = oci.init_pid(&id);
     // The running init: only its stdio.
     let got: Vec<i32> = fds(init).into_iter().map(|f| f.0).collect();
     assert_eq!(got, vec![0, 1, 2], "init fds: {:?}", fds(init));
     // An exec'd process, seen from the host while it runs.
-    let pidfile = b.path().join("exec.pid");
-    oci.ok(&[
-        "exec",
-        "--detach",
-        "--pid-file",
-        pidfile.to_str().unwrap(),
-        &id,
-        "sleep",
-        "1000",
-    ]);
-    let pid: i64 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(wait_for(5, || std::fs::read_link(format!(
-        "/proc/{pid}/exe"
-    ))
-    .map(|p| p.ends_with("busybox"))
-    .unwrap_or(false)));
+    let pid = oci.exec_detached(&b, &id, "exec", &[]);
     let exec_fds = fds(pid);
     assert_eq!(
         exec_fds.iter().map(|f| f.0).collect::<Vec<_>>(),
@@ -574,7 +550,7 @@ fn init_at_created_is_not_dumpable_and_not_the_host_binary() {
     let b = Bundle::busybox(&["sleep", "1000"]);
     let id = oci.id("c");
     oci.ok(&["create", "--bundle", b.path_str(), &id]);
-    let pid = init_pid(&oci, &id);
+    let pid = oci.init_pid(&id);
     assert_eq!(
         ptrace_accessible(pid),
         Some(false),
@@ -610,7 +586,7 @@ fn the_init_binary_cannot_be_reopened_for_writing() {
     let host_bin = oci.binary.clone();
     let before = std::fs::read(&host_bin).unwrap();
     oci.ok(&["create", "--bundle", b.path_str(), &id]);
-    let pid = oci.state(&id)["pid"].as_i64().unwrap();
+    let pid = oci.init_pid(&id);
     // The init is not dumpable while it runs host code in the container.
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let exe = std::fs::File::options()

@@ -21,30 +21,6 @@ use serde_json::json;
 use wren_tests::probe::{all_ns_kinds, ns_links, status_field};
 use wren_tests::{assert_gone, require_root, text, wait_for, Bundle, Oci};
 
-fn init_pid(oci: &Oci, id: &str) -> i64 {
-    oci.state(id)["pid"].as_i64().expect("pid in state")
-}
-
-/// Starts `sleep 1000` detached through `wren-oci exec`; returns its pid.
-fn exec_detached(oci: &Oci, b: &Bundle, id: &str, name: &str, extra: &[&str]) -> i64 {
-    let pidfile = b.path().join(format!("{name}.pid"));
-    let mut args = vec!["exec", "--detach", "--pid-file", pidfile.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[id, "sleep", "1000"]);
-    oci.ok(&args);
-    let pid: i64 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    assert!(wait_for(5, || std::fs::read_link(format!(
-        "/proc/{pid}/exe"
-    ))
-    .map(|p| p.ends_with("busybox"))
-    .unwrap_or(false)));
-    pid
-}
-
 const SEC_FIELDS: [&str; 8] = [
     "CapInh",
     "CapPrm",
@@ -71,8 +47,8 @@ fn seccomp_no_new_privs_and_caps_read_back_from_the_host_for_init_and_exec() {
     b.save();
     let id = oci.id("c");
     oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
-    let init = init_pid(&oci, &id);
-    let exec = exec_detached(&oci, &b, &id, "e", &[]);
+    let init = oci.init_pid(&id);
+    let exec = oci.exec_detached(&b, &id, "e", &[]);
     for (who, pid) in [("init", init), ("exec", exec)] {
         let get = |k| status_field(pid, k).unwrap_or_default();
         // AUDIT_WRITE (29), KILL (5), NET_BIND_SERVICE (10): the default spec.
@@ -470,8 +446,8 @@ fn exec_joins_every_namespace_including_user_and_time_and_the_cgroup() {
     b.save();
     let id = oci.id("c");
     oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
-    let init = init_pid(&oci, &id);
-    let exec = exec_detached(&oci, &b, &id, "e", &[]);
+    let init = oci.init_pid(&id);
+    let exec = oci.exec_detached(&b, &id, "e", &[]);
     let k: Vec<&str> = kinds.iter().map(String::as_str).collect();
     let (a, e) = (ns_links(init, &k), ns_links(exec, &k));
     let me = ns_links(std::process::id() as i64, &k);
@@ -687,7 +663,7 @@ fn cve_2025_52881_rename_exchange_racer_against_procfs_writes() {
         let out = oci.run(&["create", "--bundle", b.path_str(), &id]);
         if out.status.success() {
             ok += 1;
-            let pid = init_pid(&oci, &id);
+            let pid = oci.init_pid(&id);
             let got = wren_tests::run(Command::new("nsenter").args([
                 "-t",
                 &pid.to_string(),
