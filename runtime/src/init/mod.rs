@@ -349,46 +349,45 @@ fn idmapped_trees(
 ) -> Result<Vec<(usize, OwnedFd)>, SetupFailure> {
     let mut out = Vec::new();
     let mut made: Vec<((String, String), OwnedFd)> = Vec::new();
+    let joined = cfg
+        .namespaces
+        .iter()
+        .find(|n| n.kind == LinuxNamespaceType::User)
+        .and_then(|n| n.path.as_ref());
     for (i, m) in setup.mounts.iter().enumerate() {
         if mounts::idmapped(m).is_none() {
             continue;
         }
         let step = format!("mount {} (idmapped)", m.destination().display());
         let (uid, gid) = mounts::mount_id_maps(m);
-        let joined = cfg
-            .namespaces
-            .iter()
-            .find(|n| n.kind == LinuxNamespaceType::User)
-            .and_then(|n| n.path.as_ref());
-        let maps = if !uid.is_empty() {
-            (
-                namespaces::format_id_map(uid),
-                namespaces::format_id_map(gid),
-            )
-        } else if let Some(path) = joined {
-            let ns = sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
-                .map_err(fail(format!("{step}: open {}", path.display())))?;
-            out.push((
-                i,
-                mounts::idmapped_tree(m, &setup.bundle, ns.as_fd()).map_err(fail(step))?,
-            ));
-            continue;
-        } else {
-            setup
-                .container_id_maps
-                .clone()
-                .ok_or_else(|| SetupFailure {
-                    step: step.clone(),
-                    message: "no id mappings and no user namespace".into(),
-                    errno: None,
-                })?
-        };
-        let ns = match made.iter().find(|(k, _)| *k == maps) {
-            Some((_, fd)) => fd.try_clone().map_err(fail(step.clone()))?,
-            None => {
-                let fd = userns_with_maps(&maps).map_err(fail(step.clone()))?;
-                made.push((maps, fd.try_clone().map_err(fail(step.clone()))?));
-                fd
+        let ns = match (uid.is_empty(), joined) {
+            (true, Some(path)) => sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)
+                .map_err(fail(format!("{step}: open {}", path.display())))?,
+            (without_own_maps, _) => {
+                let maps = if without_own_maps {
+                    setup
+                        .container_id_maps
+                        .clone()
+                        .ok_or_else(|| SetupFailure {
+                            step: step.clone(),
+                            message: "no id mappings and no user namespace".into(),
+                            errno: None,
+                        })?
+                } else {
+                    (
+                        namespaces::format_id_map(uid),
+                        namespaces::format_id_map(gid),
+                    )
+                };
+                // One holder namespace per distinct mapping.
+                match made.iter().find(|(k, _)| *k == maps) {
+                    Some((_, fd)) => fd.try_clone().map_err(fail(step.clone()))?,
+                    None => {
+                        let fd = userns_with_maps(&maps).map_err(fail(step.clone()))?;
+                        made.push((maps, fd.try_clone().map_err(fail(step.clone()))?));
+                        fd
+                    }
+                }
             }
         };
         out.push((
