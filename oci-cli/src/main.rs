@@ -35,13 +35,7 @@ fn main() -> ExitCode {
 
 /// Print the error chain once; also to `--log` (runc's shim reads it).
 fn fail(log: &Option<(PathBuf, bool)>, e: &dyn std::error::Error) -> ExitCode {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
+    let msg = wren_runtime::error::chain(e);
     if let Some((path, json)) = log {
         if let Ok(mut f) = std::fs::OpenOptions::new()
             .create(true)

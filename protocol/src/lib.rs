@@ -22,6 +22,10 @@
 //! The generated `create_task` ttrpc service table is deliberately not used by
 //! the shim (see `shim/src/ttrpc/`), so only messages are re-exported here.
 
+/// The environment variable through which containerd (and wrend) tell a shim
+/// where to publish events: the shim contract, not a message.
+pub const TTRPC_ADDRESS_ENV: &str = "TTRPC_ADDRESS";
+
 pub use containerd_shim_protos as shim_protos;
 pub use protobuf;
 

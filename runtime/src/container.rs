@@ -17,6 +17,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 
 use crate::capabilities;
 use crate::cgroups::{self, Cgroup, CgroupError, CgroupRoot};
+use crate::error::ErrorKind;
 use crate::init::{self, CreateSetup, InitConfig, Setup};
 use crate::namespaces;
 use crate::seccomp::{self, SeccompProgram};
@@ -77,6 +78,35 @@ pub enum Error {
     Console(#[from] console::ConsoleError),
     #[error("process.terminal is set but no console socket was given")]
     NoConsoleSocket,
+}
+
+impl Error {
+    /// The class of this failure (the shim turns it into a ttrpc code).
+    pub fn kind(&self) -> ErrorKind {
+        use cgroups::CgroupError as C;
+        use seccomp::SeccompError as S;
+        match self {
+            Self::InvalidId(_) | Self::NoConsoleSocket => ErrorKind::InvalidArgument,
+            Self::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::WrongState { .. } => ErrorKind::FailedPrecondition,
+            Self::Spec(SpecError::Unsupported { .. }) => ErrorKind::Unsupported,
+            Self::Spec(_) | Self::Capabilities(_) => ErrorKind::InvalidArgument,
+            Self::Seccomp(
+                S::UnknownName { .. }
+                | S::ParseProfile { .. }
+                | S::ArgIndex { .. }
+                | S::ErrnoRange { .. }
+                | S::NotifyRefused { .. },
+            ) => ErrorKind::InvalidArgument,
+            Self::Seccomp(S::ActionUnsupported { .. } | S::FlagUnsupported { .. }) => {
+                ErrorKind::Unsupported
+            }
+            Self::Cgroup(C::InvalidPath { .. } | C::Invalid { .. }) => ErrorKind::InvalidArgument,
+            Self::Cgroup(C::ControllerMissing { .. }) => ErrorKind::Unsupported,
+            _ => ErrorKind::Internal,
+        }
+    }
 }
 
 fn sys_err(what: &'static str) -> impl FnOnce(io::Error) -> Error {
@@ -312,7 +342,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
             id: id.clone(),
             failure: SetupFailure {
                 step: "process.execCPUAffinity.initial".into(),
-                message: error_chain(&e),
+                message: crate::error::chain(&e),
                 errno: None,
             },
         })?;
@@ -385,7 +415,7 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
                     id: id.clone(),
                     failure: SetupFailure {
                         step: "linux.uidMappings / linux.gidMappings".into(),
-                        message: error_chain(&e),
+                        message: crate::error::chain(&e),
                         errno: None,
                     },
                 })?;
@@ -452,17 +482,6 @@ fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, 
         console,
         chan: ours,
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 /// Send a seccomp notify fd to the agent at `listenerPath` with the

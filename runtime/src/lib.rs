@@ -16,8 +16,10 @@ pub mod children;
 pub mod console;
 pub mod container;
 pub mod devices;
+pub mod error;
 pub mod hooks;
 pub mod init;
+pub mod logrus;
 pub mod lsm;
 pub mod mounts;
 pub mod namespaces;
@@ -31,10 +33,12 @@ pub mod state;
 pub mod sync;
 pub mod sys;
 pub mod sysctl;
+pub mod timefmt;
 pub mod timing;
 
 pub use container::{
     ConsoleMode, Container, CreateOptions, Error, ExecOptions, ExecProcess, Stdio,
 };
+pub use error::ErrorKind;
 pub use init::run_if_init;
 pub use state::{OciState, Status};

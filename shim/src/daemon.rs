@@ -22,13 +22,12 @@ use crate::events::publisher::Publisher;
 use crate::flags::Flags;
 use crate::stdio::relay::RELAY_BIT;
 use crate::task::service::{NewPidfd as Watched, TaskService, OOM_BIT};
-use crate::ttrpc::server::{self, Connection, ReadOutcome};
 use crate::{delete, reaper, socket, task};
+use wren_ttrpc::server::{self, Connection, ReadOutcome};
 
 /// The fd `start` passes the listening socket on.
 pub const LISTENER_FD: RawFd = 3;
 /// containerd's ttrpc address, for events.
-pub const TTRPC_ADDRESS_ENV: &str = "TTRPC_ADDRESS";
 /// When `start` spawned us (CLOCK_MONOTONIC ns), for the debug log line
 /// that says how long the daemon took to serve.
 pub const SPAWNED_AT_ENV: &str = "_WREN_SHIM_SPAWNED_AT";
@@ -140,7 +139,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(DaemonError::Signals)?;
 
-    crate::log::init(flags.debug, &[("runtime", crate::info::RUNTIME_NAME)]);
+    wren_runtime::logrus::init(flags.debug, &[("runtime", crate::info::RUNTIME_NAME)]);
     log::info!(
         "starting wren shim {} for {} in {}",
         crate::info::VERSION,
@@ -148,7 +147,10 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
         flags.namespace
     );
 
-    let publisher = Publisher::start(std::env::var(TTRPC_ADDRESS_ENV).ok(), &flags.namespace);
+    let publisher = Publisher::start(
+        std::env::var(wren_protocol::TTRPC_ADDRESS_ENV).ok(),
+        &flags.namespace,
+    );
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(DaemonError::Epoll)?;
     let mut service = TaskService::new(
         task::container_ops::runtime(),

@@ -49,7 +49,7 @@ pub fn run(flags: &Flags, ops: &mut dyn ContainerOps) -> Vec<u8> {
         PathBuf::from(&options.root)
     };
     if let Err(e) = ops.force_delete(&state_root, &flags.id) {
-        warn(crate::task::error::chain(&e));
+        warn(wren_runtime::error::chain(&e));
     }
     if let Err(e) = crate::task::rootfs::unmount_all(&bundle.join("rootfs")) {
         warn(format!("unmount rootfs: {e}"));

@@ -1,15 +1,13 @@
-//! The shim crate as a library: the containerd shim (`containerd-shim-wren-v2`)
-//! is built from these modules, and so are the manager (`wrend`) and its CLI
-//! (`wren`), which reuse the ttrpc plumbing, stdio and event code.
+//! `containerd-shim-wren-v2` as a library: the `start` / `delete` actions,
+//! the daemon's epoll loop, the Task service and its boundary with the
+//! runtime, stdio plumbing and the event publisher. The binary is `main.rs`;
+//! the integration tests use the library directly.
 
-pub mod cli;
 pub mod daemon;
 pub mod delete;
 pub mod events;
 pub mod flags;
 pub mod info;
-pub mod log;
-pub mod manager;
 pub mod memory;
 pub mod options;
 pub mod reaper;
@@ -18,4 +16,3 @@ pub mod socket;
 pub mod start;
 pub mod stdio;
 pub mod task;
-pub mod ttrpc;

@@ -10,7 +10,11 @@ use wren_shim::flags::{Action, Flags};
 use wren_shim::{daemon, delete, info, start, task};
 
 fn fail(what: &str, e: &dyn std::error::Error) -> ! {
-    let _ = writeln!(std::io::stderr(), "{what}: {}", task::error::chain(e));
+    let _ = writeln!(
+        std::io::stderr(),
+        "{what}: {}",
+        wren_runtime::error::chain(e)
+    );
     std::process::exit(1);
 }
 
@@ -54,7 +58,7 @@ fn main() {
         }
         Action::Serve => {
             if let Err(e) = daemon::run(&flags) {
-                ::log::error!("{}", task::error::chain(&e));
+                ::log::error!("{}", wren_runtime::error::chain(&e));
                 fail("shim daemon", &e);
             }
         }

@@ -10,6 +10,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 
+pub use wren_ttrpc::address::{from_address, remove, to_address};
+
 use crate::sha256;
 
 /// Where containerd's shims put their sockets unless 2.3 says otherwise.
@@ -95,17 +97,6 @@ pub fn socket_path(socket_dir: &Path, containerd_address: &str, ns: &str, group:
     socket_dir.join(sha256::hex_digest(key.as_bytes()))
 }
 
-/// `unix://<path>`, the form containerd dials and stores in `address`.
-pub fn to_address(path: &Path) -> String {
-    format!("unix://{}", path.display())
-}
-
-/// The filesystem path of a `unix://` address (abstract `@` names are not ours).
-pub fn from_address(address: &str) -> Option<PathBuf> {
-    let path = address.strip_prefix("unix://")?;
-    (!path.starts_with('@') && !path.is_empty()).then(|| PathBuf::from(path))
-}
-
 /// True when something accepts connections on `path`. A unix connect()
 /// succeeds or fails at once (a full backlog fails with EAGAIN, which we count
 /// as live), so unlike Go's 100 ms dial no timeout is needed.
@@ -172,14 +163,6 @@ pub fn listen(path: &Path) -> Result<Listened, SocketError> {
         path: path.into(),
         source: io::Error::from(io::ErrorKind::AddrInUse),
     })
-}
-
-/// Removes a socket file; a missing file is not an error.
-pub fn remove(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Removes this shim's own socket, named by the `address` file `start`

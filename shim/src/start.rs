@@ -225,8 +225,8 @@ fn spawn_daemon(
         cmd.arg("-debug");
     }
     if let Some(addr) = ttrpc_address.filter(|a| !a.is_empty()) {
-        if std::env::var_os(crate::daemon::TTRPC_ADDRESS_ENV).is_none() {
-            cmd.env(crate::daemon::TTRPC_ADDRESS_ENV, addr);
+        if std::env::var_os(wren_protocol::TTRPC_ADDRESS_ENV).is_none() {
+            cmd.env(wren_protocol::TTRPC_ADDRESS_ENV, addr);
         }
     }
     cmd.env(

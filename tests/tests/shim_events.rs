@@ -199,11 +199,9 @@ fn update_changes_the_memory_limit_live() {
         .join(&ns)
         .join(id);
     let address = std::fs::read_to_string(bundle.join("address")).expect("shim address");
-    let mut client = wren_shim::ttrpc::client::Client::connect(
-        address.trim(),
-        std::time::Duration::from_secs(5),
-    )
-    .expect("connect to the shim");
+    let mut client =
+        wren_ttrpc::client::Client::connect(address.trim(), std::time::Duration::from_secs(5))
+            .expect("connect to the shim");
     let mut req = wren_protocol::task::UpdateTaskRequest::new();
     req.id = id.to_string();
     let mut any = wren_protocol::protobuf::well_known_types::any::Any::new();

@@ -137,16 +137,12 @@ fn report(chan: &Channel, failure: &SetupFailure) {
 fn fail<E: std::error::Error + 'static>(step: impl Into<String>) -> impl FnOnce(E) -> SetupFailure {
     let step = step.into();
     move |e| {
-        let mut message = e.to_string();
+        let message = crate::error::chain(&e);
         let mut errno = None;
         let mut src: Option<&dyn std::error::Error> = Some(&e);
         while let Some(s) = src {
             if let Some(io) = s.downcast_ref::<io::Error>() {
                 errno = errno.or(io.raw_os_error());
-            }
-            if !std::ptr::eq(s as *const _ as *const u8, &e as *const _ as *const u8) {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
             }
             src = s.source();
         }

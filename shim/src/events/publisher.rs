@@ -23,7 +23,7 @@ use wren_protocol::envelope::Envelope;
 use wren_protocol::forward::ForwardRequest;
 use wren_protocol::services;
 
-use crate::ttrpc::client::{CallError, Client};
+use wren_ttrpc::client::{CallError, Client};
 
 /// Queue bound (containerd's Go publisher uses 2048).
 pub const QUEUE_LIMIT: usize = 2048;

@@ -8,7 +8,7 @@
 use wren_protocol::ttrpc_wire::{Code, Status};
 
 use super::container_ops::OpsError;
-use crate::ttrpc::server::status;
+use wren_ttrpc::server::status;
 
 /// Why a Task RPC failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,20 +51,8 @@ impl TaskError {
             Self::Ops(OpsError::NotFound { .. }) => Code::NOT_FOUND,
             Self::Ops(_) => Code::UNKNOWN,
         };
-        status(code, chain(self))
+        status(code, wren_runtime::error::chain(self))
     }
-}
-
-/// `outer: inner: innermost`, printed once.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

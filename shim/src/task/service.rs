@@ -37,7 +37,7 @@ use crate::options::ShimOptions;
 use crate::stdio::logger::{self, Logger};
 use crate::stdio::relay::Relays;
 use crate::stdio::{uri, ContainerFds, Owner, ProcessIo};
-use crate::ttrpc::server::Responder;
+use wren_ttrpc::server::Responder;
 
 /// How long an exit waits for its output to drain before it is reported
 /// anyway (a daemonized child may hold the pipe forever).
@@ -339,7 +339,7 @@ impl TaskService {
             other => Err(TaskError::Unimplemented(other.to_string())),
         };
         if let Err(e) = &result {
-            log::warn!("{method}: {}", super::error::chain(e));
+            log::warn!("{method}: {}", wren_runtime::error::chain(e));
         }
         responder.send(result.map_err(|e| e.to_status()));
     }
@@ -377,7 +377,7 @@ impl TaskService {
         }
         let options = match req.options.as_ref() {
             Some(any) => ShimOptions::from_any(any)
-                .map_err(|e| TaskError::InvalidArgument(super::error::chain(&e)))?
+                .map_err(|e| TaskError::InvalidArgument(wren_runtime::error::chain(&e)))?
                 .unwrap_or_default(),
             None => ShimOptions::default(),
         };
@@ -405,13 +405,13 @@ impl TaskService {
                 TaskError::InvalidArgument(format!(
                     "create {}: {}",
                     req.id,
-                    super::error::chain(&e)
+                    wren_runtime::error::chain(&e)
                 ))
             })?;
         let rootfs = bundle.join("rootfs");
         if let Err(e) = super::rootfs::mount_all(&req.rootfs, &rootfs) {
             self.release_io(io);
-            return Err(TaskError::InvalidArgument(super::error::chain(&e)));
+            return Err(TaskError::InvalidArgument(wren_runtime::error::chain(&e)));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
         let ContainerFds {
@@ -442,7 +442,7 @@ impl TaskService {
                         ))
                     })?;
                     io.attach_console(&mut self.relays, master).map_err(|e| {
-                        TaskError::InvalidArgument(format!("create {}: {}", req.id, super::error::chain(&e)))
+                        TaskError::InvalidArgument(format!("create {}: {}", req.id, wren_runtime::error::chain(&e)))
                     })?;
                 }
                 Ok(created)
@@ -747,7 +747,7 @@ impl TaskService {
                 TaskError::InvalidArgument(format!(
                     "exec {}: {}",
                     req.exec_id,
-                    super::error::chain(&e)
+                    wren_runtime::error::chain(&e)
                 ))
             })?;
         let started = match self
@@ -762,9 +762,9 @@ impl TaskService {
         };
         if terminal {
             let attached = match started.console {
-                Some(master) => io
-                    .attach_console(&mut self.relays, master)
-                    .map_err(|e| format!("exec {}: {}", req.exec_id, super::error::chain(&e))),
+                Some(master) => io.attach_console(&mut self.relays, master).map_err(|e| {
+                    format!("exec {}: {}", req.exec_id, wren_runtime::error::chain(&e))
+                }),
                 None => Err(format!(
                     "exec {}: terminal requested but the process spec has terminal=false",
                     req.exec_id
@@ -942,7 +942,7 @@ impl TaskService {
         });
         if kill_rest {
             if let Err(e) = self.ops.kill(id, libc::SIGKILL as u32, true) {
-                log::warn!("kill the rest of {id}: {}", super::error::chain(&e));
+                log::warn!("kill the rest of {id}: {}", wren_runtime::error::chain(&e));
             }
         }
         self.settle();

@@ -15,7 +15,7 @@ use wren_protocol::ttrpc_wire::{
     MESSAGE_TYPE_RESPONSE,
 };
 
-use super::frame::{self, Header};
+use crate::frame::{self, Header};
 
 /// A failed call: the connection is unusable, or the server said no.
 #[derive(Debug, thiserror::Error)]

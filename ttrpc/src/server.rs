@@ -15,7 +15,7 @@ use wren_protocol::ttrpc_wire::{
     Code, Request, Response, Status, MESSAGE_TYPE_REQUEST, MESSAGE_TYPE_RESPONSE,
 };
 
-use super::frame;
+use crate::frame;
 
 /// The write half of a connection, shared by every pending request on it.
 pub struct ConnWriter {

@@ -1,13 +1,13 @@
 //! logrus-style text logging (`time="…" level=info msg="…" k=v`), the format
-//! containerd's own shims write, to stderr. In the daemon stderr is the
-//! bundle's `log` FIFO opened non-blocking, so a reader that stops reading
-//! (containerd restarting) costs dropped lines, never a hung shim.
+//! containerd's own shims and runc write, to stderr: the `log` backend of the
+//! shim and of wrend. In the shim daemon stderr is the bundle's `log` FIFO
+//! opened non-blocking, so a reader that stops reading (containerd
+//! restarting) costs dropped lines, never a hung shim.
 //!
-//! Runs in every process of the shim binary except container-side code, which
-//! never logs.
+//! Runs in the caller's processes; container-side code never logs.
 
 use std::io::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The `log` facade backend.
 struct LogrusLogger {
@@ -76,7 +76,7 @@ fn level_name(level: log::Level) -> &'static str {
 pub fn format_line(now: SystemTime, level: log::Level, msg: &str, fields: &str) -> String {
     format!(
         "time={} level={} msg={}{}\n",
-        quote(&rfc3339_nano(now)),
+        quote(&crate::timefmt::rfc3339_nano(now)),
         level_name(level),
         quote(msg),
         fields
@@ -116,55 +116,10 @@ fn quote(v: &str) -> String {
     out
 }
 
-/// UTC time as Go's `time.RFC3339Nano` prints it (trailing zeros trimmed).
-pub fn rfc3339_nano(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    );
-    let nanos = d.subsec_nanos();
-    if nanos != 0 {
-        let frac = format!("{nanos:09}");
-        s.push('.');
-        s.push_str(frac.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn timestamps() {
-        assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = UNIX_EPOCH + Duration::new(1_709_251_199, 120_000_000);
-        assert_eq!(rfc3339_nano(t), "2024-02-29T23:59:59.12Z");
-        let t = UNIX_EPOCH + Duration::new(951_782_400, 1);
-        assert_eq!(rfc3339_nano(t), "2000-02-29T00:00:00.000000001Z");
-    }
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn logrus_line() {

@@ -97,9 +97,9 @@ pub fn session(
     a.name = name.to_string();
     let paths: api::AttachResponse = w.call("Attach", &a, false)?;
     let open = |p: &str| {
-        crate::manager::logs::open_fifo(std::path::Path::new(p))
+        crate::wrend::logs::open_fifo(std::path::Path::new(p))
             .map(File::from)
-            .map_err(|e| CliError::failed(crate::task::error::chain(&e)))
+            .map_err(|e| CliError::failed(wren_runtime::error::chain(&e)))
     };
     let stdin = open(&paths.stdin)?;
     let stdout = open(&paths.stdout)?;

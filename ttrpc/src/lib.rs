@@ -1,6 +1,7 @@
-//! A minimal ttrpc (unary calls only) for the shim: frame codec, a server
-//! driven by the daemon's single epoll loop, and a blocking client for event
-//! publishing.
+//! wren's own ttrpc (unary calls only), shared by the shim and wrend: the
+//! frame codec, a server driven by the caller's single epoll loop, a blocking
+//! client (event publishing, wrend's calls to its shims, the `wren` CLI) and
+//! `unix://` addresses.
 //!
 //! Why not the `ttrpc` crate's sync server: it runs a listener thread, a
 //! connection reaper thread and, per connection, a handler, a reader, a writer
@@ -10,8 +11,9 @@
 //! answered later instead of parking a thread. The `ttrpc` crate still
 //! provides the wire messages (`Request`, `Response`, `Status`).
 //!
-//! Runs in the daemon.
+//! Runs in the shim daemon, in wrend and in the `wren` CLI.
 
+pub mod address;
 pub mod client;
 pub mod frame;
 pub mod server;

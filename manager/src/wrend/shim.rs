@@ -15,7 +15,7 @@ use protobuf::Message;
 use wren_protocol::bootstrap::{BootstrapParams, BootstrapResult};
 use wren_protocol::services;
 
-use crate::ttrpc::client::{CallError, Client};
+use wren_ttrpc::client::{CallError, Client};
 
 /// Longest wait for one Task API call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -63,7 +63,7 @@ impl Launch<'_> {
         }
         cmd.arg(action)
             .current_dir(self.bundle)
-            .env(crate::daemon::TTRPC_ADDRESS_ENV, self.wrend_address);
+            .env(wren_protocol::TTRPC_ADDRESS_ENV, self.wrend_address);
         cmd
     }
 

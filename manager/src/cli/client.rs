@@ -9,7 +9,7 @@ use std::time::Duration;
 use protobuf::Message;
 use wren_protocol::services;
 
-use crate::ttrpc::client::{CallError, Client};
+use wren_ttrpc::client::{CallError, Client};
 
 /// How long an ordinary call may take (shim start, Create).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);

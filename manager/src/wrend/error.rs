@@ -9,7 +9,7 @@ use super::logs::LogError;
 use super::record::RecordError;
 use super::shim::ShimError;
 use super::spec::SpecError;
-use crate::ttrpc::client::CallError;
+use wren_ttrpc::client::CallError;
 
 /// Why a request to wrend failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,9 +84,9 @@ impl ManagerError {
                 source: CallError::Status { message, .. },
                 ..
             } => message.clone(),
-            _ => crate::task::error::chain(self),
+            _ => wren_runtime::error::chain(self),
         };
-        crate::ttrpc::server::status(code, message)
+        wren_ttrpc::server::status(code, message)
     }
 }
 

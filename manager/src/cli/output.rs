@@ -14,7 +14,7 @@ pub fn time(nanos: i64) -> String {
         return "-".into();
     }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos as u64);
-    let s = crate::log::rfc3339_nano(t);
+    let s = wren_runtime::timefmt::rfc3339_nano(t);
     // Keep seconds precision for tables.
     match s.split_once('.') {
         Some((head, _)) => format!("{head}Z"),

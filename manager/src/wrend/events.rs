@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use protobuf::Message;
 use wren_protocol::manager::{Event, EventsResponse};
 
-use crate::ttrpc::server::Responder;
+use wren_ttrpc::server::Responder;
 
 /// Events kept for late readers.
 pub const RING: usize = 1024;

@@ -242,8 +242,8 @@ fn foreground(
         a.name = name.to_string();
         let paths: api::AttachResponse = w.call("Attach", &a, false)?;
         let _: api::Empty = w.call("Detach", &a, false)?;
-        let f = crate::manager::logs::open_fifo(Path::new(&paths.stdin))
-            .map_err(|e| CliError::failed(crate::task::error::chain(&e)))?;
+        let f = crate::wrend::logs::open_fifo(Path::new(&paths.stdin))
+            .map_err(|e| CliError::failed(wren_runtime::error::chain(&e)))?;
         feed_stdin(&g.socket, name, "", File::from(f));
     }
     forward_signals();
@@ -407,7 +407,7 @@ fn rm(g: &Global, p: args::Parsed) -> Result<i32, CliError> {
         match w.call::<_, api::ContainerResponse>("Delete", &r, false) {
             Ok(_) => println!("{name}"),
             Err(e) => {
-                eprintln!("wren: {}", crate::task::error::chain(&e));
+                eprintln!("wren: {}", wren_runtime::error::chain(&e));
                 status = 1;
             }
         }
@@ -527,10 +527,10 @@ impl ExecFifos {
 
     fn fifo(&self, which: &str) -> Result<(String, File), CliError> {
         let path = self.dir.join(which);
-        crate::manager::logs::make_fifo(&path)
-            .and_then(|()| crate::manager::logs::open_fifo(&path))
+        crate::wrend::logs::make_fifo(&path)
+            .and_then(|()| crate::wrend::logs::open_fifo(&path))
             .map(|fd| (path.display().to_string(), File::from(fd)))
-            .map_err(|e| CliError::failed(crate::task::error::chain(&e)))
+            .map_err(|e| CliError::failed(wren_runtime::error::chain(&e)))
     }
 }
 
@@ -654,7 +654,7 @@ fn logs(g: &Global, p: args::Parsed) -> Result<i32, CliError> {
     // Open the current file first and follow from where the tail ended, so
     // nothing written in between is skipped.
     let mut current = File::open(&path).ok();
-    let data = crate::manager::logs::tail_from(&path, 16, tail, current.as_mut())
+    let data = crate::wrend::logs::tail_from(&path, 16, tail, current.as_mut())
         .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())))?;
     let _ = std::io::stdout().write_all(&data);
     let _ = std::io::stdout().flush();

@@ -28,7 +28,7 @@ use wren_protocol::{events as task_events, forward, services};
 use super::config::Config;
 use super::error::ManagerError;
 use super::supervisor::{Supervisor, Watch, WatchKind};
-use crate::ttrpc::server::{self, Connection, ReadOutcome, Responder};
+use wren_ttrpc::server::{self, Connection, ReadOutcome, Responder};
 
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_SIGNALS: u64 = 1;

@@ -40,7 +40,7 @@ impl CliError {
 
 impl From<client::ClientError> for CliError {
     fn from(e: client::ClientError) -> Self {
-        Self::failed(crate::task::error::chain(&e))
+        Self::failed(wren_runtime::error::chain(&e))
     }
 }
 
@@ -82,8 +82,8 @@ pub fn main(argv: Vec<String>) -> i32 {
 
 fn run(argv: Vec<String>) -> Result<i32, CliError> {
     let mut global = Global {
-        socket: PathBuf::from(crate::manager::config::DEFAULT_STATE_DIR)
-            .join(crate::manager::config::SOCKET_NAME),
+        socket: PathBuf::from(crate::wrend::config::DEFAULT_STATE_DIR)
+            .join(crate::wrend::config::SOCKET_NAME),
         json: false,
     };
     let mut rest = argv.into_iter().peekable();
@@ -95,7 +95,7 @@ fn run(argv: Vec<String>) -> Result<i32, CliError> {
                     .next()
                     .ok_or_else(|| CliError::usage(format!("{a} needs a value")))?;
                 global.socket = if a == "--root" {
-                    crate::manager::config::Config::with_root(&PathBuf::from(v)).socket
+                    crate::wrend::config::Config::with_root(&PathBuf::from(v)).socket
                 } else {
                     PathBuf::from(v)
                 };

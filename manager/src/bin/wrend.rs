@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use wren_shim::manager::{config::Config, daemon};
+use wren_manager::wrend::{config::Config, daemon};
 
 const USAGE: &str =
     "usage: wrend [--root DIR] [--state-dir DIR] [--records-dir DIR] [--socket PATH]
@@ -46,7 +46,7 @@ fn parse() -> Config {
             }
             "--state-dir" => {
                 cfg.state_dir = PathBuf::from(value());
-                cfg.socket = cfg.state_dir.join(wren_shim::manager::config::SOCKET_NAME);
+                cfg.socket = cfg.state_dir.join(wren_manager::wrend::config::SOCKET_NAME);
             }
             "--records-dir" => cfg.records_dir = PathBuf::from(value()),
             "--socket" => socket = Some(PathBuf::from(value())),
@@ -85,9 +85,9 @@ fn main() {
     // this binary as an init, and leaving the init code out keeps wrend's
     // resident text (its idle RSS) small.
     let cfg = parse();
-    wren_shim::log::init(cfg.debug, &[]);
+    wren_runtime::logrus::init(cfg.debug, &[]);
     if let Err(e) = daemon::run(cfg) {
-        let msg = wren_shim::task::error::chain(&e);
+        let msg = wren_runtime::error::chain(&e);
         log::error!("{msg}");
         eprintln!("wrend: {msg}");
         std::process::exit(1);

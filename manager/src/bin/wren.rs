@@ -1,8 +1,8 @@
-//! `wren`: the command-line client of `wrend` (see `wren_shim::cli`).
+//! `wren`: the command-line client of `wrend` (see `wren_manager::cli`).
 
 fn main() {
     // No `run_if_init()`: the CLI only talks to wrend and never creates a
     // container, so the runtime never re-executes it as an init.
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(wren_shim::cli::main(argv));
+    std::process::exit(wren_manager::cli::main(argv));
 }

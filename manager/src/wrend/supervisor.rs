@@ -28,14 +28,14 @@ use super::policy::{self, RestartPolicy};
 use super::record::{self, Record};
 use super::shim::{Launch, TaskClient};
 use super::spec;
-use crate::ttrpc::client::CallError;
-use crate::ttrpc::server::Responder;
 use wren_runtime::timing;
+use wren_ttrpc::client::CallError;
+use wren_ttrpc::server::Responder;
 
 /// Default grace period of `wren stop`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Exit status recorded when a container's shim vanished with it.
-pub const LOST_STATUS: u32 = crate::delete::KILLED_STATUS;
+pub const LOST_STATUS: u32 = 128 + libc::SIGKILL as u32;
 /// Exit status recorded when a (re)start failed.
 pub const START_FAILED_STATUS: u32 = 255;
 /// How long a shim may take to exit after Shutdown before it is killed.
@@ -150,8 +150,8 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 
 /// Removes a dead shim's socket file, if it is still there.
 fn remove_socket(address: &str) {
-    if let Some(path) = crate::socket::from_address(address) {
-        if let Err(e) = crate::socket::remove(&path) {
+    if let Some(path) = wren_ttrpc::address::from_address(address) {
+        if let Err(e) = wren_ttrpc::address::remove(&path) {
             log::debug!("remove {}: {e}", path.display());
         }
     }
@@ -238,7 +238,7 @@ impl Supervisor {
     fn save(&self, name: &str) {
         if let Some(m) = self.containers.get(name) {
             if let Err(e) = m.rec.save(&self.cfg.record_dir(name)) {
-                log::error!("{}", crate::task::error::chain(&e));
+                log::error!("{}", wren_runtime::error::chain(&e));
             }
         }
     }
@@ -526,7 +526,7 @@ impl Supervisor {
         match self.shim_call::<_, shimapi::DeleteResponse>(name, "Delete", &req) {
             Ok(_) => {}
             Err(ManagerError::Shim { source, .. }) if is_not_found(&source) => {}
-            Err(e) => log::warn!("{}", crate::task::error::chain(&e)),
+            Err(e) => log::warn!("{}", wren_runtime::error::chain(&e)),
         }
     }
 
@@ -536,7 +536,7 @@ impl Supervisor {
         self.delete_task_if_any(name);
         let result = self.create_task(name).and_then(|()| self.start_task(name));
         if let Err(e) = &result {
-            let msg = crate::task::error::chain(e);
+            let msg = wren_runtime::error::chain(e);
             self.events
                 .emit("/container/start-failed", name, msg.clone());
             if let Some(m) = self.containers.get_mut(name) {
@@ -667,7 +667,7 @@ impl Supervisor {
         }
         if auto_remove {
             if let Err(e) = self.remove(name, true) {
-                log::warn!("auto-remove {name}: {}", crate::task::error::chain(&e));
+                log::warn!("auto-remove {name}: {}", wren_runtime::error::chain(&e));
             }
         }
     }
@@ -811,7 +811,7 @@ impl Supervisor {
                 self.events
                     .emit("/container/stop-timeout", &name, "SIGKILL".into());
                 if let Err(e) = self.signal(&name, "", libc::SIGKILL as u32, true) {
-                    log::warn!("stop {name}: {}", crate::task::error::chain(&e));
+                    log::warn!("stop {name}: {}", wren_runtime::error::chain(&e));
                 }
             }
         }
@@ -827,7 +827,7 @@ impl Supervisor {
         for rec in record::load_all(&dir) {
             match rec {
                 Ok(rec) => self.restore_one(rec),
-                Err(e) => log::error!("{}", crate::task::error::chain(&e)),
+                Err(e) => log::error!("{}", wren_runtime::error::chain(&e)),
             }
         }
         let names: Vec<String> = self.containers.keys().cloned().collect();
@@ -852,7 +852,7 @@ impl Supervisor {
                 self.events
                     .emit("/container/boot-start", &name, String::new());
                 if let Err(e) = self.run_task(&name) {
-                    log::error!("start {name} at boot: {}", crate::task::error::chain(&e));
+                    log::error!("start {name} at boot: {}", wren_runtime::error::chain(&e));
                 }
             } else if pending {
                 if let Some(m) = self.containers.get_mut(&name) {
@@ -910,7 +910,7 @@ impl Supervisor {
             Ok(s) => {
                 let state = task_state(s.status.enum_value_or(TaskStatus::UNKNOWN));
                 if let Err(e) = self.open_stdio(&name) {
-                    log::warn!("{}", crate::task::error::chain(&e));
+                    log::warn!("{}", wren_runtime::error::chain(&e));
                 }
                 let m = self.get(&name).ok();
                 if let Some(m) = m {
@@ -1214,12 +1214,12 @@ impl Supervisor {
                 let _ = self.pause_resume(name, false);
             }
             if let Err(e) = self.signal(name, "", libc::SIGKILL as u32, true) {
-                log::warn!("rm {name}: {}", crate::task::error::chain(&e));
+                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
             }
             let mut req = shimapi::WaitRequest::new();
             req.id = name.to_string();
             if let Err(e) = self.shim_call::<_, shimapi::WaitResponse>(name, "Wait", &req) {
-                log::warn!("rm {name}: {}", crate::task::error::chain(&e));
+                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
             }
         }
         self.delete_task_if_any(name);
