@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use protobuf::Message;
 use wren_protocol::ttrpc_wire::Request;
-use wren_shim::ttrpc::frame;
+use wren_ttrpc::frame;
 
 fuzz_target!(|data: &[u8]| {
     let mut buf = data.to_vec();

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use protobuf::Message;
 use wren_protocol::manager as api;
-use wren_shim::manager::{daemon, spec, supervisor};
+use wren_manager::wrend::{daemon, spec, supervisor};
 
 /// A rootfs directory and a bundle with a config.json, made once per run in
 /// one fixed temp directory (reused by the next run, never multiplied).
