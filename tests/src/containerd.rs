@@ -46,7 +46,7 @@ pub fn shim_tests_can_run(test: &str) -> bool {
         });
     match missing {
         Some(why) => {
-            eprintln!("SKIPPED {test}: {why}");
+            crate::skip(test, crate::Skip::Missing(why));
             false
         }
         None => true,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wren_tests::pty::run_in_pty;
-use wren_tests::{alive, assert_gone, require_root, text, wait_for, Bundle, Oci};
+use wren_tests::{alive, assert_gone, require_root, skip, text, wait_for, Bundle, Oci, Skip};
 
 /// Create (stdout and stderr to `<bundle>/out`), start, and return the
 /// init's pid and the output file.
@@ -207,7 +207,10 @@ fn linux32_personality_shows_in_uname_and_proc() {
         return;
     }
     if std::env::consts::ARCH != "x86_64" {
-        eprintln!("SKIPPED linux32_personality_shows_in_uname_and_proc: needs x86_64");
+        skip(
+            "linux32_personality_shows_in_uname_and_proc",
+            Skip::Host("needs x86_64".into()),
+        );
         return;
     }
     let oci = Oci::new("pers");
@@ -296,7 +299,10 @@ fn exec_cpu_affinity_final_wins_and_the_init_is_left_alone() {
     }
     let ncpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     if ncpus < 2 {
-        eprintln!("SKIPPED exec_cpu_affinity_final_wins_and_the_init_is_left_alone: needs 2 CPUs");
+        skip(
+            "exec_cpu_affinity_final_wins_and_the_init_is_left_alone",
+            Skip::Host("needs 2 CPUs".into()),
+        );
         return;
     }
     let oci = Oci::new("affinity");

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use wren_tests::probe::{all_ns_kinds, ns_links, status_field};
-use wren_tests::{assert_gone, require_root, text, wait_for, Bundle, Oci};
+use wren_tests::{assert_gone, require_root, skip, text, wait_for, Bundle, Oci, Skip};
 
 const SEC_FIELDS: [&str; 8] = [
     "CapInh",
@@ -278,7 +278,10 @@ fn device_cgroup_v1_denies_mknod_and_open_for_init_and_exec() {
         return;
     }
     if !Path::new("/sys/fs/cgroup/devices").is_dir() {
-        eprintln!("SKIPPED device_cgroup_v1_denies_mknod_and_open_for_init_and_exec: no v1 devices controller");
+        skip(
+            "device_cgroup_v1_denies_mknod_and_open_for_init_and_exec",
+            Skip::Host("no v1 devices controller".into()),
+        );
         return;
     }
     let oci = Oci::new("sdevcg");
@@ -345,7 +348,10 @@ fn device_cgroup_v2_ebpf_program_denies_mknod_and_open_on_the_unified_hierarchy(
             .lines()
             .any(|l| l.contains(&format!(" {} ", r.display())) && l.contains(" - cgroup2 "))
     }) else {
-        eprintln!("SKIPPED device_cgroup_v2_ebpf...: no cgroup2 hierarchy mounted");
+        skip(
+            "device_cgroup_v2_ebpf_program_denies_mknod_and_open_on_the_unified_hierarchy",
+            Skip::Host("no cgroup2 hierarchy mounted".into()),
+        );
         return;
     };
     use wren_runtime::cgroups::devices::{DevKind, DevRule};
