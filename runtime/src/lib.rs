@@ -28,6 +28,7 @@ pub mod process;
 pub mod procfs;
 pub mod rootfs;
 pub mod seccomp;
+pub mod signal;
 pub mod spec;
 pub mod state;
 pub mod sync;
