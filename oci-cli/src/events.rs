@@ -193,15 +193,28 @@ fn print(v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// `wren-oci events [--stats] [--interval D] ID`.
+pub fn command(g: &crate::cli::Global, e: crate::cli::Events) -> Result<()> {
+    let c = crate::load(g, &e.id)?;
+    if c.status() == Status::Stopped {
+        return Err(format!("container {} is not running", e.id).into());
+    }
+    if e.stats {
+        stats_once(&c)
+    } else {
+        stream(&c, e.interval)
+    }
+}
+
 /// `events --stats ID`: one stats object.
-pub fn stats_once(c: &Container) -> Result<()> {
+fn stats_once(c: &Container) -> Result<()> {
     let s = c.stats()?;
     print(&event("stats", c.id(), Some(runc_stats(&s))))
 }
 
 /// `events [--interval D] ID`: stats every `interval` and OOM events until
 /// the container stops.
-pub fn stream(c: &Container, interval: Duration) -> Result<()> {
+fn stream(c: &Container, interval: Duration) -> Result<()> {
     let mut oom = c.cgroup().map(|cg| cg.oom_watcher()).transpose()?;
     let id = c.id().to_string();
     let mut next_stats = Instant::now() + interval;

@@ -677,3 +677,26 @@ fn devices_from_the_spec_exist_and_are_the_only_ones_allowed() {
         "the device cgroup must deny an unlisted device: {out}"
     );
 }
+
+#[test]
+fn flags_after_the_container_id_are_honoured() {
+    if !require_root("flags_after_the_container_id_are_honoured") {
+        return;
+    }
+    // `create ID --bundle B` from a directory with no config.json: the
+    // bundle must be B, not the cwd.
+    let oci = Oci::new("flagsafter");
+    let b = Bundle::busybox(&["true"]);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let id = oci.id("c");
+    let out = wren_tests::run(
+        oci.cmd()
+            .current_dir(elsewhere.path())
+            .args(["create", &id, "--bundle", b.path_str()]),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let state: serde_json::Value = serde_json::from_str(&oci.ok(&["state", &id])).unwrap();
+    assert_eq!(state["bundle"].as_str(), Some(b.path_str()), "{state}");
+    oci.ok(&["delete", &id, "--force=true"]);
+    assert_gone(&oci, &id);
+}
