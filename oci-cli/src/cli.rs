@@ -36,9 +36,6 @@ pub const DEFAULT_ROOT: &str = "/run/wren-oci";
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
-    /// Print the version and exit
-    #[arg(short = 'v', long, help_heading = "Options")]
-    pub version: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -70,6 +67,9 @@ pub struct Global {
     /// Accepted for runc compatibility: there is no checkpoint/restore
     #[arg(long, global = true, value_name = "PATH", hide = true)]
     pub criu: Option<PathBuf>,
+    /// Print the version and exit
+    #[arg(short = 'v', long, help_heading = "Options")]
+    pub version: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -446,13 +446,72 @@ pub fn command() -> clap::Command {
 }
 
 /// Parse `argv` (with the program name first).
+///
+/// Building clap's whole tree (twenty commands, two hundred flags) is most
+/// of what parsing costs, and every `wren-oci run` pays it. So a line whose
+/// command can be told from a plain look is parsed against a tree with
+/// that one command, made from the same definitions; help, completions
+/// and every error take the whole tree, so what a user reads is the same.
 pub fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let matches = command().try_get_matches_from(argv)?;
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    if let Some(cmd) = command_name(&argv).and_then(with_one_command) {
+        if let Ok(m) = runc_booleans(cmd).try_get_matches_from(&argv) {
+            if let Ok(cli) = Cli::from_arg_matches(&m) {
+                return Ok(cli);
+            }
+        }
+    }
+    let matches = command().try_get_matches_from(&argv)?;
     Cli::from_arg_matches(&matches)
+}
+
+/// The command word of `argv`: the first word after the global flags (and
+/// their values), if nothing before it is unusual.
+fn command_name(argv: &[OsString]) -> Option<&str> {
+    let mut words = argv.iter().skip(1).map(|a| a.to_str());
+    while let Some(word) = words.next() {
+        let word = word?;
+        if !word.starts_with('-') {
+            return Some(word);
+        }
+        match word {
+            "--root" | "--log" | "--log-format" | "--rootless" | "--criu" => {
+                words.next()?;
+            }
+            "--debug" | "--systemd-cgroup" => {}
+            _ if word.starts_with("--") && word.contains('=') => {}
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The top-level flags and one command, as [`command`] defines them.
+fn with_one_command(name: &str) -> Option<clap::Command> {
+    let top = Global::augment_args(clap::Command::new("wren-oci").disable_version_flag(true));
+    let sub = match name {
+        "create" => Create::augment_args(clap::Command::new("create")),
+        "run" => Run::augment_args(clap::Command::new("run")),
+        "start" => Id::augment_args(clap::Command::new("start")),
+        "state" => Id::augment_args(clap::Command::new("state")),
+        "kill" => Kill::augment_args(clap::Command::new("kill")),
+        "delete" => Delete::augment_args(clap::Command::new("delete")),
+        "exec" => Exec::augment_args(clap::Command::new("exec")),
+        "ps" => Ps::augment_args(clap::Command::new("ps")),
+        "list" => List::augment_args(clap::Command::new("list")),
+        "pause" => Id::augment_args(clap::Command::new("pause")),
+        "resume" => Id::augment_args(clap::Command::new("resume")),
+        "update" => Update::augment_args(clap::Command::new("update")),
+        "events" => Events::augment_args(clap::Command::new("events")),
+        "features" => clap::Command::new("features"),
+        "version" => clap::Command::new("version"),
+        _ => return None,
+    };
+    Some(top.subcommand(sub))
 }
 
 /// Every boolean flag of every command takes an optional `=value` (never
@@ -474,13 +533,7 @@ fn runc_booleans(cmd: clap::Command) -> clap::Command {
             a
         }
     });
-    let names: Vec<String> = cmd
-        .get_subcommands()
-        .map(|s| s.get_name().to_string())
-        .collect();
-    names
-        .into_iter()
-        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, runc_booleans))
+    cmd.mut_subcommands(runc_booleans)
 }
 
 #[cfg(test)]
@@ -574,6 +627,80 @@ mod tests {
     }
 
     #[test]
+    fn one_command_trees_parse_as_the_whole_tree() {
+        let whole = |line: &[&str]| {
+            let argv = std::iter::once("wren-oci").chain(line.iter().copied());
+            let m = command().try_get_matches_from(argv).unwrap();
+            format!("{:?}", Cli::from_arg_matches(&m).unwrap())
+        };
+        for line in [
+            &[
+                "--root",
+                "/r",
+                "--debug",
+                "create",
+                "c",
+                "-b",
+                "/b",
+                "--no-pivot",
+            ][..],
+            &[
+                "--log=/l",
+                "--systemd-cgroup=true",
+                "run",
+                "-d=false",
+                "--keep",
+                "c",
+            ],
+            &["start", "c", "--root", "/x"],
+            &["state", "c"],
+            &["kill", "--all", "c", "9"],
+            &["delete", "-f", "c"],
+            &[
+                "exec",
+                "-t",
+                "-e",
+                "A=1",
+                "--no-new-privs",
+                "c",
+                "sh",
+                "-c",
+                "x",
+            ],
+            &["ps", "-f", "json", "c"],
+            &["list", "-q"],
+            &["pause", "c"],
+            &["resume", "c"],
+            &["update", "--memory=1m", "-r", "-", "c"],
+            &["events", "--interval=1s", "c"],
+            &["features"],
+            &["version"],
+            &["--rootless", "true", "--criu", "x", "list"],
+        ] {
+            let argv: Vec<OsString> = std::iter::once("wren-oci")
+                .chain(line.iter().copied())
+                .map(OsString::from)
+                .collect();
+            let name = command_name(&argv).unwrap();
+            let tree = runc_booleans(with_one_command(name).unwrap());
+            let fast = Cli::from_arg_matches(&tree.try_get_matches_from(&argv).unwrap()).unwrap();
+            assert_eq!(format!("{fast:?}"), whole(line), "{line:?}");
+        }
+        let name = |line: &[&str]| {
+            let argv: Vec<OsString> = std::iter::once("wren-oci")
+                .chain(line.iter().copied())
+                .map(OsString::from)
+                .collect();
+            command_name(&argv).map(str::to_string)
+        };
+        assert_eq!(name(&["--help", "run"]), None);
+        assert_eq!(name(&["--bogus", "run"]), None);
+        assert_eq!(name(&["--root"]), None);
+        assert_eq!(name(&["help", "run"]).as_deref(), Some("help"));
+        assert!(with_one_command("help").is_none());
+    }
+
+    #[test]
     fn globals_before_and_after_the_command() {
         let c = ok(&[
             "--root",
@@ -601,7 +728,7 @@ mod tests {
         assert_eq!(c.global.log_format, LogFormat::Text);
         assert!(err(&["--log-format", "xml", "list"]).contains("xml"));
         assert!(err(&["--rootless", "maybe", "list"]).contains("maybe"));
-        assert!(ok(&["-v"]).version && ok(&["--version"]).version);
+        assert!(ok(&["-v"]).global.version && ok(&["--version"]).global.version);
         assert!(ok(&[]).command.is_none());
     }
 

@@ -132,15 +132,12 @@ const NO_CRIU: &str = "is not supported: wren has no CRIU support";
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
-    let Some(command) = cli.command else {
-        if cli.version {
-            return about::version();
-        }
-        return Err(Usage("missing command; see `wren-oci --help`".into()).into());
-    };
-    if cli.version {
+    if g.version {
         return about::version();
     }
+    let Some(command) = cli.command else {
+        return Err(Usage("missing command; see `wren-oci --help`".into()).into());
+    };
     let ok = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
     match command {
         Command::Create(c) => ok(lifecycle::create(g, c)),
