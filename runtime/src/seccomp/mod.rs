@@ -12,6 +12,11 @@
 //!   first when `process.noNewPrivileges` is true, and otherwise calls `load`
 //!   while it still holds `CAP_SYS_ADMIN` (before the capability drop).
 //!
+//! - [`compile_cached`] is what creates and execs use: the same program as
+//!   [`compile`], from the compiled-filter cache ([`cache`]: process memory,
+//!   then `<state_root>/@seccomp-cache`) when this profile was compiled
+//!   before. [`compile`] stays the uncached reference.
+//!
 //! Behaviour follows runc where the spec is silent: unknown syscall names are
 //! skipped, several comparisons on one argument become separate rules, rules
 //! whose action equals the default are dropped, `SECCOMP_FILTER_FLAG_SPEC_ALLOW`
@@ -33,6 +38,8 @@ use oci_spec::runtime::{
 use serde::{Deserialize, Serialize};
 
 use crate::sys::seccomp as sys;
+
+pub mod cache;
 
 /// Number of syscall arguments a seccomp filter can inspect.
 const MAX_SYSCALL_ARGS: usize = 6;
@@ -196,6 +203,18 @@ impl SeccompProgram {
     /// Whether the program has no instructions (never true for a compiled one).
     pub fn is_empty(&self) -> bool {
         self.insns.is_empty()
+    }
+
+    /// The program as the kernel reads it: native `struct sock_filter`s.
+    pub fn bpf(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.insns.len() * INSN_SIZE);
+        for &Insn(code, jt, jf, k) in &self.insns {
+            out.extend_from_slice(&code.to_ne_bytes());
+            out.push(jt);
+            out.push(jf);
+            out.extend_from_slice(&k.to_ne_bytes());
+        }
+        out
     }
 
     /// `linux.seccomp.listenerPath`, if set.
@@ -376,6 +395,20 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
         listener_path: seccomp.listener_path().clone(),
         listener_metadata: seccomp.listener_metadata().clone(),
     })
+}
+
+/// [`compile`] through the compiled-filter cache: the process-wide memory
+/// cache, then the disk cache in `cache_dir` (normally
+/// [`cache::dir_for`] the state root; `None`: memory only). Returns the
+/// same program `compile` would; cache failures fall back to compiling.
+/// Runs in the parent.
+pub fn compile_cached(
+    seccomp: &LinuxSeccomp,
+    cache_dir: Option<&Path>,
+) -> Result<SeccompProgram, SeccompError> {
+    let disk = cache_dir.map(cache::DiskCache::new);
+    cache::compile_with(seccomp, Some(cache::MemoryCache::global()), disk.as_ref())
+        .map(|c| c.program)
 }
 
 /// Maps an OCI action to libseccomp's; ERRNO and TRACE default to EPERM as in
