@@ -1,10 +1,11 @@
 //! wrend's API requests and the events its shims forward, from raw bytes: the
 //! first byte picks the message. A Create goes through the whole check that
-//! runs before anything is made (`validate_create`: name, restart policy,
-//! bundle or rootfs, spec built with the overrides), an Exec through the
-//! process built from a real bundle's config.json, an event through
-//! `decode_event`. The socket is root-only, but a bad request must still be a
-//! clear error, never a panic that takes every container's supervisor down.
+//! runs before anything is made (`api::create::validate_create`: name,
+//! restart policy, bundle or rootfs, spec built with the overrides), an Exec
+//! through the process built from a real bundle's config.json, an event
+//! through `shim_events::decode_event`. The socket is root-only, but a bad
+//! request must still be a clear error, never a panic that takes every
+//! container's supervisor down.
 #![no_main]
 
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use protobuf::Message;
 use wren_protocol::manager as api;
-use wren_manager::wrend::{daemon, spec, supervisor};
+use wren_manager::wrend::api::create::validate_create;
+use wren_manager::wrend::{shim_events, spec};
 
 /// A rootfs directory and a bundle with a config.json, made once per run in
 /// one fixed temp directory (reused by the next run, never multiplied).
@@ -53,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
             if !req.bundle.is_empty() {
                 req.bundle = bundle.display().to_string();
             }
-            if let Ok((_, built)) = supervisor::validate_create(&req) {
+            if let Ok((_, built)) = validate_create(&req) {
                 assert!(built["process"]["args"].is_array(), "spec without args");
             }
         }
@@ -71,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = spec::exec_process(&bundle.join("config.json"), &o);
         }
         _ => {
-            let _ = daemon::decode_event(rest);
+            let _ = shim_events::decode_event(rest);
         }
     }
 });

@@ -1,8 +1,21 @@
 //! `wrend` and `wren`: the standalone manager for hosts without containerd
-//! and its command-line client. They share only wrend's wire API (from
-//! `wren-protocol`), the ttrpc crate, the runtime's default spec and the
-//! few on-disk conventions both sides must agree on (socket and state paths,
-//! fifos, the rotated log format).
+//! and its command-line client.
+//!
+//! - [`wrend`]: the daemon (runs in the `wrend` process).
+//! - [`cli`]: the command-line client (runs in the `wren` process).
+//!
+//! The two share only wrend's wire API (`wren-protocol`), the ttrpc crate,
+//! the runtime's default spec, and the modules here at the crate root, which
+//! hold what both sides must agree on:
+//! - [`paths`]: the default state directory, the socket's name, the layout
+//!   under `--root`;
+//! - [`fifo`]: how stdio fifos are made and opened;
+//! - [`logfile`]: the rotated log format wrend writes and wren tails.
+//!
+//! `cli` never imports `wrend`, and `wrend` never imports `cli`.
 
 pub mod cli;
+pub mod fifo;
+pub mod logfile;
+pub mod paths;
 pub mod wrend;

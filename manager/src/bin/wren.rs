@@ -3,6 +3,5 @@
 fn main() {
     // No `run_if_init()`: the CLI only talks to wrend and never creates a
     // container, so the runtime never re-executes it as an init.
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(wren_manager::cli::main(argv));
+    std::process::exit(wren_manager::cli::main(std::env::args_os()));
 }

@@ -1,188 +1,587 @@
-//! A small argument parser for `wren`'s commands: `-x`, `--long`,
-//! `--long=value` / `--long value` for options that take one, repeated
-//! options, positionals, and everything after `--` kept verbatim.
+//! The command line of `wren`, declared with clap (derive): the global
+//! flags, every command with its flags, short forms and aliases, and the
+//! help text of each. Shell completions are generated from the same tree.
 //!
-//! Runs in `wren`.
+//! Parsing rules:
+//! - `--help` (or `-h`, or `wren help CMD`) works on every command;
+//! - every flag takes `--flag=value`, boolean ones included
+//!   (`--detach=true`, `-d=false`); a boolean never takes the next word as
+//!   its value, and short booleans combine (`-it`, `-dit`);
+//! - flags may come after the container name; in `run`, `create` and
+//!   `exec` the container's command starts at the first word after the
+//!   name that is not a flag, or after `--`, and is kept verbatim;
+//! - the global flags (`--root`, `--socket`, `--json`) may come before or
+//!   after the command.
+//!
+//! Runs in `wren`, before anything else.
 
-use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
 
-use super::CliError;
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-/// The parsed arguments of one command.
-#[derive(Debug, Default)]
-pub struct Parsed {
-    flags: HashMap<String, Vec<String>>,
-    pub positional: Vec<String>,
-    /// After `--`.
+/// `wren [GLOBAL FLAGS] COMMAND [FLAGS] ARGS`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wren",
+    about = "The command-line client of wrend, wren's container manager",
+    after_help = "Restart policies: no, on-failure[:N], always, unless-stopped.",
+    disable_version_flag = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags of every command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
+pub struct GlobalFlags {
+    /// Talk to the wrend started with this --root
+    #[arg(long, global = true, value_name = "DIR", conflicts_with = "socket")]
+    pub root: Option<PathBuf>,
+    /// wrend's API socket [default: /run/wren/wrend.sock]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print JSON (list, ps, stats, events)
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print the version and exit
+    #[arg(short = 'v', long, help_heading = "Options")]
+    pub version: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and start a container; in the foreground, exit with its status
+    Run(Run),
+    /// Create a container; `start` starts it
+    Create(Create),
+    /// Start a created or stopped container
+    Start(Name),
+    /// Stop a container: a signal (default SIGTERM), then SIGKILL after a grace period
+    Stop(Stop),
+    /// Send a signal (default SIGKILL) to a container
+    Kill(Kill),
+    /// Remove containers
+    #[command(visible_alias = "delete")]
+    Rm(Rm),
+    /// Freeze every process of a container
+    Pause(Name),
+    /// Thaw a paused container
+    Resume(Name),
+    /// Run a command in a running container; exit with its status
+    Exec(Exec),
+    /// List the containers
+    #[command(visible_alias = "ls")]
+    List,
+    /// Print everything wrend knows of a container, as JSON
+    Inspect(Name),
+    /// List the processes of a container
+    Ps(Name),
+    /// Print a container's CPU, memory and pids figures
+    Stats(Name),
+    /// Change the resource limits of a running container
+    Update(Update),
+    /// Print a container's output
+    Logs(Logs),
+    /// Print wrend's events as they happen
+    Events,
+    /// Print a shell completion script (source <(wren completion bash))
+    Completion(Completion),
+    /// Print the version
+    #[command(hide = true)]
+    Version,
+}
+
+/// A command that takes a container name and nothing else.
+#[derive(Debug, Args)]
+pub struct Name {
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// Where a new container's root filesystem comes from: exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Source {
+    /// Use DIR as the root filesystem, with wren's default spec
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Use the OCI bundle in DIR (its config.json and rootfs)
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// The flags and arguments `run` and `create` share.
+#[derive(Debug, Args)]
+pub struct ContainerArgs {
+    /// Keep stdin open: wren's stdin feeds the container
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the container a terminal (stdin must be one)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// When to restart the container after it exits
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
+    /// Start the container when wrend starts
+    #[arg(long)]
+    pub start_at_boot: bool,
+    /// Set an environment variable (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    #[command(flatten)]
+    pub source: Source,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The command and its arguments (default: the bundle's)
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub command: Vec<String>,
 }
 
-/// One option a command accepts: its names, and whether it takes a value.
-pub struct Opt {
-    pub names: &'static [&'static str],
-    pub value: bool,
+#[derive(Debug, Args)]
+pub struct Run {
+    /// Return once the container has started
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    #[command(flatten)]
+    pub container: ContainerArgs,
 }
 
-pub const fn flag(names: &'static [&'static str]) -> Opt {
-    Opt {
-        names,
-        value: false,
-    }
+#[derive(Debug, Args)]
+pub struct Create {
+    #[command(flatten)]
+    pub container: ContainerArgs,
 }
 
-pub const fn opt(names: &'static [&'static str]) -> Opt {
-    Opt { names, value: true }
+#[derive(Debug, Args)]
+pub struct Stop {
+    /// Seconds to wait before SIGKILL [default: 10]
+    #[arg(short = 't', long = "time", value_name = "SECS")]
+    pub timeout: Option<u32>,
+    /// The signal to stop with [default: TERM]
+    #[arg(short, long, value_name = "SIGNAL", value_parser = signal)]
+    pub signal: Option<i32>,
+    #[arg(value_name = "NAME")]
+    pub name: String,
 }
 
-/// Parses `args` against `opts`; the first name of an option is its key.
-/// Options after the first positional still count (`wren rm a -f`), except
-/// for commands whose trailing words are a container command, which must
-/// come after `--` or after `stop_at` positionals.
-pub fn parse(args: Vec<String>, opts: &[Opt], stop_at: Option<usize>) -> Result<Parsed, CliError> {
-    let mut p = Parsed::default();
-    let mut it = args.into_iter();
-    while let Some(a) = it.next() {
-        if a == "--" {
-            p.command = it.by_ref().collect();
-            break;
-        }
-        if stop_at.is_some_and(|n| p.positional.len() >= n) {
-            p.command.push(a);
-            p.command.extend(it.by_ref());
-            break;
-        }
-        if !a.starts_with('-') || a == "-" {
-            p.positional.push(a);
-            continue;
-        }
-        // Combined short booleans: -it, -dit.
-        let expanded: Vec<String> = if !a.starts_with("--") && a.len() > 2 && !a.contains('=') {
-            a[1..].chars().map(|c| format!("-{c}")).collect()
+#[derive(Debug, Args)]
+pub struct Kill {
+    /// A number, a name (TERM, SIGTERM) or RTMIN+n / RTMAX-n
+    #[arg(short, long, value_name = "SIGNAL", default_value = "KILL", value_parser = signal)]
+    pub signal: i32,
+    /// Signal every process of the container, not just its init
+    #[arg(short, long)]
+    pub all: bool,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// A signal as the runtime's one table reads it.
+fn signal(s: &str) -> Result<i32, wren_runtime::signal::UnknownSignal> {
+    wren_runtime::signal::parse(s)
+}
+
+#[derive(Debug, Args)]
+pub struct Rm {
+    /// Kill a running container first
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Exec {
+    /// Return once the process has started; print its pid
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep stdin open: wren's stdin feeds the process
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Give the process a terminal (stdin must be one)
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Set an environment variable (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub cwd: Option<String>,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The command and its arguments
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+/// `update`: the per-resource flags, or a whole LinuxResources JSON.
+#[derive(Debug, Args)]
+#[group(skip)]
+#[command(group(
+    clap::ArgGroup::new("limits")
+        .required(true)
+        .multiple(true)
+        .args(["memory", "cpu_shares", "pids_limit", "resources"])
+))]
+pub struct Update {
+    /// Memory limit in bytes (-1: none)
+    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
+    pub memory: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// Maximum number of tasks (-1: none)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// OCI LinuxResources JSON from FILE, instead of the flags above
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["memory", "cpu_shares", "pids_limit"]
+    )]
+    pub resources: Option<PathBuf>,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Logs {
+    /// Keep printing new output until the container stops
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Print only the last N lines first
+    #[arg(long, short = 'n', value_name = "N")]
+    pub tail: Option<usize>,
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Completion {
+    #[arg(value_enum, default_value_t = clap_complete::Shell::Bash)]
+    pub shell: clap_complete::Shell,
+}
+
+/// The whole command tree, with booleans that take `=value`.
+pub fn command() -> clap::Command {
+    booleans_take_values(Cli::command())
+}
+
+/// Parses `argv` (with the program name first).
+pub fn parse<I, T>(argv: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(argv)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Every boolean flag takes an optional `=value` (never the next word), so
+/// that `--detach=true` and `--detach=false` mean what they say.
+fn booleans_take_values(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|a| {
+        if matches!(a.get_action(), ArgAction::SetTrue) {
+            a.action(ArgAction::Set)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .default_value("false")
+                .value_name("BOOL")
+                .value_parser(BoolishValueParser::new())
+                .hide_default_value(true)
+                .hide_possible_values(true)
         } else {
-            vec![a.clone()]
-        };
-        let n = expanded.len();
-        for (i, part) in expanded.into_iter().enumerate() {
-            let (name, inline) = match part.split_once('=') {
-                Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                None => (part.clone(), None),
-            };
-            let o = opts
-                .iter()
-                .find(|o| o.names.contains(&name.as_str()))
-                .ok_or_else(|| CliError::usage(format!("unknown option {name}")))?;
-            let key = o.names[0].to_string();
-            let value = if o.value {
-                if n > 1 && i + 1 < n {
-                    return Err(CliError::usage(format!("option {name} needs a value")));
-                }
-                match inline {
-                    Some(v) => v,
-                    None => it
-                        .next()
-                        .ok_or_else(|| CliError::usage(format!("option {name} needs a value")))?,
-                }
-            } else {
-                String::new()
-            };
-            p.flags.entry(key).or_default().push(value);
+            a
         }
-    }
-    Ok(p)
-}
-
-impl Parsed {
-    pub fn has(&self, key: &str) -> bool {
-        self.flags.contains_key(key)
-    }
-
-    pub fn value(&self, key: &str) -> Option<&str> {
-        self.flags
-            .get(key)
-            .and_then(|v| v.last())
-            .map(String::as_str)
-    }
-
-    pub fn values(&self, key: &str) -> Vec<String> {
-        self.flags.get(key).cloned().unwrap_or_default()
-    }
-
-    /// Exactly one positional: the container name.
-    pub fn name(&self) -> Result<&str, CliError> {
-        match self.positional.as_slice() {
-            [n] => Ok(n),
-            [] => Err(CliError::usage("a container name is needed")),
-            _ => Err(CliError::usage(format!(
-                "unexpected arguments: {}",
-                self.positional[1..].join(" ")
-            ))),
-        }
-    }
-
-    pub fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, CliError> {
-        self.value(key)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| CliError::usage(format!("{key} wants a number, not {v:?}")))
-            })
-            .transpose()
-    }
+    });
+    cmd.mut_subcommands(booleans_take_values)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    const OPTS: &[Opt] = &[
-        flag(&["-d", "--detach"]),
-        flag(&["-i"]),
-        flag(&["-t"]),
-        opt(&["-e", "--env"]),
-        opt(&["--rootfs"]),
-    ];
+    fn p(args: &[&str]) -> Result<Cli, clap::Error> {
+        parse(std::iter::once("wren").chain(args.iter().copied()))
+    }
+
+    fn ok(args: &[&str]) -> Command {
+        match p(args) {
+            Ok(Cli {
+                command: Some(c), ..
+            }) => c,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    fn usage_error(args: &[&str]) -> clap::Error {
+        let e = p(args).expect_err(&format!("{args:?} parsed"));
+        assert_eq!(e.exit_code(), 2, "{args:?}: {e}");
+        e
+    }
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn options_positionals_and_command() {
-        let p = parse(
-            v(&[
-                "-it",
-                "--rootfs=/r",
-                "-e",
-                "A=1",
-                "--env",
-                "B=2",
-                "web",
-                "--",
-                "sh",
-                "-c",
-                "x",
-            ]),
-            OPTS,
-            None,
-        )
-        .unwrap();
-        assert!(p.has("-i") && p.has("-t") && !p.has("-d"));
-        assert_eq!(p.value("--rootfs"), Some("/r"));
-        assert_eq!(p.values("-e"), v(&["A=1", "B=2"]));
-        assert_eq!(p.name().unwrap(), "web");
-        assert_eq!(p.command, v(&["sh", "-c", "x"]));
+    fn the_tree_is_consistent() {
+        command().debug_assert();
     }
 
     #[test]
-    fn command_after_name_without_dashes() {
-        let p = parse(v(&["-d", "web", "sleep", "-x"]), OPTS, Some(1)).unwrap();
-        assert_eq!(p.name().unwrap(), "web");
-        assert_eq!(p.command, v(&["sleep", "-x"]));
+    fn every_command_has_help() {
+        let names: Vec<String> = command()
+            .get_subcommands()
+            .map(|s| s.get_name().to_string())
+            .filter(|n| n != "help")
+            .collect();
+        assert!(names.len() >= 18, "{names:?}");
+        for name in names.iter().map(String::as_str).chain(["ls", "delete"]) {
+            for flag in ["--help", "-h"] {
+                let e = p(&[name, flag]).expect_err(name);
+                assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{name} {flag}: {e}");
+                assert_eq!(e.exit_code(), 0, "{name}");
+                assert!(e.to_string().contains("Usage: wren"), "{name}: {e}");
+            }
+            let e = p(&["help", name]).expect_err(name);
+            assert_eq!(e.kind(), ErrorKind::DisplayHelp, "help {name}");
+        }
+        let help = p(&["run", "--help"]).unwrap_err().to_string();
+        for flag in [
+            "--detach",
+            "--rm",
+            "--interactive",
+            "--tty",
+            "--restart",
+            "--start-at-boot",
+            "--env",
+            "--cwd",
+            "--rootfs",
+            "--bundle",
+            "--root",
+        ] {
+            assert!(help.contains(flag), "{flag} in {help}");
+        }
+        assert_eq!(p(&["--help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        assert_eq!(p(&["help"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
     }
 
     #[test]
-    fn errors() {
-        assert_eq!(parse(v(&["--bogus"]), OPTS, None).unwrap_err().status, 2);
-        assert!(parse(v(&["-e"]), OPTS, None).is_err());
-        assert!(parse(v(&[]), OPTS, None).unwrap().name().is_err());
+    fn run_flags_short_long_and_after_the_name() {
+        let Command::Run(r) = ok(&[
+            "run",
+            "-dit",
+            "--rm",
+            "--restart=always",
+            "--start-at-boot",
+            "-e",
+            "A=1",
+            "--env=B=2",
+            "-w",
+            "/w",
+            "--rootfs",
+            "/r",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "x",
+        ]) else {
+            panic!()
+        };
+        let c = &r.container;
+        assert!(r.detach && r.rm && c.interactive && c.tty && c.start_at_boot);
+        assert_eq!(c.restart.as_deref(), Some("always"));
+        assert_eq!(c.env, v(&["A=1", "B=2"]));
+        assert_eq!(c.cwd.as_deref(), Some("/w"));
+        assert_eq!(c.source.rootfs, Some(PathBuf::from("/r")));
+        assert_eq!(c.name, "web");
+        assert_eq!(c.command, v(&["sh", "-c", "x"]));
+
+        // Flags after the name, before the command.
+        let Command::Run(r) = ok(&["run", "web", "-d", "--bundle", "/b", "--", "true"]) else {
+            panic!()
+        };
+        assert!(r.detach);
+        assert_eq!(r.container.source.bundle, Some(PathBuf::from("/b")));
+        assert_eq!(r.container.command, v(&["true"]));
+
+        // The command starts at its first word, flags after it are its own.
+        let Command::Run(r) = ok(&["run", "--rootfs", "/r", "web", "sleep", "-d", "--rm"]) else {
+            panic!()
+        };
+        assert!(!r.detach && !r.rm);
+        assert_eq!(r.container.command, v(&["sleep", "-d", "--rm"]));
+    }
+
+    #[test]
+    fn booleans_take_equals_values() {
+        let detach = |args: &[&str]| match ok(args) {
+            Command::Run(r) => r.detach,
+            c => panic!("{c:?}"),
+        };
+        assert!(detach(&["run", "--detach=true", "--rootfs=/r", "n"]));
+        assert!(!detach(&["run", "--detach=false", "--rootfs=/r", "n"]));
+        assert!(detach(&["run", "-d=true", "--rootfs=/r", "n"]));
+        assert!(!detach(&["run", "--rootfs=/r", "n"]));
+        // A boolean does not take the next word as its value.
+        let Command::Run(r) = ok(&["run", "--rootfs=/r", "-d", "true"]) else {
+            panic!()
+        };
+        assert!(r.detach);
+        assert_eq!(r.container.name, "true");
+        let Command::Rm(rm) = ok(&["rm", "a", "--force=true", "b"]) else {
+            panic!()
+        };
+        assert!(rm.force);
+        assert_eq!(rm.names, v(&["a", "b"]));
+        let Command::Kill(k) = ok(&["kill", "--all=false", "web"]) else {
+            panic!()
+        };
+        assert!(!k.all);
+        assert!(
+            p(&["--json=true", "list"]).unwrap().global.json,
+            "global boolean"
+        );
+        usage_error(&["run", "--detach=maybe", "--rootfs=/r", "n"]);
+    }
+
+    #[test]
+    fn every_flag_takes_equals_values() {
+        let Command::Stop(s) = ok(&["stop", "web", "--time=3", "--signal=INT"]) else {
+            panic!()
+        };
+        assert_eq!((s.timeout, s.signal), (Some(3), Some(libc::SIGINT)));
+        let Command::Stop(s) = ok(&["stop", "-t", "5", "-s", "SIGHUP", "web"]) else {
+            panic!()
+        };
+        assert_eq!((s.timeout, s.signal), (Some(5), Some(libc::SIGHUP)));
+        let Command::Kill(k) = ok(&["kill", "web", "-s", "term", "-a"]) else {
+            panic!()
+        };
+        assert_eq!((k.signal, k.all), (libc::SIGTERM, true));
+        let Command::Kill(k) = ok(&["kill", "web"]) else {
+            panic!()
+        };
+        assert_eq!(k.signal, libc::SIGKILL);
+        let Command::Logs(l) = ok(&["logs", "web", "-f", "--tail=2"]) else {
+            panic!()
+        };
+        assert!(l.follow);
+        assert_eq!(l.tail, Some(2));
+        let Command::Logs(l) = ok(&["logs", "-n", "3", "web"]) else {
+            panic!()
+        };
+        assert_eq!(l.tail, Some(3));
+        let Command::Update(u) = ok(&[
+            "update",
+            "web",
+            "--memory=-1",
+            "--cpu-shares",
+            "512",
+            "--pids-limit=50",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(
+            (u.memory, u.cpu_shares, u.pids_limit),
+            (Some(-1), Some(512), Some(50))
+        );
+        let Command::Exec(x) = ok(&[
+            "exec", "-i", "-e=A=1", "-w=/tmp", "web", "-t", "--", "sh", "-c", "x",
+        ]) else {
+            panic!()
+        };
+        assert!(x.interactive && x.tty && !x.detach);
+        assert_eq!(x.env, v(&["A=1"]));
+        assert_eq!(x.cwd.as_deref(), Some("/tmp"));
+        assert_eq!(x.command, v(&["sh", "-c", "x"]));
+        let cli = p(&["list", "--root=/r", "--json"]).unwrap();
+        assert_eq!(cli.global.root, Some(PathBuf::from("/r")));
+        assert!(cli.global.json);
+        assert!(matches!(cli.command, Some(Command::List)));
+        let cli = p(&["--socket", "/s.sock", "ls"]).unwrap();
+        assert_eq!(cli.global.socket, Some(PathBuf::from("/s.sock")));
+        assert!(matches!(cli.command, Some(Command::List)));
+        let Command::Completion(c) = ok(&["completion", "fish"]) else {
+            panic!()
+        };
+        assert_eq!(c.shell, clap_complete::Shell::Fish);
+        let Command::Completion(c) = ok(&["completion"]) else {
+            panic!()
+        };
+        assert_eq!(c.shell, clap_complete::Shell::Bash);
+        assert!(matches!(ok(&["delete", "a"]), Command::Rm(_)));
+        assert!(p(&["-v"]).unwrap().global.version);
+        assert!(matches!(ok(&["version"]), Command::Version));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for args in [
+            &["run"][..],
+            &["run", "web"],
+            &["run", "--rootfs", "/r", "--bundle", "/b", "web"],
+            &["create", "-d", "--rootfs", "/r", "web"],
+            &["create", "--rm", "--rootfs", "/r", "web"],
+            &["exec", "web"],
+            &["start"],
+            &["start", "a", "b"],
+            &["rm"],
+            &["stop", "-t", "soon", "web"],
+            &["kill", "-s", "NOPE", "web"],
+            &["update", "web"],
+            &["update", "--resources", "/f", "--memory", "1", "web"],
+            &["logs", "--tail", "x", "web"],
+            &["list", "--bogus"],
+            &["--root", "/r", "--socket", "/s", "list"],
+            &["completion", "tcsh"],
+            &["frobnicate"],
+        ] {
+            usage_error(args);
+        }
+        assert_eq!(
+            usage_error(&["frobnicate"]).kind(),
+            ErrorKind::InvalidSubcommand
+        );
+    }
+
+    #[test]
+    fn completions_generate() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut command(), "wren", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("start-at-boot"), "{shell}: {text}");
+        }
     }
 }

@@ -1,12 +1,15 @@
-//! The connection to wrend: one ttrpc client on wrend's socket and a typed
-//! call for each Manager method.
+//! The connection to wrend: one ttrpc client on wrend's socket, a call for
+//! any Manager method, and the few calls several commands make (`Inspect`,
+//! `Wait` on a thread of its own).
 //!
 //! Runs in `wren`.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use protobuf::Message;
+use wren_protocol::manager as api;
 use wren_protocol::services;
 
 use wren_ttrpc::client::{CallError, Client};
@@ -89,4 +92,43 @@ impl Wrend {
                 },
             })
     }
+}
+
+/// A request that names a container.
+pub fn name_req(name: &str) -> api::NameRequest {
+    let mut r = api::NameRequest::new();
+    r.name = name.to_string();
+    r
+}
+
+impl Wrend {
+    /// What wrend knows of container `name`.
+    pub fn inspect(&mut self, name: &str) -> Result<api::Container, ClientError> {
+        let r: api::ContainerResponse = self.call("Inspect", &name_req(name), false)?;
+        Ok(r.container.into_option().unwrap_or_default())
+    }
+}
+
+fn wait(socket: &Path, name: &str, exec_id: &str) -> Result<u32, ClientError> {
+    let mut w = Wrend::connect(socket)?;
+    let mut r = api::WaitRequest::new();
+    r.name = name.to_string();
+    r.exec_id = exec_id.to_string();
+    let resp: api::WaitResponse = w.call("Wait", &r, true)?;
+    Ok(resp.exit_status)
+}
+
+/// Waits for an exit on a connection and a thread of its own; the
+/// receiver gets the exit status.
+pub fn wait_for_exit(
+    socket: &Path,
+    name: &str,
+    exec_id: &str,
+) -> mpsc::Receiver<Result<u32, ClientError>> {
+    let (tx, rx) = mpsc::channel();
+    let (socket, name, exec_id) = (socket.to_owned(), name.to_string(), exec_id.to_string());
+    std::thread::spawn(move || {
+        let _ = tx.send(wait(&socket, &name, &exec_id));
+    });
+    rx
 }

@@ -1,19 +1,35 @@
-//! `wren`, the command-line client of `wrend`: parses a command, calls
-//! wrend's `wren.manager.v1.Manager` API over its unix socket, and prints
-//! the answer (a table, or JSON with `--json`). Exit status: 0 on success,
-//! 1 on an error (printed as one `wren: ...` line), 2 on a usage error; `run`
-//! and `exec` in the foreground exit with the container process's status.
+//! `wren`, the command-line client of `wrend`: parses a command
+//! ([`args`]), calls wrend's `wren.manager.v1.Manager` API over its unix
+//! socket ([`client`]), and prints the answer ([`output`]: a table, or
+//! JSON with `--json`). One file per command group: [`run`] (`run`,
+//! `create`), [`exec`], [`lifecycle`] (`start`, `stop`, `kill`, `rm`,
+//! `pause`, `resume`, `update`), [`query`] (`list`, `inspect`, `ps`,
+//! `stats`), [`logs`], [`events`]; a process's stdio is relayed by
+//! [`stdio`] (pipes) and [`tty`] (interactive terminal sessions).
+//!
+//! Exit status: 0 on success, 1 on an error (printed as one `wren: ...`
+//! line), 2 on a usage error; `run` and `exec` in the foreground exit with
+//! the container process's status.
 //!
 //! Runs in the short-lived `wren` process.
 
 pub mod args;
 pub mod client;
-pub mod commands;
-pub mod completion;
+pub mod events;
+pub mod exec;
+pub mod lifecycle;
+pub mod logs;
 pub mod output;
+pub mod query;
+pub mod run;
+pub mod stdio;
 pub mod tty;
 
 use std::path::PathBuf;
+
+use clap::error::{ContextKind, ErrorKind};
+
+use args::{Cli, Command};
 
 /// A failed command: what to print, and the exit status.
 #[derive(Debug)]
@@ -36,88 +52,110 @@ impl CliError {
             status: 1,
         }
     }
+
+    /// An error whose message is its whole chain, printed once.
+    pub fn chain(e: &(dyn std::error::Error + 'static)) -> Self {
+        Self::failed(wren_runtime::error::chain(e))
+    }
 }
 
 impl From<client::ClientError> for CliError {
     fn from(e: client::ClientError) -> Self {
-        Self::failed(wren_runtime::error::chain(&e))
+        Self::chain(&e)
     }
 }
 
-/// Global options before the command.
+impl From<crate::fifo::FifoError> for CliError {
+    fn from(e: crate::fifo::FifoError) -> Self {
+        Self::chain(&e)
+    }
+}
+
+/// What every command needs: where wrend is, and how to print.
 #[derive(Debug, Clone)]
 pub struct Global {
     pub socket: PathBuf,
     pub json: bool,
 }
 
-pub const USAGE: &str = "usage: wren [--root DIR | --socket PATH] COMMAND [ARGS...]
-
-commands:
-  run [-d] [--rm] [-i] [-t] [--restart POLICY] [--start-at-boot] [-e K=V] [-w DIR]
-      (--rootfs DIR | --bundle DIR) NAME [-- CMD ARGS...]
-  create [same options as run, without -d/--rm] NAME [-- CMD ARGS...]
-  start NAME            stop [-t SECS] [-s SIGNAL] NAME    kill [-s SIGNAL] [--all] NAME
-  rm [-f] NAME...       pause NAME    resume NAME
-  exec [-d] [-i] [-t] [-e K=V] [-w DIR] NAME -- CMD ARGS...
-  list|ls [--json]      inspect NAME  ps [--json] NAME     stats [--json] NAME
-  update [--memory BYTES] [--cpu-shares N] [--pids-limit N] [--resources FILE] NAME
-  logs [-f] [--tail N] NAME           events [--json]      completion bash
-
-restart policies: no, on-failure[:N], always, unless-stopped";
-
-/// Runs `wren` with `argv` (without the program name); returns the exit status.
-pub fn main(argv: Vec<String>) -> i32 {
-    match run(argv) {
+/// Runs `wren` with `argv` (the program name first); returns the exit status.
+pub fn main<I, T>(argv: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match args::parse(argv) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == ErrorKind::InvalidSubcommand => {
+            let what = e
+                .get(ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!(
+                "wren: unknown command {what:?}\n\nFor a list of commands, try 'wren --help'."
+            );
+            return 2;
+        }
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match run(cli) {
         Ok(status) => status,
         Err(e) => {
             eprintln!("wren: {}", e.message);
             if e.status == 2 {
-                eprintln!("{USAGE}");
+                eprintln!("\nFor more information, try 'wren --help'.");
             }
             e.status
         }
     }
 }
 
-fn run(argv: Vec<String>) -> Result<i32, CliError> {
-    let mut global = Global {
-        socket: PathBuf::from(crate::wrend::config::DEFAULT_STATE_DIR)
-            .join(crate::wrend::config::SOCKET_NAME),
-        json: false,
+fn run(cli: Cli) -> Result<i32, CliError> {
+    let g = &cli.global;
+    let global = Global {
+        socket: match (&g.socket, &g.root) {
+            (Some(socket), _) => socket.clone(),
+            (None, Some(root)) => crate::paths::socket_under(root),
+            (None, None) => crate::paths::default_socket(),
+        },
+        json: g.json,
     };
-    let mut rest = argv.into_iter().peekable();
-    while let Some(a) = rest.peek().cloned() {
-        match a.as_str() {
-            "--root" | "--socket" => {
-                rest.next();
-                let v = rest
-                    .next()
-                    .ok_or_else(|| CliError::usage(format!("{a} needs a value")))?;
-                global.socket = if a == "--root" {
-                    crate::wrend::config::Config::with_root(&PathBuf::from(v)).socket
-                } else {
-                    PathBuf::from(v)
-                };
-            }
-            "--json" => {
-                rest.next();
-                global.json = true;
-            }
-            "-h" | "--help" | "help" => {
-                println!("{USAGE}");
-                return Ok(0);
-            }
-            "-v" | "--version" | "version" => {
-                println!("wren {}", env!("CARGO_PKG_VERSION"));
-                return Ok(0);
-            }
-            _ => break,
-        }
+    if g.version {
+        println!("wren {}", env!("CARGO_PKG_VERSION"));
+        return Ok(0);
     }
-    let Some(cmd) = rest.next() else {
+    let Some(command) = cli.command else {
         return Err(CliError::usage("no command given"));
     };
-    let args: Vec<String> = rest.collect();
-    commands::dispatch(&global, &cmd, args)
+    let g = &global;
+    match command {
+        Command::Run(a) => run::run(g, &a),
+        Command::Create(a) => run::create(g, &a),
+        Command::Start(a) => lifecycle::start(g, &a.name),
+        Command::Stop(a) => lifecycle::stop(g, &a),
+        Command::Kill(a) => lifecycle::kill(g, &a),
+        Command::Rm(a) => lifecycle::rm(g, &a),
+        Command::Pause(a) => lifecycle::pause_resume(g, &a.name, true),
+        Command::Resume(a) => lifecycle::pause_resume(g, &a.name, false),
+        Command::Update(a) => lifecycle::update(g, &a),
+        Command::Exec(a) => exec::exec(g, &a),
+        Command::List => query::list(g),
+        Command::Inspect(a) => query::inspect(g, &a.name),
+        Command::Ps(a) => query::ps(g, &a.name),
+        Command::Stats(a) => query::stats(g, &a.name),
+        Command::Logs(a) => logs::logs(g, &a),
+        Command::Events => events::events(g),
+        Command::Completion(a) => {
+            let mut cmd = args::command();
+            clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Version => {
+            println!("wren {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    }
 }

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 
 use wren_protocol::manager as api;
 
-use super::client::Wrend;
+use super::client::{wait_for_exit, ClientError, Wrend};
 use super::{CliError, Global};
 
 /// The detach sequence: Ctrl-P then Ctrl-Q.
@@ -96,14 +96,10 @@ pub fn session(
     let mut a = api::AttachRequest::new();
     a.name = name.to_string();
     let paths: api::AttachResponse = w.call("Attach", &a, false)?;
-    let open = |p: &str| {
-        crate::wrend::logs::open_fifo(std::path::Path::new(p))
-            .map(File::from)
-            .map_err(|e| CliError::failed(wren_runtime::error::chain(&e)))
-    };
+    let open = |p: &str| crate::fifo::open(std::path::Path::new(p)).map(File::from);
     let stdin = open(&paths.stdin)?;
     let stdout = open(&paths.stdout)?;
-    let done = super::commands::wait_for_exit(&g.socket, name, exec_id);
+    let done = wait_for_exit(&g.socket, name, exec_id);
     if start {
         let mut r = api::NameRequest::new();
         r.name = name.to_string();
@@ -122,11 +118,11 @@ pub fn relay(
     exec_id: &str,
     mut stdin: Option<File>,
     mut outs: Vec<(File, bool)>,
-    done: mpsc::Receiver<Result<u32, CliError>>,
+    done: mpsc::Receiver<Result<u32, ClientError>>,
 ) -> Result<u32, CliError> {
     if let Some(f) = stdin.as_ref() {
         // Keystrokes must not be dropped on a full fifo: block instead.
-        let _ = nix::fcntl::fcntl(f, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()));
+        crate::fifo::set_blocking(f);
     }
     let raw = RawMode::enter();
     // SAFETY: installs an async-signal-safe handler that stores one atomic.
@@ -180,7 +176,7 @@ pub fn relay(
         }
         let _ = std::io::stdout().flush();
         match done.try_recv() {
-            Ok(status) => break status.map(Some),
+            Ok(status) => break status.map(Some).map_err(CliError::from),
             Err(mpsc::TryRecvError::Empty) => {}
             Err(mpsc::TryRecvError::Disconnected) => {
                 break Err(CliError::failed("lost the connection to wrend"))

@@ -3,16 +3,16 @@
 //! persistent records, bundles and logs under a disk directory. `--root DIR`
 //! moves all of it under one directory (tests, or several wrends on a host).
 //!
-//! Runs in `wrend` (and `wren`, for the default socket path).
+//! The defaults and the `--root` layout are [`crate::paths`], which `wren`
+//! shares; the per-container layout below is wrend's alone.
+//!
+//! Runs in `wrend`.
 
 use std::path::{Path, PathBuf};
 
-/// Default directory for volatile state.
-pub const DEFAULT_STATE_DIR: &str = "/run/wren";
-/// Default directory for persistent records.
-pub const DEFAULT_RECORDS_DIR: &str = "/var/lib/wren";
-/// Socket file name inside the state directory.
-pub const SOCKET_NAME: &str = "wrend.sock";
+use crate::logfile;
+use crate::paths;
+
 /// The containerd namespace wrend's shims are started in.
 pub const NAMESPACE: &str = "wren";
 
@@ -32,29 +32,31 @@ impl Config {
     /// The defaults: /run/wren, /var/lib/wren, the shim next to this binary.
     pub fn new() -> Self {
         Self::with_dirs(
-            PathBuf::from(DEFAULT_STATE_DIR),
-            PathBuf::from(DEFAULT_RECORDS_DIR),
+            PathBuf::from(paths::DEFAULT_STATE_DIR),
+            PathBuf::from(paths::DEFAULT_RECORDS_DIR),
         )
     }
 
     /// Everything under `root`: `root/run` for state, `root/lib` for records.
     pub fn with_root(root: &Path) -> Self {
-        Self::with_dirs(root.join("run"), root.join("lib"))
+        Self::with_dirs(paths::state_dir_under(root), paths::records_dir_under(root))
     }
 
-    fn with_dirs(state_dir: PathBuf, records_dir: PathBuf) -> Self {
+    /// State and records in the given directories, the socket in the state
+    /// directory.
+    pub fn with_dirs(state_dir: PathBuf, records_dir: PathBuf) -> Self {
         let shim_binary = std::env::current_exe()
             .ok()
             .and_then(|p| p.parent().map(|d| d.join("containerd-shim-wren-v2")))
             .filter(|p| p.exists())
             .unwrap_or_else(|| PathBuf::from("containerd-shim-wren-v2"));
         Self {
-            socket: state_dir.join(SOCKET_NAME),
+            socket: paths::socket_in(&state_dir),
             state_dir,
             records_dir,
             shim_binary,
-            log_max_size: super::logs::DEFAULT_MAX_SIZE,
-            log_keep: super::logs::DEFAULT_KEEP,
+            log_max_size: logfile::DEFAULT_MAX_SIZE,
+            log_keep: logfile::DEFAULT_KEEP,
             debug: false,
         }
     }

@@ -5,10 +5,10 @@
 
 use wren_protocol::ttrpc_wire::{Code, Status};
 
-use super::logs::LogError;
 use super::record::RecordError;
-use super::shim::ShimError;
+use super::shim_client::ShimError;
 use super::spec::SpecError;
+use crate::fifo::FifoError;
 use wren_ttrpc::client::CallError;
 
 /// Why a request to wrend failed.
@@ -48,10 +48,10 @@ pub enum ManagerError {
         source: RecordError,
     },
     #[error("container {name}")]
-    Log {
+    Fifo {
         name: String,
         #[source]
-        source: LogError,
+        source: FifoError,
     },
     #[error("container {name}: {what} {path}")]
     Io {
@@ -76,7 +76,7 @@ impl ManagerError {
                 ..
             } => *code,
             Self::Shim { .. } | Self::ShimStart { .. } => Code::UNAVAILABLE,
-            Self::Record { .. } | Self::Log { .. } | Self::Io { .. } => Code::INTERNAL,
+            Self::Record { .. } | Self::Fifo { .. } | Self::Io { .. } => Code::INTERNAL,
         };
         let message = match self {
             // The shim's own message already names the container and the step.

@@ -1,64 +1,31 @@
-//! Container output: the stdio fifos wrend hands the shim (exactly as `ctr`
-//! does), and the log file they are copied into, rotated by size
-//! (`log` → `log.1` → … → `log.<keep-1>`, the oldest dropped).
+//! A container's log as wrend writes it and wren reads it: one file,
+//! rotated by size (`log` → `log.1` → … → `log.<keep-1>`, the oldest
+//! dropped), each file cut after the last whole line that fits. wrend holds
+//! the writer ([`LogFile`]); `wren logs` and a foreground `wren run` read
+//! the tail ([`tail_from`]) and follow the current file across rotations
+//! ([`Follower`]), on the same host, without asking wrend for the data.
 //!
-//! Runs in wrend's loop thread: the fifos are read when epoll says so.
+//! Runs in `wrend` (writing, on its loop thread) and in `wren` (reading).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Rotate when the current file would grow past this many bytes.
 pub const DEFAULT_MAX_SIZE: u64 = 10 * 1024 * 1024;
 /// Files kept: the current one and `keep - 1` rotated ones.
 pub const DEFAULT_KEEP: u32 = 3;
+/// How many rotated files a reader looks through: more than wrend keeps
+/// with any sane `--log-keep`; the first missing one ends the search.
+pub const READ_KEEP: u32 = 16;
 
-/// A stdio fifo that could not be made or opened.
-#[derive(Debug, thiserror::Error)]
-pub enum LogError {
-    #[error("mkfifo {path}")]
-    Mkfifo {
-        path: PathBuf,
-        #[source]
-        source: nix::Error,
-    },
-    #[error("open {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+/// Rotated file `n` of the log at `path` (`log.1` is the newest).
+fn rotated(path: &Path, n: u32) -> PathBuf {
+    PathBuf::from(format!("{}.{n}", path.display()))
 }
 
-/// Makes a fifo at `path` (mode 0600) unless one is there already.
-pub fn make_fifo(path: &Path) -> Result<(), LogError> {
-    match nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
-        Ok(()) | Err(nix::Error::EEXIST) => Ok(()),
-        Err(source) => Err(LogError::Mkfifo {
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Opens a fifo read+write and non-blocking: the open never waits for a
-/// peer, and reads never see end-of-file while wrend holds it.
-pub fn open_fifo(path: &Path) -> Result<OwnedFd, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .map(OwnedFd::from)
-        .map_err(|source| LogError::Open {
-            path: path.to_owned(),
-            source,
-        })
-}
-
-/// The log file of one container, with size-based rotation.
+/// The writer: one container's log file, with size-based rotation.
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
@@ -101,15 +68,15 @@ impl LogFile {
     /// Shifts `log.N` up by one (dropping the oldest) and starts a new file.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
-        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
         if self.keep == 1 {
             return std::fs::remove_file(&self.path).or_else(ignore_missing);
         }
-        std::fs::remove_file(numbered(self.keep - 1)).or_else(ignore_missing)?;
+        std::fs::remove_file(rotated(&self.path, self.keep - 1)).or_else(ignore_missing)?;
         for n in (1..self.keep - 1).rev() {
-            std::fs::rename(numbered(n), numbered(n + 1)).or_else(ignore_missing)?;
+            std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1))
+                .or_else(ignore_missing)?;
         }
-        std::fs::rename(&self.path, numbered(1)).or_else(ignore_missing)?;
+        std::fs::rename(&self.path, rotated(&self.path, 1)).or_else(ignore_missing)?;
         self.size = 0;
         Ok(())
     }
@@ -140,28 +107,6 @@ impl LogFile {
         }
         Ok(())
     }
-
-    /// Copies what is buffered in fifo `fd` into the log; returns the bytes copied.
-    pub fn drain(&mut self, fd: RawFd) -> usize {
-        let mut buf = [0u8; 16 * 1024];
-        let mut total = 0;
-        loop {
-            // SAFETY: `fd` is an open fifo owned by the caller; `buf` is valid
-            // for its length.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n <= 0 {
-                if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return total;
-            }
-            let n = n as usize;
-            total += n;
-            if let Err(e) = self.write(&buf[..n]) {
-                log::warn!("write {}: {e}", self.path.display());
-            }
-        }
-    }
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
@@ -172,18 +117,9 @@ fn ignore_missing(e: io::Error) -> io::Result<()> {
     }
 }
 
-/// The last `n` lines of `path` and its rotated files, oldest first.
-pub fn tail(path: &Path, keep: u32, n: usize) -> io::Result<Vec<u8>> {
-    let mut current = match File::open(path) {
-        Ok(f) => Some(f),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
-    tail_from(path, keep, n, current.as_mut())
-}
-
-/// Like [`tail`], reading the current file through `current` (already
-/// open) to its end, so a follower can go on from exactly there.
+/// The last `n` lines of the log at `path` and its rotated files, oldest
+/// first, reading the current file through `current` (already open) to its
+/// end, so that a [`Follower`] can go on from exactly there.
 pub fn tail_from(
     path: &Path,
     keep: u32,
@@ -199,7 +135,7 @@ pub fn tail_from(
             break;
         }
         let mut data = Vec::new();
-        match File::open(format!("{}.{i}", path.display())) {
+        match File::open(rotated(path, i)) {
             Ok(mut file) => file.read_to_end(&mut data)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => break,
             Err(e) => return Err(e),
@@ -233,14 +169,58 @@ pub fn last_lines(data: &[u8], n: usize) -> &[u8] {
     data
 }
 
-/// An fd number for epoll registration.
-pub fn raw(fd: &OwnedFd) -> RawFd {
-    fd.as_raw_fd()
+/// The reader that follows a log across rotations: it copies what is new
+/// in its file and, when the path names a new file (a rotation happened),
+/// finishes the old one and switches.
+pub struct Follower {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Follower {
+    /// Follows `path` from its start (or from where `file` stands).
+    pub fn new(path: &Path, file: Option<File>) -> Self {
+        Self {
+            path: path.to_owned(),
+            file,
+        }
+    }
+
+    /// Follows `path` from its start, if it exists yet.
+    pub fn open(path: &Path) -> Self {
+        Self::new(path, File::open(path).ok())
+    }
+
+    /// Copies what is new to `out`.
+    pub fn pump(&mut self, out: &mut impl Write) {
+        loop {
+            if let Some(f) = self.file.as_mut() {
+                let _ = io::copy(f, out);
+            }
+            let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
+            let mine = self
+                .file
+                .as_ref()
+                .and_then(|f| f.metadata().ok())
+                .map(|m| m.ino());
+            if current.is_some() && current != mine {
+                self.file = File::open(&self.path).ok();
+                continue;
+            }
+            break;
+        }
+        let _ = out.flush();
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tail(path: &Path, keep: u32, n: usize) -> Vec<u8> {
+        let mut current = File::open(path).ok();
+        tail_from(path, keep, n, current.as_mut()).unwrap()
+    }
 
     #[test]
     fn rotates_by_size_and_keeps_n_files() {
@@ -257,11 +237,9 @@ mod tests {
         assert_eq!(read("log.1"), "eeee\nffff\n");
         assert_eq!(read("log.2"), "cccc\ndddd\n");
         assert!(!tmp.path().join("log.3").exists(), "only 3 files kept");
-        assert_eq!(tail(&path, 3, 3).unwrap(), b"eeee\nffff\ngggg\n");
-        assert_eq!(
-            tail(&path, 3, 100).unwrap(),
-            b"cccc\ndddd\neeee\nffff\ngggg\n"
-        );
+        assert_eq!(tail(&path, 3, 3), b"eeee\nffff\ngggg\n");
+        assert_eq!(tail(&path, 3, 100), b"cccc\ndddd\neeee\nffff\ngggg\n");
+        assert_eq!(tail(&path, READ_KEEP, 100), tail(&path, 3, 100));
     }
 
     #[test]
@@ -284,21 +262,16 @@ mod tests {
     }
 
     #[test]
-    fn drains_a_fifo_without_blocking() {
+    fn the_follower_crosses_a_rotation() {
         let tmp = tempfile::tempdir().unwrap();
-        let fifo = tmp.path().join("out");
-        make_fifo(&fifo).unwrap();
-        make_fifo(&fifo).unwrap();
-        let fd = open_fifo(&fifo).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&fifo)
-            .unwrap()
-            .write_all(b"hello\n")
-            .unwrap();
-        let mut log = LogFile::new(tmp.path().join("log"), DEFAULT_MAX_SIZE, DEFAULT_KEEP);
-        assert_eq!(log.drain(raw(&fd)), 6);
-        assert_eq!(log.drain(raw(&fd)), 0, "empty fifo, no block");
-        assert_eq!(std::fs::read(tmp.path().join("log")).unwrap(), b"hello\n");
+        let path = tmp.path().join("log");
+        let mut log = LogFile::new(path.clone(), 6, 2);
+        log.write(b"one\n").unwrap();
+        let mut f = Follower::open(&path);
+        let mut out = Vec::new();
+        f.pump(&mut out);
+        log.write(b"two\n").unwrap();
+        f.pump(&mut out);
+        assert_eq!(out, b"one\ntwo\n");
     }
 }

@@ -1,0 +1,98 @@
+//! The commands that change a container: `start`, `stop`, `kill`, `rm`,
+//! `pause`, `resume` and `update`.
+//!
+//! Runs in `wren`.
+
+use wren_protocol::manager as api;
+
+use super::args::{Kill, Rm, Stop, Update};
+use super::client::{name_req, Wrend};
+use super::{CliError, Global};
+
+/// `wren start NAME`.
+pub fn start(g: &Global, name: &str) -> Result<i32, CliError> {
+    let mut w = Wrend::connect(&g.socket)?;
+    let _: api::ContainerResponse = w.call("Start", &name_req(name), false)?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// `wren pause NAME` and `wren resume NAME`.
+pub fn pause_resume(g: &Global, name: &str, pause: bool) -> Result<i32, CliError> {
+    let mut w = Wrend::connect(&g.socket)?;
+    let method = if pause { "Pause" } else { "Resume" };
+    let _: api::Empty = w.call(method, &name_req(name), false)?;
+    println!("{name}");
+    Ok(0)
+}
+
+/// `wren stop`: returns once the container has stopped.
+pub fn stop(g: &Global, a: &Stop) -> Result<i32, CliError> {
+    let mut r = api::StopRequest::new();
+    r.name = a.name.clone();
+    r.timeout_secs = a.timeout.unwrap_or(0);
+    r.signal = a.signal.unwrap_or(0) as u32;
+    let mut w = Wrend::connect(&g.socket)?;
+    let _: api::ContainerResponse = w.call("Stop", &r, true)?;
+    println!("{}", a.name);
+    Ok(0)
+}
+
+/// `wren kill`.
+pub fn kill(g: &Global, a: &Kill) -> Result<i32, CliError> {
+    let mut r = api::KillRequest::new();
+    r.name = a.name.clone();
+    r.signal = a.signal as u32;
+    r.all = a.all;
+    let mut w = Wrend::connect(&g.socket)?;
+    let _: api::Empty = w.call("Kill", &r, false)?;
+    Ok(0)
+}
+
+/// `wren rm NAME...`: every name is tried; status 1 if any failed.
+pub fn rm(g: &Global, a: &Rm) -> Result<i32, CliError> {
+    let mut w = Wrend::connect(&g.socket)?;
+    let mut status = 0;
+    for name in &a.names {
+        let mut r = api::DeleteRequest::new();
+        r.name = name.clone();
+        r.force = a.force;
+        match w.call::<_, api::ContainerResponse>("Delete", &r, false) {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("wren: {}", wren_runtime::error::chain(&e));
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// The LinuxResources JSON of `wren update`'s flags.
+fn resources_json(a: &Update) -> Result<String, CliError> {
+    if let Some(path) = &a.resources {
+        return std::fs::read_to_string(path)
+            .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())));
+    }
+    let mut v = serde_json::json!({});
+    if let Some(m) = a.memory {
+        v["memory"] = serde_json::json!({"limit": m});
+    }
+    if let Some(s) = a.cpu_shares {
+        v["cpu"] = serde_json::json!({"shares": s});
+    }
+    if let Some(l) = a.pids_limit {
+        v["pids"] = serde_json::json!({"limit": l});
+    }
+    Ok(v.to_string())
+}
+
+/// `wren update`.
+pub fn update(g: &Global, a: &Update) -> Result<i32, CliError> {
+    let mut r = api::UpdateRequest::new();
+    r.name = a.name.clone();
+    r.resources_json = resources_json(a)?;
+    let mut w = Wrend::connect(&g.socket)?;
+    let _: api::Empty = w.call("Update", &r, false)?;
+    Ok(0)
+}

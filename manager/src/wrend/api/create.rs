@@ -1,0 +1,127 @@
+//! `Create` (`wren create`, `wren run`): the request checked before anything
+//! is made, the bundle written, the record saved, the shim launched and the
+//! task created (and started, for `run -d`). A failure leaves nothing.
+//!
+//! Runs in wrend's loop thread.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use wren_protocol::manager as api;
+
+use crate::wrend::config;
+use crate::wrend::error::ManagerError;
+use crate::wrend::event_log::now_nanos;
+use crate::wrend::record::Record;
+use crate::wrend::registry::Registry;
+use crate::wrend::restart_policy::RestartPolicy;
+use crate::wrend::spec;
+use wren_runtime::timing;
+
+impl Registry {
+    pub fn create(
+        &mut self,
+        req: api::CreateRequest,
+    ) -> Result<api::ContainerResponse, ManagerError> {
+        let name = req.name.clone();
+        timing::mark(&name, "wrend.create");
+        if self.containers.contains_key(&name) {
+            return Err(ManagerError::AlreadyExists(name));
+        }
+        let (policy, spec) = validate_create(&req)?;
+        let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
+        let record_dir = self.cfg.record_dir(&name);
+        let bundle = record_dir.join("bundle");
+        let written = std::fs::create_dir_all(&bundle)
+            .and_then(|()| std::fs::create_dir_all(self.cfg.container_state_dir(&name)))
+            .and_then(|()| {
+                std::fs::write(
+                    bundle.join("config.json"),
+                    serde_json::to_vec_pretty(&spec).unwrap_or_default(),
+                )
+            });
+        if let Err(source) = written {
+            self.remove_files(&name);
+            return Err(ManagerError::Io {
+                name,
+                what: "write bundle",
+                path: bundle,
+                source,
+            });
+        }
+        let rec = Record {
+            name: name.clone(),
+            bundle,
+            source: if req.bundle.is_empty() {
+                req.rootfs
+            } else {
+                req.bundle
+            },
+            restart_policy: policy.to_string(),
+            start_at_boot: req.start_at_boot || policy.starts_at_boot(),
+            auto_remove: req.auto_remove,
+            terminal,
+            stdin: req.stdin || terminal,
+            created_at: now_nanos(),
+            ..Record::default()
+        };
+        self.containers.insert(name.clone(), self.new_managed(rec));
+        self.save(&name);
+        let created = self.create_task(&name).and_then(|()| {
+            if req.start {
+                self.start_task(&name)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = created {
+            // Nothing may be left behind for a container that failed to start.
+            self.delete_task_if_any(&name);
+            self.discard(&name);
+            return Err(e);
+        }
+        self.container_response(&name)
+    }
+}
+
+/// Everything about a Create request that can be checked before anything is
+/// made: the name, the restart policy, bundle vs rootfs, and the spec built
+/// from them with the request's overrides. Touches nothing but reads of the
+/// bundle's config.json and the rootfs path; the `wrend_request` fuzz target
+/// runs it on arbitrary requests.
+pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value), ManagerError> {
+    let name = &req.name;
+    if !config::valid_name(name) {
+        return Err(ManagerError::InvalidArgument(format!(
+            "invalid container name {name:?}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
+        )));
+    }
+    let policy = RestartPolicy::parse(&req.restart_policy)
+        .map_err(|e| ManagerError::InvalidArgument(e.to_string()))?;
+    if req.bundle.is_empty() == req.rootfs.is_empty() {
+        return Err(ManagerError::InvalidArgument(
+            "give exactly one of a bundle or a rootfs".into(),
+        ));
+    }
+    if req.auto_remove && policy != RestartPolicy::No {
+        return Err(ManagerError::InvalidArgument(
+            "--rm cannot be combined with a restart policy".into(),
+        ));
+    }
+    let overrides = spec::Overrides {
+        args: req.args.clone(),
+        env: req.env.clone(),
+        cwd: req.cwd.clone(),
+        terminal: req.terminal,
+        hostname: name.clone(),
+    };
+    let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
+    let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
+    let spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
+        |source| ManagerError::Spec {
+            name: name.clone(),
+            source,
+        },
+    )?;
+    Ok((policy, spec))
+}

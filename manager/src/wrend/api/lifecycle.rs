@@ -1,0 +1,256 @@
+//! The requests that change a container's state: `Start`, `Wait`, `Kill`,
+//! `Stop` (signal, then SIGKILL after the grace period), `Delete` (`wren
+//! rm`, answered once the shim is gone), `Pause`, `Resume` and `Update`.
+//!
+//! Runs in wrend's loop thread.
+
+use std::time::{Duration, Instant};
+
+use protobuf::well_known_types::any::Any;
+use protobuf::well_known_types::empty::Empty;
+use protobuf::MessageField;
+use wren_protocol::manager as api;
+use wren_protocol::task as shimapi;
+
+use crate::wrend::error::ManagerError;
+use crate::wrend::registry::{encode, Registry, State};
+use wren_runtime::timing;
+use wren_ttrpc::server::Responder;
+
+/// Default grace period of `wren stop`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Registry {
+    pub fn start(&mut self, name: &str) -> Result<api::ContainerResponse, ManagerError> {
+        timing::mark(name, "wrend.start");
+        let m = self.get(name)?;
+        match m.state {
+            State::Running | State::Paused => {
+                return Err(ManagerError::FailedPrecondition(format!(
+                    "container {name} is already running"
+                )))
+            }
+            State::Created => self.start_task(name)?,
+            _ => {
+                m.rec.stopped_by_user = false;
+                m.restart_at = None;
+                m.backoff = None;
+                m.rec.restart_count = 0;
+                self.run_task(name)?;
+            }
+        }
+        self.container_response(name)
+    }
+
+    pub fn wait(&mut self, name: &str, exec_id: &str, responder: Responder) {
+        let m = match self.get(name) {
+            Ok(m) => m,
+            Err(e) => return responder.send(Err(e.to_status())),
+        };
+        let mut w = api::WaitResponse::new();
+        if !exec_id.is_empty() {
+            if let Some((status, at)) = m.exec_exits.remove(exec_id) {
+                w.exit_status = status;
+                w.exited_at = at;
+                return responder.send(Ok(encode(&w)));
+            }
+            m.exec_waiters
+                .entry(exec_id.to_string())
+                .or_default()
+                .push(responder);
+            return;
+        }
+        if m.state == State::Stopped {
+            w.exit_status = m.rec.exit_status.unwrap_or(0);
+            w.exited_at = m.rec.exited_at;
+            return responder.send(Ok(encode(&w)));
+        }
+        m.waiters.push(responder);
+    }
+
+    pub(in crate::wrend) fn signal(
+        &mut self,
+        name: &str,
+        exec_id: &str,
+        signal: u32,
+        all: bool,
+    ) -> Result<(), ManagerError> {
+        let mut req = shimapi::KillRequest::new();
+        req.id = name.to_string();
+        req.exec_id = exec_id.to_string();
+        req.signal = signal;
+        req.all = all;
+        self.shim_call::<_, Empty>(name, "Kill", &req).map(|_| ())
+    }
+
+    pub fn kill(&mut self, req: &api::KillRequest) -> Result<api::Empty, ManagerError> {
+        let m = self.get(&req.name)?;
+        if req.exec_id.is_empty() && !m.state.is_live() {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {} is not running",
+                req.name
+            )));
+        }
+        let signal = if req.signal == 0 {
+            libc::SIGKILL as u32
+        } else {
+            req.signal
+        };
+        self.signal(&req.name, &req.exec_id, signal, req.all)?;
+        Ok(api::Empty::new())
+    }
+
+    pub fn stop(&mut self, req: &api::StopRequest, responder: Responder) {
+        let name = req.name.clone();
+        let m = match self.get(&name) {
+            Ok(m) => m,
+            Err(e) => return responder.send(Err(e.to_status())),
+        };
+        m.rec.stopped_by_user = true;
+        m.restart_at = None;
+        let state = m.state;
+        if state == State::Restarting {
+            m.state = State::Stopped;
+        }
+        if !state.is_live() {
+            self.save(&name);
+            return responder.send(
+                self.container_response(&name)
+                    .map(|c| encode(&c))
+                    .map_err(|e| e.to_status()),
+            );
+        }
+        if state == State::Created {
+            // Never started: nothing to signal gracefully.
+            self.delete_task(&name);
+            if let Some(m) = self.containers.get_mut(&name) {
+                m.state = State::Stopped;
+            }
+            self.save(&name);
+            return responder.send(
+                self.container_response(&name)
+                    .map(|c| encode(&c))
+                    .map_err(|e| e.to_status()),
+            );
+        }
+        if state == State::Paused {
+            let _ = self.pause_resume(&name, false);
+        }
+        let signal = if req.signal == 0 {
+            libc::SIGTERM as u32
+        } else {
+            req.signal
+        };
+        let timeout = if req.timeout_secs == 0 {
+            DEFAULT_STOP_TIMEOUT
+        } else {
+            Duration::from_secs(u64::from(req.timeout_secs))
+        };
+        self.save(&name);
+        if let Err(e) = self.signal(&name, "", signal, false) {
+            return responder.send(Err(e.to_status()));
+        }
+        if let Some(m) = self.containers.get_mut(&name) {
+            m.stopping = true;
+            m.kill_at = Some(Instant::now() + timeout);
+            m.stop_waiters.push(responder);
+        }
+    }
+
+    /// `rm`: answers once the container's shim has exited.
+    pub fn remove_request(&mut self, name: &str, force: bool, responder: Responder) {
+        timing::mark(name, "wrend.delete");
+        let reply = match self.remove(name, force) {
+            Ok(r) => encode(&r),
+            Err(e) => return responder.send(Err(e.to_status())),
+        };
+        match self.departing.values_mut().find(|d| d.name == name) {
+            Some(d) => d.replies.push((responder, reply)),
+            None => responder.send(Ok(reply)),
+        }
+    }
+
+    /// Removes a container; a live one needs `force` (it is killed first).
+    pub fn remove(
+        &mut self,
+        name: &str,
+        force: bool,
+    ) -> Result<api::ContainerResponse, ManagerError> {
+        let m = self.get(name)?;
+        let state = m.state;
+        if state.is_live() && state != State::Created && !force {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {name} is {}: stop it first, or use rm -f",
+                state.as_str()
+            )));
+        }
+        let resp = self.container_response(name)?;
+        if matches!(state, State::Running | State::Paused) {
+            if state == State::Paused {
+                let _ = self.pause_resume(name, false);
+            }
+            if let Err(e) = self.signal(name, "", libc::SIGKILL as u32, true) {
+                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
+            }
+            let mut req = shimapi::WaitRequest::new();
+            req.id = name.to_string();
+            if let Err(e) = self.shim_call::<_, shimapi::WaitResponse>(name, "Wait", &req) {
+                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
+            }
+        }
+        self.delete_task_if_any(name);
+        let (waiters, stop_waiters) = match self.containers.get_mut(name) {
+            Some(m) => (
+                std::mem::take(&mut m.waiters),
+                std::mem::take(&mut m.stop_waiters),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        for r in waiters.into_iter().chain(stop_waiters) {
+            r.send(Err(ManagerError::NotFound(name.to_string()).to_status()));
+        }
+        self.discard(name);
+        self.events.emit("/container/delete", name, String::new());
+        Ok(resp)
+    }
+
+    pub fn pause_resume(&mut self, name: &str, pause: bool) -> Result<api::Empty, ManagerError> {
+        if pause {
+            let mut r = shimapi::PauseRequest::new();
+            r.id = name.to_string();
+            self.shim_call::<_, Empty>(name, "Pause", &r)?;
+        } else {
+            let mut r = shimapi::ResumeRequest::new();
+            r.id = name.to_string();
+            self.shim_call::<_, Empty>(name, "Resume", &r)?;
+        }
+        let m = self.get(name)?;
+        m.state = if pause { State::Paused } else { State::Running };
+        self.events.emit(
+            if pause {
+                "/container/pause"
+            } else {
+                "/container/resume"
+            },
+            name,
+            String::new(),
+        );
+        Ok(api::Empty::new())
+    }
+
+    pub fn update(&mut self, req: &api::UpdateRequest) -> Result<api::Empty, ManagerError> {
+        if serde_json::from_str::<serde_json::Value>(&req.resources_json).is_err() {
+            return Err(ManagerError::InvalidArgument(
+                "resources must be JSON OCI LinuxResources".into(),
+            ));
+        }
+        let mut r = shimapi::UpdateTaskRequest::new();
+        r.id = req.name.clone();
+        let mut any = Any::new();
+        any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
+        any.value = req.resources_json.as_bytes().to_vec();
+        r.resources = MessageField::some(any);
+        self.shim_call::<_, Empty>(&req.name, "Update", &r)?;
+        Ok(api::Empty::new())
+    }
+}

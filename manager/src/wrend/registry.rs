@@ -1,0 +1,268 @@
+//! The registry: every container wrend manages ([`Registry`]), what wrend
+//! holds for each one (its record, state, shim connection, stdio fifos and
+//! log files, timers, parked callers) and the fds the loop must watch for
+//! them. What happens to a container lives beside it, by concern:
+//! [`super::shim_lifecycle`] (shims and tasks), [`super::stdio`] (fifos and
+//! logs), [`super::restart`] (exits, restart timers, stop deadlines),
+//! [`super::restore`] (picking containers up after a wrend restart) and
+//! [`super::api`] (one handler per API request).
+//!
+//! Runs in wrend's loop thread.
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use protobuf::{Message, MessageField};
+use wren_protocol::manager as api;
+
+use super::config::Config;
+use super::error::ManagerError;
+use super::event_log::EventLog;
+use super::record::Record;
+use super::shim_client::TaskClient;
+use super::shim_lifecycle::Departing;
+use crate::logfile::LogFile;
+use wren_ttrpc::server::Responder;
+
+/// What wrend knows about a container's init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+    /// Exited, a restart is scheduled.
+    Restarting,
+    Unknown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Stopped => "stopped",
+            Self::Restarting => "restarting",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub(super) fn is_live(self) -> bool {
+        matches!(self, Self::Created | Self::Running | Self::Paused)
+    }
+}
+
+/// An fd the loop must watch, or stop watching.
+pub enum Watch {
+    Add(RawFd, WatchKind),
+    Remove(RawFd),
+}
+
+/// What a watched fd belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// A stdout/stderr fifo.
+    Fifo,
+    /// A shim's pidfd.
+    Shim,
+}
+
+/// One managed container.
+pub(super) struct Managed {
+    pub(super) rec: Record,
+    pub(super) state: State,
+    pub(super) shim: Option<TaskClient>,
+    pub(super) shim_pidfd: Option<OwnedFd>,
+    pub(super) stdout: Option<OwnedFd>,
+    pub(super) stderr: Option<OwnedFd>,
+    pub(super) log: LogFile,
+    /// The `log` fifo in the bundle: the shim daemon's stderr.
+    pub(super) shim_log_fd: Option<OwnedFd>,
+    /// `shim.log` beside the container's log.
+    pub(super) shim_log: LogFile,
+    pub(super) attached: bool,
+    pub(super) started_at: Option<Instant>,
+    pub(super) backoff: Option<Duration>,
+    pub(super) restart_at: Option<Instant>,
+    pub(super) kill_at: Option<Instant>,
+    pub(super) stopping: bool,
+    pub(super) waiters: Vec<Responder>,
+    pub(super) stop_waiters: Vec<Responder>,
+    pub(super) exec_waiters: HashMap<String, Vec<Responder>>,
+    pub(super) exec_exits: HashMap<String, (u32, i64)>,
+}
+
+/// Everything wrend manages.
+pub struct Registry {
+    pub(super) departing: HashMap<RawFd, Departing>,
+    pub(super) cfg: Config,
+    pub(super) address: String,
+    pub(super) socket_dir: PathBuf,
+    pub(super) containers: BTreeMap<String, Managed>,
+    /// Which container owns each watched fd.
+    pub(super) owners: HashMap<RawFd, String>,
+    pub(super) watches: Vec<Watch>,
+    pub events: EventLog,
+}
+
+/// A reply's bytes.
+pub(super) fn encode<M: Message>(m: &M) -> Vec<u8> {
+    m.write_to_bytes().unwrap_or_default()
+}
+
+impl Registry {
+    pub fn new(cfg: Config) -> Self {
+        Self {
+            address: cfg.address(),
+            socket_dir: cfg.shim_socket_dir(),
+            cfg,
+            departing: HashMap::new(),
+            containers: BTreeMap::new(),
+            owners: HashMap::new(),
+            watches: Vec::new(),
+            events: EventLog::default(),
+        }
+    }
+
+    /// fds to add to or remove from epoll since the last call.
+    pub fn take_watches(&mut self) -> Vec<Watch> {
+        std::mem::take(&mut self.watches)
+    }
+
+    pub(super) fn watch(&mut self, name: &str, fd: RawFd, kind: WatchKind) {
+        self.owners.insert(fd, name.to_string());
+        self.watches.push(Watch::Add(fd, kind));
+    }
+
+    pub(super) fn unwatch(&mut self, fd: RawFd) {
+        self.owners.remove(&fd);
+        self.watches.push(Watch::Remove(fd));
+    }
+
+    pub(super) fn get(&mut self, name: &str) -> Result<&mut Managed, ManagerError> {
+        self.containers
+            .get_mut(name)
+            .ok_or_else(|| ManagerError::NotFound(name.to_string()))
+    }
+
+    pub(super) fn save(&self, name: &str) {
+        if let Some(m) = self.containers.get(name) {
+            if let Err(e) = m.rec.save(&self.cfg.record_dir(name)) {
+                log::error!("{}", wren_runtime::error::chain(&e));
+            }
+        }
+    }
+
+    pub(super) fn describe(&self, name: &str) -> Result<api::Container, ManagerError> {
+        let m = self
+            .containers
+            .get(name)
+            .ok_or_else(|| ManagerError::NotFound(name.to_string()))?;
+        let mut c = api::Container::new();
+        c.name = name.to_string();
+        c.bundle = m.rec.bundle.display().to_string();
+        c.status = m.state.as_str().to_string();
+        c.pid = if m.state.is_live() { m.rec.pid } else { 0 };
+        c.exit_status = m.rec.exit_status.unwrap_or(0);
+        c.exited_at = m.rec.exited_at;
+        c.restart_policy = m.rec.restart_policy.clone();
+        c.restart_count = m.rec.restart_count;
+        c.start_at_boot = m.rec.start_at_boot;
+        c.auto_remove = m.rec.auto_remove;
+        c.shim_address = m.rec.shim_address.clone();
+        c.shim_pid = m.rec.shim_pid;
+        c.log_path = m.log.path().display().to_string();
+        c.created_at = m.rec.created_at;
+        c.terminal = m.rec.terminal;
+        c.stopped_by_user = m.rec.stopped_by_user;
+        c.last_error = m.rec.last_error.clone();
+        if let Ok(text) = std::fs::read(m.rec.bundle.join("config.json")) {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+                c.args = v["process"]["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|s| s.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+        }
+        Ok(c)
+    }
+
+    pub(super) fn container_response(
+        &self,
+        name: &str,
+    ) -> Result<api::ContainerResponse, ManagerError> {
+        let mut r = api::ContainerResponse::new();
+        r.container = MessageField::some(self.describe(name)?);
+        Ok(r)
+    }
+
+    pub(super) fn new_managed(&self, rec: Record) -> Managed {
+        let log = LogFile::new(
+            self.cfg.record_dir(&rec.name).join("log"),
+            self.cfg.log_max_size,
+            self.cfg.log_keep,
+        );
+        let shim_log = LogFile::new(
+            self.cfg.record_dir(&rec.name).join("shim.log"),
+            self.cfg.log_max_size,
+            self.cfg.log_keep,
+        );
+        Managed {
+            shim_log,
+            shim_log_fd: None,
+            rec,
+            state: State::Stopped,
+            shim: None,
+            shim_pidfd: None,
+            stdout: None,
+            stderr: None,
+            log,
+            attached: false,
+            started_at: None,
+            backoff: None,
+            restart_at: None,
+            kill_at: None,
+            stopping: false,
+            waiters: Vec::new(),
+            stop_waiters: Vec::new(),
+            exec_waiters: HashMap::new(),
+            exec_exits: HashMap::new(),
+        }
+    }
+
+    /// Forgets a container completely: shim, fifos, files.
+    pub(super) fn discard(&mut self, name: &str) {
+        self.shutdown_shim(name);
+        self.close_stdio(name);
+        let bundle = self.containers.get(name).map(|m| m.rec.bundle.clone());
+        if let Some(bundle) = bundle {
+            // Clean the runtime state even if the shim could not.
+            let has_state = self.cfg.runtime_root().join(name).exists();
+            if has_state {
+                self.launch(name, &bundle).delete();
+            }
+        }
+        self.containers.remove(name);
+        self.remove_files(name);
+    }
+
+    pub(super) fn remove_files(&self, name: &str) {
+        for dir in [
+            self.cfg.container_state_dir(name),
+            self.cfg.record_dir(name),
+        ] {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("remove {}: {e}", dir.display());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! What follows an exit: the init's exit recorded and its waiters answered,
+//! the container's restart policy ([`super::restart_policy`]) applied, the
+//! restart timer with its backoff armed, and the timers fired when due
+//! (restarts, `wren stop`'s grace period, shims that overstay Shutdown).
+//! Exec exits are answered here too.
+//!
+//! Runs in wrend's loop thread.
+
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use wren_protocol::manager as api;
+use wren_protocol::task as shimapi;
+
+use super::event_log::now_nanos;
+use super::registry::{encode, Registry, State};
+use super::restart_policy::{self, RestartPolicy};
+use super::shim_lifecycle::kill_pidfd;
+use wren_runtime::timing;
+
+/// Exit status recorded when a (re)start failed.
+pub const START_FAILED_STATUS: u32 = 255;
+
+impl Registry {
+    /// The init of `name` exited with `status` (event, State, or shim death).
+    pub(super) fn init_exited(&mut self, name: &str, status: u32, at: i64) {
+        self.drain_stdio(name);
+        let Some(m) = self.containers.get_mut(name) else {
+            return;
+        };
+        m.state = State::Stopped;
+        m.rec.started = false;
+        // Exec exits nobody waited for die with the init.
+        m.exec_exits.clear();
+        m.rec.exit_status = Some(status);
+        m.rec.exited_at = at;
+        let ran_for = m.started_at.take().map_or(Duration::ZERO, |t| t.elapsed());
+        let waiters = std::mem::take(&mut m.waiters);
+        let stop_waiters = std::mem::take(&mut m.stop_waiters);
+        m.stopping = false;
+        m.kill_at = None;
+        let policy = RestartPolicy::parse(&m.rec.restart_policy).unwrap_or_default();
+        if ran_for >= restart_policy::STABLE_PERIOD {
+            // A stable run starts the count `on-failure:N` compares with over.
+            m.rec.restart_count = 0;
+        }
+        let restart = policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user);
+        if restart {
+            let delay = restart_policy::next_backoff(m.backoff, ran_for);
+            m.backoff = Some(delay);
+            m.restart_at = Some(Instant::now() + delay);
+            m.state = State::Restarting;
+        }
+        let auto_remove = m.rec.auto_remove && !restart;
+        let delay = m.backoff;
+        self.save(name);
+        self.events
+            .emit("/container/exit", name, format!("status {status}"));
+        let mut w = api::WaitResponse::new();
+        w.exit_status = status;
+        w.exited_at = at;
+        for r in waiters {
+            r.send(Ok(encode(&w)));
+        }
+        if restart {
+            self.events.emit(
+                "/container/restart-scheduled",
+                name,
+                format!("in {} ms", delay.unwrap_or_default().as_millis()),
+            );
+        }
+        for r in stop_waiters {
+            r.send(
+                self.container_response(name)
+                    .map(|c| encode(&c))
+                    .map_err(|e| e.to_status()),
+            );
+        }
+        if auto_remove {
+            if let Err(e) = self.remove(name, true) {
+                log::warn!("auto-remove {name}: {}", wren_runtime::error::chain(&e));
+            }
+        }
+    }
+
+    /// A process of `name` exited, as the shim's `/tasks/exit` says.
+    pub fn task_exit(&mut self, name: &str, id: &str, pid: u32, status: u32, at: i64) {
+        timing::mark(name, "wrend.exit");
+        let Some(m) = self.containers.get_mut(name) else {
+            return;
+        };
+        if id != name {
+            m.exec_exits.insert(id.to_string(), (status, at));
+            let waiters = m.exec_waiters.remove(id).unwrap_or_default();
+            if !waiters.is_empty() {
+                m.exec_exits.remove(id);
+            }
+            let mut w = api::WaitResponse::new();
+            w.exit_status = status;
+            w.exited_at = at;
+            for r in waiters {
+                r.send(Ok(encode(&w)));
+            }
+            let mut req = shimapi::DeleteRequest::new();
+            req.id = name.to_string();
+            req.exec_id = id.to_string();
+            if let Err(e) = self.shim_call::<_, shimapi::DeleteResponse>(name, "Delete", &req) {
+                log::debug!("delete exec {id}: {e}");
+            }
+            self.events.emit(
+                "/container/exec-exit",
+                name,
+                format!("{id} status {status}"),
+            );
+            return;
+        }
+        if m.rec.pid != pid || !m.state.is_live() {
+            log::debug!("{name}: stale exit of pid {pid}");
+            return;
+        }
+        self.init_exited(name, status, at);
+    }
+
+    /// The earliest timer (restart or stop deadline).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.containers
+            .values()
+            .flat_map(|m| [m.restart_at, m.kill_at])
+            .flatten()
+            .chain(self.departing.values().map(|d| d.deadline))
+            .min()
+    }
+
+    /// Fires the timers that are due.
+    pub fn fire_timers(&mut self) {
+        let now = Instant::now();
+        let overdue: Vec<RawFd> = self
+            .departing
+            .iter()
+            .filter(|(_, d)| d.deadline <= now)
+            .map(|(fd, _)| *fd)
+            .collect();
+        for fd in overdue {
+            if let Some(d) = self.departing.get(&fd) {
+                log::warn!("shim of {} did not exit after Shutdown; killing it", d.name);
+                kill_pidfd(&d.pidfd);
+            }
+            self.departed(fd);
+        }
+        let due: Vec<(String, bool)> = self
+            .containers
+            .iter()
+            .flat_map(|(n, m)| {
+                let restart = m
+                    .restart_at
+                    .filter(|t| *t <= now)
+                    .map(|_| (n.clone(), true));
+                let kill = m.kill_at.filter(|t| *t <= now).map(|_| (n.clone(), false));
+                [restart, kill]
+            })
+            .flatten()
+            .collect();
+        for (name, is_restart) in due {
+            if is_restart {
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.restart_at = None;
+                    m.rec.restart_count += 1;
+                }
+                self.events.emit("/container/restart", &name, String::new());
+                if self.run_task(&name).is_err() {
+                    // A failed start counts as a failed run (no run time,
+                    // so the backoff keeps doubling).
+                    self.init_exited(&name, START_FAILED_STATUS, now_nanos());
+                }
+            } else {
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.kill_at = None;
+                }
+                self.events
+                    .emit("/container/stop-timeout", &name, "SIGKILL".into());
+                if let Err(e) = self.signal(&name, "", libc::SIGKILL as u32, true) {
+                    log::warn!("stop {name}: {}", wren_runtime::error::chain(&e));
+                }
+            }
+        }
+    }
+}

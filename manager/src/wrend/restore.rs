@@ -1,0 +1,161 @@
+//! wrend's start after a restart of its own (or of the host): every record
+//! loaded, live shims reconnected and asked for their task's state, exits
+//! that happened meanwhile handled as exits, dead shims cleaned up, and the
+//! containers marked to start at boot started.
+//!
+//! Runs in wrend's loop thread, before the loop serves anything.
+
+use std::time::Instant;
+
+use wren_protocol::task as shimapi;
+use wren_protocol::task_types::Status as TaskStatus;
+
+use super::event_log::now_nanos;
+use super::record::{self, Record};
+use super::registry::{Registry, State};
+use super::restart_policy::{self, RestartPolicy};
+use super::shim_client::TaskClient;
+use super::shim_lifecycle::LOST_STATUS;
+
+fn task_state(s: TaskStatus) -> State {
+    match s {
+        TaskStatus::CREATED => State::Created,
+        TaskStatus::RUNNING | TaskStatus::PAUSING => State::Running,
+        TaskStatus::PAUSED => State::Paused,
+        TaskStatus::STOPPED => State::Stopped,
+        _ => State::Unknown,
+    }
+}
+
+impl Registry {
+    /// Loads every record, reconnects to live shims, learns exits that
+    /// happened while wrend was down, and starts containers marked to start
+    /// at boot.
+    pub fn restore(&mut self) {
+        let dir = self.cfg.records_dir.join("containers");
+        for rec in record::load_all(&dir) {
+            match rec {
+                Ok(rec) => self.restore_one(rec),
+                Err(e) => log::error!("{}", wren_runtime::error::chain(&e)),
+            }
+        }
+        let names: Vec<String> = self.containers.keys().cloned().collect();
+        for name in names {
+            let Some(m) = self.containers.get(&name) else {
+                continue;
+            };
+            let policy = RestartPolicy::parse(&m.rec.restart_policy).unwrap_or_default();
+            let boot = m.rec.start_at_boot
+                && m.state == State::Stopped
+                && (!m.rec.stopped_by_user || policy == RestartPolicy::Always);
+            // A restart that was pending when wrend went down.
+            let pending = m.state == State::Stopped
+                && m.restart_at.is_none()
+                && m.rec.exit_status.is_some_and(|status| {
+                    policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user)
+                });
+            if boot {
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.rec.stopped_by_user = false;
+                }
+                self.events
+                    .emit("/container/boot-start", &name, String::new());
+                if let Err(e) = self.run_task(&name) {
+                    log::error!("start {name} at boot: {}", wren_runtime::error::chain(&e));
+                }
+            } else if pending {
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.restart_at = Some(Instant::now() + restart_policy::BACKOFF_INITIAL);
+                    m.state = State::Restarting;
+                }
+                self.events.emit(
+                    "/container/restart-scheduled",
+                    &name,
+                    format!("in {} ms", restart_policy::BACKOFF_INITIAL.as_millis()),
+                );
+            }
+        }
+    }
+
+    pub(super) fn restore_one(&mut self, rec: Record) {
+        let name = rec.name.clone();
+        let address = rec.shim_address.clone();
+        let was_started = rec.started;
+        self.containers.insert(name.clone(), self.new_managed(rec));
+        if address.is_empty() {
+            return;
+        }
+        let connected = TaskClient::connect(&address).and_then(|mut c| {
+            let mut req = shimapi::ConnectRequest::new();
+            req.id = name.clone();
+            let r: shimapi::ConnectResponse = c.call("Connect", &req)?;
+            Ok((c, r.shim_pid))
+        });
+        let (client, pid) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("{name}: shim {address} is gone ({e}); cleaning up");
+                let bundle = self.containers[&name].rec.bundle.clone();
+                self.launch(&name, &bundle).delete();
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.rec.shim_address.clear();
+                    m.rec.shim_pid = 0;
+                    if m.rec.started {
+                        m.state = State::Running;
+                    }
+                }
+                if self.containers[&name].rec.started {
+                    self.init_exited(&name, LOST_STATUS, now_nanos());
+                } else {
+                    self.save(&name);
+                }
+                return;
+            }
+        };
+        self.adopt_shim(&name, client, &address, pid);
+        let mut req = shimapi::StateRequest::new();
+        req.id = name.clone();
+        match self.shim_call::<_, shimapi::StateResponse>(&name, "State", &req) {
+            Ok(s) => {
+                let state = task_state(s.status.enum_value_or(TaskStatus::UNKNOWN));
+                if let Err(e) = self.open_stdio(&name) {
+                    log::warn!("{}", wren_runtime::error::chain(&e));
+                }
+                let m = self.get(&name).ok();
+                if let Some(m) = m {
+                    m.rec.pid = s.pid;
+                    m.state = if state == State::Stopped {
+                        State::Running
+                    } else {
+                        state
+                    };
+                    if state == State::Running {
+                        m.started_at = Some(Instant::now());
+                    }
+                }
+                self.events.emit(
+                    "/container/reconnect",
+                    &name,
+                    format!("{} pid {}", state.as_str(), s.pid),
+                );
+                if state == State::Stopped && !was_started {
+                    // Its exit was handled before wrend went down.
+                    if let Some(m) = self.containers.get_mut(&name) {
+                        m.state = State::Stopped;
+                    }
+                } else if state == State::Stopped {
+                    let at = s.exited_at.as_ref().map_or(now_nanos(), |t| {
+                        t.seconds * 1_000_000_000 + i64::from(t.nanos)
+                    });
+                    self.init_exited(&name, s.exit_status, at);
+                }
+            }
+            Err(e) => {
+                log::info!("{name}: no task in its shim ({e})");
+                if let Some(m) = self.containers.get_mut(&name) {
+                    m.state = State::Stopped;
+                }
+            }
+        }
+    }
+}

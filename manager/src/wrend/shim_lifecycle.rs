@@ -1,0 +1,335 @@
+//! Each container's shim and task, as wrend drives them: launch the shim
+//! (or reuse the one that serves the container), create, start and delete
+//! its task, shut the shim down when the container goes, and clean up
+//! after a shim that died. How to run and call one shim is in
+//! [`super::shim_client`]; this is what wrend does with it.
+//!
+//! Runs in wrend's loop thread.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use protobuf::well_known_types::any::Any;
+use protobuf::well_known_types::empty::Empty;
+use protobuf::{Message, MessageField};
+use wren_protocol::task as shimapi;
+use wren_protocol::ttrpc_wire::Code;
+
+use super::config;
+use super::error::ManagerError;
+use super::event_log::now_nanos;
+use super::registry::{encode, Registry, State, WatchKind};
+use super::shim_client::{Launch, TaskClient};
+use wren_runtime::timing;
+use wren_ttrpc::client::CallError;
+use wren_ttrpc::server::Responder;
+
+/// Exit status recorded when a container's shim vanished with it.
+pub const LOST_STATUS: u32 = 128 + libc::SIGKILL as u32;
+/// How long a shim may take to exit after Shutdown before it is killed.
+const SHIM_EXIT_WAIT: Duration = Duration::from_secs(3);
+
+/// A shim told to shut down, until its pidfd says it is gone.
+pub(super) struct Departing {
+    pub(super) name: String,
+    /// Its socket, removed once it is gone (its bundle may be gone first).
+    pub(super) address: String,
+    pub(super) pidfd: OwnedFd,
+    pub(super) deadline: Instant,
+    /// `rm` callers and their prepared answers.
+    pub(super) replies: Vec<(Responder, Vec<u8>)>,
+}
+
+pub(super) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this fd to us; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Removes a dead shim's socket file, if it is still there.
+pub(super) fn remove_socket(address: &str) {
+    if let Some(path) = wren_ttrpc::address::from_address(address) {
+        if let Err(e) = wren_ttrpc::address::remove(&path) {
+            log::debug!("remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// SIGKILLs the process behind `pidfd`.
+pub(super) fn kill_pidfd(pidfd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal(2) on an fd we own, no siginfo, no flags.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc != 0 {
+        log::warn!("kill shim: {}", std::io::Error::last_os_error());
+    }
+}
+pub(super) fn is_not_found(e: &CallError) -> bool {
+    matches!(e, CallError::Status { code, .. } if *code == Code::NOT_FOUND)
+}
+
+impl Registry {
+    pub(super) fn launch<'a>(&'a self, name: &'a str, bundle: &'a Path) -> Launch<'a> {
+        Launch {
+            binary: &self.cfg.shim_binary,
+            namespace: config::NAMESPACE,
+            id: name,
+            wrend_address: &self.address,
+            socket_dir: &self.socket_dir,
+            bundle,
+            debug: self.cfg.debug,
+        }
+    }
+
+    /// Connects to the container's shim, starting one if none serves it.
+    pub(super) fn ensure_shim(&mut self, name: &str) -> Result<(), ManagerError> {
+        let m = self.get(name)?;
+        if m.shim.is_some() {
+            return Ok(());
+        }
+        let bundle = m.rec.bundle.clone();
+        let t = Instant::now();
+        timing::mark(name, "wrend.shim");
+        let address =
+            self.launch(name, &bundle)
+                .start()
+                .map_err(|source| ManagerError::ShimStart {
+                    name: name.to_string(),
+                    source,
+                })?;
+        let shim_err = |what, source| ManagerError::Shim {
+            name: name.to_string(),
+            what,
+            source,
+        };
+        let mut client = TaskClient::connect(&address).map_err(|e| shim_err("connect", e))?;
+        let mut req = shimapi::ConnectRequest::new();
+        req.id = name.to_string();
+        let resp: shimapi::ConnectResponse = client
+            .call("Connect", &req)
+            .map_err(|e| shim_err("connect", e))?;
+        log::debug!("{name}: shim {} up in {:?}", resp.shim_pid, t.elapsed());
+        timing::mark(name, "wrend.connected");
+        self.adopt_shim(name, client, &address, resp.shim_pid);
+        Ok(())
+    }
+
+    pub(super) fn adopt_shim(&mut self, name: &str, client: TaskClient, address: &str, pid: u32) {
+        let pidfd = pidfd_open(pid);
+        let fd = pidfd.as_ref().map(|f| f.as_raw_fd());
+        if let Some(m) = self.containers.get_mut(name) {
+            m.shim = Some(client);
+            m.shim_pidfd = pidfd;
+            m.rec.shim_address = address.to_string();
+            m.rec.shim_pid = pid;
+        }
+        if let Some(fd) = fd {
+            self.watch(name, fd, WatchKind::Shim);
+        }
+        self.save(name);
+    }
+
+    /// Calls the container's shim.
+    pub(super) fn shim_call<Q: Message, R: Message>(
+        &mut self,
+        name: &str,
+        what: &'static str,
+        req: &Q,
+    ) -> Result<R, ManagerError> {
+        let m = self.get(name)?;
+        let Some(shim) = m.shim.as_mut() else {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {name} has no running shim"
+            )));
+        };
+        shim.call(what, req).map_err(|source| ManagerError::Shim {
+            name: name.to_string(),
+            what,
+            source,
+        })
+    }
+
+    /// Creates the task in the shim (the init blocked before exec).
+    pub(super) fn create_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.open_stdio(name)?;
+        self.ensure_shim(name)?;
+        let dir = self.cfg.container_state_dir(name);
+        let m = self.get(name)?;
+        let mut req = shimapi::CreateTaskRequest::new();
+        req.id = name.to_string();
+        req.bundle = m.rec.bundle.display().to_string();
+        req.terminal = m.rec.terminal;
+        if m.rec.stdin {
+            req.stdin = dir.join("stdin").display().to_string();
+        }
+        req.stdout = dir.join("stdout").display().to_string();
+        if !m.rec.terminal {
+            req.stderr = dir.join("stderr").display().to_string();
+        }
+        let mut opts = wren_protocol::runc_options::Options::new();
+        opts.root = self.cfg.runtime_root().display().to_string();
+        let mut any = Any::new();
+        any.type_url = wren_protocol::type_urls::RUNC_OPTIONS.to_string();
+        any.value = encode(&opts);
+        req.options = MessageField::some(any);
+        let t = Instant::now();
+        let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
+        log::debug!("{name}: task created in {:?}", t.elapsed());
+        timing::mark(name, "wrend.created");
+        let m = self.get(name)?;
+        m.rec.pid = resp.pid;
+        m.rec.started = false;
+        m.state = State::Created;
+        self.save(name);
+        self.events
+            .emit("/container/create", name, format!("pid {}", resp.pid));
+        Ok(())
+    }
+
+    pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        let mut req = shimapi::StartRequest::new();
+        req.id = name.to_string();
+        let resp: shimapi::StartResponse = self.shim_call(name, "Start", &req)?;
+        let m = self.get(name)?;
+        m.rec.pid = resp.pid;
+        m.rec.started = true;
+        m.rec.last_error.clear();
+        m.state = State::Running;
+        m.started_at = Some(Instant::now());
+        self.save(name);
+        self.events
+            .emit("/container/start", name, format!("pid {}", resp.pid));
+        Ok(())
+    }
+
+    /// Removes a stopped task from the shim, keeping the shim.
+    pub(super) fn delete_task(&mut self, name: &str) {
+        let mut req = shimapi::DeleteRequest::new();
+        req.id = name.to_string();
+        match self.shim_call::<_, shimapi::DeleteResponse>(name, "Delete", &req) {
+            Ok(_) => {}
+            Err(ManagerError::Shim { source, .. }) if is_not_found(&source) => {}
+            Err(e) => log::warn!("{}", wren_runtime::error::chain(&e)),
+        }
+    }
+
+    /// (Re)creates and starts the task; a failure is recorded and handled
+    /// like an exit, so the restart policy applies to it too.
+    pub(super) fn run_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.delete_task_if_any(name);
+        let result = self.create_task(name).and_then(|()| self.start_task(name));
+        if let Err(e) = &result {
+            let msg = wren_runtime::error::chain(e);
+            self.events
+                .emit("/container/start-failed", name, msg.clone());
+            if let Some(m) = self.containers.get_mut(name) {
+                m.rec.last_error = msg;
+                m.state = State::Stopped;
+            }
+            // A created but unstarted task must not linger.
+            self.delete_task_if_any(name);
+            self.save(name);
+        }
+        result
+    }
+
+    pub(super) fn delete_task_if_any(&mut self, name: &str) {
+        let has_shim = self.containers.get(name).is_some_and(|m| m.shim.is_some());
+        if has_shim {
+            self.delete_task(name);
+        }
+    }
+
+    /// Asks the shim to exit (after its task is deleted). Its pidfd stays
+    /// watched: the exit is noticed by the loop, which keeps serving the
+    /// shim's last event deliveries meanwhile.
+    pub(super) fn shutdown_shim(&mut self, name: &str) {
+        let Some(m) = self.containers.get_mut(name) else {
+            return;
+        };
+        let pidfd = m.shim_pidfd.take();
+        let had_shim = m.shim.is_some();
+        let address = m.rec.shim_address.clone();
+        if had_shim {
+            let req = shimapi::ShutdownRequest::new();
+            if let Err(e) = self.shim_call::<_, Empty>(name, "Shutdown", &req) {
+                log::debug!("shutdown shim of {name}: {e}");
+            }
+        }
+        if let Some(m) = self.containers.get_mut(name) {
+            m.shim = None;
+            m.rec.shim_address.clear();
+            m.rec.shim_pid = 0;
+        }
+        if let Some(fd) = pidfd {
+            if had_shim {
+                self.departing.insert(
+                    fd.as_raw_fd(),
+                    Departing {
+                        name: name.to_string(),
+                        address,
+                        deadline: Instant::now() + SHIM_EXIT_WAIT,
+                        pidfd: fd,
+                        replies: Vec::new(),
+                    },
+                );
+            } else {
+                self.unwatch(fd.as_raw_fd());
+            }
+        }
+    }
+
+    /// A departing shim exited (or overstayed): answer who waited for it.
+    pub(super) fn departed(&mut self, fd: RawFd) {
+        if let Some(d) = self.departing.remove(&fd) {
+            timing::mark(&d.name, "wrend.departed");
+            self.unwatch(fd);
+            remove_socket(&d.address);
+            for (r, reply) in d.replies {
+                r.send(Ok(reply));
+            }
+            drop(d.pidfd);
+        }
+    }
+
+    /// The shim behind a watched pidfd exited.
+    pub fn shim_exited(&mut self, fd: RawFd) {
+        if self.departing.contains_key(&fd) {
+            return self.departed(fd);
+        }
+        let Some(name) = self.owners.get(&fd).cloned() else {
+            return;
+        };
+        self.unwatch(fd);
+        let Some(m) = self.containers.get_mut(&name) else {
+            return;
+        };
+        m.shim_pidfd = None;
+        m.shim = None;
+        let live = m.state.is_live();
+        let bundle = m.rec.bundle.clone();
+        m.rec.shim_address.clear();
+        m.rec.shim_pid = 0;
+        self.events
+            .emit("/container/shim-died", &name, String::new());
+        // Kill what is left and remove the runtime state and socket.
+        self.launch(&name, &bundle).delete();
+        if live {
+            self.init_exited(&name, LOST_STATUS, now_nanos());
+        } else {
+            self.save(&name);
+        }
+    }
+}
