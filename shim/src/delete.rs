@@ -30,7 +30,7 @@ pub fn default_state_root(namespace: &str) -> PathBuf {
 }
 
 /// Runs `delete`, writing warnings to stderr; returns the encoded response.
-pub fn run(flags: &Flags, ops: &mut dyn ContainerOps) -> Vec<u8> {
+pub fn run(flags: &Flags, ops: &mut impl ContainerOps) -> Vec<u8> {
     let bundle = if flags.bundle.is_empty() {
         PathBuf::from(".")
     } else {

@@ -1,9 +1,8 @@
 //! `containerd-shim-wren-v2` as a library: the `start` / `delete` actions,
-//! the daemon's epoll loop, the Task service and its boundary with the
+//! the daemon's epoll loop (`serve`), the Task service and its boundary with the
 //! runtime, stdio plumbing and the event publisher. The binary is `main.rs`;
 //! the integration tests use the library directly.
 
-pub mod daemon;
 pub mod delete;
 pub mod events;
 pub mod flags;
@@ -11,6 +10,7 @@ pub mod info;
 pub mod memory;
 pub mod options;
 pub mod reaper;
+pub mod serve;
 pub mod sha256;
 pub mod socket;
 pub mod start;

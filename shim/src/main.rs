@@ -2,12 +2,12 @@
 //!
 //! One binary, several processes: `start` (spawn the daemon, print its
 //! address), `delete` (clean up without a daemon), `-v`, `-info`, and, with
-//! no action, the daemon that serves the Task API (see `daemon.rs`).
+//! no action, the daemon that serves the Task API (see `serve.rs`).
 
 use std::io::Write;
 
 use wren_shim::flags::{Action, Flags};
-use wren_shim::{daemon, delete, info, start, task};
+use wren_shim::{delete, info, serve, start, task};
 
 fn fail(what: &str, e: &dyn std::error::Error) -> ! {
     let _ = writeln!(
@@ -52,12 +52,11 @@ fn main() {
             }
         }
         Action::Delete => {
-            let mut ops = task::container_ops::runtime();
-            let out = delete::run(&flags, ops.as_mut());
+            let out = delete::run(&flags, &mut task::container_ops::Runtime);
             let _ = std::io::stdout().write_all(&out);
         }
         Action::Serve => {
-            if let Err(e) = daemon::run(&flags) {
+            if let Err(e) = serve::run(&flags) {
                 ::log::error!("{}", wren_runtime::error::chain(&e));
                 fail("shim daemon", &e);
             }

@@ -230,7 +230,7 @@ fn spawn_daemon(
         }
     }
     cmd.env(
-        crate::daemon::SPAWNED_AT_ENV,
+        crate::serve::SPAWNED_AT_ENV,
         wren_runtime::timing::now_ns().to_string(),
     );
     cmd.current_dir(bundle)
@@ -245,12 +245,12 @@ fn spawn_daemon(
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
-            if fd == crate::daemon::LISTENER_FD {
+            if fd == crate::serve::LISTENER_FD {
                 // dup2 onto itself keeps CLOEXEC: clear it by hand.
                 if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
                     return Err(io::Error::last_os_error());
                 }
-            } else if libc::dup2(fd, crate::daemon::LISTENER_FD) < 0 {
+            } else if libc::dup2(fd, crate::serve::LISTENER_FD) < 0 {
                 return Err(io::Error::last_os_error());
             }
             Ok(())

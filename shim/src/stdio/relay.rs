@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
-/// Tokens of relay fds carry this bit (see `daemon.rs` for the others).
+/// Tokens of relay fds carry this bit (see `serve.rs` for the others).
 pub const RELAY_BIT: u64 = 1 << 41;
 const DST_BIT: u64 = 1;
 /// Reads per wake-up before yielding to other fds (level-triggered epoll

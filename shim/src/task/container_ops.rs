@@ -1,47 +1,36 @@
 //! The boundary between the Task service and the runtime library: every
-//! container operation the shim needs, behind one small trait, implemented in
-//! this file only, on top of [`wren_runtime::Container`].
+//! container operation the shim needs, behind one small trait
+//! ([`ContainerOps`]), and its one real implementation ([`Runtime`]) on top
+//! of [`wren_runtime::Container`]. The unit tests put a fake behind the same
+//! trait (`fake.rs`).
+//!
+//! The service builds the runtime's own [`CreateOptions`] / [`ExecOptions`]
+//! (plain data, no behaviour): there is no shim-side copy of those shapes.
+//! A failure stays typed ([`OpsError::Runtime`] keeps the
+//! [`wren_runtime::Error`]), so `error.rs` can turn its kind into a ttrpc
+//! code; the text never names the container (the service prefixes
+//! "<op> <id>: " once).
 //!
 //! Runs in the daemon (and in `delete` for [`ContainerOps::force_delete`]).
 
-use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::Path;
 
+use oci_spec::runtime::LinuxResources;
 use protobuf::well_known_types::any::Any;
 use protobuf::Message;
+use wren_runtime::cgroups::oom::OomWatcher;
 use wren_runtime::cgroups::stats::StatsVersion;
-use wren_runtime::{ConsoleMode, Container, CreateOptions, ExecOptions, Stdio};
+use wren_runtime::{Container, CreateOptions, ErrorKind, ExecOptions, ExecProcess};
 
-/// What the runtime needs to create a container's init process.
+/// A created container's init, as the service tracks it.
 #[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "terminal/no_new_keyring: the runtime reads them from the spec"
-)]
-pub struct CreateRequest {
-    pub id: String,
-    pub bundle: PathBuf,
-    pub state_root: PathBuf,
-    pub terminal: bool,
-    pub stdin: Option<OwnedFd>,
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
-    pub no_pivot_root: bool,
-    pub no_new_keyring: bool,
-}
-
-/// A created container's init (or an exec'd process), as the shim tracks it.
-#[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "console is used once terminal stdio is wired to the service"
-)]
 pub struct CreatedInit {
     pub pid: u32,
-    /// pidfd of the process: the shim waits on it instead of waitpid(-1).
+    /// The shim's own pidfd of the init: the loop waits on it instead of
+    /// waitpid(-1).
     pub pidfd: OwnedFd,
-    /// pty master when `terminal` was requested.
+    /// pty master when `process.terminal` is set.
     pub console: Option<OwnedFd>,
     /// False when the container shares a pid namespace: the shim must then
     /// kill every process of the container when the init exits.
@@ -51,130 +40,81 @@ pub struct CreatedInit {
 /// A runtime operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error("{op}: the runtime's container API is not linked into this shim yet")]
-    #[allow(dead_code, reason = "kept for builds without the runtime")]
-    NotLinked { op: &'static str },
-    #[error("container {id} not found in the runtime state")]
-    NotFound { id: String },
-    #[error("{op} container {id}")]
-    Failed {
-        op: &'static str,
-        id: String,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    /// The runtime library refused or failed; its kind decides the code.
+    /// (Boxed: the runtime's error is large, and every RPC result carries it.)
+    #[error(transparent)]
+    Runtime(Box<wren_runtime::Error>),
+    #[error("the init has no pidfd")]
+    NoPidfd,
+    #[error("duplicate the init's pidfd")]
+    DupPidfd(#[source] std::io::Error),
+    #[error("encode metrics")]
+    EncodeMetrics(#[source] protobuf::Error),
 }
 
-/// Container operations the Task service performs.
+impl From<wren_runtime::Error> for OpsError {
+    fn from(e: wren_runtime::Error) -> Self {
+        Self::Runtime(Box::new(e))
+    }
+}
+
+impl OpsError {
+    /// The class of the failure; only the runtime's own errors say more
+    /// than [`ErrorKind::Internal`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Runtime(e) => e.kind(),
+            Self::NoPidfd | Self::DupPidfd(_) | Self::EncodeMetrics(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Container operations the Task service performs. Each container's handle
+/// ([`Self::Container`]) lives in the service's one record of that container.
 pub trait ContainerOps {
+    /// The runtime's handle of one container.
+    type Container;
     /// Creates the container; returns when its init is blocked before execve.
-    fn create(&mut self, req: CreateRequest) -> Result<CreatedInit, OpsError>;
+    fn create(&mut self, opts: CreateOptions) -> Result<(Self::Container, CreatedInit), OpsError>;
     /// Releases the init to execve.
-    fn start(&mut self, id: &str) -> Result<(), OpsError>;
+    fn start(&mut self, c: &mut Self::Container) -> Result<(), OpsError>;
     /// Signals the init, or every process of the container with `all`.
-    fn kill(&mut self, id: &str, signal: u32, all: bool) -> Result<(), OpsError>;
+    fn kill(&mut self, c: &Self::Container, signal: u32, all: bool) -> Result<(), OpsError>;
     /// Pids of every process in the container.
-    fn pids(&mut self, id: &str) -> Result<Vec<u32>, OpsError>;
-    fn pause(&mut self, id: &str) -> Result<(), OpsError>;
-    fn resume(&mut self, id: &str) -> Result<(), OpsError>;
-    /// Applies JSON `specs.LinuxResources`.
-    fn update(&mut self, id: &str, resources_json: &[u8]) -> Result<(), OpsError>;
+    fn pids(&mut self, c: &Self::Container) -> Result<Vec<u32>, OpsError>;
+    fn pause(&mut self, c: &Self::Container) -> Result<(), OpsError>;
+    fn resume(&mut self, c: &Self::Container) -> Result<(), OpsError>;
+    fn update(&mut self, c: &Self::Container, resources: &LinuxResources) -> Result<(), OpsError>;
     /// cgroup metrics as an `Any` (v1 or v2 Metrics).
-    fn stats(&mut self, id: &str) -> Result<Any, OpsError>;
-    /// Starts JSON `specs.Process` in the running container `id`.
-    fn exec(
-        &mut self,
-        id: &str,
-        process_json: &[u8],
-        stdin: Option<OwnedFd>,
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-    ) -> Result<CreatedInit, OpsError>;
+    fn stats(&mut self, c: &Self::Container) -> Result<Any, OpsError>;
+    /// Starts a process in the running container.
+    fn exec(&mut self, c: &mut Self::Container, opts: ExecOptions)
+        -> Result<ExecProcess, OpsError>;
     /// A pollable OOM-kill watcher on the container's memory cgroup; `None`
     /// when the container has no memory cgroup to watch.
-    fn oom_watcher(&mut self, id: &str) -> Option<wren_runtime::cgroups::oom::OomWatcher>;
-    /// Removes the container's runtime state (cgroup, state dir).
-    fn delete(&mut self, id: &str) -> Result<(), OpsError>;
+    fn oom_watcher(&mut self, c: &Self::Container) -> Option<OomWatcher>;
+    /// Kills what is left and removes the container's runtime state
+    /// (cgroup, state dir).
+    fn delete(&mut self, c: Self::Container) -> Result<(), OpsError>;
     /// `delete` binary path: kill everything of `id` and remove its state,
     /// with no daemon and no prior in-memory state. Idempotent.
-    fn force_delete(&mut self, state_root: &std::path::Path, id: &str) -> Result<(), OpsError>;
+    fn force_delete(&mut self, state_root: &Path, id: &str) -> Result<(), OpsError>;
 }
 
-/// Returns the runtime implementation linked into this build.
-pub fn runtime() -> Box<dyn ContainerOps> {
-    Box::new(Linked::default())
-}
+/// The runtime library, linked into the shim.
+#[derive(Debug, Default)]
+pub struct Runtime;
 
-fn failed<'a>(op: &'static str, id: &'a str) -> impl FnOnce(wren_runtime::Error) -> OpsError + 'a {
-    move |e| OpsError::Failed {
-        op,
-        id: id.to_string(),
-        source: Box::new(e),
-    }
-}
+impl ContainerOps for Runtime {
+    type Container = Container;
 
-fn failed_msg(op: &'static str, id: &str, msg: String) -> OpsError {
-    OpsError::Failed {
-        op,
-        id: id.to_string(),
-        source: msg.into(),
-    }
-}
-
-/// The containers this process created, by id.
-#[derive(Default)]
-struct Linked {
-    containers: HashMap<String, Container>,
-}
-
-impl Linked {
-    fn get(&mut self, id: &str) -> Result<&mut Container, OpsError> {
-        self.containers
-            .get_mut(id)
-            .ok_or_else(|| OpsError::NotFound { id: id.to_string() })
-    }
-}
-
-/// Duplicates `pidfd` so the shim owns a copy independent of the library's.
-fn own_pidfd(
-    op: &'static str,
-    id: &str,
-    fd: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Result<OwnedFd, OpsError> {
-    let fd = fd.ok_or_else(|| failed_msg(op, id, "the init has no pidfd".into()))?;
-    fd.try_clone_to_owned().map_err(|e| OpsError::Failed {
-        op,
-        id: id.to_string(),
-        source: Box::new(e),
-    })
-}
-
-impl ContainerOps for Linked {
-    fn create(&mut self, req: CreateRequest) -> Result<CreatedInit, OpsError> {
-        let id = req.id.clone();
-        if self.containers.contains_key(&id) {
-            return Err(failed_msg(
-                "create",
-                &id,
-                "already exists in this shim".into(),
-            ));
-        }
-        let mut c = Container::create(CreateOptions {
-            id: req.id,
-            bundle: req.bundle,
-            state_root: req.state_root,
-            stdio: Stdio {
-                stdin: req.stdin,
-                stdout: req.stdout,
-                stderr: req.stderr,
-            },
-            console: ConsoleMode::Return,
-            preserve_fds: 0,
-            no_pivot: req.no_pivot_root,
-            pid_file: None,
-        })
-        .map_err(failed("create", &id))?;
-        let pidfd = match own_pidfd("create", &id, c.init_pidfd()) {
+    fn create(&mut self, opts: CreateOptions) -> Result<(Container, CreatedInit), OpsError> {
+        let mut c = Container::create(opts)?;
+        let pidfd = c
+            .init_pidfd()
+            .ok_or(OpsError::NoPidfd)
+            .and_then(|fd| fd.try_clone_to_owned().map_err(OpsError::DupPidfd));
+        let pidfd = match pidfd {
             Ok(fd) => fd,
             Err(e) => {
                 let _ = c.delete(true);
@@ -187,44 +127,35 @@ impl ContainerOps for Linked {
             console: c.take_console(),
             own_pid_namespace: c.has_own_pid_namespace(),
         };
-        self.containers.insert(id, c);
-        Ok(created)
+        Ok((c, created))
     }
 
-    fn start(&mut self, id: &str) -> Result<(), OpsError> {
-        self.get(id)?.start().map_err(failed("start", id))
+    fn start(&mut self, c: &mut Container) -> Result<(), OpsError> {
+        Ok(c.start()?)
     }
 
-    fn kill(&mut self, id: &str, signal: u32, all: bool) -> Result<(), OpsError> {
-        self.get(id)?
-            .kill(signal as i32, all)
-            .map_err(failed("kill", id))
+    fn kill(&mut self, c: &Container, signal: u32, all: bool) -> Result<(), OpsError> {
+        Ok(c.kill(signal as i32, all)?)
     }
 
-    fn pids(&mut self, id: &str) -> Result<Vec<u32>, OpsError> {
-        let pids = self.get(id)?.pids().map_err(failed("pids", id))?;
-        Ok(pids.into_iter().map(|p| p as u32).collect())
+    fn pids(&mut self, c: &Container) -> Result<Vec<u32>, OpsError> {
+        Ok(c.pids()?.into_iter().map(|p| p as u32).collect())
     }
 
-    fn pause(&mut self, id: &str) -> Result<(), OpsError> {
-        self.get(id)?.pause().map_err(failed("pause", id))
+    fn pause(&mut self, c: &Container) -> Result<(), OpsError> {
+        Ok(c.pause()?)
     }
 
-    fn resume(&mut self, id: &str) -> Result<(), OpsError> {
-        self.get(id)?.resume().map_err(failed("resume", id))
+    fn resume(&mut self, c: &Container) -> Result<(), OpsError> {
+        Ok(c.resume()?)
     }
 
-    fn update(&mut self, id: &str, resources_json: &[u8]) -> Result<(), OpsError> {
-        let resources: oci_spec::runtime::LinuxResources =
-            serde_json::from_slice(resources_json)
-                .map_err(|e| failed_msg("update", id, format!("decode LinuxResources: {e}")))?;
-        self.get(id)?
-            .update(&resources)
-            .map_err(failed("update", id))
+    fn update(&mut self, c: &Container, resources: &LinuxResources) -> Result<(), OpsError> {
+        Ok(c.update(resources)?)
     }
 
-    fn stats(&mut self, id: &str) -> Result<Any, OpsError> {
-        let stats = self.get(id)?.stats().map_err(failed("stats", id))?;
+    fn stats(&mut self, c: &Container) -> Result<Any, OpsError> {
+        let stats = c.stats()?;
         let (type_url, value) = match stats.version {
             StatsVersion::V1 => (
                 wren_protocol::type_urls::CGROUPS_V1_METRICS,
@@ -235,73 +166,38 @@ impl ContainerOps for Linked {
                 super::metrics::v2(&stats).write_to_bytes(),
             ),
         };
-        let value = value.map_err(|e| failed_msg("stats", id, format!("encode metrics: {e}")))?;
         let mut any = Any::new();
         any.type_url = type_url.to_string();
-        any.value = value;
+        any.value = value.map_err(OpsError::EncodeMetrics)?;
         Ok(any)
     }
 
-    fn exec(
-        &mut self,
-        id: &str,
-        process_json: &[u8],
-        stdin: Option<OwnedFd>,
-        stdout: Option<OwnedFd>,
-        stderr: Option<OwnedFd>,
-    ) -> Result<CreatedInit, OpsError> {
-        let process: oci_spec::runtime::Process = serde_json::from_slice(process_json)
-            .map_err(|e| failed_msg("exec", id, format!("decode the process spec: {e}")))?;
-        let c = self.get(id)?;
-        let own_pid_namespace = c.has_own_pid_namespace();
-        let p = c
-            .exec(ExecOptions {
-                process,
-                stdio: Stdio {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
-                console: ConsoleMode::Return,
-                preserve_fds: 0,
-                pid_file: None,
-            })
-            .map_err(failed("exec", id))?;
-        Ok(CreatedInit {
-            pid: p.pid as u32,
-            pidfd: p.pidfd,
-            console: p.console,
-            own_pid_namespace,
-        })
+    fn exec(&mut self, c: &mut Container, opts: ExecOptions) -> Result<ExecProcess, OpsError> {
+        Ok(c.exec(opts)?)
     }
 
-    fn oom_watcher(&mut self, id: &str) -> Option<wren_runtime::cgroups::oom::OomWatcher> {
-        let cgroup = self.containers.get(id)?.cgroup()?;
-        match cgroup.oom_watcher() {
+    fn oom_watcher(&mut self, c: &Container) -> Option<OomWatcher> {
+        match c.cgroup()?.oom_watcher() {
             Ok(w) => Some(w),
             Err(e) => {
-                log::warn!("{id}: no OOM notifications: {e}");
+                log::warn!("{}: no OOM notifications: {e}", c.id());
                 None
             }
         }
     }
 
-    fn delete(&mut self, id: &str) -> Result<(), OpsError> {
-        let c = self
-            .containers
-            .remove(id)
-            .ok_or_else(|| OpsError::NotFound { id: id.to_string() })?;
+    fn delete(&mut self, c: Container) -> Result<(), OpsError> {
         let pid = c.init_pid();
-        let result = c.delete(true).map_err(failed("delete", id));
+        let result = c.delete(true);
         wren_runtime::children::release(pid);
-        result
+        Ok(result?)
     }
 
-    fn force_delete(&mut self, state_root: &std::path::Path, id: &str) -> Result<(), OpsError> {
+    fn force_delete(&mut self, state_root: &Path, id: &str) -> Result<(), OpsError> {
         match Container::load(state_root, id) {
-            Ok(c) => c.delete(true).map_err(failed("force delete", id)),
-            Err(wren_runtime::Error::NotFound(_)) => Ok(()),
-            Err(e) => Err(failed("force delete", id)(e)),
+            Ok(c) => Ok(c.delete(true)?),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
         }
     }
 }

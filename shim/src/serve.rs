@@ -1,15 +1,18 @@
-//! The long-lived shim daemon: started by `start` with no action, the
-//! listening socket on fd 3, cwd = the bundle, stderr = the `log` FIFO.
+//! The shim daemon's epoll loop (the binary run with no action, spawned by
+//! `start`): the listening socket on fd 3, cwd = the bundle, stderr = the
+//! `log` FIFO. It serves the Task API until Shutdown or SIGTERM.
 //!
 //! Thread budget (idle): this loop thread and the event publisher thread.
-//! The loop owns all state and multiplexes, with one epoll set: the ttrpc
-//! listener and connections, a signalfd (SIGCHLD, SIGTERM, SIGINT) and, once
-//! the runtime is linked, container pidfds and stdio pipes.
+//! The loop multiplexes, with one epoll set: the ttrpc listener and
+//! connections, a signalfd (SIGCHLD, SIGTERM, SIGINT), and the fds the Task
+//! service registers (container pidfds, stdio relays, OOM watchers), whose
+//! readiness it hands back to the service. All container state is the
+//! service's (`task/`).
 //!
 //! Runs in the daemon process.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -21,8 +24,9 @@ use wren_runtime::timing;
 use crate::events::publisher::Publisher;
 use crate::flags::Flags;
 use crate::stdio::relay::RELAY_BIT;
-use crate::task::service::{NewPidfd as Watched, TaskService, OOM_BIT};
-use crate::{delete, reaper, socket, task};
+use crate::task::container_ops::Runtime;
+use crate::task::{TaskService, OOM_BIT, PIDFD_BIT};
+use crate::{delete, reaper, socket};
 use wren_ttrpc::server::{self, Connection, ReadOutcome};
 
 /// The fd `start` passes the listening socket on.
@@ -34,8 +38,8 @@ pub const SPAWNED_AT_ENV: &str = "_WREN_SHIM_SPAWNED_AT";
 
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_SIGNALS: u64 = 1;
-/// Tokens of container pidfds carry this bit; connections use fd + 16.
-const PIDFD_BIT: u64 = 1 << 40;
+// Connections use fd + 16; the service's tokens carry PIDFD_BIT, OOM_BIT
+// or RELAY_BIT.
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -75,20 +79,6 @@ fn inherited_listener() -> Result<UnixListener, DaemonError> {
         .set_nonblocking(true)
         .map_err(DaemonError::NoListener)?;
     Ok(listener)
-}
-
-/// Watches the pidfds of processes the service created since the last look,
-/// then hands their pids over from the runtime library's registry to us.
-fn watch_new_pidfds(epoll: &Epoll, service: &mut TaskService, pidfds: &mut HashMap<u64, Watched>) {
-    for w in service.take_new_pidfds() {
-        let token = PIDFD_BIT | w.pidfd.as_raw_fd() as u64;
-        if let Err(e) = epoll.add(w.pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token)) {
-            log::error!("watch pid {} of {}: {e}", w.pid, w.id);
-        }
-        let pid = w.pid as i32;
-        pidfds.insert(token, w);
-        wren_runtime::children::release(pid);
-    }
 }
 
 /// Runs one Task request, logging how long it took at debug level and, with
@@ -153,7 +143,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
     );
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(DaemonError::Epoll)?;
     let mut service = TaskService::new(
-        task::container_ops::runtime(),
+        Runtime,
         publisher,
         delete::default_state_root(&flags.namespace),
         &flags.namespace,
@@ -174,7 +164,6 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
         .map_err(DaemonError::Epoll)?;
 
     let mut connections: HashMap<u64, Connection> = HashMap::new();
-    let mut pidfds: HashMap<u64, Watched> = HashMap::new();
     let mut events = [EpollEvent::empty(); 16];
     let mut stop = false;
     timing::mark(&flags.id, "shim.serving");
@@ -205,7 +194,6 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
             }
         };
         for ev in &events[..n] {
-            watch_new_pidfds(&epoll, &mut service, &mut pidfds);
             match ev.data() {
                 TOKEN_LISTENER => loop {
                     match server::accept(&listener) {
@@ -237,7 +225,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                             Ok(Signal::SIGCHLD) => {
                                 let owned = |pid: i32| {
                                     wren_runtime::children::is_runtime_child(pid)
-                                        || pidfds.values().any(|w| w.pid as i32 == pid)
+                                        || service.owns_pid(pid)
                                 };
                                 for (pid, status) in reaper::reap_orphans(&owned) {
                                     log::debug!("reaped orphan {pid} with status {status}");
@@ -251,29 +239,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                         }
                     }
                 }
-                token if token & (RELAY_BIT | OOM_BIT) != 0 => service.fd_ready(token),
-                token if token & PIDFD_BIT != 0 => {
-                    let Some(w) = pidfds.get(&token) else {
-                        continue;
-                    };
-                    match reaper::try_reap_pidfd(w.pidfd.as_fd()) {
-                        Ok(None) => {}
-                        Ok(Some(status)) => {
-                            if let Some(w) = pidfds.remove(&token) {
-                                let _ = epoll.delete(w.pidfd.as_fd());
-                                timing::mark(&w.id, "shim.exited");
-                                service.process_exited(&w.id, &w.exec_id, status);
-                            }
-                        }
-                        Err(e) => {
-                            log::warn!("wait for pid {} of {}: {e}", w.pid, w.id);
-                            if let Some(w) = pidfds.remove(&token) {
-                                let _ = epoll.delete(w.pidfd.as_fd());
-                                service.process_exited(&w.id, &w.exec_id, 255);
-                            }
-                        }
-                    }
-                }
+                token if token & (RELAY_BIT | OOM_BIT | PIDFD_BIT) != 0 => service.fd_ready(token),
                 token => {
                     let outcome = match connections.get_mut(&token) {
                         Some(conn) => conn.read(),
@@ -317,7 +283,6 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                 }
             }
         }
-        watch_new_pidfds(&epoll, &mut service, &mut pidfds);
         service.tick();
     }
     service.wait_loggers();

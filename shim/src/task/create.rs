@@ -1,0 +1,224 @@
+//! Create and Start of a container's init: options, stdio, containerd's
+//! rootfs mounts, the runtime's create (the init is left blocked before
+//! execve), the OOM watcher, `/tasks/create`; then Start releases the init
+//! (`/tasks/start`). Start of an exec is in `exec.rs`.
+//!
+//! Runs in the daemon, on the epoll loop thread.
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+
+use nix::sys::epoll::{EpollEvent, EpollFlags};
+use protobuf::MessageField;
+use wren_protocol::events::{TaskCreate, TaskStart};
+use wren_protocol::task::{CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse};
+use wren_protocol::task_types::Status;
+use wren_runtime::{ConsoleMode, CreateOptions, Stdio};
+
+use super::container_ops::{ContainerOps, CreatedInit};
+use super::error::TaskError;
+use super::record::{self, Container, Process};
+use super::{TaskService, OOM_BIT};
+use crate::options::ShimOptions;
+use crate::stdio::{uri, ContainerFds, Owner, ProcessIo};
+
+/// The request has `terminal` set, the spec has not.
+#[derive(Debug, thiserror::Error)]
+#[error("terminal requested but process.terminal is false in config.json")]
+struct NoConsole;
+
+impl<O: ContainerOps> TaskService<O> {
+    pub(super) fn create(
+        &mut self,
+        req: CreateTaskRequest,
+    ) -> Result<CreateTaskResponse, TaskError> {
+        let id = req.id.as_str();
+        if self.containers.contains_key(id) {
+            return Err(TaskError::AlreadyExists(format!("container {id}")));
+        }
+        let options = match req.options.as_ref() {
+            Some(any) => ShimOptions::from_any(any)
+                .map_err(TaskError::invalid("create", id))?
+                .unwrap_or_default(),
+            None => ShimOptions::default(),
+        };
+        let bundle = PathBuf::from(&req.bundle);
+        let state_root = if options.root.is_empty() {
+            self.state_root.clone()
+        } else {
+            PathBuf::from(&options.root)
+        };
+        if let Ok(json) = serde_json::to_vec(&options) {
+            if let Err(e) = std::fs::write(bundle.join("options.json"), json) {
+                log::warn!("create {id}: write options.json: {e}");
+            }
+        }
+        let uris = uri::parse(&req.stdin, &req.stdout, &req.stderr)
+            .map_err(TaskError::invalid("create", id))?;
+        let owner = Owner {
+            container_id: id,
+            namespace: &self.namespace,
+            io_uid: options.io_uid,
+            io_gid: options.io_gid,
+        };
+        let (fds, mut io) = ProcessIo::setup(&mut self.relays, uris, req.terminal, &owner)
+            .map_err(TaskError::invalid("create", id))?;
+        let rootfs = bundle.join("rootfs");
+        if let Err(e) = super::rootfs::mount_all(&req.rootfs, &rootfs) {
+            self.release_io(io);
+            return Err(TaskError::invalid("create", id)(e));
+        }
+        let mounted_rootfs = !req.rootfs.is_empty();
+        let ContainerFds {
+            stdin,
+            stdout,
+            stderr,
+        } = fds;
+        let made = self
+            .ops
+            .create(CreateOptions {
+                id: id.to_string(),
+                bundle: bundle.clone(),
+                state_root,
+                stdio: Stdio {
+                    stdin,
+                    stdout,
+                    stderr,
+                },
+                console: ConsoleMode::Return,
+                preserve_fds: 0,
+                no_pivot: options.no_pivot_root,
+                pid_file: None,
+            })
+            .map_err(TaskError::ops("create", id));
+        let attached = match made {
+            Ok((runtime, mut created)) => {
+                match self.attach_init_console(id, req.terminal, &mut io, &mut created) {
+                    Ok(()) => Ok((runtime, created)),
+                    Err(e) => {
+                        // Undo the runtime's container before the rest.
+                        if let Err(d) = self.ops.delete(runtime) {
+                            log::warn!("create {id}: remove the half-made container: {d}");
+                        }
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let (runtime, created) = match attached {
+            Ok(made) => made,
+            Err(e) => {
+                // Undo in reverse: the stdio, the rootfs mounts.
+                self.release_io(io);
+                if mounted_rootfs {
+                    if let Err(u) = super::rootfs::unmount_all(&rootfs) {
+                        log::warn!("create {id}: unmount rootfs: {u}");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        let oom = self.ops.oom_watcher(&runtime).and_then(|w| {
+            let token = OOM_BIT | self.next_oom_token;
+            self.next_oom_token += 1;
+            match self
+                .epoll
+                .add(w.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, token))
+            {
+                Ok(()) => Some((token, w)),
+                Err(e) => {
+                    log::warn!("{id}: watch OOM: {e}");
+                    None
+                }
+            }
+        });
+        let _ = std::fs::write(bundle.join("init.pid"), created.pid.to_string());
+        let pidfd = self.watch_pidfd(id, created.pid, created.pidfd);
+        self.containers.insert(
+            id.to_string(),
+            Container {
+                runtime,
+                bundle,
+                init: Process {
+                    pid: created.pid,
+                    status: Status::CREATED,
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    pidfd: Some(pidfd),
+                    io: Some(io),
+                    ..Process::default()
+                },
+                execs: HashMap::new(),
+                mounted_rootfs,
+                own_pid_namespace: created.own_pid_namespace,
+                oom,
+                io_uid: options.io_uid,
+                io_gid: options.io_gid,
+            },
+        );
+        let mut ev = TaskCreate::new();
+        ev.container_id = req.id.clone();
+        ev.bundle = req.bundle.clone();
+        ev.rootfs = req.rootfs.clone();
+        ev.pid = created.pid;
+        ev.checkpoint = req.checkpoint.clone();
+        let mut io = wren_protocol::events::TaskIO::new();
+        io.stdin = req.stdin;
+        io.stdout = req.stdout;
+        io.stderr = req.stderr;
+        io.terminal = req.terminal;
+        ev.io = MessageField::some(io);
+        self.publisher.publish("/tasks/create", &ev);
+        let mut r = CreateTaskResponse::new();
+        r.pid = created.pid;
+        Ok(r)
+    }
+
+    /// With `terminal`, relays the init's pty master.
+    fn attach_init_console(
+        &mut self,
+        id: &str,
+        terminal: bool,
+        io: &mut ProcessIo,
+        created: &mut CreatedInit,
+    ) -> Result<(), TaskError> {
+        if !terminal {
+            return Ok(());
+        }
+        let master = created
+            .console
+            .take()
+            .ok_or_else(|| TaskError::invalid("create", id)(NoConsole))?;
+        io.attach_console(&mut self.relays, master)
+            .map_err(TaskError::invalid("create", id))
+    }
+
+    pub(super) fn start(&mut self, req: StartRequest) -> Result<StartResponse, TaskError> {
+        if !req.exec_id.is_empty() {
+            return self.start_exec(req);
+        }
+        let c = record::find(&mut self.containers, &req.id)?;
+        if c.init.status != Status::CREATED {
+            return Err(TaskError::State(format!(
+                "cannot start a process in state {:?}",
+                c.init.status
+            )));
+        }
+        self.ops
+            .start(&mut c.runtime)
+            .map_err(TaskError::ops("start", &req.id))?;
+        c.init.status = Status::RUNNING;
+        let pid = c.init.pid;
+        let mut ev = TaskStart::new();
+        ev.container_id = req.id;
+        ev.pid = pid;
+        self.publisher.publish("/tasks/start", &ev);
+        let mut r = StartResponse::new();
+        r.pid = pid;
+        Ok(r)
+    }
+}
