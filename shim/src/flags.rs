@@ -1,6 +1,9 @@
 //! Command-line flags as containerd passes them, parsed with Go `flag` package
 //! rules (`-name value`, `-name=value`, `--name`, booleans without a value,
 //! parsing stops at the first non-flag argument, which is the action).
+//! Hand-written on purpose: `wren` and `wren-oci` use clap, but linking it
+//! here would cost every idle shim private memory (its data and relocated
+//! tables) for a command line that containerd, not a person, writes.
 //!
 //! Runs in every process of the shim binary: `start`, `delete`, `-info`, `-v`
 //! and the daemon.
