@@ -1,4 +1,5 @@
-//! `wren`: the command-line client of `wrend` (see `wren_manager::cli`).
+//! `wren`: the command-line client of `wrend` (see `wren_manager::cli`); the
+//! `wren` process's entry point.
 
 fn main() {
     // No `run_if_init()`: the CLI only talks to wrend and never creates a

@@ -1,5 +1,6 @@
 //! `wrend`: the manager daemon for hosts without containerd (see
-//! `wren_manager::wrend`; its flags are `wren_manager::wrend::flags`).
+//! `wren_manager::wrend`; its flags are `wren_manager::wrend::flags`). The
+//! `wrend` process's entry point.
 
 use wren_manager::wrend::{event_loop, flags};
 

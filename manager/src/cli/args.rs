@@ -101,6 +101,7 @@ pub enum Command {
 /// A command that takes a container name and nothing else.
 #[derive(Debug, Args)]
 pub struct Name {
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
 }
@@ -140,6 +141,7 @@ pub struct ContainerArgs {
     pub cwd: Option<String>,
     #[command(flatten)]
     pub source: Source,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
     /// The command and its arguments (default: the bundle's)
@@ -177,6 +179,7 @@ pub struct Stop {
     /// The signal to stop with [default: TERM]
     #[arg(short, long, value_name = "SIGNAL", value_parser = signal)]
     pub signal: Option<i32>,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
 }
@@ -189,6 +192,7 @@ pub struct Kill {
     /// Signal every process of the container, not just its init
     #[arg(short, long)]
     pub all: bool,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
 }
@@ -203,6 +207,7 @@ pub struct Rm {
     /// Kill a running container first
     #[arg(short, long)]
     pub force: bool,
+    /// The containers' names
     #[arg(value_name = "NAME", required = true)]
     pub names: Vec<String>,
 }
@@ -224,6 +229,7 @@ pub struct Exec {
     /// Working directory inside the container
     #[arg(short = 'w', long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
     /// The command and its arguments
@@ -262,6 +268,7 @@ pub struct Update {
         conflicts_with_all = ["memory", "cpu_shares", "pids_limit"]
     )]
     pub resources: Option<PathBuf>,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
 }
@@ -274,6 +281,7 @@ pub struct Logs {
     /// Print only the last N lines first
     #[arg(long, short = 'n', value_name = "N")]
     pub tail: Option<usize>,
+    /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
 }

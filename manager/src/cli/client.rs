@@ -20,7 +20,8 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// A call to wrend that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach wrend at {path} (is it running?)")]
+    /// The source names the socket.
+    #[error("cannot reach wrend (is it running?)")]
     Connect {
         path: PathBuf,
         #[source]

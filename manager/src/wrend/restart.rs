@@ -78,7 +78,7 @@ impl Registry {
         }
         if auto_remove {
             if let Err(e) = self.remove(name, true) {
-                log::warn!("auto-remove {name}: {}", wren_runtime::error::chain(&e));
+                log::warn!("auto-remove: {}", wren_runtime::error::chain(&e));
             }
         }
     }
@@ -179,7 +179,7 @@ impl Registry {
                 self.events
                     .emit("/container/stop-timeout", &name, "SIGKILL".into());
                 if let Err(e) = self.signal(&name, "", libc::SIGKILL as u32, true) {
-                    log::warn!("stop {name}: {}", wren_runtime::error::chain(&e));
+                    log::warn!("stop deadline: {}", wren_runtime::error::chain(&e));
                 }
             }
         }

@@ -61,7 +61,7 @@ impl Registry {
                 self.events
                     .emit("/container/boot-start", &name, String::new());
                 if let Err(e) = self.run_task(&name) {
-                    log::error!("start {name} at boot: {}", wren_runtime::error::chain(&e));
+                    log::error!("start at boot: {}", wren_runtime::error::chain(&e));
                 }
             } else if pending {
                 if let Some(m) = self.containers.get_mut(&name) {
@@ -94,7 +94,10 @@ impl Registry {
         let (client, pid) = match connected {
             Ok(c) => c,
             Err(e) => {
-                log::warn!("{name}: shim {address} is gone ({e}); cleaning up");
+                log::warn!(
+                    "{name}: shim {address} is gone ({}); cleaning up",
+                    wren_runtime::error::chain(&e)
+                );
                 let bundle = self.containers[&name].rec.bundle.clone();
                 self.launch(&name, &bundle).delete();
                 if let Some(m) = self.containers.get_mut(&name) {
@@ -151,7 +154,7 @@ impl Registry {
                 }
             }
             Err(e) => {
-                log::info!("{name}: no task in its shim ({e})");
+                log::info!("no task in its shim: {}", wren_runtime::error::chain(&e));
                 if let Some(m) = self.containers.get_mut(&name) {
                     m.state = State::Stopped;
                 }

@@ -29,12 +29,10 @@ pub enum ShimError {
         #[source]
         source: io::Error,
     },
-    #[error("shim start failed ({status}): {stderr}")]
+    #[error("{status}: {stderr}")]
     Failed { status: String, stderr: String },
-    #[error("shim start printed no address")]
+    #[error("no address printed")]
     NoAddress,
-    #[error("connect to shim")]
-    Connect(#[source] CallError),
 }
 
 /// Everything `start` needs to know.

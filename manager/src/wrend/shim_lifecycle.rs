@@ -41,6 +41,7 @@ pub(super) struct Departing {
     pub(super) replies: Vec<(Responder, Vec<u8>)>,
 }
 
+/// A pidfd for `pid` (a shim, our child), if the kernel gives one.
 pub(super) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
@@ -76,6 +77,8 @@ pub(super) fn kill_pidfd(pidfd: &OwnedFd) {
         log::warn!("kill shim: {}", std::io::Error::last_os_error());
     }
 }
+
+/// Whether a shim call failed because the task or process does not exist.
 pub(super) fn is_not_found(e: &CallError) -> bool {
     matches!(e, CallError::Status { code, .. } if *code == Code::NOT_FOUND)
 }

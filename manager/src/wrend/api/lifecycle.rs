@@ -190,12 +190,12 @@ impl Registry {
                 let _ = self.pause_resume(name, false);
             }
             if let Err(e) = self.signal(name, "", libc::SIGKILL as u32, true) {
-                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
+                log::warn!("rm: {}", wren_runtime::error::chain(&e));
             }
             let mut req = shimapi::WaitRequest::new();
             req.id = name.to_string();
             if let Err(e) = self.shim_call::<_, shimapi::WaitResponse>(name, "Wait", &req) {
-                log::warn!("rm {name}: {}", wren_runtime::error::chain(&e));
+                log::warn!("rm: {}", wren_runtime::error::chain(&e));
             }
         }
         self.delete_task_if_any(name);
