@@ -31,9 +31,11 @@ use libseccomp::error::SeccompError as ScmpError;
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
+/// The profile type [`compile`] takes (`linux.seccomp`), re-exported for
+/// callers that do not depend on oci-spec themselves.
+pub use oci_spec::runtime::LinuxSeccomp;
 use oci_spec::runtime::{
-    Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag,
-    LinuxSeccompOperator,
+    Arch, LinuxSeccompAction, LinuxSeccompArg, LinuxSeccompFilterFlag, LinuxSeccompOperator,
 };
 use serde::{Deserialize, Serialize};
 
