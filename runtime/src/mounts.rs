@@ -2,7 +2,8 @@
 //! rootfs: bind mounts through the new mount API (`open_tree` →
 //! `mount_setattr` → `move_mount`, so recursive and locked attributes are
 //! right), other filesystems with `mount(2)` onto an fd of the destination,
-//! and the cgroup filesystem mounted the way the host's layout needs.
+//! and the cgroup filesystem mounted the way the host's layout needs (the
+//! layout itself is read by `cgroups::hierarchies`).
 //!
 //! Option parsing is pure and runs in the caller for validation; mounting
 //! runs in the init process, in the container's mount namespace, before
@@ -18,8 +19,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Mount;
-use serde::{Deserialize, Serialize};
 
+use crate::cgroups::CgroupHierarchy;
 use crate::path::Root;
 use crate::sys;
 
@@ -355,76 +356,6 @@ fn set_bind_attrs(tree: &OwnedFd, opts: &Options) -> io::Result<()> {
         sys::mount_setattr(tree.as_fd(), true, opts.rattr_set, opts.rattr_clr, 0)?;
     }
     Ok(())
-}
-
-/// A cgroup hierarchy of the host as the init sees it before it unshares
-/// its cgroup namespace: what to mount under the container's cgroup mount.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CgroupHierarchy {
-    /// Subdirectory name under /sys/fs/cgroup ("memory", "unified", "" for v2).
-    pub name: String,
-    /// Filesystem type: "cgroup" or "cgroup2".
-    pub fstype: String,
-    /// Superblock options for a fresh mount ("memory", "name=systemd").
-    pub options: String,
-    /// Host directory of the container's cgroup in this hierarchy.
-    pub host_path: PathBuf,
-}
-
-/// Read the host's cgroup hierarchies and this process's place in them from
-/// /proc/self/mountinfo and /proc/self/cgroup.
-pub fn host_cgroup_hierarchies() -> io::Result<Vec<CgroupHierarchy>> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let rfields: Vec<&str> = right.split(' ').collect();
-        if fields.len() < 5 || rfields.len() < 3 {
-            continue;
-        }
-        let (root, mountpoint, fstype, superopts) = (fields[3], fields[4], rfields[0], rfields[2]);
-        if fstype != "cgroup" && fstype != "cgroup2" {
-            continue;
-        }
-        let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
-            continue;
-        };
-        let name = name.trim_start_matches('/').to_string();
-        let (options, own) = if fstype == "cgroup2" {
-            (String::new(), own_cgroup(&cgroup, |c| c.is_empty()))
-        } else {
-            let opts: Vec<&str> = superopts
-                .split(',')
-                .filter(|o| *o != "rw" && *o != "ro")
-                .collect();
-            let own = own_cgroup(&cgroup, |c| c.split(',').any(|k| opts.contains(&k)));
-            (opts.join(","), own)
-        };
-        let Some(own) = own else { continue };
-        let rel = own
-            .strip_prefix(root)
-            .unwrap_or(&own)
-            .trim_start_matches('/');
-        out.push(CgroupHierarchy {
-            name,
-            fstype: fstype.to_string(),
-            options,
-            host_path: Path::new(mountpoint).join(rel),
-        });
-    }
-    Ok(out)
-}
-
-fn own_cgroup(cgroup: &str, matches: impl Fn(&str) -> bool) -> Option<String> {
-    cgroup.lines().find_map(|l| {
-        let mut parts = l.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        matches(controllers).then(|| path.to_string())
-    })
 }
 
 /// What the init knows while it mounts.
@@ -805,17 +736,5 @@ mod tests {
         let m: Mount =
             serde_json::from_str(r#"{"destination":"/x","type":"proc","source":"proc"}"#).unwrap();
         validate(&m).unwrap();
-    }
-
-    #[test]
-    fn host_hierarchies_are_found() {
-        let h = host_cgroup_hierarchies().unwrap();
-        if h.is_empty() {
-            eprintln!("skip: no cgroup mounts visible");
-            return;
-        }
-        for x in &h {
-            assert!(x.host_path.starts_with("/sys/fs/cgroup"), "{x:?}");
-        }
     }
 }

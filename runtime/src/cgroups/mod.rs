@@ -5,10 +5,14 @@
 //! never in the container's init: directories are made, processes placed,
 //! limits written, stats read and the cgroup removed from outside. The init
 //! only benefits from being born into the cgroup through
-//! [`Cgroup::clone_into_fd`] (`clone3(CLONE_INTO_CGROUP)`).
+//! [`Cgroup::clone_into_fd`] (`clone3(CLONE_INTO_CGROUP)`), and reads the
+//! host's hierarchies for the container's cgroup mount ([`hierarchies`],
+//! the one part that runs in the init).
 //!
 //! Layout of the module:
 //! - [`layout`]: where cgroupfs is and whether the host is v1, hybrid or v2;
+//! - [`hierarchies`]: the host's hierarchies and the container's place in
+//!   each, as the init sees them, for its `cgroup` mount;
 //! - [`path`]: `linux.cgroupsPath` → the container's path in each hierarchy;
 //! - [`validate()`]: every resource checked before anything is written;
 //! - `v1/` and `v2/`: one file per controller; [`devices`] holds the device
@@ -30,6 +34,7 @@ pub mod convert;
 pub mod devices;
 mod error;
 mod fs;
+pub mod hierarchies;
 pub mod layout;
 pub mod oom;
 pub mod path;
@@ -52,6 +57,7 @@ use serde::{Deserialize, Serialize};
 
 pub use devices::default_device_rules;
 pub use error::CgroupError;
+pub use hierarchies::{host_cgroup_hierarchies, CgroupHierarchy};
 pub use layout::{CgroupRoot, Layout, V1Controller};
 pub use oom::OomWatcher;
 pub use stats::Stats;

@@ -15,6 +15,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use super::stage2::stage2;
 use super::{expect, fail, read_config, report, set_name, CreateSetup, InitConfig, Never, Setup};
+use crate::cgroups;
 use crate::mounts;
 use crate::namespaces;
 use crate::procfs::Procfs;
@@ -88,7 +89,7 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     };
     // The host's cgroup layout, read before a cgroup namespace hides it.
     let hierarchies = if needs_cgroup_mount {
-        mounts::host_cgroup_hierarchies().map_err(fail("read the host's cgroup mounts"))?
+        cgroups::host_cgroup_hierarchies().map_err(fail("read the host's cgroup mounts"))?
     } else {
         Vec::new()
     };

@@ -15,8 +15,9 @@ use oci_spec::runtime::{LinuxNamespaceType, Process};
 
 use super::exec::finish;
 use super::{expect, fail, set_name, CreateSetup, InitConfig, Never, Setup};
+use crate::cgroups::CgroupHierarchy;
 use crate::console;
-use crate::mounts::{self, CgroupHierarchy, MountContext};
+use crate::mounts::{self, MountContext};
 use crate::path::Root;
 use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg, SetupFailure};
