@@ -1,0 +1,282 @@
+//! What the caller does during create: validate the bundle's spec, the
+//! seccomp profile, capabilities and cgroup resources before anything
+//! exists; then the state directory, the exec fifo and the cgroup; the
+//! init's configuration; the launch (with prestart and createRuntime hooks
+//! run here when the init asks); the console, the state file and the pid
+//! file. A [`Cleanup`] guard undoes it all on any error.
+//!
+//! Runs in the caller.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
+
+use super::cleanup::Cleanup;
+use super::error::{io_err, sys_err};
+use super::init_driver::{launch, CgroupWork, LaunchArgs};
+use super::{validate_id, write_pid_file, ConsoleMode, Container, CreateOptions, Error};
+use crate::capabilities;
+use crate::cgroups::{self, Cgroup, CgroupRoot};
+use crate::init::{CreateSetup, InitConfig, Setup};
+use crate::namespaces;
+use crate::seccomp;
+use crate::spec;
+use crate::state::{self, State, Status};
+use crate::{console, hooks, sys, timing};
+
+impl Container {
+    /// Create a container from `opts.bundle`. Returns once the init is
+    /// fully set up and blocked before execve; nothing is left behind on
+    /// failure.
+    pub fn create(opts: CreateOptions) -> Result<Container, Error> {
+        validate_id(&opts.id)?;
+        timing::mark(&opts.id, "runtime.create");
+        let bundle = opts
+            .bundle
+            .canonicalize()
+            .map_err(io_err("bundle", &opts.bundle))?;
+        let spec = spec::load(&bundle)?;
+        spec::validate(&spec)?;
+        let rootfs = spec::rootfs(&spec, &bundle)?;
+        let ns = spec::namespaces(&spec)?;
+        let linux = spec.linux().clone().unwrap_or_default();
+        let process = spec.process().clone().unwrap_or_default();
+        let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let caps = process
+            .capabilities()
+            .as_ref()
+            .map(capabilities::resolve)
+            .transpose()?;
+        let cgroot = CgroupRoot::host()?;
+        if let Some(res) = linux.resources() {
+            cgroups::validate(res, cgroot.layout())?;
+        }
+        let terminal = process.terminal().unwrap_or(false);
+
+        std::fs::create_dir_all(&opts.state_root)
+            .map_err(io_err("create state root", &opts.state_root))?;
+        let dir = opts.state_root.join(&opts.id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(opts.id))
+            }
+            Err(e) => return Err(io_err("create state dir", &dir)(e)),
+        }
+        let mut guard = Cleanup {
+            dir: Some(&dir),
+            cgroup: None,
+            pidfds: Vec::new(),
+        };
+        let fifo_path = dir.join(state::EXEC_FIFO);
+        make_fifo(&fifo_path)?;
+        let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(io_err("open", &fifo_path))?;
+
+        let cgroup = Cgroup::new(
+            &cgroot,
+            linux.cgroups_path().as_deref().and_then(|p| p.to_str()),
+            &opts.id,
+        )?;
+        // The v1 directories follow in `launch`, while the init execs.
+        cgroup.create_unified()?;
+        guard.cgroup = Some(cgroup.clone());
+
+        let has_dev_bind = spec.mounts().as_deref().unwrap_or(&[]).iter().any(|m| {
+            crate::path::clean(m.destination()) == Path::new("dev")
+                && (m.typ().as_deref() == Some("bind")
+                    || m.options()
+                        .as_deref()
+                        .unwrap_or(&[])
+                        .iter()
+                        .any(|o| o == "bind" || o == "rbind"))
+        });
+        let mut sysctl: Vec<(String, String)> = linux
+            .sysctl()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        sysctl.sort();
+        let hooks_spec = spec.hooks().clone().unwrap_or_default();
+        let id_maps = ns
+            .iter()
+            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none())
+            .then(|| {
+                (
+                    namespaces::format_id_map(linux.uid_mappings().as_deref().unwrap_or(&[])),
+                    namespaces::format_id_map(linux.gid_mappings().as_deref().unwrap_or(&[])),
+                )
+            });
+        let config = InitConfig {
+            id: opts.id.clone(),
+            process: process.clone(),
+            caps,
+            namespaces: ns.clone(),
+            time_offsets: linux
+                .time_offsets()
+                .as_ref()
+                .map(namespaces::format_time_offsets),
+            seccomp: seccomp.clone(),
+            preserve_fds: opts.preserve_fds,
+            setup: Setup::Create(Box::new(CreateSetup {
+                bundle: bundle.clone(),
+                rootfs: rootfs.clone(),
+                readonly_root: spec
+                    .root()
+                    .as_ref()
+                    .and_then(|r| r.readonly())
+                    .unwrap_or(false),
+                no_pivot: opts.no_pivot,
+                mounts: spec.mounts().clone().unwrap_or_default(),
+                setup_dev: !has_dev_bind,
+                devices: linux.devices().clone().unwrap_or_default(),
+                masked_paths: linux.masked_paths().clone().unwrap_or_default(),
+                readonly_paths: linux.readonly_paths().clone().unwrap_or_default(),
+                rootfs_propagation: linux.rootfs_propagation().clone(),
+                hostname: spec.hostname().clone(),
+                domainname: spec.domainname().clone(),
+                sysctl,
+                personality: linux.personality().clone(),
+                create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
+                start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
+                container_id_maps: id_maps.clone(),
+            })),
+            timing: timing::enabled(),
+        };
+
+        let mut st = State {
+            id: opts.id.clone(),
+            bundle: bundle.clone(),
+            rootfs,
+            pid: 0,
+            pid_start: 0,
+            created: state::rfc3339_now(),
+            // SAFETY: geteuid cannot fail.
+            owner: unsafe { libc::geteuid() },
+            cgroup: Some(cgroup.clone()),
+            spec: spec.clone(),
+        };
+        let creating = st.oci(Status::Creating);
+        let listener = seccomp.as_ref().and_then(|s| {
+            s.listener_path().map(|p| {
+                (
+                    p.to_path_buf(),
+                    s.listener_metadata().unwrap_or("").to_string(),
+                )
+            })
+        });
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
+        let mut on_hooks = |pid: i32| -> Result<String, Error> {
+            let mut s = creating.clone();
+            s.pid = pid;
+            let json = serde_json::to_string(&s).unwrap_or_default();
+            #[allow(deprecated)]
+            hooks::run_all(
+                "prestart",
+                hooks_spec.prestart().as_deref().unwrap_or(&[]),
+                json.as_bytes(),
+            )?;
+            hooks::run_all(
+                "createRuntime",
+                hooks_spec.create_runtime().as_deref().unwrap_or(&[]),
+                json.as_bytes(),
+            )?;
+            Ok(json)
+        };
+        let launched = launch(
+            LaunchArgs {
+                id: &opts.id,
+                config: &config,
+                stdio: &opts.stdio,
+                extra: fifo.as_fd(),
+                cgroup: Some(&cgroup),
+                id_maps,
+                until_exec: false,
+                listener: listener
+                    .as_ref()
+                    .map(|(p, m)| (p.as_path(), m.as_str(), creating.clone())),
+                initial_affinity: None,
+                cgroup_work: CgroupWork::FinishNew {
+                    resources: resources.as_ref(),
+                },
+            },
+            &mut on_hooks,
+        )?;
+        guard
+            .pidfds
+            .push(launched.pidfd.try_clone().map_err(sys_err("dup pidfd"))?);
+        drop(launched.chan);
+        st.pid = launched.pid;
+        st.pid_start = state::proc_stat(launched.pid).map_or(0, |s| s.1);
+        let mut console = launched.console;
+        if terminal {
+            if let (ConsoleMode::Socket(path), Some(master)) = (&opts.console, &console) {
+                console::send_to_socket(path, master.as_fd())?;
+                console = None;
+            }
+        }
+        st.save(&dir).map_err(io_err("write state", &dir))?;
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, launched.pid)?;
+        }
+        guard.disarm();
+        timing::mark(&opts.id, "runtime.created");
+        Ok(Container {
+            state: st,
+            dir,
+            pidfd: Some(launched.pidfd),
+            console,
+            seccomp,
+        })
+    }
+}
+
+/// The device cgroup rules to apply: the spec's, then (as runc does) the
+/// default devices every container has and the nodes of `linux.devices`,
+/// so a "deny all" spec still leaves /dev/null and the pty usable.
+pub fn with_default_devices(
+    res: &LinuxResources,
+    devices: &[oci_spec::runtime::LinuxDevice],
+) -> LinuxResources {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let mut rules = res.devices().clone().unwrap_or_default();
+    rules.extend(cgroups::default_device_rules());
+    for d in devices {
+        let typ = match d.typ() {
+            LinuxDeviceType::B => LinuxDeviceType::B,
+            LinuxDeviceType::P => continue,
+            _ => LinuxDeviceType::C,
+        };
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(Some(d.major()));
+        r.set_minor(Some(d.minor()));
+        r.set_access(Some("rwm".into()));
+        rules.push(r);
+    }
+    let mut out = res.clone();
+    out.set_devices(Some(rules));
+    out
+}
+
+fn make_fifo(path: &Path) -> Result<(), Error> {
+    let c = CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io_err("mkfifo", path)(io::ErrorKind::InvalidInput.into()))?;
+    // SAFETY: valid NUL-terminated path.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o622) } != 0 {
+        return Err(io_err("mkfifo", path)(io::Error::last_os_error()));
+    }
+    // mkfifo applies the umask; any container user must be able to write.
+    // SAFETY: valid NUL-terminated path.
+    if unsafe { libc::chmod(c.as_ptr(), 0o622) } != 0 {
+        return Err(io_err("chmod", path)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
