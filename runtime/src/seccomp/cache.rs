@@ -708,7 +708,7 @@ pub(super) fn decode_entry(bytes: &[u8], key: &CacheKey) -> Result<SeccompProgra
     }
     let insns = decode(insns).map_err(|_| "not a BPF program")?;
     Ok(SeccompProgram {
-        insns,
+        insns: insns.into(),
         flags,
         notify,
         listener_path: None,
@@ -884,6 +884,10 @@ mod tests {
         assert_eq!(second.source, Source::Memory);
         let third = compile_with(&p, None, Some(&cache)).unwrap();
         assert_eq!(third.source, Source::Disk);
+        // A memory hit shares the cached instruction buffer, not a copy
+        // (a shim holds one program per profile, however many containers).
+        let again = compile_with(&p, Some(&memory), Some(&cache)).unwrap();
+        assert!(Arc::ptr_eq(&second.program.insns, &again.program.insns));
         for got in [first, second, third] {
             assert_eq!(got.program, fresh);
         }

@@ -26,6 +26,7 @@
 use std::io::{Read, Seek, SeekFrom};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use libseccomp::error::SeccompError as ScmpError;
 use libseccomp::{
@@ -150,8 +151,10 @@ struct Insn(u16, u8, u8, u32);
 /// there without libseccomp.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SeccompProgram {
-    /// The BPF program, as the kernel will run it.
-    insns: Vec<Insn>,
+    /// The BPF program, as the kernel will run it. Shared: every clone (the
+    /// filter cache's, each container's) points at one buffer.
+    #[serde(with = "shared_insns")]
+    insns: Arc<[Insn]>,
     /// `SECCOMP_FILTER_FLAG_*` passed to `seccomp(2)`, including
     /// `NEW_LISTENER` when a rule uses SCMP_ACT_NOTIFY.
     flags: u32,
@@ -161,6 +164,22 @@ pub struct SeccompProgram {
     listener_path: Option<PathBuf>,
     /// `linux.seccomp.listenerMetadata`, passed through to the agent.
     listener_metadata: Option<String>,
+}
+
+/// (De)serializes the shared instruction buffer as a plain sequence (serde's
+/// own `Arc` support needs its `rc` feature for this one field).
+mod shared_insns {
+    use super::Insn;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(insns: &Arc<[Insn]>, s: S) -> Result<S::Ok, S::Error> {
+        insns.as_ref().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[Insn]>, D::Error> {
+        Vec::<Insn>::deserialize(d).map(Arc::from)
+    }
 }
 
 impl SeccompProgram {
@@ -210,7 +229,7 @@ impl SeccompProgram {
     /// The program as the kernel reads it: native `struct sock_filter`s.
     pub fn bpf(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.insns.len() * INSN_SIZE);
-        for &Insn(code, jt, jf, k) in &self.insns {
+        for &Insn(code, jt, jf, k) in self.insns.iter() {
             out.extend_from_slice(&code.to_ne_bytes());
             out.push(jt);
             out.push(jf);
@@ -391,7 +410,7 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<SeccompProgram, SeccompError> {
     let flags = filter_flags(seccomp.flags().as_deref(), notify)?;
     let insns = export(&ctx)?;
     Ok(SeccompProgram {
-        insns,
+        insns: insns.into(),
         flags,
         notify,
         listener_path: seccomp.listener_path().clone(),
