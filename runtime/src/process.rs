@@ -43,13 +43,13 @@ pub enum ProcessError {
         #[source]
         source: io::Error,
     },
-    #[error("cwd {cwd}")]
+    #[error("{cwd}")]
     Cwd {
         cwd: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("cwd {cwd} resolves outside the container ({actual})")]
+    #[error("{cwd} resolves outside the container ({actual})")]
     CwdEscape { cwd: PathBuf, actual: String },
     #[error("executable {name:?} not found in $PATH")]
     NotFound { name: String },

@@ -27,7 +27,7 @@ pub enum RootfsError {
         #[source]
         source: io::Error,
     },
-    #[error("apply rootfsPropagation")]
+    #[error("set the propagation of /")]
     RootPropagation(#[source] io::Error),
     #[error("make the root read-only")]
     ReadonlyRoot(#[source] io::Error),

@@ -20,7 +20,7 @@ const MAX_MSG: usize = 64 * 1024;
 /// user sees the step, the path and the errno instead of "broken pipe".
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SetupFailure {
-    /// The step, e.g. "mount /proc" or "pivot_root".
+    /// The step, e.g. "mounts[2]" (a spec field) or "set up /dev".
     pub step: String,
     /// The whole error chain, outermost first.
     pub message: String,

@@ -34,10 +34,10 @@ impl Container {
     pub fn create(opts: CreateOptions) -> Result<Container, Error> {
         validate_id(&opts.id)?;
         timing::mark(&opts.id, "runtime.create");
-        let bundle = opts
-            .bundle
-            .canonicalize()
-            .map_err(io_err("bundle", &opts.bundle))?;
+        let bundle = opts.bundle.canonicalize().map_err(|source| Error::Bundle {
+            path: opts.bundle.clone(),
+            source,
+        })?;
         let spec = spec::load(&bundle)?;
         spec::validate(&spec)?;
         let rootfs = spec::rootfs(&spec, &bundle)?;

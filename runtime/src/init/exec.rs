@@ -116,7 +116,7 @@ pub(super) fn finish(
             hooks_list,
             created_state(&state).as_bytes(),
         )
-        .map_err(fail("startContainer hooks"))?;
+        .map_err(fail("run hooks in the container"))?;
     } else {
         chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
     }

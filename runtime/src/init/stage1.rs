@@ -180,7 +180,7 @@ fn idmapped_trees(
         if mounts::idmapped(m).is_none() {
             continue;
         }
-        let step = format!("mount {} (idmapped)", m.destination().display());
+        let step = format!("mounts[{i}] (idmapped)");
         let (uid, gid) = mounts::mount_id_maps(m);
         let ns = match (uid.is_empty(), joined) {
             (true, Some(path)) => sys::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)

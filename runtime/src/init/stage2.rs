@@ -97,7 +97,7 @@ fn create_container(
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
-    let root = rootfs::prepare(&setup.rootfs).map_err(fail("prepare the rootfs"))?;
+    let root = rootfs::prepare(&setup.rootfs).map_err(fail("root.path"))?;
     let ctx = MountContext {
         root: &root,
         bundle: &setup.bundle,
@@ -109,8 +109,7 @@ fn create_container(
             .iter()
             .position(|(j, _)| *j == i)
             .map(|p| idmapped.swap_remove(p).1);
-        mounts::mount_one(&ctx, m, premade)
-            .map_err(fail(format!("mount {}", m.destination().display())))?;
+        mounts::mount_one(&ctx, m, premade).map_err(fail(format!("mounts[{i}]")))?;
     }
     // The caller applies the cgroup's device rules while we mount; v1
     // rewrites them deny-all first, which must not race our mknods.
@@ -139,14 +138,14 @@ fn create_container(
         &setup.create_container_hooks,
         state.as_bytes(),
     )
-    .map_err(fail("createContainer hooks"))?;
+    .map_err(fail("run hooks in the container"))?;
     timing::init_mark("init.hooks");
 
-    rootfs::pivot(&root, setup.no_pivot).map_err(fail("pivot_root"))?;
+    rootfs::pivot(&root, setup.no_pivot).map_err(fail("root.path"))?;
     drop(root);
     timing::init_mark("init.pivot");
     if let Some(p) = &setup.rootfs_propagation {
-        rootfs::set_root_propagation(p).map_err(fail("rootfsPropagation"))?;
+        rootfs::set_root_propagation(p).map_err(fail("linux.rootfsPropagation"))?;
     }
     let root = Root::open(Path::new("/")).map_err(fail("open /"))?;
     if cfg.process.terminal().unwrap_or(false) {
