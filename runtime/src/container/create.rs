@@ -44,7 +44,10 @@ impl Container {
         let ns = spec::namespaces(&spec)?;
         let linux = spec.linux().clone().unwrap_or_default();
         let process = spec.process().clone().unwrap_or_default();
-        let seccomp = linux.seccomp().as_ref().map(seccomp::compile).transpose()?;
+        let seccomp_cache = seccomp::cache::dir_for(&opts.state_root);
+        let seccomp = (linux.seccomp().as_ref())
+            .map(|s| seccomp::compile_cached(s, Some(&seccomp_cache)))
+            .transpose()?;
         let caps = process
             .capabilities()
             .as_ref()

@@ -45,7 +45,8 @@ impl Container {
                 .as_ref()
                 .and_then(|l| l.seccomp().clone())
             {
-                self.seccomp = Some(seccomp::compile(&s)?);
+                let cache = self.dir.parent().map(seccomp::cache::dir_for);
+                self.seccomp = Some(seccomp::compile_cached(&s, cache.as_deref())?);
             }
         }
         let caps = opts
