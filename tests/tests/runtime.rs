@@ -689,11 +689,12 @@ fn flags_after_the_container_id_are_honoured() {
     let b = Bundle::busybox(&["true"]);
     let elsewhere = tempfile::tempdir().unwrap();
     let id = oci.id("c");
-    let out = wren_tests::run(
-        oci.cmd()
-            .current_dir(elsewhere.path())
-            .args(["create", &id, "--bundle", b.path_str()]),
-    );
+    let out = wren_tests::run(oci.cmd().current_dir(elsewhere.path()).args([
+        "create",
+        &id,
+        "--bundle",
+        b.path_str(),
+    ]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let state: serde_json::Value = serde_json::from_str(&oci.ok(&["state", &id])).unwrap();
     assert_eq!(state["bundle"].as_str(), Some(b.path_str()), "{state}");
