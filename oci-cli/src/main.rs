@@ -55,10 +55,40 @@ fn main() -> ExitCode {
         Err(e) => return parse_failed(e),
     };
     let log = cli.global.log.clone().map(|l| (l, cli.global.log_format));
+    let context = cli.command.as_ref().and_then(context);
     match run(cli) {
         Ok(code) => code,
-        Err(e) => fail(log.as_ref(), &wren_runtime::error::chain(&*e)),
+        Err(e) => {
+            let msg = wren_runtime::error::chain(&*e);
+            // Runtime errors do not name the container: say it once here,
+            // as the shim does. Usage errors already say what was wrong.
+            let msg = match context {
+                Some(c) if e.downcast_ref::<Usage>().is_none() => format!("{c}: {msg}"),
+                _ => msg,
+            };
+            fail(log.as_ref(), &msg)
+        }
     }
+}
+
+/// `<command> <id>` of a command that acts on one container.
+fn context(command: &Command) -> Option<String> {
+    let (name, id) = match command {
+        Command::Create(c) => ("create", &c.id),
+        Command::Run(c) => ("run", &c.id),
+        Command::Start(c) => ("start", &c.id),
+        Command::State(c) => ("state", &c.id),
+        Command::Kill(c) => ("kill", &c.id),
+        Command::Delete(c) => ("delete", &c.id),
+        Command::Exec(c) => ("exec", &c.id),
+        Command::Ps(c) => ("ps", &c.id),
+        Command::Pause(c) => ("pause", &c.id),
+        Command::Resume(c) => ("resume", &c.id),
+        Command::Update(c) => ("update", &c.id),
+        Command::Events(c) => ("events", &c.id),
+        _ => return None,
+    };
+    Some(format!("{name} {id}"))
 }
 
 /// `--help` and `--version` go to stdout with status 0; anything else is

@@ -701,3 +701,20 @@ fn flags_after_the_container_id_are_honoured() {
     oci.ok(&["delete", &id, "--force=true"]);
     assert_gone(&oci, &id);
 }
+
+#[test]
+fn an_error_names_the_command_and_container_once() {
+    if !require_root("an_error_names_the_command_and_container_once") {
+        return;
+    }
+    let oci = Oci::new("errctx");
+    let id = oci.id("nosuch");
+    let out = oci.run(&["state", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("state {id}: container does not exist")),
+        "{err}"
+    );
+    assert_eq!(err.matches(id.as_str()).count(), 1, "{err}");
+}
