@@ -21,7 +21,12 @@ fn root_or_skip(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
-    eprintln!("SKIPPED {test}: needs root (seccomp without no_new_privs and capability changes need CAP_SYS_ADMIN/CAP_SETPCAP)");
+    wren_tests::skip(
+        test,
+        wren_tests::Skip::NotRoot(
+            "needs root (seccomp without no_new_privs and capability changes need CAP_SYS_ADMIN/CAP_SETPCAP)",
+        ),
+    );
     false
 }
 
@@ -549,9 +554,12 @@ fn inheritable_file_caps_give_nothing_by_default() {
         )
     };
     if r != 0 {
-        eprintln!(
-            "SKIPPED inheritable_file_caps_give_nothing_by_default: cannot set file capabilities here: {}",
-            std::io::Error::last_os_error()
+        wren_tests::skip(
+            "inheritable_file_caps_give_nothing_by_default",
+            wren_tests::Skip::Host(format!(
+                "cannot set file capabilities here: {}",
+                std::io::Error::last_os_error()
+            )),
         );
         return;
     }

@@ -31,9 +31,14 @@ fn is_root() -> bool {
 macro_rules! require {
     ($cond:expr, $why:expr) => {
         if !$cond {
-            // Straight to stderr, past libtest's capture, so a skip is seen.
             let test = std::thread::current().name().unwrap_or("?").to_owned();
-            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {}", $why);
+            let why: &str = $why;
+            let kind = if why.starts_with("needs root") {
+                wren_tests::Skip::NotRoot("needs root (cgroupfs writes)")
+            } else {
+                wren_tests::Skip::Host(why.to_string())
+            };
+            wren_tests::skip(&test, kind);
             return;
         }
     };
