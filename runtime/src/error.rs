@@ -20,13 +20,14 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// `outer: inner: innermost`, each error's own text once.
+/// `outer: inner: innermost`. Each error's text says only its own context,
+/// so the chain says each once; an empty text adds nothing.
 pub fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(inner) = cur {
         let text = inner.to_string();
-        if !text.is_empty() && !s.ends_with(&text) {
+        if !text.is_empty() {
             s.push_str(": ");
             s.push_str(&text);
         }
