@@ -31,7 +31,6 @@ use wren_ttrpc::server::{self, Connection, ReadOutcome};
 
 /// The fd `start` passes the listening socket on.
 pub const LISTENER_FD: RawFd = 3;
-/// containerd's ttrpc address, for events.
 /// When `start` spawned us (CLOCK_MONOTONIC ns), for the debug log line
 /// that says how long the daemon took to serve.
 pub const SPAWNED_AT_ENV: &str = "_WREN_SHIM_SPAWNED_AT";

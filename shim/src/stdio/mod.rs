@@ -58,6 +58,16 @@ pub struct ContainerFds {
     pub stderr: Option<OwnedFd>,
 }
 
+impl From<ContainerFds> for wren_runtime::Stdio {
+    fn from(fds: ContainerFds) -> Self {
+        Self {
+            stdin: fds.stdin,
+            stdout: fds.stdout,
+            stderr: fds.stderr,
+        }
+    }
+}
+
 /// Who the IO belongs to, for the logger's environment.
 pub struct Owner<'a> {
     pub container_id: &'a str,

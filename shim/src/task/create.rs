@@ -14,14 +14,14 @@ use protobuf::MessageField;
 use wren_protocol::events::{TaskCreate, TaskStart};
 use wren_protocol::task::{CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse};
 use wren_protocol::task_types::Status;
-use wren_runtime::{ConsoleMode, CreateOptions, Stdio};
+use wren_runtime::{ConsoleMode, CreateOptions};
 
 use super::container_ops::{ContainerOps, CreatedInit};
 use super::error::TaskError;
 use super::record::{self, Container, Process};
 use super::{TaskService, OOM_BIT};
 use crate::options::ShimOptions;
-use crate::stdio::{uri, ContainerFds, Owner, ProcessIo};
+use crate::stdio::{uri, Owner, ProcessIo};
 
 /// The request has `terminal` set, the spec has not.
 #[derive(Debug, thiserror::Error)]
@@ -70,22 +70,13 @@ impl<O: ContainerOps> TaskService<O> {
             return Err(TaskError::invalid("create", id)(e));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
-        let ContainerFds {
-            stdin,
-            stdout,
-            stderr,
-        } = fds;
         let made = self
             .ops
             .create(CreateOptions {
                 id: id.to_string(),
                 bundle: bundle.clone(),
                 state_root,
-                stdio: Stdio {
-                    stdin,
-                    stdout,
-                    stderr,
-                },
+                stdio: fds.into(),
                 console: ConsoleMode::Return,
                 preserve_fds: 0,
                 no_pivot: options.no_pivot_root,

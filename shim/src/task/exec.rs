@@ -7,13 +7,13 @@ use protobuf::well_known_types::empty::Empty;
 use wren_protocol::events::{TaskExecAdded, TaskExecStarted};
 use wren_protocol::task::{ExecProcessRequest, StartRequest, StartResponse};
 use wren_protocol::task_types::Status;
-use wren_runtime::{ConsoleMode, ExecOptions, Stdio};
+use wren_runtime::{ConsoleMode, ExecOptions};
 
 use super::container_ops::ContainerOps;
 use super::error::TaskError;
 use super::record::{self, Process};
 use super::{pidfd_signal, TaskService};
-use crate::stdio::{uri, ContainerFds, Owner, ProcessIo};
+use crate::stdio::{uri, Owner, ProcessIo};
 
 /// The exec asked for a terminal its process spec does not have.
 #[derive(Debug, thiserror::Error)]
@@ -90,11 +90,6 @@ impl<O: ContainerOps> TaskService<O> {
         };
         let (fds, mut io) = ProcessIo::setup(&mut self.relays, uris, terminal, &owner)
             .map_err(TaskError::invalid("exec", &target))?;
-        let ContainerFds {
-            stdin,
-            stdout,
-            stderr,
-        } = fds;
         let c = record::find(&mut self.containers, &req.id)?;
         let started = self
             .ops
@@ -102,11 +97,7 @@ impl<O: ContainerOps> TaskService<O> {
                 &mut c.runtime,
                 ExecOptions {
                     process,
-                    stdio: Stdio {
-                        stdin,
-                        stdout,
-                        stderr,
-                    },
+                    stdio: fds.into(),
                     console: ConsoleMode::Return,
                     preserve_fds: 0,
                     pid_file: None,
