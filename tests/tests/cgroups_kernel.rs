@@ -28,25 +28,27 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Skips the test (recorded by `wren_tests::skip`) unless `$cond` holds;
+/// `$why` is a host limit, or `Skip` itself.
 macro_rules! require {
-    ($cond:expr, $why:expr) => {
+    ($cond:expr, Skip $why:expr) => {
         if !$cond {
             let test = std::thread::current().name().unwrap_or("?").to_owned();
-            let why: &str = $why;
-            let kind = if why.starts_with("needs root") {
-                wren_tests::Skip::NotRoot("needs root (cgroupfs writes)")
-            } else {
-                wren_tests::Skip::Host(why.to_string())
-            };
-            wren_tests::skip(&test, kind);
+            wren_tests::skip(&test, $why);
             return;
         }
+    };
+    ($cond:expr, $why:expr) => {
+        require!($cond, Skip wren_tests::Skip::Host(String::from($why)))
     };
 }
 
 macro_rules! require_root {
     () => {
-        require!(is_root(), "needs root (cgroupfs writes)");
+        require!(
+            is_root(),
+            Skip wren_tests::Skip::NotRoot("needs root (cgroupfs writes)")
+        );
     };
 }
 
