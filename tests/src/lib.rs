@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 
 pub mod containerd;
 pub mod probe;
+pub mod profiles;
 pub mod pty;
+pub mod runc;
 pub mod wrend;
 
 /// Why a test did not run. `make test` lists every skip at the end

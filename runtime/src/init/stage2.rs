@@ -133,10 +133,11 @@ fn create_container(
     let Msg::HooksDone { state } = msg else {
         unreachable!("checked by expect")
     };
-    hooks::run_all(
+    hooks::run_all_with_env(
         "createContainer",
         &setup.create_container_hooks,
         state.as_bytes(),
+        &super::exec::container_env(&cfg.process),
     )
     .map_err(fail("run hooks in the container"))?;
     timing::init_mark("init.hooks");
