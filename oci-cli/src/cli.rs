@@ -281,10 +281,11 @@ pub struct Exec {
     /// Pass N more file descriptors (from fd 3) to the process
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Not supported: refused
-    #[arg(long, value_name = "[CONTROLLERS:]PATH")]
+    /// Start the process in this existing sub-cgroup of the container's
+    /// cgroup (relative path; one for every controller)
+    #[arg(long, value_name = "PATH")]
     pub cgroup: Vec<String>,
-    /// Not supported: refused (a paused container takes no exec)
+    /// Exec into a paused container too: the process runs once it is resumed
     #[arg(long)]
     pub ignore_paused: bool,
     #[arg(value_name = "CONTAINER_ID")]

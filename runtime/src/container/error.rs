@@ -188,7 +188,9 @@ fn caps_kind(e: &capabilities::CapsError) -> ErrorKind {
 fn cgroup_kind(e: &CgroupError) -> ErrorKind {
     use cgroups::CgroupError as C;
     match e {
-        C::InvalidPath { .. } | C::Invalid { .. } => ErrorKind::InvalidArgument,
+        C::InvalidPath { .. } | C::Invalid { .. } | C::InvalidSubCgroup { .. } => {
+            ErrorKind::InvalidArgument
+        }
         // No cgroupfs, or no controller for a resource or for freezing.
         C::NoCgroupfs { .. } | C::ControllerMissing { .. } | C::NoController { .. } => {
             ErrorKind::Unsupported

@@ -81,6 +81,13 @@ pub struct ExecOptions {
     pub console: ConsoleMode,
     pub preserve_fds: u32,
     pub pid_file: Option<PathBuf>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the
+    /// process starts frozen and runs once the container is resumed, so
+    /// the exec returns only then.
+    pub ignore_paused: bool,
+    /// An existing sub-cgroup of the container's cgroup to start the
+    /// process in (runc's `exec --cgroup`), relative to it.
+    pub sub_cgroup: Option<String>,
 }
 
 /// A process started in a running container.
