@@ -38,11 +38,16 @@ pub enum V1Controller {
     PerfEvent,
     /// `rdma`: HCA handle/object limits.
     Rdma,
+    /// The named hierarchy `name=systemd` of hybrid and v1 hosts: no
+    /// controller, joined only. runc places containers in every mounted
+    /// hierarchy, and tools on such hosts (podman, docker, systemd-cgls)
+    /// read a process's unit from this one.
+    NameSystemd,
 }
 
 impl V1Controller {
     /// Every controller, in the order processes are added to them.
-    pub const ALL: [V1Controller; 13] = [
+    pub const ALL: [V1Controller; 14] = [
         V1Controller::Cpu,
         V1Controller::Cpuacct,
         V1Controller::Cpuset,
@@ -56,6 +61,7 @@ impl V1Controller {
         V1Controller::NetPrio,
         V1Controller::PerfEvent,
         V1Controller::Rdma,
+        V1Controller::NameSystemd,
     ];
 
     /// The kernel's name for it (as in mount options and /proc/<pid>/cgroup).
@@ -74,6 +80,7 @@ impl V1Controller {
             V1Controller::NetPrio => "net_prio",
             V1Controller::PerfEvent => "perf_event",
             V1Controller::Rdma => "rdma",
+            V1Controller::NameSystemd => "name=systemd",
         }
     }
 
@@ -316,7 +323,11 @@ mod tests {
             Path::new("/sys/fs/cgroup/cpuacct")
         );
         assert!(!controllers.contains_key(&V1Controller::Pids));
-        assert_eq!(controllers.len(), 3, "name=systemd is not a controller");
+        assert_eq!(
+            controllers.len(),
+            4,
+            "name=systemd is joined like a controller"
+        );
     }
 
     #[test]
