@@ -336,3 +336,53 @@ fn the_container_joins_the_named_systemd_hierarchy() {
         assert!(rline.ends_with(&format!("/{rid}")), "runc: {rline}");
     }
 }
+
+#[test]
+fn masked_directories_are_one_read_only_tmpfs_with_runcs_mode() {
+    let test = "masked_directories_are_one_read_only_tmpfs_with_runcs_mode";
+    if !require_root(test) {
+        return;
+    }
+    let dirs: Vec<&str> = ["/proc/acpi", "/sys/firmware", "/proc/scsi", "/proc/asound"]
+        .into_iter()
+        .filter(|d| std::path::Path::new(d).is_dir())
+        .collect();
+    if dirs.len() < 2 {
+        wren_tests::skip(
+            test,
+            wren_tests::Skip::Host("fewer than two maskable directories here".into()),
+        );
+        return;
+    }
+    let script = format!(
+        "for d in {}; do stat -c '%a %F' $d; ls -A $d | wc -l; touch $d/x 2>/dev/null && echo writable; done; \
+         stat -c %d {} | sort -u | wc -l",
+        dirs.join(" "),
+        dirs.join(" ")
+    );
+    let mut b = Bundle::busybox(&["sh", "-c", &script]);
+    b.config["linux"]["maskedPaths"] = json!(dirs);
+    b.save();
+    let oci = Oci::new("masktmpfs");
+    let id = oci.id("c");
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let (per_dir, devices) = lines.split_at(lines.len() - 1);
+    assert_eq!(
+        devices,
+        ["1"],
+        "one tmpfs shared by every masked directory: {out}"
+    );
+    for pair in per_dir.chunks(2) {
+        assert_eq!(pair, ["1777 directory", "0"], "{out}");
+    }
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        let (rcode, rout, rerr) = runc.run_bundle(&b, &runc.id("masktmpfs"));
+        assert_eq!(rcode, 0, "runc: {rerr}");
+        let rlines: Vec<&str> = rout.lines().collect();
+        // runc before 1.4.3 mounts one tmpfs per directory: compare the rest.
+        assert_eq!(&rlines[..rlines.len() - 1], per_dir, "runc: {rout}");
+    }
+}
