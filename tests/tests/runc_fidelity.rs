@@ -386,3 +386,31 @@ fn masked_directories_are_one_read_only_tmpfs_with_runcs_mode() {
         assert_eq!(&rlines[..rlines.len() - 1], per_dir, "runc: {rout}");
     }
 }
+
+#[test]
+fn time_offsets_apply_with_a_new_user_namespace() {
+    let test = "time_offsets_apply_with_a_new_user_namespace";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["cut", "-d.", "-f1", "/proc/uptime"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "time"}));
+    b.config["linux"]["timeOffsets"] = json!({"boottime": {"secs": 86400 * 365, "nanosecs": 0}});
+    b.map_root_to(100000);
+    b.save();
+    let oci = Oci::new("timensuser");
+    let id = oci.id("c");
+    let (code, out, err) = oci.run_bundle(&b, &id, &[]);
+    assert_eq!(code, 0, "{err}");
+    let inside: u64 = out.trim().parse().unwrap();
+    assert!(inside >= 86400 * 365, "uptime inside {inside}");
+    assert_gone(&oci, &id);
+    if let Some(runc) = Runc::find(test) {
+        // runc has time namespaces from 1.2; 1.1 refuses the config.
+        let (rcode, rout, rerr) = runc.run_bundle(&b, &runc.id("timensuser"));
+        eprintln!("runc: {rcode} {rout:?} {rerr:?}");
+    }
+}

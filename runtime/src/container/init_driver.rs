@@ -224,6 +224,20 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
                 ours.send(&Msg::MapsWritten, &[])
                     .map_err(sys_err("write to the init"))?;
             }
+            Msg::WriteTimeOffsets => {
+                let offsets = args.config.time_offsets.as_deref().unwrap_or("");
+                let path = format!("/proc/{stage1}/timens_offsets");
+                std::fs::write(&path, offsets).map_err(|e| Error::Setup {
+                    id: id.clone(),
+                    failure: SetupFailure {
+                        step: "linux.timeOffsets".into(),
+                        message: format!("write {path}: {e}"),
+                        errno: e.raw_os_error(),
+                    },
+                })?;
+                ours.send(&Msg::TimeOffsetsWritten, &[])
+                    .map_err(sys_err("write to the init"))?;
+            }
             Msg::Child { pid } => {
                 let fd = fds.pop().ok_or_else(|| {
                     sys_err("receive the container pidfd")(io::ErrorKind::InvalidData.into())

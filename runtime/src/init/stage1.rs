@@ -63,9 +63,21 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     }
     timing::init_mark("init.cgroups");
 
+    let creating = matches!(cfg.setup, Setup::Create(_));
+    let new_user = creating
+        && cfg
+            .namespaces
+            .iter()
+            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none());
+    // Time offsets are written after the namespaces are made: by us, or
+    // by the caller when a new user namespace took our /proc files from
+    // us (becoming dumpable for it would let any host process with the
+    // container's uid ptrace us while we hold host fds).
+    let own_time_offsets = cfg.time_offsets.is_some() && !new_user;
+
     // While still host root: things a user namespace would forbid.
     // One private procfs of the host's pid namespace for stage 1's writes.
-    let procfs = if cfg.process.oom_score_adj().is_some() || cfg.time_offsets.is_some() {
+    let procfs = if cfg.process.oom_score_adj().is_some() || own_time_offsets {
         Some(Procfs::new().map_err(fail("open a private procfs"))?)
     } else {
         None
@@ -79,7 +91,6 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     // /proc files (CVE-2016-9962, CVE-2019-5736).
     sys::set_dumpable(false).map_err(fail("prctl(PR_SET_DUMPABLE)"))?;
 
-    let creating = matches!(cfg.setup, Setup::Create(_));
     let needs_cgroup_mount = match &cfg.setup {
         Setup::Create(c) => c
             .mounts
@@ -101,11 +112,6 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
         Setup::Exec { .. } => Vec::new(),
     };
 
-    let new_user = creating
-        && cfg
-            .namespaces
-            .iter()
-            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none());
     match &cfg.setup {
         Setup::Create(_) => namespaces::join(&cfg.namespaces).map_err(fail("join namespaces"))?,
         Setup::Exec { ns_flags } => {
@@ -129,12 +135,24 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     if creating {
         namespaces::unshare_new(&cfg.namespaces).map_err(fail("create namespaces"))?;
     }
-    if let (Some(offsets), Some(procfs)) = (&cfg.time_offsets, &procfs) {
-        // SAFETY: getpid cannot fail.
-        let pid = unsafe { libc::getpid() };
-        procfs
-            .write(&format!("{pid}/timens_offsets"), offsets.as_bytes())
-            .map_err(fail("write timens_offsets"))?;
+    match (&cfg.time_offsets, &procfs) {
+        (Some(offsets), Some(procfs)) if own_time_offsets => {
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() };
+            procfs
+                .write(&format!("{pid}/timens_offsets"), offsets.as_bytes())
+                .map_err(fail("write timens_offsets"))?;
+        }
+        (Some(_), _) => {
+            chan.send(&Msg::WriteTimeOffsets, &[])
+                .map_err(fail("ask for time offsets"))?;
+            expect(
+                chan,
+                |m| matches!(m, Msg::TimeOffsetsWritten),
+                "wait for time offsets",
+            )?;
+        }
+        (None, _) => {}
     }
 
     // A host procfs handle must not reach the container process.
