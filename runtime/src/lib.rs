@@ -21,6 +21,7 @@ pub mod hooks;
 pub mod init;
 pub mod logrus;
 pub mod lsm;
+pub mod mempolicy;
 pub mod mounts;
 pub mod namespaces;
 pub mod path;

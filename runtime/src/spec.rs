@@ -136,6 +136,7 @@ fn locate(value: &serde_json::Value) -> Option<(String, String)> {
         ("/linux/resources/network", one::<oci::LinuxNetwork>),
         ("/linux/resources", one::<oci::LinuxResources>),
         ("/linux/personality", one::<oci::LinuxPersonality>),
+        ("/linux/memoryPolicy", one::<oci::LinuxMemoryPolicy>),
         (
             "/linux/sysctl",
             one::<std::collections::HashMap<String, String>>,
@@ -219,10 +220,8 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             field: "linux.netDevices".into(),
         });
     }
-    if linux.memory_policy().is_some() {
-        return Err(SpecError::Unsupported {
-            field: "linux.memoryPolicy".into(),
-        });
+    if let Some(p) = linux.memory_policy() {
+        crate::mempolicy::MemoryPolicy::from_spec(p)?;
     }
     let namespaces = namespaces(spec)?;
     let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t);

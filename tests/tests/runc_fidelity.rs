@@ -414,3 +414,73 @@ fn time_offsets_apply_with_a_new_user_namespace() {
         eprintln!("runc: {rcode} {rout:?} {rerr:?}");
     }
 }
+
+#[test]
+fn the_memory_policy_is_the_inits_and_bad_ones_name_the_field() {
+    let test = "the_memory_policy_is_the_inits_and_bad_ones_name_the_field";
+    if !require_root(test) {
+        return;
+    }
+    if !std::path::Path::new("/sys/devices/system/node/node0").exists() {
+        wren_tests::skip(
+            test,
+            wren_tests::Skip::Host("the kernel has no NUMA nodes".into()),
+        );
+        return;
+    }
+    // No runc comparison: runc has memoryPolicy from 1.4; Debian's 1.1
+    // ignores the field it does not know.
+    let oci = Oci::new("mempolicy");
+    // numa_maps shows each mapping's policy: the heap is the first
+    // anonymous one after the binary's.
+    let probe = [
+        "sh",
+        "-c",
+        "grep -m1 heap /proc/self/numa_maps | cut -d' ' -f2",
+    ];
+    for (policy, shown) in [
+        (json!({"mode": "MPOL_BIND", "nodes": "0"}), "bind:0"),
+        (
+            json!({"mode": "MPOL_INTERLEAVE", "nodes": "0"}),
+            "interleave:0",
+        ),
+        (
+            json!({"mode": "MPOL_PREFERRED", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}),
+            "prefer=static:0",
+        ),
+        (json!({"mode": "MPOL_DEFAULT"}), "default"),
+    ] {
+        let mut b = Bundle::busybox(&probe);
+        b.config["linux"]["memoryPolicy"] = policy.clone();
+        b.save();
+        let id = oci.id("ok");
+        let (code, out, err) = oci.run_bundle(&b, &id, &[]);
+        assert_eq!((code, out.trim()), (0, shown), "{policy}: {err}");
+        assert_gone(&oci, &id);
+    }
+    for (policy, why) in [
+        (json!({"mode": "MPOL_BIND"}), "needs nodes"),
+        (json!({"mode": "MPOL_BIND", "nodes": "0-x"}), "\"0-x\""),
+        (
+            json!({"mode": "MPOL_BIND", "nodes": "4000"}),
+            "set_mempolicy",
+        ),
+        (
+            json!({"mode": "MPOL_LOCAL", "nodes": "0"}),
+            "takes no nodes",
+        ),
+        (json!({"mode": "MPOL_NOPE"}), "memoryPolicy"),
+    ] {
+        let mut b = Bundle::busybox(&["true"]);
+        b.config["linux"]["memoryPolicy"] = policy.clone();
+        b.save();
+        let id = oci.id("bad");
+        let (code, _, err) = oci.run_bundle(&b, &id, &[]);
+        assert_eq!(code, 1, "{policy}");
+        assert!(
+            err.contains("linux.memoryPolicy") && err.contains(why),
+            "{policy}: {err}"
+        );
+        assert_gone(&oci, &id);
+    }
+}

@@ -143,6 +143,11 @@ impl Container {
                 domainname: spec.domainname().clone(),
                 sysctl,
                 personality: linux.personality().clone(),
+                memory_policy: linux
+                    .memory_policy()
+                    .as_ref()
+                    .map(crate::mempolicy::MemoryPolicy::from_spec)
+                    .transpose()?,
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
                 container_id_maps: id_maps.clone(),

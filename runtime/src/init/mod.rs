@@ -93,6 +93,9 @@ pub struct CreateSetup {
     pub domainname: Option<String>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<LinuxPersonality>,
+    /// `linux.memoryPolicy`, validated.
+    #[serde(default)]
+    pub memory_policy: Option<crate::mempolicy::MemoryPolicy>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
     /// The new user namespace's uid_map and gid_map, for idmapped mounts

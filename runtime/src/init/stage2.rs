@@ -180,6 +180,9 @@ fn create_container(
     if let Some(p) = &setup.personality {
         process::set_personality(p).map_err(fail("linux.personality"))?;
     }
+    if let Some(p) = &setup.memory_policy {
+        p.apply().map_err(fail("linux.memoryPolicy"))?;
+    }
     timing::init_mark("init.paths");
     Ok((state, procfs))
 }
