@@ -22,6 +22,7 @@ pub mod init;
 pub mod logrus;
 pub mod lsm;
 pub mod mempolicy;
+pub mod mountinfo;
 pub mod mounts;
 pub mod namespaces;
 pub mod path;

@@ -209,43 +209,16 @@ impl CgroupRoot {
     }
 }
 
-/// Decodes the octal escapes (`\040` for space) of a mountinfo field.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 4).unwrap_or("-"), 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Detects the layout from mountinfo text, considering mounts at or below `root`.
 pub(crate) fn detect(root: &Path, mountinfo: &str) -> Result<Layout, CgroupError> {
     let mut v1: BTreeMap<V1Controller, PathBuf> = BTreeMap::new();
     let mut unified: Option<PathBuf> = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let mountpoint = PathBuf::from(unescape(pre[4]));
+    for m in crate::mountinfo::parse(mountinfo) {
+        let mountpoint = m.mount_point;
         if !mountpoint.starts_with(root) {
             continue;
         }
-        match post[0] {
+        match m.fstype.as_str() {
             "cgroup2" => {
                 // Later mounts shadow earlier ones at the same place; keep the
                 // one closest to the root.
@@ -258,7 +231,7 @@ pub(crate) fn detect(root: &Path, mountinfo: &str) -> Result<Layout, CgroupError
                 }
             }
             "cgroup" => {
-                for opt in post[2].split(',') {
+                for opt in m.super_options.split(',') {
                     if let Some(c) = V1Controller::from_name(opt) {
                         v1.entry(c).or_insert_with(|| mountpoint.clone());
                     }
@@ -351,11 +324,5 @@ mod tests {
             detect(Path::new("/sys/fs/cgroup"), other),
             Err(CgroupError::NoCgroupfs { .. })
         ));
-    }
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }
