@@ -47,9 +47,12 @@ pub enum RootfsError {
 
 /// Stop mounts from propagating back to the host and make the rootfs a
 /// mount point. Returns the root handle used for every later mount.
-pub fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
-    sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
-        .map_err(RootfsError::Propagation)?;
+pub fn prepare(rootfs: &Path, host_mount_ns: bool) -> Result<Root, RootfsError> {
+    // In the caller's mount namespace `/` is the host's: leave it alone.
+    if !host_mount_ns {
+        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
+            .map_err(RootfsError::Propagation)?;
+    }
     let bind = |source| RootfsError::BindRoot {
         path: rootfs.to_path_buf(),
         source,
@@ -62,17 +65,30 @@ pub fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
     .map_err(bind)?;
     let target = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(bind)?;
     sys::move_mount(tree.as_fd(), target.as_fd()).map_err(bind)?;
-    Root::open(rootfs).map_err(bind)
+    let root = Root::open(rootfs).map_err(bind)?;
+    if host_mount_ns {
+        // What the container mounts under its root must not propagate into
+        // the host's other namespaces.
+        sys::mount_setattr(root.fd(), true, 0, 0, libc::MS_PRIVATE)
+            .map_err(RootfsError::Propagation)?;
+    }
+    Ok(root)
 }
 
 /// Make `root` the process's `/`.
-pub fn pivot(root: &Root, no_pivot: bool) -> Result<(), RootfsError> {
+pub fn pivot(root: &Root, no_pivot: bool, host_mount_ns: bool) -> Result<(), RootfsError> {
     let err = |call| move |source| RootfsError::Pivot { call, source };
     // SAFETY: fchdir on a live directory fd.
     if unsafe { libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root.fd())) } != 0 {
         return Err(err("fchdir")(io::Error::last_os_error()));
     }
-    if no_pivot {
+    if host_mount_ns {
+        // Moving or pivoting would change the host's `/`: chroot only.
+        // SAFETY: valid NUL-terminated path.
+        if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
+            return Err(err("chroot")(io::Error::last_os_error()));
+        }
+    } else if no_pivot {
         sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(err("mount --move"))?;
         // SAFETY: valid NUL-terminated path.
         if unsafe { libc::chroot(c".".as_ptr()) } != 0 {

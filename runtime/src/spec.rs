@@ -325,13 +325,16 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if let Some(p) = linux.personality() {
         crate::process::personality_value(p).map_err(|m| invalid("linux.personality", m))?;
     }
-    if has(LinuxNamespaceType::Mount) {
-        Ok(())
-    } else {
-        Err(SpecError::Unsupported {
-            field: "linux.namespaces (a container without its own mount namespace)".into(),
-        })
+    // Without a mount namespace the init mounts in the caller's, which a
+    // process in another user namespace may not do.
+    if !has(LinuxNamespaceType::Mount) && has(LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.namespaces",
+            "a user namespace needs a mount namespace too (mounts in the host's cannot \
+             be made from it)",
+        ));
     }
+    Ok(())
 }
 
 /// Checks on a process that apply both to the container's init and to exec.

@@ -484,3 +484,114 @@ fn the_memory_policy_is_the_inits_and_bad_ones_name_the_field() {
         assert_gone(&oci, &id);
     }
 }
+
+/// Mount points at or under `dir` in this process's mount namespace.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .filter(|p| std::path::Path::new(p).starts_with(dir))
+        .collect()
+}
+
+#[test]
+fn a_config_without_a_mount_namespace_runs_chrooted_and_leaves_no_mounts() {
+    let test = "a_config_without_a_mount_namespace_runs_chrooted_and_leaves_no_mounts";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    b.save();
+    let rootfs = b.rootfs().canonicalize().unwrap();
+    assert!(mounts_under(&rootfs).is_empty());
+    let oci = Oci::new("nomntns");
+    let id = oci.id("c");
+    start_detached(&oci, &b, &id);
+    // Its mounts are in our namespace, under the rootfs, and only there.
+    let during = mounts_under(&rootfs);
+    for m in ["proc", "dev", "sys"] {
+        assert!(
+            during.iter().any(|p| p.ends_with(&format!("/rootfs/{m}"))),
+            "{m} in {during:?}"
+        );
+    }
+    // The init and an exec see the rootfs as /.
+    let pid = oci.init_pid(&id);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/root")).unwrap(),
+        rootfs
+    );
+    let passwd = oci.ok(&["exec", &id, "cat", "/etc/passwd"]);
+    assert!(passwd.contains("user:x:1000"), "{passwd}");
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+    assert_eq!(mounts_under(&rootfs), Vec::<String>::new(), "left behind");
+
+    // A create that fails after mounting (a bind of a missing source, the
+    // last mount) takes its mounts away too.
+    let mut bad = b.config.clone();
+    bad["mounts"].as_array_mut().unwrap().push(
+        json!({"destination": "/mnt", "type": "bind", "source": "/nonexistent/wren", "options": ["bind"]}),
+    );
+    let bb = Bundle {
+        config: bad,
+        ..Bundle::busybox(&["true"])
+    };
+    bb.save();
+    let bad_root = bb.rootfs().canonicalize().unwrap();
+    let bid = oci.id("badmount");
+    let (code, _, err) = oci.run_bundle(&bb, &bid, &[]);
+    assert_eq!(code, 1);
+    assert!(err.contains("/nonexistent/wren"), "{err}");
+    assert_gone(&oci, &bid);
+    assert_eq!(mounts_under(&bad_root), Vec::<String>::new(), "left behind");
+
+    // A user namespace cannot mount in ours: refused up front, naming it.
+    let mut bu = Bundle::busybox(&["true"]);
+    bu.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|n| n["type"] != "mount");
+    bu.map_root_to(100000);
+    bu.save();
+    let bid = oci.id("userns");
+    let (code, _, err) = oci.run_bundle(&bu, &bid, &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("linux.namespaces") && err.contains("mount namespace"),
+        "{err}"
+    );
+    assert_gone(&oci, &bid);
+
+    if let Some(runc) = Runc::find(test) {
+        // runc refuses masked and read-only paths without a mount
+        // namespace ("unable to restrict sys entries"); wren applies them
+        // under the container's private rootfs bind.
+        b.config["linux"]["maskedPaths"] = json!([]);
+        b.config["linux"]["readonlyPaths"] = json!([]);
+        b.save();
+        let rid = runc.id("nomntns");
+        let out = runc.run(&["run", "--detach", "--bundle", b.path_str(), &rid]);
+        assert!(out.status.success(), "runc: {}", text(&out.stderr));
+        let st: serde_json::Value =
+            serde_json::from_slice(&runc.run(&["state", &rid]).stdout).unwrap();
+        let rpid = st["pid"].as_i64().unwrap();
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{rpid}/root")).unwrap(),
+            rootfs,
+            "runc chroots too"
+        );
+        runc.run(&["delete", "--force", &rid]);
+        // runc leaves its mounts in the host's table: record, then clean.
+        let left = mounts_under(&rootfs);
+        eprintln!("runc left {} mounts under the rootfs: {left:?}", left.len());
+        for m in left.iter().rev() {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}

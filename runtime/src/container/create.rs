@@ -70,6 +70,7 @@ impl Container {
             Err(e) => return Err(io_err("create state dir", &dir)(e)),
         }
         let mut guard = Cleanup {
+            host_mounts: None,
             dir: Some(&dir),
             cgroup: None,
             pidfds: Vec::new(),
@@ -133,6 +134,7 @@ impl Container {
                     .and_then(|r| r.readonly())
                     .unwrap_or(false),
                 no_pivot: opts.no_pivot,
+                host_mount_ns: !ns.iter().any(|n| n.kind == LinuxNamespaceType::Mount),
                 mounts: spec.mounts().clone().unwrap_or_default(),
                 setup_dev: !has_dev_bind,
                 devices: linux.devices().clone().unwrap_or_default(),
@@ -155,7 +157,17 @@ impl Container {
             timing: timing::enabled(),
         };
 
+        // Without a mount namespace the init mounts in ours: note what is
+        // there now, so delete (or this guard) can take away what it adds.
+        let host_mounts_before = if ns.iter().any(|n| n.kind == LinuxNamespaceType::Mount) {
+            None
+        } else {
+            let before = super::host_mounts::snapshot(&rootfs)?;
+            guard.host_mounts = Some((rootfs.clone(), before.clone()));
+            Some(before)
+        };
         let mut st = State {
+            host_mounts_before,
             id: opts.id.clone(),
             bundle: bundle.clone(),
             rootfs,

@@ -89,6 +89,11 @@ impl Container {
             preserve_fds: opts.preserve_fds,
             setup: Setup::Exec {
                 ns_flags: ns_flags(&ns),
+                root_of: self
+                    .state
+                    .host_mounts_before
+                    .is_some()
+                    .then_some(self.state.pid),
             },
             timing: timing::enabled(),
         };

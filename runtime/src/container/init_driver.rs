@@ -133,6 +133,7 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
     let _stage1_record = Released(stage1);
     drop(theirs);
     let mut guard = Cleanup {
+        host_mounts: None,
         dir: None,
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],

@@ -278,6 +278,9 @@ impl Container {
                 }
             }
         }
+        if let Some(before) = &self.state.host_mounts_before {
+            super::host_mounts::release(&self.state.rootfs, before)?;
+        }
         if let Some(cg) = &self.state.cgroup {
             cg.delete()?;
         }

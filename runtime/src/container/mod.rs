@@ -24,6 +24,7 @@ mod cleanup;
 mod create;
 mod error;
 mod exec;
+mod host_mounts;
 mod init_driver;
 mod lifecycle;
 

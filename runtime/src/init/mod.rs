@@ -73,7 +73,13 @@ pub enum Setup {
     Create(Box<CreateSetup>),
     /// A process in a running container. Its init's pidfd follows the
     /// config fd; `ns_flags` are the namespaces to join through it.
-    Exec { ns_flags: i32 },
+    /// `root_of` is the init's pid when the container has no mount
+    /// namespace: the process then takes the init's root (a chroot).
+    Exec {
+        ns_flags: i32,
+        #[serde(default)]
+        root_of: Option<i32>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +88,10 @@ pub struct CreateSetup {
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub no_pivot: bool,
+    /// No mount namespace of its own: mount in the caller's, under the
+    /// rootfs made private, and chroot instead of pivot_root.
+    #[serde(default)]
+    pub host_mount_ns: bool,
     pub mounts: Vec<Mount>,
     /// Populate /dev (false when the host's /dev is bound in).
     pub setup_dev: bool,

@@ -8,7 +8,7 @@
 //! then clones stage 2 as a sibling (`CLONE_PARENT`) and exits.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::LinuxNamespaceType;
@@ -114,7 +114,10 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
 
     match &cfg.setup {
         Setup::Create(_) => namespaces::join(&cfg.namespaces).map_err(fail("join namespaces"))?,
-        Setup::Exec { ns_flags } => {
+        Setup::Exec { ns_flags, root_of } => {
+            if let Some(pid) = root_of {
+                enter_root_of(*pid, extra.as_fd())?;
+            }
             sys::setns(extra.as_fd(), *ns_flags)
                 .map_err(fail("setns into the container's namespaces"))?;
             if ns_flags & libc::CLONE_NEWUSER != 0 {
@@ -256,4 +259,27 @@ fn userns_with_maps((uid, gid): &(String, String)) -> io::Result<OwnedFd> {
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     let _ = sys::wait_pidfd(pidfd.as_fd(), false);
     ns
+}
+
+/// Take the root of the container's init `pid` (a container without its
+/// own mount namespace is a chroot in ours), while our /proc is still the
+/// host's. The pidfd proves `pid` was not recycled in between.
+fn enter_root_of(pid: i32, pidfd: BorrowedFd<'_>) -> Result<(), SetupFailure> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let root = sys::open(&path, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .map_err(fail(format!("open {}", path.display())))?;
+    sys::pidfd_send_signal(pidfd, 0).map_err(fail("check the container's init"))?;
+    // SAFETY: fchdir to a live directory fd, then chroot of "." and chdir
+    // of "/" with static NUL-terminated paths.
+    let ok = unsafe {
+        libc::fchdir(root.as_raw_fd()) == 0
+            && libc::chroot(c".".as_ptr()) == 0
+            && libc::chdir(c"/".as_ptr()) == 0
+    };
+    if !ok {
+        return Err(fail("chroot into the container's root")(
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }

@@ -97,7 +97,7 @@ fn create_container(
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
-    let root = rootfs::prepare(&setup.rootfs).map_err(fail("root.path"))?;
+    let root = rootfs::prepare(&setup.rootfs, setup.host_mount_ns).map_err(fail("root.path"))?;
     let ctx = MountContext {
         root: &root,
         bundle: &setup.bundle,
@@ -142,7 +142,7 @@ fn create_container(
     .map_err(fail("run hooks in the container"))?;
     timing::init_mark("init.hooks");
 
-    rootfs::pivot(&root, setup.no_pivot).map_err(fail("root.path"))?;
+    rootfs::pivot(&root, setup.no_pivot, setup.host_mount_ns).map_err(fail("root.path"))?;
     drop(root);
     timing::init_mark("init.pivot");
     if let Some(p) = &setup.rootfs_propagation {
