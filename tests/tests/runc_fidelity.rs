@@ -595,3 +595,137 @@ fn a_config_without_a_mount_namespace_runs_chrooted_and_leaves_no_mounts() {
         }
     }
 }
+
+/// (exit code, stderr) of a command.
+fn code_err(out: std::process::Output) -> (i32, String) {
+    (out.status.code().unwrap_or(-1), text(&out.stderr))
+}
+
+#[test]
+fn error_messages_use_the_words_callers_match_and_exit_1() {
+    let test = "error_messages_use_the_words_callers_match_and_exit_1";
+    if !require_root(test) {
+        return;
+    }
+    let oci = Oci::new("messages");
+    let runc = Runc::find(test);
+    // Both must say `words` with "error", exit 1; `run` runs the command
+    // on the given runtime (wren-oci or runc).
+    let check = |what: &str, wren: (i32, String), runc: Option<(i32, String)>, words: &str| {
+        for (who, (code, err)) in [("wren-oci", Some(wren)), ("runc", runc)]
+            .into_iter()
+            .filter_map(|(w, r)| r.map(|r| (w, r)))
+        {
+            assert_eq!(code, 1, "{who} {what}: {err}");
+            assert!(
+                err.contains("error") && err.contains(words),
+                "{who} {what}: wanted {words:?} in {err:?}"
+            );
+        }
+    };
+    for cmd in [
+        &["delete"][..],
+        &["kill"],
+        &["state"],
+        &["start"],
+        &["pause"],
+        &["ps"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("nosuch");
+        check(
+            &format!("{cmd:?} of a missing container"),
+            code_err(oci.run(&args)),
+            runc.as_ref().map(|r| code_err(r.run(&args))),
+            "container does not exist",
+        );
+    }
+
+    // A stopped container: kill, start, exec, pause.
+    let b = Bundle::busybox(&["true"]);
+    let id = oci.id("stopped");
+    oci.ok(&["create", "--bundle", b.path_str(), &id]);
+    oci.ok(&["start", &id]);
+    assert!(wren_tests::wait_for(5, || oci.state(&id)["status"] == "stopped"));
+    let rid = runc.as_ref().map(|r| {
+        let rid = r.id("stopped");
+        assert!(r
+            .run(&["create", "--bundle", b.path_str(), &rid])
+            .status
+            .success());
+        assert!(r.run(&["start", &rid]).status.success());
+        assert!(wren_tests::wait_for(5, || text(
+            &r.run(&["state", &rid]).stdout
+        )
+        .contains("\"stopped\"")));
+        rid
+    });
+    for (args, words) in [
+        (&["kill", "ID", "KILL"][..], "container not running"),
+        (
+            &["start", "ID"],
+            "cannot start a container that has stopped",
+        ),
+        (&["pause", "ID"], "container not running"),
+    ] {
+        let with = |id: &str| -> Vec<String> {
+            args.iter()
+                .map(|a| {
+                    if *a == "ID" {
+                        id.to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect()
+        };
+        let wargs = with(&id);
+        let wargs: Vec<&str> = wargs.iter().map(String::as_str).collect();
+        let rres = match (&runc, &rid) {
+            (Some(r), Some(rid)) => {
+                let rargs = with(rid);
+                let rargs: Vec<&str> = rargs.iter().map(String::as_str).collect();
+                Some(code_err(r.run(&rargs)))
+            }
+            _ => None,
+        };
+        check(
+            &format!("{args:?} of a stopped container"),
+            code_err(oci.run(&wargs)),
+            rres,
+            words,
+        );
+    }
+    oci.ok(&["delete", &id]);
+    assert_gone(&oci, &id);
+
+    // Spec errors: a /proc destination that is a symlink, an unknown
+    // capability.
+    let mut b = Bundle::busybox(&["true"]);
+    std::fs::remove_dir(b.rootfs().join("proc")).unwrap();
+    std::os::unix::fs::symlink("/tmp", b.rootfs().join("proc")).unwrap();
+    b.save();
+    let id = oci.id("procsymlink");
+    check(
+        "/proc on a symlink",
+        code_err(oci.run(&["run", "--bundle", b.path_str(), &id])),
+        runc.as_ref()
+            .map(|r| code_err(r.run(&["run", "--bundle", b.path_str(), &r.id("procsymlink")]))),
+        "must be mounted on ordinary directory",
+    );
+    assert_gone(&oci, &id);
+    std::fs::remove_file(b.rootfs().join("proc")).unwrap();
+    std::fs::create_dir(b.rootfs().join("proc")).unwrap();
+    b.config["process"]["capabilities"]["bounding"] = json!(["CAP_NOPE"]);
+    b.save();
+    let id = oci.id("badcap");
+    // runc 1.0 said "unknown capability"; 1.1 and later warn and drop it.
+    // wren refuses a name no kernel knows, in 1.0's words.
+    check(
+        "an unknown capability",
+        code_err(oci.run(&["run", "--bundle", b.path_str(), &id])),
+        None,
+        "unknown capability \"CAP_NOPE\"",
+    );
+    assert_gone(&oci, &id);
+}

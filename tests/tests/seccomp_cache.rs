@@ -17,7 +17,7 @@ use wren_runtime::seccomp::cache::{
     compile_with, dir_for, CacheError, CacheKey, DiskCache, MemoryCache, Source,
 };
 use wren_runtime::seccomp::{compile, compile_cached, from_json, LinuxSeccomp, SeccompProgram};
-use wren_tests::profiles::{default_like, ALLOWED};
+use wren_tests::profiles::default_like;
 use wren_tests::{require_root, Bundle, Oci};
 
 /// Profiles with arguments, notify, listener fields and explicit flags.
