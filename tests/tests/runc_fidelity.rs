@@ -729,3 +729,64 @@ fn error_messages_use_the_words_callers_match_and_exit_1() {
     );
     assert_gone(&oci, &id);
 }
+
+/// Through a private containerd and the shim: a profile without
+/// `close_range` runs; one that denies `execve` fails `ctr run` at start
+/// with the step named, and the task is not left behind.
+#[test]
+fn under_containerd_a_profile_without_close_range_runs_and_a_late_failure_fails_start() {
+    let test = "under_containerd_a_profile_without_close_range_runs_and_a_late_failure_fails_start";
+    if !wren_tests::containerd::shim_tests_can_run(test) {
+        return;
+    }
+    use wren_tests::containerd::{Containerd, IMAGE, RUNTIME};
+    let c = Containerd::start(&format!("wrenfidelity{}", std::process::id()), true);
+    let write_profile = |name: &str, drop: &[&str]| {
+        let mut p = default_like();
+        let allowed: Vec<&str> = ALLOWED
+            .iter()
+            .copied()
+            .filter(|s| !drop.contains(s))
+            .collect();
+        p["syscalls"][0]["names"] = json!(allowed);
+        let path = c.dir.path().join(name);
+        std::fs::write(&path, p.to_string()).unwrap();
+        path
+    };
+    let no_close_range = write_profile("no-close-range.json", &["close_range"]);
+    let no_execve = write_profile("no-execve.json", &["execve", "execveat"]);
+    let run = |id: &str, profile: &std::path::Path| {
+        c.ctr(&[
+            "run",
+            "--rm",
+            "--runtime",
+            RUNTIME,
+            "--seccomp",
+            "--seccomp-profile",
+            profile.to_str().unwrap(),
+            IMAGE,
+            id,
+            "/bin/echo",
+            "hi",
+        ])
+    };
+    let out = run("wren-noclr", &no_close_range);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), c.log());
+    assert_eq!(text(&out.stdout), "hi\n");
+    c.assert_clean("wren-noclr");
+
+    let out = run("wren-noexec", &no_execve);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "ctr run succeeded: {}",
+        text(&out.stdout)
+    );
+    assert!(
+        err.contains("start wren-noexec") && err.contains("exec /bin/echo"),
+        "{err}"
+    );
+    let _ = c.ctr(&["task", "rm", "-f", "wren-noexec"]);
+    let _ = c.ctr(&["container", "rm", "wren-noexec"]);
+    c.assert_clean("wren-noexec");
+}
