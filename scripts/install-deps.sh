@@ -13,6 +13,11 @@ command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
 # file-capability attack in tests/tests/security_hardening.rs.
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v setcap >/dev/null 2>&1 || need+=(libcap2-bin)
+# The CRI test client's proto build (k8s-cri) needs protoc; the CRI tests'
+# pause image is a static C program.
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -90,6 +90,24 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
         }
     }
+    image_tar(
+        dir,
+        &rootfs,
+        IMAGE,
+        serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]}),
+    )
+}
+
+/// An OCI layout tar in `dir` (named after `name`) of one layer made of
+/// `rootfs`, with image config `config`; returns its path.
+pub fn image_tar(dir: &Path, rootfs: &Path, name: &str, config: serde_json::Value) -> PathBuf {
+    let work = dir.join(format!(
+        "image-{}",
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let dir = work.as_path();
+    let rootfs = rootfs.to_path_buf();
     let layout = dir.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
     let tar = |src: &Path, out: &Path, what: &[&str]| {
@@ -123,7 +141,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         "config.json",
         serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "config": config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }),
     );
@@ -141,7 +159,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": manifest_digest, "size": manifest_size,
-            "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "test"},
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"},
         }],
     });
     std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
@@ -150,7 +168,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .expect("oci-layout");
-    let out = dir.join("busybox-oci.tar");
+    let out = dir.join("image-oci.tar");
     tar(&layout, &out, &["index.json", "oci-layout", "blobs"]);
     out
 }
@@ -165,16 +183,33 @@ pub struct Containerd {
 impl Containerd {
     /// Start containerd; with `image`, import the busybox image too.
     pub fn start(namespace: &str, image: bool) -> Containerd {
+        Self::start_with(namespace, image, None)
+    }
+
+    /// Start containerd with its CRI plugin configured by `cri` (TOML
+    /// tables under `[plugins."io.containerd.grpc.v1.cri"]`, where `{dir}`
+    /// stands for this containerd's directory), or without CRI.
+    pub fn start_with(namespace: &str, image: bool, cri: Option<&str>) -> Containerd {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
         std::fs::create_dir_all(d.join("bin")).expect("mkdir");
         let shim = shim_binary().expect("containerd-shim-wren-v2 is not built");
         std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2")).expect("symlink");
+        // Top-level keys first: after a table header they would belong to it.
+        let (top, tables) = match cri {
+            Some(tables) => (
+                String::new(),
+                tables.replace("{dir}", &d.display().to_string()),
+            ),
+            None => (
+                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into(),
+                String::new(),
+            ),
+        };
         let config = format!(
-            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n",
-            d.display()
+            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n{top}\
+             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n{tables}",
+            d.display(),
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
         let child = launch(d);
@@ -276,6 +311,10 @@ impl Drop for Containerd {
         if let Some(child) = self.child.take() {
             crate::kill_registered(child);
         }
+        // `k8s.io` (CRI) is not ours alone: its cgroups are the pods'
+        // parents (the CRI client removes them) and its runtime state root
+        // is inside this containerd's directory.
+        let unique = self.namespace != "k8s.io";
         // A failed test may leave shims and containers of this namespace:
         // kill them (cgroup members first, so nothing is re-parented and
         // left running), so the next run starts clean.
@@ -283,6 +322,7 @@ impl Drop for Containerd {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|_| unique)
         {
             let ns_dir = entry.path().join(&self.namespace);
             for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
@@ -294,7 +334,7 @@ impl Drop for Containerd {
                 }
             }
         }
-        for pid in all_shims_in(&self.namespace) {
+        for pid in all_shims_in(&self.namespace, self.dir.path()) {
             // SAFETY: kill(2) with plain integers.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -313,6 +353,7 @@ impl Drop for Containerd {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|_| unique)
         {
             let ns_dir = entry.path().join(&self.namespace);
             for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
@@ -325,7 +366,7 @@ impl Drop for Containerd {
         // The runtimes' state roots for this (unique) namespace: the shim
         // keeps them, as containerd-shim-runc-v2 does, so one test run would
         // otherwise leave a directory per test behind.
-        for runtime in ["wren", "runc"] {
+        for runtime in ["wren", "runc"].into_iter().filter(|_| unique) {
             let _ = std::fs::remove_dir_all(
                 Path::new("/run/containerd")
                     .join(runtime)
@@ -364,8 +405,10 @@ fn launch(d: &Path) -> Child {
     child
 }
 
-/// Every live shim daemon of containerd namespace `ns`.
-fn all_shims_in(ns: &str) -> Vec<i32> {
+/// Every live shim daemon of containerd namespace `ns` started by the
+/// containerd in `dir` (its `-address` is there): never another
+/// containerd's, which may use the same namespace (`k8s.io`).
+fn all_shims_in(ns: &str, dir: &Path) -> Vec<i32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -378,7 +421,11 @@ fn all_shims_in(ns: &str) -> Vec<i32> {
         let is_shim = args
             .first()
             .is_some_and(|a| a.ends_with(b"containerd-shim-wren-v2"));
+        let ours = args.windows(2).any(|w| {
+            w[0] == b"-address" && Path::new(&*String::from_utf8_lossy(w[1])).starts_with(dir)
+        });
         if is_shim
+            && ours
             && args
                 .windows(2)
                 .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod containerd;
+pub mod cri;
 pub mod probe;
 pub mod profiles;
 pub mod pty;
