@@ -180,6 +180,39 @@ impl Cri {
         self.rt.block_on(f)
     }
 
+    /// The runtime service client, for calls without a helper here.
+    pub fn rs(&self) -> RuntimeServiceClient<Channel> {
+        self.runtime.clone()
+    }
+
+    /// Runs a pod with `config` and one container `name` running `command`
+    /// with `linux` settings; returns (pod id, container id), started.
+    pub fn pod_with(
+        &self,
+        config: &PodSandboxConfig,
+        name: &str,
+        command: &[&str],
+        linux: LinuxContainerConfig,
+    ) -> (String, String) {
+        let pod = self
+            .run_pod(config)
+            .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", self.containerd.log()));
+        let mut c = self.container_config(name, command);
+        c.linux = Some(linux);
+        let id = self
+            .create_container(&pod, config, c)
+            .unwrap_or_else(|e| panic!("CreateContainer {name}: {e}"));
+        self.start_container(&id)
+            .unwrap_or_else(|e| panic!("StartContainer {name}: {e}"));
+        (pod, id)
+    }
+
+    /// Stops and removes a pod (and its containers).
+    pub fn teardown(&self, pod: &str) {
+        self.stop_pod(pod).expect("StopPodSandbox");
+        self.remove_pod(pod).expect("RemovePodSandbox");
+    }
+
     pub fn status(&self) -> Result<StatusResponse, tonic::Status> {
         let mut rs = self.runtime.clone();
         self.block(rs.status(StatusRequest { verbose: false }))

@@ -97,3 +97,230 @@ fn a_pod_runs_its_containers_in_one_shim_and_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "mounts left: {left:?}");
 }
+
+use k8s_cri::v1::{
+    Capability, Int64Value, LinuxContainerConfig, LinuxContainerResources,
+    LinuxContainerSecurityContext, SecurityProfile,
+};
+
+fn secctx(f: impl FnOnce(&mut LinuxContainerSecurityContext)) -> LinuxContainerConfig {
+    let mut s = LinuxContainerSecurityContext::default();
+    f(&mut s);
+    LinuxContainerConfig {
+        resources: None,
+        security_context: Some(s),
+    }
+}
+
+#[test]
+fn security_contexts_apply_as_the_kubelet_asks() {
+    let test = "security_contexts_apply_as_the_kubelet_asks";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("secctx");
+    let podcfg = cri.pod_config("sec");
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        secctx(|s| {
+            s.run_as_user = Some(Int64Value { value: 1000 });
+            s.run_as_group = Some(Int64Value { value: 1000 });
+            s.supplemental_groups = vec![2000, 3000];
+            s.readonly_rootfs = true;
+            s.no_new_privs = true;
+            s.capabilities = Some(Capability {
+                add_capabilities: vec!["NET_RAW".into()],
+                drop_capabilities: vec!["ALL".into()],
+                ..Default::default()
+            });
+            s.seccomp = Some(SecurityProfile {
+                profile_type: 0, // RuntimeDefault
+                localhost_ref: String::new(),
+            });
+        }),
+    );
+    let probe = |cmd: &str| {
+        let (code, out, err) = cri
+            .exec_sync(&app, &["sh", "-c", cmd], 10)
+            .expect("ExecSync");
+        assert_eq!(code, 0, "{cmd}: {err}");
+        out
+    };
+    assert_eq!(probe("id -u; id -g"), "1000\n1000\n");
+    let groups = probe("id -G");
+    assert!(
+        groups.contains("2000") && groups.contains("3000"),
+        "{groups}"
+    );
+    let status = probe("grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status");
+    // CAP_NET_RAW is bit 13; everything else dropped.
+    assert!(status.contains("CapBnd:\t0000000000002000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert!(
+        status.contains("Seccomp:\t2"),
+        "RuntimeDefault filter: {status}"
+    );
+    let (code, _, err) = cri.exec_sync(&app, &["sh", "-c", "touch /x"], 10).unwrap();
+    assert_ne!(code, 0, "read-only rootfs");
+    assert!(err.contains("Read-only"), "{err}");
+    cri.teardown(&pod);
+
+    // Privileged (the pod must be too): every capability, no seccomp.
+    let mut podcfg = cri.pod_config("priv");
+    if let Some(l) = podcfg.linux.as_mut() {
+        l.security_context
+            .get_or_insert_with(Default::default)
+            .privileged = true;
+    }
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        secctx(|s| s.privileged = true),
+    );
+    let (code, out, _) = cri
+        .exec_sync(
+            &app,
+            &["sh", "-c", "grep -E '^(CapEff|Seccomp):' /proc/self/status"],
+            10,
+        )
+        .unwrap();
+    assert_eq!(code, 0);
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    assert!(!out.contains("CapEff:\t0000000000000000"), "{out}");
+    cri.teardown(&pod);
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_oomkilled() {
+    let test = "an_oom_kill_is_reported_as_oomkilled";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("oom");
+    let podcfg = cri.pod_config("oom");
+    let limit = 32 << 20;
+    let (pod, hog) = cri.pod_with(
+        &podcfg,
+        "hog",
+        // A shell variable that grows past the limit.
+        &["sh", "-c", "x=a; while :; do x=$x$x; done"],
+        LinuxContainerConfig {
+            resources: Some(LinuxContainerResources {
+                memory_limit_in_bytes: limit,
+                memory_swap_limit_in_bytes: limit,
+                ..Default::default()
+            }),
+            security_context: None,
+        },
+    );
+    let st = cri.wait_exited(&hog, 30);
+    assert_eq!(
+        (st.reason.as_str(), st.exit_code),
+        ("OOMKilled", 137),
+        "{st:?}\n{}",
+        cri.containerd
+            .log()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    cri.teardown(&pod);
+}
+
+#[test]
+fn stop_container_of_an_exited_init_succeeds_and_stats_and_update_work() {
+    let test = "stop_container_of_an_exited_init_succeeds_and_stats_and_update_work";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("stats");
+    let podcfg = cri.pod_config("stats");
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        LinuxContainerConfig::default(),
+    );
+    // Stats of a running container.
+    let mut rs = cri.rs();
+    let stats = cri
+        .block(rs.container_stats(k8s_cri::v1::ContainerStatsRequest {
+            container_id: app.clone(),
+        }))
+        .expect("ContainerStats")
+        .into_inner()
+        .stats
+        .unwrap_or_default();
+    assert!(
+        stats.memory.and_then(|m| m.working_set_bytes).is_some(),
+        "no memory stats"
+    );
+    // In-place resize: the new limit lands in the container's cgroup.
+    cri.block(
+        rs.update_container_resources(k8s_cri::v1::UpdateContainerResourcesRequest {
+            container_id: app.clone(),
+            linux: Some(LinuxContainerResources {
+                memory_limit_in_bytes: 64 << 20,
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .expect("UpdateContainerResources");
+    let (_, inside, _) = cri
+        .exec_sync(
+            &app,
+            &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"],
+            10,
+        )
+        .unwrap();
+    let limit = cri
+        .cgroup_dirs()
+        .into_iter()
+        .filter(|d| d.starts_with("/sys/fs/cgroup/memory"))
+        .flat_map(|d| walk(&d))
+        .find(|d| d.ends_with(&app))
+        .map(|d| std::fs::read_to_string(d.join("memory.limit_in_bytes")).unwrap())
+        .expect("the container's memory cgroup");
+    assert_eq!(limit.trim(), (64u64 << 20).to_string());
+    if std::path::Path::new("/sys/fs/cgroup/memory").exists() {
+        assert_eq!(
+            inside.trim(),
+            limit.trim(),
+            "the container sees its own cgroup"
+        );
+    }
+
+    // A container whose init exits on its own, then StopContainer: the
+    // kubelet's race (Kill after exit) must not fail.
+    let mut c = cri.container_config("quick", &["true"]);
+    c.linux = Some(LinuxContainerConfig::default());
+    let quick = cri.create_container(&pod, &podcfg, c).unwrap();
+    cri.start_container(&quick).unwrap();
+    for _ in 0..20 {
+        cri.stop_container(&quick, 0)
+            .expect("StopContainer of an exited container");
+    }
+    assert_eq!(cri.wait_exited(&quick, 10).reason, "Completed");
+    cri.remove_container(&quick).expect("RemoveContainer");
+    cri.stop_container(&app, 2).expect("StopContainer");
+    cri.teardown(&pod);
+}
+
+/// Every directory under `d`, `d` included.
+fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![d.to_path_buf()];
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
