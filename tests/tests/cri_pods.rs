@@ -324,3 +324,73 @@ fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing() {
+    let test = "a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("badpod");
+    // A sysctl that is not namespaced: the node's, never a pod's.
+    let mut podcfg = cri.pod_config("badsysctl");
+    if let Some(l) = podcfg.linux.as_mut() {
+        l.sysctls.insert("kernel.panic".into(), "1".into());
+    }
+    let err = cri
+        .run_pod(&podcfg)
+        .expect_err("RunPodSandbox with kernel.panic");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+    assert!(err.message().contains("linux.sysctl"), "{err}");
+    assert!(
+        wren_tests::wait_for(10, || cri.shims().is_empty()),
+        "shim left: {:?}",
+        cri.shims()
+    );
+    // containerd keeps the failed sandbox's record until it is removed;
+    // nothing of it runs or is mounted.
+    for pod in cri.pods() {
+        cri.remove_pod(&pod)
+            .expect("RemovePodSandbox of the failed pod");
+    }
+    let state = cri.containerd.dir.path().join("state");
+    let left: Vec<_> = mounts_under(&state)
+        .into_iter()
+        .filter(|m| m.contains("io.containerd.runtime.v2.task"))
+        .collect();
+    assert!(left.is_empty(), "mounts left: {left:?}");
+    for d in cri.cgroup_dirs() {
+        let pods: Vec<_> = walk(&d).into_iter().skip(1).collect();
+        assert!(
+            pods.iter().all(|p| std::fs::read_dir(p)
+                .map(|r| r.flatten().all(|e| !e.path().is_dir()))
+                .unwrap_or(true)),
+            "{pods:?}"
+        );
+    }
+
+    // A container-level failure: a capability no kernel knows.
+    let podcfg = cri.pod_config("badcap");
+    let pod = cri.run_pod(&podcfg).expect("RunPodSandbox");
+    let mut c = cri.container_config("app", &["true"]);
+    c.linux = Some(secctx(|s| {
+        s.capabilities = Some(Capability {
+            add_capabilities: vec!["NOPE".into()],
+            ..Default::default()
+        })
+    }));
+    let id = cri
+        .create_container(&pod, &podcfg, c)
+        .expect("CreateContainer (the spec is only checked at start)");
+    let err = cri
+        .start_container(&id)
+        .expect_err("StartContainer with CAP_NOPE");
+    assert!(err.message().contains("unknown capability"), "{err}");
+    cri.remove_container(&id).expect("RemoveContainer");
+    cri.teardown(&pod);
+    assert!(
+        wren_tests::wait_for(10, || cri.shims().is_empty()),
+        "shim left: {:?}",
+        cri.shims()
+    );
+}
