@@ -394,3 +394,122 @@ fn a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing() {
         cri.shims()
     );
 }
+
+#[test]
+fn pid_namespace_modes_restarts_and_log_reopen() {
+    let test = "pid_namespace_modes_restarts_and_log_reopen";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    use k8s_cri::v1::{NamespaceMode, NamespaceOption};
+    let cri = Cri::start("pidns");
+    let with_pid = |name: &str, mode: NamespaceMode| {
+        let mut cfg = cri.pod_config(name);
+        let sc = cfg
+            .linux
+            .as_mut()
+            .unwrap()
+            .security_context
+            .get_or_insert_with(Default::default);
+        sc.namespace_options = Some(NamespaceOption {
+            network: NamespaceMode::Node as i32,
+            pid: mode as i32,
+            ipc: NamespaceMode::Pod as i32,
+            ..Default::default()
+        });
+        cfg
+    };
+    let with_ns = |mode: NamespaceMode| {
+        let mut l = LinuxContainerConfig::default();
+        l.security_context = Some(LinuxContainerSecurityContext {
+            namespace_options: Some(NamespaceOption {
+                network: NamespaceMode::Node as i32,
+                pid: mode as i32,
+                ipc: NamespaceMode::Pod as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        l
+    };
+    // shareProcessNamespace: the pause process is pid 1 and the app sees it.
+    let podcfg = with_pid("shared", NamespaceMode::Pod);
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        with_ns(NamespaceMode::Pod),
+    );
+    let (_, out, _) = cri
+        .exec_sync(&app, &["cat", "/proc/1/cmdline"], 10)
+        .unwrap();
+    assert_eq!(
+        out.trim_end_matches('\0'),
+        "/pause",
+        "pid 1 of a shared pid namespace"
+    );
+    cri.teardown(&pod);
+
+    // hostPID: the host's pid 1 is visible.
+    let mut podcfg = with_pid("hostpid", NamespaceMode::Node);
+    podcfg
+        .linux
+        .as_mut()
+        .unwrap()
+        .security_context
+        .as_mut()
+        .unwrap()
+        .privileged = false;
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        with_ns(NamespaceMode::Node),
+    );
+    let (_, out, _) = cri.exec_sync(&app, &["cat", "/proc/1/comm"], 10).unwrap();
+    let host = std::fs::read_to_string("/proc/1/comm").unwrap();
+    assert_eq!(out, host, "pid 1 is the host's");
+
+    // A restart: the kubelet creates attempt 1 of an exited container in the
+    // same pod, with the same log path.
+    let mut c = cri.container_config("job", &["sh", "-c", "echo run; exit 1"]);
+    c.linux = Some(with_ns(NamespaceMode::Node));
+    let first = cri.create_container(&pod, &podcfg, c.clone()).unwrap();
+    cri.start_container(&first).unwrap();
+    assert_eq!(cri.wait_exited(&first, 10).exit_code, 1);
+    cri.remove_container(&first).unwrap();
+    c.metadata.as_mut().unwrap().attempt = 1;
+    let second = cri.create_container(&pod, &podcfg, c).unwrap();
+    cri.start_container(&second).unwrap();
+    let st = cri.wait_exited(&second, 10);
+    assert_eq!(st.exit_code, 1);
+    let log = std::fs::read_to_string(&st.log_path).unwrap();
+    assert_eq!(log.matches(" stdout F run").count(), 2, "{log}");
+
+    // ReopenContainerLog: the kubelet rotates the file away and asks for a
+    // new one; later output lands there.
+    let mut c = cri.container_config(
+        "talker",
+        &["sh", "-c", "while :; do echo tick; sleep 0.2; done"],
+    );
+    c.linux = Some(with_ns(NamespaceMode::Node));
+    let talker = cri.create_container(&pod, &podcfg, c).unwrap();
+    cri.start_container(&talker).unwrap();
+    let path = std::path::PathBuf::from(cri.container_status(&talker).unwrap().log_path);
+    assert!(wren_tests::wait_for(5, || std::fs::read_to_string(&path)
+        .is_ok_and(|l| l.contains("tick"))));
+    std::fs::rename(&path, path.with_extension("1")).unwrap();
+    let mut rs = cri.rs();
+    cri.block(
+        rs.reopen_container_log(k8s_cri::v1::ReopenContainerLogRequest {
+            container_id: talker.clone(),
+        }),
+    )
+    .expect("ReopenContainerLog");
+    assert!(
+        wren_tests::wait_for(5, || std::fs::read_to_string(&path)
+            .is_ok_and(|l| l.contains("tick"))),
+        "no output in the reopened log"
+    );
+    cri.teardown(&pod);
+}
