@@ -419,9 +419,9 @@ fn pid_namespace_modes_restarts_and_log_reopen() {
         });
         cfg
     };
-    let with_ns = |mode: NamespaceMode| {
-        let mut l = LinuxContainerConfig::default();
-        l.security_context = Some(LinuxContainerSecurityContext {
+    let with_ns = |mode: NamespaceMode| LinuxContainerConfig {
+        resources: None,
+        security_context: Some(LinuxContainerSecurityContext {
             namespace_options: Some(NamespaceOption {
                 network: NamespaceMode::Node as i32,
                 pid: mode as i32,
@@ -429,8 +429,7 @@ fn pid_namespace_modes_restarts_and_log_reopen() {
                 ..Default::default()
             }),
             ..Default::default()
-        });
-        l
+        }),
     };
     // shareProcessNamespace: the pause process is pid 1 and the app sees it.
     let podcfg = with_pid("shared", NamespaceMode::Pod);
