@@ -167,8 +167,8 @@ pub struct CreateFlags {
     /// Use chroot-like MS_MOVE instead of pivot_root (rootfs on a ramdisk)
     #[arg(long)]
     pub no_pivot: bool,
-    /// Accepted: wren never makes a new session keyring, the container
-    /// keeps the caller's
+    /// Keep the caller's session keyring instead of a new one for the
+    /// container
     #[arg(long)]
     pub no_new_keyring: bool,
 }

@@ -65,6 +65,7 @@ fn new(
         console,
         preserve_fds: f.preserve_fds,
         no_pivot: f.no_pivot,
+        no_new_keyring: f.no_new_keyring,
         pid_file,
     })?;
     let terminal = c

@@ -19,6 +19,7 @@ pub mod devices;
 pub mod error;
 pub mod hooks;
 pub mod init;
+pub mod keyring;
 pub mod logrus;
 pub mod lsm;
 pub mod mempolicy;

@@ -790,3 +790,55 @@ fn under_containerd_a_profile_without_close_range_runs_and_a_late_failure_fails_
     let _ = c.ctr(&["container", "rm", "wren-noexec"]);
     c.assert_clean("wren-noexec");
 }
+
+#[test]
+fn each_container_gets_its_own_session_keyring_unless_no_new_keyring() {
+    let test = "each_container_gets_its_own_session_keyring_unless_no_new_keyring";
+    if !require_root(test) {
+        return;
+    }
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    // /proc/keys lists the keyrings the process possesses.
+    b.config["linux"]["maskedPaths"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|p| p != "/proc/keys");
+    b.save();
+    let oci = Oci::new("keyring");
+    let id = oci.id("c");
+    start_detached(&oci, &b, &id);
+    // The init and the exec both possess the container's keyring.
+    let inside = oci.ok(&["exec", &id, "cat", "/proc/keys"]);
+    assert!(
+        inside.contains(&format!(" keyring   _ses.{id}:")),
+        "{inside}"
+    );
+    oci.ok(&["delete", "--force", &id]);
+
+    let id = oci.id("nonew");
+    oci.ok(&[
+        "run",
+        "--detach",
+        "--no-new-keyring",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    let inside = oci.ok(&["exec", &id, "cat", "/proc/keys"]);
+    assert!(
+        !inside.contains(&format!("_ses.{id}")),
+        "--no-new-keyring keeps the caller's: {inside}"
+    );
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+
+    if let Some(runc) = Runc::find(test) {
+        let rid = runc.id("keyring");
+        assert!(runc
+            .run(&["run", "--detach", "--bundle", b.path_str(), &rid])
+            .status
+            .success());
+        let out = text(&runc.run(&["exec", &rid, "cat", "/proc/keys"]).stdout);
+        assert!(out.contains(&format!("_ses.{rid}")), "runc: {out}");
+    }
+}

@@ -125,6 +125,7 @@ impl Container {
                 .map(namespaces::format_time_offsets),
             seccomp: seccomp.clone(),
             preserve_fds: opts.preserve_fds,
+            new_keyring: !opts.no_new_keyring,
             setup: Setup::Create(Box::new(CreateSetup {
                 bundle: bundle.clone(),
                 rootfs: rootfs.clone(),
@@ -168,6 +169,7 @@ impl Container {
         };
         let mut st = State {
             host_mounts_before,
+            no_new_keyring: opts.no_new_keyring,
             id: opts.id.clone(),
             bundle: bundle.clone(),
             rootfs,

@@ -304,6 +304,7 @@ mod tests {
             preserve_fds: 0,
             no_pivot: false,
             pid_file: None,
+            no_new_keyring: false,
         })
         .expect_err("create must fail")
     }

@@ -87,6 +87,7 @@ impl Container {
             time_offsets: None,
             seccomp: self.seccomp.clone(),
             preserve_fds: opts.preserve_fds,
+            new_keyring: !self.state.no_new_keyring,
             setup: Setup::Exec {
                 ns_flags: ns_flags(&ns),
                 root_of: self

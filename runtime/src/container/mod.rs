@@ -73,6 +73,9 @@ pub struct CreateOptions {
     /// MS_MOVE + chroot instead of pivot_root (rootfs on ramfs).
     pub no_pivot: bool,
     pub pid_file: Option<PathBuf>,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`,
+    /// containerd's `NoNewKeyring`) instead of a new one per container.
+    pub no_new_keyring: bool,
 }
 
 #[derive(Debug)]

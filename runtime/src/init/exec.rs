@@ -40,6 +40,9 @@ pub(super) fn finish(
 ) -> Result<Never, SetupFailure> {
     let p = &cfg.process;
     mark_fds_for_exec(cfg.preserve_fds).map_err(fail("mark fds close-on-exec"))?;
+    if cfg.new_keyring {
+        crate::keyring::join_new_session(&cfg.id).map_err(fail("join a session keyring"))?;
+    }
     if let Some(procfs) = &procfs {
         if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
             lsm::set_apparmor(procfs, profile).map_err(fail("process.apparmorProfile"))?;

@@ -60,6 +60,10 @@ pub struct InitConfig {
     pub seccomp: Option<SeccompProgram>,
     /// fds 3..3+n are passed through to the container process.
     pub preserve_fds: u32,
+    /// Join a new session keyring `_ses.<id>` (false: `NoNewKeyring`, keep
+    /// the caller's).
+    #[serde(default)]
+    pub new_keyring: bool,
     pub setup: Setup,
     /// `WREN_TIMING` is on in the caller: the timing file follows the fd
     /// after the config (see [`crate::timing`]).

@@ -80,6 +80,7 @@ impl<O: ContainerOps> TaskService<O> {
                 console: ConsoleMode::Return,
                 preserve_fds: 0,
                 no_pivot: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
                 pid_file: None,
             })
             .map_err(TaskError::ops("create", id));
