@@ -49,13 +49,19 @@ impl<O: ContainerOps> TaskService<O> {
         } else {
             PathBuf::from(&options.root)
         };
+        let options_file = bundle.join("options.json");
         if let Ok(json) = serde_json::to_vec(&options) {
-            if let Err(e) = std::fs::write(bundle.join("options.json"), json) {
+            if let Err(e) = std::fs::write(&options_file, json) {
                 log::warn!("create {id}: write options.json: {e}");
             }
         }
+        // A failed Create leaves nothing in the bundle.
+        let forget_options = || {
+            let _ = std::fs::remove_file(&options_file);
+        };
         let uris = uri::parse(&req.stdin, &req.stdout, &req.stderr)
-            .map_err(TaskError::invalid("create", id))?;
+            .map_err(TaskError::invalid("create", id))
+            .inspect_err(|_| forget_options())?;
         let owner = Owner {
             container_id: id,
             namespace: &self.namespace,
@@ -63,10 +69,12 @@ impl<O: ContainerOps> TaskService<O> {
             io_gid: options.io_gid,
         };
         let (fds, mut io) = ProcessIo::setup(&mut self.relays, uris, req.terminal, &owner)
-            .map_err(TaskError::invalid("create", id))?;
+            .map_err(TaskError::invalid("create", id))
+            .inspect_err(|_| forget_options())?;
         let rootfs = bundle.join("rootfs");
         if let Err(e) = super::rootfs::mount_all(&req.rootfs, &rootfs) {
             self.release_io(io);
+            forget_options();
             return Err(TaskError::invalid("create", id)(e));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
@@ -109,6 +117,7 @@ impl<O: ContainerOps> TaskService<O> {
                         log::warn!("create {id}: unmount rootfs: {u}");
                     }
                 }
+                forget_options();
                 return Err(e);
             }
         };

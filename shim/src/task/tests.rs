@@ -342,6 +342,8 @@ fn runtime_kinds_become_codes_and_create_leaves_nothing() {
         let m = message(r);
         assert!(m.starts_with("create c: "), "{m}");
         assert_eq!(code(h.state("c", "")), Code::NOT_FOUND);
+        // Nothing stays in the bundle.
+        assert!(!h.dir.path().join("options.json").exists());
     }
     // Stats passes the runtime's NotFound on.
     h.create("c").expect("create");
