@@ -173,9 +173,16 @@ pub fn image_tar(dir: &Path, rootfs: &Path, name: &str, config: serde_json::Valu
     out
 }
 
-/// A private containerd.
+/// A private containerd: the host's, or one from a Debian tree
+/// ([`crate::tree`]) run in its own mount and pid namespace with the tree
+/// as its root.
 pub struct Containerd {
+    /// Its directory as this process sees it (inside the tree, if any).
     pub dir: tempfile::TempDir,
+    /// The same directory as containerd sees it (equal without a tree).
+    pub inner: PathBuf,
+    /// The tree containerd runs in.
+    pub tree: Option<PathBuf>,
     child: Option<Child>,
     pub namespace: String,
 }
@@ -190,16 +197,51 @@ impl Containerd {
     /// tables under `[plugins."io.containerd.grpc.v1.cri"]`, where `{dir}`
     /// stands for this containerd's directory), or without CRI.
     pub fn start_with(namespace: &str, image: bool, cri: Option<&str>) -> Containerd {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(None, namespace, image, cri)
+    }
+
+    /// [`Containerd::start_with`] of the containerd in `tree` (None: the
+    /// host's); `cri` must suit that containerd's config version.
+    pub fn start_in(
+        tree: Option<&Path>,
+        namespace: &str,
+        image: bool,
+        cri: Option<&str>,
+    ) -> Containerd {
+        let dir = match tree {
+            Some(t) => tempfile::tempdir_in(t.join("tmp")).expect("tempdir in the tree"),
+            None => tempfile::tempdir().expect("tempdir"),
+        };
         let d = dir.path();
+        let inner = match tree {
+            Some(t) => Path::new("/").join(d.strip_prefix(t).expect("inside the tree")),
+            None => d.to_path_buf(),
+        };
         std::fs::create_dir_all(d.join("bin")).expect("mkdir");
         let shim = shim_binary().expect("containerd-shim-wren-v2 is not built");
-        std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2")).expect("symlink");
+        if tree.is_some() {
+            // The host's paths are gone in the tree: a copy, not a link.
+            std::fs::copy(shim, d.join("bin/containerd-shim-wren-v2")).expect("copy shim");
+        } else {
+            std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2"))
+                .expect("symlink");
+        }
+        let version = if tree.is_some_and(|t| crate::tree::containerd_major(t) >= 2) {
+            3
+        } else {
+            2
+        };
         // Top-level keys first: after a table header they would belong to it.
         let (top, tables) = match cri {
             Some(tables) => (
                 String::new(),
-                tables.replace("{dir}", &d.display().to_string()),
+                tables.replace("{dir}", &inner.display().to_string()),
+            ),
+            None if version >= 3 => (
+                "disabled_plugins = [\"io.containerd.cri.v1.runtime\", \
+                 \"io.containerd.cri.v1.images\", \"io.containerd.grpc.v1.cri\"]\n"
+                    .into(),
+                String::new(),
             ),
             None => (
                 "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into(),
@@ -207,19 +249,22 @@ impl Containerd {
             ),
         };
         let config = format!(
-            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n{top}\
+            "version = {version}\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n{top}\
              [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n{tables}",
-            d.display(),
+            inner.display(),
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
-        let child = launch(d);
+        let child = launch(d, &inner, tree);
         let c = Containerd {
             dir,
+            inner,
+            tree: tree.map(Path::to_path_buf),
             child: Some(child),
             namespace: namespace.to_string(),
         };
         if image {
             let tar = busybox_image(c.dir.path());
+            let tar = c.inner_path(&tar);
             let out = c.ctr(&["images", "import", tar.to_str().expect("utf-8")]);
             assert!(
                 out.status.success(),
@@ -238,7 +283,7 @@ impl Containerd {
             crate::kill_registered(child);
         }
         let _ = std::fs::remove_file(self.dir.path().join("c.sock"));
-        self.child = Some(launch(self.dir.path()));
+        self.child = Some(launch(self.dir.path(), &self.inner, self.tree.as_deref()));
     }
 
     /// The shim's socket path of a running task (from its bundle's
@@ -258,12 +303,45 @@ impl Containerd {
 
     /// A `ctr` command line (not run), for callers that need to spawn it.
     pub fn ctr_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
+        let mut cmd = match (&self.tree, &self.child) {
+            // The tree's ctr, in containerd's mount namespace (its FIFOs
+            // and paths must be the ones containerd and the shim see).
+            (Some(_), Some(child)) => {
+                let pid = containerd_pid(child.id());
+                let mut c = Command::new("nsenter");
+                c.args([
+                    "--mount",
+                    "--pid",
+                    "--target",
+                    &pid.to_string(),
+                    "--",
+                    "ctr",
+                ]);
+                c
+            }
+            _ => Command::new("ctr"),
+        };
         cmd.arg("--address")
-            .arg(self.dir.path().join("c.sock"))
+            .arg(self.inner.join("c.sock"))
             .args(["--namespace", &self.namespace])
             .args(args);
         cmd
+    }
+
+    /// `path` (under this containerd's directory) as containerd sees it.
+    pub fn inner_path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(self.dir.path()) {
+            Ok(rel) => self.inner.join(rel),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+
+    /// A path containerd reported (inside its tree) as this process sees it.
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match (&self.tree, path.strip_prefix("/")) {
+            (Some(t), Ok(rel)) if path.starts_with(&self.inner) => t.join(rel),
+            _ => path.to_path_buf(),
+        }
     }
 
     pub fn ctr(&self, args: &[&str]) -> Output {
@@ -334,7 +412,7 @@ impl Drop for Containerd {
                 }
             }
         }
-        for pid in all_shims_in(&self.namespace, self.dir.path()) {
+        for pid in all_shims_in(&self.namespace, &self.inner) {
             // SAFETY: kill(2) with plain integers.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -377,22 +455,64 @@ impl Drop for Containerd {
     }
 }
 
-fn launch(d: &Path) -> Child {
+fn launch(d: &Path, inner: &Path, tree: Option<&Path>) -> Child {
     let path = format!(
         "{}:{}",
-        d.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
+        inner.join("bin").display(),
+        if tree.is_some() {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+        } else {
+            std::env::var("PATH").unwrap_or_default()
+        }
     );
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(d.join("containerd.log"))
         .expect("log");
-    let mut cmd = Command::new("containerd");
-    cmd.arg("--config")
-        .arg(d.join("config.toml"))
-        .args(["--log-level", "debug"])
-        .env("PATH", path)
+    let config = inner.join("config.toml");
+    let mut cmd = match tree {
+        // Its own mount and pid namespace with the tree as its root
+        // (pivot_root, not chroot: under a chroot `task exec` would land in
+        // the host's root). Killing `unshare` takes containerd, its shims
+        // and their containers with it.
+        Some(t) => {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-ec",
+                r#"T=$1; C=$2
+mount --bind "$T" "$T"; mount --make-private "$T"
+mount -t proc proc "$T/proc"
+mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
+mount --rbind /dev "$T/dev"; mount --make-rslave "$T/dev"
+mount -t tmpfs -o mode=755 tmpfs "$T/run"
+mkdir -p "$T/.oldroot"
+cd "$T"; pivot_root . .oldroot; cd /
+umount -l /.oldroot
+exec containerd --config "$C" --log-level debug"#,
+                "sh",
+            ])
+            .arg(t)
+            .arg(&config);
+            c
+        }
+        None => {
+            let mut c = Command::new("containerd");
+            c.arg("--config")
+                .arg(&config)
+                .args(["--log-level", "debug"]);
+            c
+        }
+    };
+    cmd.env("PATH", path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -400,9 +520,18 @@ fn launch(d: &Path) -> Child {
     let sock = d.join("c.sock");
     assert!(
         crate::wait_for(10, || sock.exists()),
-        "containerd did not start"
+        "containerd did not start: {}",
+        std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
     );
     child
+}
+
+/// containerd's pid: `unshare`'s child (itself when there is no tree).
+fn containerd_pid(unshare: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(unshare)
 }
 
 /// Every live shim daemon of containerd namespace `ns` started by the

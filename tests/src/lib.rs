@@ -19,6 +19,7 @@ pub mod probe;
 pub mod profiles;
 pub mod pty;
 pub mod runc;
+pub mod tree;
 pub mod wrend;
 
 /// Why a test did not run. `make test` lists every skip at the end
