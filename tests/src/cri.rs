@@ -63,6 +63,34 @@ fn pause_image(dir: &Path) -> PathBuf {
     )
 }
 
+/// The CRI plugin's configuration for containerd 2.x (config version 3,
+/// the runtime and images plugins split out of the gRPC one), as an
+/// operator writes it for a runtime handler.
+fn cri_config_v3() -> String {
+    r#"
+[plugins."io.containerd.cri.v1.images"]
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "docker.io/library/wren-pause:test"
+[plugins."io.containerd.cri.v1.runtime"]
+  enable_selinux = false
+  disable_apparmor = true
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "wren"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren]
+      runtime_type = "io.containerd.wren.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren.options]
+        Root = "{dir}/wren-root"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "{dir}/cni"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+"#
+    .into()
+}
+
 /// The CRI plugin's configuration for containerd 1.6 and 1.7 (config
 /// version 2): wren as the default runtime, its state root private to this
 /// containerd, streaming on 127.0.0.1.
@@ -117,19 +145,31 @@ pub struct Cri {
     pub images: ImageServiceClient<Channel>,
     /// The pods' cgroup parent (`/wren-cri-<pid>-<tag>`), in every hierarchy.
     pub cgroup_parent: String,
-    /// Where pod logs go.
-    pub logs: tempfile::TempDir,
+    /// Where pod logs go (inside containerd's directory, so a containerd
+    /// in a tree can write them).
+    pub logs: PathBuf,
 }
 
 impl Cri {
     /// Starts containerd with CRI, imports the busybox and pause images into
     /// `k8s.io` and connects.
     pub fn start(tag: &str) -> Cri {
-        let containerd = Containerd::start_with("k8s.io", false, Some(&cri_config_v2()));
+        Self::start_in(None, tag)
+    }
+
+    /// [`Cri::start`] with the containerd of a Debian tree (None: the host's).
+    pub fn start_in(tree: Option<&Path>, tag: &str) -> Cri {
+        let config = if tree.is_some_and(|t| crate::tree::containerd_major(t) >= 2) {
+            cri_config_v3()
+        } else {
+            cri_config_v2()
+        };
+        let containerd = Containerd::start_in(tree, "k8s.io", false, Some(&config));
         for tar in [
             busybox_image(containerd.dir.path()),
             pause_image(containerd.dir.path()),
         ] {
+            let tar = containerd.inner_path(&tar);
             let out = containerd.ctr(&["images", "import", tar.to_str().expect("utf-8")]);
             assert!(
                 out.status.success(),
@@ -158,13 +198,15 @@ impl Cri {
                     .await
             })
             .expect("connect to containerd's CRI");
+        let logs = containerd.dir.path().join("pod-logs");
+        std::fs::create_dir_all(&logs).expect("mkdir pod-logs");
         let cri = Cri {
             runtime: RuntimeServiceClient::new(channel.clone()),
             images: ImageServiceClient::new(channel),
             rt,
             containerd,
             cgroup_parent: format!("/wren-cri-{}-{tag}", std::process::id()),
-            logs: tempfile::tempdir().expect("tempdir"),
+            logs,
         };
         // The CRI plugin is ready once it answers Status.
         assert!(
@@ -223,8 +265,9 @@ impl Cri {
     /// parent, logs under the client's directory.
     pub fn pod_config(&self, name: &str) -> PodSandboxConfig {
         let uid = format!("{name}-{}", std::process::id());
-        let log_dir = self.logs.path().join(&uid);
+        let log_dir = self.logs.join(&uid);
         std::fs::create_dir_all(&log_dir).expect("mkdir logs");
+        let log_dir = self.containerd.inner_path(&log_dir);
         PodSandboxConfig {
             metadata: Some(PodSandboxMetadata {
                 name: name.into(),
@@ -331,6 +374,11 @@ impl Cri {
         .map(|r| r.into_inner().status.unwrap_or_default())
     }
 
+    /// A log path CRI reported, as this process reads it.
+    pub fn log_file(&self, status: &ContainerStatus) -> PathBuf {
+        self.containerd.host_path(Path::new(&status.log_path))
+    }
+
     /// Waits until the container has exited; returns its status.
     pub fn wait_exited(&self, id: &str, secs: u64) -> ContainerStatus {
         let mut last = ContainerStatus::default();
@@ -376,7 +424,7 @@ impl Cri {
 
     /// Live shim processes of this containerd.
     pub fn shims(&self) -> Vec<i32> {
-        let dir = self.containerd.dir.path();
+        let dir = &self.containerd.inner;
         let mut pids = Vec::new();
         for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
