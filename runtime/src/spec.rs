@@ -39,6 +39,15 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     }
 }
 
+/// An error of a part (`prefix`) whose text already names the exact field
+/// (`linux.seccomp.syscalls[0].action: ...`): that field, said once.
+fn nested(prefix: &str, text: String) -> SpecError {
+    match text.split_once(": ") {
+        Some((field, message)) if field.starts_with(prefix) => invalid(field, message),
+        _ => invalid(prefix, text),
+    }
+}
+
 /// Read `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join("config.json");
@@ -59,11 +68,11 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
     };
     let value: serde_json::Value = serde_json::from_slice(data).map_err(parse_err)?;
     if let Some(s) = value.pointer("/linux/seccomp") {
-        crate::seccomp::from_json(s).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+        crate::seccomp::from_json(s).map_err(|e| nested("linux.seccomp", e.to_string()))?;
     }
     if let Some(c) = value.pointer("/process/capabilities") {
         crate::capabilities::from_json(c)
-            .map_err(|e| invalid("process.capabilities", e.to_string()))?;
+            .map_err(|e| nested("process.capabilities", e.to_string()))?;
     }
     // From a borrowed Value: no copy of the spec on the start path.
     <Spec as serde::Deserialize>::deserialize(&value).map_err(|e| match locate(&value) {

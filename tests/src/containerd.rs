@@ -173,6 +173,25 @@ pub fn image_tar(dir: &Path, rootfs: &Path, name: &str, config: serde_json::Valu
     out
 }
 
+/// Runs `body` with a private containerd of each version of the matrix
+/// (the host's, trixie's 1.7, sid's 2.1; a missing tree is a recorded
+/// skip), namespace `ns` plus the version's label.
+pub fn for_each_version(test: &str, ns: &str, image: bool, body: impl Fn(&Containerd)) {
+    for suite in crate::tree::MATRIX {
+        let tree = match suite {
+            None => None,
+            Some(s) => match crate::tree::get(test, s) {
+                Some(t) => Some(t),
+                None => continue,
+            },
+        };
+        let label = crate::tree::label(suite);
+        eprintln!("== {test} under containerd of {label}");
+        let c = Containerd::start_in(tree.as_deref(), &format!("{ns}{label}"), image, None);
+        body(&c);
+    }
+}
+
 /// A private containerd: the host's, or one from a Debian tree
 /// ([`crate::tree`]) run in its own mount and pid namespace with the tree
 /// as its root.
@@ -336,10 +355,11 @@ impl Containerd {
         }
     }
 
-    /// A path containerd reported (inside its tree) as this process sees it.
+    /// A path containerd reported (inside its tree) as this process sees
+    /// it (the tree's root is containerd's `/`).
     pub fn host_path(&self, path: &Path) -> PathBuf {
         match (&self.tree, path.strip_prefix("/")) {
-            (Some(t), Ok(rel)) if path.starts_with(&self.inner) => t.join(rel),
+            (Some(t), Ok(rel)) => t.join(rel),
             _ => path.to_path_buf(),
         }
     }
@@ -475,7 +495,8 @@ fn launch(d: &Path, inner: &Path, tree: Option<&Path>) -> Child {
         // Its own mount and pid namespace with the tree as its root
         // (pivot_root, not chroot: under a chroot `task exec` would land in
         // the host's root). Killing `unshare` takes containerd, its shims
-        // and their containers with it.
+        // and their containers with it. The tree's /run stays on disk, so
+        // the tests can reach the shims' sockets under it.
         Some(t) => {
             let mut c = Command::new("unshare");
             c.args([
@@ -493,7 +514,6 @@ mount --bind "$T" "$T"; mount --make-private "$T"
 mount -t proc proc "$T/proc"
 mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
 mount --rbind /dev "$T/dev"; mount --make-rslave "$T/dev"
-mount -t tmpfs -o mode=755 tmpfs "$T/run"
 mkdir -p "$T/.oldroot"
 cd "$T"; pivot_root . .oldroot; cd /
 umount -l /.oldroot
