@@ -74,7 +74,7 @@ fn an_invalid_spec_is_invalid_argument_and_names_the_field() {
                 id,
                 "/bin/true",
             ]);
-            let err = refused(&out, "ctr run with a bad seccomp action", &c);
+            let err = refused(&out, "ctr run with a bad seccomp action", c);
             // ctr 1.x prints the errdefs class; 2.x only the message.
             let v2 = c
                 .tree
@@ -104,12 +104,12 @@ fn kill_after_the_init_exited_is_not_found() {
         true,
         |c| {
             let id = "wren-killstopped";
-            stopped_task(&c, id);
+            stopped_task(c, id);
             let out = c.ctr(&["task", "kill", "-s", "TERM", id]);
-            let err = refused(&out, "ctr task kill of a stopped task", &c);
+            let err = refused(&out, "ctr task kill of a stopped task", c);
             assert!(err.contains("not found"), "{err}");
             assert!(err.contains("process already finished"), "{err}");
-            remove(&c, id);
+            remove(c, id);
         },
     );
 }
@@ -126,7 +126,7 @@ fn a_duplicate_exec_id_already_exists() {
         true,
         |c| {
             let id = "wren-dupexec";
-            run_detached(&c, id, &[], &["/bin/sleep", "60"]);
+            run_detached(c, id, &[], &["/bin/sleep", "60"]);
             let exec = |c: &Containerd| {
                 c.ctr(&[
                     "task",
@@ -139,10 +139,10 @@ fn a_duplicate_exec_id_already_exists() {
                     "60",
                 ])
             };
-            ok(&exec(&c), "the first ctr task exec", &c);
-            let err = refused(&exec(&c), "the second ctr task exec", &c);
+            ok(&exec(c), "the first ctr task exec", c);
+            let err = refused(&exec(c), "the second ctr task exec", c);
             assert!(err.contains("already exists"), "{err}");
-            remove(&c, id);
+            remove(c, id);
         },
     );
 }
@@ -159,9 +159,9 @@ fn exec_into_a_stopped_task_is_failed_precondition() {
         true,
         |c| {
             let id = "wren-execstopped";
-            stopped_task(&c, id);
+            stopped_task(c, id);
             let out = c.ctr(&["task", "exec", "--exec-id", "late", id, "/bin/true"]);
-            let err = refused(&out, "ctr task exec into a stopped task", &c);
+            let err = refused(&out, "ctr task exec into a stopped task", c);
             // ctr 1.x prints the errdefs class; 2.x only the message.
             let v2 = c
                 .tree
@@ -172,7 +172,7 @@ fn exec_into_a_stopped_task_is_failed_precondition() {
                     || (v2 && err.contains("cannot exec in a stopped container")),
                 "{err}"
             );
-            remove(&c, id);
+            remove(c, id);
         },
     );
 }

@@ -74,12 +74,12 @@ fn oom_kill_is_reported_before_the_exit() {
         &ns,
         true,
         |c| {
-            let events = Events::start(&c);
+            let events = Events::start(c);
             let id = "wren-oom";
             // `tail` keeps its one endless "line" in memory until the 32 MiB limit
             // kills it; the shell exits with tail's 137.
             run_detached(
-                &c,
+                c,
                 id,
                 &["--memory-limit", "33554432"],
                 &[
@@ -89,9 +89,9 @@ fn oom_kill_is_reported_before_the_exit() {
                 ],
             );
             assert!(
-                wait_for(30, || task_status(&c, id) == "STOPPED"),
+                wait_for(30, || task_status(c, id) == "STOPPED"),
                 "the container was not OOM-killed: {}",
-                task_status(&c, id)
+                task_status(c, id)
             );
             assert!(wait_for(10, || events
                 .of(id)
@@ -103,8 +103,8 @@ fn oom_kill_is_reported_before_the_exit() {
             let start = position(&ev, |(t, _)| t == "/tasks/start");
             assert!(start < oom && oom < exit, "{ev:#?}");
             assert!(ev[exit].1.contains("\"exit_status\":137"), "{ev:#?}");
-            ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
@@ -121,25 +121,25 @@ fn exec_exits_come_before_the_init_exit_and_ps_names_execs() {
         &ns,
         true,
         |c| {
-            let events = Events::start(&c);
+            let events = Events::start(c);
             let id = "wren-order";
-            run_detached(&c, id, &[], &["/bin/sleep", "60"]);
+            run_detached(c, id, &[], &["/bin/sleep", "60"]);
             for e in ["ex1", "ex2"] {
                 ok(
                     &c.ctr(&["task", "exec", "-d", "--exec-id", e, id, "/bin/sleep", "50"]),
                     "ctr task exec -d",
-                    &c,
+                    c,
                 );
             }
             let ps = c.ctr(&["task", "ps", id]);
-            ok(&ps, "ctr task ps", &c);
+            ok(&ps, "ctr task ps", c);
             let ps = String::from_utf8_lossy(&ps.stdout);
             assert!(ps.contains("ex1") && ps.contains("ex2"), "{ps}");
 
             // Killing the init takes the execs with it (own pid namespace); their
             // exits must be published first.
-            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
-            assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
+            assert!(wait_for(15, || task_status(c, id) == "STOPPED"));
             assert!(wait_for(10, || events
                 .of(id)
                 .iter()
@@ -167,8 +167,8 @@ fn exec_exits_come_before_the_init_exit_and_ps_names_execs() {
                 position(&ev, |(t, _)| t == "/tasks/create")
                     < position(&ev, |(t, _)| t == "/tasks/start")
             );
-            ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
@@ -187,7 +187,7 @@ fn update_changes_the_memory_limit_live() {
         |c| {
             let id = "wren-update";
             run_detached(
-                &c,
+                c,
                 id,
                 &["--memory-limit", "104857600"],
                 &["/bin/sleep", "60"],
@@ -253,10 +253,10 @@ fn update_changes_the_memory_limit_live() {
                     .expect("Update");
             }
             assert_eq!(limit(), "209715200");
-            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
-            assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
-            ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
+            assert!(wait_for(15, || task_status(c, id) == "STOPPED"));
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
