@@ -540,3 +540,125 @@ fn pid_namespace_modes_restarts_and_log_reopen() {
         },
     );
 }
+
+#[test]
+fn thirty_pods_in_a_loop_leave_no_shim_cgroup_mount_or_process() {
+    let test = "thirty_pods_in_a_loop_leave_no_shim_cgroup_mount_or_process";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("loop");
+    for i in 0..30 {
+        let podcfg = cri.pod_config(&format!("loop{i}"));
+        let (pod, app) = cri.pod_with(
+            &podcfg,
+            "app",
+            &["sleep", "1000"],
+            LinuxContainerConfig::default(),
+        );
+        let (code, out, _) = cri.exec_sync(&app, &["echo", "ok"], 10).expect("ExecSync");
+        assert_eq!((code, out.as_str()), (0, "ok\n"), "pod {i}");
+        cri.stop_container(&app, 1).expect("StopContainer");
+        cri.remove_container(&app).expect("RemoveContainer");
+        cri.teardown(&pod);
+    }
+    assert!(
+        wren_tests::wait_for(10, || cri.shims().is_empty()),
+        "shims left: {:?}",
+        cri.shims()
+    );
+    // Pod cgroups are the kubelet's to remove (as with runc); no
+    // container's may be left in any of them.
+    for d in cri.cgroup_dirs() {
+        let left: Vec<_> = walk(&d)
+            .into_iter()
+            .filter(|p| {
+                p.strip_prefix(&d)
+                    .is_ok_and(|r| r.components().count() >= 2)
+            })
+            .collect();
+        assert!(left.is_empty(), "container cgroups left: {left:?}");
+    }
+    let state = cri.containerd.dir.path().join("state");
+    assert!(
+        mounts_under(&state).is_empty(),
+        "mounts left: {:?}",
+        mounts_under(&state)
+    );
+    let sandboxes = cri
+        .containerd
+        .dir
+        .path()
+        .join("state/io.containerd.grpc.v1.cri/sandboxes");
+    let shm_left: Vec<_> = mounts_under(&sandboxes);
+    assert!(shm_left.is_empty(), "{shm_left:?}");
+}
+
+#[test]
+fn a_shim_killed_under_cri_reports_its_containers_exited_and_leaks_nothing() {
+    let test = "a_shim_killed_under_cri_reports_its_containers_exited_and_leaks_nothing";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let cri = Cri::start("shimkill");
+    let podcfg = cri.pod_config("victim");
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        LinuxContainerConfig::default(),
+    );
+    let shims = cri.shims();
+    assert_eq!(shims.len(), 1);
+    // The app's host pid, to see it go.
+    let pids: Vec<i32> = cri
+        .cgroup_dirs()
+        .into_iter()
+        .flat_map(|d| walk(&d))
+        .filter(|d| d.ends_with(&app) && d.starts_with("/sys/fs/cgroup/pids"))
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    assert!(!pids.is_empty(), "the app's processes");
+    // SAFETY: kill(2) with plain integers.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    let st = cri.wait_exited(&app, 20);
+    assert_eq!(
+        st.state,
+        k8s_cri::v1::ContainerState::ContainerExited as i32,
+        "{st:?}\n{}",
+        cri.containerd
+            .log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        wren_tests::wait_for(20, || pids
+            .iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())),
+        "the app's processes outlived their shim"
+    );
+    cri.remove_container(&app).expect("RemoveContainer");
+    cri.teardown(&pod);
+    assert!(wren_tests::wait_for(10, || cri.shims().is_empty()));
+    // Pod cgroups are the kubelet's to remove (as with runc); no
+    // container's may be left in any of them.
+    for d in cri.cgroup_dirs() {
+        let left: Vec<_> = walk(&d)
+            .into_iter()
+            .filter(|p| {
+                p.strip_prefix(&d)
+                    .is_ok_and(|r| r.components().count() >= 2)
+            })
+            .collect();
+        assert!(left.is_empty(), "container cgroups left: {left:?}");
+    }
+}
