@@ -662,3 +662,47 @@ fn a_shim_killed_under_cri_reports_its_containers_exited_and_leaks_nothing() {
         assert!(left.is_empty(), "container cgroups left: {left:?}");
     }
 }
+
+#[test]
+fn pods_keep_running_across_a_containerd_restart() {
+    let test = "pods_keep_running_across_a_containerd_restart";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    let mut cri = Cri::start("restart");
+    let podcfg = cri.pod_config("survivor");
+    let (pod, app) = cri.pod_with(
+        &podcfg,
+        "app",
+        &["sleep", "1000"],
+        LinuxContainerConfig::default(),
+    );
+    cri.containerd.restart();
+    assert!(
+        wren_tests::wait_for(20, || cri.container_status(&app).is_ok_and(|s| {
+            s.state == k8s_cri::v1::ContainerState::ContainerRunning as i32
+        })),
+        "after the restart: {:?}\n{}",
+        cri.container_status(&app),
+        cri.containerd
+            .log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (code, out, _) = cri
+        .exec_sync(&app, &["echo", "still"], 10)
+        .expect("ExecSync after restart");
+    assert_eq!((code, out.as_str()), (0, "still\n"));
+    cri.stop_container(&app, 1).expect("StopContainer");
+    assert_eq!(cri.wait_exited(&app, 10).exit_code, 143);
+    cri.remove_container(&app).expect("RemoveContainer");
+    cri.teardown(&pod);
+    assert!(
+        wren_tests::wait_for(10, || cri.shims().is_empty()),
+        "{:?}",
+        cri.shims()
+    );
+}
