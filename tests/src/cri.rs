@@ -81,6 +81,11 @@ fn cri_config_v3() -> String {
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren.options]
         Root = "{dir}/wren-root"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd]
+      runtime_type = "io.containerd.wren.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd.options]
+        Root = "{dir}/wren-root"
+        SystemdCgroup = true
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/usr/lib/cni"]
     conf_dir = "{dir}/cni"
@@ -109,8 +114,14 @@ fn cri_config_v2() -> String {
     default_runtime_name = "wren"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren]
       runtime_type = "io.containerd.wren.v2"
+      # 1.6 passes a non-runc runtime only TypeUrl and ConfigPath of its
+      # [options] (1.7 also the table itself, when there is no ConfigPath).
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren.options]
-        Root = "{dir}/wren-root"
+        ConfigPath = "{dir}/wren-options.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd]
+      runtime_type = "io.containerd.wren.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd.options]
+        ConfigPath = "{dir}/wren-systemd-options.toml"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{dir}/cni"
@@ -165,6 +176,19 @@ impl Cri {
             cri_config_v2()
         };
         let containerd = Containerd::start_in(tree, "k8s.io", false, Some(&config));
+        // The runtimes' options files (ConfigPath) of the v2 configuration.
+        let root = containerd.inner.join("wren-root");
+        let d = containerd.dir.path();
+        std::fs::write(
+            d.join("wren-options.toml"),
+            format!("Root = \"{}\"\n", root.display()),
+        )
+        .expect("write wren-options.toml");
+        std::fs::write(
+            d.join("wren-systemd-options.toml"),
+            format!("Root = \"{}\"\nSystemdCgroup = true\n", root.display()),
+        )
+        .expect("write wren-systemd-options.toml");
         for tar in [
             busybox_image(containerd.dir.path()),
             pause_image(containerd.dir.path()),
@@ -297,10 +321,20 @@ impl Cri {
     }
 
     pub fn run_pod(&self, config: &PodSandboxConfig) -> Result<String, tonic::Status> {
+        self.run_pod_with(config, "")
+    }
+
+    /// RunPodSandbox with a runtime handler (a RuntimeClass): "wren" (the
+    /// default) or "wren-systemd" (`SystemdCgroup = true`).
+    pub fn run_pod_with(
+        &self,
+        config: &PodSandboxConfig,
+        handler: &str,
+    ) -> Result<String, tonic::Status> {
         let mut rs = self.runtime.clone();
         self.block(rs.run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
-            runtime_handler: String::new(),
+            runtime_handler: handler.into(),
         }))
         .map(|r| r.into_inner().pod_sandbox_id)
     }

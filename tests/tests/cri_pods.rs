@@ -389,6 +389,23 @@ fn a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing() {
                 );
             }
 
+            // A RuntimeClass whose options ask for the systemd cgroup driver,
+            // which wren does not have yet: refused by name, nothing made.
+            let podcfg = cri.pod_config("systemd");
+            let err = cri
+                .run_pod_with(&podcfg, "wren-systemd")
+                .expect_err("SystemdCgroup = true");
+            assert!(err.message().contains("SystemdCgroup"), "{err}");
+            assert!(
+                wren_tests::wait_for(10, || cri.shims().is_empty()),
+                "shim left: {:?}",
+                cri.shims()
+            );
+            for pod in cri.pods() {
+                cri.remove_pod(&pod)
+                    .expect("RemovePodSandbox of the refused pod");
+            }
+
             // A container-level failure: a capability no kernel knows.
             let podcfg = cri.pod_config("badcap");
             let pod = cri.run_pod(&podcfg).expect("RunPodSandbox");

@@ -43,6 +43,16 @@ impl<O: ContainerOps> TaskService<O> {
                 .unwrap_or_default(),
             None => ShimOptions::default(),
         };
+        if options.systemd_cgroup {
+            // Turning a slice:prefix:name path into cgroupfs directories
+            // would make cgroups behind systemd's back, which systemd may
+            // move or remove (runc refuses to). Say so instead.
+            return Err(TaskError::Unimplemented(format!(
+                "create {id}: runtime option SystemdCgroup = true: the systemd cgroup \
+                 driver is not supported yet; configure the cgroupfs driver \
+                 (SystemdCgroup = false)"
+            )));
+        }
         let bundle = PathBuf::from(&req.bundle);
         let state_root = if options.root.is_empty() {
             self.state_root.clone()
