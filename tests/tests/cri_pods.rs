@@ -723,3 +723,63 @@ fn pods_keep_running_across_a_containerd_restart() {
         cri.shims()
     );
 }
+
+#[test]
+fn volumes_namespaced_sysctls_and_a_localhost_seccomp_profile() {
+    matrix(
+        "volumes_namespaced_sysctls_and_a_localhost_seccomp_profile",
+        "vols",
+        |cri| {
+            let d = cri.containerd.dir.path();
+            let vol = d.join("vol");
+            std::fs::create_dir_all(&vol).unwrap();
+            std::fs::write(vol.join("hello"), "from the host\n").unwrap();
+            let profile = d.join("no-mkdir.json");
+            std::fs::write(
+                &profile,
+                r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+            )
+            .unwrap();
+            let mut podcfg = cri.pod_config("vols");
+            // An IPC-namespace sysctl of the pod.
+            podcfg
+                .linux
+                .as_mut()
+                .unwrap()
+                .sysctls
+                .insert("kernel.shm_rmid_forced".into(), "1".into());
+            let pod = cri.run_pod(&podcfg).expect("RunPodSandbox");
+            let mut c = cri.container_config("app", &["sleep", "1000"]);
+            c.mounts = vec![k8s_cri::v1::Mount {
+                container_path: "/data".into(),
+                host_path: cri.containerd.inner_path(&vol).display().to_string(),
+                readonly: true,
+                ..Default::default()
+            }];
+            c.linux = Some(secctx(|s| {
+                s.seccomp = Some(SecurityProfile {
+                    profile_type: 2, // Localhost
+                    localhost_ref: cri.containerd.inner_path(&profile).display().to_string(),
+                })
+            }));
+            let app = cri
+                .create_container(&pod, &podcfg, c)
+                .expect("CreateContainer");
+            cri.start_container(&app).expect("StartContainer");
+            let run = |cmd: &str| {
+                cri.exec_sync(&app, &["sh", "-c", cmd], 10)
+                    .expect("ExecSync")
+            };
+            assert_eq!(run("cat /data/hello").1, "from the host\n");
+            let (code, _, err) = run("echo x > /data/new");
+            assert_ne!(code, 0, "a read-only volume");
+            assert!(err.contains("Read-only"), "{err}");
+            assert_eq!(run("cat /proc/sys/kernel/shm_rmid_forced").1, "1\n");
+            let (code, _, err) = run("mkdir /tmp/x");
+            assert_ne!(code, 0, "mkdir denied by the Localhost profile");
+            assert!(err.contains("Operation not permitted"), "{err}");
+            // The host's value is untouched by the pod's sysctl.
+            cri.teardown(&pod);
+        },
+    );
+}
