@@ -9,7 +9,9 @@ set -euo pipefail
 suite=${1:?usage: debian-tree.sh trixie|sid}
 base=${WREN_TREES:-/var/tmp/wren-trees}
 tree=$base/$suite
-if [ -e "$tree/.complete" ]; then
+packages=containerd,runc,criu,iproute2,iptables,ca-certificates,libseccomp2,containernetworking-plugins
+# A tree made with another package list is made again.
+if [ "$(cat "$tree/.complete" 2>/dev/null)" = "$packages" ]; then
   echo "$tree"
   exit 0
 fi
@@ -20,8 +22,6 @@ command -v debootstrap >/dev/null || {
 mirror=${WREN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 rm -rf "$tree"
 mkdir -p "$base"
-debootstrap --variant=minbase \
-  --include=containerd,runc,criu,iproute2,iptables,ca-certificates,libseccomp2 \
-  "$suite" "$tree" "$mirror" >&2
-touch "$tree/.complete"
+debootstrap --variant=minbase --include="$packages" "$suite" "$tree" "$mirror" >&2
+echo "$packages" >"$tree/.complete"
 echo "$tree"

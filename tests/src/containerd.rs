@@ -202,6 +202,8 @@ pub struct Containerd {
     pub inner: PathBuf,
     /// The tree containerd runs in.
     pub tree: Option<PathBuf>,
+    /// containerd runs in a network namespace of its own (with CRI).
+    pub own_net: bool,
     child: Option<Child>,
     pub namespace: String,
 }
@@ -273,8 +275,12 @@ impl Containerd {
             inner.display(),
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
-        let child = launch(d, &inner, tree);
+        // With CRI, containerd gets a network namespace of its own: the CNI
+        // bridge, veths and rules of its pods stay inside it.
+        let own_net = cri.is_some();
+        let child = launch(d, &inner, tree, own_net);
         let c = Containerd {
+            own_net,
             dir,
             inner,
             tree: tree.map(Path::to_path_buf),
@@ -302,7 +308,12 @@ impl Containerd {
             crate::kill_registered(child);
         }
         let _ = std::fs::remove_file(self.dir.path().join("c.sock"));
-        self.child = Some(launch(self.dir.path(), &self.inner, self.tree.as_deref()));
+        self.child = Some(launch(
+            self.dir.path(),
+            &self.inner,
+            self.tree.as_deref(),
+            self.own_net,
+        ));
     }
 
     /// The shim's socket path of a running task (from its bundle's
@@ -345,6 +356,11 @@ impl Containerd {
             .args(["--namespace", &self.namespace])
             .args(args);
         cmd
+    }
+
+    /// containerd's pid (in this pid namespace).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| containerd_pid(c.id()))
     }
 
     /// `path` (under this containerd's directory) as containerd sees it.
@@ -475,7 +491,7 @@ impl Drop for Containerd {
     }
 }
 
-fn launch(d: &Path, inner: &Path, tree: Option<&Path>) -> Child {
+fn launch(d: &Path, inner: &Path, tree: Option<&Path>, own_net: bool) -> Child {
     let path = format!(
         "{}:{}",
         inner.join("bin").display(),
@@ -499,6 +515,9 @@ fn launch(d: &Path, inner: &Path, tree: Option<&Path>) -> Child {
         // the tests can reach the shims' sockets under it.
         Some(t) => {
             let mut c = Command::new("unshare");
+            if own_net {
+                c.arg("--net");
+            }
             c.args([
                 "--mount",
                 "--pid",
@@ -510,6 +529,7 @@ fn launch(d: &Path, inner: &Path, tree: Option<&Path>) -> Child {
                 "/bin/sh",
                 "-ec",
                 r#"T=$1; C=$2
+ip link set lo up 2>/dev/null || true
 mount --bind "$T" "$T"; mount --make-private "$T"
 mount -t proc proc "$T/proc"
 mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
@@ -521,6 +541,19 @@ exec containerd --config "$C" --log-level debug"#,
                 "sh",
             ])
             .arg(t)
+            .arg(&config);
+            c
+        }
+        None if own_net => {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--net",
+                "--",
+                "/bin/sh",
+                "-ec",
+                "ip link set lo up; exec containerd --config \"$1\" --log-level debug",
+                "sh",
+            ])
             .arg(&config);
             c
         }

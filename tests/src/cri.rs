@@ -176,6 +176,28 @@ impl Cri {
             cri_config_v2()
         };
         let containerd = Containerd::start_in(tree, "k8s.io", false, Some(&config));
+        // Pod networks: Debian's CNI plugins, a bridge on a private subnet
+        // inside containerd's own network namespace.
+        let cni = containerd.dir.path().join("cni");
+        std::fs::create_dir_all(&cni).expect("mkdir cni");
+        let ipam = containerd.inner.join("cni-ipam");
+        std::fs::write(
+            cni.join("10-wren.conflist"),
+            serde_json::json!({
+                "cniVersion": "1.0.0",
+                "name": "wren-test",
+                "plugins": [
+                    {"type": "bridge", "bridge": "wrencni0", "isGateway": true,
+                     "ipMasq": false, "hairpinMode": true,
+                     "ipam": {"type": "host-local", "dataDir": ipam,
+                              "ranges": [[{"subnet": "10.88.77.0/24"}]],
+                              "routes": [{"dst": "0.0.0.0/0"}]}},
+                    {"type": "portmap", "capabilities": {"portMappings": true}}
+                ]
+            })
+            .to_string(),
+        )
+        .expect("write the CNI config");
         // The runtimes' options files (ConfigPath) of the v2 configuration.
         let root = containerd.inner.join("wren-root");
         let d = containerd.dir.path();
@@ -337,6 +359,55 @@ impl Cri {
             runtime_handler: handler.into(),
         }))
         .map(|r| r.into_inner().pod_sandbox_id)
+    }
+
+    /// A pod with a network of its own (CNI) and a hostname.
+    pub fn net_pod_config(&self, name: &str) -> PodSandboxConfig {
+        let mut c = self.pod_config(name);
+        c.hostname = name.into();
+        if let Some(ns) = c
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .and_then(|s| s.namespace_options.as_mut())
+        {
+            ns.network = NamespaceMode::Pod as i32;
+        }
+        c
+    }
+
+    /// The pod's IP, from PodSandboxStatus.
+    pub fn pod_ip(&self, pod: &str) -> String {
+        let mut rs = self.runtime.clone();
+        self.block(rs.pod_sandbox_status(PodSandboxStatusRequest {
+            pod_sandbox_id: pod.into(),
+            verbose: false,
+        }))
+        .expect("PodSandboxStatus")
+        .into_inner()
+        .status
+        .and_then(|s| s.network)
+        .map(|n| n.ip)
+        .unwrap_or_default()
+    }
+
+    /// Network interfaces in containerd's network namespace.
+    pub fn node_links(&self) -> String {
+        let Some(child) = self.containerd.pid() else {
+            return String::new();
+        };
+        crate::text(
+            &crate::run(Command::new("nsenter").args([
+                "--net",
+                "--target",
+                &child.to_string(),
+                "--",
+                "ip",
+                "-o",
+                "link",
+            ]))
+            .stdout,
+        )
     }
 
     /// A busybox container running `command` in the pod.

@@ -783,3 +783,68 @@ fn volumes_namespaced_sysctls_and_a_localhost_seccomp_profile() {
         },
     );
 }
+
+#[test]
+fn pods_on_a_cni_bridge_reach_each_other_and_leave_no_veth() {
+    matrix(
+        "pods_on_a_cni_bridge_reach_each_other_and_leave_no_veth",
+        "net",
+        |cri| {
+            let web_cfg = cri.net_pod_config("web");
+            let (web_pod, _web) = cri.pod_with(
+                &web_cfg,
+                "httpd",
+                &["sh", "-c", "mkdir -p /tmp/www && hostname > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www"],
+                LinuxContainerConfig::default(),
+            );
+            let ip = cri.pod_ip(&web_pod);
+            assert!(
+                ip.starts_with("10.88.77."),
+                "pod IP {ip:?}\n{}",
+                cri.containerd
+                    .log()
+                    .lines()
+                    .rev()
+                    .take(20)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            let client_cfg = cri.net_pod_config("client");
+            let (client_pod, client) = cri.pod_with(
+                &client_cfg,
+                "wget",
+                &["sleep", "1000"],
+                LinuxContainerConfig::default(),
+            );
+            let url = format!("http://{ip}:8080/");
+            let req = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 8080");
+            let mut got = String::new();
+            assert!(
+                wren_tests::wait_for(10, || {
+                    // busybox-static's wget crashes in glibc's static NSS
+                    // (a service-name lookup); nc speaks HTTP well enough.
+                    got = cri
+                        .exec_sync(&client, &["sh", "-c", &req], 10)
+                        .map(|r| r.1)
+                        .unwrap_or_default();
+                    got.ends_with("\r\n\r\nweb\n") || got.ends_with("\nweb\n")
+                }),
+                "GET {url}: {got:?}"
+            );
+            // Loopback is up in the pod.
+            let (code, out, _) = cri
+                .exec_sync(&client, &["ip", "-o", "addr", "show", "lo"], 10)
+                .unwrap();
+            assert_eq!(code, 0);
+            assert!(out.contains("127.0.0.1"), "{out}");
+            assert!(cri.node_links().contains("veth"), "{}", cri.node_links());
+            cri.teardown(&client_pod);
+            cri.teardown(&web_pod);
+            assert!(
+                wren_tests::wait_for(10, || !cri.node_links().contains("veth")),
+                "veths left: {}",
+                cri.node_links()
+            );
+        },
+    );
+}
