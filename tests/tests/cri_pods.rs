@@ -831,6 +831,22 @@ fn pods_on_a_cni_bridge_reach_each_other_and_leave_no_veth() {
                 }),
                 "GET {url}: {got:?}"
             );
+            // kubectl exec and port-forward, through containerd's
+            // streaming server.
+            let (out, err, status) =
+                cri.stream_exec(&_web, &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+            assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"), "{status}");
+            assert!(
+                status.contains("NonZeroExitCode") && status.contains("\"message\":\"3\""),
+                "{status}"
+            );
+            let (_, _, ok) = cri.stream_exec(&_web, &["true"]);
+            assert!(ok.contains("Success"), "{ok}");
+            let page = cri.port_forward(&web_pod, 8080, b"GET / HTTP/1.0\r\n\r\n");
+            assert!(
+                page.contains("200 OK") && page.ends_with("web\n"),
+                "{page:?}"
+            );
             // Loopback is up in the pod.
             let (code, out, _) = cri
                 .exec_sync(&client, &["ip", "-o", "addr", "show", "lo"], 10)
