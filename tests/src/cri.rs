@@ -436,6 +436,28 @@ impl Cri {
         })
     }
 
+    /// A streaming Attach to a container started with stdin: `input` goes
+    /// to its stdin (then closed); returns its stdout until it exits.
+    pub fn stream_attach(&self, id: &str, input: &[u8]) -> String {
+        let mut rs = self.runtime.clone();
+        let url = self
+            .block(rs.attach(AttachRequest {
+                container_id: id.into(),
+                stdin: true,
+                tty: false,
+                stdout: true,
+                stderr: true,
+            }))
+            .expect("Attach")
+            .into_inner()
+            .url;
+        let input = input.to_vec();
+        self.in_node_net(move || {
+            let channels = websocket_channels(&url, "v4.channel.k8s.io", &[(0, input)]);
+            crate::text(&channels[1])
+        })
+    }
+
     /// PortForward to `port` of the pod, one request written on the
     /// forwarded connection; returns what came back.
     pub fn port_forward(&self, pod: &str, port: u16, request: &[u8]) -> String {
