@@ -338,6 +338,34 @@ pub fn idmapped_tree(
     Ok(tree)
 }
 
+/// Whether `m` is a bind mount (type `bind`, or a `bind`/`rbind` option).
+pub fn is_bind(m: &Mount) -> bool {
+    m.typ().as_deref() == Some("bind")
+        || m.options()
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .any(|o| o == "bind" || o == "rbind")
+}
+
+/// The detached tree of a plain bind mount's source, with its attributes,
+/// made while the init is still host root (as runc's mount-source fds): a
+/// container in a new user namespace could not open a source its mapped
+/// root cannot reach (containerd's sandbox /dev/shm under a 0700 state
+/// directory, a kubelet volume).
+pub fn bind_source_tree(m: &Mount, bundle: &Path) -> Result<OwnedFd, MountError> {
+    let dest = m.destination().clone();
+    let opts = options_of(m)?;
+    let src = bind_source(m, bundle);
+    let tree = open_bind_source(&src, &opts)?;
+    set_bind_attrs(&tree, &opts).map_err(|e| MountError::Mount {
+        what: format!("bind {}", src.display()),
+        dest,
+        source: e,
+    })?;
+    Ok(tree)
+}
+
 fn open_bind_source(src: &Path, opts: &Options) -> Result<OwnedFd, MountError> {
     let mut flags = sys::OPEN_TREE_CLONE;
     if opts.recursive_bind {
@@ -372,8 +400,8 @@ fn strict_dest(dest: &Path) -> bool {
     d.starts_with("proc") || d.starts_with("sys") || d.starts_with("dev")
 }
 
-/// Perform one spec mount. `premade` is its idmapped tree from
-/// [`idmapped_tree`], if it is one.
+/// Perform one spec mount. `premade` is its bind tree made before the
+/// namespaces were joined ([`idmapped_tree`], [`bind_source_tree`]), if any.
 pub fn mount_one(
     ctx: &MountContext<'_>,
     m: &Mount,

@@ -212,6 +212,30 @@ pub fn write_id_maps(pid: i32, uid_map: &str, gid_map: &str) -> Result<(), Names
     write("gid_map", gid_map)
 }
 
+/// A user namespace with the given id maps, held by an fd (for idmapped
+/// mounts): a child that only waits is cloned into a new user namespace,
+/// its maps are written, its namespace opened, and it is killed and reaped.
+/// The child runs nothing but `pause`, so the caller may have threads
+/// (the shim does); it must collect its own children (`wait_pidfd` here).
+pub fn userns_with_maps(uid_map: &str, gid_map: &str) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    // SAFETY: the child only loops on pause(2), which is async-signal-safe,
+    // so it is sound from a multi-threaded caller too.
+    let (pid, pidfd) = unsafe { crate::sys::clone_userns_holder() }?;
+    let ns = write_id_maps(pid, uid_map, gid_map)
+        .map_err(std::io::Error::other)
+        .and_then(|()| {
+            crate::sys::open(
+                std::path::Path::new(&format!("/proc/{pid}/ns/user")),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+                0,
+            )
+        });
+    let _ = crate::sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    let _ = crate::sys::wait_pidfd(pidfd.as_fd(), false);
+    ns
+}
+
 /// Render `linux.timeOffsets` for `/proc/self/timens_offsets`.
 pub fn format_time_offsets(
     offsets: &std::collections::HashMap<String, oci_spec::runtime::LinuxTimeOffset>,

@@ -9,7 +9,6 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::path::Path;
 
 use oci_spec::runtime::LinuxNamespaceType;
 
@@ -226,7 +225,8 @@ fn idmapped_trees(
                 match made.iter().find(|(k, _)| *k == maps) {
                     Some((_, fd)) => fd.try_clone().map_err(fail(step.clone()))?,
                     None => {
-                        let fd = userns_with_maps(&maps).map_err(fail(step.clone()))?;
+                        let fd = namespaces::userns_with_maps(&maps.0, &maps.1)
+                            .map_err(fail(step.clone()))?;
                         made.push((maps, fd.try_clone().map_err(fail(step.clone()))?));
                         fd
                     }
@@ -238,29 +238,28 @@ fn idmapped_trees(
             mounts::idmapped_tree(m, &setup.bundle, ns.as_fd()).map_err(fail(step))?,
         ));
     }
+    // In a user namespace (new, or joined: a pod's), every other bind
+    // source is opened now too, while we are host root: the mapped root may
+    // not reach it.
+    let in_userns = cfg
+        .namespaces
+        .iter()
+        .any(|n| n.kind == LinuxNamespaceType::User);
+    if in_userns {
+        for (i, m) in setup.mounts.iter().enumerate() {
+            if mounts::is_bind(m) && !out.iter().any(|(j, _)| *j == i) {
+                let tree = mounts::bind_source_tree(m, &setup.bundle)
+                    .map_err(fail(format!("mounts[{i}]")))?;
+                out.push((i, tree));
+            }
+        }
+    }
     Ok(out)
 }
 
 /// An fd of a fresh user namespace with these uid and gid maps. Its holder
 /// process is killed and reaped before this returns; the fd keeps the
 /// namespace alive.
-fn userns_with_maps((uid, gid): &(String, String)) -> io::Result<OwnedFd> {
-    // SAFETY: stage 1 is single-threaded (checked when it starts).
-    let (pid, pidfd) = unsafe { sys::clone_userns_holder() }?;
-    let ns = namespaces::write_id_maps(pid, uid, gid)
-        .map_err(io::Error::other)
-        .and_then(|()| {
-            sys::open(
-                Path::new(&format!("/proc/{pid}/ns/user")),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-                0,
-            )
-        });
-    let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
-    let _ = sys::wait_pidfd(pidfd.as_fd(), false);
-    ns
-}
-
 /// Take the root of the container's init `pid` (a container without its
 /// own mount namespace is a chroot in ours), while our /proc is still the
 /// host's. The pidfd proves `pid` was not recycled in between.

@@ -120,8 +120,8 @@ pub unsafe fn clone_sibling() -> io::Result<Option<(i32, OwnedFd)>> {
 /// idmapped mount). Returns its pid and pidfd.
 ///
 /// # Safety
-/// The calling process must be single-threaded (as for
-/// [`clone_sibling`]); the child runs nothing but `pause`.
+/// The child runs nothing but `pause` (async-signal-safe), so a
+/// multi-threaded caller is sound too; the caller collects the child.
 pub unsafe fn clone_userns_holder() -> io::Result<(i32, OwnedFd)> {
     // SAFETY: the caller guarantees we are single-threaded.
     match unsafe { clone_process(libc::CLONE_NEWUSER as u64, libc::SIGCHLD as u64) }? {
