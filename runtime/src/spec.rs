@@ -239,10 +239,20 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if has_maps && !new(LinuxNamespaceType::User) {
-        return Err(invalid(
-            "linux.uidMappings",
-            "id mappings need a new user namespace",
-        ));
+        // Joining a user namespace by path with mappings given (containerd
+        // does this for a pod's containers): runc accepts them when they are
+        // the namespace's own; so do we, and refuse any that differ.
+        let joined = namespaces
+            .iter()
+            .find(|n| n.kind == LinuxNamespaceType::User)
+            .and_then(|n| n.path.clone());
+        let Some(path) = joined else {
+            return Err(invalid(
+                "linux.uidMappings",
+                "id mappings need a user namespace",
+            ));
+        };
+        check_joined_maps(&path, linux)?;
     }
     if new(LinuxNamespaceType::User) {
         validate_id_map(
@@ -486,6 +496,57 @@ fn validate_version(version: &str) -> Result<(), SpecError> {
             ),
         )),
     }
+}
+
+/// The mappings given with a user namespace joined by path must be that
+/// namespace's. Checked when the path names a process's namespace
+/// (`/proc/<pid>/ns/user`, whose maps are readable); otherwise the kernel's
+/// maps stand and the spec's are not used.
+fn check_joined_maps(path: &Path, linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> {
+    let mut parts = path.components().skip(1);
+    let pid = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(p), Some(pid), Some(ns), Some(user))
+            if p.as_os_str() == "proc" && ns.as_os_str() == "ns" && user.as_os_str() == "user" =>
+        {
+            pid.as_os_str().to_string_lossy().into_owned()
+        }
+        _ => return Ok(()),
+    };
+    let norm = |text: &str| -> Vec<(u64, u64, u64)> {
+        let mut v: Vec<(u64, u64, u64)> = text
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<u64> = l
+                    .split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect();
+                (f.len() == 3).then(|| (f[0], f[1], f[2]))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for (field, file, map) in [
+        ("linux.uidMappings", "uid_map", linux.uid_mappings()),
+        ("linux.gidMappings", "gid_map", linux.gid_mappings()),
+    ] {
+        let Some(map) = map.as_deref().filter(|m| !m.is_empty()) else {
+            continue;
+        };
+        let Ok(actual) = std::fs::read_to_string(format!("/proc/{pid}/{file}")) else {
+            continue;
+        };
+        if norm(&crate::namespaces::format_id_map(map)) != norm(&actual) {
+            return Err(invalid(
+                field,
+                format!(
+                    "differ from the mappings of the user namespace {} it joins",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_id_map(
