@@ -34,6 +34,12 @@ pub fn runtime_info(stdin: &[u8]) -> Vec<u8> {
             info.options = MessageField::some(any);
         }
     }
+    // containerd 2.x reads these (as from `runc features`) before it makes
+    // a user-namespaced or idmapped container.
+    let mut features = Any::new();
+    features.type_url = wren_protocol::type_urls::OCI_FEATURES.into();
+    features.value = wren_runtime::features::json().to_string().into_bytes();
+    info.features = MessageField::some(features);
     info.write_to_bytes().unwrap_or_default()
 }
 
@@ -55,6 +61,12 @@ mod tests {
         assert_eq!(info.name, RUNTIME_NAME);
         assert_eq!(info.version.version, VERSION);
         assert!(info.options.is_none());
+        assert_eq!(
+            info.features.type_url,
+            wren_protocol::type_urls::OCI_FEATURES
+        );
+        let f: serde_json::Value = serde_json::from_slice(&info.features.value).unwrap();
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
         assert!(version_text("x").starts_with("x:\n  Version:"));
     }
 }
