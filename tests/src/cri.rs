@@ -81,6 +81,13 @@ fn cri_config_v3() -> String {
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren.options]
         Root = "{dir}/wren-root"
+    # containerd 2.x passes IoUid/IoGid for user-namespaced pods only in
+    # runc's Options: a runc-typed handler whose shim is wren.
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-runc-typed]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "{dir}/bin/containerd-shim-wren-v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-runc-typed.options]
+        Root = "{dir}/wren-root"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd]
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd.options]

@@ -893,3 +893,87 @@ fn pods_on_a_cni_bridge_reach_each_other_and_leave_no_veth() {
         },
     );
 }
+
+#[test]
+fn a_user_namespaced_pod_runs_its_containers_mapped() {
+    let test = "a_user_namespaced_pod_runs_its_containers_mapped";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    // CRI user namespaces: containerd 1.7 (experimental) and 2.x.
+    for suite in ["trixie", "sid"] {
+        let Some(t) = tree::get(test, suite) else {
+            continue;
+        };
+        eprintln!("== {test} under containerd of {suite}");
+        let cri = Cri::start_in(Some(&t), &format!("userns-{suite}"));
+        let mut podcfg = cri.pod_config("userns");
+        let map = vec![k8s_cri::v1::IdMapping {
+            host_id: 200_000,
+            container_id: 0,
+            length: 65536,
+        }];
+        let userns = k8s_cri::v1::UserNamespace {
+            mode: k8s_cri::v1::NamespaceMode::Pod as i32,
+            uids: map.clone(),
+            gids: map,
+        };
+        {
+            let ns = podcfg
+                .linux
+                .as_mut()
+                .unwrap()
+                .security_context
+                .as_mut()
+                .unwrap()
+                .namespace_options
+                .as_mut()
+                .unwrap();
+            ns.network = k8s_cri::v1::NamespaceMode::Pod as i32;
+            ns.userns_options = Some(userns.clone());
+        }
+        podcfg.hostname = "userns".into();
+        // containerd 2.x sets the FIFOs' owner for a user-namespaced pod
+        // only through runc's Options (its own limitation): there the
+        // handler is runc-typed with wren as its shim (runtime_path).
+        let handler = if tree::containerd_major(&t) >= 2 {
+            "wren-runc-typed"
+        } else {
+            ""
+        };
+        let pod = match cri.run_pod_with(&podcfg, handler) {
+            Ok(p) => p,
+            Err(e) => panic!("{suite}: RunPodSandbox: {e}"),
+        };
+        let mut c = cri.container_config("app", &["sleep", "1000"]);
+        let l = LinuxContainerConfig {
+            resources: None,
+            security_context: Some(LinuxContainerSecurityContext {
+                namespace_options: podcfg
+                    .linux
+                    .as_ref()
+                    .unwrap()
+                    .security_context
+                    .as_ref()
+                    .unwrap()
+                    .namespace_options
+                    .clone(),
+                ..Default::default()
+            }),
+        };
+        c.linux = Some(l);
+        let app = cri
+            .create_container(&pod, &podcfg, c)
+            .unwrap_or_else(|e| panic!("{suite}: CreateContainer: {e}"));
+        cri.start_container(&app)
+            .unwrap_or_else(|e| panic!("{suite}: StartContainer: {e}"));
+        let (code, out, err) = cri
+            .exec_sync(&app, &["cat", "/proc/self/uid_map"], 10)
+            .unwrap();
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("200000"), "{suite}: {out}");
+        let (_, whoami, _) = cri.exec_sync(&app, &["id", "-u"], 10).unwrap();
+        assert_eq!(whoami, "0\n");
+        cri.teardown(&pod);
+    }
+}
