@@ -7,7 +7,7 @@
 //! state and sockets) and removes what it made.
 
 use wren_tests::cri::{cri_tests_can_run, Cri};
-use wren_tests::tree;
+use wren_tests::{text, tree};
 
 /// Runs `body` against CRI on every containerd of the matrix: the host's
 /// 1.6, trixie's 1.7, sid's 2.1 (a missing tree is a recorded skip).
@@ -976,4 +976,71 @@ fn a_user_namespaced_pod_runs_its_containers_mapped() {
         assert_eq!(whoami, "0\n");
         cri.teardown(&pod);
     }
+}
+
+#[test]
+fn a_recursive_read_only_volume_is_read_only_below_its_submounts_too() {
+    let test = "a_recursive_read_only_volume_is_read_only_below_its_submounts_too";
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    // RecursiveReadOnly is containerd 2.x's (it checks the runtime's
+    // features for "rro" first).
+    let Some(t) = tree::get(test, "sid") else {
+        return;
+    };
+    let cri = Cri::start_in(Some(&t), "rro");
+    let vol = cri.containerd.dir.path().join("rro");
+    std::fs::create_dir_all(vol.join("sub")).unwrap();
+    let inner = cri.containerd.inner_path(&vol);
+    // A submount, made in containerd's mount namespace.
+    let pid = cri.containerd.pid().unwrap().to_string();
+    let out = wren_tests::run(std::process::Command::new("nsenter").args([
+        "--mount",
+        "--target",
+        &pid,
+        "--",
+        "mount",
+        "-t",
+        "tmpfs",
+        "tmpfs",
+        &format!("{}/sub", inner.display()),
+    ]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let podcfg = cri.pod_config("rro");
+    // containerd 2.1 reads runtime features (here: "rro") only from
+    // runc-typed handlers, and dereferences nil for any other one: the
+    // runc-typed handler whose shim is wren.
+    let pod = cri
+        .run_pod_with(&podcfg, "wren-runc-typed")
+        .expect("RunPodSandbox");
+    let mut c = cri.container_config("app", &["sleep", "1000"]);
+    c.mounts = vec![k8s_cri::v1::Mount {
+        container_path: "/data".into(),
+        host_path: inner.display().to_string(),
+        readonly: true,
+        recursive_read_only: true,
+        ..Default::default()
+    }];
+    c.linux = Some(LinuxContainerConfig::default());
+    let app = cri
+        .create_container(&pod, &podcfg, c)
+        .expect("CreateContainer");
+    cri.start_container(&app).expect("StartContainer");
+    for path in ["/data/x", "/data/sub/x"] {
+        let (code, _, err) = cri
+            .exec_sync(&app, &["sh", "-c", &format!("echo > {path}")], 10)
+            .unwrap();
+        assert_ne!(code, 0, "{path} is writable");
+        assert!(err.contains("Read-only"), "{path}: {err}");
+    }
+    cri.teardown(&pod);
+    let _ = wren_tests::run(std::process::Command::new("nsenter").args([
+        "--mount",
+        "--target",
+        &pid,
+        "--",
+        "umount",
+        &format!("{}/sub", inner.display()),
+    ]));
 }
