@@ -224,7 +224,8 @@ impl Source {
     }
 
     fn import_layout(&self, store: &Store, opts: &Options) -> Result<Vec<Imported>, ImportError> {
-        let index: ImageIndex = self.parse(&self.read(Path::new("index.json"))?, "index.json".into())?;
+        let index: ImageIndex =
+            self.parse(&self.read(Path::new("index.json"))?, "index.json".into())?;
         let given = self.name(opts.name.as_deref(), index.manifests().len())?;
         let mut out = Vec::new();
         for d in index.manifests() {
@@ -299,7 +300,9 @@ impl Source {
                 None => shared_layers += 1,
             }
         }
-        store.put_blob(&config_digest, &config_bytes).map_err(in_image)?;
+        store
+            .put_blob(&config_digest, &config_bytes)
+            .map_err(in_image)?;
         store.put_blob(&id, manifest_bytes).map_err(in_image)?;
         store.tag(name, &id).map_err(in_image)?;
         Ok(Imported {
@@ -344,8 +347,10 @@ impl Source {
     /// files by path; an OCI manifest is made for them, naming each file
     /// by the digest of its bytes.
     fn import_docker(&self, store: &Store, opts: &Options) -> Result<Vec<Imported>, ImportError> {
-        let entries: Vec<DockerEntry> =
-            self.parse(&self.read(Path::new("manifest.json"))?, "manifest.json".into())?;
+        let entries: Vec<DockerEntry> = self.parse(
+            &self.read(Path::new("manifest.json"))?,
+            "manifest.json".into(),
+        )?;
         let given = self.name(opts.name.as_deref(), entries.len())?;
         let mut out = Vec::new();
         for e in &entries {
@@ -387,7 +392,8 @@ impl Source {
                 let (digest, size, _) = Hashing::new(File::open(&p).map_err(read_err)?)
                     .finish()
                     .map_err(read_err)?;
-                layers.push(serde_json::json!({"mediaType": media, "digest": digest, "size": size}));
+                layers
+                    .push(serde_json::json!({"mediaType": media, "digest": digest, "size": size}));
                 paths.insert(digest, p);
             }
             let manifest = serde_json::json!({
@@ -402,10 +408,13 @@ impl Source {
             });
             let bytes = serde_json::to_vec(&manifest).unwrap_or_default();
             let lookup = |d: &str| {
-                paths.get(d).cloned().ok_or_else(|| ImportError::MissingBlob {
-                    path: self.file.clone(),
-                    digest: d.to_string(),
-                })
+                paths
+                    .get(d)
+                    .cloned()
+                    .ok_or_else(|| ImportError::MissingBlob {
+                        path: self.file.clone(),
+                        digest: d.to_string(),
+                    })
             };
             let first = self.install(store, &names[0], &bytes, lookup)?;
             for n in &names[1..] {

@@ -63,7 +63,11 @@ pub fn merge_env(env: &mut Vec<String>, extra: &[String]) {
 
 /// The container's process for `image` (whose snapshots are `layers`,
 /// lowest first) with `o` applied.
-pub fn resolve(image: &Image, layers: &[PathBuf], o: &Overrides) -> Result<RunConfig, RunConfigError> {
+pub fn resolve(
+    image: &Image,
+    layers: &[PathBuf],
+    o: &Overrides,
+) -> Result<RunConfig, RunConfigError> {
     let cfg = image.config.config().clone().unwrap_or_default();
     let mut args: Vec<String> = match &o.entrypoint {
         Some(e) if e.is_empty() => Vec::new(),
@@ -91,7 +95,11 @@ pub fn resolve(image: &Image, layers: &[PathBuf], o: &Overrides) -> Result<RunCo
         .or_else(|| cfg.working_dir().clone())
         .filter(|c| !c.is_empty())
         .unwrap_or_else(|| "/".to_string());
-    let user = o.user.clone().or_else(|| cfg.user().clone()).unwrap_or_default();
+    let user = o
+        .user
+        .clone()
+        .or_else(|| cfg.user().clone())
+        .unwrap_or_default();
     let (uid, gid, additional_gids) = resolve_user(&image.name, layers, &user)?;
     Ok(RunConfig {
         args,
@@ -121,9 +129,10 @@ fn resolve_user(
     let passwd = read_file(layers, "etc/passwd").unwrap_or_default();
     let groups = read_file(layers, "etc/group").unwrap_or_default();
     // name:x:uid:gid:...
-    let pw = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| {
-        f.len() >= 4 && (f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user))
-    });
+    let pw = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && (f[0] == user || (user.parse::<u32>().is_ok() && f[2] == user)));
     let (uid, mut gid, name) = match (pw, user.parse::<u32>()) {
         (Some(f), _) => (
             f[2].parse().unwrap_or(0),
@@ -238,12 +247,28 @@ mod tests {
             "root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
         )
         .unwrap();
-        std::fs::write(l.join("etc/group"), "root:x:0:\napp:x:1001:\nwheel:x:10:app\n").unwrap();
+        std::fs::write(
+            l.join("etc/group"),
+            "root:x:0:\napp:x:1001:\nwheel:x:10:app\n",
+        )
+        .unwrap();
         let layers = [l];
-        assert_eq!(resolve_user("i", &layers, "app").unwrap(), (1000, 1001, vec![10]));
-        assert_eq!(resolve_user("i", &layers, "app:wheel").unwrap(), (1000, 10, vec![]));
-        assert_eq!(resolve_user("i", &layers, "4242").unwrap(), (4242, 0, vec![]));
-        assert_eq!(resolve_user("i", &layers, "1000:7").unwrap(), (1000, 7, vec![]));
+        assert_eq!(
+            resolve_user("i", &layers, "app").unwrap(),
+            (1000, 1001, vec![10])
+        );
+        assert_eq!(
+            resolve_user("i", &layers, "app:wheel").unwrap(),
+            (1000, 10, vec![])
+        );
+        assert_eq!(
+            resolve_user("i", &layers, "4242").unwrap(),
+            (4242, 0, vec![])
+        );
+        assert_eq!(
+            resolve_user("i", &layers, "1000:7").unwrap(),
+            (1000, 7, vec![])
+        );
         assert!(resolve_user("i", &layers, "nobody").is_err());
         assert!(resolve_user("i", &layers, "app:nogroup").is_err());
     }

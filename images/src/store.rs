@@ -249,13 +249,18 @@ impl Store {
             return Ok(None);
         }
         self.remove_tmp(&hex);
-        let tmp = self.root.join("tmp").join(format!("{hex}.{}", std::process::id()));
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("{hex}.{}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
         let result = open()
-            .map_err(|source| StoreError::Unpack(UnpackError::Read {
-                layer: want.digest.clone(),
-                source,
-            }))
+            .map_err(|source| {
+                StoreError::Unpack(UnpackError::Read {
+                    layer: want.digest.clone(),
+                    source,
+                })
+            })
             .and_then(|blob| Ok(unpack::unpack(blob, want, &tmp)?))
             .and_then(|u| {
                 std::fs::rename(&tmp, &dst).map_err(io_err("install layer", &dst))?;
@@ -358,7 +363,10 @@ impl Store {
                 }
                 _ => {
                     let list: Vec<&str> = ids.into_iter().collect();
-                    return Err(StoreError::Ambiguous(reference.to_string(), list.join(", ")));
+                    return Err(StoreError::Ambiguous(
+                        reference.to_string(),
+                        list.join(", "),
+                    ));
                 }
             }
         }

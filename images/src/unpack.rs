@@ -262,7 +262,7 @@ fn unpack_entry<R: Read>(
     if let Some(hidden) = last_bytes.strip_prefix(b".wh.") {
         let target = parent.join(std::ffi::OsStr::from_bytes(hidden));
         remove_any(&target).map_err(entry_err)?;
-        return mknod(&target, libc::S_IFCHR | 0o000, 0, 0).map_err(entry_err);
+        return mknod(&target, libc::S_IFCHR, 0, 0).map_err(entry_err);
     }
     let target = parent.join(last);
     let kind = entry.header().entry_type();
@@ -419,16 +419,25 @@ mod tests {
         let (blob, want) = layer(|b| {
             b.append(&header("d/", tar::EntryType::Directory, 0o755, 0), &[][..])
                 .unwrap();
-            b.append(&header("d/su", tar::EntryType::Regular, 0o4755, 2), &b"hi"[..])
-                .unwrap();
+            b.append(
+                &header("d/su", tar::EntryType::Regular, 0o4755, 2),
+                &b"hi"[..],
+            )
+            .unwrap();
             let mut l = header("d/link", tar::EntryType::Link, 0o755, 0);
             l.set_link_name("d/su").unwrap();
             l.set_cksum();
             b.append(&l, &[][..]).unwrap();
-            b.append(&header("d/.wh.gone", tar::EntryType::Regular, 0o644, 0), &[][..])
-                .unwrap();
-            b.append(&header("o/.wh..wh..opq", tar::EntryType::Regular, 0o644, 0), &[][..])
-                .unwrap();
+            b.append(
+                &header("d/.wh.gone", tar::EntryType::Regular, 0o644, 0),
+                &[][..],
+            )
+            .unwrap();
+            b.append(
+                &header("o/.wh..wh..opq", tar::EntryType::Regular, 0o644, 0),
+                &[][..],
+            )
+            .unwrap();
         });
         let dst = tempfile::tempdir().unwrap();
         unpack(&blob[..], &want, dst.path()).unwrap();
@@ -473,8 +482,11 @@ mod tests {
             s.set_link_name("/etc").unwrap();
             s.set_cksum();
             b.append(&s, &[][..]).unwrap();
-            b.append(&header("s/evil", tar::EntryType::Regular, 0o644, 1), &b"x"[..])
-                .unwrap();
+            b.append(
+                &header("s/evil", tar::EntryType::Regular, 0o644, 1),
+                &b"x"[..],
+            )
+            .unwrap();
         });
         let e = unpack(&blob[..], &want, dst.path()).unwrap_err();
         assert!(matches!(e, UnpackError::ThroughSymlink { .. }), "{e}");

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 pub mod containerd;
 pub mod probe;
 pub mod pty;
+pub mod registry;
 pub mod wrend;
 
 /// Why a test did not run. `make test` lists every skip at the end

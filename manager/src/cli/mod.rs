@@ -17,6 +17,7 @@ pub mod args;
 pub mod client;
 pub mod events;
 pub mod exec;
+pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod output;
@@ -76,6 +77,9 @@ impl From<crate::fifo::FifoError> for CliError {
 pub struct Global {
     pub socket: PathBuf,
     pub json: bool,
+    /// wrend's records directory: the image store and the containers'
+    /// records (to see which images they use) are under it.
+    pub records: PathBuf,
 }
 
 /// Runs `wren` with `argv` (the program name first); returns the exit status.
@@ -122,6 +126,10 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             (None, None) => crate::paths::default_socket(),
         },
         json: g.json,
+        records: match &g.root {
+            Some(root) => crate::paths::records_dir_under(root),
+            None => PathBuf::from(crate::paths::DEFAULT_RECORDS_DIR),
+        },
     };
     if g.version {
         println!("wren {}", env!("CARGO_PKG_VERSION"));
@@ -148,6 +156,16 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Events => events::events(g),
+        Command::Import(a) => images::import(g, &a),
+        Command::Images => images::list(g),
+        Command::Rmi(a) => images::rmi(g, &a),
+        Command::Image(a) => match a.command {
+            args::ImageSub::Ls => images::list(g),
+            args::ImageSub::Inspect(i) => images::inspect(g, &i.image),
+            args::ImageSub::Rm(a) => images::rmi(g, &a),
+            args::ImageSub::Prune => images::prune(g),
+            args::ImageSub::Import(a) => images::import(g, &a),
+        },
         Command::Completion(a) => {
             let mut cmd = args::command();
             clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());

@@ -42,6 +42,8 @@ pub fn container_json(c: &api::Container) -> Value {
         "shim_address": c.shim_address,
         "shim_pid": c.shim_pid,
         "last_error": c.last_error,
+        "image": if c.image.is_empty() { Value::Null } else { Value::from(c.image.clone()) },
+        "image_id": if c.image_id.is_empty() { Value::Null } else { Value::from(c.image_id.clone()) },
     })
 }
 

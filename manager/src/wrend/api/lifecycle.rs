@@ -136,8 +136,12 @@ impl Registry {
         if state == State::Paused {
             let _ = self.pause_resume(&name, false);
         }
+        let image_signal = self
+            .containers
+            .get(&name)
+            .and_then(|m| wren_runtime::signal::parse(&m.rec.stop_signal).ok());
         let signal = if req.signal == 0 {
-            libc::SIGTERM as u32
+            image_signal.map_or(libc::SIGTERM as u32, |s| s as u32)
         } else {
             req.signal
         };

@@ -1,0 +1,374 @@
+//! Images end to end: OCI layouts built by the tests (busybox-static base,
+//! several layers, a whiteout, an opaque dir, a hard link, a setuid file),
+//! imported with `wren import`, run by a private wrend on an overlay of the
+//! shared layer snapshots; bad input refused with nothing left in the store.
+//!
+//! Needs root and busybox-static; without root each test says so and skips.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use wren_tests::registry::{Compression, Layer, Layout};
+use wren_tests::require_root;
+use wren_tests::wrend::{name, Wrend};
+
+/// The base layer (busybox + /etc), gzip; shared by every test image.
+fn base() -> Vec<u8> {
+    Layer::busybox_base().finish()
+}
+
+/// `test/app:1`: the base, a layer with files, a hard link and a setuid
+/// file, and a zstd layer that whites one file out and makes a dir opaque.
+fn app_image(layout: &mut Layout, base: &[u8]) -> (String, Vec<String>) {
+    let files = Layer::new()
+        .dir("data", 0o755)
+        .file_owned("data/keep", 0o644, 1000, b"kept\n")
+        .file("data/gone", 0o644, b"should be whited out\n")
+        .hardlink("data/keep-link", "data/keep")
+        .dir("opq", 0o755)
+        .file("opq/old", 0o644, b"old\n")
+        .file("bin/suid", 0o4755, b"#!/bin/sh\n")
+        .dir("home", 0o755)
+        .dir("home/app", 0o755)
+        .finish();
+    let changes = Layer::new()
+        .whiteout("data/gone")
+        .opaque("opq")
+        .file("opq/new", 0o644, b"new\n")
+        .finish();
+    layout.image(
+        "test/app:1",
+        &[
+            (base, Compression::Gzip),
+            (&files, Compression::None),
+            (&changes, Compression::Zstd),
+        ],
+        json!({
+            "Entrypoint": ["/bin/sh", "-c"],
+            "Cmd": ["echo default-cmd"],
+            "Env": ["PATH=/bin", "GREETING=hello"],
+            "WorkingDir": "/data",
+            "User": "app",
+            "StopSignal": "SIGUSR1",
+        }),
+    )
+}
+
+/// Every layer snapshot in the store under `w`.
+fn layers(w: &Wrend) -> Vec<String> {
+    let dir = w.root.path().join("lib/images/layers");
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn tmp_empty(w: &Wrend) -> bool {
+    std::fs::read_dir(w.root.path().join("lib/images/tmp")).map_or(true, |mut d| d.next().is_none())
+}
+
+fn images_json(w: &Wrend) -> Vec<Value> {
+    let out = w.ok(&["images", "--json"]);
+    serde_json::from_str::<Value>(&out)
+        .expect("images json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn import_run_image_applies_config_and_layers() {
+    if !require_root("import_run_image_applies_config_and_layers") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    let (id, blobs) = app_image(&mut layout, &base);
+    let out = w.ok(&["import", layout.path().to_str().unwrap()]);
+    assert!(out.contains("docker.io/test/app:1"), "{out}");
+    assert!(out.contains("3 new layers"), "{out}");
+    let imgs = images_json(&w);
+    assert_eq!(imgs.len(), 1);
+    assert_eq!(imgs[0]["id"], id.as_str());
+    assert_eq!(layers(&w).len(), 3);
+
+    // A second image on the same base, imported from a tar: the base is
+    // not unpacked again.
+    let mut l2 = Layout::new();
+    let extra = Layer::new().file("extra", 0o644, b"x\n").finish();
+    l2.image(
+        "test/other:2",
+        &[(&base, Compression::Gzip), (&extra, Compression::Gzip)],
+        json!({"Cmd": ["cat", "/extra"]}),
+    );
+    let tar = l2.path().join("../other.tar");
+    let tar = tar.as_path();
+    l2.tar(tar);
+    let out = w.ok(&["import", tar.to_str().unwrap()]);
+    let _ = std::fs::remove_file(tar);
+    assert!(out.contains("1 new layers, 1 already present"), "{out}");
+    assert_eq!(layers(&w).len(), 4);
+    assert!(tmp_empty(&w));
+
+    // The default command, as the image's user, in its WorkingDir, with
+    // its Env; whiteout, opaque dir, hard link and setuid bit as built.
+    let c = name("img");
+    let script = "id -u; id -g; id -G; pwd; echo $GREETING; ls /data; ls /opq; \
+                  stat -c '%a %u %h' /bin/suid /data/keep";
+    let out = w.wren(&["run", "--rm", "--name", &c, "test/app:1", script]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        w.log()
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "1000",
+            "1000",
+            "1000 10",
+            "/data",
+            "hello",
+            "keep",
+            "keep-link",
+            "new",
+            "4755 0 1",
+            "644 1000 2",
+        ],
+        "{stdout}"
+    );
+    w.assert_clean(&c);
+
+    // Cmd replaced, Entrypoint kept; -e, -w, -u override; --entrypoint.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=bye",
+        "-w",
+        "/opq",
+        "-u",
+        "0:0",
+        "test/app:1",
+        "echo $GREETING; pwd; id -u",
+    ]);
+    assert_eq!(out, "bye\n/opq\n0\n");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "/bin/echo",
+        "test/app:1",
+        "a",
+        "b",
+    ]);
+    assert_eq!(out, "a b\n");
+    let out = w.ok(&["run", "--rm", "test/app:1"]);
+    assert_eq!(out, "default-cmd\n");
+    let out = w.ok(&["run", "--rm", "test/other:2"]);
+    assert_eq!(out, "x\n");
+
+    // Volumes, tmpfs, read-only root, hostname.
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("f"), "from-host\n").unwrap();
+    let v = format!("{}:/mnt:ro", vol.path().display());
+    let out = w.ok(&[
+        "run", "--rm", "-u", "root", "--read-only", "--tmpfs", "/scratch", "-v", &v,
+        "--hostname", "box", "test/app:1",
+        "cat /mnt/f; hostname; touch /scratch/ok && echo tmpfs-ok; touch /x 2>/dev/null || echo ro-root; touch /mnt/y 2>/dev/null || echo ro-vol",
+    ]);
+    assert_eq!(out, "from-host\nbox\ntmpfs-ok\nro-root\nro-vol\n");
+
+    // A detached container: its overlay is mounted while it lives, its
+    // writes go to its own upper dir, and rm takes both away.
+    let d = name("det");
+    w.ok(&[
+        "run",
+        "-d",
+        "-u",
+        "0",
+        "--name",
+        &d,
+        "test/app:1",
+        "echo written > /data/new; sleep 100",
+    ]);
+    w.wait_status(&d, "running", 10);
+    let rec = w.root.path().join("lib/containers").join(&d);
+    let upper = rec.join("overlay/upper");
+    assert!(
+        wren_tests::wait_for(5, || upper.join("data/new").exists()),
+        "no write in the upper dir {}",
+        upper.display()
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let rootfs = rec.join("bundle/rootfs").display().to_string();
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(&rootfs) && l.contains("overlay")),
+        "no overlay on {rootfs}"
+    );
+    let info = w.inspect(&d);
+    assert_eq!(info["image"], "docker.io/test/app:1");
+    // The lower layers were not written to.
+    for b in &blobs {
+        let snap = w
+            .root
+            .path()
+            .join("lib/images/layers")
+            .join(b.trim_start_matches("sha256:"));
+        assert!(!snap.join("data/new").exists());
+    }
+    w.ok(&["rm", "-f", &d]);
+    assert!(!upper.exists(), "upper dir left");
+    w.assert_clean(&d);
+
+    // `image inspect` names the layers' snapshot dirs.
+    let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", "test/app:1"])).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["layers"].as_array().map(Vec::len), Some(3));
+    assert_eq!(v["config"]["config"]["User"], "app");
+}
+
+#[test]
+fn rmi_refuses_an_image_in_use_and_prune_frees_layers() {
+    if !require_root("rmi_refuses_an_image_in_use_and_prune_frees_layers") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    let extra = Layer::new().file("extra", 0o644, b"x\n").finish();
+    layout.image(
+        "test/other:2",
+        &[(&base, Compression::Gzip), (&extra, Compression::Gzip)],
+        json!({"Cmd": ["cat", "/extra"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    assert_eq!(layers(&w).len(), 4);
+
+    let c = name("user");
+    w.ok(&["create", "--name", &c, "test/app:1"]);
+    let err = w.fails(&["rmi", "test/app:1"]);
+    assert!(err.contains(&c) && err.contains("in use"), "{err}");
+    assert_eq!(images_json(&w).len(), 2);
+
+    // Removing the other image keeps the shared base layer.
+    w.ok(&["rmi", "test/other:2"]);
+    assert_eq!(layers(&w).len(), 3);
+    w.ok(&["rm", &c]);
+    w.ok(&["rmi", "docker.io/test/app:1"]);
+    assert!(images_json(&w).is_empty());
+    assert!(layers(&w).is_empty(), "{:?}", layers(&w));
+    let err = w.fails(&["run", "--rm", "test/app:1"]);
+    assert!(err.contains("no such image: test/app:1"), "{err}");
+    w.ok(&["image", "prune"]);
+}
+
+/// Imports `layout` expecting failure; returns stderr. The store must hold
+/// exactly what it held before.
+fn import_fails(w: &Wrend, layout: &Path, before: &[String]) -> String {
+    let err = w.fails(&["import", layout.to_str().unwrap()]);
+    assert_eq!(
+        layers(w),
+        before,
+        "layers changed by a failed import: {err}"
+    );
+    assert!(tmp_empty(w), "tmp/ not empty after a failed import: {err}");
+    err
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    if !require_root("bad_input_is_refused_and_leaves_nothing") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut good = Layout::new();
+    good.image(
+        "test/good:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["true"]}),
+    );
+    w.ok(&["import", good.path().to_str().unwrap()]);
+    let before = layers(&w);
+    assert_eq!(before.len(), 1);
+
+    // A layer entry with ../ in its path.
+    let mut l = Layout::new();
+    let evil = Layer::new().raw_file("../escaped", b"x").finish();
+    let (_, blobs) = l.image(
+        "test/evil:1",
+        &[(&base, Compression::Gzip), (&evil, Compression::Gzip)],
+        json!({}),
+    );
+    let err = import_fails(&w, l.path(), &before);
+    assert!(
+        err.contains("test/evil:1") && err.contains(&blobs[1]) && err.contains("escapes"),
+        "{err}"
+    );
+    assert!(!w.root.path().join("lib/images/escaped").exists());
+
+    // A symlink out of the layer, then a file through it.
+    let mut l = Layout::new();
+    let evil = Layer::new()
+        .symlink("etcl", "/etc")
+        .file("etcl/wren-escape", 0o644, b"x")
+        .finish();
+    let (_, blobs) = l.image("test/link:1", &[(&evil, Compression::Gzip)], json!({}));
+    let err = import_fails(&w, l.path(), &before);
+    assert!(err.contains(&blobs[0]) && err.contains("symlink"), "{err}");
+    assert!(!Path::new("/etc/wren-escape").exists());
+
+    // A corrupted blob: its bytes no longer hash to its digest.
+    let mut l = Layout::new();
+    let other = Layer::new().file("f", 0o644, &[7u8; 4096]).finish();
+    let (_, blobs) = l.image("test/corrupt:1", &[(&other, Compression::None)], json!({}));
+    let p = l.blob_path(&blobs[0]);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[600] ^= 0xff;
+    std::fs::write(&p, &bytes).unwrap();
+    let err = import_fails(&w, l.path(), &before);
+    assert!(
+        err.contains("test/corrupt:1")
+            && err.contains(&blobs[0])
+            && err.contains("digest mismatch"),
+        "{err}"
+    );
+
+    // A truncated (gzip) layer.
+    let mut l = Layout::new();
+    let (_, blobs) = l.image("test/short:1", &[(&other, Compression::Gzip)], json!({}));
+    let p = l.blob_path(&blobs[0]);
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let err = import_fails(&w, l.path(), &before);
+    assert!(
+        err.contains("test/short:1") && err.contains(&blobs[0]),
+        "{err}"
+    );
+
+    // Not an image at all, and an unknown image.
+    let empty = tempfile::tempdir().unwrap();
+    let err = import_fails(&w, empty.path(), &before);
+    assert!(err.contains("neither an OCI image layout"), "{err}");
+    let err = w.fails(&["run", "--rm", "test/absent:1"]);
+    assert!(err.contains("no such image: test/absent:1"), "{err}");
+    let err = w.fails(&["rmi", "nope"]);
+    assert!(err.contains("no such image: nope"), "{err}");
+
+    // The good image is intact and runs.
+    assert_eq!(images_json(&w).len(), 1);
+    w.ok(&["run", "--rm", "test/good:1"]);
+}
