@@ -14,6 +14,8 @@
 
 pub mod import;
 pub mod platform;
+#[cfg(feature = "pull")]
+pub mod pull;
 pub mod reference;
 pub mod runconfig;
 pub mod store;

@@ -314,7 +314,18 @@ pub fn registry_binary() -> Option<PathBuf> {
 }
 
 impl Registry {
+    /// A registry anyone may push to and pull from.
     pub fn start() -> Registry {
+        Self::start_with(None)
+    }
+
+    /// A registry that wants `user` / `password` (htpasswd, bcrypt) for
+    /// everything.
+    pub fn start_with_auth(user: &str, password: &str) -> Registry {
+        Self::start_with(Some((user, password)))
+    }
+
+    fn start_with(auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir_in("/tmp")
@@ -324,10 +335,20 @@ impl Registry {
             .expect("free port")
             .port();
         let addr = format!("127.0.0.1:{port}");
-        let config = format!(
+        let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
             dir.path().join("storage").display()
         );
+        if let Some((user, password)) = auth {
+            let out = run(Command::new("htpasswd").args(["-Bbn", user, password]));
+            assert!(out.status.success(), "htpasswd failed");
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, &out.stdout).expect("htpasswd file");
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: wren-test\n    path: {}\n",
+                file.display()
+            ));
+        }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, config).expect("registry config");
         let bin = registry_binary().expect("docker-registry is not installed");
@@ -351,9 +372,17 @@ impl Registry {
 
     /// Pushes image `tag` of `layout` to `REPO` here with skopeo.
     pub fn push(&self, layout: &Layout, tag: &str, repo: &str) {
-        let out = run(Command::new("skopeo").args([
-            "copy",
-            "--dest-tls-verify=false",
+        self.push_as(layout, tag, repo, None)
+    }
+
+    /// As `push`, with `user:password` credentials.
+    pub fn push_as(&self, layout: &Layout, tag: &str, repo: &str, creds: Option<&str>) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
+        if let Some(c) = creds {
+            cmd.arg(format!("--dest-creds={c}"));
+        }
+        let out = run(cmd.args([
             &format!("oci:{}:{tag}", layout.path().display()),
             &format!("docker://{}/{repo}", self.addr),
         ]));

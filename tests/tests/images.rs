@@ -372,3 +372,177 @@ fn bad_input_is_refused_and_leaves_nothing() {
     assert_eq!(images_json(&w).len(), 1);
     w.ok(&["run", "--rm", "test/good:1"]);
 }
+
+/// Skips (visibly) when the registry or skopeo is not installed.
+fn registry_tools(test: &str) -> bool {
+    use wren_tests::{skip, Skip};
+    if wren_tests::registry::registry_binary().is_none() {
+        skip(
+            test,
+            Skip::Missing("docker-registry is not installed (make deps)".into()),
+        );
+        return false;
+    }
+    if !Path::new("/usr/bin/skopeo").exists() {
+        skip(
+            test,
+            Skip::Missing("skopeo is not installed (make deps)".into()),
+        );
+        return false;
+    }
+    true
+}
+
+/// `base` plus one small layer, tagged `tag` in `layout`.
+fn small_image(layout: &mut Layout, base: &[u8], tag: &str, file: &str) -> (String, Vec<String>) {
+    let extra = Layer::new().file(file, 0o644, b"x\n").finish();
+    layout.image(
+        tag,
+        &[(base, Compression::Gzip), (&extra, Compression::Zstd)],
+        json!({"Cmd": ["cat", format!("/{file}")]}),
+    )
+}
+
+/// The number after `key` in `wren pull`'s summary line.
+fn figure(out: &str, key: &str) -> u64 {
+    let at = out
+        .find(key)
+        .unwrap_or_else(|| panic!("no {key:?} in {out}"));
+    out[..at]
+        .split_whitespace()
+        .last()
+        .and_then(|n| n.trim_start_matches('(').parse().ok())
+        .unwrap_or_else(|| panic!("no figure before {key:?} in {out}"))
+}
+
+#[test]
+fn pull_from_a_local_registry_shares_layers() {
+    let test = "pull_from_a_local_registry_shares_layers";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    let (app_id, _) = app_image(&mut layout, &base);
+    let mut l2 = Layout::new();
+    small_image(&mut l2, &base, "v2", "second");
+    // skopeo names a layout's image by its ref.name annotation.
+    reg.push(&layout, "test/app:1", "team/app:1");
+    reg.push(&l2, "v2", "team/second:v2");
+    let insecure = ["--insecure-registry", reg.addr.as_str()];
+
+    let app = format!("{}/team/app:1", reg.addr);
+    let mut args = vec!["pull"];
+    args.extend(insecure);
+    args.push(&app);
+    let out = w.ok(&args);
+    assert!(out.contains(&format!("pulled {app}")), "{out}");
+    assert_eq!(figure(&out, "new layers"), 3, "{out}");
+    // skopeo may re-encode the manifest, so compare what runs, not ids.
+    let _ = app_id;
+    let out = w.ok(&["run", "--rm", &app, "echo $GREETING; ls /opq"]);
+    assert_eq!(out, "hello\nnew\n");
+
+    // The second image shares the base: only its own layer is fetched.
+    let second = format!("{}/team/second:v2", reg.addr);
+    let mut args = vec!["pull"];
+    args.extend(insecure);
+    args.push(&second);
+    let out = w.ok(&args);
+    assert_eq!(figure(&out, "new layers"), 1, "{out}");
+    assert_eq!(figure(&out, "already present"), 1, "{out}");
+    assert!(figure(&out, "bytes fetched") < 1000, "{out}");
+    assert_eq!(w.ok(&["run", "--rm", &second]), "x\n");
+
+    // By digest, quietly: prints the id only, fetches nothing new.
+    let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", &second])).unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    let by_digest = format!("{}/team/second@{id}", reg.addr);
+    let mut args = vec!["pull", "-q"];
+    args.extend(insecure);
+    args.push(&by_digest);
+    assert_eq!(w.ok(&args), format!("{id}\n"));
+
+    // An unknown tag, a bad reference, a registry that is down: clear
+    // errors naming the image; the store keeps what it had.
+    let before = layers(&w);
+    let absent = format!("{}/team/app:nope", reg.addr);
+    let mut args = vec!["pull"];
+    args.extend(insecure);
+    args.push(&absent);
+    let err = w.fails(&args);
+    assert!(err.contains(&absent), "{err}");
+    let err = w.fails(&["pull", "Bad Name"]);
+    assert!(err.contains("invalid image reference"), "{err}");
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let gone = format!("{down}/team/app:1");
+    let err = w.fails(&["pull", "--insecure-registry", &down, &gone]);
+    assert!(err.contains(&gone), "{err}");
+    assert_eq!(layers(&w), before);
+    assert!(tmp_empty(&w));
+    // Two tags and the digest reference.
+    assert_eq!(images_json(&w).len(), 3);
+    assert_eq!(w.ok(&["run", "--rm", &by_digest]), "x\n");
+}
+
+#[test]
+fn pull_with_basic_auth_and_login() {
+    let test = "pull_with_basic_auth_and_login";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start_with_auth("wren", "s3cret");
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut l = Layout::new();
+    small_image(&mut l, &base, "v1", "private");
+    reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
+    let creds = tempfile::tempdir().unwrap();
+    let authfile = creds.path().join("auth.json");
+    let authfile = authfile.to_str().unwrap();
+    let image = format!("{}/team/private:v1", reg.addr);
+    let pull = [
+        "pull",
+        "--authfile",
+        authfile,
+        "--insecure-registry",
+        &reg.addr,
+        &image,
+    ];
+
+    let err = w.fails(&pull);
+    assert!(err.contains(&image), "{err}");
+    let login = |password: &str| {
+        let out = wren_tests::run_with_input(
+            w.cmd().args([
+                "login",
+                "--authfile",
+                authfile,
+                "-u",
+                "wren",
+                "--password-stdin",
+                &reg.addr,
+            ]),
+            format!("{password}\n").as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    login("wrong");
+    let err = w.fails(&pull);
+    assert!(err.contains(&image), "{err}");
+    assert!(images_json(&w).is_empty());
+    login("s3cret");
+    let out = w.ok(&pull);
+    assert!(out.contains(&format!("pulled {image}")), "{out}");
+    assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
+    w.ok(&["logout", "--authfile", authfile, &reg.addr]);
+}

@@ -91,6 +91,12 @@ pub enum Command {
     Logs(Logs),
     /// Print wrend's events as they happen
     Events,
+    /// Pull an image from a registry
+    Pull(Pull),
+    /// Store credentials for a registry (Docker's config.json format)
+    Login(Login),
+    /// Forget the credentials of a registry
+    Logout(Logout),
     /// Import images from an OCI layout (directory or tar) or a docker save tar
     Import(Import),
     /// List the images
@@ -232,6 +238,59 @@ impl ImageFlags {
         .find(|(given, _)| *given)
         .map(|(_, flag)| flag)
     }
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// Platform to take from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Speak plain HTTP to this registry (HOST[:PORT]; repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Credentials file [default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image: NAME[:TAG] or NAME@sha256:DIGEST (busybox is docker.io/library/busybox:latest)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Login {
+    /// User name
+    #[arg(short, long, value_name = "USER")]
+    pub username: String,
+    /// Read the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password (visible to other users in ps: prefer --password-stdin)
+    #[arg(
+        short,
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+    /// Credentials file (as for pull)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// The registry: HOST[:PORT] [default: docker.io]
+    #[arg(value_name = "REGISTRY", default_value = "docker.io")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Logout {
+    /// Credentials file (as for pull)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// The registry: HOST[:PORT] [default: docker.io]
+    #[arg(value_name = "REGISTRY", default_value = "docker.io")]
+    pub registry: String,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod output;
+pub mod pull;
 pub mod query;
 pub mod run;
 pub mod stdio;
@@ -156,6 +157,9 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Events => events::events(g),
+        Command::Pull(a) => pull::pull(g, &a),
+        Command::Login(a) => pull::login(&a),
+        Command::Logout(a) => pull::logout(&a),
         Command::Import(a) => images::import(g, &a),
         Command::Images => images::list(g),
         Command::Rmi(a) => images::rmi(g, &a),
