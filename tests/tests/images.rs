@@ -546,3 +546,44 @@ fn pull_with_basic_auth_and_login() {
     assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
     w.ok(&["logout", "--authfile", authfile, &reg.addr]);
 }
+
+#[test]
+fn concurrent_pulls_fetch_a_shared_layer_once() {
+    let test = "concurrent_pulls_fetch_a_shared_layer_once";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut la = Layout::new();
+    small_image(&mut la, &base, "a", "a");
+    let mut lb = Layout::new();
+    small_image(&mut lb, &base, "b", "b");
+    reg.push(&la, "a", "team/a:1");
+    reg.push(&lb, "b", "team/b:1");
+    let refs = [
+        format!("{}/team/a:1", reg.addr),
+        format!("{}/team/b:1", reg.addr),
+    ];
+    let outs: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = refs
+            .iter()
+            .map(|r| {
+                let w = &w;
+                let addr = reg.addr.as_str();
+                s.spawn(move || w.ok(&["pull", "--insecure-registry", addr, r]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Three distinct layers: the base was fetched and unpacked by one pull
+    // only; the other found it present after waiting for its lock.
+    let new: u64 = outs.iter().map(|o| figure(o, "new layers")).sum();
+    let present: u64 = outs.iter().map(|o| figure(o, "already present")).sum();
+    assert_eq!((new, present), (3, 1), "{outs:?}");
+    assert_eq!(layers(&w).len(), 3);
+    assert!(tmp_empty(&w));
+    assert_eq!(w.ok(&["run", "--rm", &refs[0]]), "x\n");
+    assert_eq!(w.ok(&["run", "--rm", &refs[1]]), "x\n");
+}
