@@ -279,6 +279,67 @@ impl Layout {
         (md, digests)
     }
 
+    /// Replaces the layout's images with one multi-platform index named
+    /// `name` over `manifests` (each a manifest digest and its architecture).
+    pub fn platform_index(&mut self, name: &str, manifests: &[(&str, &str)]) -> String {
+        let entries: Vec<Value> = manifests
+            .iter()
+            .map(|(d, arch)| {
+                let size = std::fs::metadata(self.blob_path(d))
+                    .expect("manifest blob")
+                    .len();
+                json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": d,
+                    "size": size,
+                    "platform": {"os": "linux", "architecture": arch},
+                })
+            })
+            .collect();
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        });
+        let (d, size) = self.blob(&serde_json::to_vec(&index).expect("json"));
+        self.manifests = vec![json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": d,
+            "size": size,
+            "annotations": {"org.opencontainers.image.ref.name": name},
+        })];
+        self.write_index();
+        d
+    }
+
+    /// Writes the layout's first image as `docker save` would: manifest.json
+    /// naming `tags`, the config and uncompressed `layer.tar` files by path.
+    pub fn docker_save(&self, layers: &[&[u8]], config: &[u8], tags: &[&str], to: &Path) {
+        let f = std::fs::File::create(to).expect("create tar");
+        let mut b = tar::Builder::new(f);
+        let mut add = |path: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, path, data).expect("append");
+        };
+        let config_name = format!("{}.json", &sha256(config)[7..]);
+        add(&config_name, config);
+        let mut paths = Vec::new();
+        for (i, l) in layers.iter().enumerate() {
+            let p = format!("layer{i}/layer.tar");
+            add(&p, l);
+            paths.push(p);
+        }
+        let manifest = json!([{"Config": config_name, "RepoTags": tags, "Layers": paths}]);
+        add(
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        );
+        b.into_inner().expect("tar").sync_all().expect("sync");
+    }
+
     fn write_index(&self) {
         let index = json!({"schemaVersion": 2, "manifests": self.manifests});
         std::fs::write(

@@ -587,3 +587,77 @@ fn concurrent_pulls_fetch_a_shared_layer_once() {
     assert_eq!(w.ok(&["run", "--rm", &refs[0]]), "x\n");
     assert_eq!(w.ok(&["run", "--rm", &refs[1]]), "x\n");
 }
+
+#[test]
+fn import_docker_save_and_a_multi_platform_index() {
+    if !require_root("import_docker_save_and_a_multi_platform_index") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+
+    // docker save: uncompressed layer.tar files and a config by path.
+    let top = Layer::new()
+        .file("saved", 0o644, b"from docker save\n")
+        .finish();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["cat", "/saved"]},
+        "rootfs": {"type": "layers", "diff_ids": [
+            wren_tests::registry::sha256(&base), wren_tests::registry::sha256(&top)]},
+    }))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("saved.tar");
+    Layout::new().docker_save(&[&base, &top], &config, &["saved:1", "saved:latest"], &tar);
+    let out = w.ok(&["import", tar.to_str().unwrap()]);
+    assert!(out.contains("docker.io/library/saved:1"), "{out}");
+    assert_eq!(w.ok(&["run", "--rm", "saved"]), "from docker save\n");
+    assert_eq!(images_json(&w).len(), 2);
+
+    // A multi-platform index: the host's platform is picked, --platform
+    // picks another, and a platform it lacks is a clear error.
+    let mut l = Layout::new();
+    let host = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    let other = if host == "amd64" { "arm64" } else { "amd64" };
+    let mine = Layer::new().file("arch", 0o644, b"host\n").finish();
+    let theirs = Layer::new().file("arch", 0o644, b"other\n").finish();
+    let cmd = json!({"Cmd": ["cat", "/arch"]});
+    let (dm, _) = l.image(
+        "x",
+        &[(&base, Compression::Gzip), (&mine, Compression::Gzip)],
+        cmd.clone(),
+    );
+    let (dt, _) = l.image(
+        "y",
+        &[(&base, Compression::Gzip), (&theirs, Compression::Gzip)],
+        cmd,
+    );
+    l.platform_index("test/multi:1", &[(&dt, other), (&dm, host)]);
+    w.ok(&["import", l.path().to_str().unwrap()]);
+    assert_eq!(w.ok(&["run", "--rm", "test/multi:1"]), "host\n");
+    let platform = format!("linux/{other}");
+    w.ok(&[
+        "import",
+        "--platform",
+        &platform,
+        "--name",
+        "test/multi:other",
+        l.path().to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", "test/multi:other"])).unwrap();
+    assert_eq!(v["id"], dt.as_str());
+    let err = w.fails(&[
+        "import",
+        "--platform",
+        "linux/s390x",
+        l.path().to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("test/multi:1") && err.contains("linux/s390x"),
+        "{err}"
+    );
+}
