@@ -661,3 +661,80 @@ fn import_docker_save_and_a_multi_platform_index() {
         "{err}"
     );
 }
+
+#[test]
+fn image_container_keeps_its_writes_across_restarts() {
+    if !require_root("image_container_keeps_its_writes_across_restarts") {
+        return;
+    }
+    let mut w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+
+    // Each restart deletes the task (the shim unmounts the overlay) and
+    // creates it again on the same upper dir.
+    let c = name("again");
+    w.ok(&[
+        "run",
+        "-d",
+        "-u",
+        "0",
+        "--restart",
+        "on-failure:2",
+        "--name",
+        &c,
+        "test/app:1",
+        "echo run >> /data/count; exit 1",
+    ]);
+    assert!(
+        wren_tests::wait_for(20, || {
+            let v = w.inspect(&c);
+            v["status"] == "stopped" && v["restart_count"] == 2
+        }),
+        "{}",
+        w.inspect(&c)
+    );
+    let upper = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&c)
+        .join("overlay/upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("data/count")).unwrap(),
+        "run\nrun\nrun\n"
+    );
+    w.ok(&["rm", &c]);
+    w.assert_clean(&c);
+
+    // A SIGKILLed and restarted wrend finds the container and its overlay.
+    let d = name("survivor");
+    w.ok(&[
+        "run",
+        "-d",
+        "-u",
+        "0",
+        "--name",
+        &d,
+        "test/app:1",
+        "echo kept > /data/new; sleep 100",
+    ]);
+    w.wait_status(&d, "running", 10);
+    w.restart();
+    w.wait_status(&d, "running", 10);
+    assert!(wren_tests::wait_for(5, || upper_has(&w, &d)));
+    assert_eq!(w.ok(&["exec", &d, "cat", "/data/new"]), "kept\n");
+    w.ok(&["rm", "-f", &d]);
+    w.assert_clean(&d);
+}
+
+fn upper_has(w: &Wrend, name: &str) -> bool {
+    w.root
+        .path()
+        .join("lib/containers")
+        .join(name)
+        .join("overlay/upper/data/new")
+        .exists()
+}
