@@ -5,10 +5,10 @@
 //!
 //! The manifest (and a multi-platform index, from which the wanted
 //! platform is picked) and the config are fetched whole and checked
-//! against their digests. Each layer is streamed straight into
-//! [`Store::install_layer`] on a thread of its own (the tar unpack is
-//! blocking code), through a small bounded channel, so a layer is never
-//! held in memory or on disk compressed; the store verifies its digest,
+//! against their digests. All layers are fetched at once, each streamed
+//! straight into [`Store::install_layer`] on a thread of its own (the tar
+//! unpack is blocking code), through a small bounded channel, so a layer is
+//! never held in memory or on disk compressed; the store verifies its digest,
 //! size and diff id as the bytes pass. A layer already in the store, or
 //! being installed by a concurrent pull (its per-layer lock), is not
 //! fetched.
@@ -21,7 +21,6 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
 
 use futures_util::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -141,7 +140,7 @@ const INDEX_TYPES: &[&str] = &[
 
 /// A `Read` over chunks sent from the download task.
 struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     buf: Vec<u8>,
     pos: usize,
 }
@@ -149,13 +148,13 @@ struct ChannelReader {
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
-            match self.rx.recv() {
-                Ok(Ok(chunk)) => {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
                     self.buf = chunk;
                     self.pos = 0;
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(0), // sender gone: end of blob
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0), // sender gone: end of blob
             }
         }
         let n = out.len().min(self.buf.len() - self.pos);
@@ -271,80 +270,34 @@ fn pull_on(
         image: image.clone(),
         source,
     };
-    let (mut new_layers, mut shared_layers, mut fetched) = (0, 0, 0u64);
-    for (i, l) in manifest.layers().iter().enumerate() {
+    // Every layer at once: one download future each on this runtime, one
+    // unpack thread each (blocking tar code), a bounded channel between.
+    let jobs = manifest.layers().iter().enumerate().map(|(i, l)| {
         let want = Expected {
             digest: l.digest().to_string(),
             size: Some(l.size()),
             diff_id: diff_ids.get(i).cloned(),
         };
-        let layer = want.digest.clone();
-        let (start_tx, start_rx) = mpsc::sync_channel::<()>(1);
-        let (data_tx, data_rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(8);
-        let installed = std::thread::scope(|s| {
-            let unpacker = s.spawn(|| {
-                store.install_layer(&want, move || {
-                    let _ = start_tx.send(());
-                    Ok(ChannelReader {
-                        rx: data_rx,
-                        buf: Vec::new(),
-                        pos: 0,
-                    })
-                })
-            });
-            // The unpacker asks for the bytes only once it holds the
-            // layer's lock and found the layer absent.
-            let mut download_err = None;
-            if start_rx.recv().is_ok() {
-                progress.start(&layer, l.size());
-                let fetch = async {
-                    let mut stream = client
-                        .pull_blob_stream(r, layer.as_str())
-                        .await
-                        .map_err(|e| io::Error::other(e.to_string()))?
-                        .stream;
-                    while let Some(chunk) = stream.next().await {
-                        let chunk = chunk?;
-                        progress.bytes(&layer, chunk.len() as u64);
-                        if data_tx.send(Ok(chunk.to_vec())).is_err() {
-                            break; // the unpacker gave up; its error says why
-                        }
-                    }
-                    Ok::<(), io::Error>(())
-                };
-                if let Err(e) = rt.block_on(fetch) {
-                    let _ = data_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
-                    download_err = Some(e);
-                }
+        fetch_layer(&client, r, store, want, progress)
+    });
+    let results = rt.block_on(futures_util::future::join_all(jobs));
+    let (mut new_layers, mut shared_layers, mut fetched) = (0, 0, 0u64);
+    for (l, result) in manifest.layers().iter().zip(results) {
+        let layer = l.digest().to_string();
+        match result {
+            Layer::Fetched(n) => {
+                new_layers += 1;
+                fetched += n;
             }
-            drop(data_tx);
-            let joined = unpacker.join().unwrap_or_else(|_| {
-                Err(StoreError::Io {
-                    what: "unpack (thread panicked)",
-                    path: store.root().to_path_buf(),
-                    source: io::Error::other("panic"),
-                })
-            });
-            (joined, download_err)
-        });
-        match installed {
-            (_, Some(source)) => {
+            Layer::Present => shared_layers += 1,
+            Layer::DownloadFailed(source) => {
                 return Err(PullError::Download {
                     image,
                     layer,
                     source,
                 })
             }
-            (Ok(Some(n)), None) => {
-                new_layers += 1;
-                fetched += n;
-                progress.done(&layer);
-            }
-            (Ok(None), None) => {
-                shared_layers += 1;
-                progress.present(&layer);
-            }
-            (Err(e), None) => return Err(in_store(e)),
+            Layer::Failed(e) => return Err(in_store(e)),
         }
     }
     store
@@ -359,6 +312,88 @@ fn pull_on(
         shared_layers,
         bytes: fetched,
     })
+}
+
+/// How one layer of a pull ended.
+enum Layer {
+    Fetched(u64),
+    Present,
+    DownloadFailed(io::Error),
+    Failed(StoreError),
+}
+
+/// Installs one layer: an unpack thread takes the layer's lock and, if the
+/// layer is absent, asks for its bytes, which this future streams to it.
+async fn fetch_layer(
+    client: &Client,
+    r: &Reference,
+    store: &Store,
+    want: Expected,
+    progress: &(dyn Progress + Sync),
+) -> Layer {
+    let layer = want.digest.clone();
+    let size = want.size.unwrap_or(0);
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<()>();
+    let (data_tx, data_rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let root = store.root().to_path_buf();
+    let store = store.clone();
+    std::thread::spawn(move || {
+        let result = store.install_layer(&want, move || {
+            let _ = start_tx.send(());
+            Ok(ChannelReader {
+                rx: data_rx,
+                buf: Vec::new(),
+                pos: 0,
+            })
+        });
+        let _ = done_tx.send(result);
+    });
+    let mut download_err = None;
+    if start_rx.await.is_ok() {
+        progress.start(&layer, size);
+        let fetch = async {
+            let mut stream = client
+                .pull_blob_stream(r, layer.as_str())
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .stream;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                progress.bytes(&layer, chunk.len() as u64);
+                if data_tx.send(Ok(chunk.to_vec())).await.is_err() {
+                    break; // the unpacker gave up; its error says why
+                }
+            }
+            Ok::<(), io::Error>(())
+        };
+        if let Err(e) = fetch.await {
+            let _ = data_tx
+                .send(Err(io::Error::new(e.kind(), e.to_string())))
+                .await;
+            download_err = Some(e);
+        }
+    }
+    drop(data_tx);
+    let result = done_rx.await.unwrap_or_else(|_| {
+        Err(StoreError::Io {
+            what: "unpack (thread died)",
+            path: root,
+            source: io::Error::other("the unpack thread ended without an answer"),
+        })
+    });
+    match (result, download_err) {
+        (_, Some(e)) => Layer::DownloadFailed(e),
+        (Ok(Some(n)), None) => {
+            progress.done(&layer);
+            Layer::Fetched(n)
+        }
+        (Ok(None), None) => {
+            progress.present(&layer);
+            Layer::Present
+        }
+        (Err(e), None) => Layer::Failed(e),
+    }
 }
 
 /// Credentials in the Docker `config.json` format (`auths` →

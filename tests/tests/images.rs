@@ -485,6 +485,30 @@ fn pull_from_a_local_registry_shares_layers() {
     assert!(err.contains(&gone), "{err}");
     assert_eq!(layers(&w), before);
     assert!(tmp_empty(&w));
+
+    // A blob corrupted in the registry's storage: the digest check fails,
+    // naming the image and the layer, and nothing of it is kept.
+    let mut l3 = Layout::new();
+    let (_, blobs) = small_image(&mut l3, &base, "v3", "third");
+    reg.push(&l3, "v3", "team/third:v3");
+    let hex = blobs[1].trim_start_matches("sha256:");
+    let data = reg
+        .dir
+        .path()
+        .join("storage/docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    let mut bytes = std::fs::read(&data).expect("the registry's blob");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let third = format!("{}/team/third:v3", reg.addr);
+    let err = w.fails(&["pull", "--insecure-registry", &reg.addr, &third]);
+    assert!(err.contains(&third) && err.contains(&blobs[1]), "{err}");
+    assert_eq!(layers(&w), before);
+    assert!(tmp_empty(&w));
+
     // Two tags and the digest reference.
     assert_eq!(images_json(&w).len(), 3);
     assert_eq!(w.ok(&["run", "--rm", &by_digest]), "x\n");
