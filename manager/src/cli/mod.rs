@@ -21,6 +21,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod output;
+#[cfg(feature = "pull")]
 pub mod pull;
 pub mod query;
 pub mod run;
@@ -157,9 +158,16 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Events => events::events(g),
+        #[cfg(feature = "pull")]
         Command::Pull(a) => pull::pull(g, &a),
+        #[cfg(feature = "pull")]
         Command::Login(a) => pull::login(&a),
+        #[cfg(feature = "pull")]
         Command::Logout(a) => pull::logout(&a),
+        #[cfg(not(feature = "pull"))]
+        Command::Pull(_) | Command::Login(_) | Command::Logout(_) => Err(CliError::failed(
+            "this wren was built without registry support (cargo feature \"pull\")",
+        )),
         Command::Import(a) => images::import(g, &a),
         Command::Images => images::list(g),
         Command::Rmi(a) => images::rmi(g, &a),
