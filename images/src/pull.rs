@@ -23,7 +23,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use oci_spec::image::{ImageIndex, ImageManifest};
@@ -79,6 +79,12 @@ pub enum PullError {
         #[source]
         source: io::Error,
     },
+    #[error("read CA certificate {path}")]
+    Ca {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("start the download runtime")]
     Runtime(#[source] io::Error),
 }
@@ -91,6 +97,27 @@ pub struct Options {
     pub insecure: Vec<String>,
     /// A Docker-format config.json with `auths`; `None`: the default one.
     pub authfile: Option<PathBuf>,
+    /// PEM CA certificates trusted besides the system's (`--ca-cert`).
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// Where Docker and Podman keep a registry's own CA:
+/// `/etc/{docker,containers}/certs.d/HOST[:PORT]/*.crt`.
+pub fn certs_d(registry: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["/etc/containers/certs.d", "/etc/docker/certs.d"] {
+        let dir = Path::new(base).join(registry);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let mut v: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        }
+    }
+    out
 }
 
 /// One layer's progress, for a progress display.
@@ -174,11 +201,22 @@ pub fn pull(
 ) -> Result<Pulled, PullError> {
     let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
     let auth = auth::for_registry(opts.authfile.as_deref(), r.registry())?;
+    let mut certs = Vec::new();
+    for path in opts.ca_certs.iter().cloned().chain(certs_d(r.registry())) {
+        let data = std::fs::read(&path).map_err(|source| PullError::Ca {
+            path: path.clone(),
+            source,
+        })?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(PullError::Runtime)?;
-    pull_on(&rt, store, &r, auth, opts, progress)
+    pull_on(&rt, store, &r, auth, certs, opts, progress)
 }
 
 /// The pull, driving each network step on `rt` from this thread.
@@ -187,12 +225,14 @@ fn pull_on(
     store: &Store,
     r: &Reference,
     auth: RegistryAuth,
+    certs: Vec<Certificate>,
     opts: &Options,
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
     let image = r.whole();
     let client = Client::new(ClientConfig {
         protocol: ClientProtocol::HttpsExcept(opts.insecure.clone()),
+        extra_root_certificates: certs,
         ..ClientConfig::default()
     });
     let reg = |what: &str| {

@@ -366,6 +366,52 @@ pub struct Registry {
     child: Option<Child>,
 }
 
+/// A CA (`ca.crt`) and a server certificate for IP 127.0.0.1 signed by it
+/// (`srv.crt`, `srv.key`) in `dir`, made with the openssl command.
+fn make_certs(dir: &Path) {
+    let ssl = |args: &[&str]| {
+        let out = run(Command::new("openssl").args(args).current_dir(dir));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509", "-days", "2", "-subj", "/CN=wren test CA"];
+    a.extend(ec);
+    a.extend(["-keyout", "ca.key", "-out", "ca.crt"]);
+    ssl(&a);
+    let mut a = vec!["req", "-subj", "/CN=127.0.0.1"];
+    a.extend(ec);
+    a.extend(["-keyout", "srv.key", "-out", "srv.csr"]);
+    ssl(&a);
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    ssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+        "-out",
+        "srv.crt",
+    ]);
+}
+
 /// The registry binary Debian's docker-registry package installs.
 pub fn registry_binary() -> Option<PathBuf> {
     ["/usr/bin/docker-registry", "/usr/sbin/docker-registry"]
@@ -377,16 +423,27 @@ pub fn registry_binary() -> Option<PathBuf> {
 impl Registry {
     /// A registry anyone may push to and pull from.
     pub fn start() -> Registry {
-        Self::start_with(None)
+        Self::start_with(None, false)
+    }
+
+    /// A registry served over TLS with a certificate for 127.0.0.1 from a
+    /// CA the test makes (`ca.crt` in its dir, see [`Registry::ca`]).
+    pub fn start_tls() -> Registry {
+        Self::start_with(None, true)
+    }
+
+    /// The test CA's certificate (TLS registries only).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// A registry that wants `user` / `password` (htpasswd, bcrypt) for
     /// everything.
     pub fn start_with_auth(user: &str, password: &str) -> Registry {
-        Self::start_with(Some((user, password)))
+        Self::start_with(Some((user, password)), false)
     }
 
-    fn start_with(auth: Option<(&str, &str)>) -> Registry {
+    fn start_with(auth: Option<(&str, &str)>, tls: bool) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir_in("/tmp")
@@ -400,6 +457,14 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
             dir.path().join("storage").display()
         );
+        if tls {
+            make_certs(dir.path());
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                dir.path().join("srv.crt").display(),
+                dir.path().join("srv.key").display()
+            ));
+        }
         if let Some((user, password)) = auth {
             let out = run(Command::new("htpasswd").args(["-Bbn", user, password]));
             assert!(out.status.success(), "htpasswd failed");

@@ -762,3 +762,27 @@ fn upper_has(w: &Wrend, name: &str) -> bool {
         .join("overlay/upper/data/new")
         .exists()
 }
+
+#[test]
+fn pull_over_tls_with_a_registry_ca() {
+    let test = "pull_over_tls_with_a_registry_ca";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start_tls();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut l = Layout::new();
+    small_image(&mut l, &base, "v1", "secure");
+    reg.push(&l, "v1", "team/secure:v1");
+    let image = format!("{}/team/secure:v1", reg.addr);
+
+    // The test CA is not the system's: refused, naming the image.
+    let err = w.fails(&["pull", &image]);
+    assert!(err.contains(&image), "{err}");
+    assert!(images_json(&w).is_empty());
+    let ca = reg.ca();
+    let out = w.ok(&["pull", "--ca-cert", ca.to_str().unwrap(), &image]);
+    assert!(out.contains(&format!("pulled {image}")), "{out}");
+    assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
+}

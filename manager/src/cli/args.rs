@@ -251,6 +251,10 @@ pub struct Pull {
     /// Credentials file [default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json]
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// Trust this PEM CA for the registry, besides the system's and
+    /// /etc/{containers,docker}/certs.d/HOST/*.crt (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
     /// Print only the image id
     #[arg(short, long)]
     pub quiet: bool,

@@ -107,6 +107,7 @@ pub fn pull(g: &Global, a: &Pull) -> Result<i32, CliError> {
         platform,
         insecure: a.insecure_registry.clone(),
         authfile: a.authfile.clone(),
+        ca_certs: a.ca_cert.clone(),
     };
     let _lock = store.lock_shared()?;
     let on_tty = !a.quiet && super::tty::is_tty(2);
