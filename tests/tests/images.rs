@@ -786,3 +786,64 @@ fn pull_over_tls_with_a_registry_ca() {
     assert!(out.contains(&format!("pulled {image}")), "{out}");
     assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
 }
+
+#[test]
+fn a_full_store_fails_cleanly() {
+    if !require_root("a_full_store_fails_cleanly") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    // The store on a 6 MiB tmpfs: the busybox base (~2 MB) fits, a layer
+    // of 8 MiB does not.
+    let store = w.root.path().join("lib/images");
+    std::fs::create_dir_all(&store).unwrap();
+    let out = wren_tests::run(std::process::Command::new("mount").args([
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=6m",
+        "tmpfs",
+        store.to_str().unwrap(),
+    ]));
+    assert!(
+        out.status.success(),
+        "mount tmpfs: {}",
+        wren_tests::text(&out.stderr)
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _unmount = Unmount(store.clone());
+
+    let base = base();
+    let mut good = Layout::new();
+    good.image(
+        "test/good:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["true"]}),
+    );
+    w.ok(&["import", good.path().to_str().unwrap()]);
+    let before = layers(&w);
+
+    let big: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let fat = Layer::new().file("fat", 0o644, &big).finish();
+    let mut l = Layout::new();
+    let (_, blobs) = l.image(
+        "test/fat:1",
+        &[(&base, Compression::Gzip), (&fat, Compression::Gzip)],
+        json!({}),
+    );
+    let err = import_fails(&w, l.path(), &before);
+    assert!(
+        err.contains("test/fat:1") && err.contains(&blobs[1]) && err.contains("No space left"),
+        "{err}"
+    );
+    // What was there still runs.
+    assert_eq!(images_json(&w).len(), 1);
+    w.ok(&["run", "--rm", "test/good:1"]);
+}
