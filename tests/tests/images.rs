@@ -847,3 +847,101 @@ fn a_full_store_fails_cleanly() {
     assert_eq!(images_json(&w).len(), 1);
     w.ok(&["run", "--rm", "test/good:1"]);
 }
+
+#[test]
+fn resource_and_security_flags_reach_the_spec_and_the_container() {
+    if !require_root("resource_and_security_flags_reach_the_spec_and_the_container") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut good = Layout::new();
+    good.image(
+        "test/flags:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["sleep", "100"]}),
+    );
+    w.ok(&["import", good.path().to_str().unwrap()]);
+
+    let c = name("flags");
+    w.ok(&[
+        "create",
+        "--name",
+        &c,
+        "--cpus",
+        "0.5",
+        "--cpu-shares",
+        "512",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "50",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "net_raw",
+        "test/flags:1",
+    ]);
+    let config = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&c)
+        .join("bundle/config.json");
+    let spec: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    let r = &spec["linux"]["resources"];
+    assert_eq!(r["cpu"]["quota"], 50_000);
+    assert_eq!(r["cpu"]["period"], 100_000);
+    assert_eq!(r["cpu"]["shares"], 512);
+    assert_eq!(r["memory"]["limit"], 64 << 20);
+    assert_eq!(r["pids"]["limit"], 50);
+    assert_eq!(
+        spec["process"]["capabilities"]["bounding"],
+        json!(["CAP_NET_RAW"])
+    );
+    assert!(spec["linux"]["seccomp"].is_object());
+    w.ok(&["rm", &c]);
+
+    // seccomp=unconfined: no filter in the container; the default has one.
+    let status = "grep Seccomp: /proc/self/status";
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "test/flags:1",
+        "-c",
+        status,
+    ]);
+    assert!(out.contains("2"), "{out}");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--entrypoint",
+        "sh",
+        "test/flags:1",
+        "-c",
+        status,
+    ]);
+    assert!(out.trim_end().ends_with('0'), "{out}");
+
+    // Unknown or contradictory flags name themselves.
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "apparmor=x",
+        "test/flags:1",
+    ]);
+    assert!(err.contains("--security-opt"), "{err}");
+    let err = w.fails(&["run", "--rm", "--cap-add", "CAP_BOGUS", "test/flags:1"]);
+    assert!(err.contains("CAP_BOGUS"), "{err}");
+    let err = w.fails(&[
+        "run", "--rm", "--rootfs", "/", "--user", "1", "x", "--", "true",
+    ]);
+    assert!(err.contains("--user"), "{err}");
+    let err = w.fails(&["run", "--rm", "-v", "relative:/x", "test/flags:1"]);
+    assert!(err.contains("--volume"), "{err}");
+}

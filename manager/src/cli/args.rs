@@ -205,6 +205,15 @@ pub struct ImageFlags {
     /// Maximum number of tasks
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
+    /// CPU limit, in CPUs (1.5: one and a half)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// CPU weight relative to other containers (cgroup v1 shares)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// seccomp=unconfined, or seccomp=FILE (an OCI LinuxSeccomp JSON profile)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
     /// Add a capability (CAP_X or X; ALL) (repeatable)
     #[arg(long, value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -230,6 +239,9 @@ impl ImageFlags {
             (self.read_only, "--read-only"),
             (self.memory.is_some(), "--memory"),
             (self.pids_limit.is_some(), "--pids-limit"),
+            (self.cpus.is_some(), "--cpus"),
+            (self.cpu_shares.is_some(), "--cpu-shares"),
+            (!self.security_opt.is_empty(), "--security-opt"),
             (!self.cap_add.is_empty(), "--cap-add"),
             (!self.cap_drop.is_empty(), "--cap-drop"),
             (self.stop_signal.is_some(), "--stop-signal"),

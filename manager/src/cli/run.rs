@@ -178,6 +178,29 @@ fn image_request(
             .ok_or_else(|| CliError::usage(format!("--memory: invalid size {m:?}")))?;
     }
     req.pids_limit = f.pids_limit.unwrap_or(0);
+    if let Some(c) = f.cpus {
+        if !(c > 0.0 && c.is_finite()) {
+            return Err(CliError::usage(format!(
+                "--cpus: {c} is not a positive number"
+            )));
+        }
+        req.cpus = c;
+    }
+    req.cpu_shares = f.cpu_shares.unwrap_or(0);
+    for opt in &f.security_opt {
+        match opt.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => req.seccomp = "unconfined".into(),
+            Some(("seccomp", file)) => {
+                req.seccomp = std::fs::read_to_string(file)
+                    .map_err(|e| CliError::failed(format!("--security-opt seccomp={file}: {e}")))?;
+            }
+            _ => {
+                return Err(CliError::usage(format!(
+                    "--security-opt {opt:?}: only seccomp=unconfined and seccomp=FILE are supported"
+                )))
+            }
+        }
+    }
     req.cap_add = f.cap_add.clone();
     req.cap_drop = f.cap_drop.clone();
     Ok(lock)

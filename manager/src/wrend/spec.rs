@@ -40,6 +40,8 @@ pub enum SpecError {
     NoArgs,
     #[error("{path}: {what} must be a JSON object")]
     NotAnObject { path: PathBuf, what: &'static str },
+    #[error("seccomp profile: {0}")]
+    Seccomp(String),
     #[error("unknown capability {0:?}")]
     UnknownCapability(String),
     #[error("mount on {destination}: {reason}")]
@@ -70,6 +72,10 @@ pub struct ImageOverrides {
     pub pids_limit: i64,
     pub cap_add: Vec<String>,
     pub cap_drop: Vec<String>,
+    pub cpus: f64,
+    pub cpu_shares: u64,
+    /// "" (the default profile), "unconfined", or LinuxSeccomp JSON.
+    pub seccomp: String,
 }
 
 /// The capabilities an image's container gets by default: Docker's set, so
@@ -220,7 +226,34 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
             }));
         }
     }
+    match x.seccomp.as_str() {
+        "" => {}
+        "unconfined" => {
+            if let Some(l) = spec["linux"].as_object_mut() {
+                l.remove("seccomp");
+            }
+        }
+        json => {
+            let v: Value =
+                serde_json::from_str(json).map_err(|e| SpecError::Seccomp(e.to_string()))?;
+            if !v.is_object() {
+                return Err(SpecError::Seccomp("not a JSON object".into()));
+            }
+            spec["linux"]["seccomp"] = v;
+        }
+    }
     let r = &mut spec["linux"]["resources"];
+    if x.cpus > 0.0 || x.cpu_shares > 0 {
+        let mut cpu = serde_json::json!({});
+        if x.cpus > 0.0 {
+            cpu["period"] = Value::from(100_000u64);
+            cpu["quota"] = Value::from((x.cpus * 100_000.0).round() as i64);
+        }
+        if x.cpu_shares > 0 {
+            cpu["shares"] = Value::from(x.cpu_shares);
+        }
+        r["cpu"] = cpu;
+    }
     if x.memory > 0 {
         r["memory"] = serde_json::json!({"limit": x.memory});
     }

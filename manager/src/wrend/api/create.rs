@@ -171,6 +171,9 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             pids_limit: req.pids_limit,
             cap_add: req.cap_add.clone(),
             cap_drop: req.cap_drop.clone(),
+            cpus: req.cpus,
+            cpu_shares: req.cpu_shares,
+            seccomp: req.seccomp.clone(),
         },
     };
     if !req.image_layers.is_empty() {
