@@ -12,6 +12,7 @@
 //! Runs in the `wren` CLI process only: wrend links none of it (its idle
 //! RSS budget), it gets layer paths and a resolved process from the CLI.
 
+pub mod copyout;
 pub mod import;
 pub mod platform;
 #[cfg(feature = "pull")]

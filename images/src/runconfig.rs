@@ -207,7 +207,7 @@ pub fn read_file(layers: &[PathBuf], rel: &str) -> Option<String> {
     None
 }
 
-fn is_opaque(dir: &Path) -> bool {
+pub(crate) fn is_opaque(dir: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return false;

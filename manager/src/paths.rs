@@ -34,6 +34,11 @@ pub fn images_in(records_dir: &Path) -> PathBuf {
     records_dir.join("images")
 }
 
+/// Named volumes: `NAME/_data` each (written by `wren` only).
+pub fn volumes_in(records_dir: &Path) -> PathBuf {
+    records_dir.join("volumes")
+}
+
 /// The API socket in state directory `state_dir`.
 pub fn socket_in(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)

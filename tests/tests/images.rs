@@ -942,6 +942,65 @@ fn resource_and_security_flags_reach_the_spec_and_the_container() {
         "run", "--rm", "--rootfs", "/", "--user", "1", "x", "--", "true",
     ]);
     assert!(err.contains("--user"), "{err}");
-    let err = w.fails(&["run", "--rm", "-v", "relative:/x", "test/flags:1"]);
+    let err = w.fails(&["run", "--rm", "-v", "./relative:/x", "test/flags:1"]);
     assert!(err.contains("--volume"), "{err}");
+}
+
+#[test]
+fn named_volumes_are_filled_from_the_image_and_kept() {
+    if !require_root("named_volumes_are_filled_from_the_image_and_kept") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+
+    // A new volume gets the image's /data (whiteouts applied), then keeps
+    // what containers write, and is not filled again.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0",
+        "-v",
+        "vol1:/data",
+        "test/app:1",
+        "ls /data; echo written > /data/x",
+    ]);
+    assert_eq!(out, "keep\nkeep-link\n");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/data:ro",
+        "test/app:1",
+        "cat /data/x /data/keep",
+    ]);
+    assert_eq!(out, "written\nkept\n");
+    let ls = w.ok(&["volume", "ls"]);
+    assert!(ls.contains("vol1"), "{ls}");
+
+    // In use: rm is refused, naming the container.
+    let c = name("voluser");
+    w.ok(&["create", "--name", &c, "-v", "vol1:/data", "test/app:1"]);
+    let v: Value = serde_json::from_str(&w.ok(&["volume", "inspect", "vol1"])).unwrap();
+    assert_eq!(v[0]["used_by"], json!([c.clone()]));
+    let err = w.fails(&["volume", "rm", "vol1"]);
+    assert!(err.contains(&c) && err.contains("in use"), "{err}");
+    w.ok(&["rm", &c]);
+    w.ok(&["volume", "rm", "vol1"]);
+    let err = w.fails(&["volume", "rm", "vol1"]);
+    assert!(err.contains("no such volume: vol1"), "{err}");
+    w.ok(&["volume", "create", "empty"]);
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "empty:/data",
+        "test/app:1",
+        "ls -A /data | wc -l",
+    ]);
+    assert_eq!(out.trim(), "0");
 }

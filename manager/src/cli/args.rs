@@ -105,6 +105,8 @@ pub enum Command {
     Rmi(Rmi),
     /// Manage images: ls, inspect, rm, prune, import
     Image(ImageCmd),
+    /// Manage named volumes: create, ls, inspect, rm
+    Volume(VolumeCmd),
     /// Print a shell completion script (source <(wren completion bash))
     Completion(Completion),
     /// Print the version
@@ -190,7 +192,7 @@ pub struct ImageFlags {
     /// The container's hostname [default: its name]
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Bind mount HOST:CONTAINER[:ro|rw] (repeatable)
+    /// Bind mount HOST:CONTAINER[:ro|rw], or a named volume NAME:CONTAINER[:ro|rw] (repeatable)
     #[arg(short = 'v', long, value_name = "HOST:CTR[:ro]")]
     pub volume: Vec<String>,
     /// Mount a tmpfs at PATH[:OPTIONS] (repeatable)
@@ -351,6 +353,32 @@ pub enum ImageSub {
     Prune,
     /// Import images (as `wren import`)
     Import(Import),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCmd {
+    #[command(subcommand)]
+    pub command: VolumeSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeSub {
+    /// Create a named volume (`run -v NAME:/path` also creates one)
+    Create(VolumeNames),
+    /// List the volumes
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Print a volume's name, mount point and users as JSON
+    Inspect(VolumeNames),
+    /// Remove volumes no container uses
+    Rm(VolumeNames),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeNames {
+    /// Volume names
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

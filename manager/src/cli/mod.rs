@@ -27,6 +27,7 @@ pub mod query;
 pub mod run;
 pub mod stdio;
 pub mod tty;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -177,6 +178,12 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::ImageSub::Rm(a) => images::rmi(g, &a),
             args::ImageSub::Prune => images::prune(g),
             args::ImageSub::Import(a) => images::import(g, &a),
+        },
+        Command::Volume(a) => match a.command {
+            args::VolumeSub::Create(v) => volumes::create(g, &v.names),
+            args::VolumeSub::Ls => volumes::list(g),
+            args::VolumeSub::Inspect(v) => volumes::inspect(g, &v.names),
+            args::VolumeSub::Rm(v) => volumes::rm(g, &v.names),
         },
         Command::Completion(a) => {
             let mut cmd = args::command();

@@ -157,7 +157,26 @@ fn image_request(
     }
     req.hostname = f.hostname.clone().unwrap_or_default();
     for v in &f.volume {
-        req.mounts.push(volume(v)?);
+        let m = volume(v)?;
+        let m = match named_volume(&m.source) {
+            Some(name) => {
+                let (data, new) = super::volumes::ensure(g, name)?;
+                if new {
+                    // Docker fills a new volume from the image.
+                    wren_images::copyout::copy_out(&layers, &m.destination, &data).map_err(
+                        |e| {
+                            CliError::failed(format!("fill volume {name} from {}: {e}", image.name))
+                        },
+                    )?;
+                }
+                api::MountSpec {
+                    source: data.display().to_string(),
+                    ..m
+                }
+            }
+            None => m,
+        };
+        req.mounts.push(m);
     }
     for t in &f.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
@@ -218,9 +237,9 @@ fn volume(v: &str) -> Result<api::MountSpec, CliError> {
             )))
         }
     };
-    if !host.starts_with('/') {
+    if !host.starts_with('/') && named_volume(host).is_none() {
         return Err(CliError::usage(format!(
-            "--volume {v:?}: named volumes are not supported yet; give an absolute host path"
+            "--volume {v:?}: give an absolute host path or a volume name"
         )));
     }
     if !ctr.starts_with('/') {
@@ -228,7 +247,7 @@ fn volume(v: &str) -> Result<api::MountSpec, CliError> {
             "--volume {v:?}: the container path must be absolute"
         )));
     }
-    if !Path::new(host).exists() {
+    if host.starts_with('/') && !Path::new(host).exists() {
         return Err(CliError::failed(format!(
             "--volume {v:?}: {host} does not exist"
         )));
@@ -239,6 +258,11 @@ fn volume(v: &str) -> Result<api::MountSpec, CliError> {
     m.destination = ctr.to_string();
     m.options = vec!["rbind".into(), mode.into()];
     Ok(m)
+}
+
+/// `NAME` in `-v NAME:/path` when it names a volume (not a host path).
+fn named_volume(source: &str) -> Option<&str> {
+    (!source.starts_with('/') && super::volumes::valid_name(source)).then_some(source)
 }
 
 /// `512`, `64k`, `100m`, `1g` (powers of 1024, as docker reads them).
