@@ -181,6 +181,21 @@ fn import_run_image_applies_config_and_layers() {
     let vol = tempfile::tempdir().unwrap();
     std::fs::write(vol.path().join("f"), "from-host\n").unwrap();
     let v = format!("{}:/mnt:ro", vol.path().display());
+    let m = format!(
+        "type=bind,source={},target=/mnt2,readonly",
+        vol.path().display()
+    );
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        &m,
+        "--mount",
+        "type=tmpfs,target=/t2",
+        "test/app:1",
+        "cat /mnt2/f; grep -c ' /t2 tmpfs' /proc/mounts",
+    ]);
+    assert_eq!(out, "from-host\n1\n");
     let out = w.ok(&[
         "run", "--rm", "-u", "root", "--read-only", "--tmpfs", "/scratch", "-v", &v,
         "--hostname", "box", "test/app:1",
@@ -944,6 +959,16 @@ fn resource_and_security_flags_reach_the_spec_and_the_container() {
     assert!(err.contains("--user"), "{err}");
     let err = w.fails(&["run", "--rm", "-v", "./relative:/x", "test/flags:1"]);
     assert!(err.contains("--volume"), "{err}");
+    let err = w.fails(&["run", "--rm", "-v", "v:/a/../../etc", "test/flags:1"]);
+    assert!(err.contains("without .."), "{err}");
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=nfs,target=/x",
+        "test/flags:1",
+    ]);
+    assert!(err.contains("--mount") && err.contains("nfs"), "{err}");
 }
 
 #[test]

@@ -195,6 +195,9 @@ pub struct ImageFlags {
     /// Bind mount HOST:CONTAINER[:ro|rw], or a named volume NAME:CONTAINER[:ro|rw] (repeatable)
     #[arg(short = 'v', long, value_name = "HOST:CTR[:ro]")]
     pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=S,target=T[,readonly] (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
     /// Mount a tmpfs at PATH[:OPTIONS] (repeatable)
     #[arg(long, value_name = "PATH[:OPTS]")]
     pub tmpfs: Vec<String>,
@@ -237,6 +240,7 @@ impl ImageFlags {
             (self.user.is_some(), "--user"),
             (self.hostname.is_some(), "--hostname"),
             (!self.volume.is_empty(), "--volume"),
+            (!self.mount.is_empty(), "--mount"),
             (!self.tmpfs.is_empty(), "--tmpfs"),
             (self.read_only, "--read-only"),
             (self.memory.is_some(), "--memory"),

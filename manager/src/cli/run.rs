@@ -156,7 +156,15 @@ fn image_request(
         )));
     }
     req.hostname = f.hostname.clone().unwrap_or_default();
-    for v in &f.volume {
+    let mut volumes = f.volume.clone();
+    let mut tmpfs = f.tmpfs.clone();
+    for m in &f.mount {
+        match mount_flag(m)? {
+            MountFlag::Volume(v) => volumes.push(v),
+            MountFlag::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
+    for v in &volumes {
         let m = volume(v)?;
         let m = match named_volume(&m.source) {
             Some(name) => {
@@ -178,7 +186,7 @@ fn image_request(
         };
         req.mounts.push(m);
     }
-    for t in &f.tmpfs {
+    for t in &tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
         let mut m = api::MountSpec::new();
         m.type_ = "tmpfs".into();
@@ -225,6 +233,44 @@ fn image_request(
     Ok(lock)
 }
 
+/// What a `--mount` comes down to: a `-v` or a `--tmpfs`.
+enum MountFlag {
+    Volume(String),
+    Tmpfs(String),
+}
+
+/// `--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]` (also
+/// `src`, `dst`, `destination`, `ro`, `readonly=true|false`).
+fn mount_flag(spec: &str) -> Result<MountFlag, CliError> {
+    let bad = |why: &str| CliError::usage(format!("--mount {spec:?}: {why}"));
+    let (mut kind, mut source, mut target, mut ro) = (None, None, None, false);
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = Some(v),
+            "source" | "src" => source = Some(v),
+            "target" | "dst" | "destination" => target = Some(v),
+            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            _ => return Err(bad(&format!("unknown key {k:?}"))),
+        }
+    }
+    let target = target.ok_or_else(|| bad("no target"))?;
+    let mode = if ro { "ro" } else { "rw" };
+    match (kind.unwrap_or("volume"), source) {
+        ("bind" | "volume", Some(src)) => Ok(MountFlag::Volume(format!("{src}:{target}:{mode}"))),
+        ("bind" | "volume", None) => Err(bad("no source")),
+        ("tmpfs", None) => Ok(MountFlag::Tmpfs(if ro {
+            format!("{target}:ro")
+        } else {
+            target.to_string()
+        })),
+        ("tmpfs", Some(_)) => Err(bad("a tmpfs takes no source")),
+        (other, _) => Err(bad(&format!(
+            "unknown type {other:?}: want bind, volume or tmpfs"
+        ))),
+    }
+}
+
 /// `-v HOST:CTR[:ro|rw]`: a bind mount of an existing absolute host path.
 fn volume(v: &str) -> Result<api::MountSpec, CliError> {
     let parts: Vec<&str> = v.split(':').collect();
@@ -242,9 +288,9 @@ fn volume(v: &str) -> Result<api::MountSpec, CliError> {
             "--volume {v:?}: give an absolute host path or a volume name"
         )));
     }
-    if !ctr.starts_with('/') {
+    if !ctr.starts_with('/') || ctr.split('/').any(|c| c == "..") {
         return Err(CliError::usage(format!(
-            "--volume {v:?}: the container path must be absolute"
+            "--volume {v:?}: the container path must be absolute, without .."
         )));
     }
     if host.starts_with('/') && !Path::new(host).exists() {
