@@ -5,7 +5,7 @@
 //!   installs and prune;
 //! - [`unpack`]: one layer blob streamed, verified and unpacked (whiteouts
 //!   as overlayfs reads them);
-//! - [`import`]: OCI layouts and `docker save` archives;
+//! - [`import`]: OCI layouts and `docker save` archives; [`save`]: back out;
 //! - [`runconfig`]: the image config turned into a container's process;
 //! - [`reference`], [`platform`]: names and platforms as users type them.
 //!
@@ -19,6 +19,7 @@ pub mod platform;
 pub mod pull;
 pub mod reference;
 pub mod runconfig;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

@@ -1029,3 +1029,32 @@ fn named_volumes_are_filled_from_the_image_and_kept() {
     ]);
     assert_eq!(out.trim(), "0");
 }
+
+#[test]
+fn save_then_import_elsewhere_runs_the_same() {
+    if !require_root("save_then_import_elsewhere_runs_the_same") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.tar");
+    w.ok(&["save", "-o", out.to_str().unwrap(), "test/app:1"]);
+
+    // Another wrend, another store: the saved tar imports and runs with
+    // the same files, whiteouts, hard link, setuid bit, owners and config.
+    let w2 = Wrend::start(&[]);
+    let imported = w2.ok(&["import", out.to_str().unwrap()]);
+    assert!(imported.contains("docker.io/test/app:1"), "{imported}");
+    let script = "id -u; pwd; echo $GREETING; ls /data; ls /opq; \
+                  stat -c '%a %u %h' /bin/suid /data/keep";
+    let got = w2.ok(&["run", "--rm", "test/app:1", script]);
+    assert_eq!(
+        got,
+        "1000\n/data\nhello\nkeep\nkeep-link\nnew\n4755 0 1\n644 1000 2\n"
+    );
+    assert!(!Path::new(&format!("{}.tmp", out.display())).exists());
+}

@@ -99,6 +99,8 @@ pub enum Command {
     Logout(Logout),
     /// Import images from an OCI layout (directory or tar) or a docker save tar
     Import(Import),
+    /// Write images to an OCI layout tar
+    Save(Save),
     /// List the images
     Images,
     /// Remove images
@@ -329,6 +331,16 @@ pub struct Import {
     /// An OCI image layout directory, its tar, or a docker save tar
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Save {
+    /// The tar file to write
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The images: names, ids or id prefixes
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use wren_images::import::{self, Options};
 use wren_images::platform::Platform;
 use wren_images::Store;
 
-use super::args::{Import, Rmi};
+use super::args::{Import, Rmi, Save};
 use super::{CliError, Global};
 
 impl From<wren_images::StoreError> for CliError {
@@ -77,6 +77,14 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{v:.1}{}", UNITS[u])
     }
+}
+
+/// `wren save -o FILE IMAGE...`.
+pub fn save(g: &Global, a: &Save) -> Result<i32, CliError> {
+    let store = store(g)?;
+    let _lock = store.lock_shared()?;
+    wren_images::save::save(&store, &a.images, &a.output).map_err(|e| CliError::chain(&e))?;
+    Ok(0)
 }
 
 /// `wren images`: a table, or JSON with `--json`.

@@ -170,6 +170,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             "this wren was built without registry support (cargo feature \"pull\")",
         )),
         Command::Import(a) => images::import(g, &a),
+        Command::Save(a) => images::save(g, &a),
         Command::Images => images::list(g),
         Command::Rmi(a) => images::rmi(g, &a),
         Command::Image(a) => match a.command {
