@@ -2,11 +2,12 @@
 """Image figures of the standalone mode (`make bench-images`), measured side by
 side in one run against one private docker-registry on 127.0.0.1:
 
-- `wren pull` + unpack of a 3-layer ~50 MB image vs `skopeo copy` of the same
-  image to an OCI layout (download and write only, no unpack: a floor, since
-  podman is not installed on the test bed; podman and ctr are not measured);
+- `wren pull` + unpack of a 3-layer ~50 MB image vs `podman pull` (private
+  storage root, overlay driver) when podman is installed, and vs `skopeo copy`
+  to an OCI layout (download and write only, no unpack: a floor);
 - a second image sharing two layers: only its own layer is fetched (bytes);
-- `wren run --rm IMAGE true` vs `wren run --rm --rootfs DIR true`;
+- `wren run --rm IMAGE true` vs `wren run --rm --rootfs DIR true` and vs
+  `podman run --rm --runtime runc --network none IMAGE true`;
 - wrend's RSS idle, and with 50 idle image containers vs 50 rootfs ones.
 
 Needs root, the release binaries (REL, default target/release), busybox-static,
@@ -95,6 +96,14 @@ def vmrss(pid):
     return 0
 
 
+def podman_cmd(work):
+    """podman on a private storage root under `work` (overlay driver)."""
+    proot = os.path.join(work, "podman")
+    return ["podman", "--root", proot + "/root", "--runroot", proot + "/run",
+            "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
+            "--events-backend", "none"]
+
+
 def main():
     for b in (WREN, WREND, SHIM):
         if not os.path.exists(b):
@@ -152,11 +161,17 @@ def main():
         second = f"{addr}/bench/second:1"
         pull = wren + ["pull", "--insecure-registry", addr]
 
-        # Pull + unpack (fresh store each time) vs skopeo copy (download only).
-        wt, st = [], []
+        # Pull + unpack (fresh store each time) vs podman pull (its own
+        # private storage, overlay driver) and skopeo copy (download only).
+        have_podman = shutil.which("podman") is not None
+        podman = podman_cmd(work)
+        wt, st, pt = [], [], []
         for i in range(N):
             subprocess.run(wren + ["rmi", big], capture_output=True)
             wt.append(timed(pull + [big]))
+            if have_podman:
+                subprocess.run(podman + ["rmi", "-a", "-f"], capture_output=True)
+                pt.append(timed(podman + ["pull", "-q", "--tls-verify=false", big]))
             dst = os.path.join(work, f"sk{i}")
             st.append(timed(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
                              f"docker://{big}", f"oci:{dst}:x"]))
@@ -168,10 +183,16 @@ def main():
         os.makedirs(os.path.join(rootfs, "bin"))
         shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
         os.symlink("busybox", os.path.join(rootfs, "bin/true"))
-        ri, rr = [], []
+        ri, rr, rp = [], [], []
         for i in range(N * 2):
             ri.append(timed(wren + ["run", "--rm", "--name", f"bi{i}", big, "/bin/true"]))
             rr.append(timed(wren + ["run", "--rm", "--rootfs", rootfs, f"br{i}", "--", "/bin/true"]))
+            if have_podman:
+                # Its default nofile/nproc limits exceed this VM's hard
+                # limits (runc cannot raise them): ask for small ones.
+                rp.append(timed(podman + ["run", "--rm", "--runtime", "runc", "--network", "none",
+                                          "--ulimit", "nofile=1024:1024",
+                                          "--ulimit", "nproc=1024:1024", big, "/bin/true"]))
 
         # wrend RSS with 50 idle image containers, then 50 rootfs ones.
         names = []
@@ -194,12 +215,23 @@ def main():
         print(f"image: 3 layers, {size / 1e6:.1f} MB compressed; N={N}")
         print(f"pull+unpack  wren {median(wt):.3f} s   skopeo copy (no unpack) {median(st):.3f} s"
               f"   ratio {median(wt) / median(st):.2f}")
+        if pt:
+            print(f"pull+unpack  wren {median(wt):.3f} s   podman pull {median(pt):.3f} s"
+                  f"   ratio {median(wt) / median(pt):.2f}")
         print(f"second image sharing 2 layers: {out}")
         print(f"run --rm true  image {median(ri) * 1000:.1f} ms   rootfs {median(rr) * 1000:.1f} ms"
               f"   ratio {median(ri) / median(rr):.2f}")
+        if rp:
+            print(f"run --rm true  wren image {median(ri) * 1000:.1f} ms   podman (runc) "
+                  f"{median(rp) * 1000:.1f} ms   ratio {median(ri) / median(rp):.2f}")
         print(f"wrend VmRSS  idle {rss_idle} KiB   50 image containers {rss_img} KiB"
               f"   50 rootfs containers {rss_rootfs} KiB")
     finally:
+        if shutil.which("podman"):
+            subprocess.run(podman_cmd(work) + ["rmi", "-a", "-f"], capture_output=True)
+            # podman's overlay driver bind-mounts its own storage directory.
+            subprocess.run(["umount", os.path.join(work, "podman/root/overlay")],
+                           capture_output=True)
         for p in reversed(procs):
             p.terminate()
             p.wait()
