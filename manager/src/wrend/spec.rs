@@ -484,6 +484,55 @@ mod tests {
     use super::*;
 
     #[test]
+    fn image_spec_takes_the_resolved_process_and_extras() {
+        let o = Overrides {
+            args: vec!["/bin/sh".into()],
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            cwd: "/data".into(),
+            hostname: "box".into(),
+            image: ImageOverrides {
+                user: Some((1000, 1000, vec![10])),
+                mounts: vec![("tmpfs".into(), "tmpfs".into(), "/tmp".into(), vec![])],
+                read_only: true,
+                memory: 1 << 20,
+                cpus: 1.5,
+                cap_drop: vec!["ALL".into()],
+                cap_add: vec!["chown".into()],
+                seccomp: "unconfined".into(),
+                ..ImageOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let spec = build_image(Path::new("rootfs"), &o).unwrap();
+        assert_eq!(spec["root"]["path"], "rootfs");
+        assert_eq!(spec["root"]["readonly"], true);
+        assert_eq!(
+            spec["process"]["env"],
+            serde_json::json!(["PATH=/bin", "A=1"])
+        );
+        assert_eq!(spec["process"]["cwd"], "/data");
+        assert_eq!(spec["process"]["user"]["additionalGids"][0], 10);
+        assert_eq!(
+            spec["process"]["capabilities"]["bounding"],
+            serde_json::json!(["CAP_CHOWN"])
+        );
+        assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 150_000);
+        assert!(spec["linux"].get("seccomp").is_none());
+        let tmps = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] == "/tmp")
+            .count();
+        assert_eq!(tmps, 1);
+        assert!(matches!(
+            capabilities(&["CAP_NOPE".into()], &[]),
+            Err(SpecError::UnknownCapability(_))
+        ));
+        assert_eq!(capabilities(&[], &[]).unwrap().len(), IMAGE_CAPS.len());
+    }
+
+    #[test]
     fn default_spec_around_a_rootfs() {
         let tmp = tempfile::tempdir().unwrap();
         let o = Overrides {
