@@ -1018,14 +1018,18 @@ fn named_volumes_are_filled_from_the_image_and_kept() {
     w.ok(&["volume", "rm", "vol1"]);
     let err = w.fails(&["volume", "rm", "vol1"]);
     assert!(err.contains("no such volume: vol1"), "{err}");
-    w.ok(&["volume", "create", "empty"]);
+    // `volume create` makes it empty; the first container fills it.
+    w.ok(&["volume", "create", "made"]);
+    let out = w.ok(&["run", "--rm", "-v", "made:/data", "test/app:1", "ls /data"]);
+    assert_eq!(out, "keep\nkeep-link\n");
+    // A path the image lacks leaves the volume empty.
     let out = w.ok(&[
         "run",
         "--rm",
         "-v",
-        "empty:/data",
+        "other:/nowhere",
         "test/app:1",
-        "ls -A /data | wc -l",
+        "ls -A /nowhere | wc -l",
     ]);
     assert_eq!(out.trim(), "0");
 }

@@ -168,9 +168,10 @@ fn image_request(
         let m = volume(v)?;
         let m = match named_volume(&m.source) {
             Some(name) => {
-                let (data, new) = super::volumes::ensure(g, name)?;
-                if new {
-                    // Docker fills a new volume from the image.
+                let (data, _) = super::volumes::ensure(g, name)?;
+                let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
+                if empty {
+                    // Docker fills an empty volume from the image.
                     wren_images::copyout::copy_out(&layers, &m.destination, &data).map_err(
                         |e| {
                             CliError::failed(format!("fill volume {name} from {}: {e}", image.name))

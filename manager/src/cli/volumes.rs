@@ -1,7 +1,7 @@
 //! Named volumes: `wren volume create|ls|inspect|rm` and `run -v NAME:/path`.
 //! A volume is a directory, `<records>/volumes/NAME/_data`, bind-mounted
-//! into containers. One created by `run` is filled from the image's content
-//! at the mount path, as Docker does. A volume a container's spec mounts
+//! into containers. An empty one is filled from the image's content at the
+//! mount path when a container is made with it, as Docker does. A volume a container's spec mounts
 //! cannot be removed (the image store's exclusive lock covers `rm`, its
 //! shared lock `run`, so the check and the removal are not raced).
 //!
