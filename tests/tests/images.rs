@@ -917,6 +917,34 @@ fn resource_and_security_flags_reach_the_spec_and_the_container() {
     assert!(spec["linux"]["seccomp"].is_object());
     w.ok(&["rm", &c]);
 
+    // --stop-timeout: stop waits that long before SIGKILL; labels show.
+    let d = name("stoptime");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &d,
+        "--stop-timeout",
+        "1",
+        "--label",
+        "team=edge",
+        "--entrypoint",
+        "sh",
+        "test/flags:1",
+        "-c",
+        "trap '' TERM; sleep 100",
+    ]);
+    w.wait_status(&d, "running", 10);
+    assert_eq!(w.inspect(&d)["labels"]["team"], "edge");
+    let t = std::time::Instant::now();
+    w.ok(&["stop", &d]);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        t.elapsed()
+    );
+    w.ok(&["rm", &d]);
+
     // seccomp=unconfined: no filter in the container; the default has one.
     let status = "grep Seccomp: /proc/self/status";
     let out = w.ok(&[

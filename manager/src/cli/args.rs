@@ -230,6 +230,12 @@ pub struct ImageFlags {
     /// The signal `stop` sends [default: the image's StopSignal, else TERM]
     #[arg(long, value_name = "SIGNAL")]
     pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<u32>,
+    /// KEY=VALUE metadata (repeatable)
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
 }
 
 impl ImageFlags {
@@ -253,6 +259,8 @@ impl ImageFlags {
             (!self.cap_add.is_empty(), "--cap-add"),
             (!self.cap_drop.is_empty(), "--cap-drop"),
             (self.stop_signal.is_some(), "--stop-signal"),
+            (self.stop_timeout.is_some(), "--stop-timeout"),
+            (!self.label.is_empty(), "--label"),
         ]
         .into_iter()
         .find(|(given, _)| *given)

@@ -156,6 +156,15 @@ fn image_request(
         )));
     }
     req.hostname = f.hostname.clone().unwrap_or_default();
+    req.stop_timeout = f.stop_timeout.unwrap_or(0);
+    if let Some(l) = f
+        .label
+        .iter()
+        .find(|l| !l.contains('=') || l.starts_with('='))
+    {
+        return Err(CliError::usage(format!("--label {l:?}: want KEY=VALUE")));
+    }
+    req.labels = f.label.clone();
     let mut volumes = f.volume.clone();
     let mut tmpfs = f.tmpfs.clone();
     for m in &f.mount {

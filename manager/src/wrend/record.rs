@@ -65,6 +65,16 @@ pub struct Record {
     /// The signal `stop` sends by default (the image's StopSignal).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stop_signal: String,
+    /// Seconds `stop` waits by default before SIGKILL (0: the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stop_timeout: u32,
+    /// `--label KEY=VALUE`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A record that could not be read or written.

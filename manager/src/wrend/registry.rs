@@ -181,6 +181,7 @@ impl Registry {
         c.last_error = m.rec.last_error.clone();
         c.image = m.rec.image.clone();
         c.image_id = m.rec.image_id.clone();
+        c.labels = m.rec.labels.clone();
         if let Ok(text) = std::fs::read(m.rec.bundle.join("config.json")) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
                 c.args = v["process"]["args"]

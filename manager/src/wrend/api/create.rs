@@ -79,6 +79,8 @@ impl Registry {
             image_id: req.image_id,
             image_layers: req.image_layers.iter().map(PathBuf::from).collect(),
             stop_signal: req.stop_signal,
+            stop_timeout: req.stop_timeout,
+            labels: req.labels,
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
             auto_remove: req.auto_remove,

@@ -145,7 +145,10 @@ impl Registry {
         } else {
             req.signal
         };
-        let timeout = if req.timeout_secs == 0 {
+        let own_timeout = self.containers.get(&name).map_or(0, |m| m.rec.stop_timeout);
+        let timeout = if req.timeout_secs == 0 && own_timeout > 0 {
+            Duration::from_secs(u64::from(own_timeout))
+        } else if req.timeout_secs == 0 {
             DEFAULT_STOP_TIMEOUT
         } else {
             Duration::from_secs(u64::from(req.timeout_secs))
