@@ -18,12 +18,18 @@ RELEASE_FLAGS := RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=st
 	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(SECCOMP_LIBDIR)
 PREFIX ?= /usr/local
 
-.PHONY: all deps build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
+.PHONY: all deps trees build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+# The containerd version matrix: Debian trixie (1.7) and sid (2.1) trees,
+# built once under /var/tmp/wren-trees and reused (scripts/debian-tree.sh).
+trees:
+	@bash scripts/debian-tree.sh trixie >/dev/null
+	@bash scripts/debian-tree.sh sid >/dev/null
 
 build:
 	$(CARGO) build --workspace --bins
@@ -41,7 +47,7 @@ install: release
 # tests in tests/. A test that cannot run here records why
 # (wren_tests::skip); the list is printed after the run, and as root a skip
 # that CI must not have (something missing) fails the target.
-test: deps build
+test: deps trees build
 	@bash scripts/test-skips.sh clear
 	$(CARGO) test --workspace --no-fail-fast || { bash scripts/test-skips.sh report; exit 1; }
 	@bash scripts/test-skips.sh report

@@ -25,7 +25,7 @@ cargo build --release --manifest-path fuzz/Cargo.toml --target "$triple" --bins
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(spec start_stdin setup_message stdio_uri ttrpc_frame wrend_request)
+  targets=(spec start_stdin setup_message stdio_uri ttrpc_frame ttrpc_connection wrend_request)
 fi
 bin="$CARGO_TARGET_DIR/$triple/release"
 for t in "${targets[@]}"; do

@@ -22,6 +22,15 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+# The CRI test client's proto build (k8s-cri) needs protoc; the CRI tests'
+# pause image is a static C program.
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+# CNI for the CRI pod-network tests; debootstrap for the containerd trees.
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

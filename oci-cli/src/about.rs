@@ -59,7 +59,10 @@ fn features_json() -> serde_json::Value {
             "apparmor": {"enabled": wren_runtime::lsm::apparmor_enabled()},
             "selinux": {"enabled": wren_runtime::lsm::selinux_enabled()},
             "intelRdt": {"enabled": false},
-            "mountExtensions": {"idmap": {"enabled": true}}
+            "mountExtensions": {"idmap": {"enabled": true}},
+            "memoryPolicy": {"modes": ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"],
+                "flags": ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"]}
         },
         "annotations": {"io.github.wren.version": env!("CARGO_PKG_VERSION")}
     })

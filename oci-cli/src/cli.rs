@@ -167,8 +167,8 @@ pub struct CreateFlags {
     /// Use chroot-like MS_MOVE instead of pivot_root (rootfs on a ramdisk)
     #[arg(long)]
     pub no_pivot: bool,
-    /// Accepted: wren never makes a new session keyring, the container
-    /// keeps the caller's
+    /// Keep the caller's session keyring instead of a new one for the
+    /// container
     #[arg(long)]
     pub no_new_keyring: bool,
 }
@@ -281,10 +281,11 @@ pub struct Exec {
     /// Pass N more file descriptors (from fd 3) to the process
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
-    /// Not supported: refused
-    #[arg(long, value_name = "[CONTROLLERS:]PATH")]
+    /// Start the process in this existing sub-cgroup of the container's
+    /// cgroup (relative path; one for every controller)
+    #[arg(long, value_name = "PATH")]
     pub cgroup: Vec<String>,
-    /// Not supported: refused (a paused container takes no exec)
+    /// Exec into a paused container too: the process runs once it is resumed
     #[arg(long)]
     pub ignore_paused: bool,
     #[arg(value_name = "CONTAINER_ID")]

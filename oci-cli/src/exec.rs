@@ -17,12 +17,7 @@ pub fn exec(g: &Global, e: Exec) -> Result<ExitCode> {
     if e.pidfd_socket.is_some() {
         refuse("exec", "--pidfd-socket", "wren sends no pidfd")?;
     }
-    if !e.cgroup.is_empty() {
-        refuse("exec", "--cgroup", "exec joins the container's own cgroup")?;
-    }
-    if e.ignore_paused {
-        refuse("exec", "--ignore-paused", "resume the container first")?;
-    }
+    let sub_cgroup = sub_cgroup(&e.cgroup)?;
     let mut c = load(g, &e.id)?;
     let mut process: Process = match &e.process {
         Some(p) => {
@@ -69,12 +64,47 @@ pub fn exec(g: &Global, e: Exec) -> Result<ExitCode> {
         console,
         preserve_fds: e.preserve_fds,
         pid_file: e.pid_file.as_deref().map(absolute).transpose()?,
+        ignore_paused: e.ignore_paused,
+        sub_cgroup,
     })?;
     if e.detach {
         return Ok(ExitCode::SUCCESS);
     }
     let code = forward::wait_exec(&p)?;
     Ok(ExitCode::from(code as u8))
+}
+
+/// The sub-cgroup from runc's `--cgroup` values: `PATH` (or `:PATH`) for
+/// every controller. The same path may be repeated; per-controller paths
+/// (`CONTROLLERS:PATH`, cgroup v1 only in runc) are refused by name.
+fn sub_cgroup(values: &[String]) -> Result<Option<String>> {
+    let mut path: Option<&str> = None;
+    for v in values {
+        let p = match v.split_once(':') {
+            Some(("", p)) => p,
+            Some((ctrls, _)) => {
+                return Err(Usage(format!(
+                    "exec: --cgroup {v:?}: per-controller sub-cgroups ({ctrls}:PATH) are not \
+                     supported; give one PATH for every controller"
+                ))
+                .into())
+            }
+            None => v.as_str(),
+        };
+        if p.is_empty() {
+            return Err(Usage(format!("exec: --cgroup {v:?}: empty path")).into());
+        }
+        match path {
+            Some(prev) if prev != p => {
+                return Err(Usage(format!(
+                    "exec: --cgroup given twice with different paths ({prev:?}, {p:?})"
+                ))
+                .into())
+            }
+            _ => path = Some(p),
+        }
+    }
+    Ok(path.map(str::to_string))
 }
 
 /// The first flag that overrides part of the process, if any.

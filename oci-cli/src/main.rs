@@ -136,7 +136,8 @@ fn fail(log: Option<&(PathBuf, LogFormat)>, msg: &str) -> ExitCode {
     if let Some(log) = log {
         append_log(log, msg);
     }
-    eprintln!("wren-oci: {msg}");
+    // "error" as runc's level=error line has it: callers grep for it.
+    eprintln!("wren-oci: error: {msg}");
     ExitCode::FAILURE
 }
 

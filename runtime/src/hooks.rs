@@ -40,10 +40,23 @@ pub enum HookError {
     },
 }
 
-/// Run `hooks` one after another; the first failure stops the rest.
+/// Run `hooks` one after another; the first failure stops the rest. A hook
+/// without `env` gets an empty environment.
 pub fn run_all(kind: &'static str, hooks: &[Hook], state: &[u8]) -> Result<(), HookError> {
+    run_all_with_env(kind, hooks, state, &[])
+}
+
+/// [`run_all`] for the hooks that run in the container (createContainer,
+/// startContainer): a hook without `env` gets `inherited`, the container
+/// process's environment, as runc and youki give it.
+pub fn run_all_with_env(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &[u8],
+    inherited: &[String],
+) -> Result<(), HookError> {
     for hook in hooks {
-        run(kind, hook, state)?;
+        run(kind, hook, state, inherited)?;
     }
     Ok(())
 }
@@ -53,8 +66,13 @@ fn cstring(s: &[u8]) -> io::Result<CString> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL byte in hook argument"))
 }
 
-/// Run one hook.
-pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookError> {
+/// Run one hook; `inherited` is its environment when it has no `env`.
+pub fn run(
+    kind: &'static str,
+    hook: &Hook,
+    state: &[u8],
+    inherited: &[String],
+) -> Result<(), HookError> {
     let path = hook.path().clone();
     let start = |source: io::Error| HookError::Start {
         kind,
@@ -75,7 +93,7 @@ pub fn run(kind: &'static str, hook: &Hook, state: &[u8]) -> Result<(), HookErro
     let envp: Vec<CString> = hook
         .env()
         .as_deref()
-        .unwrap_or(&[])
+        .unwrap_or(inherited)
         .iter()
         .map(|e| cstring(e.as_bytes()))
         .collect::<io::Result<_>>()
@@ -198,10 +216,10 @@ mod tests {
             r#"{{"path":"/bin/sh","args":["sh","-c","cat > {} && test \"$X\" = y"],"env":["X=y"]}}"#,
             out.display()
         ));
-        run("prestart", &h, b"{\"id\":\"c1\"}").unwrap();
+        run("prestart", &h, b"{\"id\":\"c1\"}", &[]).unwrap();
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "{\"id\":\"c1\"}");
         let bad = hook(r#"{"path":"/bin/sh","args":["sh","-c","exit 3"]}"#);
-        match run("poststart", &bad, b"{}") {
+        match run("poststart", &bad, b"{}", &[]) {
             Err(HookError::Failed { status: 3, .. }) => {}
             other => panic!("{other:?}"),
         }
@@ -212,7 +230,7 @@ mod tests {
         let h = hook(r#"{"path":"/bin/sh","args":["sh","-c","sleep 10"],"timeout":1}"#);
         let t = std::time::Instant::now();
         assert!(matches!(
-            run("createRuntime", &h, b"{}"),
+            run("createRuntime", &h, b"{}", &[]),
             Err(HookError::Timeout { .. })
         ));
         assert!(t.elapsed() < std::time::Duration::from_secs(5));
@@ -221,7 +239,7 @@ mod tests {
     #[test]
     fn missing_hook_names_its_path() {
         let h = hook(r#"{"path":"/nonexistent/hook"}"#);
-        let err = run("prestart", &h, b"{}").unwrap_err();
+        let err = run("prestart", &h, b"{}", &[]).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/hook"), "{err}");
     }
 }

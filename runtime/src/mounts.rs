@@ -33,7 +33,8 @@ pub enum MountError {
         #[source]
         source: io::Error,
     },
-    #[error("{dest}: must be mounted on an ordinary directory")]
+    // runc's words, which callers match on.
+    #[error("{dest}: must be mounted on ordinary directory")]
     NotDirectory {
         dest: PathBuf,
         #[source]

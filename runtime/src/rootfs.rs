@@ -5,7 +5,7 @@
 //! namespace.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::path::Root;
@@ -47,9 +47,12 @@ pub enum RootfsError {
 
 /// Stop mounts from propagating back to the host and make the rootfs a
 /// mount point. Returns the root handle used for every later mount.
-pub fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
-    sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
-        .map_err(RootfsError::Propagation)?;
+pub fn prepare(rootfs: &Path, host_mount_ns: bool) -> Result<Root, RootfsError> {
+    // In the caller's mount namespace `/` is the host's: leave it alone.
+    if !host_mount_ns {
+        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
+            .map_err(RootfsError::Propagation)?;
+    }
     let bind = |source| RootfsError::BindRoot {
         path: rootfs.to_path_buf(),
         source,
@@ -62,17 +65,30 @@ pub fn prepare(rootfs: &Path) -> Result<Root, RootfsError> {
     .map_err(bind)?;
     let target = sys::open(rootfs, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(bind)?;
     sys::move_mount(tree.as_fd(), target.as_fd()).map_err(bind)?;
-    Root::open(rootfs).map_err(bind)
+    let root = Root::open(rootfs).map_err(bind)?;
+    if host_mount_ns {
+        // What the container mounts under its root must not propagate into
+        // the host's other namespaces.
+        sys::mount_setattr(root.fd(), true, 0, 0, libc::MS_PRIVATE)
+            .map_err(RootfsError::Propagation)?;
+    }
+    Ok(root)
 }
 
 /// Make `root` the process's `/`.
-pub fn pivot(root: &Root, no_pivot: bool) -> Result<(), RootfsError> {
+pub fn pivot(root: &Root, no_pivot: bool, host_mount_ns: bool) -> Result<(), RootfsError> {
     let err = |call| move |source| RootfsError::Pivot { call, source };
     // SAFETY: fchdir on a live directory fd.
     if unsafe { libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&root.fd())) } != 0 {
         return Err(err("fchdir")(io::Error::last_os_error()));
     }
-    if no_pivot {
+    if host_mount_ns {
+        // Moving or pivoting would change the host's `/`: chroot only.
+        // SAFETY: valid NUL-terminated path.
+        if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
+            return Err(err("chroot")(io::Error::last_os_error()));
+        }
+    } else if no_pivot {
         sys::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).map_err(err("mount --move"))?;
         // SAFETY: valid NUL-terminated path.
         if unsafe { libc::chroot(c".".as_ptr()) } != 0 {
@@ -113,33 +129,51 @@ pub fn readonly_root() -> Result<(), RootfsError> {
 /// Hide every path of `masked`: files get a bind of the verified host
 /// /dev/null (`dev_null`), directories an empty read-only tmpfs. Paths that
 /// do not exist are skipped.
+///
+/// The directories share one tmpfs: the first gets a new one, the others a
+/// clone of that mount (as runc 1.4.3 does; one superblock per container
+/// instead of one per masked directory). Like runc's, the tmpfs gets the
+/// default mode (1777): it is read-only and empty, so the mode only shows
+/// in `ls -ld`, and tools comparing with runc see the same.
 pub fn mask_paths(
     root: &Root,
     masked: &[String],
     dev_null: BorrowedFd<'_>,
 ) -> Result<(), RootfsError> {
+    let mut first_tmpfs: Option<OwnedFd> = None;
     for path in masked {
         let err = |source| RootfsError::Mask {
             path: path.clone(),
             source,
         };
-        let fd = match root.resolve(Path::new(path), libc::O_PATH | libc::O_NOFOLLOW, false) {
+        let resolve = || root.resolve(Path::new(path), libc::O_PATH | libc::O_NOFOLLOW, false);
+        let fd = match resolve() {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
             Err(e) => return Err(err(e)),
         };
         let st = sys::fstat(fd.as_fd()).map_err(err)?;
         match st.st_mode & libc::S_IFMT {
-            libc::S_IFDIR => {
-                sys::mount_on_fd(
-                    Some(c"tmpfs"),
-                    fd.as_fd(),
-                    Some(c"tmpfs"),
-                    libc::MS_RDONLY,
-                    Some(c"mode=0755"),
-                )
-                .map_err(err)?;
-            }
+            libc::S_IFDIR => match &first_tmpfs {
+                Some(shared) => {
+                    let tree =
+                        sys::open_tree(Some(shared.as_fd()), Path::new(""), sys::OPEN_TREE_CLONE)
+                            .map_err(err)?;
+                    sys::move_mount(tree.as_fd(), fd.as_fd()).map_err(err)?;
+                }
+                None => {
+                    sys::mount_on_fd(
+                        Some(c"tmpfs"),
+                        fd.as_fd(),
+                        Some(c"tmpfs"),
+                        libc::MS_RDONLY,
+                        None,
+                    )
+                    .map_err(err)?;
+                    // The path now leads to the new tmpfs's root.
+                    first_tmpfs = Some(resolve().map_err(err)?);
+                }
+            },
             libc::S_IFLNK => continue,
             _ => {
                 let tree = sys::open_tree(Some(dev_null), Path::new(""), sys::OPEN_TREE_CLONE)

@@ -39,6 +39,15 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     }
 }
 
+/// An error of a part (`prefix`) whose text already names the exact field
+/// (`linux.seccomp.syscalls[0].action: ...`): that field, said once.
+fn nested(prefix: &str, text: String) -> SpecError {
+    match text.split_once(": ") {
+        Some((field, message)) if field.starts_with(prefix) => invalid(field, message),
+        _ => invalid(prefix, text),
+    }
+}
+
 /// Read `<bundle>/config.json`.
 pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     let path = bundle.join("config.json");
@@ -59,11 +68,11 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
     };
     let value: serde_json::Value = serde_json::from_slice(data).map_err(parse_err)?;
     if let Some(s) = value.pointer("/linux/seccomp") {
-        crate::seccomp::from_json(s).map_err(|e| invalid("linux.seccomp", e.to_string()))?;
+        crate::seccomp::from_json(s).map_err(|e| nested("linux.seccomp", e.to_string()))?;
     }
     if let Some(c) = value.pointer("/process/capabilities") {
         crate::capabilities::from_json(c)
-            .map_err(|e| invalid("process.capabilities", e.to_string()))?;
+            .map_err(|e| nested("process.capabilities", e.to_string()))?;
     }
     // From a borrowed Value: no copy of the spec on the start path.
     <Spec as serde::Deserialize>::deserialize(&value).map_err(|e| match locate(&value) {
@@ -136,6 +145,7 @@ fn locate(value: &serde_json::Value) -> Option<(String, String)> {
         ("/linux/resources/network", one::<oci::LinuxNetwork>),
         ("/linux/resources", one::<oci::LinuxResources>),
         ("/linux/personality", one::<oci::LinuxPersonality>),
+        ("/linux/memoryPolicy", one::<oci::LinuxMemoryPolicy>),
         (
             "/linux/sysctl",
             one::<std::collections::HashMap<String, String>>,
@@ -219,10 +229,8 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             field: "linux.netDevices".into(),
         });
     }
-    if linux.memory_policy().is_some() {
-        return Err(SpecError::Unsupported {
-            field: "linux.memoryPolicy".into(),
-        });
+    if let Some(p) = linux.memory_policy() {
+        crate::mempolicy::MemoryPolicy::from_spec(p)?;
     }
     let namespaces = namespaces(spec)?;
     let has = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t);
@@ -326,13 +334,16 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
     if let Some(p) = linux.personality() {
         crate::process::personality_value(p).map_err(|m| invalid("linux.personality", m))?;
     }
-    if has(LinuxNamespaceType::Mount) {
-        Ok(())
-    } else {
-        Err(SpecError::Unsupported {
-            field: "linux.namespaces (a container without its own mount namespace)".into(),
-        })
+    // Without a mount namespace the init mounts in the caller's, which a
+    // process in another user namespace may not do.
+    if !has(LinuxNamespaceType::Mount) && has(LinuxNamespaceType::User) {
+        return Err(invalid(
+            "linux.namespaces",
+            "a user namespace needs a mount namespace too (mounts in the host's cannot \
+             be made from it)",
+        ));
     }
+    Ok(())
 }
 
 /// Checks on a process that apply both to the container's init and to exec.

@@ -54,6 +54,13 @@ pub struct State {
     pub owner: u32,
     pub cgroup: Option<Cgroup>,
     pub spec: Spec,
+    /// Without a mount namespace of its own: ids of the mounts under the
+    /// rootfs before the init mounted there (see `container/host_mounts.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_mounts_before: Option<Vec<u64>>,
+    /// Created with `NoNewKeyring`: execs keep the caller's keyring too.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 /// The OCI state document (`runtime.md#state`) with runc's extra fields.

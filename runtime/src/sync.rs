@@ -40,6 +40,8 @@ pub enum Msg {
     /// the config names.
     Config,
     MapsWritten,
+    /// The caller wrote stage 1's `timens_offsets`.
+    TimeOffsetsWritten,
     /// The new container's cgroup resources are applied: stage 2 may make
     /// device nodes (v1 device rules are rewritten deny-all first).
     ResourcesApplied,
@@ -50,6 +52,9 @@ pub enum Msg {
     // init → caller
     /// Stage 1 has unshared its user namespace; write its id maps.
     WriteMaps,
+    /// Stage 1 has made a time namespace inside a new user namespace,
+    /// where it no longer owns its /proc files: write its time offsets.
+    WriteTimeOffsets,
     /// The container process exists (carries its pidfd).
     Child {
         pid: i32,

@@ -12,7 +12,7 @@
 //! Runs in the daemon process.
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
 use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
@@ -27,7 +27,7 @@ use crate::stdio::relay::RELAY_BIT;
 use crate::task::container_ops::Runtime;
 use crate::task::{TaskService, OOM_BIT, PIDFD_BIT};
 use crate::{delete, reaper, socket};
-use wren_ttrpc::server::{self, Connection, ReadOutcome};
+use wren_ttrpc::server::{self, Connection};
 
 /// The fd `start` passes the listening socket on.
 pub const LISTENER_FD: RawFd = 3;
@@ -208,6 +208,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                                 log::error!("epoll add connection: {e}");
                                 continue;
                             }
+                            conn.set_poller(epoll.0.as_raw_fd(), token);
                             log::debug!("ttrpc: new connection");
                             connections.insert(token, conn);
                         }
@@ -240,43 +241,51 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                 }
                 token if token & (RELAY_BIT | OOM_BIT | PIDFD_BIT) != 0 => service.fd_ready(token),
                 token => {
-                    let outcome = match connections.get_mut(&token) {
-                        Some(conn) => conn.read(),
-                        None => continue,
+                    let Some(conn) = connections.get_mut(&token) else {
+                        continue;
                     };
-                    match outcome {
-                        ReadOutcome::Requests(reqs) => {
-                            let heavy = reqs.iter().any(|(r, _)| {
-                                matches!(r.method.as_str(), "Create" | "Delete" | "Exec" | "Start")
+                    if ev.events().contains(EpollFlags::EPOLLOUT) {
+                        conn.flush();
+                    }
+                    if !ev.events().intersects(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
+                    ) {
+                        continue;
+                    }
+                    let outcome = conn.read();
+                    let heavy = outcome.requests.iter().any(|(r, _)| {
+                        matches!(r.method.as_str(), "Create" | "Delete" | "Exec" | "Start")
+                    });
+                    for (req, responder) in outcome.requests {
+                        log::debug!("ttrpc: {}/{}", req.service, req.method);
+                        let is_task = req.service == wren_protocol::services::TASK_V2
+                            || req.service == wren_protocol::services::TASK_V3;
+                        if is_task {
+                            rpc_timed(&flags.id, &req.method, || {
+                                service.dispatch(&req.method, &req.payload, responder)
                             });
-                            for (req, responder) in reqs {
-                                log::debug!("ttrpc: {}/{}", req.service, req.method);
-                                let is_task = req.service == wren_protocol::services::TASK_V2
-                                    || req.service == wren_protocol::services::TASK_V3;
-                                if is_task {
-                                    rpc_timed(&flags.id, &req.method, || {
-                                        service.dispatch(&req.method, &req.payload, responder)
-                                    });
-                                } else {
-                                    responder.send(Err(server::status(
-                                        wren_protocol::ttrpc_wire::Code::UNIMPLEMENTED,
-                                        format!("service {} is not served here", req.service),
-                                    )));
-                                }
-                            }
-                            if heavy {
-                                crate::memory::trim();
-                            }
+                        } else {
+                            responder.send(Err(server::status(
+                                wren_protocol::ttrpc_wire::Code::UNIMPLEMENTED,
+                                format!("service {} is not served here", req.service),
+                            )));
                         }
-                        ReadOutcome::Closed => {
-                            if let Some(conn) = connections.remove(&token) {
-                                // SAFETY: the fd is still open (owned by `conn`).
-                                let fd = unsafe {
-                                    std::os::fd::BorrowedFd::borrow_raw(conn.as_raw_fd())
-                                };
-                                let _ = epoll.delete(fd);
-                                log::debug!("ttrpc: connection closed");
-                            }
+                    }
+                    if heavy {
+                        crate::memory::trim();
+                    }
+                    if outcome.closed {
+                        if let Some(conn) = connections.remove(&token) {
+                            // Closed first (parked Waits on it are dropped,
+                            // nothing else uses its fd number), then out of
+                            // epoll; the fd closes with `conn`.
+                            conn.close();
+                            // SAFETY: the fd is still open (owned by `conn`).
+                            let fd =
+                                unsafe { std::os::fd::BorrowedFd::borrow_raw(conn.as_raw_fd()) };
+                            let _ = epoll.delete(fd);
+                            log::debug!("ttrpc: connection closed");
+                            service.drop_closed_waiters();
                         }
                     }
                 }

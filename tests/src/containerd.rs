@@ -90,6 +90,24 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).expect("symlink");
         }
     }
+    image_tar(
+        dir,
+        &rootfs,
+        IMAGE,
+        serde_json::json!({"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]}),
+    )
+}
+
+/// An OCI layout tar in `dir` (named after `name`) of one layer made of
+/// `rootfs`, with image config `config`; returns its path.
+pub fn image_tar(dir: &Path, rootfs: &Path, name: &str, config: serde_json::Value) -> PathBuf {
+    let work = dir.join(format!(
+        "image-{}",
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    ));
+    std::fs::create_dir_all(&work).expect("mkdir");
+    let dir = work.as_path();
+    let rootfs = rootfs.to_path_buf();
     let layout = dir.join("layout");
     std::fs::create_dir_all(layout.join("blobs/sha256")).expect("mkdir");
     let tar = |src: &Path, out: &Path, what: &[&str]| {
@@ -123,7 +141,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         "config.json",
         serde_json::json!({
             "architecture": "amd64", "os": "linux",
-            "config": {"Env": ["PATH=/bin"], "Cmd": ["/bin/sh"]},
+            "config": config,
             "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }),
     );
@@ -141,7 +159,7 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": manifest_digest, "size": manifest_size,
-            "annotations": {"io.containerd.image.name": IMAGE, "org.opencontainers.image.ref.name": "test"},
+            "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": "test"},
         }],
     });
     std::fs::write(layout.join("index.json"), index.to_string()).expect("index");
@@ -150,14 +168,42 @@ pub fn busybox_image(dir: &Path) -> PathBuf {
         r#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .expect("oci-layout");
-    let out = dir.join("busybox-oci.tar");
+    let out = dir.join("image-oci.tar");
     tar(&layout, &out, &["index.json", "oci-layout", "blobs"]);
     out
 }
 
-/// A private containerd.
+/// Runs `body` with a private containerd of each version of the matrix
+/// (the host's, trixie's 1.7, sid's 2.1; a missing tree is a recorded
+/// skip), namespace `ns` plus the version's label.
+pub fn for_each_version(test: &str, ns: &str, image: bool, body: impl Fn(&Containerd)) {
+    for suite in crate::tree::MATRIX {
+        let tree = match suite {
+            None => None,
+            Some(s) => match crate::tree::get(test, s) {
+                Some(t) => Some(t),
+                None => continue,
+            },
+        };
+        let label = crate::tree::label(suite);
+        eprintln!("== {test} under containerd of {label}");
+        let c = Containerd::start_in(tree.as_deref(), &format!("{ns}{label}"), image, None);
+        body(&c);
+    }
+}
+
+/// A private containerd: the host's, or one from a Debian tree
+/// ([`crate::tree`]) run in its own mount and pid namespace with the tree
+/// as its root.
 pub struct Containerd {
+    /// Its directory as this process sees it (inside the tree, if any).
     pub dir: tempfile::TempDir,
+    /// The same directory as containerd sees it (equal without a tree).
+    pub inner: PathBuf,
+    /// The tree containerd runs in.
+    pub tree: Option<PathBuf>,
+    /// containerd runs in a network namespace of its own (with CRI).
+    pub own_net: bool,
     child: Option<Child>,
     pub namespace: String,
 }
@@ -165,26 +211,85 @@ pub struct Containerd {
 impl Containerd {
     /// Start containerd; with `image`, import the busybox image too.
     pub fn start(namespace: &str, image: bool) -> Containerd {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_with(namespace, image, None)
+    }
+
+    /// Start containerd with its CRI plugin configured by `cri` (TOML
+    /// tables under `[plugins."io.containerd.grpc.v1.cri"]`, where `{dir}`
+    /// stands for this containerd's directory), or without CRI.
+    pub fn start_with(namespace: &str, image: bool, cri: Option<&str>) -> Containerd {
+        Self::start_in(None, namespace, image, cri)
+    }
+
+    /// [`Containerd::start_with`] of the containerd in `tree` (None: the
+    /// host's); `cri` must suit that containerd's config version.
+    pub fn start_in(
+        tree: Option<&Path>,
+        namespace: &str,
+        image: bool,
+        cri: Option<&str>,
+    ) -> Containerd {
+        let dir = match tree {
+            Some(t) => tempfile::tempdir_in(t.join("tmp")).expect("tempdir in the tree"),
+            None => tempfile::tempdir().expect("tempdir"),
+        };
         let d = dir.path();
+        let inner = match tree {
+            Some(t) => Path::new("/").join(d.strip_prefix(t).expect("inside the tree")),
+            None => d.to_path_buf(),
+        };
         std::fs::create_dir_all(d.join("bin")).expect("mkdir");
         let shim = shim_binary().expect("containerd-shim-wren-v2 is not built");
-        std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2")).expect("symlink");
+        if tree.is_some() {
+            // The host's paths are gone in the tree: a copy, not a link.
+            std::fs::copy(shim, d.join("bin/containerd-shim-wren-v2")).expect("copy shim");
+        } else {
+            std::os::unix::fs::symlink(shim, d.join("bin/containerd-shim-wren-v2"))
+                .expect("symlink");
+        }
+        let version = if tree.is_some_and(|t| crate::tree::containerd_major(t) >= 2) {
+            3
+        } else {
+            2
+        };
+        // Top-level keys first: after a table header they would belong to it.
+        let (top, tables) = match cri {
+            Some(tables) => (
+                String::new(),
+                tables.replace("{dir}", &inner.display().to_string()),
+            ),
+            None if version >= 3 => (
+                "disabled_plugins = [\"io.containerd.cri.v1.runtime\", \
+                 \"io.containerd.cri.v1.images\", \"io.containerd.grpc.v1.cri\"]\n"
+                    .into(),
+                String::new(),
+            ),
+            None => (
+                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n".into(),
+                String::new(),
+            ),
+        };
         let config = format!(
-            "version = 2\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n\
-             disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
-             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n",
-            d.display()
+            "version = {version}\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n{top}\
+             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n{tables}",
+            inner.display(),
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
-        let child = launch(d);
+        // With CRI, containerd gets a network namespace of its own: the CNI
+        // bridge, veths and rules of its pods stay inside it.
+        let own_net = cri.is_some();
+        let child = launch(d, &inner, tree, own_net);
         let c = Containerd {
+            own_net,
             dir,
+            inner,
+            tree: tree.map(Path::to_path_buf),
             child: Some(child),
             namespace: namespace.to_string(),
         };
         if image {
             let tar = busybox_image(c.dir.path());
+            let tar = c.inner_path(&tar);
             let out = c.ctr(&["images", "import", tar.to_str().expect("utf-8")]);
             assert!(
                 out.status.success(),
@@ -203,7 +308,12 @@ impl Containerd {
             crate::kill_registered(child);
         }
         let _ = std::fs::remove_file(self.dir.path().join("c.sock"));
-        self.child = Some(launch(self.dir.path()));
+        self.child = Some(launch(
+            self.dir.path(),
+            &self.inner,
+            self.tree.as_deref(),
+            self.own_net,
+        ));
     }
 
     /// The shim's socket path of a running task (from its bundle's
@@ -223,12 +333,51 @@ impl Containerd {
 
     /// A `ctr` command line (not run), for callers that need to spawn it.
     pub fn ctr_command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ctr");
+        let mut cmd = match (&self.tree, &self.child) {
+            // The tree's ctr, in containerd's mount namespace (its FIFOs
+            // and paths must be the ones containerd and the shim see).
+            (Some(_), Some(child)) => {
+                let pid = containerd_pid(child.id());
+                let mut c = Command::new("nsenter");
+                c.args([
+                    "--mount",
+                    "--pid",
+                    "--target",
+                    &pid.to_string(),
+                    "--",
+                    "ctr",
+                ]);
+                c
+            }
+            _ => Command::new("ctr"),
+        };
         cmd.arg("--address")
-            .arg(self.dir.path().join("c.sock"))
+            .arg(self.inner.join("c.sock"))
             .args(["--namespace", &self.namespace])
             .args(args);
         cmd
+    }
+
+    /// containerd's pid (in this pid namespace).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| containerd_pid(c.id()))
+    }
+
+    /// `path` (under this containerd's directory) as containerd sees it.
+    pub fn inner_path(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(self.dir.path()) {
+            Ok(rel) => self.inner.join(rel),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+
+    /// A path containerd reported (inside its tree) as this process sees
+    /// it (the tree's root is containerd's `/`).
+    pub fn host_path(&self, path: &Path) -> PathBuf {
+        match (&self.tree, path.strip_prefix("/")) {
+            (Some(t), Ok(rel)) => t.join(rel),
+            _ => path.to_path_buf(),
+        }
     }
 
     pub fn ctr(&self, args: &[&str]) -> Output {
@@ -276,6 +425,10 @@ impl Drop for Containerd {
         if let Some(child) = self.child.take() {
             crate::kill_registered(child);
         }
+        // `k8s.io` (CRI) is not ours alone: its cgroups are the pods'
+        // parents (the CRI client removes them) and its runtime state root
+        // is inside this containerd's directory.
+        let unique = self.namespace != "k8s.io";
         // A failed test may leave shims and containers of this namespace:
         // kill them (cgroup members first, so nothing is re-parented and
         // left running), so the next run starts clean.
@@ -283,6 +436,7 @@ impl Drop for Containerd {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|_| unique)
         {
             let ns_dir = entry.path().join(&self.namespace);
             for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
@@ -294,7 +448,7 @@ impl Drop for Containerd {
                 }
             }
         }
-        for pid in all_shims_in(&self.namespace) {
+        for pid in all_shims_in(&self.namespace, &self.inner) {
             // SAFETY: kill(2) with plain integers.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -313,6 +467,7 @@ impl Drop for Containerd {
             .into_iter()
             .flatten()
             .flatten()
+            .filter(|_| unique)
         {
             let ns_dir = entry.path().join(&self.namespace);
             for c in std::fs::read_dir(&ns_dir).into_iter().flatten().flatten() {
@@ -325,7 +480,7 @@ impl Drop for Containerd {
         // The runtimes' state roots for this (unique) namespace: the shim
         // keeps them, as containerd-shim-runc-v2 does, so one test run would
         // otherwise leave a directory per test behind.
-        for runtime in ["wren", "runc"] {
+        for runtime in ["wren", "runc"].into_iter().filter(|_| unique) {
             let _ = std::fs::remove_dir_all(
                 Path::new("/run/containerd")
                     .join(runtime)
@@ -336,22 +491,81 @@ impl Drop for Containerd {
     }
 }
 
-fn launch(d: &Path) -> Child {
+fn launch(d: &Path, inner: &Path, tree: Option<&Path>, own_net: bool) -> Child {
     let path = format!(
         "{}:{}",
-        d.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
+        inner.join("bin").display(),
+        if tree.is_some() {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
+        } else {
+            std::env::var("PATH").unwrap_or_default()
+        }
     );
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(d.join("containerd.log"))
         .expect("log");
-    let mut cmd = Command::new("containerd");
-    cmd.arg("--config")
-        .arg(d.join("config.toml"))
-        .args(["--log-level", "debug"])
-        .env("PATH", path)
+    let config = inner.join("config.toml");
+    let mut cmd = match tree {
+        // Its own mount and pid namespace with the tree as its root
+        // (pivot_root, not chroot: under a chroot `task exec` would land in
+        // the host's root). Killing `unshare` takes containerd, its shims
+        // and their containers with it. The tree's /run stays on disk, so
+        // the tests can reach the shims' sockets under it.
+        Some(t) => {
+            let mut c = Command::new("unshare");
+            if own_net {
+                c.arg("--net");
+            }
+            c.args([
+                "--mount",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "--",
+                "/bin/sh",
+                "-ec",
+                r#"T=$1; C=$2
+ip link set lo up 2>/dev/null || true
+mount --bind "$T" "$T"; mount --make-private "$T"
+mount -t proc proc "$T/proc"
+mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
+mount --rbind /dev "$T/dev"; mount --make-rslave "$T/dev"
+mkdir -p "$T/.oldroot"
+cd "$T"; pivot_root . .oldroot; cd /
+umount -l /.oldroot
+exec containerd --config "$C" --log-level debug"#,
+                "sh",
+            ])
+            .arg(t)
+            .arg(&config);
+            c
+        }
+        None if own_net => {
+            let mut c = Command::new("unshare");
+            c.args([
+                "--net",
+                "--",
+                "/bin/sh",
+                "-ec",
+                "ip link set lo up; exec containerd --config \"$1\" --log-level debug",
+                "sh",
+            ])
+            .arg(&config);
+            c
+        }
+        None => {
+            let mut c = Command::new("containerd");
+            c.arg("--config")
+                .arg(&config)
+                .args(["--log-level", "debug"]);
+            c
+        }
+    };
+    cmd.env("PATH", path)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
@@ -359,13 +573,24 @@ fn launch(d: &Path) -> Child {
     let sock = d.join("c.sock");
     assert!(
         crate::wait_for(10, || sock.exists()),
-        "containerd did not start"
+        "containerd did not start: {}",
+        std::fs::read_to_string(d.join("containerd.log")).unwrap_or_default()
     );
     child
 }
 
-/// Every live shim daemon of containerd namespace `ns`.
-fn all_shims_in(ns: &str) -> Vec<i32> {
+/// containerd's pid: `unshare`'s child (itself when there is no tree).
+fn containerd_pid(unshare: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(unshare)
+}
+
+/// Every live shim daemon of containerd namespace `ns` started by the
+/// containerd in `dir` (its `-address` is there): never another
+/// containerd's, which may use the same namespace (`k8s.io`).
+fn all_shims_in(ns: &str, dir: &Path) -> Vec<i32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
@@ -378,7 +603,11 @@ fn all_shims_in(ns: &str) -> Vec<i32> {
         let is_shim = args
             .first()
             .is_some_and(|a| a.ends_with(b"containerd-shim-wren-v2"));
+        let ours = args.windows(2).any(|w| {
+            w[0] == b"-address" && Path::new(&*String::from_utf8_lossy(w[1])).starts_with(dir)
+        });
         if is_shim
+            && ours
             && args
                 .windows(2)
                 .any(|w| w[0] == b"-namespace" && w[1] == ns.as_bytes())

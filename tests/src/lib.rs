@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub mod containerd;
+pub mod cri;
 pub mod probe;
+pub mod profiles;
 pub mod pty;
 pub mod registry;
+pub mod runc;
+pub mod tree;
 pub mod wrend;
 
 /// Why a test did not run. `make test` lists every skip at the end

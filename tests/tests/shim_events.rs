@@ -69,39 +69,45 @@ fn oom_kill_is_reported_before_the_exit() {
         return;
     }
     let ns = format!("wrenoom{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let events = Events::start(&c);
-    let id = "wren-oom";
-    // `tail` keeps its one endless "line" in memory until the 32 MiB limit
-    // kills it; the shell exits with tail's 137.
-    run_detached(
-        &c,
-        id,
-        &["--memory-limit", "33554432"],
-        &[
-            "/bin/sh",
-            "-c",
-            "head -c 500000000 /dev/zero | tail > /dev/null; exit $?",
-        ],
+    wren_tests::containerd::for_each_version(
+        "oom_kill_is_reported_before_the_exit",
+        &ns,
+        true,
+        |c| {
+            let events = Events::start(c);
+            let id = "wren-oom";
+            // `tail` keeps its one endless "line" in memory until the 32 MiB limit
+            // kills it; the shell exits with tail's 137.
+            run_detached(
+                c,
+                id,
+                &["--memory-limit", "33554432"],
+                &[
+                    "/bin/sh",
+                    "-c",
+                    "head -c 500000000 /dev/zero | tail > /dev/null; exit $?",
+                ],
+            );
+            assert!(
+                wait_for(30, || task_status(c, id) == "STOPPED"),
+                "the container was not OOM-killed: {}",
+                task_status(c, id)
+            );
+            assert!(wait_for(10, || events
+                .of(id)
+                .iter()
+                .any(|(t, _)| t == "/tasks/exit")));
+            let ev = events.of(id);
+            let oom = position(&ev, |(t, _)| t == "/tasks/oom");
+            let exit = position(&ev, |(t, _)| t == "/tasks/exit");
+            let start = position(&ev, |(t, _)| t == "/tasks/start");
+            assert!(start < oom && oom < exit, "{ev:#?}");
+            assert!(ev[exit].1.contains("\"exit_status\":137"), "{ev:#?}");
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
+            c.assert_clean(id);
+        },
     );
-    assert!(
-        wait_for(30, || task_status(&c, id) == "STOPPED"),
-        "the container was not OOM-killed: {}",
-        task_status(&c, id)
-    );
-    assert!(wait_for(10, || events
-        .of(id)
-        .iter()
-        .any(|(t, _)| t == "/tasks/exit")));
-    let ev = events.of(id);
-    let oom = position(&ev, |(t, _)| t == "/tasks/oom");
-    let exit = position(&ev, |(t, _)| t == "/tasks/exit");
-    let start = position(&ev, |(t, _)| t == "/tasks/start");
-    assert!(start < oom && oom < exit, "{ev:#?}");
-    assert!(ev[exit].1.contains("\"exit_status\":137"), "{ev:#?}");
-    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
-    c.assert_clean(id);
 }
 
 #[test]
@@ -110,55 +116,62 @@ fn exec_exits_come_before_the_init_exit_and_ps_names_execs() {
         return;
     }
     let ns = format!("wrenorder{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let events = Events::start(&c);
-    let id = "wren-order";
-    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
-    for e in ["ex1", "ex2"] {
-        ok(
-            &c.ctr(&["task", "exec", "-d", "--exec-id", e, id, "/bin/sleep", "50"]),
-            "ctr task exec -d",
-            &c,
-        );
-    }
-    let ps = c.ctr(&["task", "ps", id]);
-    ok(&ps, "ctr task ps", &c);
-    let ps = String::from_utf8_lossy(&ps.stdout);
-    assert!(ps.contains("ex1") && ps.contains("ex2"), "{ps}");
+    wren_tests::containerd::for_each_version(
+        "exec_exits_come_before_the_init_exit_and_ps_names_execs",
+        &ns,
+        true,
+        |c| {
+            let events = Events::start(c);
+            let id = "wren-order";
+            run_detached(c, id, &[], &["/bin/sleep", "60"]);
+            for e in ["ex1", "ex2"] {
+                ok(
+                    &c.ctr(&["task", "exec", "-d", "--exec-id", e, id, "/bin/sleep", "50"]),
+                    "ctr task exec -d",
+                    c,
+                );
+            }
+            let ps = c.ctr(&["task", "ps", id]);
+            ok(&ps, "ctr task ps", c);
+            let ps = String::from_utf8_lossy(&ps.stdout);
+            assert!(ps.contains("ex1") && ps.contains("ex2"), "{ps}");
 
-    // Killing the init takes the execs with it (own pid namespace); their
-    // exits must be published first.
-    ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
-    assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
-    assert!(wait_for(10, || events
-        .of(id)
-        .iter()
-        .filter(|(t, _)| t == "/tasks/exit")
-        .count()
-        == 3));
-    let ev = events.of(id);
-    let exit_of = |who: &str| {
-        position(&ev, |(t, j)| {
-            t == "/tasks/exit" && j.contains(&format!("\"id\":\"{who}\""))
-        })
-    };
-    let init_exit = exit_of(id);
-    assert!(
-        exit_of("ex1") < init_exit && exit_of("ex2") < init_exit,
-        "{ev:#?}"
+            // Killing the init takes the execs with it (own pid namespace); their
+            // exits must be published first.
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
+            assert!(wait_for(15, || task_status(c, id) == "STOPPED"));
+            assert!(wait_for(10, || events
+                .of(id)
+                .iter()
+                .filter(|(t, _)| t == "/tasks/exit")
+                .count()
+                == 3));
+            let ev = events.of(id);
+            let exit_of = |who: &str| {
+                position(&ev, |(t, j)| {
+                    t == "/tasks/exit" && j.contains(&format!("\"id\":\"{who}\""))
+                })
+            };
+            let init_exit = exit_of(id);
+            assert!(
+                exit_of("ex1") < init_exit && exit_of("ex2") < init_exit,
+                "{ev:#?}"
+            );
+            for e in ["ex1", "ex2"] {
+                let started = position(&ev, |(t, j)| {
+                    t == "/tasks/exec-started" && j.contains(&format!("\"exec_id\":\"{e}\""))
+                });
+                assert!(started < exit_of(e), "{ev:#?}");
+            }
+            assert!(
+                position(&ev, |(t, _)| t == "/tasks/create")
+                    < position(&ev, |(t, _)| t == "/tasks/start")
+            );
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
+            c.assert_clean(id);
+        },
     );
-    for e in ["ex1", "ex2"] {
-        let started = position(&ev, |(t, j)| {
-            t == "/tasks/exec-started" && j.contains(&format!("\"exec_id\":\"{e}\""))
-        });
-        assert!(started < exit_of(e), "{ev:#?}");
-    }
-    assert!(
-        position(&ev, |(t, _)| t == "/tasks/create") < position(&ev, |(t, _)| t == "/tasks/start")
-    );
-    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
-    c.assert_clean(id);
 }
 
 #[test]
@@ -167,61 +180,84 @@ fn update_changes_the_memory_limit_live() {
         return;
     }
     let ns = format!("wrenupd{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let id = "wren-update";
-    run_detached(
-        &c,
-        id,
-        &["--memory-limit", "104857600"],
-        &["/bin/sleep", "60"],
+    wren_tests::containerd::for_each_version(
+        "update_changes_the_memory_limit_live",
+        &ns,
+        true,
+        |c| {
+            let id = "wren-update";
+            run_detached(
+                c,
+                id,
+                &["--memory-limit", "104857600"],
+                &["/bin/sleep", "60"],
+            );
+            // Wherever the memory controller is (v1 here, v2 elsewhere).
+            let ns = &c.namespace;
+            let v1 = Path::new("/sys/fs/cgroup/memory").join(ns).join(id);
+            let v2 = Path::new("/sys/fs/cgroup").join(ns).join(id);
+            let (dir, file) = if v1.exists() {
+                (v1, "memory.limit_in_bytes")
+            } else {
+                (v2, "memory.max")
+            };
+            let limit = || {
+                std::fs::read_to_string(dir.join(file))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
+            assert_eq!(limit(), "104857600");
+            {
+                // ctr has no `task update`: make the Update call containerd
+                // makes for CRI's UpdateContainerResources, straight to the
+                // shim's socket.
+                let bundle = c
+                    .dir
+                    .path()
+                    .join("state/io.containerd.runtime.v2.task")
+                    .join(ns)
+                    .join(id);
+                let address =
+                    std::fs::read_to_string(bundle.join("address")).expect("shim address");
+                let socket = c.host_path(std::path::Path::new(
+                    address.trim().trim_start_matches("unix://"),
+                ));
+                // Inside a tree the path is longer than sun_path allows:
+                // reach it through an fd of its directory.
+                let dir = std::fs::File::open(socket.parent().expect("socket dir"))
+                    .expect("open the socket's directory");
+                let short = format!(
+                    "/proc/self/fd/{}/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&dir),
+                    socket.file_name().expect("name").to_string_lossy()
+                );
+                let mut client =
+                    wren_ttrpc::client::Client::connect(&short, std::time::Duration::from_secs(5))
+                        .expect("connect to the shim");
+                let mut req = wren_protocol::task::UpdateTaskRequest::new();
+                req.id = id.to_string();
+                let mut any = wren_protocol::protobuf::well_known_types::any::Any::new();
+                any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
+                any.value = br#"{"memory":{"limit":209715200}}"#.to_vec();
+                req.resources = wren_protocol::protobuf::MessageField::some(any);
+                use wren_protocol::protobuf::Message;
+                client
+                    .call(
+                        wren_protocol::services::TASK_V2,
+                        "Update",
+                        req.write_to_bytes().expect("encode"),
+                        &[(wren_protocol::services::NAMESPACE_METADATA_KEY, ns.as_str())],
+                        std::time::Duration::from_secs(5),
+                    )
+                    .expect("Update");
+            }
+            assert_eq!(limit(), "209715200");
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
+            assert!(wait_for(15, || task_status(c, id) == "STOPPED"));
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
+            c.assert_clean(id);
+        },
     );
-    // Wherever the memory controller is (v1 here, v2 elsewhere).
-    let v1 = Path::new("/sys/fs/cgroup/memory").join(&ns).join(id);
-    let v2 = Path::new("/sys/fs/cgroup").join(&ns).join(id);
-    let (dir, file) = if v1.exists() {
-        (v1, "memory.limit_in_bytes")
-    } else {
-        (v2, "memory.max")
-    };
-    let limit = || {
-        std::fs::read_to_string(dir.join(file))
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
-    assert_eq!(limit(), "104857600");
-    // ctr 1.6 has no `task update`: make the Update call containerd makes
-    // for it (1.7's ctr, CRI), straight to the shim's socket.
-    let bundle = c
-        .dir
-        .path()
-        .join("state/io.containerd.runtime.v2.task")
-        .join(&ns)
-        .join(id);
-    let address = std::fs::read_to_string(bundle.join("address")).expect("shim address");
-    let mut client =
-        wren_ttrpc::client::Client::connect(address.trim(), std::time::Duration::from_secs(5))
-            .expect("connect to the shim");
-    let mut req = wren_protocol::task::UpdateTaskRequest::new();
-    req.id = id.to_string();
-    let mut any = wren_protocol::protobuf::well_known_types::any::Any::new();
-    any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
-    any.value = br#"{"memory":{"limit":209715200}}"#.to_vec();
-    req.resources = wren_protocol::protobuf::MessageField::some(any);
-    use wren_protocol::protobuf::Message;
-    client
-        .call(
-            wren_protocol::services::TASK_V2,
-            "Update",
-            req.write_to_bytes().expect("encode"),
-            &[(wren_protocol::services::NAMESPACE_METADATA_KEY, ns.as_str())],
-            std::time::Duration::from_secs(5),
-        )
-        .expect("Update");
-    assert_eq!(limit(), "209715200");
-    ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
-    assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
-    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
-    c.assert_clean(id);
 }

@@ -821,3 +821,43 @@ fn interactive_tty_session() {
     w.ok(&["rm", "-f", &d]);
     w.assert_clean(&d);
 }
+
+#[test]
+fn exec_env_replaces_the_containers_value() {
+    if !require_root("exec_env_replaces_the_containers_value") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let n = name("execenv");
+    let root = b.rootfs();
+    w.ok(&[
+        "run",
+        "-d",
+        "-e",
+        "X=old",
+        "-e",
+        "Y=kept",
+        "--rootfs",
+        root.to_str().unwrap(),
+        &n,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.wait_status(&n, "running", 10);
+    // Every X and Y the process got (getenv would find the first X).
+    let out = w.ok(&[
+        "exec",
+        "-e",
+        "X=new",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "env | grep -E '^(X|Y)=' | sort -s -t= -k1,1",
+    ]);
+    assert_eq!(out, "X=new\nY=kept\n");
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use protobuf::Message;
 use wren_protocol::ttrpc_wire::{
-    Code, KeyValue, Request, Response, MESSAGE_HEADER_LENGTH, MESSAGE_TYPE_REQUEST,
-    MESSAGE_TYPE_RESPONSE,
+    Code, KeyValue, Request, Response, MESSAGE_HEADER_LENGTH, MESSAGE_LENGTH_MAX,
+    MESSAGE_TYPE_REQUEST, MESSAGE_TYPE_RESPONSE,
 };
 
 use crate::frame::{self, Header};
@@ -96,6 +96,15 @@ impl Client {
             let mut raw = [0u8; MESSAGE_HEADER_LENGTH];
             self.stream.read_exact(&mut raw)?;
             let header = Header::decode(&raw);
+            // Never allocate what a broken or hostile peer claims.
+            if header.length as usize > MESSAGE_LENGTH_MAX {
+                return Err(CallError::Io(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    frame::FrameTooLong {
+                        length: header.length,
+                    },
+                )));
+            }
             let mut body = vec![0u8; header.length as usize];
             self.stream.read_exact(&mut body)?;
             if header.kind != MESSAGE_TYPE_RESPONSE || header.stream_id != stream_id {

@@ -5,9 +5,9 @@
 //! Runs in the daemon; reads happen on the epoll loop thread.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use protobuf::Message;
@@ -17,37 +17,99 @@ use wren_protocol::ttrpc_wire::{
 
 use crate::frame;
 
+/// Bytes of replies a connection may have queued for a peer that does not
+/// read; past this the connection is closed (a reader that slow is stuck).
+const MAX_QUEUED: usize = 16 << 20;
+
 /// The write half of a connection, shared by every pending request on it.
+///
+/// Writes never block the loop: what the socket does not take at once is
+/// queued and written when the loop sees EPOLLOUT ([`Connection::flush`]).
+/// A write that fails, or a queue past [`MAX_QUEUED`], closes the
+/// connection (both directions shut down), so the peer never sees half a
+/// frame followed by another one, and the loop drops the connection at its
+/// next read.
 pub struct ConnWriter {
-    stream: Mutex<UnixStream>,
+    state: Mutex<WriterState>,
+    /// The loop's epoll fd, the fd the loop registered (the reader's) and
+    /// its token there, to ask for EPOLLOUT.
+    poller: OnceLock<(RawFd, RawFd, u64)>,
 }
 
-impl ConnWriter {
-    fn write_frame(&self, bytes: &[u8]) -> io::Result<()> {
-        let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            match stream.write(rest) {
+struct WriterState {
+    stream: UnixStream,
+    queue: Vec<u8>,
+    closed: bool,
+}
+
+impl WriterState {
+    /// Writes as much of the queue as the socket takes now.
+    fn drain(&mut self) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            match self.stream.write(&self.queue) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The socket is non-blocking for the loop's reads; wait
-                    // (bounded) for room instead of spinning.
-                    let mut pfd = libc::pollfd {
-                        fd: stream.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    };
-                    // SAFETY: one valid pollfd for the duration of the call.
-                    if unsafe { libc::poll(&mut pfd, 1, 5000) } <= 0 {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
+                Ok(n) => {
+                    self.queue.drain(..n);
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.queue = Vec::new();
+            let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+impl ConnWriter {
+    fn write_frame(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Err(io::ErrorKind::NotConnected.into());
+        }
+        if st.queue.len() + bytes.len() > MAX_QUEUED {
+            st.close();
+            return Err(io::Error::other("the peer does not read its replies"));
+        }
+        st.queue.extend_from_slice(bytes);
+        if let Err(e) = st.drain() {
+            st.close();
+            return Err(e);
+        }
+        let waiting = !st.queue.is_empty();
+        drop(st);
+        self.want_writable(waiting);
+        Ok(())
+    }
+
+    /// Asks the loop for EPOLLOUT on this connection (or stops asking).
+    fn want_writable(&self, on: bool) {
+        let Some(&(epfd, fd, token)) = self.poller.get() else {
+            return;
+        };
+        // Under the lock, and only while open: the loop marks the
+        // connection closed before it closes the registered fd, so `fd`
+        // cannot be a reused number here.
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return;
+        }
+        let events = libc::EPOLLIN as u32 | if on { libc::EPOLLOUT as u32 } else { 0 };
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: epoll_ctl on the loop's epoll fd with the connection's
+        // registered, still open fd and a valid event.
+        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) };
+    }
+
+    fn is_closed(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).closed
     }
 }
 
@@ -72,6 +134,12 @@ impl Responder {
             log::warn!("ttrpc: write response for stream {}: {e}", self.stream_id);
         }
     }
+
+    /// Whether the connection this answer would go to is gone (a parked
+    /// Wait whose caller went away can be dropped).
+    pub fn is_closed(&self) -> bool {
+        self.writer.is_closed()
+    }
 }
 
 /// A ttrpc status with `code` and `message`.
@@ -89,12 +157,12 @@ pub struct Connection {
     buf: Vec<u8>,
 }
 
-/// What reading a connection produced.
-pub enum ReadOutcome {
-    /// Zero or more complete requests; the connection stays open.
-    Requests(Vec<(Request, Responder)>),
-    /// The peer closed or broke the connection.
-    Closed,
+/// What reading a connection produced: the complete requests in what
+/// arrived (also those that came just before the peer closed), and whether
+/// the connection is finished.
+pub struct ReadOutcome {
+    pub requests: Vec<(Request, Responder)>,
+    pub closed: bool,
 }
 
 /// Accepts one connection, refusing peers with another uid.
@@ -117,7 +185,12 @@ pub fn accept(listener: &UnixListener) -> io::Result<Option<Connection>> {
     }
     stream.set_nonblocking(true)?;
     let writer = Arc::new(ConnWriter {
-        stream: Mutex::new(stream.try_clone()?),
+        state: Mutex::new(WriterState {
+            stream: stream.try_clone()?,
+            queue: Vec::new(),
+            closed: false,
+        }),
+        poller: OnceLock::new(),
     });
     Ok(Some(Connection {
         reader: stream,
@@ -131,20 +204,54 @@ impl Connection {
         self.reader.as_raw_fd()
     }
 
-    /// Reads what is available and decodes the complete requests in it.
+    /// Tells the connection the loop's epoll fd and its token there, so a
+    /// reply that does not fit the socket can ask for EPOLLOUT.
+    pub fn set_poller(&self, epoll_fd: RawFd, token: u64) {
+        let _ = self
+            .writer
+            .poller
+            .set((epoll_fd, self.reader.as_raw_fd(), token));
+    }
+
+    /// On EPOLLOUT: writes queued replies; stops asking once they are out.
+    pub fn flush(&self) {
+        let mut st = self.writer.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = st.drain() {
+            log::warn!("ttrpc: write queued replies: {e}; closing connection");
+            st.close();
+        }
+        let waiting = !st.queue.is_empty() && !st.closed;
+        drop(st);
+        self.writer.want_writable(waiting);
+    }
+
+    /// Marks the connection closed: replies still to come (parked Waits)
+    /// are dropped instead of written.
+    pub fn close(&self) {
+        self.writer
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .close();
+    }
+
+    /// Reads what is available and decodes the complete requests in it,
+    /// including those that arrived just before the peer closed (they are
+    /// served; the connection is then dropped).
     /// The read buffer is one page, and `read` is never inlined: an idle
     /// shim's occasional State call re-dirties only that page of stack,
     /// below the daemon loop's frame where `memory::trim` hands it back.
     #[inline(never)]
     pub fn read(&mut self) -> ReadOutcome {
         let mut chunk = [0u8; 4096];
-        loop {
+        let mut closed = self.writer.is_closed();
+        while !closed {
             match self.reader.read(&mut chunk) {
-                Ok(0) => return ReadOutcome::Closed,
+                Ok(0) => closed = true,
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return ReadOutcome::Closed,
+                Err(_) => closed = true,
             }
         }
         let mut requests = Vec::new();
@@ -153,7 +260,11 @@ impl Connection {
                 Ok(None) => break,
                 Err(e) => {
                     log::warn!("ttrpc: {e}; closing connection");
-                    return ReadOutcome::Closed;
+                    self.buf.clear();
+                    return ReadOutcome {
+                        requests,
+                        closed: true,
+                    };
                 }
                 Ok(Some((header, payload))) => {
                     if header.kind != MESSAGE_TYPE_REQUEST {
@@ -173,6 +284,12 @@ impl Connection {
                 }
             }
         }
-        ReadOutcome::Requests(requests)
+        ReadOutcome { requests, closed }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
     }
 }

@@ -26,7 +26,7 @@ use super::registry::{Registry, Watch, WatchKind};
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use wren_ttrpc::server::{self, Connection, ReadOutcome};
+use wren_ttrpc::server::{self, Connection};
 
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_SIGNALS: u64 = 1;
@@ -181,23 +181,28 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 t if t & FIFO_BIT != 0 => reg.fifo_readable((t & FD_MASK) as RawFd),
                 t if t & SHIM_BIT != 0 => reg.shim_exited((t & FD_MASK) as RawFd),
                 t => {
-                    let outcome = match conns.get_mut(&t) {
-                        Some(c) => c.read(),
-                        None => continue,
+                    let Some(c) = conns.get_mut(&t) else {
+                        continue;
                     };
-                    match outcome {
-                        ReadOutcome::Requests(reqs) => {
-                            for (req, responder) in reqs {
-                                api::dispatch(&mut reg, &req, responder);
-                                apply_watches(&epoll, &mut reg);
-                            }
-                        }
-                        ReadOutcome::Closed => {
-                            if let Some(c) = conns.remove(&t) {
-                                // SAFETY: the fd is open, owned by `c`.
-                                let fd = unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) };
-                                let _ = epoll.delete(fd);
-                            }
+                    if ev.events().contains(EpollFlags::EPOLLOUT) {
+                        c.flush();
+                    }
+                    if !ev.events().intersects(
+                        EpollFlags::EPOLLIN | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
+                    ) {
+                        continue;
+                    }
+                    let outcome = c.read();
+                    for (req, responder) in outcome.requests {
+                        api::dispatch(&mut reg, &req, responder);
+                        apply_watches(&epoll, &mut reg);
+                    }
+                    if outcome.closed {
+                        if let Some(c) = conns.remove(&t) {
+                            c.close();
+                            // SAFETY: the fd is open, owned by `c`.
+                            let fd = unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) };
+                            let _ = epoll.delete(fd);
                         }
                     }
                 }
@@ -225,6 +230,7 @@ fn accept_all(epoll: &Epoll, listener: &UnixListener, conns: &mut HashMap<u64, C
                     log::error!("epoll add connection: {e}");
                     continue;
                 }
+                conn.set_poller(std::os::fd::AsRawFd::as_raw_fd(&epoll.0), token);
                 conns.insert(token, conn);
             }
             Ok(None) => return,

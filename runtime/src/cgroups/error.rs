@@ -31,6 +31,15 @@ pub enum CgroupError {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An exec's sub-cgroup (`wren-oci exec --cgroup`) is not a relative
+    /// path below the container's cgroup, or does not exist.
+    #[error("sub-cgroup {path:?}: {reason}")]
+    InvalidSubCgroup {
+        /// The path as given.
+        path: String,
+        /// Why it was refused (naming the missing directory).
+        reason: String,
+    },
     /// A resource value is invalid (validation happens before anything is written).
     #[error("invalid linux.resources.{field}: {reason}")]
     Invalid {

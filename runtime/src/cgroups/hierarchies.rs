@@ -7,7 +7,7 @@
 //! `/proc/self/mountinfo` and `/proc/self/cgroup`.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,19 +31,12 @@ pub fn host_cgroup_hierarchies() -> io::Result<Vec<CgroupHierarchy>> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
     let cgroup = std::fs::read_to_string("/proc/self/cgroup")?;
     let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let fields: Vec<&str> = left.split(' ').collect();
-        let rfields: Vec<&str> = right.split(' ').collect();
-        if fields.len() < 5 || rfields.len() < 3 {
-            continue;
-        }
-        let (root, mountpoint, fstype, superopts) = (fields[3], fields[4], rfields[0], rfields[2]);
+    for m in crate::mountinfo::parse(&mountinfo) {
+        let (root, fstype, superopts) = (m.root.as_str(), m.fstype.as_str(), &m.super_options);
         if fstype != "cgroup" && fstype != "cgroup2" {
             continue;
         }
+        let mountpoint = m.mount_point.to_string_lossy();
         let Some(name) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
             continue;
         };
@@ -67,7 +60,7 @@ pub fn host_cgroup_hierarchies() -> io::Result<Vec<CgroupHierarchy>> {
             name,
             fstype: fstype.to_string(),
             options,
-            host_path: Path::new(mountpoint).join(rel),
+            host_path: m.mount_point.join(rel),
         });
     }
     Ok(out)

@@ -38,11 +38,16 @@ pub enum V1Controller {
     PerfEvent,
     /// `rdma`: HCA handle/object limits.
     Rdma,
+    /// The named hierarchy `name=systemd` of hybrid and v1 hosts: no
+    /// controller, joined only. runc places containers in every mounted
+    /// hierarchy, and tools on such hosts (podman, docker, systemd-cgls)
+    /// read a process's unit from this one.
+    NameSystemd,
 }
 
 impl V1Controller {
     /// Every controller, in the order processes are added to them.
-    pub const ALL: [V1Controller; 13] = [
+    pub const ALL: [V1Controller; 14] = [
         V1Controller::Cpu,
         V1Controller::Cpuacct,
         V1Controller::Cpuset,
@@ -56,6 +61,7 @@ impl V1Controller {
         V1Controller::NetPrio,
         V1Controller::PerfEvent,
         V1Controller::Rdma,
+        V1Controller::NameSystemd,
     ];
 
     /// The kernel's name for it (as in mount options and /proc/<pid>/cgroup).
@@ -74,6 +80,7 @@ impl V1Controller {
             V1Controller::NetPrio => "net_prio",
             V1Controller::PerfEvent => "perf_event",
             V1Controller::Rdma => "rdma",
+            V1Controller::NameSystemd => "name=systemd",
         }
     }
 
@@ -202,43 +209,16 @@ impl CgroupRoot {
     }
 }
 
-/// Decodes the octal escapes (`\040` for space) of a mountinfo field.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            if let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 4).unwrap_or("-"), 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Detects the layout from mountinfo text, considering mounts at or below `root`.
 pub(crate) fn detect(root: &Path, mountinfo: &str) -> Result<Layout, CgroupError> {
     let mut v1: BTreeMap<V1Controller, PathBuf> = BTreeMap::new();
     let mut unified: Option<PathBuf> = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let mountpoint = PathBuf::from(unescape(pre[4]));
+    for m in crate::mountinfo::parse(mountinfo) {
+        let mountpoint = m.mount_point;
         if !mountpoint.starts_with(root) {
             continue;
         }
-        match post[0] {
+        match m.fstype.as_str() {
             "cgroup2" => {
                 // Later mounts shadow earlier ones at the same place; keep the
                 // one closest to the root.
@@ -251,7 +231,7 @@ pub(crate) fn detect(root: &Path, mountinfo: &str) -> Result<Layout, CgroupError
                 }
             }
             "cgroup" => {
-                for opt in post[2].split(',') {
+                for opt in m.super_options.split(',') {
                     if let Some(c) = V1Controller::from_name(opt) {
                         v1.entry(c).or_insert_with(|| mountpoint.clone());
                     }
@@ -316,7 +296,11 @@ mod tests {
             Path::new("/sys/fs/cgroup/cpuacct")
         );
         assert!(!controllers.contains_key(&V1Controller::Pids));
-        assert_eq!(controllers.len(), 3, "name=systemd is not a controller");
+        assert_eq!(
+            controllers.len(),
+            4,
+            "name=systemd is joined like a controller"
+        );
     }
 
     #[test]
@@ -340,11 +324,5 @@ mod tests {
             detect(Path::new("/sys/fs/cgroup"), other),
             Err(CgroupError::NoCgroupfs { .. })
         ));
-    }
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
     }
 }

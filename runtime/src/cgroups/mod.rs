@@ -119,6 +119,38 @@ impl Cgroup {
         })
     }
 
+    /// The existing sub-cgroup `sub` (relative, no `..`) of this cgroup in
+    /// every hierarchy, for a process that an exec places below the
+    /// container's cgroup (runc's `exec --cgroup`). Nothing is created: a
+    /// container that manages its own sub-cgroups made them.
+    pub fn sub_cgroup(&self, sub: &str) -> Result<Cgroup, CgroupError> {
+        let invalid = |reason: String| CgroupError::InvalidSubCgroup {
+            path: sub.to_string(),
+            reason,
+        };
+        let rel = sub.trim_matches('/');
+        if rel.is_empty() {
+            return Ok(self.clone());
+        }
+        if sub.starts_with('/')
+            || rel
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(invalid(
+                "must be a relative path below the container's cgroup, without . or ..".into(),
+            ));
+        }
+        let child = Cgroup {
+            layout: self.layout.clone(),
+            path: format!("{}/{rel}", self.path.trim_end_matches('/')),
+        };
+        if let Some(missing) = child.dirs().into_iter().find(|d| !d.is_dir()) {
+            return Err(invalid(format!("{} does not exist", missing.display())));
+        }
+        Ok(child)
+    }
+
     /// The path inside each hierarchy (`/wren/<id>`).
     pub fn path(&self) -> &str {
         &self.path

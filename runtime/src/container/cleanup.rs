@@ -5,7 +5,7 @@
 //! Runs in the caller.
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::cgroups::Cgroup;
 use crate::{hooks, sys};
@@ -15,6 +15,9 @@ pub(super) struct Cleanup<'a> {
     pub(super) dir: Option<&'a Path>,
     pub(super) cgroup: Option<Cgroup>,
     pub(super) pidfds: Vec<OwnedFd>,
+    /// A container in the caller's mount namespace: its rootfs and the
+    /// mounts that were there before (see `host_mounts.rs`).
+    pub(super) host_mounts: Option<(PathBuf, Vec<u64>)>,
 }
 
 impl Drop for Cleanup<'_> {
@@ -22,6 +25,11 @@ impl Drop for Cleanup<'_> {
         for fd in &self.pidfds {
             let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
             let _ = hooks::wait_with_timeout(fd.as_fd(), Some(5000));
+        }
+        if let Some((rootfs, before)) = &self.host_mounts {
+            if let Err(e) = super::host_mounts::release(rootfs, before) {
+                log::warn!("cleanup: {e}");
+            }
         }
         if let Some(cg) = &self.cgroup {
             let _ = cg.kill_all(libc::SIGKILL);
@@ -40,6 +48,7 @@ impl Cleanup<'_> {
         self.dir = None;
         self.cgroup = None;
         self.pidfds.clear();
+        self.host_mounts = None;
     }
 }
 

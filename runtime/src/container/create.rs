@@ -70,6 +70,7 @@ impl Container {
             Err(e) => return Err(io_err("create state dir", &dir)(e)),
         }
         let mut guard = Cleanup {
+            host_mounts: None,
             dir: Some(&dir),
             cgroup: None,
             pidfds: Vec::new(),
@@ -124,6 +125,7 @@ impl Container {
                 .map(namespaces::format_time_offsets),
             seccomp: seccomp.clone(),
             preserve_fds: opts.preserve_fds,
+            new_keyring: !opts.no_new_keyring,
             setup: Setup::Create(Box::new(CreateSetup {
                 bundle: bundle.clone(),
                 rootfs: rootfs.clone(),
@@ -133,6 +135,7 @@ impl Container {
                     .and_then(|r| r.readonly())
                     .unwrap_or(false),
                 no_pivot: opts.no_pivot,
+                host_mount_ns: !ns.iter().any(|n| n.kind == LinuxNamespaceType::Mount),
                 mounts: spec.mounts().clone().unwrap_or_default(),
                 setup_dev: !has_dev_bind,
                 devices: linux.devices().clone().unwrap_or_default(),
@@ -143,6 +146,11 @@ impl Container {
                 domainname: spec.domainname().clone(),
                 sysctl,
                 personality: linux.personality().clone(),
+                memory_policy: linux
+                    .memory_policy()
+                    .as_ref()
+                    .map(crate::mempolicy::MemoryPolicy::from_spec)
+                    .transpose()?,
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
                 container_id_maps: id_maps.clone(),
@@ -150,7 +158,18 @@ impl Container {
             timing: timing::enabled(),
         };
 
+        // Without a mount namespace the init mounts in ours: note what is
+        // there now, so delete (or this guard) can take away what it adds.
+        let host_mounts_before = if ns.iter().any(|n| n.kind == LinuxNamespaceType::Mount) {
+            None
+        } else {
+            let before = super::host_mounts::snapshot(&rootfs)?;
+            guard.host_mounts = Some((rootfs.clone(), before.clone()));
+            Some(before)
+        };
         let mut st = State {
+            host_mounts_before,
+            no_new_keyring: opts.no_new_keyring,
             id: opts.id.clone(),
             bundle: bundle.clone(),
             rootfs,

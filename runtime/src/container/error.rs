@@ -33,7 +33,7 @@ pub enum Error {
     #[error("container does not exist")]
     NotFound(String),
     /// `action` (the caller's operation) is kept for [`Error::kind`].
-    #[error("container is {status}; it must be {wanted}")]
+    #[error("{}", wrong_state_text(action, *status, wanted))]
     WrongState {
         id: String,
         status: Status,
@@ -125,6 +125,27 @@ impl Error {
     }
 }
 
+/// runc's words for an operation in the wrong state, where callers match on
+/// them (containerd's runc shim maps "container not running" to NotFound;
+/// Podman and conmon read these); ours elsewhere.
+fn wrong_state_text(action: &str, status: Status, wanted: &str) -> String {
+    match (action, status) {
+        ("kill" | "pause", _) => "container not running".into(),
+        ("resume", _) => "container not paused".into(),
+        ("start", Status::Stopped) => "cannot start a container that has stopped".into(),
+        ("start", Status::Running) => "cannot start an already running container".into(),
+        ("start", s) => format!("cannot start a container in the {s} state"),
+        ("exec", Status::Paused) => {
+            "cannot exec in a paused container (use --ignore-paused to override)".into()
+        }
+        ("exec", s) => format!("cannot exec in a {s} container"),
+        ("delete", s) => {
+            format!("cannot delete a container that is not stopped: {s} (use --force)")
+        }
+        (_, s) => format!("container is {s}; it must be {wanted}"),
+    }
+}
+
 /// A path the caller gave that does not lead anywhere is an invalid
 /// argument; any other failure to use it is ours.
 fn given_path_kind(e: &io::Error) -> ErrorKind {
@@ -188,7 +209,9 @@ fn caps_kind(e: &capabilities::CapsError) -> ErrorKind {
 fn cgroup_kind(e: &CgroupError) -> ErrorKind {
     use cgroups::CgroupError as C;
     match e {
-        C::InvalidPath { .. } | C::Invalid { .. } => ErrorKind::InvalidArgument,
+        C::InvalidPath { .. } | C::Invalid { .. } | C::InvalidSubCgroup { .. } => {
+            ErrorKind::InvalidArgument
+        }
         // No cgroupfs, or no controller for a resource or for freezing.
         C::NoCgroupfs { .. } | C::ControllerMissing { .. } | C::NoController { .. } => {
             ErrorKind::Unsupported
@@ -281,6 +304,7 @@ mod tests {
             preserve_fds: 0,
             no_pivot: false,
             pid_file: None,
+            no_new_keyring: false,
         })
         .expect_err("create must fail")
     }
@@ -483,7 +507,7 @@ mod tests {
         );
         assert_eq!(
             chain(&wrong_state("start", Status::Stopped)),
-            "container is stopped; it must be running"
+            "cannot start a container that has stopped"
         );
         let e = Error::from(seccomp::SeccompError::ArgIndex {
             field: "linux.seccomp.syscalls[0].args[0]".into(),

@@ -12,6 +12,7 @@ use super::error::sys_err;
 use super::init_driver::{launch, CgroupWork, LaunchArgs};
 use super::{write_pid_file, ConsoleMode, Container, Error, ExecOptions, ExecProcess};
 use crate::capabilities;
+use crate::cgroups;
 use crate::init::{InitConfig, Setup};
 use crate::namespaces;
 use crate::seccomp;
@@ -30,11 +31,30 @@ impl Container {
     /// namespace and the cgroup of the init, with its own user, caps, env,
     /// cwd, terminal and the container's seccomp profile.
     pub fn exec(&mut self, opts: ExecOptions) -> Result<ExecProcess, Error> {
-        self.require(
-            "exec",
-            "created or running",
-            &[Status::Created, Status::Running],
-        )?;
+        if opts.ignore_paused {
+            self.require(
+                "exec",
+                "created, running or paused",
+                &[Status::Created, Status::Running, Status::Paused],
+            )?;
+        } else {
+            self.require(
+                "exec",
+                "created or running",
+                &[Status::Created, Status::Running],
+            )?;
+        }
+        let sub_cgroup = match (&opts.sub_cgroup, &self.state.cgroup) {
+            (Some(sub), Some(cg)) => Some(cg.sub_cgroup(sub)?),
+            (Some(sub), None) => {
+                return Err(cgroups::CgroupError::InvalidSubCgroup {
+                    path: sub.clone(),
+                    reason: "the container has no cgroup".into(),
+                }
+                .into())
+            }
+            (None, _) => None,
+        };
         spec::validate_process(&opts.process, "process")?;
         let ns = spec::namespaces(&self.state.spec)?;
         if self.seccomp.is_none() {
@@ -67,8 +87,14 @@ impl Container {
             time_offsets: None,
             seccomp: self.seccomp.clone(),
             preserve_fds: opts.preserve_fds,
+            new_keyring: !self.state.no_new_keyring,
             setup: Setup::Exec {
                 ns_flags: ns_flags(&ns),
+                root_of: self
+                    .state
+                    .host_mounts_before
+                    .is_some()
+                    .then_some(self.state.pid),
             },
             timing: timing::enabled(),
         };
@@ -93,7 +119,7 @@ impl Container {
                 config: &config,
                 stdio: &opts.stdio,
                 extra: init_pidfd.as_fd(),
-                cgroup: self.state.cgroup.as_ref(),
+                cgroup: sub_cgroup.as_ref().or(self.state.cgroup.as_ref()),
                 id_maps: None,
                 until_exec: true,
                 listener: listener

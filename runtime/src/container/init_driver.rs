@@ -133,6 +133,7 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
     let _stage1_record = Released(stage1);
     drop(theirs);
     let mut guard = Cleanup {
+        host_mounts: None,
         dir: None,
         cgroup: None,
         pidfds: vec![stage1_fd.try_clone().map_err(sys_err("dup pidfd"))?],
@@ -222,6 +223,20 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
                     },
                 })?;
                 ours.send(&Msg::MapsWritten, &[])
+                    .map_err(sys_err("write to the init"))?;
+            }
+            Msg::WriteTimeOffsets => {
+                let offsets = args.config.time_offsets.as_deref().unwrap_or("");
+                let path = format!("/proc/{stage1}/timens_offsets");
+                std::fs::write(&path, offsets).map_err(|e| Error::Setup {
+                    id: id.clone(),
+                    failure: SetupFailure {
+                        step: "linux.timeOffsets".into(),
+                        message: format!("write {path}: {e}"),
+                        errno: e.raw_os_error(),
+                    },
+                })?;
+                ours.send(&Msg::TimeOffsetsWritten, &[])
                     .map_err(sys_err("write to the init"))?;
             }
             Msg::Child { pid } => {

@@ -6,7 +6,7 @@
 //! Runs in the caller.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::LinuxResources;
@@ -15,6 +15,7 @@ use super::error::{io_err, sys_err};
 use super::{validate_id, Container, Error};
 use crate::cgroups;
 use crate::state::{self, OciState, State, Status};
+use crate::sync::SetupFailure;
 use crate::{hooks, sys, timing};
 
 impl Container {
@@ -138,6 +139,15 @@ impl Container {
             });
         }
         let _ = std::fs::remove_file(&fifo_path);
+        // The init keeps its end open until execve closes it; a step that
+        // fails before (a startContainer hook, the seccomp filter, execve)
+        // is written here first.
+        if let Some(failure) = read_release_report(&fifo) {
+            return Err(Error::Setup {
+                id: self.state.id.clone(),
+                failure,
+            });
+        }
         let st = serde_json::to_string(&self.state.oci(Status::Running)).unwrap_or_default();
         let poststart = self
             .state
@@ -268,6 +278,9 @@ impl Container {
                 }
             }
         }
+        if let Some(before) = &self.state.host_mounts_before {
+            super::host_mounts::release(&self.state.rootfs, before)?;
+        }
         if let Some(cg) = &self.state.cgroup {
             cg.delete()?;
         }
@@ -286,4 +299,44 @@ impl Container {
         timing::mark(&self.state.id, "runtime.deleted");
         Ok(())
     }
+}
+
+/// What the init wrote on the exec fifo after the release byte: nothing
+/// when execve succeeded, a [`SetupFailure`] when a later step failed.
+fn read_release_report(fifo: &OwnedFd) -> Option<SetupFailure> {
+    let mut report = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: fifo.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ret = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if ret < 0 {
+            if io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break;
+        }
+        // SAFETY: reading into a valid buffer of its length.
+        let n = unsafe { libc::read(fifo.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            n if n > 0 => report.extend_from_slice(&buf[..n as usize]),
+            0 => break,
+            _ if io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN) => continue,
+            _ => break,
+        }
+    }
+    if report.is_empty() {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(&report).unwrap_or_else(|_| SetupFailure {
+            step: "after start".into(),
+            message: String::from_utf8_lossy(&report).into_owned(),
+            errno: None,
+        }),
+    )
 }

@@ -24,6 +24,7 @@ mod cleanup;
 mod create;
 mod error;
 mod exec;
+mod host_mounts;
 mod init_driver;
 mod lifecycle;
 
@@ -72,6 +73,9 @@ pub struct CreateOptions {
     /// MS_MOVE + chroot instead of pivot_root (rootfs on ramfs).
     pub no_pivot: bool,
     pub pid_file: Option<PathBuf>,
+    /// Keep the caller's session keyring (runc's `--no-new-keyring`,
+    /// containerd's `NoNewKeyring`) instead of a new one per container.
+    pub no_new_keyring: bool,
 }
 
 #[derive(Debug)]
@@ -81,6 +85,13 @@ pub struct ExecOptions {
     pub console: ConsoleMode,
     pub preserve_fds: u32,
     pub pid_file: Option<PathBuf>,
+    /// Exec into a paused container too (runc's `--ignore-paused`): the
+    /// process starts frozen and runs once the container is resumed, so
+    /// the exec returns only then.
+    pub ignore_paused: bool,
+    /// An existing sub-cgroup of the container's cgroup to start the
+    /// process in (runc's `exec --cgroup`), relative to it.
+    pub sub_cgroup: Option<String>,
 }
 
 /// A process started in a running container.

@@ -15,15 +15,23 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use oci_spec::runtime::Hook;
+use oci_spec::runtime::{Hook, Process};
 
 use super::{fail, InitConfig, Never};
 use crate::procfs::Procfs;
+use crate::seccomp::PreparedFilter;
 use crate::sync::{Channel, Msg, SetupFailure};
 use crate::{hooks, lsm, process, sys, timing};
 
 /// Process attributes, seccomp, user and capabilities, then the wait for
 /// start (create only) and execve.
+///
+/// What runs after the filter is loaded must not need a syscall a profile
+/// may deny: with no_new_privs (the filter is loaded last) the only one is
+/// `execve`. Every fd is marked close-on-exec here, before any filter, and
+/// everything the execve needs is built before the filter is attached.
+/// Without no_new_privs the filter must be loaded while CAP_SYS_ADMIN is
+/// still held, so the steps after it are the ones runc also makes there.
 pub(super) fn finish(
     chan: &Channel,
     cfg: &InitConfig,
@@ -31,6 +39,10 @@ pub(super) fn finish(
     start: Option<(OwnedFd, &Vec<Hook>, String)>,
 ) -> Result<Never, SetupFailure> {
     let p = &cfg.process;
+    mark_fds_for_exec(cfg.preserve_fds).map_err(fail("mark fds close-on-exec"))?;
+    if cfg.new_keyring {
+        crate::keyring::join_new_session(&cfg.id).map_err(fail("join a session keyring"))?;
+    }
     if let Some(procfs) = &procfs {
         if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
             lsm::set_apparmor(procfs, profile).map_err(fail("process.apparmorProfile"))?;
@@ -59,6 +71,12 @@ pub(super) fn finish(
             process::set_cpu_affinity(&list).map_err(fail("process.execCPUAffinity.final"))?;
         }
     }
+    let filter = cfg
+        .seccomp
+        .as_ref()
+        .map(|s| s.prepare())
+        .transpose()
+        .map_err(fail("linux.seccomp"))?;
     let nnp = p.no_new_privileges().unwrap_or(false);
     if nnp {
         // SAFETY: integer prctl.
@@ -71,7 +89,7 @@ pub(super) fn finish(
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: do it
     // before the capabilities are dropped.
     if !nnp {
-        load_seccomp(chan, cfg)?;
+        load_seccomp(chan, filter.as_ref())?;
     }
     if let Some(caps) = &cfg.caps {
         // Needs CAP_SETPCAP, so before the uid changes.
@@ -87,56 +105,144 @@ pub(super) fn finish(
     process::set_umask(p.user());
     process::enter_cwd(p.cwd()).map_err(fail("process.cwd"))?;
     let args = p.args().clone().unwrap_or_default();
-    let mut env = p.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
+    let mut env = container_env(p);
+    if !env.iter().any(|e| e.starts_with("HOME=") && e.len() > 5) {
+        env.retain(|e| e != "HOME=");
         env.push(format!("HOME={}", home_of(p.user().uid())));
     }
     let exe = process::find_executable(&args[0], &env).map_err(fail("process.args"))?;
+    let execve = Execve::new(&exe, &args, &env);
 
     // A filter with a notify listener is loaded before "ready" even with
     // no_new_privs (as runc does): the caller must still be listening to
     // hand the listener to the agent, and `create` is gone by `start`.
     let notify = cfg.seccomp.as_ref().is_some_and(|s| s.uses_notify());
     if nnp && notify {
-        load_seccomp(chan, cfg)?;
+        load_seccomp(chan, filter.as_ref())?;
     }
     timing::init_mark("init.ready");
-    if let Some((fifo, hooks_list, state)) = start {
-        chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
-        // Block until `start` opens the fifo for reading.
-        let mut w = File::from(
-            sys::reopen(fifo.as_fd(), libc::O_WRONLY).map_err(fail("open the exec fifo"))?,
-        );
-        w.write_all(b"0").map_err(fail("write the exec fifo"))?;
-        drop(w);
-        timing::init_mark("init.released");
-        drop(fifo);
-        hooks::run_all(
-            "startContainer",
-            hooks_list,
-            created_state(&state).as_bytes(),
-        )
-        .map_err(fail("run hooks in the container"))?;
-    } else {
-        chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
+    chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
+    let Some((fifo, hooks_list, state)) = start else {
+        // An exec: the caller reads the channel until it closes at execve.
+        return Err(after_ready(&execve, nnp && !notify, filter.as_ref()));
+    };
+    // Block until `start` opens the fifo for reading. The fd stays open
+    // (close-on-exec): `start` reads until it closes, so a failure from
+    // here to execve reaches `start` as its error, not a silent exit.
+    let mut w =
+        File::from(sys::reopen(fifo.as_fd(), libc::O_WRONLY).map_err(fail("open the exec fifo"))?);
+    drop(fifo);
+    w.write_all(b"0").map_err(fail("write the exec fifo"))?;
+    timing::init_mark("init.released");
+    let hooks_state = created_state(&state);
+    let failure =
+        match hooks::run_all_with_env("startContainer", hooks_list, hooks_state.as_bytes(), &env) {
+            Err(e) => fail("run hooks in the container")(e),
+            Ok(()) => after_ready(&execve, nnp && !notify, filter.as_ref()),
+        };
+    if let Ok(report) = serde_json::to_vec(&failure) {
+        let _ = w.write_all(&report);
     }
-    if nnp && !notify {
-        load_seccomp(chan, cfg)?;
-    }
-    Err(exec(cfg, &exe, &args, &env))
+    Err(failure)
 }
 
-fn load_seccomp(chan: &Channel, cfg: &InitConfig) -> Result<(), SetupFailure> {
-    let Some(prog) = &cfg.seccomp else {
+/// The last steps: signals as the container expects them, the filter (when
+/// it is loaded last) and execve. Returns only on failure.
+fn after_ready(
+    execve: &Execve,
+    load_filter: bool,
+    filter: Option<&PreparedFilter>,
+) -> SetupFailure {
+    reset_signals();
+    if load_filter {
+        if let Some(filter) = filter {
+            match filter.load() {
+                // A listener is loaded earlier, never here.
+                Ok(_) => timing::init_mark("init.seccomp"),
+                Err(e) => return fail("linux.seccomp")(e),
+            }
+        }
+    }
+    timing::init_flush();
+    execve.run()
+}
+
+fn load_seccomp(chan: &Channel, filter: Option<&PreparedFilter>) -> Result<(), SetupFailure> {
+    let Some(filter) = filter else {
         return Ok(());
     };
-    let listener = prog.load().map_err(fail("linux.seccomp"))?;
+    let listener = filter.load().map_err(fail("linux.seccomp"))?;
     timing::init_mark("init.seccomp");
     if let Some(listener) = listener {
         chan.send(&Msg::SeccompListener, &[listener.as_fd()])
             .map_err(fail("send the seccomp listener"))?;
     }
     Ok(())
+}
+
+/// Preserved fds (3..3+n) survive execve; every other fd above stdio,
+/// open now or opened later by this process (all with O_CLOEXEC), closes
+/// at execve: the channel too, which tells the caller the exec happened.
+/// Done before any filter is loaded, so no profile needs `close_range`.
+fn mark_fds_for_exec(preserve_fds: u32) -> io::Result<()> {
+    for fd in 3..3 + preserve_fds as i32 {
+        // SAFETY: F_SETFD on an fd the caller passed us (or EBADF).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    match sys::close_range(3 + preserve_fds, true) {
+        Ok(()) => Ok(()),
+        // Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: walk the table.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EINVAL)) => {
+            for entry in std::fs::read_dir("/proc/self/fd")? {
+                let fd: i32 = match entry?.file_name().to_str().and_then(|n| n.parse().ok()) {
+                    Some(fd) => fd,
+                    None => continue,
+                };
+                if fd >= 3 + preserve_fds as i32 {
+                    // SAFETY: F_SETFD with an integer flag; an fd the walk's
+                    // own directory handle used is already closed (EBADF).
+                    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Dispositions back to default for everything (Rust ignores SIGPIPE),
+/// nothing blocked. Every profile that lets a program start allows these
+/// (libc's own start-up makes the same calls).
+fn reset_signals() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting a signal to its default disposition.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an empty set and a valid pointer.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The process's environment with each name once, at its last value
+/// (runc's rule: `exec --env K=V` and a later duplicate in the spec win
+/// over an earlier one, and `getenv` returns the first match).
+pub(super) fn container_env(p: &Process) -> Vec<String> {
+    let env = p.env().as_deref().unwrap_or(&[]);
+    let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<String> = env
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(name(e)))
+        .cloned()
+        .collect();
+    out.reverse();
+    out
 }
 
 /// The state for startContainer hooks: the one prestart hooks saw, with
@@ -165,43 +271,61 @@ fn home_of(uid: u32) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
-/// Reset signals, close every fd the container must not see, and execve.
-/// Returns only on failure.
-fn exec(cfg: &InitConfig, exe: &Path, args: &[String], env: &[String]) -> SetupFailure {
-    let to_c = |s: &[u8]| CString::new(s).unwrap_or_default();
-    let argv: Vec<CString> = args.iter().map(|a| to_c(a.as_bytes())).collect();
-    let envp: Vec<CString> = env.iter().map(|e| to_c(e.as_bytes())).collect();
-    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_p.push(std::ptr::null());
-    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    envp_p.push(std::ptr::null());
-    let path = to_c(exe.as_os_str().as_bytes());
+/// The execve call with its C strings built in advance, so that making it
+/// allocates nothing.
+struct Execve {
+    path: CString,
+    display: String,
+    _strings: Vec<CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
 
-    // Dispositions: default for everything (Rust ignores SIGPIPE), nothing
-    // blocked.
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: resetting a signal to its default disposition.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
+impl Execve {
+    fn new(exe: &Path, args: &[String], env: &[String]) -> Execve {
+        let to_c = |s: &[u8]| CString::new(s).unwrap_or_default();
+        let argv: Vec<CString> = args.iter().map(|a| to_c(a.as_bytes())).collect();
+        let envp: Vec<CString> = env.iter().map(|e| to_c(e.as_bytes())).collect();
+        let ptrs = |v: &[CString]| {
+            let mut p: Vec<*const libc::c_char> = v.iter().map(|a| a.as_ptr()).collect();
+            p.push(std::ptr::null());
+            p
+        };
+        let (argv_p, envp_p) = (ptrs(&argv), ptrs(&envp));
+        let mut strings = argv;
+        strings.extend(envp);
+        Execve {
+            path: to_c(exe.as_os_str().as_bytes()),
+            display: exe.display().to_string(),
+            _strings: strings,
+            argv: argv_p,
+            envp: envp_p,
         }
     }
-    // SAFETY: an empty set and a valid pointer.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+
+    /// Returns only on failure.
+    fn run(&self) -> SetupFailure {
+        // SAFETY: argv/envp are NUL-terminated arrays of pointers into
+        // `_strings`, which lives as long as `self` (moving a CString into
+        // the Vec does not move its heap buffer).
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        fail(format!("exec {}", self.display))(io::Error::last_os_error())
     }
-    // Preserved fds survive; every other fd above stdio closes at execve
-    // (the channel too, which tells the caller the exec happened).
-    for fd in 3..3 + cfg.preserve_fds as i32 {
-        // SAFETY: F_SETFD on an fd the caller passed us (or EBADF).
-        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_env(env: &[&str]) -> Process {
+        let mut p = Process::default();
+        p.set_env(Some(env.iter().map(|s| s.to_string()).collect()));
+        p
     }
-    if let Err(e) = sys::close_range(3 + cfg.preserve_fds, true) {
-        return fail("close_range")(e);
+
+    #[test]
+    fn the_last_value_of_a_name_wins_in_the_place_it_was_given() {
+        let p = with_env(&["A=1", "PATH=/bin", "B=2", "A=3", "C=", "B=4"]);
+        assert_eq!(container_env(&p), ["PATH=/bin", "A=3", "C=", "B=4"]);
     }
-    timing::init_flush();
-    // SAFETY: argv/envp are NUL-terminated arrays of live C strings.
-    unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
-    fail(format!("exec {}", exe.display()))(io::Error::last_os_error())
 }

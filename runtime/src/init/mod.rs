@@ -60,6 +60,10 @@ pub struct InitConfig {
     pub seccomp: Option<SeccompProgram>,
     /// fds 3..3+n are passed through to the container process.
     pub preserve_fds: u32,
+    /// Join a new session keyring `_ses.<id>` (false: `NoNewKeyring`, keep
+    /// the caller's).
+    #[serde(default)]
+    pub new_keyring: bool,
     pub setup: Setup,
     /// `WREN_TIMING` is on in the caller: the timing file follows the fd
     /// after the config (see [`crate::timing`]).
@@ -73,7 +77,13 @@ pub enum Setup {
     Create(Box<CreateSetup>),
     /// A process in a running container. Its init's pidfd follows the
     /// config fd; `ns_flags` are the namespaces to join through it.
-    Exec { ns_flags: i32 },
+    /// `root_of` is the init's pid when the container has no mount
+    /// namespace: the process then takes the init's root (a chroot).
+    Exec {
+        ns_flags: i32,
+        #[serde(default)]
+        root_of: Option<i32>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,6 +92,10 @@ pub struct CreateSetup {
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub no_pivot: bool,
+    /// No mount namespace of its own: mount in the caller's, under the
+    /// rootfs made private, and chroot instead of pivot_root.
+    #[serde(default)]
+    pub host_mount_ns: bool,
     pub mounts: Vec<Mount>,
     /// Populate /dev (false when the host's /dev is bound in).
     pub setup_dev: bool,
@@ -93,6 +107,9 @@ pub struct CreateSetup {
     pub domainname: Option<String>,
     pub sysctl: Vec<(String, String)>,
     pub personality: Option<LinuxPersonality>,
+    /// `linux.memoryPolicy`, validated.
+    #[serde(default)]
+    pub memory_policy: Option<crate::mempolicy::MemoryPolicy>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
     /// The new user namespace's uid_map and gid_map, for idmapped mounts

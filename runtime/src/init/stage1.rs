@@ -8,7 +8,7 @@
 //! then clones stage 2 as a sibling (`CLONE_PARENT`) and exits.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use oci_spec::runtime::LinuxNamespaceType;
@@ -63,9 +63,21 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     }
     timing::init_mark("init.cgroups");
 
+    let creating = matches!(cfg.setup, Setup::Create(_));
+    let new_user = creating
+        && cfg
+            .namespaces
+            .iter()
+            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none());
+    // Time offsets are written after the namespaces are made: by us, or
+    // by the caller when a new user namespace took our /proc files from
+    // us (becoming dumpable for it would let any host process with the
+    // container's uid ptrace us while we hold host fds).
+    let own_time_offsets = cfg.time_offsets.is_some() && !new_user;
+
     // While still host root: things a user namespace would forbid.
     // One private procfs of the host's pid namespace for stage 1's writes.
-    let procfs = if cfg.process.oom_score_adj().is_some() || cfg.time_offsets.is_some() {
+    let procfs = if cfg.process.oom_score_adj().is_some() || own_time_offsets {
         Some(Procfs::new().map_err(fail("open a private procfs"))?)
     } else {
         None
@@ -79,7 +91,6 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     // /proc files (CVE-2016-9962, CVE-2019-5736).
     sys::set_dumpable(false).map_err(fail("prctl(PR_SET_DUMPABLE)"))?;
 
-    let creating = matches!(cfg.setup, Setup::Create(_));
     let needs_cgroup_mount = match &cfg.setup {
         Setup::Create(c) => c
             .mounts
@@ -101,14 +112,12 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
         Setup::Exec { .. } => Vec::new(),
     };
 
-    let new_user = creating
-        && cfg
-            .namespaces
-            .iter()
-            .any(|n| n.kind == LinuxNamespaceType::User && n.path.is_none());
     match &cfg.setup {
         Setup::Create(_) => namespaces::join(&cfg.namespaces).map_err(fail("join namespaces"))?,
-        Setup::Exec { ns_flags } => {
+        Setup::Exec { ns_flags, root_of } => {
+            if let Some(pid) = root_of {
+                enter_root_of(*pid, extra.as_fd())?;
+            }
             sys::setns(extra.as_fd(), *ns_flags)
                 .map_err(fail("setns into the container's namespaces"))?;
             if ns_flags & libc::CLONE_NEWUSER != 0 {
@@ -129,12 +138,24 @@ pub(super) fn stage1(chan: &Channel) -> Result<Never, SetupFailure> {
     if creating {
         namespaces::unshare_new(&cfg.namespaces).map_err(fail("create namespaces"))?;
     }
-    if let (Some(offsets), Some(procfs)) = (&cfg.time_offsets, &procfs) {
-        // SAFETY: getpid cannot fail.
-        let pid = unsafe { libc::getpid() };
-        procfs
-            .write(&format!("{pid}/timens_offsets"), offsets.as_bytes())
-            .map_err(fail("write timens_offsets"))?;
+    match (&cfg.time_offsets, &procfs) {
+        (Some(offsets), Some(procfs)) if own_time_offsets => {
+            // SAFETY: getpid cannot fail.
+            let pid = unsafe { libc::getpid() };
+            procfs
+                .write(&format!("{pid}/timens_offsets"), offsets.as_bytes())
+                .map_err(fail("write timens_offsets"))?;
+        }
+        (Some(_), _) => {
+            chan.send(&Msg::WriteTimeOffsets, &[])
+                .map_err(fail("ask for time offsets"))?;
+            expect(
+                chan,
+                |m| matches!(m, Msg::TimeOffsetsWritten),
+                "wait for time offsets",
+            )?;
+        }
+        (None, _) => {}
     }
 
     // A host procfs handle must not reach the container process.
@@ -238,4 +259,27 @@ fn userns_with_maps((uid, gid): &(String, String)) -> io::Result<OwnedFd> {
     let _ = sys::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     let _ = sys::wait_pidfd(pidfd.as_fd(), false);
     ns
+}
+
+/// Take the root of the container's init `pid` (a container without its
+/// own mount namespace is a chroot in ours), while our /proc is still the
+/// host's. The pidfd proves `pid` was not recycled in between.
+fn enter_root_of(pid: i32, pidfd: BorrowedFd<'_>) -> Result<(), SetupFailure> {
+    let path = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let root = sys::open(&path, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .map_err(fail(format!("open {}", path.display())))?;
+    sys::pidfd_send_signal(pidfd, 0).map_err(fail("check the container's init"))?;
+    // SAFETY: fchdir to a live directory fd, then chroot of "." and chdir
+    // of "/" with static NUL-terminated paths.
+    let ok = unsafe {
+        libc::fchdir(root.as_raw_fd()) == 0
+            && libc::chroot(c".".as_ptr()) == 0
+            && libc::chdir(c"/".as_ptr()) == 0
+    };
+    if !ok {
+        return Err(fail("chroot into the container's root")(
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }

@@ -97,7 +97,7 @@ fn create_container(
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
-    let root = rootfs::prepare(&setup.rootfs).map_err(fail("root.path"))?;
+    let root = rootfs::prepare(&setup.rootfs, setup.host_mount_ns).map_err(fail("root.path"))?;
     let ctx = MountContext {
         root: &root,
         bundle: &setup.bundle,
@@ -133,15 +133,16 @@ fn create_container(
     let Msg::HooksDone { state } = msg else {
         unreachable!("checked by expect")
     };
-    hooks::run_all(
+    hooks::run_all_with_env(
         "createContainer",
         &setup.create_container_hooks,
         state.as_bytes(),
+        &super::exec::container_env(&cfg.process),
     )
     .map_err(fail("run hooks in the container"))?;
     timing::init_mark("init.hooks");
 
-    rootfs::pivot(&root, setup.no_pivot).map_err(fail("root.path"))?;
+    rootfs::pivot(&root, setup.no_pivot, setup.host_mount_ns).map_err(fail("root.path"))?;
     drop(root);
     timing::init_mark("init.pivot");
     if let Some(p) = &setup.rootfs_propagation {
@@ -178,6 +179,9 @@ fn create_container(
     }
     if let Some(p) = &setup.personality {
         process::set_personality(p).map_err(fail("linux.personality"))?;
+    }
+    if let Some(p) = &setup.memory_policy {
+        p.apply().map_err(fail("linux.memoryPolicy"))?;
     }
     timing::init_mark("init.paths");
     Ok((state, procfs))

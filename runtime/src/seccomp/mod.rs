@@ -182,26 +182,50 @@ mod shared_insns {
     }
 }
 
+/// A filter ready to attach: [`load`](Self::load) makes one syscall and
+/// allocates nothing (on success).
+pub struct PreparedFilter {
+    prog: Vec<libc::sock_filter>,
+    flags: u32,
+}
+
+impl PreparedFilter {
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)` with the prepared program.
+    pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
+        sys::set_mode_filter(&self.prog, self.flags).map_err(|source| SeccompError::LoadFilter {
+            flags: self.flags,
+            source,
+        })
+    }
+}
+
 impl SeccompProgram {
     /// Installs the filter on the calling thread (all threads with TSYNC).
     ///
-    /// Runs in the init process just before `execve`. Needs no_new_privs set
-    /// or `CAP_SYS_ADMIN` held; this function sets neither. Returns the
-    /// user-notification listener when [`uses_notify`](Self::uses_notify).
+    /// Needs no_new_privs set or `CAP_SYS_ADMIN` held; this function sets
+    /// neither. Returns the user-notification listener when
+    /// [`uses_notify`](Self::uses_notify).
     pub fn load(&self) -> Result<Option<OwnedFd>, SeccompError> {
+        self.prepare()?.load()
+    }
+
+    /// The program in the kernel's layout, built now so that loading it
+    /// later allocates nothing: the init prepares it before any filter can
+    /// deny `brk` or `mmap`, loads it, and calls only `execve` after.
+    pub fn prepare(&self) -> Result<PreparedFilter, SeccompError> {
         if self.insns.is_empty() || self.insns.len() > MAX_INSNS {
             return Err(SeccompError::InvalidProgram {
                 len: self.insns.len() * INSN_SIZE,
             });
         }
-        let prog: Vec<libc::sock_filter> = self
+        let prog = self
             .insns
             .iter()
             .map(|&Insn(code, jt, jf, k)| libc::sock_filter { code, jt, jf, k })
             .collect();
-        sys::set_mode_filter(&prog, self.flags).map_err(|source| SeccompError::LoadFilter {
+        Ok(PreparedFilter {
+            prog,
             flags: self.flags,
-            source,
         })
     }
 

@@ -43,19 +43,35 @@ impl<O: ContainerOps> TaskService<O> {
                 .unwrap_or_default(),
             None => ShimOptions::default(),
         };
+        if options.systemd_cgroup {
+            // Turning a slice:prefix:name path into cgroupfs directories
+            // would make cgroups behind systemd's back, which systemd may
+            // move or remove (runc refuses to). Say so instead.
+            return Err(TaskError::Unimplemented(format!(
+                "create {id}: runtime option SystemdCgroup = true: the systemd cgroup \
+                 driver is not supported yet; configure the cgroupfs driver \
+                 (SystemdCgroup = false)"
+            )));
+        }
         let bundle = PathBuf::from(&req.bundle);
         let state_root = if options.root.is_empty() {
             self.state_root.clone()
         } else {
             PathBuf::from(&options.root)
         };
+        let options_file = bundle.join("options.json");
         if let Ok(json) = serde_json::to_vec(&options) {
-            if let Err(e) = std::fs::write(bundle.join("options.json"), json) {
+            if let Err(e) = std::fs::write(&options_file, json) {
                 log::warn!("create {id}: write options.json: {e}");
             }
         }
+        // A failed Create leaves nothing in the bundle.
+        let forget_options = || {
+            let _ = std::fs::remove_file(&options_file);
+        };
         let uris = uri::parse(&req.stdin, &req.stdout, &req.stderr)
-            .map_err(TaskError::invalid("create", id))?;
+            .map_err(TaskError::invalid("create", id))
+            .inspect_err(|_| forget_options())?;
         let owner = Owner {
             container_id: id,
             namespace: &self.namespace,
@@ -63,10 +79,12 @@ impl<O: ContainerOps> TaskService<O> {
             io_gid: options.io_gid,
         };
         let (fds, mut io) = ProcessIo::setup(&mut self.relays, uris, req.terminal, &owner)
-            .map_err(TaskError::invalid("create", id))?;
+            .map_err(TaskError::invalid("create", id))
+            .inspect_err(|_| forget_options())?;
         let rootfs = bundle.join("rootfs");
         if let Err(e) = super::rootfs::mount_all(&req.rootfs, &rootfs) {
             self.release_io(io);
+            forget_options();
             return Err(TaskError::invalid("create", id)(e));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
@@ -80,6 +98,7 @@ impl<O: ContainerOps> TaskService<O> {
                 console: ConsoleMode::Return,
                 preserve_fds: 0,
                 no_pivot: options.no_pivot_root,
+                no_new_keyring: options.no_new_keyring,
                 pid_file: None,
             })
             .map_err(TaskError::ops("create", id));
@@ -108,6 +127,7 @@ impl<O: ContainerOps> TaskService<O> {
                         log::warn!("create {id}: unmount rootfs: {u}");
                     }
                 }
+                forget_options();
                 return Err(e);
             }
         };

@@ -31,6 +31,7 @@
 //! | Pause / Resume | not running / not paused | Unknown |
 //! | ResizePty | exec has exited | Unknown; no console: success |
 //! | Checkpoint | always (no CRIU) | Unimplemented |
+//! | Create | runtime option `SystemdCgroup = true` (no systemd driver yet) | Unimplemented |
 //! | any | a runtime failure of kind AlreadyExists / NotFound / FailedPrecondition | AlreadyExists / NotFound / FailedPrecondition |
 //! | any | undecodable request, or an unknown method | InvalidArgument, Unimplemented |
 //!

@@ -101,6 +101,9 @@ impl<O: ContainerOps> TaskService<O> {
                     console: ConsoleMode::Return,
                     preserve_fds: 0,
                     pid_file: None,
+                    // containerd's runc shim passes neither.
+                    ignore_paused: false,
+                    sub_cgroup: None,
                 },
             )
             .map_err(TaskError::ops("exec", &target));

@@ -120,6 +120,16 @@ impl<O: ContainerOps> TaskService<O> {
             .min()
     }
 
+    /// Drops parked Waits whose connection has closed: their caller is
+    /// gone, and each would keep its connection's fd open until the exit.
+    pub fn drop_closed_waiters(&mut self) {
+        for c in self.containers.values_mut() {
+            for (_, p) in c.processes_mut() {
+                p.waiters.retain(|w| !w.is_closed());
+            }
+        }
+    }
+
     /// Reports exits whose wait is over and kills loggers past their grace.
     pub fn tick(&mut self) {
         let now = Instant::now();

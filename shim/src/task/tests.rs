@@ -15,7 +15,7 @@ use wren_protocol::task::*;
 use wren_protocol::task_types::Status;
 use wren_protocol::ttrpc_wire::{Code, Request, Response, MESSAGE_TYPE_REQUEST};
 use wren_ttrpc::frame;
-use wren_ttrpc::server::{self, Connection, ReadOutcome};
+use wren_ttrpc::server::{self, Connection};
 
 use super::fake::Fake;
 use super::TaskService;
@@ -80,10 +80,9 @@ impl Harness {
             .write_all(&frame::encode(self.stream, MESSAGE_TYPE_REQUEST, &body))
             .expect("write");
         self.stream += 2;
-        let ReadOutcome::Requests(reqs) = self.conn.read() else {
-            panic!("connection closed");
-        };
-        for (req, responder) in reqs {
+        let outcome = self.conn.read();
+        assert!(!outcome.closed, "connection closed");
+        for (req, responder) in outcome.requests {
             self.svc.dispatch(&req.method, &req.payload, responder);
         }
     }
@@ -343,6 +342,8 @@ fn runtime_kinds_become_codes_and_create_leaves_nothing() {
         let m = message(r);
         assert!(m.starts_with("create c: "), "{m}");
         assert_eq!(code(h.state("c", "")), Code::NOT_FOUND);
+        // Nothing stays in the bundle.
+        assert!(!h.dir.path().join("options.json").exists());
     }
     // Stats passes the runtime's NotFound on.
     h.create("c").expect("create");
@@ -381,4 +382,32 @@ fn service_refusals() {
         .recv::<StateResponse>(Duration::from_secs(5))
         .expect("a response");
     assert_eq!(code(r), Code::INVALID_ARGUMENT);
+}
+
+#[test]
+fn a_parked_wait_is_dropped_when_its_connection_closes() {
+    let mut h = Harness::new();
+    h.create("c").expect("create");
+    h.start("c", "").expect("start");
+    let mut w = WaitRequest::new();
+    w.id = "c".into();
+    h.send("Wait", &w);
+    let waiters = |h: &Harness| {
+        h.svc
+            .containers
+            .get("c")
+            .map_or(0, |c| c.init.waiters.len())
+    };
+    assert_eq!(waiters(&h), 1);
+    // The caller goes away; the loop sees the close and tells the service.
+    h.client
+        .shutdown(std::net::Shutdown::Both)
+        .expect("shutdown");
+    let outcome = h.conn.read();
+    assert!(outcome.closed && outcome.requests.is_empty());
+    h.conn.close();
+    h.svc.drop_closed_waiters();
+    assert_eq!(waiters(&h), 0, "the Wait of a closed connection is dropped");
+    // The exit is still recorded for a later Wait on a new connection.
+    h.svc.process_exited("c", "", 0);
 }
