@@ -391,6 +391,95 @@ impl Cri {
         .unwrap_or_default()
     }
 
+    /// Runs `f` on a thread in containerd's network namespace (where its
+    /// streaming server listens on 127.0.0.1).
+    pub fn in_node_net<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let pid = self.containerd.pid().expect("containerd runs");
+        std::thread::spawn(move || {
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("open netns");
+            // SAFETY: setns on this (new, single-purpose) thread with a
+            // valid namespace fd; other threads are not affected.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in the node's netns")
+    }
+
+    /// A streaming Exec, as `kubectl exec` through the kubelet does: the
+    /// Exec RPC's URL, then websocket `v4.channel.k8s.io` (channel byte
+    /// first: 1 stdout, 2 stderr, 3 the final status). Returns (stdout,
+    /// stderr, status JSON).
+    pub fn stream_exec(&self, id: &str, cmd: &[&str]) -> (String, String, String) {
+        let mut rs = self.runtime.clone();
+        let url = self
+            .block(rs.exec(ExecRequest {
+                container_id: id.into(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                tty: false,
+                stdin: false,
+                stdout: true,
+                stderr: true,
+            }))
+            .expect("Exec")
+            .into_inner()
+            .url;
+        self.in_node_net(move || {
+            let channels = websocket_channels(&url, "v4.channel.k8s.io", &[]);
+            (
+                crate::text(&channels[1]),
+                crate::text(&channels[2]),
+                crate::text(&channels[3]),
+            )
+        })
+    }
+
+    /// A streaming Attach to a container started with stdin: `input` goes
+    /// to its stdin (then closed); returns its stdout until it exits.
+    pub fn stream_attach(&self, id: &str, input: &[u8]) -> String {
+        let mut rs = self.runtime.clone();
+        let url = self
+            .block(rs.attach(AttachRequest {
+                container_id: id.into(),
+                stdin: true,
+                tty: false,
+                stdout: true,
+                stderr: true,
+            }))
+            .expect("Attach")
+            .into_inner()
+            .url;
+        let input = input.to_vec();
+        self.in_node_net(move || {
+            let channels = websocket_channels(&url, "v4.channel.k8s.io", &[(0, input)]);
+            crate::text(&channels[1])
+        })
+    }
+
+    /// PortForward to `port` of the pod, one request written on the
+    /// forwarded connection; returns what came back.
+    pub fn port_forward(&self, pod: &str, port: u16, request: &[u8]) -> String {
+        let mut rs = self.runtime.clone();
+        let url = self
+            .block(rs.port_forward(PortForwardRequest {
+                pod_sandbox_id: pod.into(),
+                port: vec![port as i32],
+            }))
+            .expect("PortForward")
+            .into_inner()
+            .url;
+        let url = format!("{url}?ports={port}");
+        let request = request.to_vec();
+        self.in_node_net(move || {
+            // Data channel 0, error channel 1; the client's first message
+            // on the data channel is the request.
+            let channels = websocket_channels(&url, "v4.channel.k8s.io", &[(0, request)]);
+            crate::text(&channels[0])
+        })
+    }
+
     /// Network interfaces in containerd's network namespace.
     pub fn node_links(&self) -> String {
         let Some(child) = self.containerd.pid() else {
@@ -573,6 +662,51 @@ impl Cri {
             .filter(|p| p.exists())
             .collect()
     }
+}
+
+/// Speaks the Kubernetes streaming websocket protocol at `url`: sends each
+/// (channel, bytes) of `send`, then collects what arrives per channel until
+/// the server closes. Each server stream first announces its port (two
+/// bytes) on port-forward channels; those are dropped.
+fn websocket_channels(url: &str, protocol: &str, send: &[(u8, Vec<u8>)]) -> Vec<Vec<u8>> {
+    use tungstenite::client::IntoClientRequest;
+    use tungstenite::Message;
+    let ws_url = url.replacen("http://", "ws://", 1);
+    let mut req = ws_url
+        .as_str()
+        .into_client_request()
+        .expect("websocket request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().expect("header"));
+    let authority = req.uri().authority().expect("host:port").to_string();
+    let tcp = std::net::TcpStream::connect(&authority).expect("connect to the streaming server");
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let (mut ws, _) = tungstenite::client(req, tcp).expect("websocket handshake");
+    let mut out = vec![Vec::new(); 5];
+    let mut seen_port = [false; 5];
+    for (ch, bytes) in send {
+        let mut m = vec![*ch];
+        m.extend_from_slice(bytes);
+        ws.send(Message::Binary(m.into())).expect("send");
+    }
+    let forwarding = url.contains("portforward");
+    loop {
+        match ws.read() {
+            Ok(Message::Binary(b)) if !b.is_empty() => {
+                let ch = (b[0] as usize).min(4);
+                let mut data = &b[1..];
+                if forwarding && !seen_port[ch] && data.len() >= 2 {
+                    seen_port[ch] = true;
+                    data = &data[2..];
+                }
+                out[ch].extend_from_slice(data);
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    out
 }
 
 /// SIGKILLs every process in a cgroup directory tree.

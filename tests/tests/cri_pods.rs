@@ -831,6 +831,51 @@ fn pods_on_a_cni_bridge_reach_each_other_and_leave_no_veth() {
                 }),
                 "GET {url}: {got:?}"
             );
+            // kubectl exec and port-forward, through containerd's
+            // streaming server.
+            let (out, err, status) =
+                cri.stream_exec(&_web, &["sh", "-c", "echo out; echo err >&2; exit 3"]);
+            assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"), "{status}");
+            assert!(
+                status.contains("NonZeroExitCode") && status.contains("\"message\":\"3\""),
+                "{status}"
+            );
+            let (_, _, ok) = cri.stream_exec(&_web, &["true"]);
+            assert!(ok.contains("Success"), "{ok}");
+            let page = cri.port_forward(&web_pod, 8080, b"GET / HTTP/1.0\r\n\r\n");
+            assert!(
+                page.contains("200 OK") && page.ends_with("web\n"),
+                "{page:?}"
+            );
+            // kubectl attach: a container reading its stdin (stdin_once).
+            let mut c = cri.container_config("reader", &["sh", "-c", "read line; echo got $line"]);
+            c.stdin = true;
+            c.stdin_once = true;
+            c.linux = Some(LinuxContainerConfig::default());
+            let reader = cri
+                .create_container(&web_pod, &web_cfg, c)
+                .expect("CreateContainer reader");
+            cri.start_container(&reader).expect("StartContainer reader");
+            let said = cri.stream_attach(&reader, b"hello\n");
+            assert_eq!(said, "got hello\n");
+            assert_eq!(cri.wait_exited(&reader, 10).exit_code, 0);
+            // ListContainerStats covers every running container of the node.
+            let mut rs = cri.rs();
+            let listed = cri
+                .block(
+                    rs.list_container_stats(k8s_cri::v1::ListContainerStatsRequest {
+                        filter: None,
+                    }),
+                )
+                .expect("ListContainerStats")
+                .into_inner()
+                .stats;
+            assert!(
+                listed
+                    .iter()
+                    .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == _web)),
+                "{listed:?}"
+            );
             // Loopback is up in the pod.
             let (code, out, _) = cri
                 .exec_sync(&client, &["ip", "-o", "addr", "show", "lo"], 10)
