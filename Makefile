@@ -18,7 +18,7 @@ RELEASE_FLAGS := RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=st
 	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(SECCOMP_LIBDIR)
 PREFIX ?= /usr/local
 
-.PHONY: all deps trees build release install test unit lint demo bench clean-demo fuzz fuzz-ci
+.PHONY: all deps trees build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
 
 all: build
 
@@ -83,6 +83,12 @@ demo: deps
 # docs/BENCHMARKS.md. BENCH_PUBLISH=1 copies the report to docs/bench/.
 bench: deps release
 	@REL=$(REL) bash scripts/bench.sh
+
+# Image figures of the standalone mode (pull + unpack, run --rm IMAGE, wrend
+# RSS with image containers) against a private docker-registry; not yet
+# part of the `bench` report.
+bench-images: deps release
+	@REL=$(REL) python3 scripts/bench-images.py
 
 clean-demo:
 	rm -rf target/demo

@@ -13,6 +13,15 @@ command -v hyperfine >/dev/null 2>&1 || need+=(hyperfine)
 # file-capability attack in tests/tests/security_hardening.rs.
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v setcap >/dev/null 2>&1 || need+=(libcap2-bin)
+# wren pull speaks TLS through OpenSSL (native-tls); the image tests run a
+# private registry (docker-registry), push to it with skopeo, and make an
+# htpasswd file for its basic auth (apache2-utils) and a CA for its TLS
+# (the openssl command).
+pkg-config --exists openssl 2>/dev/null || need+=(libssl-dev)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || need+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 # The CRI test client's proto build (k8s-cri) needs protoc; the CRI tests'
 # pause image is a static C program.
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)

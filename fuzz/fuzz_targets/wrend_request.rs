@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
                 env: req.env,
                 cwd: req.cwd,
                 terminal: req.terminal,
-                hostname: String::new(),
+                ..spec::Overrides::default()
             };
             let _ = spec::exec_process(&bundle.join("config.json"), &o);
         }

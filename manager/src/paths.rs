@@ -24,6 +24,21 @@ pub fn records_dir_under(root: &Path) -> PathBuf {
     root.join("lib")
 }
 
+/// Where wrend keeps container records (`record.json` per container).
+pub fn containers_in(records_dir: &Path) -> PathBuf {
+    records_dir.join("containers")
+}
+
+/// The image store (written by `wren`, read by no one else).
+pub fn images_in(records_dir: &Path) -> PathBuf {
+    records_dir.join("images")
+}
+
+/// Named volumes: `NAME/_data` each (written by `wren` only).
+pub fn volumes_in(records_dir: &Path) -> PathBuf {
+    records_dir.join("volumes")
+}
+
 /// The API socket in state directory `state_dir`.
 pub fn socket_in(state_dir: &Path) -> PathBuf {
     state_dir.join(SOCKET_NAME)

@@ -18,6 +18,7 @@ pub mod cri;
 pub mod probe;
 pub mod profiles;
 pub mod pty;
+pub mod registry;
 pub mod runc;
 pub mod tree;
 pub mod wrend;

@@ -91,6 +91,24 @@ pub enum Command {
     Logs(Logs),
     /// Print wrend's events as they happen
     Events,
+    /// Pull an image from a registry
+    Pull(Pull),
+    /// Store credentials for a registry (Docker's config.json format)
+    Login(Login),
+    /// Forget the credentials of a registry
+    Logout(Logout),
+    /// Import images from an OCI layout (directory or tar) or a docker save tar
+    Import(Import),
+    /// Write images to an OCI layout tar
+    Save(Save),
+    /// List the images
+    Images,
+    /// Remove images
+    Rmi(Rmi),
+    /// Manage images: ls, inspect, rm, prune, import
+    Image(ImageCmd),
+    /// Manage named volumes: create, ls, inspect, rm
+    Volume(VolumeCmd),
     /// Print a shell completion script (source <(wren completion bash))
     Completion(Completion),
     /// Print the version
@@ -106,9 +124,10 @@ pub struct Name {
     pub name: String,
 }
 
-/// Where a new container's root filesystem comes from: exactly one.
-#[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+/// Where a new container's root filesystem comes from: an image (the
+/// first word), or one of these.
+#[derive(Debug, Args, Clone)]
+#[group(required = false, multiple = false)]
 pub struct Source {
     /// Use DIR as the root filesystem, with wren's default spec
     #[arg(long, value_name = "DIR")]
@@ -119,7 +138,7 @@ pub struct Source {
 }
 
 /// The flags and arguments `run` and `create` share.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ContainerArgs {
     /// Keep stdin open: wren's stdin feeds the container
     #[arg(short, long)]
@@ -141,16 +160,256 @@ pub struct ContainerArgs {
     pub cwd: Option<String>,
     #[command(flatten)]
     pub source: Source,
-    /// The container's name
-    #[arg(value_name = "NAME")]
+    #[command(flatten)]
+    pub image: ImageFlags,
+    /// With --rootfs or --bundle: the container's name. Else: the image
+    /// (name it with --name)
+    #[arg(value_name = "IMAGE|NAME")]
     pub name: String,
-    /// The command and its arguments (default: the bundle's)
+    /// The command and its arguments (default: the image's or bundle's)
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
     pub command: Vec<String>,
+}
+
+/// The flags of a container made from an image (`run IMAGE`).
+#[derive(Debug, Args, Default, Clone)]
+#[command(next_help_heading = "Image containers")]
+pub struct ImageFlags {
+    /// The container's name [default: the image's, and a random suffix]
+    #[arg(long = "name", value_name = "NAME")]
+    pub container_name: Option<String>,
+    /// Run this instead of the image's Entrypoint ("" clears it)
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Read KEY=VALUE lines from FILE (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The user: NAME|UID[:GROUP|GID], names from the image's /etc/passwd
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The container's hostname [default: its name]
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro|rw], or a named volume NAME:CONTAINER[:ro|rw] (repeatable)
+    #[arg(short = 'v', long, value_name = "HOST:CTR[:ro]")]
+    pub volume: Vec<String>,
+    /// type=bind|volume|tmpfs,source=S,target=T[,readonly] (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs at PATH[:OPTIONS] (repeatable)
+    #[arg(long, value_name = "PATH[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit: BYTES, or a number with k, m or g
+    #[arg(short = 'm', long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Maximum number of tasks
+    #[arg(long, value_name = "N")]
+    pub pids_limit: Option<i64>,
+    /// CPU limit, in CPUs (1.5: one and a half)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
+    /// CPU weight relative to other containers (cgroup v1 shares)
+    #[arg(long, value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// seccomp=unconfined, or seccomp=FILE (an OCI LinuxSeccomp JSON profile)
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add a capability (CAP_X or X; ALL) (repeatable)
+    #[arg(long, value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (CAP_X or X; ALL) (repeatable)
+    #[arg(long, value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// The signal `stop` sends [default: the image's StopSignal, else TERM]
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub stop_timeout: Option<u32>,
+    /// KEY=VALUE metadata (repeatable)
+    #[arg(short = 'l', long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+}
+
+impl ImageFlags {
+    /// The first image-only flag given, for the error with --rootfs/--bundle.
+    pub fn given(&self) -> Option<&'static str> {
+        [
+            (self.container_name.is_some(), "--name"),
+            (self.entrypoint.is_some(), "--entrypoint"),
+            (!self.env_file.is_empty(), "--env-file"),
+            (self.user.is_some(), "--user"),
+            (self.hostname.is_some(), "--hostname"),
+            (!self.volume.is_empty(), "--volume"),
+            (!self.mount.is_empty(), "--mount"),
+            (!self.tmpfs.is_empty(), "--tmpfs"),
+            (self.read_only, "--read-only"),
+            (self.memory.is_some(), "--memory"),
+            (self.pids_limit.is_some(), "--pids-limit"),
+            (self.cpus.is_some(), "--cpus"),
+            (self.cpu_shares.is_some(), "--cpu-shares"),
+            (!self.security_opt.is_empty(), "--security-opt"),
+            (!self.cap_add.is_empty(), "--cap-add"),
+            (!self.cap_drop.is_empty(), "--cap-drop"),
+            (self.stop_signal.is_some(), "--stop-signal"),
+            (self.stop_timeout.is_some(), "--stop-timeout"),
+            (!self.label.is_empty(), "--label"),
+        ]
+        .into_iter()
+        .find(|(given, _)| *given)
+        .map(|(_, flag)| flag)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    /// Platform to take from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Speak plain HTTP to this registry (HOST[:PORT]; repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Credentials file [default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json]
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// Trust this PEM CA for the registry, besides the system's and
+    /// /etc/{containers,docker}/certs.d/HOST/*.crt (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Print only the image id
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image: NAME[:TAG] or NAME@sha256:DIGEST (busybox is docker.io/library/busybox:latest)
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Login {
+    /// User name
+    #[arg(short, long, value_name = "USER")]
+    pub username: String,
+    /// Read the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The password (visible to other users in ps: prefer --password-stdin)
+    #[arg(
+        short,
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "password_stdin"
+    )]
+    pub password: Option<String>,
+    /// Credentials file (as for pull)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// The registry: HOST[:PORT] [default: docker.io]
+    #[arg(value_name = "REGISTRY", default_value = "docker.io")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Logout {
+    /// Credentials file (as for pull)
+    #[arg(long, value_name = "FILE")]
+    pub authfile: Option<PathBuf>,
+    /// The registry: HOST[:PORT] [default: docker.io]
+    #[arg(value_name = "REGISTRY", default_value = "docker.io")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Import {
+    /// Name the image (when the file holds one), instead of its own name
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Platform to take from a multi-platform image [default: the host's]
+    #[arg(long, value_name = "OS/ARCH")]
+    pub platform: Option<String>,
+    /// Print only the image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// An OCI image layout directory, its tar, or a docker save tar
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Save {
+    /// The tar file to write
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The images: names, ids or id prefixes
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Rmi {
+    /// The images: names, ids or id prefixes
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageCmd {
+    #[command(subcommand)]
+    pub command: ImageSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageSub {
+    /// List the images
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Print an image's manifest, config and layers as JSON
+    Inspect(ImageName),
+    /// Remove images
+    Rm(Rmi),
+    /// Remove layers and blobs no image uses
+    Prune,
+    /// Import images (as `wren import`)
+    Import(Import),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCmd {
+    #[command(subcommand)]
+    pub command: VolumeSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VolumeSub {
+    /// Create a named volume (`run -v NAME:/path` also creates one)
+    Create(VolumeNames),
+    /// List the volumes
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Print a volume's name, mount point and users as JSON
+    Inspect(VolumeNames),
+    /// Remove volumes no container uses
+    Rm(VolumeNames),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeNames {
+    /// Volume names
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageName {
+    /// A name, id or id prefix
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
 }
 
 #[derive(Debug, Args)]
@@ -550,10 +809,47 @@ mod tests {
     }
 
     #[test]
+    fn run_an_image_with_docker_flags() {
+        let Command::Run(r) = ok(&[
+            "run",
+            "--rm",
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "-u",
+            "app",
+            "-v",
+            "/h:/c:ro",
+            "--tmpfs",
+            "/t",
+            "--read-only",
+            "--memory",
+            "64m",
+            "--cap-drop",
+            "ALL",
+            "busybox",
+            "echo",
+            "-n",
+            "hi",
+        ]) else {
+            panic!("not run");
+        };
+        let c = &r.container;
+        assert_eq!(c.name, "busybox");
+        assert_eq!(c.command, v(&["echo", "-n", "hi"]));
+        assert_eq!(c.image.container_name.as_deref(), Some("web"));
+        assert_eq!(c.image.user.as_deref(), Some("app"));
+        assert_eq!(c.image.volume, v(&["/h:/c:ro"]));
+        assert!(c.image.read_only);
+        assert!(c.source.rootfs.is_none());
+    }
+
+    #[test]
     fn usage_errors_exit_2() {
         for args in [
             &["run"][..],
-            &["run", "web"],
+            &["run", "--name"],
             &["run", "--rootfs", "/r", "--bundle", "/b", "web"],
             &["create", "-d", "--rootfs", "/r", "web"],
             &["create", "--rm", "--rootfs", "/r", "web"],

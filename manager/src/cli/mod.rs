@@ -17,13 +17,17 @@ pub mod args;
 pub mod client;
 pub mod events;
 pub mod exec;
+pub mod images;
 pub mod lifecycle;
 pub mod logs;
 pub mod output;
+#[cfg(feature = "pull")]
+pub mod pull;
 pub mod query;
 pub mod run;
 pub mod stdio;
 pub mod tty;
+pub mod volumes;
 
 use std::path::PathBuf;
 
@@ -76,6 +80,9 @@ impl From<crate::fifo::FifoError> for CliError {
 pub struct Global {
     pub socket: PathBuf,
     pub json: bool,
+    /// wrend's records directory: the image store and the containers'
+    /// records (to see which images they use) are under it.
+    pub records: PathBuf,
 }
 
 /// Runs `wren` with `argv` (the program name first); returns the exit status.
@@ -122,6 +129,10 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             (None, None) => crate::paths::default_socket(),
         },
         json: g.json,
+        records: match &g.root {
+            Some(root) => crate::paths::records_dir_under(root),
+            None => PathBuf::from(crate::paths::DEFAULT_RECORDS_DIR),
+        },
     };
     if g.version {
         println!("wren {}", env!("CARGO_PKG_VERSION"));
@@ -148,6 +159,33 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Events => events::events(g),
+        #[cfg(feature = "pull")]
+        Command::Pull(a) => pull::pull(g, &a),
+        #[cfg(feature = "pull")]
+        Command::Login(a) => pull::login(&a),
+        #[cfg(feature = "pull")]
+        Command::Logout(a) => pull::logout(&a),
+        #[cfg(not(feature = "pull"))]
+        Command::Pull(_) | Command::Login(_) | Command::Logout(_) => Err(CliError::failed(
+            "this wren was built without registry support (cargo feature \"pull\")",
+        )),
+        Command::Import(a) => images::import(g, &a),
+        Command::Save(a) => images::save(g, &a),
+        Command::Images => images::list(g),
+        Command::Rmi(a) => images::rmi(g, &a),
+        Command::Image(a) => match a.command {
+            args::ImageSub::Ls => images::list(g),
+            args::ImageSub::Inspect(i) => images::inspect(g, &i.image),
+            args::ImageSub::Rm(a) => images::rmi(g, &a),
+            args::ImageSub::Prune => images::prune(g),
+            args::ImageSub::Import(a) => images::import(g, &a),
+        },
+        Command::Volume(a) => match a.command {
+            args::VolumeSub::Create(v) => volumes::create(g, &v.names),
+            args::VolumeSub::Ls => volumes::list(g),
+            args::VolumeSub::Inspect(v) => volumes::inspect(g, &v.names),
+            args::VolumeSub::Rm(v) => volumes::rm(g, &v.names),
+        },
         Command::Completion(a) => {
             let mut cmd = args::command();
             clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());

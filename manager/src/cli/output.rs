@@ -42,6 +42,12 @@ pub fn container_json(c: &api::Container) -> Value {
         "shim_address": c.shim_address,
         "shim_pid": c.shim_pid,
         "last_error": c.last_error,
+        "image": if c.image.is_empty() { Value::Null } else { Value::from(c.image.clone()) },
+        "image_id": if c.image_id.is_empty() { Value::Null } else { Value::from(c.image_id.clone()) },
+        "labels": c.labels.iter().map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            (k.to_string(), Value::from(v))
+        }).collect::<serde_json::Map<String, Value>>(),
     })
 }
 

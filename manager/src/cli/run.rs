@@ -26,15 +26,18 @@ pub fn run(g: &Global, a: &Run) -> Result<i32, CliError> {
     let c = &a.container;
     let terminal = c.tty;
     let interactive = c.interactive || terminal;
-    let mut req = create_request(c)?;
+    let (mut req, lock) = create_request(g, c)?;
     req.auto_remove = a.rm && a.detach;
     req.start = a.detach;
     let mut w = Wrend::connect(&g.socket)?;
     let created: api::ContainerResponse = w.call("Create", &req, false)?;
+    drop(lock);
     if a.detach {
-        println!("{}", c.name);
+        println!("{}", req.name);
         return Ok(0);
     }
+    let name = req.name.clone();
+    let c = &ContainerArgs { name, ..c.clone() };
     let log_path = created.container.log_path.clone();
     let status = if terminal {
         tty::session(g, &mut w, &c.name, "", true)?
@@ -52,30 +55,308 @@ pub fn run(g: &Global, a: &Run) -> Result<i32, CliError> {
 
 /// `wren create`.
 pub fn create(g: &Global, a: &Create) -> Result<i32, CliError> {
-    let req = create_request(&a.container)?;
+    let (req, _lock) = create_request(g, &a.container)?;
     let mut w = Wrend::connect(&g.socket)?;
     let _: api::ContainerResponse = w.call("Create", &req, false)?;
-    println!("{}", a.container.name);
+    println!("{}", req.name);
     Ok(0)
 }
 
-/// The Create request `run` and `create` share.
-fn create_request(c: &ContainerArgs) -> Result<api::CreateRequest, CliError> {
+/// The Create request `run` and `create` share; for an image, also the
+/// image store's shared lock, to hold until wrend has the container's
+/// record (so `rmi` cannot remove the image in between).
+fn create_request(
+    g: &Global,
+    c: &ContainerArgs,
+) -> Result<(api::CreateRequest, Option<ImageLock>), CliError> {
     if c.tty && !super::tty::is_tty(0) {
         return Err(CliError::failed("-t needs a terminal on stdin"));
     }
     let mut req = api::CreateRequest::new();
+    req.restart_policy = c.restart.clone().unwrap_or_default();
+    req.start_at_boot = c.start_at_boot;
+    req.terminal = c.tty;
+    req.stdin = c.interactive || c.tty;
+    if c.source.bundle.is_none() && c.source.rootfs.is_none() {
+        let lock = image_request(g, c, &mut req)?;
+        return Ok((req, Some(lock)));
+    }
+    if let Some(flag) = c.image.given() {
+        return Err(CliError::usage(format!(
+            "{flag} applies to image containers, not to --rootfs or --bundle"
+        )));
+    }
     req.name = c.name.clone();
     req.bundle = c.source.bundle.as_deref().map(abs).unwrap_or_default();
     req.rootfs = c.source.rootfs.as_deref().map(abs).unwrap_or_default();
     req.args = c.command.clone();
     req.env = c.env.clone();
     req.cwd = c.cwd.clone().unwrap_or_default();
-    req.restart_policy = c.restart.clone().unwrap_or_default();
-    req.start_at_boot = c.start_at_boot;
-    req.terminal = c.tty;
-    req.stdin = c.interactive || c.tty;
-    Ok(req)
+    Ok((req, None))
+}
+
+type ImageLock = nix::fcntl::Flock<File>;
+
+/// Fills `req` for `wren run IMAGE`: the image resolved in the store, its
+/// config applied with the flags, the layer snapshots for the overlay.
+fn image_request(
+    g: &Global,
+    c: &ContainerArgs,
+    req: &mut api::CreateRequest,
+) -> Result<ImageLock, CliError> {
+    let f = &c.image;
+    let store = super::images::store(g)?;
+    let lock = store.lock_shared()?;
+    let image = store.image(&c.name)?;
+    let layers = store.layer_dirs(&image)?;
+    let mut env = Vec::new();
+    for file in &f.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::failed(format!("--env-file {}: {e}", file.display())))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| match l.contains('=') {
+                    true => l.to_string(),
+                    // `KEY` alone: this process's value, as docker does.
+                    false => format!("{l}={}", std::env::var(l).unwrap_or_default()),
+                }),
+        );
+    }
+    env.extend(c.env.iter().cloned());
+    let o = wren_images::runconfig::Overrides {
+        entrypoint: f.entrypoint.clone(),
+        cmd: c.command.clone(),
+        env,
+        cwd: c.cwd.clone(),
+        user: f.user.clone(),
+    };
+    let rc =
+        wren_images::runconfig::resolve(&image, &layers, &o).map_err(|e| CliError::chain(&e))?;
+    req.name = match &f.container_name {
+        Some(n) => n.clone(),
+        None => generated_name(&image.name),
+    };
+    req.image = image.name.clone();
+    req.image_id = image.id.clone();
+    req.image_layers = layers.iter().map(|l| l.display().to_string()).collect();
+    req.args = rc.args;
+    req.env = rc.env;
+    req.cwd = rc.cwd;
+    req.has_user = true;
+    req.uid = rc.uid;
+    req.gid = rc.gid;
+    req.additional_gids = rc.additional_gids;
+    req.stop_signal = f.stop_signal.clone().or(rc.stop_signal).unwrap_or_default();
+    if !req.stop_signal.is_empty() && wren_runtime::signal::parse(&req.stop_signal).is_err() {
+        return Err(CliError::usage(format!(
+            "--stop-signal: unknown signal {:?}",
+            req.stop_signal
+        )));
+    }
+    req.hostname = f.hostname.clone().unwrap_or_default();
+    req.stop_timeout = f.stop_timeout.unwrap_or(0);
+    if let Some(l) = f
+        .label
+        .iter()
+        .find(|l| !l.contains('=') || l.starts_with('='))
+    {
+        return Err(CliError::usage(format!("--label {l:?}: want KEY=VALUE")));
+    }
+    req.labels = f.label.clone();
+    let mut volumes = f.volume.clone();
+    let mut tmpfs = f.tmpfs.clone();
+    for m in &f.mount {
+        match mount_flag(m)? {
+            MountFlag::Volume(v) => volumes.push(v),
+            MountFlag::Tmpfs(t) => tmpfs.push(t),
+        }
+    }
+    for v in &volumes {
+        let m = volume(v)?;
+        let m = match named_volume(&m.source) {
+            Some(name) => {
+                let (data, _) = super::volumes::ensure(g, name)?;
+                let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
+                if empty {
+                    // Docker fills an empty volume from the image.
+                    wren_images::copyout::copy_out(&layers, &m.destination, &data).map_err(
+                        |e| {
+                            CliError::failed(format!("fill volume {name} from {}: {e}", image.name))
+                        },
+                    )?;
+                }
+                api::MountSpec {
+                    source: data.display().to_string(),
+                    ..m
+                }
+            }
+            None => m,
+        };
+        req.mounts.push(m);
+    }
+    for t in &tmpfs {
+        let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        let mut m = api::MountSpec::new();
+        m.type_ = "tmpfs".into();
+        m.source = "tmpfs".into();
+        m.destination = dst.to_string();
+        m.options = ["nosuid", "nodev", "mode=1777"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(opts.split(',').filter(|o| !o.is_empty()).map(String::from))
+            .collect();
+        req.mounts.push(m);
+    }
+    req.read_only = f.read_only;
+    if let Some(m) = &f.memory {
+        req.memory = parse_size(m)
+            .ok_or_else(|| CliError::usage(format!("--memory: invalid size {m:?}")))?;
+    }
+    req.pids_limit = f.pids_limit.unwrap_or(0);
+    if let Some(c) = f.cpus {
+        if !(c > 0.0 && c.is_finite()) {
+            return Err(CliError::usage(format!(
+                "--cpus: {c} is not a positive number"
+            )));
+        }
+        req.cpus = c;
+    }
+    req.cpu_shares = f.cpu_shares.unwrap_or(0);
+    for opt in &f.security_opt {
+        match opt.split_once(['=', ':']) {
+            Some(("seccomp", "unconfined")) => req.seccomp = "unconfined".into(),
+            Some(("seccomp", file)) => {
+                req.seccomp = std::fs::read_to_string(file)
+                    .map_err(|e| CliError::failed(format!("--security-opt seccomp={file}: {e}")))?;
+            }
+            _ => {
+                return Err(CliError::usage(format!(
+                    "--security-opt {opt:?}: only seccomp=unconfined and seccomp=FILE are supported"
+                )))
+            }
+        }
+    }
+    req.cap_add = f.cap_add.clone();
+    req.cap_drop = f.cap_drop.clone();
+    Ok(lock)
+}
+
+/// What a `--mount` comes down to: a `-v` or a `--tmpfs`.
+enum MountFlag {
+    Volume(String),
+    Tmpfs(String),
+}
+
+/// `--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]` (also
+/// `src`, `dst`, `destination`, `ro`, `readonly=true|false`).
+fn mount_flag(spec: &str) -> Result<MountFlag, CliError> {
+    let bad = |why: &str| CliError::usage(format!("--mount {spec:?}: {why}"));
+    let (mut kind, mut source, mut target, mut ro) = (None, None, None, false);
+    for kv in spec.split(',') {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => kind = Some(v),
+            "source" | "src" => source = Some(v),
+            "target" | "dst" | "destination" => target = Some(v),
+            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
+            _ => return Err(bad(&format!("unknown key {k:?}"))),
+        }
+    }
+    let target = target.ok_or_else(|| bad("no target"))?;
+    let mode = if ro { "ro" } else { "rw" };
+    match (kind.unwrap_or("volume"), source) {
+        ("bind" | "volume", Some(src)) => Ok(MountFlag::Volume(format!("{src}:{target}:{mode}"))),
+        ("bind" | "volume", None) => Err(bad("no source")),
+        ("tmpfs", None) => Ok(MountFlag::Tmpfs(if ro {
+            format!("{target}:ro")
+        } else {
+            target.to_string()
+        })),
+        ("tmpfs", Some(_)) => Err(bad("a tmpfs takes no source")),
+        (other, _) => Err(bad(&format!(
+            "unknown type {other:?}: want bind, volume or tmpfs"
+        ))),
+    }
+}
+
+/// `-v HOST:CTR[:ro|rw]`: a bind mount of an existing absolute host path.
+fn volume(v: &str) -> Result<api::MountSpec, CliError> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, ctr, mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, "rw"),
+        [h, c, m] if *m == "ro" || *m == "rw" => (*h, *c, *m),
+        _ => {
+            return Err(CliError::usage(format!(
+                "--volume {v:?}: want HOST:CONTAINER[:ro|rw]"
+            )))
+        }
+    };
+    if !host.starts_with('/') && named_volume(host).is_none() {
+        return Err(CliError::usage(format!(
+            "--volume {v:?}: give an absolute host path or a volume name"
+        )));
+    }
+    if !ctr.starts_with('/') || ctr.split('/').any(|c| c == "..") {
+        return Err(CliError::usage(format!(
+            "--volume {v:?}: the container path must be absolute, without .."
+        )));
+    }
+    if host.starts_with('/') && !Path::new(host).exists() {
+        return Err(CliError::failed(format!(
+            "--volume {v:?}: {host} does not exist"
+        )));
+    }
+    let mut m = api::MountSpec::new();
+    m.type_ = "bind".into();
+    m.source = host.to_string();
+    m.destination = ctr.to_string();
+    m.options = vec!["rbind".into(), mode.into()];
+    Ok(m)
+}
+
+/// `NAME` in `-v NAME:/path` when it names a volume (not a host path).
+fn named_volume(source: &str) -> Option<&str> {
+    (!source.starts_with('/') && super::volumes::valid_name(source)).then_some(source)
+}
+
+/// `512`, `64k`, `100m`, `1g` (powers of 1024, as docker reads them).
+fn parse_size(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.strip_suffix('b').unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1i64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<i64>()
+        .ok()?
+        .checked_mul(mult)
+        .filter(|n| *n > 0)
+}
+
+/// `busybox-1a2b3c`: the image's last path element and a random suffix.
+fn generated_name(image: &str) -> String {
+    let base = image.rsplit('/').next().unwrap_or(image);
+    let base: String = base
+        .split([':', '@'])
+        .next()
+        .unwrap_or("c")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .take(40)
+        .collect();
+    let mut buf = [0u8; 3];
+    let _ =
+        File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf));
+    let base = if base.is_empty() {
+        "c".to_string()
+    } else {
+        base
+    };
+    format!("{base}-{:02x}{:02x}{:02x}", buf[0], buf[1], buf[2])
 }
 
 fn abs(p: &Path) -> String {

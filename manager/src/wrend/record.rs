@@ -54,6 +54,27 @@ pub struct Record {
     pub exited_at: i64,
     #[serde(default)]
     pub last_error: String,
+    /// The image it was made from (name as given, manifest digest), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_id: String,
+    /// The image's layer snapshots, lowest first: the overlay's lower dirs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_layers: Vec<PathBuf>,
+    /// The signal `stop` sends by default (the image's StopSignal).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stop_signal: String,
+    /// Seconds `stop` waits by default before SIGKILL (0: the default).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stop_timeout: u32,
+    /// `--label KEY=VALUE`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A record that could not be read or written.

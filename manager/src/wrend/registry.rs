@@ -179,6 +179,9 @@ impl Registry {
         c.terminal = m.rec.terminal;
         c.stopped_by_user = m.rec.stopped_by_user;
         c.last_error = m.rec.last_error.clone();
+        c.image = m.rec.image.clone();
+        c.image_id = m.rec.image_id.clone();
+        c.labels = m.rec.labels.clone();
         if let Ok(text) = std::fs::read(m.rec.bundle.join("config.json")) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
                 c.args = v["process"]["args"]
@@ -254,6 +257,10 @@ impl Registry {
     }
 
     pub(super) fn remove_files(&self, name: &str) {
+        // An image container's overlay, should its shim not have taken it
+        // down: never delete through a mount.
+        let rootfs = self.cfg.record_dir(name).join("bundle").join("rootfs");
+        while nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
         for dir in [
             self.cfg.container_state_dir(name),
             self.cfg.record_dir(name),

@@ -169,11 +169,18 @@ impl Registry {
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
+        let record_dir = self.cfg.record_dir(name);
         let m = self.get(name)?;
         let mut req = shimapi::CreateTaskRequest::new();
         req.id = name.to_string();
         req.bundle = m.rec.bundle.display().to_string();
         req.terminal = m.rec.terminal;
+        if !m.rec.image_layers.is_empty() {
+            // The shim mounts it on <bundle>/rootfs and takes it down on
+            // Delete, as it does for containerd's snapshots.
+            req.rootfs
+                .push(overlay_mount(&m.rec.image_layers, &record_dir));
+        }
         if m.rec.stdin {
             req.stdin = dir.join("stdin").display().to_string();
         }
@@ -335,4 +342,33 @@ impl Registry {
             self.save(&name);
         }
     }
+}
+
+/// The overlay of an image container: the image's layers as lower dirs
+/// (overlayfs lists the topmost first), the container's own upper and work
+/// dirs in its record directory.
+pub(super) fn overlay_mount(
+    layers: &[std::path::PathBuf],
+    record_dir: &Path,
+) -> wren_protocol::mount::Mount {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|l| l.display().to_string())
+        .collect();
+    let mut m = wren_protocol::mount::Mount::new();
+    m.type_ = "overlay".into();
+    m.source = "overlay".into();
+    m.options = vec![
+        format!("lowerdir={}", lower.join(":")),
+        format!(
+            "upperdir={}",
+            record_dir.join(super::api::create::OVERLAY_UPPER).display()
+        ),
+        format!(
+            "workdir={}",
+            record_dir.join(super::api::create::OVERLAY_WORK).display()
+        ),
+    ];
+    m
 }

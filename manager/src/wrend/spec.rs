@@ -40,6 +40,12 @@ pub enum SpecError {
     NoArgs,
     #[error("{path}: {what} must be a JSON object")]
     NotAnObject { path: PathBuf, what: &'static str },
+    #[error("seccomp profile: {0}")]
+    Seccomp(String),
+    #[error("unknown capability {0:?}")]
+    UnknownCapability(String),
+    #[error("mount on {destination}: {reason}")]
+    BadMount { destination: String, reason: String },
 }
 
 /// What the user asked for, besides the bundle or rootfs.
@@ -50,6 +56,211 @@ pub struct Overrides {
     pub cwd: String,
     pub terminal: bool,
     pub hostname: String,
+    /// The rest apply to image runs (`wren run IMAGE`) only.
+    pub image: ImageOverrides,
+}
+
+/// What an image run adds: the CLI resolved the image config into these.
+#[derive(Debug, Default, Clone)]
+pub struct ImageOverrides {
+    /// `(uid, gid, additional gids)`.
+    pub user: Option<(u32, u32, Vec<u32>)>,
+    /// `(type, source, destination, options)`, after the default mounts.
+    pub mounts: Vec<(String, String, String, Vec<String>)>,
+    pub read_only: bool,
+    pub memory: i64,
+    pub pids_limit: i64,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub cpus: f64,
+    pub cpu_shares: u64,
+    /// "" (the default profile), "unconfined", or LinuxSeccomp JSON.
+    pub seccomp: String,
+}
+
+/// The capabilities an image's container gets by default: Docker's set, so
+/// images behave as they do there (`--rootfs` keeps the smaller one).
+pub const IMAGE_CAPS: &[&str] = &[
+    "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_MKNOD",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_RAW",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
+];
+
+/// Every capability name the kernel headers know (for `--cap-add ALL`).
+const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` are `CAP_NET_ADMIN`.
+fn cap_name(s: &str) -> Result<String, SpecError> {
+    let up = s.to_ascii_uppercase();
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    if ALL_CAPS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(SpecError::UnknownCapability(s.to_string()))
+    }
+}
+
+/// The capability set after `add` and `drop` (`ALL` in either).
+pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, SpecError> {
+    let mut caps: Vec<String> = IMAGE_CAPS.iter().map(|c| c.to_string()).collect();
+    let all = |v: &[String]| v.iter().any(|c| c.eq_ignore_ascii_case("ALL"));
+    if all(drop) {
+        caps.clear();
+    }
+    for c in drop.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
+        let c = cap_name(c)?;
+        caps.retain(|x| *x != c);
+    }
+    if all(add) {
+        caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+    }
+    for c in add.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
+        let c = cap_name(c)?;
+        if !caps.contains(&c) {
+            caps.push(c);
+        }
+    }
+    Ok(caps)
+}
+
+/// The spec of a container made from an image: the default spec with its
+/// root at `rootfs` (the overlay the shim mounts there), the process the
+/// CLI resolved from the image config (`o.env` is the whole environment),
+/// Docker's capability set and the image run's extras.
+pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
+    if o.args.is_empty() {
+        return Err(SpecError::NoArgs);
+    }
+    let x = &o.image;
+    let mut spec = wren_runtime::spec::example_json(&o.args, o.terminal);
+    spec["root"] =
+        serde_json::json!({"path": rootfs.display().to_string(), "readonly": x.read_only});
+    spec["hostname"] = Value::from(o.hostname.clone());
+    spec["linux"]["seccomp"] = default_seccomp();
+    let p = &mut spec["process"];
+    let mut env = o.env.clone();
+    if o.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    p["env"] = Value::from(env);
+    p["cwd"] = Value::from(if o.cwd.is_empty() {
+        "/"
+    } else {
+        o.cwd.as_str()
+    });
+    if let Some((uid, gid, extra)) = &x.user {
+        p["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
+    }
+    let caps = capabilities(&x.cap_add, &x.cap_drop)?;
+    p["capabilities"] = serde_json::json!({
+        "bounding": caps, "effective": caps, "permitted": caps,
+    });
+    for (kind, source, destination, options) in &x.mounts {
+        if !destination.starts_with('/') {
+            return Err(SpecError::BadMount {
+                destination: destination.clone(),
+                reason: "the destination must be an absolute path".into(),
+            });
+        }
+        if let Some(a) = spec["mounts"].as_array_mut() {
+            a.retain(|m| m["destination"].as_str() != Some(destination.as_str()));
+            a.push(serde_json::json!({
+                "type": kind, "source": source, "destination": destination, "options": options,
+            }));
+        }
+    }
+    match x.seccomp.as_str() {
+        "" => {}
+        "unconfined" => {
+            if let Some(l) = spec["linux"].as_object_mut() {
+                l.remove("seccomp");
+            }
+        }
+        json => {
+            let v: Value =
+                serde_json::from_str(json).map_err(|e| SpecError::Seccomp(e.to_string()))?;
+            if !v.is_object() {
+                return Err(SpecError::Seccomp("not a JSON object".into()));
+            }
+            spec["linux"]["seccomp"] = v;
+        }
+    }
+    let r = &mut spec["linux"]["resources"];
+    if x.cpus > 0.0 || x.cpu_shares > 0 {
+        let mut cpu = serde_json::json!({});
+        if x.cpus > 0.0 {
+            cpu["period"] = Value::from(100_000u64);
+            cpu["quota"] = Value::from((x.cpus * 100_000.0).round() as i64);
+        }
+        if x.cpu_shares > 0 {
+            cpu["shares"] = Value::from(x.cpu_shares);
+        }
+        r["cpu"] = cpu;
+    }
+    if x.memory > 0 {
+        r["memory"] = serde_json::json!({"limit": x.memory});
+    }
+    if x.pids_limit > 0 {
+        r["pids"] = serde_json::json!({"limit": x.pids_limit});
+    }
+    Ok(spec)
 }
 
 fn absolute_dir(path: &Path) -> Result<PathBuf, SpecError> {
@@ -271,6 +482,55 @@ pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_spec_takes_the_resolved_process_and_extras() {
+        let o = Overrides {
+            args: vec!["/bin/sh".into()],
+            env: vec!["PATH=/bin".into(), "A=1".into()],
+            cwd: "/data".into(),
+            hostname: "box".into(),
+            image: ImageOverrides {
+                user: Some((1000, 1000, vec![10])),
+                mounts: vec![("tmpfs".into(), "tmpfs".into(), "/tmp".into(), vec![])],
+                read_only: true,
+                memory: 1 << 20,
+                cpus: 1.5,
+                cap_drop: vec!["ALL".into()],
+                cap_add: vec!["chown".into()],
+                seccomp: "unconfined".into(),
+                ..ImageOverrides::default()
+            },
+            ..Overrides::default()
+        };
+        let spec = build_image(Path::new("rootfs"), &o).unwrap();
+        assert_eq!(spec["root"]["path"], "rootfs");
+        assert_eq!(spec["root"]["readonly"], true);
+        assert_eq!(
+            spec["process"]["env"],
+            serde_json::json!(["PATH=/bin", "A=1"])
+        );
+        assert_eq!(spec["process"]["cwd"], "/data");
+        assert_eq!(spec["process"]["user"]["additionalGids"][0], 10);
+        assert_eq!(
+            spec["process"]["capabilities"]["bounding"],
+            serde_json::json!(["CAP_CHOWN"])
+        );
+        assert_eq!(spec["linux"]["resources"]["cpu"]["quota"], 150_000);
+        assert!(spec["linux"].get("seccomp").is_none());
+        let tmps = spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["destination"] == "/tmp")
+            .count();
+        assert_eq!(tmps, 1);
+        assert!(matches!(
+            capabilities(&["CAP_NOPE".into()], &[]),
+            Err(SpecError::UnknownCapability(_))
+        ));
+        assert_eq!(capabilities(&[], &[]).unwrap().len(), IMAGE_CAPS.len());
+    }
 
     #[test]
     fn default_spec_around_a_rootfs() {

@@ -4,7 +4,11 @@
 //!
 //! Runs in wrend's loop thread.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// A container's overlay upper and work dirs, inside its record directory.
+pub const OVERLAY_UPPER: &str = "overlay/upper";
+pub const OVERLAY_WORK: &str = "overlay/work";
 
 use serde_json::Value;
 use wren_protocol::manager as api;
@@ -32,7 +36,19 @@ impl Registry {
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let record_dir = self.cfg.record_dir(&name);
         let bundle = record_dir.join("bundle");
+        let image = !req.image_layers.is_empty();
         let written = std::fs::create_dir_all(&bundle)
+            .and_then(|()| {
+                if image {
+                    // The overlay's mount point, and its upper and work dirs
+                    // beside the bundle (removed with the container).
+                    std::fs::create_dir_all(bundle.join("rootfs"))?;
+                    std::fs::create_dir_all(record_dir.join(OVERLAY_UPPER))?;
+                    std::fs::create_dir_all(record_dir.join(OVERLAY_WORK))
+                } else {
+                    Ok(())
+                }
+            })
             .and_then(|()| std::fs::create_dir_all(self.cfg.container_state_dir(&name)))
             .and_then(|()| {
                 std::fs::write(
@@ -52,11 +68,19 @@ impl Registry {
         let rec = Record {
             name: name.clone(),
             bundle,
-            source: if req.bundle.is_empty() {
+            source: if !req.image.is_empty() {
+                req.image.clone()
+            } else if req.bundle.is_empty() {
                 req.rootfs
             } else {
                 req.bundle
             },
+            image: req.image,
+            image_id: req.image_id,
+            image_layers: req.image_layers.iter().map(PathBuf::from).collect(),
+            stop_signal: req.stop_signal,
+            stop_timeout: req.stop_timeout,
+            labels: req.labels,
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
             auto_remove: req.auto_remove,
@@ -98,10 +122,20 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
     }
     let policy = RestartPolicy::parse(&req.restart_policy)
         .map_err(|e| ManagerError::InvalidArgument(e.to_string()))?;
-    if req.bundle.is_empty() == req.rootfs.is_empty() {
+    let sources = [
+        !req.bundle.is_empty(),
+        !req.rootfs.is_empty(),
+        !req.image_layers.is_empty(),
+    ];
+    if sources.iter().filter(|s| **s).count() != 1 {
         return Err(ManagerError::InvalidArgument(
-            "give exactly one of a bundle or a rootfs".into(),
+            "give exactly one of a bundle, a rootfs or an image".into(),
         ));
+    }
+    if let Some(l) = req.image_layers.iter().find(|l| !l.starts_with('/')) {
+        return Err(ManagerError::InvalidArgument(format!(
+            "image layer {l:?} is not an absolute path"
+        )));
     }
     if req.auto_remove && policy != RestartPolicy::No {
         return Err(ManagerError::InvalidArgument(
@@ -113,8 +147,48 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
         env: req.env.clone(),
         cwd: req.cwd.clone(),
         terminal: req.terminal,
-        hostname: name.clone(),
+        hostname: if req.hostname.is_empty() {
+            name.clone()
+        } else {
+            req.hostname.clone()
+        },
+        image: spec::ImageOverrides {
+            user: req
+                .has_user
+                .then(|| (req.uid, req.gid, req.additional_gids.clone())),
+            mounts: req
+                .mounts
+                .iter()
+                .map(|m| {
+                    (
+                        m.type_.clone(),
+                        m.source.clone(),
+                        m.destination.clone(),
+                        m.options.clone(),
+                    )
+                })
+                .collect(),
+            read_only: req.read_only,
+            memory: req.memory,
+            pids_limit: req.pids_limit,
+            cap_add: req.cap_add.clone(),
+            cap_drop: req.cap_drop.clone(),
+            cpus: req.cpus,
+            cpu_shares: req.cpu_shares,
+            seccomp: req.seccomp.clone(),
+        },
     };
+    if !req.image_layers.is_empty() {
+        // The shim mounts the overlay on <bundle>/rootfs; the spec names it
+        // relative to the bundle, so nothing needs to exist yet.
+        let spec = spec::build_image(Path::new("rootfs"), &overrides).map_err(|source| {
+            ManagerError::Spec {
+                name: name.clone(),
+                source,
+            }
+        })?;
+        return Ok((policy, spec));
+    }
     let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
     let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
     let spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(

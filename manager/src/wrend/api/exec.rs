@@ -37,6 +37,7 @@ impl Registry {
             cwd: req.cwd.clone(),
             terminal: req.terminal,
             hostname: String::new(),
+            image: spec::ImageOverrides::default(),
         };
         let process = spec::exec_process(&m.rec.bundle.join("config.json"), &overrides).map_err(
             |source| ManagerError::Spec {

@@ -136,12 +136,19 @@ impl Registry {
         if state == State::Paused {
             let _ = self.pause_resume(&name, false);
         }
+        let image_signal = self
+            .containers
+            .get(&name)
+            .and_then(|m| wren_runtime::signal::parse(&m.rec.stop_signal).ok());
         let signal = if req.signal == 0 {
-            libc::SIGTERM as u32
+            image_signal.map_or(libc::SIGTERM as u32, |s| s as u32)
         } else {
             req.signal
         };
-        let timeout = if req.timeout_secs == 0 {
+        let own_timeout = self.containers.get(&name).map_or(0, |m| m.rec.stop_timeout);
+        let timeout = if req.timeout_secs == 0 && own_timeout > 0 {
+            Duration::from_secs(u64::from(own_timeout))
+        } else if req.timeout_secs == 0 {
             DEFAULT_STOP_TIMEOUT
         } else {
             Duration::from_secs(u64::from(req.timeout_secs))

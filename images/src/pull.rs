@@ -1,0 +1,562 @@
+//! `wren pull`: an image from an OCI distribution registry into the store,
+//! with `oci-client` (reqwest + OpenSSL through native-tls, so the system's
+//! CA store) on a current-thread tokio runtime that lives only as long as
+//! the pull.
+//!
+//! The manifest (and a multi-platform index, from which the wanted
+//! platform is picked) and the config are fetched whole and checked
+//! against their digests. All layers are fetched at once, each streamed
+//! straight into [`Store::install_layer`] on a thread of its own (the tar
+//! unpack is blocking code), through a small bounded channel, so a layer is
+//! never held in memory or on disk compressed; the store verifies its digest,
+//! size and diff id as the bytes pass. A layer already in the store, or
+//! being installed by a concurrent pull (its per-layer lock), is not
+//! fetched.
+//!
+//! Credentials come from a Docker-format `config.json` ([`auth`]); the
+//! registry's Bearer challenge (token auth) and Basic auth are handled by
+//! oci-client.
+//!
+//! Runs in the `wren` process only (feature `pull`).
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use futures_util::StreamExt;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use oci_spec::image::{ImageIndex, ImageManifest};
+
+use crate::platform::Platform;
+use crate::store::{sha256, Store, StoreError};
+use crate::unpack::Expected;
+
+/// A pull that failed; each names the image, and the layer or blob.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error("{0}")]
+    BadReference(String),
+    #[error("pull {image}: {what}")]
+    Registry {
+        image: String,
+        what: String,
+        #[source]
+        source: oci_client::errors::OciDistributionError,
+    },
+    #[error("pull {image}: {what} {digest}: content hashes to {actual}")]
+    Mismatch {
+        image: String,
+        what: &'static str,
+        digest: String,
+        actual: String,
+    },
+    #[error("pull {image}: parse {what}")]
+    Parse {
+        image: String,
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("pull {image}: no manifest for platform {platform}")]
+    NoPlatform { image: String, platform: String },
+    #[error("pull {image}: layer {layer}: download")]
+    Download {
+        image: String,
+        layer: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("pull {image}")]
+    Store {
+        image: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("read credentials {path}")]
+    Auth {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("read CA certificate {path}")]
+    Ca {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("start the download runtime")]
+    Runtime(#[source] io::Error),
+}
+
+/// What `pull` was asked for besides the reference.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub platform: Platform,
+    /// Registries (`host[:port]`) spoken to over plain HTTP.
+    pub insecure: Vec<String>,
+    /// A Docker-format config.json with `auths`; `None`: the default one.
+    pub authfile: Option<PathBuf>,
+    /// PEM CA certificates trusted besides the system's (`--ca-cert`).
+    pub ca_certs: Vec<PathBuf>,
+}
+
+/// Where Docker and Podman keep a registry's own CA:
+/// `/etc/{docker,containers}/certs.d/HOST[:PORT]/*.crt`.
+pub fn certs_d(registry: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["/etc/containers/certs.d", "/etc/docker/certs.d"] {
+        let dir = Path::new(base).join(registry);
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            let mut v: Vec<PathBuf> = rd
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+                .collect();
+            v.sort();
+            out.extend(v);
+        }
+    }
+    out
+}
+
+/// One layer's progress, for a progress display.
+pub trait Progress {
+    /// Layer `digest` of `size` bytes is being fetched.
+    fn start(&self, digest: &str, size: u64);
+    /// `n` more bytes of layer `digest` arrived.
+    fn bytes(&self, digest: &str, n: u64);
+    /// Layer `digest` was already in the store.
+    fn present(&self, digest: &str);
+    /// Layer `digest` is unpacked.
+    fn done(&self, digest: &str);
+}
+
+/// Progress nobody watches.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: &str, _: u64) {}
+    fn bytes(&self, _: &str, _: u64) {}
+    fn present(&self, _: &str) {}
+    fn done(&self, _: &str) {}
+}
+
+/// The result of a pull.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub name: String,
+    pub id: String,
+    pub new_layers: usize,
+    pub shared_layers: usize,
+    /// Compressed layer bytes fetched.
+    pub bytes: u64,
+}
+
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+const INDEX_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// A `Read` over chunks sent from the download task.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0), // sender gone: end of blob
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Pulls `reference` into `store` and names it. The caller holds the
+/// store's shared lock.
+pub fn pull(
+    store: &Store,
+    reference: &str,
+    opts: &Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
+    let auth = auth::for_registry(opts.authfile.as_deref(), r.registry())?;
+    let mut certs = Vec::new();
+    for path in opts.ca_certs.iter().cloned().chain(certs_d(r.registry())) {
+        let data = std::fs::read(&path).map_err(|source| PullError::Ca {
+            path: path.clone(),
+            source,
+        })?;
+        certs.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data,
+        });
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PullError::Runtime)?;
+    pull_on(&rt, store, &r, auth, certs, opts, progress)
+}
+
+/// The pull, driving each network step on `rt` from this thread.
+fn pull_on(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    r: &Reference,
+    auth: RegistryAuth,
+    certs: Vec<Certificate>,
+    opts: &Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let image = r.whole();
+    let client = Client::new(ClientConfig {
+        protocol: ClientProtocol::HttpsExcept(opts.insecure.clone()),
+        extra_root_certificates: certs,
+        ..ClientConfig::default()
+    });
+    let reg = |what: &str| {
+        let image = image.clone();
+        let what = what.to_string();
+        move |source| PullError::Registry {
+            image,
+            what,
+            source,
+        }
+    };
+    let (mut bytes, mut digest) = rt
+        .block_on(client.pull_manifest_raw(r, &auth, MANIFEST_TYPES))
+        .map_err(reg("fetch the manifest"))?;
+    let media = |b: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(b)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(String::from))
+            .unwrap_or_default()
+    };
+    if INDEX_TYPES.contains(&media(&bytes).as_str()) {
+        let index: ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|source| PullError::Parse {
+                image: image.clone(),
+                what: format!("index {digest}"),
+                source,
+            })?;
+        let Some(m) = index.manifests().iter().find(|m| opts.platform.matches(m)) else {
+            return Err(PullError::NoPlatform {
+                image,
+                platform: opts.platform.to_string(),
+            });
+        };
+        let by_digest = r.clone_with_digest(m.digest().to_string());
+        (bytes, digest) = rt
+            .block_on(client.pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES))
+            .map_err(reg("fetch the platform's manifest"))?;
+    }
+    let id = sha256(&bytes);
+    if id != digest {
+        return Err(PullError::Mismatch {
+            image,
+            what: "manifest",
+            digest,
+            actual: id,
+        });
+    }
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|source| PullError::Parse {
+            image: image.clone(),
+            what: format!("manifest {id}"),
+            source,
+        })?;
+    let config_digest = manifest.config().digest().to_string();
+    let mut config_bytes = Vec::new();
+    rt.block_on(client.pull_blob(r, config_digest.as_str(), &mut config_bytes))
+        .map_err(reg(&format!("fetch the config {config_digest}")))?;
+    let actual = sha256(&config_bytes);
+    if actual != config_digest {
+        return Err(PullError::Mismatch {
+            image,
+            what: "config",
+            digest: config_digest,
+            actual,
+        });
+    }
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&config_bytes)
+        .map_err(|source| PullError::Parse {
+            image: image.clone(),
+            what: format!("config {config_digest}"),
+            source,
+        })?;
+    let diff_ids = config.rootfs().diff_ids().clone();
+    let in_store = |source| PullError::Store {
+        image: image.clone(),
+        source,
+    };
+    // Every layer at once: one download future each on this runtime, one
+    // unpack thread each (blocking tar code), a bounded channel between.
+    let jobs = manifest.layers().iter().enumerate().map(|(i, l)| {
+        let want = Expected {
+            digest: l.digest().to_string(),
+            size: Some(l.size()),
+            diff_id: diff_ids.get(i).cloned(),
+        };
+        fetch_layer(&client, r, store, want, progress)
+    });
+    let results = rt.block_on(futures_util::future::join_all(jobs));
+    let (mut new_layers, mut shared_layers, mut fetched) = (0, 0, 0u64);
+    for (l, result) in manifest.layers().iter().zip(results) {
+        let layer = l.digest().to_string();
+        match result {
+            Layer::Fetched(n) => {
+                new_layers += 1;
+                fetched += n;
+            }
+            Layer::Present => shared_layers += 1,
+            Layer::DownloadFailed(source) => {
+                return Err(PullError::Download {
+                    image,
+                    layer,
+                    source,
+                })
+            }
+            Layer::Failed(e) => return Err(in_store(e)),
+        }
+    }
+    store
+        .put_blob(&config_digest, &config_bytes)
+        .map_err(in_store)?;
+    store.put_blob(&id, &bytes).map_err(in_store)?;
+    store.tag(&image, &id).map_err(in_store)?;
+    Ok(Pulled {
+        name: image,
+        id,
+        new_layers,
+        shared_layers,
+        bytes: fetched,
+    })
+}
+
+/// How one layer of a pull ended.
+enum Layer {
+    Fetched(u64),
+    Present,
+    DownloadFailed(io::Error),
+    Failed(StoreError),
+}
+
+/// Installs one layer: an unpack thread takes the layer's lock and, if the
+/// layer is absent, asks for its bytes, which this future streams to it.
+async fn fetch_layer(
+    client: &Client,
+    r: &Reference,
+    store: &Store,
+    want: Expected,
+    progress: &(dyn Progress + Sync),
+) -> Layer {
+    let layer = want.digest.clone();
+    let size = want.size.unwrap_or(0);
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<()>();
+    let (data_tx, data_rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let root = store.root().to_path_buf();
+    let store = store.clone();
+    std::thread::spawn(move || {
+        let result = store.install_layer(&want, move || {
+            let _ = start_tx.send(());
+            Ok(ChannelReader {
+                rx: data_rx,
+                buf: Vec::new(),
+                pos: 0,
+            })
+        });
+        let _ = done_tx.send(result);
+    });
+    let mut download_err = None;
+    if start_rx.await.is_ok() {
+        progress.start(&layer, size);
+        let fetch = async {
+            let mut stream = client
+                .pull_blob_stream(r, layer.as_str())
+                .await
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .stream;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                progress.bytes(&layer, chunk.len() as u64);
+                if data_tx.send(Ok(chunk.to_vec())).await.is_err() {
+                    break; // the unpacker gave up; its error says why
+                }
+            }
+            Ok::<(), io::Error>(())
+        };
+        if let Err(e) = fetch.await {
+            let _ = data_tx
+                .send(Err(io::Error::new(e.kind(), e.to_string())))
+                .await;
+            download_err = Some(e);
+        }
+    }
+    drop(data_tx);
+    let result = done_rx.await.unwrap_or_else(|_| {
+        Err(StoreError::Io {
+            what: "unpack (thread died)",
+            path: root,
+            source: io::Error::other("the unpack thread ended without an answer"),
+        })
+    });
+    match (result, download_err) {
+        (_, Some(e)) => Layer::DownloadFailed(e),
+        (Ok(Some(n)), None) => {
+            progress.done(&layer);
+            Layer::Fetched(n)
+        }
+        (Ok(None), None) => {
+            progress.present(&layer);
+            Layer::Present
+        }
+        (Err(e), None) => Layer::Failed(e),
+    }
+}
+
+/// Credentials in the Docker `config.json` format (`auths` →
+/// registry → `auth`: base64 of `user:password`), which `wren login`
+/// writes and docker, podman and skopeo read.
+pub mod auth {
+    use super::*;
+    use base64::Engine;
+
+    /// The file: `--authfile`, `$REGISTRY_AUTH_FILE`,
+    /// `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`.
+    pub fn default_file(given: Option<&Path>) -> PathBuf {
+        if let Some(p) = given {
+            return p.to_owned();
+        }
+        if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
+            return p.into();
+        }
+        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
+            return Path::new(&d).join("config.json");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+        Path::new(&home).join(".docker/config.json")
+    }
+
+    /// The keys a registry may be stored under.
+    fn keys(registry: &str) -> Vec<String> {
+        let mut k = vec![
+            registry.to_string(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+        ];
+        if registry == "docker.io" {
+            k.push("https://index.docker.io/v1/".into());
+            k.push("index.docker.io".into());
+        }
+        k
+    }
+
+    fn read(path: &Path) -> Result<serde_json::Value, PullError> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| PullError::Auth {
+                path: path.to_owned(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+            Err(source) => Err(PullError::Auth {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The credentials stored for `registry`, else anonymous.
+    pub fn for_registry(file: Option<&Path>, registry: &str) -> Result<RegistryAuth, PullError> {
+        let path = default_file(file);
+        let v = read(&path)?;
+        for k in keys(registry) {
+            let Some(a) = v["auths"][&k]["auth"].as_str() else {
+                continue;
+            };
+            let bad = |what: &str| PullError::Auth {
+                path: path.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("auths.{k}.auth: {what}"),
+                ),
+            };
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(a)
+                .map_err(|_| bad("not base64"))?;
+            let s = String::from_utf8(raw).map_err(|_| bad("not UTF-8"))?;
+            let (u, p) = s.split_once(':').ok_or_else(|| bad("not user:password"))?;
+            return Ok(RegistryAuth::Basic(u.to_string(), p.to_string()));
+        }
+        Ok(RegistryAuth::Anonymous)
+    }
+
+    /// Stores `user:password` for `registry` (mode 0600, atomically).
+    pub fn store(
+        file: Option<&Path>,
+        registry: &str,
+        user: &str,
+        password: &str,
+    ) -> Result<PathBuf, PullError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = default_file(file);
+        let mut v = read(&path)?;
+        if !v.is_object() {
+            v = serde_json::json!({});
+        }
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        v["auths"][registry] = serde_json::json!({ "auth": token });
+        let err = |source| PullError::Auth {
+            path: path.clone(),
+            source,
+        };
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(err)?;
+        }
+        let bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+        crate::store::write_atomic(&path, &bytes).map_err(err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
+        Ok(path)
+    }
+
+    /// Removes what is stored for `registry`; whether anything was.
+    pub fn remove(file: Option<&Path>, registry: &str) -> Result<bool, PullError> {
+        let path = default_file(file);
+        let mut v = read(&path)?;
+        let Some(auths) = v["auths"].as_object_mut() else {
+            return Ok(false);
+        };
+        let before = auths.len();
+        auths.retain(|k, _| !keys(registry).contains(k));
+        if auths.len() == before {
+            return Ok(false);
+        }
+        let bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+        crate::store::write_atomic(&path, &bytes).map_err(|source| PullError::Auth {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,172 @@
+//! `wren pull`, `wren login`, `wren logout`: the registry side of images.
+//! The download and unpack run here, in the short-lived `wren` process
+//! (`wren_images::pull`), never in wrend. On a terminal each layer gets a
+//! progress bar (bytes of its size) and a total; otherwise one summary line,
+//! or only the image id with `--quiet`.
+//!
+//! Runs in `wren`.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wren_images::platform::Platform;
+use wren_images::pull::{self, auth, Options, Progress, Silent};
+
+use super::args::{Login, Logout, Pull};
+use super::{CliError, Global};
+
+/// Progress bars per layer, and one for the total.
+struct Bars {
+    multi: MultiProgress,
+    total: ProgressBar,
+    layers: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(0));
+        total.set_style(
+            ProgressStyle::with_template(
+                "total         {bytes:>10} fetched  {binary_bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self {
+            multi,
+            total,
+            layers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn short(digest: &str) -> String {
+        digest
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect()
+    }
+}
+
+impl Progress for Bars {
+    fn start(&self, digest: &str, size: u64) {
+        let bar = self
+            .multi
+            .insert_before(&self.total, ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix}  [{bar:30}] {bytes:>10}/{total_bytes:<10}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(Self::short(digest));
+        if let Ok(mut m) = self.layers.lock() {
+            m.insert(digest.to_string(), bar);
+        }
+    }
+
+    fn bytes(&self, digest: &str, n: u64) {
+        if let Ok(m) = self.layers.lock() {
+            if let Some(b) = m.get(digest) {
+                b.inc(n);
+            }
+        }
+        self.total.inc(n);
+    }
+
+    fn present(&self, digest: &str) {
+        let _ = self
+            .multi
+            .println(format!("{}  already present", Self::short(digest)));
+    }
+
+    fn done(&self, digest: &str) {
+        if let Ok(m) = self.layers.lock() {
+            if let Some(b) = m.get(digest) {
+                b.finish();
+            }
+        }
+    }
+}
+
+impl From<pull::PullError> for CliError {
+    fn from(e: pull::PullError) -> Self {
+        Self::chain(&e)
+    }
+}
+
+/// `wren pull IMAGE`.
+pub fn pull(g: &Global, a: &Pull) -> Result<i32, CliError> {
+    let store = super::images::store(g)?;
+    let platform = match &a.platform {
+        Some(p) => Platform::parse(p).map_err(CliError::usage)?,
+        None => Platform::host(),
+    };
+    let opts = Options {
+        platform,
+        insecure: a.insecure_registry.clone(),
+        authfile: a.authfile.clone(),
+        ca_certs: a.ca_cert.clone(),
+    };
+    let _lock = store.lock_shared()?;
+    let on_tty = !a.quiet && super::tty::is_tty(2);
+    let t = std::time::Instant::now();
+    let done = if on_tty {
+        let bars = Bars::new();
+        let r = pull::pull(&store, &a.image, &opts, &bars);
+        bars.total.finish_and_clear();
+        r?
+    } else {
+        pull::pull(&store, &a.image, &opts, &Silent)?
+    };
+    if a.quiet {
+        println!("{}", done.id);
+    } else {
+        println!(
+            "pulled {} ({}): {} new layers ({} bytes fetched), {} already present, in {:.2?}",
+            done.name,
+            done.id,
+            done.new_layers,
+            done.bytes,
+            done.shared_layers,
+            t.elapsed()
+        );
+    }
+    Ok(0)
+}
+
+/// `wren login [-u USER] [--password-stdin] REGISTRY`.
+pub fn login(a: &Login) -> Result<i32, CliError> {
+    let password = match (&a.password, a.password_stdin) {
+        (Some(p), _) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| CliError::failed(format!("read the password from stdin: {e}")))?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => {
+            return Err(CliError::usage(
+                "give the password with --password-stdin (or --password)",
+            ))
+        }
+    };
+    let path = auth::store(a.authfile.as_deref(), &a.registry, &a.username, &password)?;
+    println!("credentials for {} saved in {}", a.registry, path.display());
+    Ok(0)
+}
+
+/// `wren logout REGISTRY`.
+pub fn logout(a: &Logout) -> Result<i32, CliError> {
+    if auth::remove(a.authfile.as_deref(), &a.registry)? {
+        println!("removed the credentials for {}", a.registry);
+        Ok(0)
+    } else {
+        Err(CliError::failed(format!(
+            "no credentials stored for {}",
+            a.registry
+        )))
+    }
+}
