@@ -861,3 +861,50 @@ fn exec_env_replaces_the_containers_value() {
     w.ok(&["rm", "-f", &n]);
     w.assert_clean(&n);
 }
+
+#[test]
+fn loopback_is_up_in_a_containers_own_network_namespace() {
+    if !require_root("loopback_is_up_in_a_containers_own_network_namespace") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let n = name("lo");
+    let root = b.rootfs();
+    // A service on 127.0.0.1 inside the container answers the container.
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        root.to_str().unwrap(),
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "mkdir -p /tmp/www && echo here > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www",
+    ]);
+    w.wait_status(&n, "running", 10);
+    let link = w.ok(&["exec", &n, "--", "ip", "-o", "link", "show", "lo"]);
+    assert!(link.contains(",UP"), "{link}");
+    let mut got = String::new();
+    assert!(
+        wait_for(5, || {
+            got = String::from_utf8_lossy(
+                &w.wren(&[
+                    "exec",
+                    &n,
+                    "--",
+                    "sh",
+                    "-c",
+                    "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080",
+                ])
+                .stdout,
+            )
+            .into_owned();
+            got.ends_with("here\n")
+        }),
+        "{got:?}"
+    );
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}

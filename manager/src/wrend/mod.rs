@@ -34,6 +34,7 @@ pub mod error;
 pub mod event_log;
 pub mod event_loop;
 pub mod flags;
+pub mod loopback;
 pub mod record;
 pub mod registry;
 pub mod restart;
