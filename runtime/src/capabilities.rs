@@ -208,6 +208,11 @@ pub fn number(cap: Capability) -> u32 {
 
 /// The kernel name of capability number `cap` (`CAP_<n>` for ones newer
 /// than this table).
+/// Every capability name the kernel headers know, in number order.
+pub fn known_names() -> &'static [&'static str] {
+    &NAMES
+}
+
 pub fn name(cap: u32) -> String {
     NAMES
         .get(cap as usize)

@@ -590,7 +590,7 @@ fn containerd_pid(unshare: u32) -> u32 {
 /// Every live shim daemon of containerd namespace `ns` started by the
 /// containerd in `dir` (its `-address` is there): never another
 /// containerd's, which may use the same namespace (`k8s.io`).
-fn all_shims_in(ns: &str, dir: &Path) -> Vec<i32> {
+pub fn all_shims_in(ns: &str, dir: &Path) -> Vec<i32> {
     let mut pids = Vec::new();
     for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {

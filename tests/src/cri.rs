@@ -625,30 +625,7 @@ impl Cri {
 
     /// Live shim processes of this containerd.
     pub fn shims(&self) -> Vec<i32> {
-        let dir = &self.containerd.inner;
-        let mut pids = Vec::new();
-        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmd
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if args
-                .first()
-                .is_some_and(|a| a.ends_with("containerd-shim-wren-v2"))
-                && args
-                    .windows(2)
-                    .any(|w| w[0] == "-address" && Path::new(&w[1]).starts_with(dir))
-            {
-                pids.push(pid);
-            }
-        }
-        pids
+        crate::containerd::all_shims_in("k8s.io", &self.containerd.inner)
     }
 
     /// Every pod sandbox id CRI knows.

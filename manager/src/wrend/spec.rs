@@ -97,51 +97,6 @@ pub const IMAGE_CAPS: &[&str] = &[
     "CAP_SYS_CHROOT",
 ];
 
-/// Every capability name the kernel headers know (for `--cap-add ALL`).
-const ALL_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// `net_admin`, `NET_ADMIN` and `CAP_NET_ADMIN` are `CAP_NET_ADMIN`.
 fn cap_name(s: &str) -> Result<String, SpecError> {
     let up = s.to_ascii_uppercase();
@@ -150,7 +105,7 @@ fn cap_name(s: &str) -> Result<String, SpecError> {
     } else {
         format!("CAP_{up}")
     };
-    if ALL_CAPS.contains(&full.as_str()) {
+    if wren_runtime::capabilities::known_names().contains(&full.as_str()) {
         Ok(full)
     } else {
         Err(SpecError::UnknownCapability(s.to_string()))
@@ -169,7 +124,10 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, Spec
         caps.retain(|x| *x != c);
     }
     if all(add) {
-        caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+        caps = wren_runtime::capabilities::known_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
     }
     for c in add.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
         let c = cap_name(c)?;
