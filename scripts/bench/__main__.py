@@ -30,7 +30,7 @@ import report  # noqa: E402
 import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
-ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "runtime_alone", "standalone", "breakdown"]
+ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "runtime_alone", "standalone", "breakdown"]
 
 
 def parse():
@@ -40,6 +40,9 @@ def parse():
     p.add_argument("--throughput", type=int, default=50, help="containers per throughput round")
     p.add_argument("--parallel", type=int, default=4)
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds per side")
+    p.add_argument("--storm", type=int, default=100, help="containers in the start storm")
+    p.add_argument("--storm-parallel", type=int, default=8)
+    p.add_argument("--density", type=int, default=200, help="idle containers for the density figure")
     p.add_argument("--breakdown-n", type=int, default=10)
     p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ",".join(ALL))
     p.add_argument("--wren-oci", required=True)
@@ -89,7 +92,8 @@ def on_signal(signum, _frame):
 
 def containerd_figures(args, work, figs, only, levels, applets):
     why = missing("containerd", "ctr", "runc", "containerd-shim-runc-v2")
-    keys = [k for k in ("ctr_run_rm", "ctr_exec", "memory", "throughput") if k in only]
+    keys = [k for k in ("ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density")
+            if k in only]
     if why:
         return not_measured(figs, keys, why)
     if not keys:
@@ -106,6 +110,12 @@ def containerd_figures(args, work, figs, only, levels, applets):
             measure(figs, "memory", figures.memory, cd, levels)
         if "throughput" in only:
             measure(figs, "throughput", figures.throughput, cd, args.throughput, args.parallel, args.rounds)
+        if "seccomp" in only:
+            measure(figs, "seccomp", figures.ctr_run_rm_seccomp, cd, args.n)
+        if "storm" in only:
+            measure(figs, "storm", figures.start_storm, cd, args.storm, args.storm_parallel)
+        if "density" in only:
+            measure(figs, "density", figures.memory, cd, [args.density])
     except procs.Failed as e:
         not_measured(figs, keys, f"private containerd: {str(e).strip()}")
     finally:
@@ -194,7 +204,9 @@ def main():
             else:
                 measure(figs, "runtime_alone", figures.runtime_alone, args.wren_oci, args.bundle, work, args.n)
         if "standalone" in only:
-            standalone_figures(args, work, figs, levels)
+            # The density figure's count too: wrend's RSS with that many idle containers.
+            sl = sorted(set(levels + ([args.density] if "density" in only else [])))
+            standalone_figures(args, work, figs, sl)
         if "breakdown" in only:
             breakdown_figures(args, work, figs, applets)
     except KeyboardInterrupt:

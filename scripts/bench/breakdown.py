@@ -20,7 +20,7 @@ from stats import summary
 
 # Milestones of `ctr run --rm` through the wren shim, in causal order.
 CTR_MILESTONES = [
-    "ctr.begin", "shim.start", "shim.serving", "rpc.create", "runtime.create",
+    "ctr.begin", "shim.start", "shim.serving", "rpc.create", "runtime.create", "runtime.spec", "runtime.seccomp",
     "runtime.spawn", "init.stage1", "init.config", "init.cgroups", "init.namespaces", "init.stage2",
     "init.mounts", "init.hooks", "init.pivot", "init.paths", "init.ready",
     "runtime.created", "rpc.created", "rpc.start", "init.released", "init.execve",
@@ -29,7 +29,7 @@ CTR_MILESTONES = [
 ]
 # Milestones of `wren-oci run` (no containerd, no shim).
 OCI_MILESTONES = [
-    "oci.begin", "runtime.create", "runtime.spawn", "init.stage1", "init.config",
+    "oci.begin", "runtime.create", "runtime.spec", "runtime.seccomp", "runtime.spawn", "init.stage1", "init.config",
     "init.cgroups", "init.namespaces", "init.stage2", "init.mounts", "init.hooks", "init.pivot",
     "init.paths", "init.ready", "runtime.created", "runtime.start", "init.released",
     "init.execve", "runtime.delete", "runtime.deleted", "oci.end",
@@ -37,7 +37,8 @@ OCI_MILESTONES = [
 # Milestones of `wren run --rm` through wrend and its shim (no containerd).
 WREND_MILESTONES = [
     "wren.begin", "wrend.create", "wrend.shim", "shim.start", "shim.serving", "wrend.connected",
-    "rpc.create", "runtime.create", "runtime.spawn", "init.stage1", "init.config", "init.cgroups",
+    "rpc.create", "runtime.create", "runtime.spec", "runtime.seccomp", "runtime.spawn",
+    "init.stage1", "init.config", "init.cgroups",
     "init.namespaces", "init.stage2", "init.mounts", "init.hooks", "init.pivot", "init.paths",
     "init.ready", "runtime.created", "rpc.created", "wrend.created", "wrend.start", "rpc.start",
     "init.released", "init.execve", "shim.exited", "wrend.exit", "wrend.delete", "rpc.delete",
@@ -54,6 +55,9 @@ LABELS = {
     ("shim.serving", "rpc.create"): "containerd connects and sends Create",
     ("rpc.create", "runtime.create"): "shim Create: rootfs mount, stdio, options",
     ("runtime.create", "runtime.spawn"): "runtime: load + validate spec, seccomp compile, state dir, cgroup2 dir",
+    ("runtime.create", "runtime.spec"): "runtime: load + validate spec, rootfs, namespaces",
+    ("runtime.spec", "runtime.seccomp"): "seccomp filter: memory/disk cache lookup, or libseccomp compile on a miss",
+    ("runtime.seccomp", "runtime.spawn"): "runtime: capabilities, state dir, cgroup2 dir",
     ("oci.begin", "runtime.create"): "wren-oci process start, argument parsing",
     ("runtime.spawn", "init.stage1"): "clone3 + execveat of the sealed init binary (caller: v1 cgroup dirs meanwhile)",
     ("init.stage1", "init.config"): "init stage 1: thread check, wait for, receive and decode its config",

@@ -180,4 +180,83 @@ def runtime_alone(wren_oci, bundle, workdir, n):
     def wren(i):
         return procs.run([wren_oci, "--root", roots["wren"], "run", "--bundle", bundle,
                           f"bench-w-{tag}-{next(seq)}"])[0]
-    return pair(*alternate(n, ref, wren))
+    floor = []
+
+    def wren_then_floor(i):
+        ms = wren(i)
+        f = procs.run(floor_cmd(bundle))[0]
+        if i >= WARMUP:
+            floor.append(f)
+        return ms
+    res = pair(*alternate(n, ref, wren_then_floor))
+    res["floor"] = summary(floor, "ms")
+    res["ratio_floor"] = res["wren"]["median"] / res["floor"]["median"]
+    return res
+
+
+def seccomp_cache_dir(cd):
+    """The wren shim's on-disk filter cache for this containerd's namespace
+    (runtime/src/seccomp/cache.rs: `<state_root>/@seccomp-cache`)."""
+    return os.path.join("/run/containerd/wren", cd.namespace, "@seccomp-cache")
+
+
+def ctr_run_rm_seccomp(cd, n):
+    """`ctr run --rm --seccomp` of /bin/true (containerd's default profile):
+    runc shim vs wren with a cold on-disk cache (emptied before each run) vs
+    wren warm (cache kept); plus wren warm without the profile, so the
+    seccomp cost per create is the warm difference in ms."""
+    import shutil
+    seq = itertools.count()
+
+    def one(runtime, tag, extra=("--seccomp",), cold=False):
+        def go(i):
+            if cold:
+                shutil.rmtree(seccomp_cache_dir(cd), ignore_errors=True)
+            return retried("ctr_run_rm_seccomp", runtime)(lambda j: procs.run(
+                cd.run_rm_cmd(runtime, IMAGE, f"rs-{tag}-{next(seq)}", "/bin/true", extra=extra))[0])(i)
+        return go
+    ref, cold, warm, plain = [], [], [], []
+    for i in range(n + WARMUP):
+        x = one(RUNC, "r")(i)
+        c = one(WREN, "c", cold=True)(i)
+        w = one(WREN, "w")(i)
+        p = one(WREN, "p", extra=())(i)
+        if i >= WARMUP:
+            ref.append(x)
+            cold.append(c)
+            warm.append(w)
+            plain.append(p)
+    res = {"cold": pair(ref, cold), "warm": pair(ref, warm)}
+    res["seccomp_cost_warm_ms"] = summary(warm, "ms")["median"] - summary(plain, "ms")["median"]
+    res["wren_no_seccomp"] = summary(plain, "ms")
+    res["ratio"] = res["warm"]["ratio"]
+    return res
+
+
+def start_storm(cd, total=100, parallel=8):
+    """`total` `ctr run -d` of a sleeping busybox, `parallel` at a time:
+    total wall time, runc shim then wren, each cleaned up after."""
+    seq = itertools.count()
+
+    def storm(runtime, tag):
+        def one(i):
+            cd.run_detached(runtime, IMAGE, f"st-{tag}-{next(seq)}", "sleep", "1000000")
+        try:
+            t = time.perf_counter()
+            with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+                list(pool.map(one, range(total)))
+            return (time.perf_counter() - t) * 1000.0
+        finally:
+            cd.remove_all(parallel)
+    ref = [storm(RUNC, "r")]
+    wren = [storm(WREN, "w")]
+    res = pair(ref, wren)
+    res.update(containers=total, parallel=parallel)
+    return res
+
+
+def floor_cmd(bundle):
+    """The kernel's own cost: unshare of the bundle's namespaces + exec of
+    /bin/true in its rootfs."""
+    return ["unshare", "--mount", "--pid", "--fork", "--ipc", "--uts", "--net", "--cgroup",
+            "chroot", os.path.join(bundle, "rootfs"), "/bin/true"]
