@@ -40,6 +40,9 @@ struct WriterState {
     stream: UnixStream,
     queue: Vec<u8>,
     closed: bool,
+    /// EPOLLOUT is requested for this connection (so a reply that went out
+    /// at once costs no epoll_ctl).
+    armed: bool,
 }
 
 impl WriterState {
@@ -83,29 +86,30 @@ impl ConnWriter {
             st.close();
             return Err(e);
         }
-        let waiting = !st.queue.is_empty();
-        drop(st);
-        self.want_writable(waiting);
+        self.want_writable(&mut st);
         Ok(())
     }
 
-    /// Asks the loop for EPOLLOUT on this connection (or stops asking).
-    fn want_writable(&self, on: bool) {
+    /// Asks the loop for EPOLLOUT while replies are queued, and stops
+    /// asking once they are out; nothing when that is already so.
+    fn want_writable(&self, st: &mut WriterState) {
+        let on = !st.queue.is_empty();
+        // Only while open (the caller holds the lock): the loop marks the
+        // connection closed before it closes the registered fd, so `fd`
+        // cannot be a reused number here.
+        if st.closed || on == st.armed {
+            return;
+        }
         let Some(&(epfd, fd, token)) = self.poller.get() else {
             return;
         };
-        // Under the lock, and only while open: the loop marks the
-        // connection closed before it closes the registered fd, so `fd`
-        // cannot be a reused number here.
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.closed {
-            return;
-        }
         let events = libc::EPOLLIN as u32 | if on { libc::EPOLLOUT as u32 } else { 0 };
         let mut ev = libc::epoll_event { events, u64: token };
         // SAFETY: epoll_ctl on the loop's epoll fd with the connection's
         // registered, still open fd and a valid event.
-        unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) };
+        if unsafe { libc::epoll_ctl(epfd, libc::EPOLL_CTL_MOD, fd, &mut ev) } == 0 {
+            st.armed = on;
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -189,6 +193,7 @@ pub fn accept(listener: &UnixListener) -> io::Result<Option<Connection>> {
             stream: stream.try_clone()?,
             queue: Vec::new(),
             closed: false,
+            armed: false,
         }),
         poller: OnceLock::new(),
     });
@@ -220,9 +225,7 @@ impl Connection {
             log::warn!("ttrpc: write queued replies: {e}; closing connection");
             st.close();
         }
-        let waiting = !st.queue.is_empty() && !st.closed;
-        drop(st);
-        self.writer.want_writable(waiting);
+        self.writer.want_writable(&mut st);
     }
 
     /// Marks the connection closed: replies still to come (parked Waits)
