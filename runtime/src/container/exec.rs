@@ -31,19 +31,15 @@ impl Container {
     /// namespace and the cgroup of the init, with its own user, caps, env,
     /// cwd, terminal and the container's seccomp profile.
     pub fn exec(&mut self, opts: ExecOptions) -> Result<ExecProcess, Error> {
-        if opts.ignore_paused {
-            self.require(
-                "exec",
+        let (wanted, ok): (_, &[Status]) = if opts.ignore_paused {
+            (
                 "created, running or paused",
                 &[Status::Created, Status::Running, Status::Paused],
-            )?;
+            )
         } else {
-            self.require(
-                "exec",
-                "created or running",
-                &[Status::Created, Status::Running],
-            )?;
-        }
+            ("created or running", &[Status::Created, Status::Running])
+        };
+        self.require("exec", wanted, ok)?;
         let sub_cgroup = match (&opts.sub_cgroup, &self.state.cgroup) {
             (Some(sub), Some(cg)) => Some(cg.sub_cgroup(sub)?),
             (Some(sub), None) => {
