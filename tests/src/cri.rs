@@ -12,7 +12,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -160,7 +159,6 @@ pub struct Cri {
     pub containerd: Containerd,
     rt: tokio::runtime::Runtime,
     pub runtime: RuntimeServiceClient<Channel>,
-    pub images: ImageServiceClient<Channel>,
     /// The pods' cgroup parent (`/wren-cri-<pid>-<tag>`), in every hierarchy.
     pub cgroup_parent: String,
     /// Where pod logs go (inside containerd's directory, so a containerd
@@ -254,8 +252,7 @@ impl Cri {
         let logs = containerd.dir.path().join("pod-logs");
         std::fs::create_dir_all(&logs).expect("mkdir pod-logs");
         let cri = Cri {
-            runtime: RuntimeServiceClient::new(channel.clone()),
-            images: ImageServiceClient::new(channel),
+            runtime: RuntimeServiceClient::new(channel),
             rt,
             containerd,
             cgroup_parent: format!("/wren-cri-{}-{tag}", std::process::id()),
