@@ -45,13 +45,37 @@ pub enum RootfsError {
     },
 }
 
-/// Stop mounts from propagating back to the host and make the rootfs a
+/// Set the propagation of the new mount namespace and make the rootfs a
 /// mount point. Returns the root handle used for every later mount.
-pub fn prepare(rootfs: &Path, host_mount_ns: bool) -> Result<Root, RootfsError> {
+///
+/// By default every mount becomes a slave of the host's (nothing the
+/// container mounts propagates back). `linux.rootfsPropagation` replaces
+/// that default, as in runc: with `rshared` the mounts stay in the host's
+/// peer groups, so a volume bound later joins its source's group and what
+/// the container mounts under it reaches the host (Kubernetes'
+/// Bidirectional); made slave first, the volume would land in a new group
+/// of its own. The rootfs's parent mount is then made private, so binding
+/// the rootfs onto itself propagates nowhere and pivot_root accepts it.
+pub fn prepare(
+    rootfs: &Path,
+    host_mount_ns: bool,
+    propagation: Option<&str>,
+) -> Result<Root, RootfsError> {
     // In the caller's mount namespace `/` is the host's: leave it alone.
     if !host_mount_ns {
-        sys::mount(None, c"/", None, libc::MS_SLAVE | libc::MS_REC, None)
-            .map_err(RootfsError::Propagation)?;
+        let flags = match propagation {
+            Some(p) => {
+                let (flag, recursive) = crate::mounts::propagation_flag(p).ok_or_else(|| {
+                    RootfsError::RootPropagation(io::ErrorKind::InvalidInput.into())
+                })?;
+                flag | if recursive { libc::MS_REC } else { 0 }
+            }
+            None => libc::MS_SLAVE | libc::MS_REC,
+        };
+        sys::mount(None, c"/", None, flags, None).map_err(RootfsError::Propagation)?;
+        if flags & libc::MS_SHARED != 0 {
+            parent_mount_private(rootfs)?;
+        }
     }
     let bind = |source| RootfsError::BindRoot {
         path: rootfs.to_path_buf(),
@@ -75,6 +99,22 @@ pub fn prepare(rootfs: &Path, host_mount_ns: bool) -> Result<Root, RootfsError> 
     Ok(root)
 }
 
+/// Make the mount that holds `rootfs` (the nearest mount point at or above
+/// it) private, non-recursively.
+fn parent_mount_private(rootfs: &Path) -> Result<(), RootfsError> {
+    let path = std::fs::canonicalize(rootfs).map_err(RootfsError::Propagation)?;
+    let mounts = crate::mountinfo::own().map_err(RootfsError::Propagation)?;
+    let parent = mounts
+        .iter()
+        .map(|m| &m.mount_point)
+        .filter(|p| path.starts_with(p))
+        .max_by_key(|p| p.as_os_str().len())
+        .ok_or_else(|| RootfsError::Propagation(io::ErrorKind::NotFound.into()))?;
+    let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes())
+        .map_err(|_| RootfsError::Propagation(io::ErrorKind::InvalidInput.into()))?;
+    sys::mount(None, &c, None, libc::MS_PRIVATE, None).map_err(RootfsError::Propagation)
+}
+
 /// Make `root` the process's `/`.
 pub fn pivot(root: &Root, no_pivot: bool, host_mount_ns: bool) -> Result<(), RootfsError> {
     let err = |call| move |source| RootfsError::Pivot { call, source };
@@ -95,9 +135,18 @@ pub fn pivot(root: &Root, no_pivot: bool, host_mount_ns: bool) -> Result<(), Roo
             return Err(err("chroot")(io::Error::last_os_error()));
         }
     } else {
+        let old_root = sys::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(err("open the old root"))?;
         sys::pivot_root(Path::new("."), Path::new(".")).map_err(err("pivot_root"))?;
-        // The old root is now stacked under "."; detach it without letting
-        // the unmount propagate anywhere.
+        // The old root is now stacked on the new one. Make it a slave and
+        // detach it so the unmount propagates nowhere. The slave change
+        // must reach the old root only: through "." (the new root's mount)
+        // it would turn every container mount into a slave, breaking a
+        // shared (Bidirectional) volume's peer group.
+        // SAFETY: fchdir on a live directory fd.
+        if unsafe { libc::fchdir(std::os::fd::AsRawFd::as_raw_fd(&old_root)) } != 0 {
+            return Err(err("fchdir to the old root")(io::Error::last_os_error()));
+        }
         sys::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
             .map_err(err("make old root slave"))?;
         sys::umount(Path::new("."), libc::MNT_DETACH).map_err(err("umount old root"))?;

@@ -97,7 +97,12 @@ fn create_container(
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
-    let root = rootfs::prepare(&setup.rootfs, setup.host_mount_ns).map_err(fail("root.path"))?;
+    let root = rootfs::prepare(
+        &setup.rootfs,
+        setup.host_mount_ns,
+        setup.rootfs_propagation.as_deref(),
+    )
+    .map_err(fail("root.path"))?;
     let ctx = MountContext {
         root: &root,
         bundle: &setup.bundle,
