@@ -176,7 +176,7 @@ pub fn image_tar(dir: &Path, rootfs: &Path, name: &str, config: serde_json::Valu
 /// Runs `body` with a private containerd of each version of the matrix
 /// (the host's, trixie's 1.7, sid's 2.1; a missing tree is a recorded
 /// skip), namespace `ns` plus the version's label.
-pub fn for_each_version(test: &str, ns: &str, image: bool, body: impl Fn(&Containerd)) {
+pub fn for_each_version(test: &str, ns: &str, image: bool, body: impl Fn(&mut Containerd)) {
     for suite in crate::tree::MATRIX {
         let tree = match suite {
             None => None,
@@ -187,8 +187,8 @@ pub fn for_each_version(test: &str, ns: &str, image: bool, body: impl Fn(&Contai
         };
         let label = crate::tree::label(suite);
         eprintln!("== {test} under containerd of {label}");
-        let c = Containerd::start_in(tree.as_deref(), &format!("{ns}{label}"), image, None);
-        body(&c);
+        let mut c = Containerd::start_in(tree.as_deref(), &format!("{ns}{label}"), image, None);
+        body(&mut c);
     }
 }
 
@@ -205,6 +205,8 @@ pub struct Containerd {
     /// containerd runs in a network namespace of its own (with CRI).
     pub own_net: bool,
     child: Option<Child>,
+    /// A containerd restarted inside the tree's namespaces (`nsenter`).
+    restarted: Option<Child>,
     pub namespace: String,
 }
 
@@ -285,6 +287,7 @@ impl Containerd {
             inner,
             tree: tree.map(Path::to_path_buf),
             child: Some(child),
+            restarted: None,
             namespace: namespace.to_string(),
         };
         if image {
@@ -302,18 +305,62 @@ impl Containerd {
     }
 
     /// Kills containerd (SIGKILL, as a crash would) and starts it again on
-    /// the same root, state and sockets; running shims stay.
+    /// the same root, state and sockets; running shims stay. In a tree only
+    /// the containerd process dies: the namespaces' first process (a
+    /// reaper shell) keeps them and the shims alive, and the new containerd
+    /// is started inside them.
     pub fn restart(&mut self) {
-        if let Some(child) = self.child.take() {
-            crate::kill_registered(child);
-        }
         let _ = std::fs::remove_file(self.dir.path().join("c.sock"));
-        self.child = Some(launch(
-            self.dir.path(),
-            &self.inner,
-            self.tree.as_deref(),
-            self.own_net,
-        ));
+        if self.tree.is_none() {
+            if let Some(child) = self.child.take() {
+                crate::kill_registered(child);
+            }
+            self.child = Some(launch(
+                self.dir.path(),
+                &self.inner,
+                self.tree.as_deref(),
+                self.own_net,
+            ));
+            return;
+        }
+        let pid1 = self.pid().expect("the tree's namespaces");
+        let ns = std::fs::read_link(format!("/proc/{pid1}/ns/pid")).ok();
+        if let Some(old) = self.restarted.take() {
+            crate::kill_registered(old);
+        }
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "containerd" && std::fs::read_link(e.path().join("ns/pid")).ok() == ns
+            {
+                if let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() {
+                    // SAFETY: kill(2) with plain integers.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("containerd.log"))
+            .expect("log");
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["--mount", "--pid", "--target", &pid1.to_string()]);
+        if self.own_net {
+            cmd.arg("--net");
+        }
+        cmd.args(["--", "containerd", "--config"])
+            .arg(self.inner.join("config.toml"))
+            .args(["--log-level", "debug"])
+            .env("PATH", tree_path(&self.inner))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        self.restarted = Some(crate::spawn_registered(&mut cmd));
+        let sock = self.dir.path().join("c.sock");
+        assert!(
+            crate::wait_for(10, || sock.exists()),
+            "containerd did not restart: {}",
+            self.log()
+        );
     }
 
     /// The shim's socket path of a running task (from its bundle's
@@ -328,7 +375,7 @@ impl Containerd {
                 .join("address"),
         )
         .expect("the task's address file");
-        PathBuf::from(address.trim().trim_start_matches("unix://"))
+        self.host_path(Path::new(address.trim().trim_start_matches("unix://")))
     }
 
     /// A `ctr` command line (not run), for callers that need to spawn it.
@@ -358,9 +405,88 @@ impl Containerd {
         cmd
     }
 
-    /// containerd's pid (in this pid namespace).
+    /// The pid (in this pid namespace) of containerd, or with a tree of the
+    /// first process of its namespaces (mount, pid and, with CRI, network).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| containerd_pid(c.id()))
+    }
+
+    /// Runs `script` with `sh -ec` in containerd's mount namespace (the
+    /// tree's, or this one when containerd runs on the host's root): for
+    /// mounts that containerd, its shims and pods must see.
+    pub fn sh(&self, script: &str) -> Output {
+        let mut cmd = match (&self.tree, self.pid()) {
+            (Some(_), Some(pid)) => {
+                let mut c = Command::new("nsenter");
+                c.args(["--mount", "--target", &pid.to_string(), "--", "sh"]);
+                c
+            }
+            _ => Command::new("sh"),
+        };
+        crate::run(cmd.args(["-ec", script]))
+    }
+
+    /// A pid containerd reported (in its own pid namespace when it runs in
+    /// a tree) as this process sees it; 0 when no such process is alive.
+    pub fn host_pid(&self, pid: i64) -> i64 {
+        let Some(pid1) = self.pid().filter(|_| self.tree.is_some()) else {
+            return pid;
+        };
+        // Field 22 of stat: the start time, the same in every pid namespace.
+        let start = |stat: String| -> Option<String> {
+            let after = stat.rsplit_once(')')?.1.to_string();
+            after.split_whitespace().nth(19).map(str::to_string)
+        };
+        let Some(want) = std::fs::read_to_string(format!("/proc/{pid1}/root/proc/{pid}/stat"))
+            .ok()
+            .and_then(start)
+        else {
+            return 0;
+        };
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i64>() else {
+                continue;
+            };
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let nspid: Vec<i64> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .map(|v| {
+                    v.split_whitespace()
+                        .filter_map(|x| x.parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if nspid.get(1) == Some(&pid)
+                && std::fs::read_to_string(e.path().join("stat"))
+                    .ok()
+                    .and_then(start)
+                    .as_ref()
+                    == Some(&want)
+            {
+                return p;
+            }
+        }
+        0
+    }
+
+    /// `path` as containerd sees it (e.g. a rootfs mounted in the tree's
+    /// mount namespace), reachable from this process.
+    pub fn ns_path(&self, path: &Path) -> PathBuf {
+        match (&self.tree, self.pid()) {
+            (Some(_), Some(pid1)) => Path::new(&format!("/proc/{pid1}/root"))
+                .join(path.strip_prefix("/").unwrap_or(path)),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// The path of the pid namespace containerd's shims run in, as they
+    /// see it: for a host-pid-namespace container.
+    pub fn own_pid_ns(&self) -> String {
+        match self.tree {
+            Some(_) => "/proc/1/ns/pid".into(),
+            None => format!("/proc/{}/ns/pid", std::process::id()),
+        }
     }
 
     /// `path` (under this containerd's directory) as containerd sees it.
@@ -422,6 +548,9 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        if let Some(child) = self.restarted.take() {
+            crate::kill_registered(child);
+        }
         if let Some(child) = self.child.take() {
             crate::kill_registered(child);
         }
@@ -491,16 +620,24 @@ impl Drop for Containerd {
     }
 }
 
+/// PATH inside a tree: the test's shim first.
+fn tree_path(inner: &Path) -> String {
+    format!(
+        "{}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        inner.join("bin").display()
+    )
+}
+
 fn launch(d: &Path, inner: &Path, tree: Option<&Path>, own_net: bool) -> Child {
-    let path = format!(
-        "{}:{}",
-        inner.join("bin").display(),
-        if tree.is_some() {
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()
-        } else {
+    let path = if tree.is_some() {
+        tree_path(inner)
+    } else {
+        format!(
+            "{}:{}",
+            inner.join("bin").display(),
             std::env::var("PATH").unwrap_or_default()
-        }
-    );
+        )
+    };
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -510,9 +647,12 @@ fn launch(d: &Path, inner: &Path, tree: Option<&Path>, own_net: bool) -> Child {
     let mut cmd = match tree {
         // Its own mount and pid namespace with the tree as its root
         // (pivot_root, not chroot: under a chroot `task exec` would land in
-        // the host's root). Killing `unshare` takes containerd, its shims
-        // and their containers with it. The tree's /run stays on disk, so
-        // the tests can reach the shims' sockets under it.
+        // the host's root). The namespaces' first process is a reaper
+        // shell, so containerd alone can be killed and restarted
+        // ([`Containerd::restart`]). Killing `unshare` takes the reaper,
+        // containerd, its shims and their containers with it. The tree's
+        // /run stays on disk, so the tests can reach the shims' sockets
+        // under it.
         Some(t) => {
             let mut c = Command::new("unshare");
             if own_net {
@@ -537,7 +677,8 @@ mount --rbind /dev "$T/dev"; mount --make-rslave "$T/dev"
 mkdir -p "$T/.oldroot"
 cd "$T"; pivot_root . .oldroot; cd /
 umount -l /.oldroot
-exec containerd --config "$C" --log-level debug"#,
+containerd --config "$C" --log-level debug &
+while :; do wait || :; sleep 1; done"#,
                 "sh",
             ])
             .arg(t)
@@ -579,12 +720,17 @@ exec containerd --config "$C" --log-level debug"#,
     child
 }
 
-/// containerd's pid: `unshare`'s child (itself when there is no tree).
-fn containerd_pid(unshare: u32) -> u32 {
-    std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+/// The process that holds containerd's namespaces: containerd itself
+/// without a tree, the tree's reaper shell (`unshare`'s child) with one.
+fn containerd_pid(child: u32) -> u32 {
+    let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+    if comm.trim() == "containerd" {
+        return child;
+    }
+    std::fs::read_to_string(format!("/proc/{child}/task/{child}/children"))
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(unshare)
+        .unwrap_or(child)
 }
 
 /// Every live shim daemon of containerd namespace `ns` started by the

@@ -87,6 +87,12 @@ fn cri_config_v3() -> String {
       runtime_path = "{dir}/bin/containerd-shim-wren-v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-runc-typed.options]
         Root = "{dir}/wren-root"
+    # The reference: containerd's own runc shim and runc, for side-by-side
+    # figures (`wren-cri-bench`).
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        Root = "{dir}/runc-root"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd]
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd.options]
@@ -124,6 +130,10 @@ fn cri_config_v2() -> String {
       # [options] (1.7 also the table itself, when there is no ConfigPath).
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren.options]
         ConfigPath = "{dir}/wren-options.toml"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        Root = "{dir}/runc-root"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd]
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd.options]
@@ -151,6 +161,38 @@ pub fn cri_tests_can_run(test: &str) -> bool {
             crate::Skip::Missing("gcc (for the pause image)".into()),
         );
         false
+    }
+}
+
+/// Runs `body` against CRI on every containerd of the matrix: the host's
+/// 1.6, trixie's 1.7, sid's 2.1 (a missing tree is a recorded skip). The
+/// client is started with tag `tag`-<suite>.
+pub fn for_each_cri(test: &str, tag: &str, body: impl Fn(&Cri)) {
+    for_each_cri_mut(test, tag, |cri| body(cri))
+}
+
+/// [`for_each_cri`] for a body that restarts containerd.
+pub fn for_each_cri_mut(test: &str, tag: &str, body: impl Fn(&mut Cri)) {
+    if !cri_tests_can_run(test) {
+        return;
+    }
+    for suite in crate::tree::MATRIX {
+        let t = match suite {
+            None => None,
+            Some(s) => match crate::tree::get(test, s) {
+                Some(t) => Some(t),
+                None => continue,
+            },
+        };
+        eprintln!(
+            "== {test} under containerd of {}",
+            crate::tree::label(suite)
+        );
+        let mut cri = Cri::start_in(
+            t.as_deref(),
+            &format!("{tag}-{}", crate::tree::label(suite)),
+        );
+        body(&mut cri);
     }
 }
 

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use wren_tests::containerd::{ok, run_detached, shim_tests_can_run, Containerd, IMAGE, RUNTIME};
+use wren_tests::containerd::{
+    for_each_version, ok, run_detached, shim_tests_can_run, Containerd, IMAGE, RUNTIME,
+};
 use wren_tests::pty::run_in_pty;
 use wren_tests::{run_with_input, wait_for};
 
@@ -18,47 +20,53 @@ fn stdin_is_piped_in_and_stdout_and_stderr_come_out_separately() {
         return;
     }
     let ns = format!("wrenstdin{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let id = "wren-stdin";
-    // 200 KiB of input: more than a pipe holds, so the relays must resume.
-    let mut input = Vec::new();
-    for i in 0..20_000 {
-        input.extend_from_slice(format!("line {i:05}\n").as_bytes());
-    }
-    let out = run_with_input(
-        &mut c.ctr_command(&[
-            "run",
-            "--rm",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sh",
-            "-c",
-            "wc -l; echo to-stderr >&2; exit 4",
-        ]),
-        &input,
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "ctr run -i: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        c.log()
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "20000");
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
-    c.assert_clean(id);
+    for_each_version(
+        "stdin_is_piped_in_and_stdout_and_stderr_come_out_separately",
+        &ns,
+        true,
+        |c| {
+            let id = "wren-stdin";
+            // 200 KiB of input: more than a pipe holds, so the relays must resume.
+            let mut input = Vec::new();
+            for i in 0..20_000 {
+                input.extend_from_slice(format!("line {i:05}\n").as_bytes());
+            }
+            let out = run_with_input(
+                &mut c.ctr_command(&[
+                    "run",
+                    "--rm",
+                    "--runtime",
+                    RUNTIME,
+                    IMAGE,
+                    id,
+                    "/bin/sh",
+                    "-c",
+                    "wc -l; echo to-stderr >&2; exit 4",
+                ]),
+                &input,
+            );
+            assert_eq!(
+                out.status.code(),
+                Some(4),
+                "ctr run -i: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                c.log()
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "20000");
+            assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
+            c.assert_clean(id);
 
-    // Output larger than any pipe buffer is fully delivered before the exit
-    // is reported (ctr stops reading when it learns the exit).
-    let id = "wren-bigout";
-    let out = c.run_rm(id, &["/bin/sh", "-c", "seq 1 100000; echo done"]);
-    ok(&out, "ctr run seq", &c);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().count(), 100_001);
-    assert!(text.ends_with("100000\ndone\n"));
-    c.assert_clean(id);
+            // Output larger than any pipe buffer is fully delivered before the exit
+            // is reported (ctr stops reading when it learns the exit).
+            let id = "wren-bigout";
+            let out = c.run_rm(id, &["/bin/sh", "-c", "seq 1 100000; echo done"]);
+            ok(&out, "ctr run seq", &c);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(text.lines().count(), 100_001);
+            assert!(text.ends_with("100000\ndone\n"));
+            c.assert_clean(id);
+        },
+    );
 }
 
 #[test]
@@ -67,39 +75,45 @@ fn terminal_session_gets_size_input_and_output() {
         return;
     }
     let ns = format!("wrentty{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let id = "wren-tty";
-    // The shell reads one line from the terminal, then reports the terminal
-    // size that ctr set through ResizePty and whether its stdio is a tty.
-    let script =
-        "read line; echo \"got:$line\"; stty size; [ -t 0 ] && [ -t 1 ] && echo is-a-tty; exit 5";
-    let r = run_in_pty(
-        &mut c.ctr_command(&[
-            "run",
-            "--rm",
-            "-t",
-            "--runtime",
-            RUNTIME,
-            IMAGE,
-            id,
-            "/bin/sh",
-            "-c",
-            script,
-        ]),
-        33,
-        101,
-        b"hello-tty\n",
-        Duration::from_millis(1500),
-        Duration::from_secs(30),
+    for_each_version(
+        "terminal_session_gets_size_input_and_output",
+        &ns,
+        true,
+        |c| {
+            let id = "wren-tty";
+            // The shell reads one line from the terminal, then reports the terminal
+            // size that ctr set through ResizePty and whether its stdio is a tty.
+            let script =
+            "read line; echo \"got:$line\"; stty size; [ -t 0 ] && [ -t 1 ] && echo is-a-tty; exit 5";
+            let r = run_in_pty(
+                &mut c.ctr_command(&[
+                    "run",
+                    "--rm",
+                    "-t",
+                    "--runtime",
+                    RUNTIME,
+                    IMAGE,
+                    id,
+                    "/bin/sh",
+                    "-c",
+                    script,
+                ]),
+                33,
+                101,
+                b"hello-tty\n",
+                Duration::from_millis(1500),
+                Duration::from_secs(30),
+            );
+            let status = r.status.unwrap_or_else(|| {
+                panic!("ctr run -t timed out; output: {}\n{}", r.output, c.log())
+            });
+            assert_eq!(status.code(), Some(5), "{}\n{}", r.output, c.log());
+            assert!(r.output.contains("got:hello-tty"), "{}", r.output);
+            assert!(r.output.contains("33 101"), "{}", r.output);
+            assert!(r.output.contains("is-a-tty"), "{}", r.output);
+            c.assert_clean(id);
+        },
     );
-    let status = r
-        .status
-        .unwrap_or_else(|| panic!("ctr run -t timed out; output: {}\n{}", r.output, c.log()));
-    assert_eq!(status.code(), Some(5), "{}\n{}", r.output, c.log());
-    assert!(r.output.contains("got:hello-tty"), "{}", r.output);
-    assert!(r.output.contains("33 101"), "{}", r.output);
-    assert!(r.output.contains("is-a-tty"), "{}", r.output);
-    c.assert_clean(id);
 }
 
 #[test]
@@ -108,70 +122,71 @@ fn exec_with_and_without_terminal() {
         return;
     }
     let ns = format!("wrenexectty{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let id = "wren-exectty";
-    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
-    // Without a terminal: stdin in, stdout and stderr out, exit code back.
-    let out = run_with_input(
-        &mut c.ctr_command(&[
-            "task",
-            "exec",
-            "--exec-id",
-            "plain",
-            id,
-            "/bin/sh",
-            "-c",
-            "cat; echo e >&2; [ -t 0 ] || echo not-a-tty; exit 6",
-        ]),
-        b"via-stdin\n",
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(6),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "via-stdin\nnot-a-tty\n"
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
+    for_each_version("exec_with_and_without_terminal", &ns, true, |c| {
+        let id = "wren-exectty";
+        run_detached(&c, id, &[], &["/bin/sleep", "60"]);
+        // Without a terminal: stdin in, stdout and stderr out, exit code back.
+        let out = run_with_input(
+            &mut c.ctr_command(&[
+                "task",
+                "exec",
+                "--exec-id",
+                "plain",
+                id,
+                "/bin/sh",
+                "-c",
+                "cat; echo e >&2; [ -t 0 ] || echo not-a-tty; exit 6",
+            ]),
+            b"via-stdin\n",
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "via-stdin\nnot-a-tty\n"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "e\n");
 
-    // With a terminal.
-    let r = run_in_pty(
-        &mut c.ctr_command(&[
-            "task",
-            "exec",
-            "-t",
-            "--exec-id",
-            "tty",
-            id,
-            "/bin/sh",
-            "-c",
-            "read x; echo \"exec-got:$x\"; stty size; [ -t 0 ] && echo exec-is-a-tty",
-        ]),
-        24,
-        77,
-        b"abc\n",
-        Duration::from_millis(1500),
-        Duration::from_secs(30),
-    );
-    let status = r
-        .status
-        .unwrap_or_else(|| panic!("ctr exec -t timed out: {}\n{}", r.output, c.log()));
-    assert!(status.success(), "{}\n{}", r.output, c.log());
-    assert!(r.output.contains("exec-got:abc"), "{}", r.output);
-    assert!(r.output.contains("24 77"), "{}", r.output);
-    assert!(r.output.contains("exec-is-a-tty"), "{}", r.output);
+        // With a terminal.
+        let r = run_in_pty(
+            &mut c.ctr_command(&[
+                "task",
+                "exec",
+                "-t",
+                "--exec-id",
+                "tty",
+                id,
+                "/bin/sh",
+                "-c",
+                "read x; echo \"exec-got:$x\"; stty size; [ -t 0 ] && echo exec-is-a-tty",
+            ]),
+            24,
+            77,
+            b"abc\n",
+            Duration::from_millis(1500),
+            Duration::from_secs(30),
+        );
+        let status = r
+            .status
+            .unwrap_or_else(|| panic!("ctr exec -t timed out: {}\n{}", r.output, c.log()));
+        assert!(status.success(), "{}\n{}", r.output, c.log());
+        assert!(r.output.contains("exec-got:abc"), "{}", r.output);
+        assert!(r.output.contains("24 77"), "{}", r.output);
+        assert!(r.output.contains("exec-is-a-tty"), "{}", r.output);
 
-    ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
-    assert!(wait_for(10, || String::from_utf8_lossy(
-        &c.ctr(&["task", "ls"]).stdout
-    )
-    .contains("STOPPED")));
-    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
-    c.assert_clean(id);
+        ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
+        assert!(wait_for(10, || String::from_utf8_lossy(
+            &c.ctr(&["task", "ls"]).stdout
+        )
+        .contains("STOPPED")));
+        ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
+        ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+        c.assert_clean(id);
+    });
 }
 
 /// `ctr run --rm --log-uri URI` of `cmd` in a wren container `id`.
@@ -196,82 +211,89 @@ fn log_uri_file_and_binary() {
         return;
     }
     let ns = format!("wrenlog{}", std::process::id());
-    let c = Containerd::start(&ns, true);
-    let dir = tempfile::tempdir().expect("tempdir");
+    for_each_version("log_uri_file_and_binary", &ns, true, |c| {
+        let dir = tempfile::tempdir_in(c.dir.path()).expect("tempdir");
 
-    // file://: both streams appended to one file whose parents are created.
-    let log = dir.path().join("logs/sub/c.log");
-    std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir");
-    std::fs::write(dir.path().join("logs/marker"), "").expect("write");
-    let uri = format!("file://{}", log.display());
-    let id = "wren-logfile";
-    let out = run_logged(
-        &c,
-        &uri,
-        id,
-        &["/bin/sh", "-c", "echo to-out; echo to-err >&2"],
-    );
-    ok(&out, "ctr run --log-uri file://", &c);
-    let text = std::fs::read_to_string(&log).expect("log file");
-    assert!(
-        text.contains("to-out\n") && text.contains("to-err\n"),
-        "{text:?}"
-    );
-    c.assert_clean(id);
+        // file://: both streams appended to one file whose parents are created.
+        let log = dir.path().join("logs/sub/c.log");
+        std::fs::create_dir_all(dir.path().join("logs")).expect("mkdir");
+        std::fs::write(dir.path().join("logs/marker"), "").expect("write");
+        let uri = format!("file://{}", c.inner_path(&log).display());
+        let id = "wren-logfile";
+        let out = run_logged(
+            &c,
+            &uri,
+            id,
+            &["/bin/sh", "-c", "echo to-out; echo to-err >&2"],
+        );
+        ok(&out, "ctr run --log-uri file://", &c);
+        let text = std::fs::read_to_string(&log).expect("log file");
+        assert!(
+            text.contains("to-out\n") && text.contains("to-err\n"),
+            "{text:?}"
+        );
+        c.assert_clean(id);
 
-    // binary://: the logger gets fds 3/4, signals readiness on fd 5, sees
-    // CONTAINER_ID / CONTAINER_NAMESPACE and the query as arguments.
-    let logger = dir.path().join("logger.sh");
-    let out_dir = dir.path().join("binlog");
-    std::fs::create_dir(&out_dir).expect("mkdir");
-    std::fs::write(
-        &logger,
-        format!(
-            "#!/bin/sh\ntrap '' TERM\nd={}\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE $*\" > $d/env\n\
-             (cat <&3 > $d/out; echo out-eof >> $d/trace) &\n(cat <&4 > $d/err; echo err-eof >> $d/trace) &\n\
-             exec 3<&- 4<&-\nprintf r >&5\nexec 5>&-\nwait\necho waited >> $d/trace\ntouch $d/finished\n",
-            out_dir.display()
-        ),
-    )
-    .expect("write logger");
-    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    let uri = format!("binary://{}?tag=web&level=info", logger.display());
-    let id = "wren-logbin";
-    let out = run_logged(
-        &c,
-        &uri,
-        id,
-        &["/bin/sh", "-c", "echo bin-out; echo bin-err >&2"],
-    );
-    ok(&out, "ctr run --log-uri binary://", &c);
-    assert!(
-        wait_for(15, || out_dir.join("finished").exists()),
-        "the logger did not finish: {:?}\n{}",
-        std::fs::read_dir(&out_dir)
-            .map(|d| d
-                .flatten()
-                .map(|e| (
-                    e.file_name(),
-                    std::fs::read_to_string(e.path()).unwrap_or_default()
-                ))
-                .collect::<Vec<_>>())
-            .unwrap_or_default(),
-        c.log()
-    );
-    let read = |f: &str| std::fs::read_to_string(out_dir.join(f)).unwrap_or_default();
-    assert_eq!(read("out"), "bin-out\n");
-    assert_eq!(read("err"), "bin-err\n");
-    assert_eq!(read("env"), format!("{id} {ns} tag web level info\n"));
-    c.assert_clean(id);
+        // binary://: the logger gets fds 3/4, signals readiness on fd 5, sees
+        // CONTAINER_ID / CONTAINER_NAMESPACE and the query as arguments.
+        let logger = dir.path().join("logger.sh");
+        let out_dir = dir.path().join("binlog");
+        std::fs::create_dir(&out_dir).expect("mkdir");
+        std::fs::write(
+            &logger,
+            format!(
+                "#!/bin/sh\ntrap '' TERM\nd={}\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE $*\" > $d/env\n\
+                 (cat <&3 > $d/out; echo out-eof >> $d/trace) &\n(cat <&4 > $d/err; echo err-eof >> $d/trace) &\n\
+                 exec 3<&- 4<&-\nprintf r >&5\nexec 5>&-\nwait\necho waited >> $d/trace\ntouch $d/finished\n",
+                c.inner_path(&out_dir).display()
+            ),
+        )
+        .expect("write logger");
+        std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let uri = format!(
+            "binary://{}?tag=web&level=info",
+            c.inner_path(&logger).display()
+        );
+        let id = "wren-logbin";
+        let out = run_logged(
+            &c,
+            &uri,
+            id,
+            &["/bin/sh", "-c", "echo bin-out; echo bin-err >&2"],
+        );
+        ok(&out, "ctr run --log-uri binary://", &c);
+        assert!(
+            wait_for(15, || out_dir.join("finished").exists()),
+            "the logger did not finish: {:?}\n{}",
+            std::fs::read_dir(&out_dir)
+                .map(|d| d
+                    .flatten()
+                    .map(|e| (
+                        e.file_name(),
+                        std::fs::read_to_string(e.path()).unwrap_or_default()
+                    ))
+                    .collect::<Vec<_>>())
+                .unwrap_or_default(),
+            c.log()
+        );
+        let read = |f: &str| std::fs::read_to_string(out_dir.join(f)).unwrap_or_default();
+        assert_eq!(read("out"), "bin-out\n");
+        assert_eq!(read("err"), "bin-err\n");
+        assert_eq!(
+            read("env"),
+            format!("{id} {} tag web level info\n", c.namespace)
+        );
+        c.assert_clean(id);
 
-    // A log URI the shim cannot use fails Create with a clear error and
-    // leaves nothing behind.
-    let id = "wren-logbad";
-    let out = run_logged(&c, "binary:///nonexistent/logger", id, &["/bin/true"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/logger"), "{err}");
-    let _ = c.ctr(&["container", "rm", id]);
-    c.assert_clean(id);
+        // A log URI the shim cannot use fails Create with a clear error and
+        // leaves nothing behind.
+        let id = "wren-logbad";
+        let out = run_logged(&c, "binary:///nonexistent/logger", id, &["/bin/true"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("/nonexistent/logger"), "{err}");
+        let _ = c.ctr(&["container", "rm", id]);
+        c.assert_clean(id);
+    });
 }
