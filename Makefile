@@ -81,7 +81,7 @@ demo: deps
 # Side-by-side benchmarks against runc + containerd-shim-runc-v2 (root; a few
 # minutes). Never part of `make test`; never fails on a number. See
 # docs/BENCHMARKS.md. BENCH_PUBLISH=1 copies the report to docs/bench/.
-bench: deps release
+bench: deps trees release
 	@REL=$(REL) bash scripts/bench.sh
 
 # Image figures of the standalone mode (pull + unpack, run --rm IMAGE, wrend

@@ -18,6 +18,11 @@ args=(--n "${BENCH_N:-30}" --wren-oci "$oci" --shim "$(realpath "$rel/containerd
       --bundle "$out/bundle" --out "$out")
 [ -x "$rel/wrend" ] && args+=(--wrend "$(realpath "$rel/wrend")")
 [ -x "$rel/wren" ] && args+=(--wren "$(realpath "$rel/wren")")
+# The CRI client of the CRI figures: the tests' harness, on the fast dev
+# profile (it is the same client for both runtimes).
+if cargo build -q -p wren-tests --features cri-bench --bin wren-cri-bench; then
+  args+=(--cri-bench "$(realpath target/debug/wren-cri-bench)")
+fi
 [ -n "${BENCH_ONLY:-}" ] && args+=(--only "$BENCH_ONLY")
 # shellcheck disable=SC2086
 python3 scripts/bench "${args[@]}" ${BENCH_ARGS:-}

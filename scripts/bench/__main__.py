@@ -23,6 +23,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import breakdown  # noqa: E402
+import cri  # noqa: E402
 import figures  # noqa: E402
 import image  # noqa: E402
 import procs  # noqa: E402
@@ -30,7 +31,8 @@ import report  # noqa: E402
 import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
-ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "runtime_alone", "standalone", "breakdown"]
+ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "cri", "runtime_alone",
+       "standalone", "breakdown"]
 
 
 def parse():
@@ -49,6 +51,8 @@ def parse():
     p.add_argument("--shim", required=True)
     p.add_argument("--wrend", default="")
     p.add_argument("--wren", default="")
+    p.add_argument("--cri-bench", default="", help="the wren-cri-bench binary (CRI figures)")
+    p.add_argument("--cri-pods", type=int, default=20, help="pods per CRI batch")
     p.add_argument("--bundle", required=True, help="an OCI bundle running /bin/true")
     p.add_argument("--out", required=True)
     return p.parse_args()
@@ -198,6 +202,9 @@ def main():
     interrupted = False
     try:
         containerd_figures(args, work, figs, only, levels, applets)
+        if "cri" in only:
+            measure(figs, "cri", cri.cri_pods, args.cri_bench, args.shim, min(args.n, 20),
+                    args.cri_pods, args.parallel)
         if "runtime_alone" in only:
             if shutil.which("runc") is None:
                 figs["runtime_alone"] = {"not_measured": "runc is not installed"}

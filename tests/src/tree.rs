@@ -27,14 +27,23 @@ pub fn get(test: &str, suite: &str) -> Option<PathBuf> {
     }
 }
 
-/// The major version of the tree's containerd (from its Debian package).
-pub fn containerd_major(tree: &Path) -> u32 {
+/// The version of the tree's containerd Debian package (`1.7.24~ds1-6`).
+pub fn containerd_version(tree: &Path) -> String {
     let status = std::fs::read_to_string(tree.join("var/lib/dpkg/status")).unwrap_or_default();
     status
         .split("\n\n")
         .find(|p| p.lines().any(|l| l == "Package: containerd"))
         .and_then(|p| p.lines().find_map(|l| l.strip_prefix("Version: ")))
-        .and_then(|v| v.split(['.', '~', '-', '+']).next()?.parse().ok())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// The major version of the tree's containerd (from its Debian package).
+pub fn containerd_major(tree: &Path) -> u32 {
+    containerd_version(tree)
+        .split(['.', '~', '-', '+'])
+        .next()
+        .and_then(|v| v.parse().ok())
         .unwrap_or(1)
 }
 

@@ -86,7 +86,7 @@ fn detached_run_exec_pause_metrics_kill_delete() {
                 "/bin/sleep",
                 "60",
             ]);
-            ok(&out, "ctr run -d", &c);
+            ok(&out, "ctr run -d", c);
 
             let out = c.ctr(&[
                 "task",
@@ -97,28 +97,28 @@ fn detached_run_exec_pause_metrics_kill_delete() {
                 "/bin/echo",
                 "from-exec",
             ]);
-            ok(&out, "ctr task exec", &c);
+            ok(&out, "ctr task exec", c);
             assert_eq!(String::from_utf8_lossy(&out.stdout), "from-exec\n");
 
             let out = c.ctr(&["task", "ps", id]);
-            ok(&out, "ctr task ps", &c);
+            ok(&out, "ctr task ps", c);
 
-            ok(&c.ctr(&["task", "pause", id]), "ctr task pause", &c);
+            ok(&c.ctr(&["task", "pause", id]), "ctr task pause", c);
             let out = c.ctr(&["task", "ls"]);
             assert!(
                 String::from_utf8_lossy(&out.stdout).contains("PAUSED"),
                 "{}",
                 String::from_utf8_lossy(&out.stdout)
             );
-            ok(&c.ctr(&["task", "resume", id]), "ctr task resume", &c);
+            ok(&c.ctr(&["task", "resume", id]), "ctr task resume", c);
 
             let out = c.ctr(&["task", "metrics", id]);
-            ok(&out, "ctr task metrics", &c);
+            ok(&out, "ctr task metrics", c);
 
             ok(
                 &c.ctr(&["task", "kill", "-s", "KILL", id]),
                 "ctr task kill",
-                &c,
+                c,
             );
             assert!(
                 wait_for(10, || String::from_utf8_lossy(
@@ -127,8 +127,8 @@ fn detached_run_exec_pause_metrics_kill_delete() {
                 .contains("STOPPED")),
                 "the task did not stop"
             );
-            ok(&c.ctr(&["task", "rm", id]), "ctr task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "ctr container rm", &c);
+            ok(&c.ctr(&["task", "rm", id]), "ctr task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "ctr container rm", c);
             c.assert_clean(id);
         },
     );

@@ -24,8 +24,8 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
         true,
         |c| {
             let id = "wren-shimkill";
-            run_detached(&c, id, &[], &["/bin/sleep", "60"]);
-            let pid = c.host_pid(task_pid(&c, id));
+            run_detached(c, id, &[], &["/bin/sleep", "60"]);
+            let pid = c.host_pid(task_pid(c, id));
             assert!(pid > 0 && alive(pid));
             let shims = shim_pids_in(&c.namespace, id);
             assert_eq!(shims.len(), 1, "{shims:?}");
@@ -34,10 +34,10 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
             // containerd sees the connection drop, runs `shim delete`, which kills
             // the container and unmounts its rootfs, and drops the task.
             assert!(
-                wait_for(20, || task(&c, id).is_none()
-                    || task_status(&c, id) == "STOPPED"),
+                wait_for(20, || task(c, id).is_none()
+                    || task_status(c, id) == "STOPPED"),
                 "containerd did not clean up: {:?}\n{}",
-                task(&c, id),
+                task(c, id),
                 c.log()
             );
             assert!(
@@ -45,7 +45,7 @@ fn a_killed_shim_is_cleaned_up_by_containerd() {
                 "the container outlived its shim"
             );
             let _ = c.ctr(&["task", "rm", id]);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
@@ -63,18 +63,18 @@ fn containerd_restart_keeps_the_container_managed() {
         true,
         |c| {
             let id = "wren-restart";
-            run_detached(&c, id, &[], &["/bin/sleep", "60"]);
-            let pid = task_pid(&c, id);
+            run_detached(c, id, &[], &["/bin/sleep", "60"]);
+            let pid = task_pid(c, id);
             let shims = shim_pids_in(&c.namespace, id);
             c.restart();
             // containerd reconnects (Connect + Pids) and still sees it running.
             assert!(
-                wait_for(20, || task_status(&c, id) == "RUNNING"),
+                wait_for(20, || task_status(c, id) == "RUNNING"),
                 "task after restart: {:?}\n{}",
-                task(&c, id),
+                task(c, id),
                 c.log()
             );
-            assert_eq!(task_pid(&c, id), pid);
+            assert_eq!(task_pid(c, id), pid);
             assert_eq!(
                 shim_pids_in(&c.namespace, id),
                 shims,
@@ -89,18 +89,18 @@ fn containerd_restart_keeps_the_container_managed() {
                 "/bin/echo",
                 "still-here",
             ]);
-            ok(&out, "exec after restart", &c);
+            ok(&out, "exec after restart", c);
             assert_eq!(String::from_utf8_lossy(&out.stdout), "still-here\n");
             // The exit after the restart reaches the new containerd (the shim's
             // publisher reconnected).
-            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
             assert!(
-                wait_for(20, || task_status(&c, id) == "STOPPED"),
+                wait_for(20, || task_status(c, id) == "STOPPED"),
                 "exit not seen: {:?}",
-                task(&c, id)
+                task(c, id)
             );
-            ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
@@ -130,7 +130,7 @@ fn twenty_containers_at_once() {
             assert_eq!(m.permissions().mode() & 0o777, 0o600, "{}", s.display());
         }
         for id in &ids {
-            assert_eq!(task_status(&c, id), "RUNNING", "{id}");
+            assert_eq!(task_status(c, id), "RUNNING", "{id}");
             let shims = shim_pids_in(&c.namespace, id);
             assert_eq!(shims.len(), 1, "{id}: {shims:?}");
             let status = std::fs::read_to_string(format!("/proc/{}/status", shims[0])).unwrap();
@@ -179,7 +179,7 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
             // readable).
             let host_pid_ns = format!("pid:{}", c.own_pid_ns());
             run_detached(
-                &c,
+                c,
                 id,
                 &["--with-ns", &host_pid_ns],
                 &[
@@ -188,7 +188,7 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
                     "sleep 300 & echo $! > /tmp/child; exec sleep 301",
                 ],
             );
-            let init = c.host_pid(task_pid(&c, id));
+            let init = c.host_pid(task_pid(c, id));
             assert!(init > 0);
             let rootfs = c
                 .ns_path(&c.inner)
@@ -211,13 +211,13 @@ fn init_exit_kills_the_rest_when_the_pid_namespace_is_shared() {
             assert!(alive(child), "the background child is running");
             // SAFETY: kill(2) with plain integers: only the init.
             unsafe { libc::kill(init as i32, libc::SIGKILL) };
-            assert!(wait_for(15, || task_status(&c, id) == "STOPPED"));
+            assert!(wait_for(15, || task_status(c, id) == "STOPPED"));
             assert!(
                 wait_for(10, || !alive(child)),
                 "the init's child outlived it"
             );
-            ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-            ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+            ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+            ok(&c.ctr(&["container", "rm", id]), "container rm", c);
             c.assert_clean(id);
         },
     );
@@ -237,7 +237,7 @@ fn grouped_containers_share_one_shim_until_the_last_is_deleted() {
             let ids = ["wren-group-a", "wren-group-b"];
             for id in ids {
                 run_detached(
-                    &c,
+                    c,
                     id,
                     &["--label", "io.containerd.runc.v2.group=pod1"],
                     &["/bin/sleep", "60"],
@@ -249,33 +249,25 @@ fn grouped_containers_share_one_shim_until_the_last_is_deleted() {
             assert!(shim_pids_in(&c.namespace, ids[1]).is_empty());
             assert_eq!(c.shim_socket(ids[0]), c.shim_socket(ids[1]));
             for id in ids {
-                assert_eq!(task_status(&c, id), "RUNNING", "{id}");
+                assert_eq!(task_status(c, id), "RUNNING", "{id}");
             }
             let out = c.ctr(&["task", "exec", "--exec-id", "x", ids[1], "/bin/echo", "b"]);
-            ok(&out, "exec in the second container", &c);
+            ok(&out, "exec in the second container", c);
             // Deleting the first leaves the shim serving the second.
-            ok(
-                &c.ctr(&["task", "kill", "-s", "KILL", ids[0]]),
-                "kill a",
-                &c,
-            );
-            assert!(wait_for(15, || task_status(&c, ids[0]) == "STOPPED"));
-            ok(&c.ctr(&["task", "rm", ids[0]]), "task rm a", &c);
-            ok(&c.ctr(&["container", "rm", ids[0]]), "container rm a", &c);
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", ids[0]]), "kill a", c);
+            assert!(wait_for(15, || task_status(c, ids[0]) == "STOPPED"));
+            ok(&c.ctr(&["task", "rm", ids[0]]), "task rm a", c);
+            ok(&c.ctr(&["container", "rm", ids[0]]), "container rm a", c);
             assert_eq!(
                 shim_pids_in(&c.namespace, ids[0]),
                 a,
                 "the shared shim exited early"
             );
-            assert_eq!(task_status(&c, ids[1]), "RUNNING");
-            ok(
-                &c.ctr(&["task", "kill", "-s", "KILL", ids[1]]),
-                "kill b",
-                &c,
-            );
-            assert!(wait_for(15, || task_status(&c, ids[1]) == "STOPPED"));
-            ok(&c.ctr(&["task", "rm", ids[1]]), "task rm b", &c);
-            ok(&c.ctr(&["container", "rm", ids[1]]), "container rm b", &c);
+            assert_eq!(task_status(c, ids[1]), "RUNNING");
+            ok(&c.ctr(&["task", "kill", "-s", "KILL", ids[1]]), "kill b", c);
+            assert!(wait_for(15, || task_status(c, ids[1]) == "STOPPED"));
+            ok(&c.ctr(&["task", "rm", ids[1]]), "task rm b", c);
+            ok(&c.ctr(&["container", "rm", ids[1]]), "container rm b", c);
             for id in ids {
                 c.assert_clean(id);
             }

@@ -60,7 +60,7 @@ fn stdin_is_piped_in_and_stdout_and_stderr_come_out_separately() {
             // is reported (ctr stops reading when it learns the exit).
             let id = "wren-bigout";
             let out = c.run_rm(id, &["/bin/sh", "-c", "seq 1 100000; echo done"]);
-            ok(&out, "ctr run seq", &c);
+            ok(&out, "ctr run seq", c);
             let text = String::from_utf8_lossy(&out.stdout);
             assert_eq!(text.lines().count(), 100_001);
             assert!(text.ends_with("100000\ndone\n"));
@@ -124,7 +124,7 @@ fn exec_with_and_without_terminal() {
     let ns = format!("wrenexectty{}", std::process::id());
     for_each_version("exec_with_and_without_terminal", &ns, true, |c| {
         let id = "wren-exectty";
-        run_detached(&c, id, &[], &["/bin/sleep", "60"]);
+        run_detached(c, id, &[], &["/bin/sleep", "60"]);
         // Without a terminal: stdin in, stdout and stderr out, exit code back.
         let out = run_with_input(
             &mut c.ctr_command(&[
@@ -178,13 +178,13 @@ fn exec_with_and_without_terminal() {
         assert!(r.output.contains("24 77"), "{}", r.output);
         assert!(r.output.contains("exec-is-a-tty"), "{}", r.output);
 
-        ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
+        ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);
         assert!(wait_for(10, || String::from_utf8_lossy(
             &c.ctr(&["task", "ls"]).stdout
         )
         .contains("STOPPED")));
-        ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
-        ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+        ok(&c.ctr(&["task", "rm", id]), "task rm", c);
+        ok(&c.ctr(&["container", "rm", id]), "container rm", c);
         c.assert_clean(id);
     });
 }
@@ -221,12 +221,12 @@ fn log_uri_file_and_binary() {
         let uri = format!("file://{}", c.inner_path(&log).display());
         let id = "wren-logfile";
         let out = run_logged(
-            &c,
+            c,
             &uri,
             id,
             &["/bin/sh", "-c", "echo to-out; echo to-err >&2"],
         );
-        ok(&out, "ctr run --log-uri file://", &c);
+        ok(&out, "ctr run --log-uri file://", c);
         let text = std::fs::read_to_string(&log).expect("log file");
         assert!(
             text.contains("to-out\n") && text.contains("to-err\n"),
@@ -257,12 +257,12 @@ fn log_uri_file_and_binary() {
         );
         let id = "wren-logbin";
         let out = run_logged(
-            &c,
+            c,
             &uri,
             id,
             &["/bin/sh", "-c", "echo bin-out; echo bin-err >&2"],
         );
-        ok(&out, "ctr run --log-uri binary://", &c);
+        ok(&out, "ctr run --log-uri binary://", c);
         assert!(
             wait_for(15, || out_dir.join("finished").exists()),
             "the logger did not finish: {:?}\n{}",
@@ -289,7 +289,7 @@ fn log_uri_file_and_binary() {
         // A log URI the shim cannot use fails Create with a clear error and
         // leaves nothing behind.
         let id = "wren-logbad";
-        let out = run_logged(&c, "binary:///nonexistent/logger", id, &["/bin/true"]);
+        let out = run_logged(c, "binary:///nonexistent/logger", id, &["/bin/true"]);
         assert!(!out.status.success());
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("/nonexistent/logger"), "{err}");
