@@ -35,6 +35,19 @@ pub struct ShimOptions {
     pub no_new_keyring: bool,
     #[serde(default)]
     pub systemd_cgroup: bool,
+    /// runc's `BinaryName`: the OCI runtime binary runc's shim would call.
+    /// wren's shim calls none; Create refuses a non-empty one
+    /// ([`ShimOptions::refusal`]) rather than ignore it.
+    #[serde(skip)]
+    pub binary_name: String,
+}
+
+/// A runtime option wren cannot honour, named.
+#[derive(Debug, thiserror::Error)]
+#[error("runtime option {option}: {why}")]
+pub struct OptionRefused {
+    pub option: String,
+    pub why: &'static str,
 }
 
 /// An options `Any` that could not be decoded although its type is known.
@@ -69,6 +82,7 @@ impl ShimOptions {
                 no_pivot_root: o.no_pivot_root,
                 no_new_keyring: o.no_new_keyring,
                 systemd_cgroup: o.systemd_cgroup,
+                binary_name: o.binary_name,
             }))
         } else if name == type_urls::RUNCTYPES_CREATE_OPTIONS {
             let o = runctypes::CreateOptions::parse_from_bytes(&any.value).map_err(err)?;
@@ -93,6 +107,18 @@ impl ShimOptions {
         }
     }
 
+    /// The first option wren refuses, if any. runc's shim runs the binary
+    /// `BinaryName` names; wren's shim is the runtime itself, so a handler
+    /// that names one (a runc or crun path) would silently get wren
+    /// instead: say so.
+    pub fn refusal(&self) -> Option<OptionRefused> {
+        (!self.binary_name.is_empty()).then(|| OptionRefused {
+            option: format!("BinaryName = {:?}", self.binary_name),
+            why: "wren's shim is the runtime and runs no OCI runtime binary; \
+                  remove BinaryName from the handler's options",
+        })
+    }
+
     /// Reads the runc-named keys of a runtime's `[options]` TOML table
     /// (`SystemdCgroup = true`, `ShimCgroup = "..."`, `IoUid = 0`, `Root = "..."`, ...).
     /// Only flat `key = value` lines are needed; anything else is skipped.
@@ -115,6 +141,7 @@ impl ShimOptions {
                 "NoPivotRoot" => o.no_pivot_root = flag,
                 "NoNewKeyring" => o.no_new_keyring = flag,
                 "SystemdCgroup" => o.systemd_cgroup = flag,
+                "BinaryName" => o.binary_name = text,
                 _ => {}
             }
         }
@@ -234,6 +261,20 @@ mod tests {
         any.type_url = type_urls::RUNC_OPTIONS.into();
         any.value = o.write_to_bytes().unwrap();
         any
+    }
+
+    #[test]
+    fn binary_name_is_refused_by_name_and_absent_is_fine() {
+        let o = ShimOptions::from_any(&runc_any("/run/r", "/shim"))
+            .unwrap()
+            .unwrap();
+        let err = o.refusal().expect("BinaryName set").to_string();
+        assert!(err.contains("BinaryName = \"/usr/sbin/runc\""), "{err}");
+        let t = ShimOptions::from_toml("Root = \"/r\"\nBinaryName = \"/usr/bin/crun\"\n");
+        assert!(t.refusal().unwrap().to_string().contains("/usr/bin/crun"));
+        assert!(ShimOptions::from_toml("Root = \"/r\"\n")
+            .refusal()
+            .is_none());
     }
 
     #[test]

@@ -93,6 +93,12 @@ fn cri_config_v3() -> String {
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         Root = "{dir}/runc-root"
+    # A handler converted from crun/runc that still names a binary.
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-binary]
+      runtime_type = "io.containerd.wren.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-binary.options]
+        Root = "{dir}/wren-root"
+        BinaryName = "/usr/bin/crun"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd]
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.wren-systemd.options]
@@ -134,6 +140,10 @@ fn cri_config_v2() -> String {
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         Root = "{dir}/runc-root"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-binary]
+      runtime_type = "io.containerd.wren.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-binary.options]
+        ConfigPath = "{dir}/wren-binary-options.toml"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd]
       runtime_type = "io.containerd.wren.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.wren-systemd.options]
@@ -253,6 +263,14 @@ impl Cri {
             format!("Root = \"{}\"\n", root.display()),
         )
         .expect("write wren-options.toml");
+        std::fs::write(
+            d.join("wren-binary-options.toml"),
+            format!(
+                "Root = \"{}\"\nBinaryName = \"/usr/bin/crun\"\n",
+                root.display()
+            ),
+        )
+        .expect("write wren-binary-options.toml");
         std::fs::write(
             d.join("wren-systemd-options.toml"),
             format!("Root = \"{}\"\nSystemdCgroup = true\n", root.display()),

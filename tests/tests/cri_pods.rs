@@ -389,6 +389,16 @@ fn a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing() {
                 .run_pod_with(&podcfg, "wren-systemd")
                 .expect_err("SystemdCgroup = true");
             assert!(err.message().contains("SystemdCgroup"), "{err}");
+            // A handler that still names an OCI runtime binary: wren runs
+            // none, and says so instead of ignoring it.
+            let podcfg = cri.pod_config("binary");
+            let err = cri
+                .run_pod_with(&podcfg, "wren-binary")
+                .expect_err("BinaryName");
+            assert!(
+                err.message().contains("BinaryName = \"/usr/bin/crun\""),
+                "{err}"
+            );
             assert!(
                 wren_tests::wait_for(10, || cri.shims().is_empty()),
                 "shim left: {:?}",

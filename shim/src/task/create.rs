@@ -43,6 +43,9 @@ impl<O: ContainerOps> TaskService<O> {
                 .unwrap_or_default(),
             None => ShimOptions::default(),
         };
+        if let Some(refused) = options.refusal() {
+            return Err(TaskError::invalid("create", id)(refused));
+        }
         if options.systemd_cgroup {
             // Turning a slice:prefix:name path into cgroupfs directories
             // would make cgroups behind systemd's back, which systemd may
