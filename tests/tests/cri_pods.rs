@@ -975,6 +975,56 @@ fn a_user_namespaced_pod_runs_its_containers_mapped() {
         assert!(out.contains("200000"), "{suite}: {out}");
         let (_, whoami, _) = cri.exec_sync(&app, &["id", "-u"], 10).unwrap();
         assert_eq!(whoami, "0\n");
+
+        // procMount: Unmasked, as the kubelet sends it for a
+        // user-namespaced pod: empty masked and read-only lists, so the
+        // container's /proc is fully visible and it may mount a procfs of
+        // its own (nested containers). The kubelet's default lists mask.
+        let probe = |name: &str, masked: &[&str], readonly: &[&str]| {
+            let mut c = cri.container_config(name, &["sleep", "1000"]);
+            let mut l = c.linux.clone().unwrap_or_default();
+            let mut sc = LinuxContainerSecurityContext {
+                namespace_options: podcfg
+                    .linux
+                    .as_ref()
+                    .and_then(|l| l.security_context.as_ref())
+                    .and_then(|s| s.namespace_options.clone()),
+                capabilities: Some(Capability {
+                    add_capabilities: vec!["SYS_ADMIN".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            sc.masked_paths = masked.iter().map(|s| s.to_string()).collect();
+            sc.readonly_paths = readonly.iter().map(|s| s.to_string()).collect();
+            l.security_context = Some(sc);
+            c.linux = Some(l);
+            let id = cri
+                .create_container(&pod, &podcfg, c)
+                .unwrap_or_else(|e| panic!("{suite}: CreateContainer {name}: {e}"));
+            cri.start_container(&id)
+                .unwrap_or_else(|e| panic!("{suite}: StartContainer {name}: {e}"));
+            let run = |cmd: &str| cri.exec_sync(&id, &["sh", "-c", cmd], 10).unwrap();
+            (
+                run("[ -c /proc/keys ] && echo masked || echo visible").1,
+                run("grep -c ' /proc/sys ' /proc/self/mountinfo").1,
+                run("unshare -m -p -f --mount-proc true").0,
+            )
+        };
+        let (keys, sys_mounts, nested) = probe("unmasked", &[], &[]);
+        assert_eq!(keys, "visible\n", "{suite}: Unmasked /proc");
+        assert_eq!(sys_mounts.trim(), "0", "{suite}: no read-only /proc/sys");
+        assert_eq!(
+            nested, 0,
+            "{suite}: a procfs of its own in an Unmasked container"
+        );
+        let (keys, sys_mounts, _) = probe(
+            "masked",
+            &["/proc/keys", "/proc/timer_list", "/proc/acpi"],
+            &["/proc/sys", "/proc/sysrq-trigger"],
+        );
+        assert_eq!(keys, "masked\n", "{suite}: Default /proc");
+        assert_eq!(sys_mounts.trim(), "1", "{suite}: read-only /proc/sys");
         cri.teardown(&pod);
     }
 }

@@ -214,7 +214,7 @@ fn the_kubelets_files_empty_dirs_masked_paths_and_host_ipc() {
             bind("/scratch", mem.clone()),
         ];
         // The lists the kubelet sends replace the runtime's defaults:
-        // /proc/kcore, masked by default, is not masked here.
+        // /proc/keys, masked by default, is not masked here.
         let linux = with_security(|s| {
             s.masked_paths = vec!["/proc/cpuinfo".into(), "/proc/wren-no-such-file".into()];
             s.readonly_paths = vec!["/proc/bus".into()];
@@ -255,7 +255,7 @@ fn the_kubelets_files_empty_dirs_masked_paths_and_host_ipc() {
             "/proc/cpuinfo masked"
         );
         assert_eq!(
-            run("[ -c /proc/kcore ] && echo masked || echo open"),
+            run("[ -c /proc/keys ] && echo masked || echo open"),
             "open\n"
         );
         let bus = run("grep ' /proc/bus ' /proc/self/mountinfo");
