@@ -54,7 +54,7 @@ pub enum RootfsError {
 /// peer groups, so a volume bound later joins its source's group and what
 /// the container mounts under it reaches the host (Kubernetes'
 /// Bidirectional); made slave first, the volume would land in a new group
-/// of its own. The rootfs's parent mount is then made private, so binding
+/// of its own. The rootfs's parent mount is then made a slave, so binding
 /// the rootfs onto itself propagates nowhere and pivot_root accepts it.
 pub fn prepare(
     rootfs: &Path,
@@ -73,8 +73,8 @@ pub fn prepare(
             None => libc::MS_SLAVE | libc::MS_REC,
         };
         sys::mount(None, c"/", None, flags, None).map_err(RootfsError::Propagation)?;
-        if flags & libc::MS_SHARED != 0 {
-            parent_mount_private(rootfs)?;
+        if propagation.is_some() {
+            parent_mount_slave(rootfs)?;
         }
     }
     let bind = |source| RootfsError::BindRoot {
@@ -100,8 +100,10 @@ pub fn prepare(
 }
 
 /// Make the mount that holds `rootfs` (the nearest mount point at or above
-/// it) private, non-recursively.
-fn parent_mount_private(rootfs: &Path) -> Result<(), RootfsError> {
+/// it) a slave, non-recursively: a shared one would propagate the rootfs's
+/// bind to its peers (the host) and make pivot_root fail; a private one
+/// stays private, a slave stays a slave.
+fn parent_mount_slave(rootfs: &Path) -> Result<(), RootfsError> {
     let path = std::fs::canonicalize(rootfs).map_err(RootfsError::Propagation)?;
     let mounts = crate::mountinfo::own().map_err(RootfsError::Propagation)?;
     let parent = mounts
@@ -112,7 +114,7 @@ fn parent_mount_private(rootfs: &Path) -> Result<(), RootfsError> {
         .ok_or_else(|| RootfsError::Propagation(io::ErrorKind::NotFound.into()))?;
     let c = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes())
         .map_err(|_| RootfsError::Propagation(io::ErrorKind::InvalidInput.into()))?;
-    sys::mount(None, &c, None, libc::MS_PRIVATE, None).map_err(RootfsError::Propagation)
+    sys::mount(None, &c, None, libc::MS_SLAVE, None).map_err(RootfsError::Propagation)
 }
 
 /// Make `root` the process's `/`.

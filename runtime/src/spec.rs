@@ -253,6 +253,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             ));
         };
         check_joined_maps(&path, linux)?;
+        check_ids_mapped(spec, linux)?;
     }
     if new(LinuxNamespaceType::User) {
         validate_id_map(
@@ -263,6 +264,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
             linux.gid_mappings().as_deref().unwrap_or(&[]),
             "linux.gidMappings",
         )?;
+        check_ids_mapped(spec, linux)?;
     }
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !new(LinuxNamespaceType::Uts) {
         return Err(invalid("hostname", "needs a new uts namespace"));
@@ -583,6 +585,61 @@ fn validate_id_map(
     Ok(())
 }
 
+/// True when `id` (a container id) falls in one of `map`'s ranges.
+fn maps_id(map: &[oci_spec::runtime::LinuxIdMapping], id: u32) -> bool {
+    map.iter()
+        .any(|m| id >= m.container_id() && (id as u64) < m.container_id() as u64 + m.size() as u64)
+}
+
+/// In a new user namespace the runtime works as the namespace's root (its
+/// mounts carry uid/gid 0 and gid 5 for devpts), and the process must be
+/// someone the namespace knows: container root and the process's ids must
+/// be mapped, as runc requires. An unmapped one would otherwise fail deep
+/// in the mounts with EOVERFLOW.
+fn check_ids_mapped(spec: &Spec, linux: &oci_spec::runtime::Linux) -> Result<(), SpecError> {
+    let uids = linux.uid_mappings().as_deref().unwrap_or(&[]);
+    let gids = linux.gid_mappings().as_deref().unwrap_or(&[]);
+    if !maps_id(uids, 0) {
+        return Err(invalid(
+            "linux.uidMappings",
+            "container uid 0 (root) is not mapped",
+        ));
+    }
+    if !maps_id(gids, 0) {
+        return Err(invalid(
+            "linux.gidMappings",
+            "container gid 0 (root) is not mapped",
+        ));
+    }
+    let Some(user) = spec.process().as_ref().map(|p| p.user()) else {
+        return Ok(());
+    };
+    if !maps_id(uids, user.uid()) {
+        return Err(invalid(
+            "process.user.uid",
+            format!("uid {} is not mapped by linux.uidMappings", user.uid()),
+        ));
+    }
+    if !maps_id(gids, user.gid()) {
+        return Err(invalid(
+            "process.user.gid",
+            format!("gid {} is not mapped by linux.gidMappings", user.gid()),
+        ));
+    }
+    if let Some(g) = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .find(|&&g| !maps_id(gids, g))
+    {
+        return Err(invalid(
+            "process.user.additionalGids",
+            format!("gid {g} is not mapped by linux.gidMappings"),
+        ));
+    }
+    Ok(())
+}
+
 /// The namespaces of `spec`, checked: no duplicate types, and every path
 /// given is a namespace of the stated type.
 pub fn namespaces(spec: &Spec) -> Result<Vec<Namespace>, SpecError> {
@@ -717,6 +774,46 @@ mod tests {
         let s = BASE.replace(r#""linux":{"#, r#""linux":{"intelRdt":{"closID":"x"},"#);
         let err = validate(&spec(&s)).unwrap_err();
         assert!(err.to_string().contains("linux.intelRdt"), "{err}");
+    }
+
+    #[test]
+    fn a_new_user_namespace_must_map_root_and_the_process_ids() {
+        let spec = |maps: &str, user: &str| -> Spec {
+            serde_json::from_str(&format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},
+                "process":{{"cwd":"/","args":["sh"],"user":{user}}},
+                "linux":{{"namespaces":[{{"type":"user"}},{{"type":"mount"}}],{maps}}}}}"#
+            ))
+            .unwrap()
+        };
+        let both = |u: &str, g: &str| format!(r#""uidMappings":[{u}],"gidMappings":[{g}]"#);
+        let m =
+            |c: u32, h: u32, n: u32| format!(r#"{{"containerID":{c},"hostID":{h},"size":{n}}}"#);
+        let root = r#"{"uid":0,"gid":0}"#;
+        let err = |maps: String, user: &str| validate(&spec(&maps, user)).unwrap_err().to_string();
+        assert!(err(both(&m(1000, 300000, 10), &m(0, 300000, 65536)), root)
+            .contains("linux.uidMappings: container uid 0 (root) is not mapped"));
+        assert!(
+            err(both(&m(0, 300000, 65536), &m(1, 300000, 10)), root).contains("linux.gidMappings")
+        );
+        let e = err(
+            both(&m(0, 300000, 1000), &m(0, 300000, 65536)),
+            r#"{"uid":1000,"gid":0}"#,
+        );
+        assert!(
+            e.contains("process.user.uid: uid 1000 is not mapped"),
+            "{e}"
+        );
+        let e = err(
+            both(&m(0, 300000, 65536), &m(0, 300000, 100)),
+            r#"{"uid":0,"gid":0,"additionalGids":[5,4000]}"#,
+        );
+        assert!(e.contains("process.user.additionalGids: gid 4000"), "{e}");
+        assert!(validate(&spec(
+            &both(&m(0, 300000, 65536), &m(0, 300000, 65536)),
+            root
+        ))
+        .is_ok());
     }
 
     #[test]

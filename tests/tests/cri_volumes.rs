@@ -465,3 +465,88 @@ fn pod_sandbox_stats_report_the_pods_containers() {
         cri.teardown(&pod);
     });
 }
+
+#[test]
+fn a_missing_seccomp_profile_or_an_impossible_user_namespace_fails_and_leaves_nothing() {
+    let test = "a_missing_seccomp_profile_or_an_impossible_user_namespace_fails_and_leaves_nothing";
+    for_each_cri(test, "badspec", |cri| {
+        let major = cri
+            .containerd
+            .tree
+            .as_deref()
+            .map_or(1, tree::containerd_major);
+        let podcfg = cri.pod_config("badspec");
+        let pod = cri.run_pod(&podcfg).expect("RunPodSandbox");
+        let before = cri.shims();
+        // A Localhost profile whose file does not exist.
+        let missing = cri.containerd.inner.join("no-such-profile.json");
+        let mut c = cri.container_config("app", &["sleep", "1000"]);
+        c.linux = Some(with_security(|s| {
+            s.seccomp = Some(k8s_cri::v1::SecurityProfile {
+                profile_type: 2, // Localhost
+                localhost_ref: missing.display().to_string(),
+            })
+        }));
+        let err = cri
+            .create_container(&pod, &podcfg, c)
+            .expect_err("a missing seccomp profile");
+        assert!(
+            err.message().contains("no-such-profile.json"),
+            "the error names the profile: {err}"
+        );
+        assert_eq!(
+            cri.shims(),
+            before,
+            "no shim made for the refused container"
+        );
+        cri.teardown(&pod);
+
+        // A user namespace no mapping can honour: container uid 0 is not
+        // in the map (CRI user namespaces: containerd 1.7 and 2.x).
+        if major < 2 && cri.containerd.tree.is_none() {
+            return;
+        }
+        let mut podcfg = cri.pod_config("badmap");
+        let map = vec![k8s_cri::v1::IdMapping {
+            host_id: 300_000,
+            container_id: 1000,
+            length: 10,
+        }];
+        let ns = podcfg
+            .linux
+            .as_mut()
+            .unwrap()
+            .security_context
+            .get_or_insert_with(Default::default)
+            .namespace_options
+            .get_or_insert_with(Default::default);
+        ns.network = NamespaceMode::Pod as i32;
+        ns.userns_options = Some(k8s_cri::v1::UserNamespace {
+            mode: NamespaceMode::Pod as i32,
+            uids: map.clone(),
+            gids: map,
+        });
+        let handler = if major >= 2 { "wren-runc-typed" } else { "" };
+        let err = cri
+            .run_pod_with(&podcfg, handler)
+            .expect_err("a user namespace without container uid 0");
+        assert!(
+            err.message()
+                .contains("linux.uidMappings: container uid 0 (root) is not mapped"),
+            "the error names the mapping: {err}"
+        );
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        assert!(
+            wait_for_no_extra_shims(cri, &before),
+            "shim left: {:?}",
+            cri.shims()
+        );
+        for p in cri.pods() {
+            let _ = cri.remove_pod(&p);
+        }
+    });
+}
+
+fn wait_for_no_extra_shims(cri: &Cri, before: &[i32]) -> bool {
+    wren_tests::wait_for(10, || cri.shims().iter().all(|s| before.contains(s)))
+}

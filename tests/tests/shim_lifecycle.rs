@@ -11,7 +11,7 @@ use std::process::Command;
 
 use protobuf::Message;
 use wren_protocol::task::DeleteResponse;
-use wren_tests::containerd::{shim_binary, shim_pids, shim_tests_can_run, Containerd};
+use wren_tests::containerd::{for_each_version, shim_binary, shim_pids, shim_tests_can_run};
 use wren_tests::wait_for;
 
 /// A bundle with its `log` fifo, and the fifo opened for reading as
@@ -118,48 +118,55 @@ fn containerd_starts_the_shim_and_reaches_create() {
     if !shim_tests_can_run("containerd_starts_the_shim_and_reaches_create") {
         return;
     }
-    let c = Containerd::start(&format!("wrenlife{}", std::process::id()), false);
-    let rootfs = c.dir.path().join("rootfs");
-    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
-    let id = format!("wren-ctr-{}", std::process::id());
-    let out = c.ctr(&[
-        "run",
-        "--rm",
-        "--runtime",
-        "io.containerd.wren.v2",
-        "--rootfs",
-        rootfs.to_str().unwrap(),
-        &id,
-        "/bin/true",
-    ]);
-    let log = c.log();
-    // containerd accepted the address from `start`, dialled it and called
-    // Create on the v2 service name; the shim's log lines reached containerd
-    // through the log fifo.
-    assert!(
-        log.contains("ttrpc: containerd.task.v2.Task/Create"),
-        "Create never reached the shim; ctr said {:?}\n{log}",
-        String::from_utf8_lossy(&out.stderr)
+    let ns = format!("wrenlife{}", std::process::id());
+    for_each_version(
+        "containerd_starts_the_shim_and_reaches_create",
+        &ns,
+        false,
+        |c| {
+            let rootfs = c.dir.path().join("rootfs");
+            std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+            let id = format!("wren-ctr-{}", std::process::id());
+            let out = c.ctr(&[
+                "run",
+                "--rm",
+                "--runtime",
+                "io.containerd.wren.v2",
+                "--rootfs",
+                c.inner_path(&rootfs).to_str().unwrap(),
+                &id,
+                "/bin/true",
+            ]);
+            let log = c.log();
+            // containerd accepted the address from `start`, dialled it and called
+            // Create on the v2 service name; the shim's log lines reached containerd
+            // through the log fifo.
+            assert!(
+                log.contains("ttrpc: containerd.task.v2.Task/Create"),
+                "Create never reached the shim; ctr said {:?}\n{log}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                log.contains("runtime=io.containerd.wren.v2"),
+                "no logrus line from the shim"
+            );
+            if !out.status.success() {
+                // The rootfs here is empty: Create must fail with the runtime's
+                // clear message, not a transport error.
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                assert!(
+                    stderr.contains("executable /bin/true"),
+                    "unexpected ctr error: {stderr}"
+                );
+            }
+            // After teardown: no shim process, and containerd ran `delete`.
+            assert!(
+                wait_for(10, || shim_pids(&id).is_empty()),
+                "shim did not exit"
+            );
+            assert!(c.log().contains("cleaning up dead shim") || out.status.success());
+        },
     );
-    assert!(
-        log.contains("runtime=io.containerd.wren.v2"),
-        "no logrus line from the shim"
-    );
-    if !out.status.success() {
-        // The rootfs here is empty: Create must fail with the runtime's
-        // clear message, not a transport error.
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("executable /bin/true"),
-            "unexpected ctr error: {stderr}"
-        );
-    }
-    // After teardown: no shim process, and containerd ran `delete`.
-    assert!(
-        wait_for(10, || shim_pids(&id).is_empty()),
-        "shim did not exit"
-    );
-    assert!(c.log().contains("cleaning up dead shim") || out.status.success());
 }
 
 #[test]
