@@ -88,7 +88,9 @@ pub const DEFAULT_MAX_BYTES: u64 = 1 << 20;
 pub const MEMORY_ENTRIES: usize = 16;
 
 const MAGIC: &[u8; 8] = b"WRENSECC";
-const FORMAT_VERSION: u32 = 1;
+// 2: programs are compiled as a binary tree (SCMP_FLTATR_CTL_OPTIMIZE = 2);
+// a version-1 entry (a linear program) is never reused.
+const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 56;
 const SUM_LEN: usize = 32;
 const MAX_ENTRY_LEN: usize = HEADER_LEN + MAX_INSNS * INSN_SIZE + SUM_LEN;
