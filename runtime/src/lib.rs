@@ -23,7 +23,6 @@ pub mod init;
 pub mod keyring;
 pub mod logrus;
 pub mod lsm;
-pub mod memory;
 pub mod mempolicy;
 pub mod mountinfo;
 pub mod mounts;

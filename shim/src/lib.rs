@@ -7,6 +7,7 @@ pub mod delete;
 pub mod events;
 pub mod flags;
 pub mod info;
+pub mod memory;
 pub mod options;
 pub mod reaper;
 pub mod serve;

@@ -108,7 +108,7 @@ fn rpc_timed(id: &str, method: &str, dispatch: impl FnOnce()) {
 
 /// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
 pub fn run(flags: &Flags) -> Result<(), DaemonError> {
-    wren_runtime::memory::tune_malloc();
+    crate::memory::tune_malloc();
     let listener = inherited_listener()?;
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
@@ -272,7 +272,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                         }
                     }
                     if heavy {
-                        wren_runtime::memory::trim();
+                        crate::memory::trim();
                     }
                     if outcome.closed {
                         if let Some(conn) = connections.remove(&token) {

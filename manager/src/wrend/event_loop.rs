@@ -110,9 +110,6 @@ fn reap_all() {
 
 /// Runs wrend until SIGTERM or SIGINT.
 pub fn run(cfg: Config) -> Result<(), RunError> {
-    // Before any thread (the loopback helper) exists: one malloc arena,
-    // freed memory handed back promptly.
-    wren_runtime::memory::tune_malloc();
     make_dir(&cfg.state_dir, 0o700)?;
     make_dir(&cfg.records_dir, 0o700)?;
     make_dir(&cfg.shim_socket_dir(), 0o700)?;
@@ -206,13 +203,6 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                             // SAFETY: the fd is open, owned by `c`.
                             let fd = unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) };
                             let _ = epoll.delete(fd);
-                        }
-                        // A CLI command is done: hand back what it left
-                        // (a create parses a spec and starts a shim), so
-                        // wrend's RSS tracks its containers, not its past
-                        // requests. At human (or script) rate, not per event.
-                        if conns.is_empty() {
-                            wren_runtime::memory::trim();
                         }
                     }
                 }

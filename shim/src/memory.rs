@@ -1,9 +1,8 @@
-//! Keeping a long-lived daemon's private memory small: the figures users
-//! compare us on are PSS per idle container (the shim) and wrend's RSS with
-//! many containers, and almost all of each is the few pages the process
-//! dirties for itself (heap, the main stack, helper threads).
+//! Keeping an idle shim's private memory small: the figure users compare us
+//! on is PSS per idle container, and almost all of it is the few pages each
+//! shim dirties for itself (heap, the main stack, the publisher thread).
 //!
-//! Used by the shim daemon and wrend, on their loop (main) thread.
+//! Runs in the shim daemon, on the loop thread.
 
 /// One malloc arena for every thread (the publisher thread would otherwise
 /// get its own 64 MiB arena, of which it touches a few pages), and freed
