@@ -18,7 +18,7 @@
 # directories (shared read-write at the same path). /tmp is a fresh tmpfs.
 # Without --systemd a shell script is PID 1 and mounts cgroup2 at
 # /sys/fs/cgroup itself; with --systemd, the host's systemd boots
-# basic.target and runs CMD as a oneshot service. WREN_VM_TIMEOUT (seconds,
+# basic.target and runs CMD as a service. WREN_VM_TIMEOUT (seconds,
 # default 900) bounds the whole run; WREN_VM_MEM (MiB, default 2048) and
 # WREN_VM_CPUS (default 2) size the guest.
 set -euo pipefail
@@ -218,8 +218,9 @@ run() {
     cat >"$sd/wren-vm.target" <<'EOF'
 [Unit]
 Description=wren VM command
-Requires=basic.target wren-vm.service
-After=basic.target wren-vm.service
+Requires=basic.target
+Wants=wren-vm.service
+After=basic.target
 AllowIsolate=yes
 EOF
     cat >"$sd/wren-vm.service" <<'EOF'
@@ -227,7 +228,9 @@ EOF
 Description=wren VM command
 After=basic.target
 [Service]
-Type=oneshot
+# simple, not oneshot: the boot completes ("running") while the command
+# runs, so it may wait for that (systemctl is-system-running --wait).
+Type=simple
 ExecStart=/wren-vm/cmd.sh
 ExecStopPost=/bin/systemctl --no-block poweroff --force
 Delegate=no
