@@ -7,7 +7,9 @@
 //! the `guest_*` tests are ignored on the host and each asserts first that
 //! it runs on a pure v2 kernel. Nothing is built in the guest; it sees the
 //! host's `target/` at the same path. Inside, everything goes through
-//! `wren-oci` on busybox bundles and the files under /sys/fs/cgroup.
+//! `wren-oci` on busybox bundles and the files under /sys/fs/cgroup. The
+//! same boot runs `tests/tests/cgroups_kernel.rs`'s executable, whose
+//! tests then exercise pure v2 throughout.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,17 +31,37 @@ fn target_dir() -> PathBuf {
     exe.ancestors().nth(3).expect("target dir").to_path_buf()
 }
 
-/// The names of the guest tests in this executable (`--list --ignored`).
-fn guest_tests() -> Vec<String> {
-    let out = wren_tests::run(
-        Command::new(std::env::current_exe().expect("exe")).args(["--list", "--ignored"]),
-    );
+/// The tests of test executable `exe` that `args` select (`--list`).
+fn listed(exe: &Path, args: &[&str], prefix: &str) -> Vec<String> {
+    let out = wren_tests::run(Command::new(exe).arg("--list").args(args));
     text(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_suffix(": test"))
-        .filter(|n| n.starts_with("guest_"))
+        .filter(|n| n.starts_with(prefix))
         .map(str::to_owned)
         .collect()
+}
+
+/// The newest built executable of the integration test file `name`
+/// (`cargo test` builds every test executable before it runs any).
+fn sibling_test(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe().ok()?;
+    let prefix = format!("{name}-");
+    std::fs::read_dir(exe.parent()?)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && !n.contains('.')
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let runnable = m.is_file() && m.permissions().mode() & 0o111 != 0;
+            runnable.then_some((m.modified().ok()?, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
 }
 
 #[test]
@@ -64,8 +86,20 @@ fn v2_guest_suite() {
             return;
         }
     }
-    let want = guest_tests();
+    let me = std::env::current_exe().expect("exe");
+    let want = listed(&me, &["--ignored"], "guest_");
     assert!(!want.is_empty(), "no guest_ tests listed");
+    // The kernel tests of the cgroup manager (tests/tests/cgroups_kernel.rs)
+    // run in the same boot: on the hybrid host they use v1 and an empty
+    // cgroup2, here pure v2 throughout.
+    let Some(kernel_tests) = sibling_test("cgroups_kernel") else {
+        wren_tests::skip(
+            TEST,
+            Skip::Missing("the cgroups_kernel test executable is not built".into()),
+        );
+        return;
+    };
+    let kernel_want = listed(&kernel_tests, &[], "");
     let skips = target_dir().join("test-skips");
     std::fs::create_dir_all(&skips).expect("mkdir test-skips");
     let started = std::time::Instant::now();
@@ -76,8 +110,14 @@ fn v2_guest_suite() {
             .arg("--rw")
             .arg(&skips)
             .args(["--env", "RUST_BACKTRACE", "--env", "RUST_LOG", "--"])
-            .arg(std::env::current_exe().expect("exe"))
-            .args(["--ignored", "--test-threads", "2", "guest_"])
+            .args([
+                "sh",
+                "-c",
+                "\"$0\" --ignored --test-threads 2 guest_; a=$?; \
+                 \"$1\" --test-threads 2; b=$?; exit $((a | b))",
+            ])
+            .arg(&me)
+            .arg(&kernel_tests)
             .env(
                 "WREN_VM_TIMEOUT",
                 std::env::var("WREN_VM_TIMEOUT").unwrap_or_else(|_| "480".into()),
@@ -95,11 +135,13 @@ fn v2_guest_suite() {
         out.status.success(),
         "the guest tests failed (output above)"
     );
-    let summary = format!("test result: ok. {} passed; 0 failed", want.len());
-    assert!(
-        stdout.contains(&summary),
-        "expected {summary:?} for {want:?} in the guest's output"
-    );
+    for (tests, what) in [(&want, "guest_"), (&kernel_want, "cgroups_kernel")] {
+        let summary = format!("test result: ok. {} passed; 0 failed", tests.len());
+        assert!(
+            stdout.contains(&summary),
+            "expected {summary:?} for the {what} tests in the guest's output"
+        );
+    }
 }
 
 /// Panics unless this runs on a pure cgroup v2 kernel with every
