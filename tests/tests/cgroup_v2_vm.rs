@@ -567,3 +567,85 @@ fn guest_no_cgroup_left_after_sigkill_of_init() {
     assert_gone(&oci, &id);
     assert!(cgroup_dirs(&id).is_empty());
 }
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_same_files_as_runc() {
+    in_v2_guest();
+    let Some(runc) = wren_tests::runc::Runc::find("cgroup_v2_vm::guest_same_files_as_runc") else {
+        return;
+    };
+    let oci = Oci::new("v2runc");
+    let resources = json!({
+        "memory": {"limit": 67108864, "swap": 100663296, "reservation": 16777216},
+        "cpu": {"quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 50},
+        "blockIO": {"weight": 500},
+        "unified": {"memory.high": "104857600", "memory.oom.group": "1"}
+    });
+    // Explicit cgroupsPath for both: runc's default parent differs.
+    let start_with = |name: &str, id: &str| {
+        let mut b = Bundle::busybox(&["sleep", "1000"]);
+        b.config["linux"]["resources"] = resources.clone();
+        b.config["linux"]["cgroupsPath"] = json!(format!("/v2cmp/{name}-{id}"));
+        b.save();
+        b
+    };
+    let wid = oci.id("w");
+    let rid = runc.id("r");
+    let wb = start_with("wren", &wid);
+    let rb = start_with("runc", &rid);
+    oci.ok(&["run", "--detach", "--bundle", wb.path_str(), &wid]);
+    let out = runc.run(&["run", "--detach", "--bundle", rb.path_str(), &rid]);
+    assert!(out.status.success(), "runc run: {}", text(&out.stderr));
+    let wdir = PathBuf::from(format!("/sys/fs/cgroup/v2cmp/wren-{wid}"));
+    let rdir = PathBuf::from(format!("/sys/fs/cgroup/v2cmp/runc-{rid}"));
+    let files = [
+        "memory.max",
+        "memory.swap.max",
+        "memory.low",
+        "memory.high",
+        "memory.oom.group",
+        "cpu.max",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.bfq.weight",
+    ];
+    let compare = |when: &str| {
+        for f in files {
+            if !rdir.join(f).exists() {
+                continue;
+            }
+            assert_eq!(read(&wdir, f), read(&rdir, f), "{f} {when}: wren vs runc");
+        }
+    };
+    compare("after run");
+    for (bin, id) in [(&oci.binary, &wid), (&runc.binary, &rid)] {
+        let root = if bin == &oci.binary {
+            oci.root.path()
+        } else {
+            runc.root.path()
+        };
+        let out = wren_tests::run(
+            Command::new(bin)
+                .arg("--root")
+                .arg(root)
+                .args(["update", "--memory", "128m", "--memory-swap", "256m"])
+                .args(["--pids-limit", "200", "--cpu-quota", "20000", id]),
+        );
+        assert!(
+            out.status.success(),
+            "{} update: {}",
+            bin.display(),
+            text(&out.stderr)
+        );
+    }
+    compare("after update");
+    let out = runc.run(&["delete", "--force", &rid]);
+    assert!(out.status.success(), "runc delete: {}", text(&out.stderr));
+    oci.ok(&["delete", "--force", &wid]);
+    assert!(!wdir.exists() && !rdir.exists());
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/v2cmp");
+}
