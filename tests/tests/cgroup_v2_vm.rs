@@ -249,6 +249,22 @@ fn guest_resources_written_and_updated() {
     for (f, v) in expect {
         assert_eq!(read(&dir, f), v, "{f}");
     }
+    // Stats as runc prints them, read from the v2 files.
+    let ev: Value = serde_json::from_str(oci.ok(&["events", "--stats", &id]).trim())
+        .expect("events --stats json");
+    assert_eq!(ev["type"], "stats", "{ev}");
+    let data = &ev["data"];
+    assert_eq!(data["memory"]["usage"]["limit"], 67108864, "{ev}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
+    assert_eq!(data["pids"]["limit"], 50, "{ev}");
+    assert!(data["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{ev}");
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
     let ctl = read(&dir, "cgroup.controllers");
     if ctl.split_whitespace().any(|c| c == "io") {
         if dir.join("io.bfq.weight").exists() {
