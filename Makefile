@@ -18,7 +18,7 @@ RELEASE_FLAGS := RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=st
 	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(SECCOMP_LIBDIR)
 PREFIX ?= /usr/local
 
-.PHONY: all deps trees build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
+.PHONY: all deps trees vm build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
 
 all: build
 
@@ -30,6 +30,11 @@ deps:
 trees:
 	@bash scripts/debian-tree.sh trixie >/dev/null
 	@bash scripts/debian-tree.sh sid >/dev/null
+
+# The pure cgroup v2 VM's kernel and initramfs, prepared once under
+# /var/tmp/wren-vm (scripts/cgroupv2-vm.sh); x86_64 hosts only.
+vm:
+	@if [ "$$(uname -m)" = x86_64 ]; then bash scripts/cgroupv2-vm.sh prepare >/dev/null; fi
 
 build:
 	$(CARGO) build --workspace --bins
@@ -47,7 +52,9 @@ install: release
 # tests in tests/. A test that cannot run here records why
 # (wren_tests::skip); the list is printed after the run, and as root a skip
 # that CI must not have (something missing) fails the target.
-test: deps trees build
+# tests/tests/cgroup_v2_vm.rs boots the VM once (~1-1.5 min, bounded by
+# WREN_VM_TIMEOUT, default 480 s) for the cgroup v2 set.
+test: deps trees vm build
 	@bash scripts/test-skips.sh clear
 	$(CARGO) test --workspace --no-fail-fast || { bash scripts/test-skips.sh report; exit 1; }
 	@bash scripts/test-skips.sh report

@@ -30,6 +30,12 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+# The pure cgroup v2 VM (scripts/cgroupv2-vm.sh): QEMU and cpio for its
+# initramfs; its kernel is downloaded with apt-get download, not installed.
+if [ "$(uname -m)" = x86_64 ]; then
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
+  command -v cpio >/dev/null 2>&1 || need+=(cpio)
+fi
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

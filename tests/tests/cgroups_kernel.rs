@@ -80,6 +80,25 @@ fn unified_as_v2() -> Option<CgroupRoot> {
     )
 }
 
+/// The longest a child may take to exit: generous, because the same tests
+/// run inside the TCG-emulated cgroup v2 VM (tests/tests/cgroup_v2_vm.rs),
+/// where fork and exec are ~40x slower. Waits end as soon as it exits.
+const SLOW_EXIT: Duration = Duration::from_secs(30);
+
+/// Waits until the cgroup holds `n` processes (the shell and what it
+/// forked), at most `SLOW_EXIT`.
+fn wait_pids(cg: &Cgroup, n: usize) {
+    let start = Instant::now();
+    while cg.pids().unwrap().len() != n {
+        assert!(
+            start.elapsed() < SLOW_EXIT,
+            "expected {n} processes, have {:?}",
+            cg.pids()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn res(json: &str) -> LinuxResources {
     serde_json::from_str(json).expect("resources json")
 }
@@ -206,7 +225,7 @@ fn memory_limit_oom_kills_and_watcher_reports_it() {
          sh -c 'echo 0 > /proc/self/oom_score_adj; head -c 268435456 /dev/zero | tail >/dev/null'; \
          echo pipeline=$?",
     );
-    let (_, out) = g.wait(i, Duration::from_secs(4));
+    let (_, out) = g.wait(i, SLOW_EXIT);
     assert!(
         out.contains("pipeline=137"),
         "tail was not SIGKILLed: {out}"
@@ -234,7 +253,7 @@ fn pids_limit_makes_fork_fail() {
     g.cg.apply(&res(r#"{"pids":{"limit":4}}"#))
         .expect("apply pids");
     let i = g.spawn("for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; echo all-forked");
-    let (_, out) = g.wait(i, Duration::from_secs(4));
+    let (_, out) = g.wait(i, SLOW_EXIT);
     assert!(
         !out.contains("all-forked"),
         "8 forks succeeded under pids.max=4: {out}"
@@ -296,7 +315,7 @@ fn probe_devices(g: &mut Guard, dir: &Path) -> String {
          head -c 1 {d}/zero 2>&1 >{d}/null && echo ZERO_OK; \
          head -c 1 {d}/null && echo NULL_OK; true"
     ));
-    g.wait(i, Duration::from_secs(4)).1
+    g.wait(i, SLOW_EXIT).1
 }
 
 fn check_denied(out: &str) {
@@ -453,6 +472,19 @@ fn stats_move_under_load() {
     let root = host();
     let mut g = setup(&root, "stats");
     g.spawn("x=$(head -c 4000000 /dev/zero | tr '\\0' a); while :; do :; done");
+    if has_memory(&root) {
+        // Polled: in the emulated v2 VM the 4 MB take seconds to appear.
+        let start = Instant::now();
+        loop {
+            let s = g.cg.stats().unwrap();
+            if s.memory.usage.usage > 1 << 20 {
+                assert!(!s.memory.stat.is_empty());
+                break;
+            }
+            assert!(start.elapsed() < SLOW_EXIT, "{:?}", s.memory.usage);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     std::thread::sleep(Duration::from_millis(200));
     let a = g.cg.stats().unwrap();
     std::thread::sleep(Duration::from_millis(300));
@@ -464,10 +496,6 @@ fn stats_move_under_load() {
         b.cpu.usage_total_ns
     );
     assert!(b.cpu.usage_user_ns > 0);
-    if has_memory(&root) {
-        assert!(b.memory.usage.usage > 1 << 20, "{:?}", b.memory.usage);
-        assert!(!b.memory.stat.is_empty());
-    }
     assert!(b.pids.current >= 1, "{:?}", b.pids);
     // pids() agrees with what we spawned.
     assert!(g.cg.pids().unwrap().contains(&g.pid(0)));
@@ -483,15 +511,15 @@ fn kill_all_and_delete_leave_nothing_behind() {
     for d in g.cg.dirs() {
         std::fs::create_dir(d.join("sub")).expect("sub-cgroup");
     }
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(g.cg.pids().unwrap().len(), 3);
+    wait_pids(&g.cg, 3);
     g.cg.kill_all(libc::SIGKILL).expect("kill_all");
-    let (st, _) = g.wait(i, Duration::from_secs(3));
+    let (st, _) = g.wait(i, SLOW_EXIT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     g.cg.delete().expect("delete");
     let dirs = g.cg.dirs();
-    assert!(dirs.len() >= 2);
+    // Hybrid: the v1 hierarchies and cgroup2; pure v2: one.
+    assert!(!dirs.is_empty());
     for d in &dirs {
         assert!(!d.exists(), "{} still exists", d.display());
     }
@@ -512,22 +540,21 @@ fn kill_all_v2_uses_cgroup_kill() {
         "kernel has no cgroup.kill"
     );
     let i = g.spawn("sleep 30 & sleep 30 & wait");
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(g.cg.pids().unwrap().len(), 3);
+    wait_pids(&g.cg, 3);
     g.cg.kill_all(libc::SIGKILL).expect("cgroup.kill");
-    let (st, _) = g.wait(i, Duration::from_secs(3));
+    let (st, _) = g.wait(i, SLOW_EXIT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(st.signal(), Some(libc::SIGKILL));
     let start = Instant::now();
     while !g.cg.pids().unwrap().is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(2), "processes left");
+        assert!(start.elapsed() < SLOW_EXIT, "processes left");
         std::thread::sleep(Duration::from_millis(10));
     }
     // A non-SIGKILL signal goes through freeze + kill + thaw.
     let i = g.spawn("trap 'exit 7' TERM; while :; do sleep 0.05; done");
     std::thread::sleep(Duration::from_millis(50));
     g.cg.kill_all(libc::SIGTERM).expect("kill_all TERM");
-    let (st, _) = g.wait(i, Duration::from_secs(3));
+    let (st, _) = g.wait(i, SLOW_EXIT);
     assert!(
         st.code() == Some(7) || st.signal() == Some(libc::SIGTERM),
         "{st:?}"

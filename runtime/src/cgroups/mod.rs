@@ -268,6 +268,37 @@ impl Cgroup {
         Ok(Some(fd))
     }
 
+    /// Where a process exec'd into the container goes when no sub-cgroup
+    /// is named: this cgroup, unless its cgroup2 directory delegates
+    /// controllers to children (a container that manages its own
+    /// sub-cgroups moved its processes down), where cgroup v2's "no
+    /// internal processes" rule makes joining it fail with EBUSY; then the
+    /// cgroup2 sub-cgroup the init `init_pid` is in, as runc does.
+    pub fn exec_target(&self, init_pid: i32) -> Result<Cgroup, CgroupError> {
+        let Some(dir) = self.unified_dir() else {
+            return Ok(self.clone());
+        };
+        let delegated =
+            fs::read_opt(&dir, "cgroup.subtree_control")?.is_some_and(|s| !s.trim().is_empty());
+        if !delegated {
+            return Ok(self.clone());
+        }
+        let file = format!("/proc/{init_pid}/cgroup");
+        let current = std::fs::read_to_string(&file).map_err(|source| CgroupError::Read {
+            path: file.into(),
+            source,
+        })?;
+        let init_path = current
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .unwrap_or_default();
+        let base = self.path.trim_end_matches('/');
+        match init_path.strip_prefix(base) {
+            Some(rest) if rest.starts_with('/') => self.sub_cgroup(rest.trim_start_matches('/')),
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// The directories of this cgroup that `pid` is not in yet (as seen in
     /// `/proc/<pid>/cgroup`), each once: v1 hierarchies (`true`), then the
     /// cgroup2 one (`false`).

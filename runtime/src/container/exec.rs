@@ -49,7 +49,10 @@ impl Container {
                 }
                 .into())
             }
-            (None, _) => None,
+            // A container that delegated its cgroup's controllers to its
+            // own sub-cgroups: follow the init into its sub-cgroup.
+            (None, Some(cg)) => Some(cg.exec_target(self.state.pid)?),
+            (None, None) => None,
         };
         spec::validate_process(&opts.process, "process")?;
         let ns = spec::namespaces(&self.state.spec)?;

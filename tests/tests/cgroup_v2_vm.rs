@@ -1,0 +1,667 @@
+//! wren's cgroup v2 code on a real pure-v2 kernel, in a VM.
+//!
+//! The build machines are hybrid (v1 controllers, an empty cgroup2), so the
+//! v2 resource code otherwise meets only fake trees. `v2_guest_suite` (the
+//! one test that runs on the host) boots `scripts/cgroupv2-vm.sh` once and
+//! runs this same test executable inside the guest with `--ignored guest_`:
+//! the `guest_*` tests are ignored on the host and each asserts first that
+//! it runs on a pure v2 kernel. Nothing is built in the guest; it sees the
+//! host's `target/` at the same path. Inside, everything goes through
+//! `wren-oci` on busybox bundles and the files under /sys/fs/cgroup. The
+//! same boot runs `tests/tests/cgroups_kernel.rs`'s executable, whose
+//! tests then exercise pure v2 throughout.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+use wren_tests::{alive, assert_gone, cgroup_dirs, text, wait_for, Bundle, Oci, Skip};
+
+/// The project's top directory (the guest runs in it, like the host).
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test>-<hash>
+    exe.ancestors().nth(3).expect("target dir").to_path_buf()
+}
+
+/// The tests of test executable `exe` that `args` select (`--list`).
+fn listed(exe: &Path, args: &[&str], prefix: &str) -> Vec<String> {
+    let out = wren_tests::run(Command::new(exe).arg("--list").args(args));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The newest built executable of the integration test file `name`
+/// (`cargo test` builds every test executable before it runs any).
+fn sibling_test(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let exe = std::env::current_exe().ok()?;
+    let prefix = format!("{name}-");
+    std::fs::read_dir(exe.parent()?)
+        .ok()?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && !n.contains('.')
+        })
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            let runnable = m.is_file() && m.permissions().mode() & 0o111 != 0;
+            runnable.then_some((m.modified().ok()?, e.path()))
+        })
+        .max()
+        .map(|(_, p)| p)
+}
+
+#[test]
+fn v2_guest_suite() {
+    const TEST: &str = "cgroup_v2_vm::v2_guest_suite";
+    if !wren_tests::require_root(TEST) {
+        return;
+    }
+    if std::env::consts::ARCH != "x86_64" {
+        wren_tests::skip(TEST, Skip::Host("the v2 VM runs x86_64 guests only".into()));
+        return;
+    }
+    for tool in ["qemu-system-x86_64", "cpio", "apt-get", "dpkg"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !found {
+            wren_tests::skip(TEST, Skip::Missing(format!("{tool} (make deps)")));
+            return;
+        }
+    }
+    let me = std::env::current_exe().expect("exe");
+    let want = listed(&me, &["--ignored"], "guest_");
+    assert!(!want.is_empty(), "no guest_ tests listed");
+    // The kernel tests of the cgroup manager (tests/tests/cgroups_kernel.rs)
+    // run in the same boot: on the hybrid host they use v1 and an empty
+    // cgroup2, here pure v2 throughout.
+    let Some(kernel_tests) = sibling_test("cgroups_kernel") else {
+        wren_tests::skip(
+            TEST,
+            Skip::Missing("the cgroups_kernel test executable is not built".into()),
+        );
+        return;
+    };
+    let kernel_want = listed(&kernel_tests, &[], "");
+    let skips = target_dir().join("test-skips");
+    std::fs::create_dir_all(&skips).expect("mkdir test-skips");
+    let started = std::time::Instant::now();
+    let out = wren_tests::run(
+        Command::new("bash")
+            .arg(workspace().join("scripts/cgroupv2-vm.sh"))
+            .arg("run")
+            .arg("--rw")
+            .arg(&skips)
+            .args(["--env", "RUST_BACKTRACE", "--env", "RUST_LOG", "--"])
+            .args([
+                "sh",
+                "-c",
+                "\"$0\" --ignored --test-threads 2 guest_; a=$?; \
+                 \"$1\" --test-threads 2; b=$?; exit $((a | b))",
+            ])
+            .arg(&me)
+            .arg(&kernel_tests)
+            .env(
+                "WREN_VM_TIMEOUT",
+                std::env::var("WREN_VM_TIMEOUT").unwrap_or_else(|_| "480".into()),
+            )
+            .current_dir(workspace()),
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    eprintln!(
+        "guest run: {:.0} s, status {:?}\n{stdout}\n{stderr}",
+        started.elapsed().as_secs_f64(),
+        out.status.code()
+    );
+    assert!(
+        out.status.success(),
+        "the guest tests failed (output above)"
+    );
+    for (tests, what) in [(&want, "guest_"), (&kernel_want, "cgroups_kernel")] {
+        let summary = format!("test result: ok. {} passed; 0 failed", tests.len());
+        assert!(
+            stdout.contains(&summary),
+            "expected {summary:?} for the {what} tests in the guest's output"
+        );
+    }
+}
+
+/// Panics unless this runs on a pure cgroup v2 kernel with every
+/// controller the guest tests use (the VM), so a stray `--ignored` on the
+/// host fails loudly instead of testing nothing.
+fn in_v2_guest() {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(
+        !mounts
+            .lines()
+            .any(|l| l.split(' ').nth(2) == Some("cgroup")),
+        "guest_ tests need a pure cgroup v2 host: run them through v2_guest_suite"
+    );
+    let ctl = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers").expect("cgroup2 root");
+    for c in ["cpuset", "cpu", "memory", "pids"] {
+        assert!(ctl.split_whitespace().any(|x| x == c), "no {c} in {ctl}");
+    }
+    assert!(wren_tests::require_root("guest"), "guest tests run as root");
+}
+
+fn cg(id: &str) -> PathBuf {
+    Path::new("/sys/fs/cgroup/wren").join(id)
+}
+
+fn read(dir: &Path, file: &str) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("read {}: {e}", dir.join(file).display()))
+        .trim()
+        .to_owned()
+}
+
+/// A detached `sleep 1000` container with `resources`; returns its id.
+fn start(oci: &Oci, b: &mut Bundle, name: &str, resources: Value) -> String {
+    b.config["linux"]["resources"] = resources;
+    b.save();
+    let id = oci.id(name);
+    oci.ok(&["run", "--detach", "--bundle", b.path_str(), &id]);
+    id
+}
+
+/// `exec` of `sh -c script` in `id`: (status, stdout+stderr).
+fn sh(oci: &Oci, id: &str, script: &str) -> (i32, String) {
+    let out = oci.run(&["exec", id, "sh", "-c", script]);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout) + &text(&out.stderr),
+    )
+}
+
+fn update_json(oci: &Oci, b: &Bundle, id: &str, r: Value) {
+    let f = b.path().join("update.json");
+    std::fs::write(&f, r.to_string()).expect("write update.json");
+    oci.ok(&["update", "--resources", f.to_str().unwrap(), id]);
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_resources_written_and_updated() {
+    in_v2_guest();
+    let oci = Oci::new("v2res");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = start(
+        &oci,
+        &mut b,
+        "c",
+        json!({
+            "memory": {"limit": 67108864, "swap": 100663296, "reservation": 16777216},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0", "idle": 0},
+            "pids": {"limit": 50},
+            "blockIO": {"weight": 500},
+            "unified": {"memory.high": "104857600", "memory.oom.group": "1", "memory.min": "8192"}
+        }),
+    );
+    let dir = cg(&id);
+    // The init lives in the container's cgroup, which sees itself as the root.
+    let pid = oci.init_pid(&id);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        format!("0::/wren/{id}\n")
+    );
+    let (st, inside) = sh(
+        &oci,
+        &id,
+        "cat /proc/self/cgroup; ls /sys/fs/cgroup/memory.max",
+    );
+    assert_eq!(st, 0, "{inside}");
+    assert!(inside.starts_with("0::/\n"), "cgroup namespace: {inside}");
+    assert!(inside.contains("/sys/fs/cgroup/memory.max"), "{inside}");
+    let expect = [
+        ("memory.max", "67108864"),
+        // OCI swap is memory+swap; v2's memory.swap.max is swap alone.
+        ("memory.swap.max", "33554432"),
+        ("memory.low", "16777216"),
+        ("memory.high", "104857600"),
+        ("memory.min", "8192"),
+        ("memory.oom.group", "1"),
+        // runc 1.3's shares→weight curve (1024 → 100), not 1.1's linear one.
+        ("cpu.weight", "59"),
+        ("cpu.max", "50000 100000"),
+        ("cpu.idle", "0"),
+        ("cpuset.cpus", "0"),
+        ("cpuset.mems", "0"),
+        ("pids.max", "50"),
+    ];
+    for (f, v) in expect {
+        assert_eq!(read(&dir, f), v, "{f}");
+    }
+    // Stats as runc prints them, read from the v2 files.
+    let ev: Value = serde_json::from_str(oci.ok(&["events", "--stats", &id]).trim())
+        .expect("events --stats json");
+    assert_eq!(ev["type"], "stats", "{ev}");
+    let data = &ev["data"];
+    assert_eq!(data["memory"]["usage"]["limit"], 67108864, "{ev}");
+    assert!(
+        data["memory"]["usage"]["usage"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
+    assert_eq!(data["pids"]["limit"], 50, "{ev}");
+    assert!(data["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{ev}");
+    assert!(
+        data["cpu"]["usage"]["total"].as_u64().unwrap_or(0) > 0,
+        "{ev}"
+    );
+    let ctl = read(&dir, "cgroup.controllers");
+    if ctl.split_whitespace().any(|c| c == "io") {
+        if dir.join("io.bfq.weight").exists() {
+            assert!(read(&dir, "io.bfq.weight").starts_with("default 500"));
+        } else if dir.join("io.weight").exists() {
+            // 1 + (500 - 10) * 9999 / 990
+            assert_eq!(read(&dir, "io.weight"), "default 4950");
+        }
+    }
+    // The pids limit holds inside.
+    let (st, out) = sh(
+        &oci,
+        &id,
+        "i=0; while [ $i -lt 60 ]; do sleep 5 & i=$((i+1)); done 2>&1 | head -n1",
+    );
+    assert!(
+        out.contains("Resource temporarily unavailable") || out.contains("fork"),
+        "60 children under pids.max 50: status {st}, {out}"
+    );
+    assert!(read(&dir, "pids.events").contains("max "), "pids.events");
+
+    // update through the flags, then a whole LinuxResources document.
+    oci.ok(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpu-share",
+        "1024",
+        "--cpu-quota",
+        "20000",
+        "--pids-limit",
+        "200",
+        "--cpuset-cpus",
+        "0-1",
+        &id,
+    ]);
+    for (f, v) in [
+        ("memory.max", "134217728"),
+        ("memory.swap.max", "134217728"),
+        ("cpu.weight", "100"),
+        ("cpu.max", "20000 100000"),
+        ("pids.max", "200"),
+        ("cpuset.cpus", "0-1"),
+    ] {
+        assert_eq!(read(&dir, f), v, "{f} after update");
+    }
+    update_json(
+        &oci,
+        &b,
+        &id,
+        json!({"memory": {"limit": -1}, "pids": {"limit": -1}, "cpu": {"quota": -1, "idle": 1},
+               "unified": {"memory.high": "max", "memory.oom.group": "0"}}),
+    );
+    for (f, v) in [
+        ("memory.max", "max"),
+        ("pids.max", "max"),
+        ("cpu.max", "max 100000"),
+        ("cpu.idle", "1"),
+        ("memory.high", "max"),
+        ("memory.oom.group", "0"),
+    ] {
+        assert_eq!(read(&dir, f), v, "{f} after update --resources");
+    }
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+    assert!(!dir.exists());
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_bad_resources_leave_nothing() {
+    in_v2_guest();
+    let oci = Oci::new("v2bad");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    // A unified key of a controller file that does not exist.
+    b.config["linux"]["resources"] = json!({"unified": {"memory.nonsense": "1"}});
+    b.save();
+    let id = oci.id("u");
+    let (st, _, err) = oci.run_bundle(&b, &id, &["--detach"]);
+    assert_ne!(st, 0);
+    assert!(
+        err.contains("memory.nonsense"),
+        "error names the key: {err}"
+    );
+    assert_gone(&oci, &id);
+    // A cpuset outside the machine's CPUs: the kernel refuses the write.
+    b.config["linux"]["resources"] = json!({"cpu": {"cpus": "63"}});
+    b.save();
+    let id = oci.id("cpus");
+    let (st, _, err) = oci.run_bundle(&b, &id, &["--detach"]);
+    assert_ne!(st, 0);
+    assert!(err.contains("cpuset.cpus"), "error names the file: {err}");
+    assert_gone(&oci, &id);
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_device_filter_allows_denies_and_is_replaced() {
+    in_v2_guest();
+    let oci = Oci::new("v2dev");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    // A node of /dev/kmsg (c 1 11), which is not among the default devices,
+    // made inside (on /dev, the writable tmpfs) with CAP_MKNOD (mknod is allowed for every device, as
+    // runc does): writing to it needs no capability, so only the device
+    // filter decides. (Nodes of linux.devices are allowed automatically.)
+    for set in ["bounding", "effective", "permitted"] {
+        b.config["process"]["capabilities"][set]
+            .as_array_mut()
+            .unwrap()
+            .push(json!("CAP_MKNOD"));
+    }
+    let id = start(
+        &oci,
+        &mut b,
+        "d",
+        json!({"devices": [{"allow": false, "access": "rwm"}]}),
+    );
+    let (st, out) = sh(&oci, &id, "mknod /dev/xkmsg c 1 11");
+    assert_eq!(st, 0, "mknod: {out}");
+    let (st, out) = sh(&oci, &id, "echo wren-v2-test >/dev/xkmsg");
+    assert_ne!(st, 0, "denied device written: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    let (st, out) = sh(&oci, &id, "head -c 4 /dev/zero | wc -c; echo x >/dev/null");
+    assert_eq!((st, out.trim()), (0, "4"), "default devices stay allowed");
+    // update replaces the program: now c 1 11 may be written.
+    update_json(
+        &oci,
+        &b,
+        &id,
+        json!({"devices": [{"allow": false, "access": "rwm"},
+                           {"allow": true, "type": "c", "major": 1, "minor": 11, "access": "w"}]}),
+    );
+    let (st, out) = sh(&oci, &id, "echo wren-v2-test >/dev/xkmsg");
+    assert_eq!(st, 0, "allowed after update: {out}");
+    // ... but not read (access "w" only).
+    let (st, out) = sh(&oci, &id, "head -c1 /dev/xkmsg");
+    assert_ne!(st, 0, "read of a write-only rule: {out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+    // And back: deny again.
+    update_json(
+        &oci,
+        &b,
+        &id,
+        json!({"devices": [{"allow": false, "access": "rwm"}]}),
+    );
+    let (st, out) = sh(&oci, &id, "echo wren-v2-test >/dev/xkmsg");
+    assert_ne!(st, 0, "denied again after the second update: {out}");
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_pause_resume_through_cgroup_freeze() {
+    in_v2_guest();
+    let oci = Oci::new("v2frz");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = start(&oci, &mut b, "f", json!({}));
+    let dir = cg(&id);
+    oci.ok(&["pause", &id]);
+    assert_eq!(read(&dir, "cgroup.freeze"), "1");
+    assert!(read(&dir, "cgroup.events").contains("frozen 1"));
+    assert_eq!(oci.state(&id)["status"], "paused");
+    let pid = oci.init_pid(&id);
+    let st = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        st.contains("State:\tS"),
+        "frozen task sleeps in the freezer"
+    );
+    oci.ok(&["resume", &id]);
+    assert_eq!(read(&dir, "cgroup.freeze"), "0");
+    assert!(read(&dir, "cgroup.events").contains("frozen 0"));
+    assert_eq!(oci.state(&id)["status"], "running");
+    let (st, out) = sh(&oci, &id, "echo alive");
+    assert_eq!((st, out.trim()), (0, "alive"));
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_oom_kill_reported_by_events() {
+    in_v2_guest();
+    let oci = Oci::new("v2oom");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = start(
+        &oci,
+        &mut b,
+        "o",
+        json!({"memory": {"limit": 33554432, "swap": 33554432}}),
+    );
+    let dir = cg(&id);
+    let log = b.path().join("events.log");
+    let events = wren_tests::spawn_registered(
+        oci.cmd()
+            .args(["events", "--interval", "1h", &id])
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null()),
+    );
+    // Let events start watching memory.events before the hog runs.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // tail keeps an endless line of /dev/zero in memory.
+    let (st, out) = sh(&oci, &id, "tail /dev/zero");
+    assert_eq!(st, 137, "the hog is SIGKILLed by the OOM killer: {out}");
+    let ev = read(&dir, "memory.events");
+    assert!(
+        ev.lines()
+            .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
+        "memory.events: {ev}"
+    );
+    let seen = wait_for(20, || {
+        std::fs::read_to_string(&log)
+            .map(|s| s.contains(r#""type":"oom""#))
+            .unwrap_or(false)
+    });
+    wren_tests::kill_registered(events);
+    assert!(
+        seen,
+        "no oom event: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The init survived (memory.oom.group unset): only the hog died.
+    assert!(alive(oci.init_pid(&id)));
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_nested_cgroups_delegated_to_the_container() {
+    in_v2_guest();
+    let oci = Oci::new("v2nest");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    // A writable cgroupfs in the container's cgroup namespace.
+    for m in b.config["mounts"].as_array_mut().unwrap() {
+        if m["type"] == "cgroup" {
+            m["options"] = json!(["nosuid", "noexec", "nodev", "relatime", "rw"]);
+        }
+    }
+    let id = start(&oci, &mut b, "n", json!({"pids": {"limit": 100}}));
+    let dir = cg(&id);
+    // What a container's own manager does: move itself (and this shell)
+    // out of the root (no internal processes), enable controllers, make a
+    // limited child.
+    let (st, out) = sh(
+        &oci,
+        &id,
+        "cd /sys/fs/cgroup && mkdir init child && echo 1 >init/cgroup.procs && \
+         echo $$ >init/cgroup.procs && \
+         echo +pids +memory >cgroup.subtree_control && echo 7 >child/pids.max && \
+         cat cgroup.subtree_control",
+    );
+    assert_eq!(st, 0, "delegation inside: {out}");
+    assert_eq!(out.trim(), "memory pids");
+    assert_eq!(read(&dir.join("child"), "pids.max"), "7");
+    assert_eq!(
+        read(&dir.join("init"), "cgroup.procs"),
+        oci.init_pid(&id).to_string()
+    );
+    // exec --cgroup places a process in the sub-cgroup; its limit holds.
+    let (st, out) = {
+        let o = oci.run(&[
+            "exec",
+            "--cgroup",
+            "child",
+            &id,
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done 2>&1 | head -n1",
+        ]);
+        (
+            o.status.code().unwrap_or(-1),
+            text(&o.stdout) + &text(&o.stderr),
+        )
+    };
+    assert!(
+        out.starts_with("0::/child\n"),
+        "exec --cgroup child: {st} {out}"
+    );
+    assert!(
+        out.contains("Resource temporarily unavailable") || out.contains("fork"),
+        "child's pids.max 7: {out}"
+    );
+    // A plain exec cannot join the container's root cgroup any more (it
+    // has controllers in subtree_control, EBUSY): like runc it follows the
+    // init into its sub-cgroup.
+    let (st, out) = sh(&oci, &id, "cat /proc/self/cgroup");
+    assert_eq!(
+        (st, out.as_str()),
+        (0, "0::/init\n"),
+        "plain exec after delegation"
+    );
+    oci.ok(&["delete", "--force", &id]);
+    assert_gone(&oci, &id);
+    assert!(!dir.exists(), "nested cgroups removed with the container");
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_no_cgroup_left_after_sigkill_of_init() {
+    in_v2_guest();
+    let oci = Oci::new("v2kill");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = start(&oci, &mut b, "k", json!({"memory": {"limit": 67108864}}));
+    let extra = oci.exec_detached(&b, &id, "x", &[]);
+    let pid = oci.init_pid(&id);
+    assert!(cg(&id).exists());
+    // SAFETY: signalling the container's init, a process this test made.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(wait_for(10, || !alive(pid) && !alive(extra)));
+    assert!(wait_for(10, || oci.state(&id)["status"] == "stopped"));
+    oci.ok(&["delete", &id]);
+    assert_gone(&oci, &id);
+    assert!(cgroup_dirs(&id).is_empty());
+}
+
+#[test]
+#[ignore = "runs in the v2 VM through v2_guest_suite"]
+fn guest_same_files_as_runc() {
+    in_v2_guest();
+    let Some(runc) = wren_tests::runc::Runc::find("cgroup_v2_vm::guest_same_files_as_runc") else {
+        return;
+    };
+    let oci = Oci::new("v2runc");
+    let resources = json!({
+        "memory": {"limit": 67108864, "swap": 100663296, "reservation": 16777216},
+        "cpu": {"quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
+        "pids": {"limit": 50},
+        "blockIO": {"weight": 500},
+        "unified": {"memory.high": "104857600", "memory.oom.group": "1"}
+    });
+    // Explicit cgroupsPath for both: runc's default parent differs.
+    let start_with = |name: &str, id: &str| {
+        let mut b = Bundle::busybox(&["sleep", "1000"]);
+        b.config["linux"]["resources"] = resources.clone();
+        b.config["linux"]["cgroupsPath"] = json!(format!("/v2cmp/{name}-{id}"));
+        b.save();
+        b
+    };
+    let wid = oci.id("w");
+    let rid = runc.id("r");
+    let wb = start_with("wren", &wid);
+    let rb = start_with("runc", &rid);
+    oci.ok(&["run", "--detach", "--bundle", wb.path_str(), &wid]);
+    let out = runc.run(&["run", "--detach", "--bundle", rb.path_str(), &rid]);
+    assert!(out.status.success(), "runc run: {}", text(&out.stderr));
+    let wdir = PathBuf::from(format!("/sys/fs/cgroup/v2cmp/wren-{wid}"));
+    let rdir = PathBuf::from(format!("/sys/fs/cgroup/v2cmp/runc-{rid}"));
+    let files = [
+        "memory.max",
+        "memory.swap.max",
+        "memory.low",
+        "memory.high",
+        "memory.oom.group",
+        "cpu.max",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+        "io.bfq.weight",
+    ];
+    let compare = |when: &str| {
+        for f in files {
+            if !rdir.join(f).exists() {
+                continue;
+            }
+            assert_eq!(read(&wdir, f), read(&rdir, f), "{f} {when}: wren vs runc");
+        }
+    };
+    compare("after run");
+    for (bin, id) in [(&oci.binary, &wid), (&runc.binary, &rid)] {
+        let root = if bin == &oci.binary {
+            oci.root.path()
+        } else {
+            runc.root.path()
+        };
+        let out = wren_tests::run(
+            Command::new(bin)
+                .arg("--root")
+                .arg(root)
+                .args(["update", "--memory", "128m", "--memory-swap", "256m"])
+                .args(["--pids-limit", "200", "--cpu-quota", "20000", id]),
+        );
+        assert!(
+            out.status.success(),
+            "{} update: {}",
+            bin.display(),
+            text(&out.stderr)
+        );
+    }
+    compare("after update");
+    let out = runc.run(&["delete", "--force", &rid]);
+    assert!(out.status.success(), "runc delete: {}", text(&out.stderr));
+    oci.ok(&["delete", "--force", &wid]);
+    assert!(!wdir.exists() && !rdir.exists());
+    let _ = std::fs::remove_dir("/sys/fs/cgroup/v2cmp");
+}
