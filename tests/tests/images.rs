@@ -1090,3 +1090,159 @@ fn save_then_import_elsewhere_runs_the_same() {
     );
     assert!(!Path::new(&format!("{}.tmp", out.display())).exists());
 }
+
+/// One line of the container's /proc/self/status, e.g. `CapEff`.
+fn status_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn privileged_and_security_opts_reach_the_container() {
+    if !require_root("privileged_and_security_opts_reach_the_container") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/priv:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    // A host device the default container does not get, opened to check
+    // the device cgroup too.
+    let dev = ["/dev/loop-control", "/dev/kmsg", "/dev/mem"]
+        .into_iter()
+        .find(|d| Path::new(d).exists())
+        .expect("a host device to check");
+    let probe = format!(
+        "cat /proc/self/status; grep -E ' /(sys|sys/fs/cgroup|proc/sys|proc/kcore) ' /proc/self/mounts; \
+         exec 3<{dev} && echo DEVICE-OPENED"
+    );
+
+    let out = w.ok(&["run", "--rm", "--privileged", "test/priv:1", &probe]);
+    assert_eq!(
+        status_field(&out, "CapEff"),
+        status_field(&host, "CapBnd"),
+        "{out}"
+    );
+    assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
+    assert!(out.contains("DEVICE-OPENED"), "{dev} not usable: {out}");
+    assert!(!out.contains(" /proc/sys "), "read-only /proc/sys: {out}");
+    assert!(!out.contains(" /proc/kcore "), "masked /proc/kcore: {out}");
+    for m in [" /sys sysfs rw", " /sys/fs/cgroup "] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(m))
+            .unwrap_or_else(|| panic!("{m}: {out}"));
+        assert!(line.contains(" rw,") || line.contains(" rw "), "{line}");
+    }
+    // Privileged less a dropped capability.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--cap-drop",
+        "sys_admin",
+        "test/priv:1",
+        "grep CapEff /proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(&status_field(&out, "CapEff"), 16).unwrap();
+    assert_eq!(eff & (1 << 21), 0, "CAP_SYS_ADMIN kept: {out}");
+    assert_ne!(eff & (1 << 12), 0, "CAP_NET_ADMIN lost: {out}");
+
+    // The default: filter, no_new_privs, masked paths, no host devices.
+    let out = w.fails(&["run", "--rm", "test/priv:1", &probe]);
+    assert!(!out.contains("DEVICE-OPENED"), "{out}");
+    let out = w.ok(&["run", "--rm", "test/priv:1", "cat /proc/self/status"]);
+    assert_eq!(status_field(&out, "Seccomp"), "2", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+
+    // no-new-privileges both ways; label=disable and apparmor=unconfined
+    // are what wren does anyway on this host.
+    for (opt, want) in [
+        ("no-new-privileges:false", "0"),
+        ("no-new-privileges=true", "1"),
+        ("no-new-privileges", "1"),
+    ] {
+        let out = w.ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            opt,
+            "--security-opt",
+            "label=disable",
+            "--security-opt",
+            "apparmor=unconfined",
+            "test/priv:1",
+            "cat /proc/self/status",
+        ]);
+        assert_eq!(status_field(&out, "NoNewPrivs"), want, "{opt}: {out}");
+    }
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--security-opt",
+        "no-new-privileges",
+        "test/priv:1",
+        "cat /proc/self/status",
+    ]);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+
+    // Refused, naming the flag and leaving no container behind.
+    let before = w.ok(&["list"]);
+    let profile = w.root.path().join("profile.json");
+    std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    for (args, want) in [
+        (
+            vec!["--privileged", "--security-opt", seccomp.as_str()],
+            "--privileged",
+        ),
+        (
+            vec!["--security-opt", "label=type:spc_t"],
+            "label=type:spc_t",
+        ),
+        (
+            vec!["--security-opt", "apparmor=docker-default"],
+            "apparmor=docker-default",
+        ),
+        (
+            vec!["--security-opt", "no-new-privileges:maybe"],
+            "no-new-privileges",
+        ),
+        (
+            vec!["--security-opt", "systempaths=unconfined"],
+            "systempaths",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.push("test/priv:1");
+        let err = w.fails(&a);
+        assert!(
+            err.contains("--security-opt") && err.contains(want),
+            "{a:?}: {err}"
+        );
+    }
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        "/",
+        "--privileged",
+        "x",
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("--privileged"), "{err}");
+    assert_eq!(w.ok(&["list"]), before);
+}
