@@ -1246,3 +1246,103 @@ fn privileged_and_security_opts_reach_the_container() {
     assert!(err.contains("--privileged"), "{err}");
     assert_eq!(w.ok(&["list"]), before);
 }
+
+/// The states of every process of a running container, seen from inside.
+fn states(w: &Wrend, c: &str) -> String {
+    w.ok(&["exec", c, "sh", "-c", "cat /proc/[0-9]*/stat"])
+}
+
+/// `Kb` of one `/proc/PID/smaps_rollup` line.
+fn smaps_kb(pid: u64, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {s}"))
+}
+
+#[test]
+fn init_reaps_zombies_forwards_signals_and_passes_the_status() {
+    if !require_root("init_reaps_zombies_forwards_signals_and_passes_the_status") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/init:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    // An orphan that exits at once: whoever is pid 1 inherits its zombie.
+    let orphan = "(sleep 0.1 &); exec sleep 100";
+
+    let plain = name("noinit");
+    w.ok(&["run", "-d", "--name", &plain, "test/init:1", orphan]);
+    w.wait_status(&plain, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let st = states(&w, &plain);
+    assert!(st.contains(" Z "), "no zombie without --init: {st}");
+    w.ok(&["rm", "-f", &plain]);
+
+    let c = name("init");
+    w.ok(&["run", "-d", "--init", "--name", &c, "test/init:1", orphan]);
+    w.wait_status(&c, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let st = states(&w, &c);
+    assert!(!st.contains(" Z "), "a zombie with --init: {st}");
+    assert!(
+        st.starts_with("1 (wren-init) S ") || st.contains("\n1 (wren-init) S "),
+        "{st}"
+    );
+    assert!(
+        st.contains("2 (sleep) S 1 "),
+        "the process is not pid 2: {st}"
+    );
+    // The reaper's memory, from the host.
+    let pid = w.inspect(&c)["pid"].as_u64().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "wren-init");
+    let (rss, pss) = (smaps_kb(pid, "Rss"), smaps_kb(pid, "Pss"));
+    println!("init reaper: Rss {rss} kB, Pss {pss} kB");
+    w.ok(&["rm", "-f", &c]);
+
+    // SIGTERM to the container reaches the process through the reaper,
+    // and its exit code comes back.
+    let t = name("initterm");
+    w.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        &t,
+        "test/init:1",
+        "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.1; done",
+    ]);
+    w.wait_status(&t, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.ok(&["kill", "-s", "TERM", &t]);
+    w.wait_status(&t, "stopped", 10);
+    assert_eq!(w.inspect(&t)["exit_status"], 7);
+    assert!(w.ok(&["logs", &t]).contains("got-term"));
+    w.ok(&["rm", &t]);
+
+    // Foreground: the exit code, and 128 + the signal that killed it.
+    for (cmd, want) in [("exit 42", 42), ("kill -KILL $$", 137), ("true", 0)] {
+        let out = w.wren(&["run", "--rm", "--init", "test/init:1", cmd]);
+        assert_eq!(out.status.code(), Some(want), "{cmd}: {out:?}");
+    }
+    // A command that does not exist fails `run`, naming it.
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--init",
+        "--entrypoint",
+        "/no/such",
+        "test/init:1",
+    ]);
+    assert!(err.contains("/no/such"), "{err}");
+    let err = w.fails(&["run", "--rm", "--rootfs", "/", "--init", "x", "--", "true"]);
+    assert!(err.contains("--init"), "{err}");
+}

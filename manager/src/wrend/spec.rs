@@ -81,6 +81,8 @@ pub struct ImageOverrides {
     /// `--security-opt no-new-privileges[:true|false]`; `None`: set, unless
     /// privileged.
     pub no_new_privileges: Option<bool>,
+    /// `--init`: the runtime's reaper is the container's pid 1.
+    pub init: bool,
 }
 
 /// The capabilities an image's container gets by default: Docker's set, so
@@ -244,6 +246,9 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     }
     if x.privileged {
         privileged(&mut spec, &host_devices(Path::new("/dev")));
+    }
+    if x.init {
+        spec["annotations"][wren_runtime::spec::INIT_ANNOTATION] = Value::from("true");
     }
     let r = &mut spec["linux"]["resources"];
     if x.cpus > 0.0 || x.cpu_shares > 0 {

@@ -177,6 +177,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             cpu_shares: req.cpu_shares,
             seccomp: req.seccomp.clone(),
             privileged: req.privileged,
+            init: req.init,
             no_new_privileges: match req.no_new_privileges.as_str() {
                 "" => None,
                 "true" => Some(true),
