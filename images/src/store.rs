@@ -108,6 +108,34 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Removes a file or a directory tree, ignoring errors (leftovers only).
+fn remove_any(path: &Path) {
+    if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A reader that copies what it passes on into a file: the compressed
+/// layer, kept while it is unpacked. A failed write fails the read.
+struct Tee<R> {
+    inner: R,
+    copy: io::BufWriter<File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            self.copy.flush()?;
+        } else {
+            self.copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
 /// Checks a `sha256:HEX` digest and returns its hex part (safe as a file name).
 pub fn digest_hex(digest: &str) -> Result<&str, StoreError> {
     match digest.strip_prefix("sha256:") {
@@ -235,8 +263,10 @@ impl Store {
     /// Makes the snapshot of layer `want.digest`, unless it is there: takes
     /// the layer's lock (a concurrent install of the same layer waits, then
     /// finds it done), opens the blob with `open` only then, unpacks it into
-    /// `tmp/` and renames it into place once verified. Returns the bytes
-    /// read, or `None` if the layer was already there.
+    /// `tmp/` and renames it into place once verified. The compressed bytes
+    /// are kept too, as `blobs/sha256/HEX` (moved in before the snapshot),
+    /// so `wren save` writes the image with its own digests. Returns the
+    /// bytes read, or `None` if the layer was already there.
     pub fn install_layer<R: Read>(
         &self,
         want: &Expected,
@@ -254,6 +284,9 @@ impl Store {
             .join("tmp")
             .join(format!("{hex}.{}", std::process::id()));
         std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
+        let tmp_blob = tmp.with_extension(format!("{}.blob", std::process::id()));
+        let blob_file = File::create(&tmp_blob).map_err(io_err("create", &tmp_blob))?;
+        let blob_dst = self.blob_path(&want.digest)?;
         let result = open()
             .map_err(|source| {
                 StoreError::Unpack(UnpackError::Read {
@@ -261,13 +294,22 @@ impl Store {
                     source,
                 })
             })
-            .and_then(|blob| Ok(unpack::unpack(blob, want, &tmp)?))
+            .and_then(|blob| {
+                let tee = Tee {
+                    inner: blob,
+                    copy: io::BufWriter::with_capacity(256 * 1024, blob_file),
+                };
+                Ok(unpack::unpack(tee, want, &tmp)?)
+            })
             .and_then(|u| {
+                std::fs::rename(&tmp_blob, &blob_dst)
+                    .map_err(io_err("keep layer blob", &blob_dst))?;
                 std::fs::rename(&tmp, &dst).map_err(io_err("install layer", &dst))?;
                 Ok(u.size)
             });
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
+            let _ = std::fs::remove_file(&tmp_blob);
         }
         result.map(Some)
     }
@@ -283,7 +325,7 @@ impl Store {
             let name = e.file_name();
             let name = name.to_string_lossy();
             if name.split('.').next() == Some(hex) {
-                let _ = std::fs::remove_dir_all(e.path());
+                remove_any(&e.path());
             }
         }
     }
@@ -450,6 +492,7 @@ impl Store {
                 blobs.insert(m.config().digest().to_string());
                 for l in m.layers() {
                     layers.insert(l.digest().to_string());
+                    blobs.insert(l.digest().to_string());
                 }
             }
         }
@@ -478,7 +521,7 @@ impl Store {
         let tmp = self.root.join("tmp");
         if let Ok(rd) = std::fs::read_dir(&tmp) {
             for e in rd.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
+                remove_any(&e.path());
             }
         }
         Ok(removed)

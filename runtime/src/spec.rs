@@ -829,6 +829,9 @@ mod example_tests {
         assert!(!with(Some("false")).unwrap());
         assert!(with(Some("true")).unwrap());
         let err = with(Some("yes")).unwrap_err().to_string();
-        assert!(err.contains("run.wren.init") && err.contains("yes"), "{err}");
+        assert!(
+            err.contains("run.wren.init") && err.contains("yes"),
+            "{err}"
+        );
     }
 }

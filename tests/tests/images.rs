@@ -1346,3 +1346,67 @@ fn init_reaps_zombies_forwards_signals_and_passes_the_status() {
     let err = w.fails(&["run", "--rm", "--rootfs", "/", "--init", "x", "--", "true"]);
     assert!(err.contains("--init"), "{err}");
 }
+
+#[test]
+fn save_keeps_the_pulled_and_imported_digests() {
+    let test = "save_keeps_the_pulled_and_imported_digests";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    let (app_id, app_blobs) = app_image(&mut layout, &base);
+    reg.push(&layout, "test/app:1", "team/app:1");
+    let pulled = format!("{}/team/app:1", reg.addr);
+    w.ok(&["pull", "--insecure-registry", &reg.addr, &pulled]);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    for (image, want_id) in [(pulled.as_str(), None), ("test/app:1", Some(&app_id))] {
+        let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", image])).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        if let Some(want) = want_id {
+            assert_eq!(&id, want, "import changed the id");
+        }
+        let digests: Vec<String> = v["manifest"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(digests.len(), 3, "{v}");
+        let out = dir.path().join("saved.tar");
+        w.ok(&["save", "-o", out.to_str().unwrap(), image]);
+
+        // skopeo reads the same manifest digest and layer digests.
+        let sk = std::process::Command::new("skopeo")
+            .args(["inspect", &format!("oci-archive:{}", out.display())])
+            .output()
+            .unwrap();
+        assert!(sk.status.success(), "{sk:?}");
+        let sk: Value = serde_json::from_slice(&sk.stdout).unwrap();
+        assert_eq!(sk["Digest"], id.as_str(), "{sk}");
+        assert_eq!(sk["Layers"], json!(digests), "{sk}");
+        if want_id.is_some() {
+            assert_eq!(digests, app_blobs, "layout blobs");
+        }
+
+        // rmi, prune, import: the same image id and layers again.
+        w.ok(&["rmi", image]);
+        let _ = w.ok(&["image", "prune"]);
+        w.ok(&["import", out.to_str().unwrap()]);
+        let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", image])).unwrap();
+        assert_eq!(v["id"], id.as_str(), "{v}");
+        let again: Vec<&str> = v["manifest"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(again, digests);
+        let got = w.ok(&["run", "--rm", image, "echo $GREETING; ls /opq"]);
+        assert_eq!(got, "hello\nnew\n");
+    }
+}
