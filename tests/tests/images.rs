@@ -1410,3 +1410,148 @@ fn save_keeps_the_pulled_and_imported_digests() {
         assert_eq!(got, "hello\nnew\n");
     }
 }
+
+/// A TCP proxy on 127.0.0.1 to `upstream` that sends the registry's
+/// answers on at about `rate` bytes a second, so a pull can be killed in
+/// the middle of a layer. Its threads end with the test process.
+fn slow_proxy(upstream: &str, rate: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let pause = std::time::Duration::from_micros(8192 * 1_000_000 / rate);
+                loop {
+                    match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(pause);
+                        }
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// Size of each `*.partial` in the store's tmp/, by layer hex.
+fn partials(w: &Wrend) -> std::collections::BTreeMap<String, u64> {
+    std::fs::read_dir(w.root.path().join("lib/images/tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    let hex = n.strip_suffix(".partial")?.to_string();
+                    Some((hex, e.metadata().ok()?.len()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_pull_resumes_its_layer() {
+    let test = "a_killed_pull_resumes_its_layer";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    // 6 MiB that gzip cannot shrink.
+    let mut noise = vec![0u8; 6 << 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
+    let big = Layer::new().file("big", 0o644, &noise).finish();
+    let mut layout = Layout::new();
+    let (_, blobs) = layout.image(
+        "big",
+        &[(&base, Compression::Gzip), (&big, Compression::Gzip)],
+        json!({"Cmd": ["wc", "-c", "/big"]}),
+    );
+    reg.push(&layout, "big", "team/big:1");
+    let size = |d: &str| std::fs::metadata(layout.blob_path(d)).unwrap().len();
+    let big_hex = blobs[1].trim_start_matches("sha256:").to_string();
+
+    // At 2 MiB/s through the proxy: killed with some MiB of the layer in.
+    let proxy = slow_proxy(&reg.addr, 2 << 20);
+    let mut child = w
+        .cmd()
+        .args([
+            "pull",
+            "--insecure-registry",
+            &proxy,
+            &format!("{proxy}/team/big:1"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while partials(&w).get(&big_hex).copied().unwrap_or(0) < 1 << 20 {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "no partial layer: {:?}",
+            partials(&w)
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended too soon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = partials(&w);
+    let k = kept[&big_hex];
+    assert!(k < size(&blobs[1]), "whole layer kept: {k}");
+    assert!(!layers(&w).contains(&big_hex), "a half layer is visible");
+    assert!(images_json(&w).is_empty());
+
+    // The second pull (no proxy) fetches only what is missing, exactly:
+    // the rest of each cut-off layer, nothing of a finished one.
+    let installed = layers(&w);
+    let want: u64 = blobs
+        .iter()
+        .map(|d| d.trim_start_matches("sha256:"))
+        .filter(|hex| !installed.iter().any(|l| l == hex))
+        .map(|hex| size(&format!("sha256:{hex}")) - kept.get(hex).copied().unwrap_or(0))
+        .sum();
+    let direct = format!("{}/team/big:1", reg.addr);
+    let out = w.ok(&["pull", "--insecure-registry", &reg.addr, &direct]);
+    println!(
+        "resumed pull: {out} (kept {kept:?}, layers {:?})",
+        blobs.iter().map(|d| size(d)).collect::<Vec<_>>()
+    );
+    assert_eq!(figure(&out, "bytes fetched"), want, "{out} (kept {kept:?})");
+    assert!(figure(&out, "bytes fetched") < size(&blobs[1]) - k + size(&blobs[0]) + 1);
+    assert_eq!(
+        w.ok(&["run", "--rm", &direct]),
+        format!("{} /big\n", 6 << 20)
+    );
+    assert!(tmp_empty(&w), "{:?}", partials(&w));
+    // The kept blob is the layer's, byte for byte.
+    let blob = std::fs::read(w.root.path().join("lib/images/blobs/sha256").join(&big_hex)).unwrap();
+    assert_eq!(wren_tests::registry::sha256(&blob), blobs[1]);
+}
