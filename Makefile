@@ -84,11 +84,11 @@ demo: deps
 bench: deps release
 	@REL=$(REL) bash scripts/bench.sh
 
-# Image figures of the standalone mode (pull + unpack, run --rm IMAGE, wrend
-# RSS with image containers) against a private docker-registry; not yet
-# part of the `bench` report.
+# Only the image figures of the bench report (pull + unpack against podman
+# and ctr, run --rm IMAGE, wrend RSS with image containers), against a
+# private docker-registry.
 bench-images: deps release
-	@REL=$(REL) python3 scripts/bench-images.py
+	@BENCH_ONLY=images REL=$(REL) bash scripts/bench.sh
 
 clean-demo:
 	rm -rf target/demo
