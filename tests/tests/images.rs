@@ -1123,7 +1123,7 @@ fn privileged_and_security_opts_reach_the_container() {
         .expect("a host device to check");
     let probe = format!(
         "cat /proc/self/status; grep -E ' /(sys|sys/fs/cgroup|proc/sys|proc/kcore) ' /proc/self/mounts; \
-         exec 3<{dev} && echo DEVICE-OPENED"
+         echo ptmx=$(readlink /dev/ptmx); exec 3<{dev} && echo DEVICE-OPENED"
     );
 
     let out = w.ok(&["run", "--rm", "--privileged", "test/priv:1", &probe]);
@@ -1135,6 +1135,7 @@ fn privileged_and_security_opts_reach_the_container() {
     assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
     assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
     assert!(out.contains("DEVICE-OPENED"), "{dev} not usable: {out}");
+    assert!(out.contains("ptmx=pts/ptmx"), "the host's ptmx: {out}");
     assert!(!out.contains(" /proc/sys "), "read-only /proc/sys: {out}");
     assert!(!out.contains(" /proc/kcore "), "masked /proc/kcore: {out}");
     for m in [" /sys sysfs rw", " /sys/fs/cgroup "] {

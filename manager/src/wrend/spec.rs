@@ -296,8 +296,8 @@ fn privileged(spec: &mut Value, devices: &[Value]) {
 
 /// The character and block devices under `dev` (the host's /dev), as
 /// `linux.devices` entries with their host paths, modes and owners; the
-/// kernel-managed mounts (pts, shm, mqueue) and /dev/console (the
-/// container's own console or none) are left out. Unreadable entries are
+/// kernel-managed mounts (pts, shm, mqueue), /dev/console (the
+/// container's own console or none) and /dev/ptmx are left out. Unreadable entries are
 /// skipped: a device that vanished while listing is no error.
 fn host_devices(dev: &Path) -> Vec<Value> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -332,7 +332,9 @@ fn host_devices(dev: &Path) -> Vec<Value> {
             let Ok(rel) = path.strip_prefix(dev) else {
                 continue;
             };
-            if rel == Path::new("console") {
+            // /dev/ptmx stays the link to the container's own devpts
+            // (the host's node would allocate ptys on the host's).
+            if rel == Path::new("console") || rel == Path::new("ptmx") {
                 continue;
             }
             let rdev = md.rdev();
