@@ -214,7 +214,7 @@ def main():
                 figs["images"] = {"not_measured": "wrend not built"}
             else:
                 # Pulls of ~50 MB: fewer runs than the millisecond figures.
-                measure(figs, "images", images.measure, args.wren, args.wrend, args.shim, work,
+                measure(figs, "images", images.measure, args.wren, args.wrend, args.shim,
                         max(5, min(args.n, 10)))
                 if "not_measured" not in figs["images"]:
                     print("\n".join(images.lines(figs["images"])), flush=True)

@@ -102,7 +102,7 @@ def podman_cmd(work):
             "--events-backend", "none"]
 
 
-def measure(wren_bin, wrend_bin, shim, out_dir, n=10):
+def measure(wren_bin, wrend_bin, shim, n=10):
     """The figures as a dict (raw samples in seconds, sizes in bytes,
     RSS in KiB)."""
     wren_bin, wrend_bin, shim = (os.path.abspath(b) for b in (wren_bin, wrend_bin, shim))
@@ -112,7 +112,10 @@ def measure(wren_bin, wrend_bin, shim, out_dir, n=10):
     for tool in ("docker-registry", "skopeo"):
         if shutil.which(tool) is None:
             raise OSError(f"{tool} is not installed")
-    work = tempfile.mkdtemp(prefix="bi-", dir=out_dir)
+    # Under /tmp: unix socket paths (the shims') must stay under 108 bytes.
+    work = tempfile.mkdtemp(prefix="bi-", dir="/tmp")
+    # podman refuses a runroot path over 50 characters: a short dir of its own.
+    pwork = tempfile.mkdtemp(prefix="bp-", dir="/tmp")
     procs = []
     cd = None
     try:
@@ -169,7 +172,7 @@ def measure(wren_bin, wrend_bin, shim, out_dir, n=10):
         # Pull + unpack (fresh store each time) vs podman pull (its own
         # private storage, overlay driver) and skopeo copy (download only).
         have_podman = shutil.which("podman") is not None
-        podman = podman_cmd(work)
+        podman = podman_cmd(pwork)
         # ctr image pull unpacks into the overlayfs snapshotter.
         have_ctr = shutil.which("containerd") is not None and shutil.which("ctr") is not None
         if have_ctr:
@@ -236,10 +239,12 @@ def measure(wren_bin, wrend_bin, shim, out_dir, n=10):
         if cd:
             cd.close()
         if shutil.which("podman"):
-            subprocess.run(podman_cmd(work) + ["rmi", "-a", "-f"], capture_output=True)
+            subprocess.run(podman_cmd(pwork) + ["rmi", "-a", "-f"], capture_output=True)
             # podman's overlay driver bind-mounts its own storage directory.
-            subprocess.run(["umount", os.path.join(work, "podman/root/overlay")],
+            subprocess.run(["umount", os.path.join(pwork, "podman/root/overlay")],
                            capture_output=True)
+        if not any(f" {pwork}/" in line for line in open("/proc/self/mountinfo")):
+            shutil.rmtree(pwork, ignore_errors=True)
         for p in reversed(procs):
             p.terminate()
             p.wait()
