@@ -7,9 +7,11 @@ DEV := target/debug
 # shared between shims instead of relocated privately in each (~0.2 MiB per
 # idle shim); static drops the shared libraries' private relocation pages
 # (~60 KiB per shim) and the dynamic loader from every start, which the
-# container init (a re-exec of the same binary) pays too. wren looks up no
-# user or host names (OCI users are numeric): NSS, the one thing static
-# glibc cannot do, is never needed. An explicit --target keeps the flags off
+# container init (a re-exec of the same binary) pays too. User names are
+# looked up in the image's own /etc/passwd, never through NSS; registry host
+# names resolve through glibc's built-in files and dns sources (/etc/hosts,
+# /etc/resolv.conf), which static glibc >= 2.34 has: only NSS modules
+# (myhostname, resolve, mdns) are out of reach (docs/ARCHITECTURE.md). An explicit --target keeps the flags off
 # build scripts and proc-macros.
 TRIPLE ?= $(shell rustc -vV | sed -n 's/^host: //p')
 REL := target/$(TRIPLE)/release
@@ -91,11 +93,11 @@ demo: deps
 bench: deps trees release
 	@REL=$(REL) bash scripts/bench.sh
 
-# Image figures of the standalone mode (pull + unpack, run --rm IMAGE, wrend
-# RSS with image containers) against a private docker-registry; not yet
-# part of the `bench` report.
+# Only the image figures of the bench report (pull + unpack against podman
+# and ctr, run --rm IMAGE, wrend RSS with image containers), against a
+# private docker-registry.
 bench-images: deps release
-	@REL=$(REL) python3 scripts/bench-images.py
+	@BENCH_ONLY=images REL=$(REL) bash scripts/bench.sh
 
 clean-demo:
 	rm -rf target/demo

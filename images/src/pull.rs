@@ -8,8 +8,13 @@
 //! against their digests. All layers are fetched at once, each streamed
 //! straight into [`Store::install_layer`] on a thread of its own (the tar
 //! unpack is blocking code), through a small bounded channel, so a layer is
-//! never held in memory or on disk compressed; the store verifies its digest,
-//! size and diff id as the bytes pass. A layer already in the store, or
+//! never held in memory compressed; the store verifies its digest, size and
+//! diff id as the bytes pass, and keeps the compressed bytes as they come
+//! (`tmp/HEX.partial`, then the layer's blob). A pull that was cut off
+//! (killed, or the connection lost) leaves that prefix; the next pull of
+//! the layer reads it back and asks the registry for the rest only (HTTP
+//! Range, `pull_blob_stream_partial`), the digest still checked over the
+//! whole blob. A layer already in the store, or
 //! being installed by a concurrent pull (its per-layer lock), is not
 //! fetched.
 //!
@@ -373,14 +378,15 @@ async fn fetch_layer(
 ) -> Layer {
     let layer = want.digest.clone();
     let size = want.size.unwrap_or(0);
-    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<()>();
+    // The unpack thread says when to start, and from which byte.
+    let (start_tx, start_rx) = tokio::sync::oneshot::channel::<u64>();
     let (data_tx, data_rx) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(8);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let root = store.root().to_path_buf();
     let store = store.clone();
     std::thread::spawn(move || {
-        let result = store.install_layer(&want, move || {
-            let _ = start_tx.send(());
+        let result = store.install_layer_resuming(&want, move |offset| {
+            let _ = start_tx.send(offset);
             Ok(ChannelReader {
                 rx: data_rx,
                 buf: Vec::new(),
@@ -390,16 +396,43 @@ async fn fetch_layer(
         let _ = done_tx.send(result);
     });
     let mut download_err = None;
-    if start_rx.await.is_ok() {
+    if let Ok(offset) = start_rx.await {
         progress.start(&layer, size);
+        progress.bytes(&layer, offset);
         let fetch = async {
-            let mut stream = client
-                .pull_blob_stream(r, layer.as_str())
-                .await
-                .map_err(|e| io::Error::other(e.to_string()))?
-                .stream;
+            let oci = |e: oci_client::errors::OciDistributionError| io::Error::other(e.to_string());
+            // From `offset` on (a Range request) when an interrupted pull
+            // kept the first bytes; a registry that answers with the whole
+            // blob has those bytes skipped.
+            let (mut stream, mut skip) = if offset == 0 {
+                (
+                    client
+                        .pull_blob_stream(r, layer.as_str())
+                        .await
+                        .map_err(oci)?
+                        .stream,
+                    0,
+                )
+            } else {
+                match client
+                    .pull_blob_stream_partial(r, layer.as_str(), offset, None)
+                    .await
+                    .map_err(oci)?
+                {
+                    oci_client::client::BlobResponse::Partial(s) => (s.stream, 0),
+                    oci_client::client::BlobResponse::Full(s) => (s.stream, offset),
+                }
+            };
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
+                let mut chunk = chunk?;
+                if skip > 0 {
+                    let n = skip.min(chunk.len() as u64);
+                    skip -= n;
+                    chunk = chunk.slice(n as usize..);
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                }
                 progress.bytes(&layer, chunk.len() as u64);
                 if data_tx.send(Ok(chunk.to_vec())).await.is_err() {
                     break; // the unpacker gave up; its error says why

@@ -1,12 +1,15 @@
 //! `wren save`: images written out as an OCI image layout tar that
 //! `wren import`, `skopeo copy oci-archive:` and `ctr images import` read.
 //!
-//! The store keeps no compressed layer blobs, so each layer is tarred
-//! again from its snapshot (whiteout devices back to `.wh.` entries, opaque
-//! directories to `.wh..wh..opq`, hard links as links, owners, modes and
-//! device numbers kept; xattrs are not written) and gzipped. Its bytes, and
-//! so its digest and diff id, differ from the pulled layer: the config is
-//! rewritten with the new diff ids, and the saved image has a new id.
+//! An image whose compressed layer blobs the store kept (every layer
+//! pulled or imported since the store keeps them) is written as it came:
+//! the same manifest, config and layer bytes, so the same digests and id.
+//! For a layer whose blob is missing (a store from before), each layer of
+//! that image is tarred again from its snapshot (whiteout devices back to
+//! `.wh.` entries, opaque directories to `.wh..wh..opq`, hard links as
+//! links, owners, modes and device numbers kept; xattrs are not written)
+//! and gzipped; then its digests differ from the pulled layer: the config
+//! is rewritten with the new diff ids, and the saved image has a new id.
 //!
 //! Runs in the `wren` process.
 
@@ -183,6 +186,55 @@ pub fn save(store: &Store, references: &[String], out: &Path) -> Result<(), Save
         let mut written = std::collections::HashSet::new();
         for r in references {
             let image = store.image(r)?;
+            let mut kept = Vec::new();
+            for l in image.manifest.layers() {
+                let p = store.blob_path(l.digest().as_ref())?;
+                if p.is_file() {
+                    kept.push((l.digest().to_string(), p));
+                }
+            }
+            if kept.len() == image.manifest.layers().len() {
+                let manifest_bytes = store.read_blob(&image.id)?;
+                let config_digest = image.manifest.config().digest().to_string();
+                let config_bytes = store.read_blob(&config_digest)?;
+                for (digest, p) in &kept {
+                    if written.insert(digest.clone()) {
+                        let name = format!("blobs/sha256/{}", &digest[7..]);
+                        File::open(p)
+                            .and_then(|mut f| t.append_file(&name, &mut f))
+                            .map_err(|source| SaveError::Layer {
+                                image: image.name.clone(),
+                                layer: digest.clone(),
+                                source,
+                            })?;
+                    }
+                }
+                for (d, bytes) in [
+                    (&config_digest, &config_bytes),
+                    (&image.id, &manifest_bytes),
+                ] {
+                    if written.insert(d.clone()) {
+                        add(&mut t, &format!("blobs/sha256/{}", &d[7..]), bytes)
+                            .map_err(werr(&tmp_out))?;
+                    }
+                }
+                let media_type = image
+                    .manifest
+                    .media_type()
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".into());
+                manifests.push(json!({
+                    "mediaType": media_type,
+                    "digest": image.id,
+                    "size": manifest_bytes.len(),
+                    "annotations": {
+                        "io.containerd.image.name": image.name,
+                        "org.opencontainers.image.ref.name": image.name,
+                    },
+                }));
+                continue;
+            }
             let mut diff_ids = Vec::new();
             let mut layers = Vec::new();
             for l in image.manifest.layers() {

@@ -108,6 +108,40 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// Removes a file or a directory tree, ignoring errors (leftovers only).
+fn remove_any(path: &Path) {
+    if path.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        let _ = std::fs::remove_dir_all(path);
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A reader that copies what it passes on into a file: the compressed
+/// layer, kept while it is unpacked. A failed write fails the read.
+/// `source_failed` is set when the source itself fails (a download cut
+/// off), as opposed to the bytes being wrong.
+struct Tee<R> {
+    inner: R,
+    copy: io::BufWriter<File>,
+    source_failed: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.source_failed.set(true))?;
+        if n == 0 {
+            self.copy.flush()?;
+        } else {
+            self.copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
 /// Checks a `sha256:HEX` digest and returns its hex part (safe as a file name).
 pub fn digest_hex(digest: &str) -> Result<&str, StoreError> {
     match digest.strip_prefix("sha256:") {
@@ -235,12 +269,39 @@ impl Store {
     /// Makes the snapshot of layer `want.digest`, unless it is there: takes
     /// the layer's lock (a concurrent install of the same layer waits, then
     /// finds it done), opens the blob with `open` only then, unpacks it into
-    /// `tmp/` and renames it into place once verified. Returns the bytes
-    /// read, or `None` if the layer was already there.
+    /// `tmp/` and renames it into place once verified. The compressed bytes
+    /// are kept too, as `blobs/sha256/HEX` (moved in before the snapshot),
+    /// so `wren save` writes the image with its own digests. Returns the
+    /// bytes read, or `None` if the layer was already there. Any bytes an
+    /// interrupted pull left are dropped: this reads the whole blob.
     pub fn install_layer<R: Read>(
         &self,
         want: &Expected,
         open: impl FnOnce() -> io::Result<R>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.install(want, false, |_| open())
+    }
+
+    /// As [`Self::install_layer`], resuming: the first bytes of the blob
+    /// that an interrupted install kept in `tmp/HEX.partial` are read from
+    /// there, and `open(offset)` must give the rest from `offset` on (an
+    /// HTTP Range request). The digest, size and diff id are checked over
+    /// the whole blob as before; a blob that fails them is not kept, so the
+    /// next try starts from the first byte. Returns the bytes read through
+    /// `open`.
+    pub fn install_layer_resuming<R: Read>(
+        &self,
+        want: &Expected,
+        open: impl FnOnce(u64) -> io::Result<R>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.install(want, true, open)
+    }
+
+    fn install<R: Read>(
+        &self,
+        want: &Expected,
+        resume: bool,
+        open: impl FnOnce(u64) -> io::Result<R>,
     ) -> Result<Option<u64>, StoreError> {
         let hex = digest_hex(&want.digest)?.to_string();
         let dst = self.root.join("layers").join(&hex);
@@ -253,27 +314,64 @@ impl Store {
             .root
             .join("tmp")
             .join(format!("{hex}.{}", std::process::id()));
+        let partial = self.root.join("tmp").join(format!("{hex}.partial"));
+        let kept = std::fs::metadata(&partial).map_or(0, |m| m.len());
+        // A prefix as long as the blob (or longer) cannot be resumed with
+        // a Range request: start again.
+        let offset = match want.size {
+            Some(size) if resume && kept < size => kept,
+            _ => 0,
+        };
         std::fs::create_dir(&tmp).map_err(io_err("create", &tmp))?;
-        let result = open()
+        let blob_file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(offset == 0)
+            .append(offset > 0)
+            .open(&partial)
+            .map_err(io_err("create", &partial))?;
+        let prefix = File::open(&partial).map_err(io_err("open", &partial))?;
+        let blob_dst = self.blob_path(&want.digest)?;
+        let source_failed = std::rc::Rc::new(std::cell::Cell::new(false));
+        let result = open(offset)
             .map_err(|source| {
                 StoreError::Unpack(UnpackError::Read {
                     layer: want.digest.clone(),
                     source,
                 })
             })
-            .and_then(|blob| Ok(unpack::unpack(blob, want, &tmp)?))
+            .and_then(|rest| {
+                let tee = Tee {
+                    inner: rest,
+                    copy: io::BufWriter::with_capacity(256 * 1024, blob_file),
+                    source_failed: source_failed.clone(),
+                };
+                Ok(unpack::unpack(prefix.take(offset).chain(tee), want, &tmp)?)
+            })
             .and_then(|u| {
+                std::fs::rename(&partial, &blob_dst)
+                    .map_err(io_err("keep layer blob", &blob_dst))?;
                 std::fs::rename(&tmp, &dst).map_err(io_err("install layer", &dst))?;
-                Ok(u.size)
+                Ok(u.size - offset)
             });
-        if result.is_err() {
+        if let Err(e) = &result {
             let _ = std::fs::remove_dir_all(&tmp);
+            // Only a download cut off leaves a prefix worth resuming; wrong
+            // bytes (a bad digest, a corrupt stream) start again.
+            let keep = resume
+                && source_failed.get()
+                && matches!(e, StoreError::Unpack(UnpackError::Read { .. }))
+                && std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0);
+            if !keep {
+                let _ = std::fs::remove_file(&partial);
+            }
         }
         result.map(Some)
     }
 
     /// Removes leftovers of interrupted unpacks of layer `hex` (the caller
-    /// holds its lock, so none of them is still being written).
+    /// holds its lock, so none of them is still being written), except the
+    /// kept prefix of its blob (`HEX.partial`).
     fn remove_tmp(&self, hex: &str) {
         let tmp = self.root.join("tmp");
         let Ok(rd) = std::fs::read_dir(&tmp) else {
@@ -282,8 +380,8 @@ impl Store {
         for e in rd.flatten() {
             let name = e.file_name();
             let name = name.to_string_lossy();
-            if name.split('.').next() == Some(hex) {
-                let _ = std::fs::remove_dir_all(e.path());
+            if name.split('.').next() == Some(hex) && !name.ends_with(".partial") {
+                remove_any(&e.path());
             }
         }
     }
@@ -450,6 +548,7 @@ impl Store {
                 blobs.insert(m.config().digest().to_string());
                 for l in m.layers() {
                     layers.insert(l.digest().to_string());
+                    blobs.insert(l.digest().to_string());
                 }
             }
         }
@@ -478,7 +577,7 @@ impl Store {
         let tmp = self.root.join("tmp");
         if let Ok(rd) = std::fs::read_dir(&tmp) {
             for e in rd.flatten() {
-                let _ = std::fs::remove_dir_all(e.path());
+                remove_any(&e.path());
             }
         }
         Ok(removed)

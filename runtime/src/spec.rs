@@ -32,6 +32,27 @@ pub enum SpecError {
     Unsupported { field: String },
 }
 
+/// The annotation that asks for wren's reaper as the container's pid 1
+/// (`wren run --init`): `"true"` or `"false"`.
+pub const INIT_ANNOTATION: &str = "run.wren.init";
+
+/// Is the reaper asked for? Any value but `"true"` or `"false"` is refused.
+pub fn init_reaper(spec: &Spec) -> Result<bool, SpecError> {
+    match spec
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(INIT_ANNOTATION))
+        .map(String::as_str)
+    {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(invalid(
+            format!("annotations[{INIT_ANNOTATION:?}]"),
+            format!("{other:?}: want \"true\" or \"false\""),
+        )),
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> SpecError {
     SpecError::Invalid {
         field: field.into(),
@@ -214,6 +235,7 @@ pub fn validate(spec: &Spec) -> Result<(), SpecError> {
         .as_ref()
         .ok_or_else(|| invalid("process", "missing"))?;
     validate_process(process, "process")?;
+    init_reaper(spec)?;
 
     let linux = spec
         .linux()
@@ -888,5 +910,25 @@ mod example_tests {
     #[test]
     fn example_spec_validates() {
         super::validate(&super::example(&["sh".into()], true)).unwrap();
+    }
+
+    #[test]
+    fn init_annotation_is_true_false_or_refused() {
+        let with = |v: Option<&str>| {
+            let mut j = super::example_json(&["sh".into()], false);
+            if let Some(v) = v {
+                j["annotations"][super::INIT_ANNOTATION] = v.into();
+            }
+            let spec: oci_spec::runtime::Spec = serde_json::from_value(j).unwrap();
+            super::validate(&spec).map(|()| super::init_reaper(&spec).unwrap())
+        };
+        assert!(!with(None).unwrap());
+        assert!(!with(Some("false")).unwrap());
+        assert!(with(Some("true")).unwrap());
+        let err = with(Some("yes")).unwrap_err().to_string();
+        assert!(
+            err.contains("run.wren.init") && err.contains("yes"),
+            "{err}"
+        );
     }
 }

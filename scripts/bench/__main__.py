@@ -26,13 +26,14 @@ import breakdown  # noqa: E402
 import cri  # noqa: E402
 import figures  # noqa: E402
 import image  # noqa: E402
+import images  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
 ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "cri", "runtime_alone",
-       "standalone", "breakdown"]
+       "standalone", "images", "breakdown"]
 
 
 def parse():
@@ -214,6 +215,15 @@ def main():
             # The density figure's count too: wrend's RSS with that many idle containers.
             sl = sorted(set(levels + ([args.density] if "density" in only else [])))
             standalone_figures(args, work, figs, sl)
+        if "images" in only:
+            if not standalone.built(args):
+                figs["images"] = {"not_measured": "wrend not built"}
+            else:
+                # Pulls of ~50 MB: fewer runs than the millisecond figures.
+                measure(figs, "images", images.measure, args.wren, args.wrend, args.shim,
+                        max(5, min(args.n, 10)))
+                if "not_measured" not in figs["images"]:
+                    print("\n".join(images.lines(figs["images"])), flush=True)
         if "breakdown" in only:
             breakdown_figures(args, work, figs, applets)
     except KeyboardInterrupt:

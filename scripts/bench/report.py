@@ -30,6 +30,9 @@ TARGETS = {
     "runtime_floor": 1.5,
     # Issue #19: a CRI pod start (sandbox + 1 container, RuntimeDefault).
     "cri_pod_start": 0.6,
+    # Issue #17: images.
+    "image_pull": 1.0,
+    "image_run_rm": 0.5,
 }
 
 
@@ -266,6 +269,51 @@ def memory_section(mem):
             "is lower than measured here; wren honours the same annotations.", ""] + where
 
 
+def images_section(f):
+    """Issue #17's figures: pull + unpack against podman and ctr, the
+    shared-layer pull, `run --rm IMAGE` against podman, wrend's RSS."""
+    if f is None:
+        return []
+    if "not_measured" in f:
+        return ["## Images", "", _why(f), ""]
+
+    def cell(x, scale=1.0, unit="s"):
+        if not x:
+            return "not measured"
+        return f"{x['median'] * scale:.3f} {unit} ({x['p10'] * scale:.3f}–{x['p90'] * scale:.3f})"
+
+    rows = []
+    w = f["pull"]["wren"]
+    for ref, what in (("podman", "`podman pull` (overlay)"), ("ctr", "`ctr image pull` + unpack (containerd, overlayfs)"),
+                      ("skopeo", "`skopeo copy` to a layout (no unpack: a floor)")):
+        r = f["pull"][ref]
+        target = TARGETS["image_pull"] if ref != "skopeo" else None
+        ratio = w["median"] / r["median"] if r else None
+        rows.append((f"pull + unpack vs {what}", cell(r), cell(w), f"{ratio:.2f}" if ratio else "—",
+                     f"≤ {target:g}×" if target else "—",
+                     _met(ratio <= target) if (ratio and target) else "—"))
+    ri = f["run_rm"]["image"]
+    for ref, what, target in (("podman", "`podman run --rm` (runc)", TARGETS["image_run_rm"]),
+                              ("rootfs", "`wren run --rm --rootfs`", None)):
+        r = f["run_rm"][ref]
+        ratio = ri["median"] / r["median"] if r else None
+        rows.append((f"`wren run --rm IMAGE true` vs {what}", cell(r, 1000, "ms"), cell(ri, 1000, "ms"),
+                     f"{ratio:.2f}" if ratio else "—", f"≤ {target:g}×" if target else "—",
+                     _met(ratio <= target) if (ratio and target) else "—"))
+    m = f["wrend_rss_kib"]
+    rows.append(("wrend RSS, 50 idle image containers", f"idle {_mib(m['idle'])}; 50 rootfs ones "
+                 f"{_mib(m['rootfs_50'])}", _mib(m["image_50"]), "—", f"≤ {_mib(TARGETS['wrend_rss_kib'])}",
+                 _met(m["image_50"] <= TARGETS["wrend_rss_kib"])))
+    return ["## Images", "",
+            f"A 3-layer image of {f['image_bytes'] / 1e6:.1f} MB (compressed) on a private "
+            "docker-registry on 127.0.0.1, pulled N = " + str(f["n"]) + " times by each tool into a "
+            "fresh store (wren: `rmi`; podman: its own storage root; ctr: the bench's private "
+            "containerd, `images rm --sync` between runs), runs alternated.", "",
+            table(["figure", "reference median (p10–p90)", "wren median (p10–p90)", "ratio", "target",
+                   "met"], rows), "",
+            f"Second image sharing two layers: `{f['second_image']}`", ""]
+
+
 def breakdown_section(figs):
     out = []
     ctr, sec, oci = (figs.get(k) for k in ("breakdown_ctr", "breakdown_ctr_seccomp", "breakdown_oci"))
@@ -335,6 +383,7 @@ def render(results):
         lines += [f"- {f['figure']}, {f['runtime']}: `{' '.join(f['error'].split())[:600]}`" for f in fails]
         lines += [""]
     lines += memory_section(figs.get("memory"))
+    lines += images_section(figs.get("images"))
     lines += breakdown_section(figs)
     lines += ["Raw samples: `results.json`.", ""]
     return "\n".join(lines)

@@ -1090,3 +1090,469 @@ fn save_then_import_elsewhere_runs_the_same() {
     );
     assert!(!Path::new(&format!("{}.tmp", out.display())).exists());
 }
+
+/// One line of the container's /proc/self/status, e.g. `CapEff`.
+fn status_field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn privileged_and_security_opts_reach_the_container() {
+    if !require_root("privileged_and_security_opts_reach_the_container") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/priv:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let host = std::fs::read_to_string("/proc/self/status").unwrap();
+    // A host device the default container does not get, opened to check
+    // the device cgroup too.
+    let dev = ["/dev/loop-control", "/dev/kmsg", "/dev/mem"]
+        .into_iter()
+        .find(|d| Path::new(d).exists())
+        .expect("a host device to check");
+    let probe = format!(
+        "cat /proc/self/status; grep -E ' /(sys|sys/fs/cgroup|proc/sys|proc/kcore) ' /proc/self/mounts; \
+         echo ptmx=$(readlink /dev/ptmx); exec 3<{dev} && echo DEVICE-OPENED"
+    );
+
+    let out = w.ok(&["run", "--rm", "--privileged", "test/priv:1", &probe]);
+    assert_eq!(
+        status_field(&out, "CapEff"),
+        status_field(&host, "CapBnd"),
+        "{out}"
+    );
+    assert_eq!(status_field(&out, "Seccomp"), "0", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0", "{out}");
+    assert!(out.contains("DEVICE-OPENED"), "{dev} not usable: {out}");
+    assert!(out.contains("ptmx=pts/ptmx"), "the host's ptmx: {out}");
+    assert!(!out.contains(" /proc/sys "), "read-only /proc/sys: {out}");
+    assert!(!out.contains(" /proc/kcore "), "masked /proc/kcore: {out}");
+    for m in [" /sys sysfs rw", " /sys/fs/cgroup "] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(m))
+            .unwrap_or_else(|| panic!("{m}: {out}"));
+        assert!(line.contains(" rw,") || line.contains(" rw "), "{line}");
+    }
+    // Privileged less a dropped capability.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--cap-drop",
+        "sys_admin",
+        "test/priv:1",
+        "grep CapEff /proc/self/status",
+    ]);
+    let eff = u64::from_str_radix(&status_field(&out, "CapEff"), 16).unwrap();
+    assert_eq!(eff & (1 << 21), 0, "CAP_SYS_ADMIN kept: {out}");
+    assert_ne!(eff & (1 << 12), 0, "CAP_NET_ADMIN lost: {out}");
+
+    // The default: filter, no_new_privs, masked paths, no host devices.
+    let out = w.fails(&["run", "--rm", "test/priv:1", &probe]);
+    assert!(!out.contains("DEVICE-OPENED"), "{out}");
+    let out = w.ok(&["run", "--rm", "test/priv:1", "cat /proc/self/status"]);
+    assert_eq!(status_field(&out, "Seccomp"), "2", "{out}");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+
+    // no-new-privileges both ways; label=disable and apparmor=unconfined
+    // are what wren does anyway on this host.
+    for (opt, want) in [
+        ("no-new-privileges:false", "0"),
+        ("no-new-privileges=true", "1"),
+        ("no-new-privileges", "1"),
+    ] {
+        let out = w.ok(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            opt,
+            "--security-opt",
+            "label=disable",
+            "--security-opt",
+            "apparmor=unconfined",
+            "test/priv:1",
+            "cat /proc/self/status",
+        ]);
+        assert_eq!(status_field(&out, "NoNewPrivs"), want, "{opt}: {out}");
+    }
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--security-opt",
+        "no-new-privileges",
+        "test/priv:1",
+        "cat /proc/self/status",
+    ]);
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1", "{out}");
+
+    // Refused, naming the flag and leaving no container behind.
+    let before = w.ok(&["list"]);
+    let profile = w.root.path().join("profile.json");
+    std::fs::write(&profile, r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#).unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    for (args, want) in [
+        (
+            vec!["--privileged", "--security-opt", seccomp.as_str()],
+            "--privileged",
+        ),
+        (
+            vec!["--security-opt", "label=type:spc_t"],
+            "label=type:spc_t",
+        ),
+        (
+            vec!["--security-opt", "apparmor=docker-default"],
+            "apparmor=docker-default",
+        ),
+        (
+            vec!["--security-opt", "no-new-privileges:maybe"],
+            "no-new-privileges",
+        ),
+        (
+            vec!["--security-opt", "systempaths=unconfined"],
+            "systempaths",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args);
+        a.push("test/priv:1");
+        let err = w.fails(&a);
+        assert!(
+            err.contains("--security-opt") && err.contains(want),
+            "{a:?}: {err}"
+        );
+    }
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        "/",
+        "--privileged",
+        "x",
+        "--",
+        "true",
+    ]);
+    assert!(err.contains("--privileged"), "{err}");
+    assert_eq!(w.ok(&["list"]), before);
+}
+
+/// The states of every process of a running container, seen from inside.
+fn states(w: &Wrend, c: &str) -> String {
+    w.ok(&["exec", c, "sh", "-c", "cat /proc/[0-9]*/stat"])
+}
+
+/// `Kb` of one `/proc/PID/smaps_rollup` line.
+fn smaps_kb(pid: u64, key: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {s}"))
+}
+
+#[test]
+fn init_reaps_zombies_forwards_signals_and_passes_the_status() {
+    if !require_root("init_reaps_zombies_forwards_signals_and_passes_the_status") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/init:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    // An orphan that exits at once: whoever is pid 1 inherits its zombie.
+    let orphan = "(sleep 0.1 &); exec sleep 100";
+
+    let plain = name("noinit");
+    w.ok(&["run", "-d", "--name", &plain, "test/init:1", orphan]);
+    w.wait_status(&plain, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let st = states(&w, &plain);
+    assert!(st.contains(" Z "), "no zombie without --init: {st}");
+    w.ok(&["rm", "-f", &plain]);
+
+    let c = name("init");
+    w.ok(&["run", "-d", "--init", "--name", &c, "test/init:1", orphan]);
+    w.wait_status(&c, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let st = states(&w, &c);
+    assert!(!st.contains(" Z "), "a zombie with --init: {st}");
+    assert!(
+        st.starts_with("1 (wren-init) S ") || st.contains("\n1 (wren-init) S "),
+        "{st}"
+    );
+    assert!(
+        st.contains("2 (sleep) S 1 "),
+        "the process is not pid 2: {st}"
+    );
+    // The reaper's memory, from the host.
+    let pid = w.inspect(&c)["pid"].as_u64().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "wren-init");
+    let (rss, pss) = (smaps_kb(pid, "Rss"), smaps_kb(pid, "Pss"));
+    println!("init reaper: Rss {rss} kB, Pss {pss} kB");
+    w.ok(&["rm", "-f", &c]);
+
+    // SIGTERM to the container reaches the process through the reaper,
+    // and its exit code comes back.
+    let t = name("initterm");
+    w.ok(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        &t,
+        "test/init:1",
+        "trap 'echo got-term; exit 7' TERM; while :; do sleep 0.1; done",
+    ]);
+    w.wait_status(&t, "running", 10);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.ok(&["kill", "-s", "TERM", &t]);
+    w.wait_status(&t, "stopped", 10);
+    assert_eq!(w.inspect(&t)["exit_status"], 7);
+    assert!(w.ok(&["logs", &t]).contains("got-term"));
+    w.ok(&["rm", &t]);
+
+    // Foreground: the exit code, and 128 + the signal that killed it.
+    for (cmd, want) in [("exit 42", 42), ("kill -KILL $$", 137), ("true", 0)] {
+        let out = w.wren(&["run", "--rm", "--init", "test/init:1", cmd]);
+        assert_eq!(out.status.code(), Some(want), "{cmd}: {out:?}");
+    }
+    // A command that does not exist fails `run`, naming it.
+    let err = w.fails(&[
+        "run",
+        "--rm",
+        "--init",
+        "--entrypoint",
+        "/no/such",
+        "test/init:1",
+    ]);
+    assert!(err.contains("/no/such"), "{err}");
+    let err = w.fails(&["run", "--rm", "--rootfs", "/", "--init", "x", "--", "true"]);
+    assert!(err.contains("--init"), "{err}");
+}
+
+#[test]
+fn save_keeps_the_pulled_and_imported_digests() {
+    let test = "save_keeps_the_pulled_and_imported_digests";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    let (app_id, app_blobs) = app_image(&mut layout, &base);
+    reg.push(&layout, "test/app:1", "team/app:1");
+    let pulled = format!("{}/team/app:1", reg.addr);
+    w.ok(&["pull", "--insecure-registry", &reg.addr, &pulled]);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    for (image, want_id) in [(pulled.as_str(), None), ("test/app:1", Some(&app_id))] {
+        let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", image])).unwrap();
+        let id = v["id"].as_str().unwrap().to_string();
+        if let Some(want) = want_id {
+            assert_eq!(&id, want, "import changed the id");
+        }
+        let digests: Vec<String> = v["manifest"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(digests.len(), 3, "{v}");
+        let out = dir.path().join("saved.tar");
+        w.ok(&["save", "-o", out.to_str().unwrap(), image]);
+
+        // skopeo reads the same manifest digest and layer digests.
+        let sk = std::process::Command::new("skopeo")
+            .args(["inspect", &format!("oci-archive:{}", out.display())])
+            .output()
+            .unwrap();
+        assert!(sk.status.success(), "{sk:?}");
+        let sk: Value = serde_json::from_slice(&sk.stdout).unwrap();
+        assert_eq!(sk["Digest"], id.as_str(), "{sk}");
+        assert_eq!(sk["Layers"], json!(digests), "{sk}");
+        if want_id.is_some() {
+            assert_eq!(digests, app_blobs, "layout blobs");
+        }
+
+        // rmi, prune, import: the same image id and layers again.
+        w.ok(&["rmi", image]);
+        let _ = w.ok(&["image", "prune"]);
+        w.ok(&["import", out.to_str().unwrap()]);
+        let v: Value = serde_json::from_str(&w.ok(&["image", "inspect", image])).unwrap();
+        assert_eq!(v["id"], id.as_str(), "{v}");
+        let again: Vec<&str> = v["manifest"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(again, digests);
+        let got = w.ok(&["run", "--rm", image, "echo $GREETING; ls /opq"]);
+        assert_eq!(got, "hello\nnew\n");
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 to `upstream` that sends the registry's
+/// answers on at about `rate` bytes a second, so a pull can be killed in
+/// the middle of a layer. Its threads end with the test process.
+fn slow_proxy(upstream: &str, rate: u64) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let upstream = upstream.to_string();
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let pause = std::time::Duration::from_micros(8192 * 1_000_000 / rate);
+                loop {
+                    match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(pause);
+                        }
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// Size of each `*.partial` in the store's tmp/, by layer hex.
+fn partials(w: &Wrend) -> std::collections::BTreeMap<String, u64> {
+    std::fs::read_dir(w.root.path().join("lib/images/tmp"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    let hex = n.strip_suffix(".partial")?.to_string();
+                    Some((hex, e.metadata().ok()?.len()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_killed_pull_resumes_its_layer() {
+    let test = "a_killed_pull_resumes_its_layer";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    // 6 MiB that gzip cannot shrink.
+    let mut noise = vec![0u8; 6 << 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").unwrap(),
+        &mut noise,
+    )
+    .unwrap();
+    let big = Layer::new().file("big", 0o644, &noise).finish();
+    let mut layout = Layout::new();
+    let (_, blobs) = layout.image(
+        "big",
+        &[(&base, Compression::Gzip), (&big, Compression::Gzip)],
+        json!({"Cmd": ["wc", "-c", "/big"]}),
+    );
+    reg.push(&layout, "big", "team/big:1");
+    let size = |d: &str| std::fs::metadata(layout.blob_path(d)).unwrap().len();
+    let big_hex = blobs[1].trim_start_matches("sha256:").to_string();
+
+    // At 2 MiB/s through the proxy: killed with some MiB of the layer in.
+    let proxy = slow_proxy(&reg.addr, 2 << 20);
+    let mut child = w
+        .cmd()
+        .args([
+            "pull",
+            "--insecure-registry",
+            &proxy,
+            &format!("{proxy}/team/big:1"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while partials(&w).get(&big_hex).copied().unwrap_or(0) < 1 << 20 {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "no partial layer: {:?}",
+            partials(&w)
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended too soon"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let kept = partials(&w);
+    let k = kept[&big_hex];
+    assert!(k < size(&blobs[1]), "whole layer kept: {k}");
+    assert!(!layers(&w).contains(&big_hex), "a half layer is visible");
+    assert!(images_json(&w).is_empty());
+
+    // The second pull (no proxy) fetches only what is missing, exactly:
+    // the rest of each cut-off layer, nothing of a finished one.
+    let installed = layers(&w);
+    let want: u64 = blobs
+        .iter()
+        .map(|d| d.trim_start_matches("sha256:"))
+        .filter(|hex| !installed.iter().any(|l| l == hex))
+        .map(|hex| size(&format!("sha256:{hex}")) - kept.get(hex).copied().unwrap_or(0))
+        .sum();
+    let direct = format!("{}/team/big:1", reg.addr);
+    let out = w.ok(&["pull", "--insecure-registry", &reg.addr, &direct]);
+    println!(
+        "resumed pull: {out} (kept {kept:?}, layers {:?})",
+        blobs.iter().map(|d| size(d)).collect::<Vec<_>>()
+    );
+    assert_eq!(figure(&out, "bytes fetched"), want, "{out} (kept {kept:?})");
+    assert!(figure(&out, "bytes fetched") < size(&blobs[1]) - k + size(&blobs[0]) + 1);
+    assert_eq!(
+        w.ok(&["run", "--rm", &direct]),
+        format!("{} /big\n", 6 << 20)
+    );
+    assert!(tmp_empty(&w), "{:?}", partials(&w));
+    // The kept blob is the layer's, byte for byte.
+    let blob = std::fs::read(w.root.path().join("lib/images/blobs/sha256").join(&big_hex)).unwrap();
+    assert_eq!(wren_tests::registry::sha256(&blob), blobs[1]);
+}

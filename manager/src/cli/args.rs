@@ -218,9 +218,18 @@ pub struct ImageFlags {
     /// CPU weight relative to other containers (cgroup v1 shares)
     #[arg(long, value_name = "N")]
     pub cpu_shares: Option<u64>,
-    /// seccomp=unconfined, or seccomp=FILE (an OCI LinuxSeccomp JSON profile)
+    /// seccomp=unconfined|FILE (an OCI LinuxSeccomp JSON profile),
+    /// no-new-privileges[:true|false], label=disable, apparmor=unconfined
     #[arg(long, value_name = "OPT")]
     pub security_opt: Vec<String>,
+    /// Every capability and host device, no seccomp, no masked paths,
+    /// /sys and the cgroup mount writable
+    #[arg(long)]
+    pub privileged: bool,
+    /// Run a tiny reaper as the container's pid 1: it forwards signals to
+    /// the process and reaps orphans
+    #[arg(long)]
+    pub init: bool,
     /// Add a capability (CAP_X or X; ALL) (repeatable)
     #[arg(long, value_name = "CAP")]
     pub cap_add: Vec<String>,
@@ -256,6 +265,8 @@ impl ImageFlags {
             (self.cpus.is_some(), "--cpus"),
             (self.cpu_shares.is_some(), "--cpu-shares"),
             (!self.security_opt.is_empty(), "--security-opt"),
+            (self.privileged, "--privileged"),
+            (self.init, "--init"),
             (!self.cap_add.is_empty(), "--cap-add"),
             (!self.cap_drop.is_empty(), "--cap-drop"),
             (self.stop_signal.is_some(), "--stop-signal"),

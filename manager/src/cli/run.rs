@@ -224,23 +224,71 @@ fn image_request(
         req.cpus = c;
     }
     req.cpu_shares = f.cpu_shares.unwrap_or(0);
-    for opt in &f.security_opt {
-        match opt.split_once(['=', ':']) {
-            Some(("seccomp", "unconfined")) => req.seccomp = "unconfined".into(),
-            Some(("seccomp", file)) => {
-                req.seccomp = std::fs::read_to_string(file)
-                    .map_err(|e| CliError::failed(format!("--security-opt seccomp={file}: {e}")))?;
-            }
-            _ => {
-                return Err(CliError::usage(format!(
-                    "--security-opt {opt:?}: only seccomp=unconfined and seccomp=FILE are supported"
-                )))
-            }
-        }
-    }
+    security_opts(f, req)?;
+    req.privileged = f.privileged;
+    req.init = f.init;
     req.cap_add = f.cap_add.clone();
     req.cap_drop = f.cap_drop.clone();
     Ok(lock)
+}
+
+/// `--security-opt`, as docker and podman spell them. `label=disable` and
+/// `apparmor=unconfined` ask for what wren does anyway (it sets no SELinux
+/// label and no AppArmor profile on an image's container), so they are
+/// accepted and change nothing; any other label or profile is refused
+/// rather than ignored.
+fn security_opts(
+    f: &super::args::ImageFlags,
+    req: &mut api::CreateRequest,
+) -> Result<(), CliError> {
+    let bad = |opt: &str, why: &str| CliError::usage(format!("--security-opt {opt:?}: {why}"));
+    for opt in &f.security_opt {
+        let (key, value) = match opt.split_once(['=', ':']) {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        match (key, value) {
+            ("seccomp", Some("unconfined")) => req.seccomp = "unconfined".into(),
+            ("seccomp", Some("")) | ("seccomp", None) => {
+                return Err(bad(opt, "want seccomp=unconfined or seccomp=FILE"))
+            }
+            ("seccomp", Some(_)) if f.privileged => {
+                return Err(bad(
+                    opt,
+                    "contradicts --privileged, which runs without a seccomp profile",
+                ))
+            }
+            ("seccomp", Some(file)) => {
+                req.seccomp = std::fs::read_to_string(file)
+                    .map_err(|e| CliError::failed(format!("--security-opt seccomp={file}: {e}")))?;
+            }
+            ("no-new-privileges", None | Some("true")) => req.no_new_privileges = "true".into(),
+            ("no-new-privileges", Some("false")) => req.no_new_privileges = "false".into(),
+            ("no-new-privileges", Some(_)) => {
+                return Err(bad(opt, "want no-new-privileges[:true|false]"))
+            }
+            ("label", Some("disable")) | ("apparmor", Some("unconfined")) => {}
+            ("label", _) => {
+                return Err(bad(
+                    opt,
+                    "wren sets no SELinux labels: only label=disable is accepted",
+                ))
+            }
+            ("apparmor", _) => {
+                return Err(bad(
+                    opt,
+                    "wren sets no AppArmor profile: only apparmor=unconfined is accepted",
+                ))
+            }
+            _ => {
+                return Err(bad(
+                    opt,
+                    "unknown option: want seccomp=, no-new-privileges, label=disable or apparmor=unconfined",
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What a `--mount` comes down to: a `-v` or a `--tmpfs`.

@@ -76,6 +76,13 @@ pub struct ImageOverrides {
     pub cpu_shares: u64,
     /// "" (the default profile), "unconfined", or LinuxSeccomp JSON.
     pub seccomp: String,
+    /// `--privileged` (see [`privileged`]).
+    pub privileged: bool,
+    /// `--security-opt no-new-privileges[:true|false]`; `None`: set, unless
+    /// privileged.
+    pub no_new_privileges: Option<bool>,
+    /// `--init`: the runtime's reaper is the container's pid 1.
+    pub init: bool,
 }
 
 /// The capabilities an image's container gets by default: Docker's set, so
@@ -124,10 +131,7 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, Spec
         caps.retain(|x| *x != c);
     }
     if all(add) {
-        caps = wren_runtime::capabilities::known_names()
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
+        caps = bounding_set();
     }
     for c in add.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
         let c = cap_name(c)?;
@@ -136,6 +140,27 @@ pub fn capabilities(add: &[String], drop: &[String]) -> Result<Vec<String>, Spec
         }
     }
     Ok(caps)
+}
+
+/// `ALL`: every capability wrend itself may pass on, i.e. those of its
+/// bounding set (a host or VM may withhold some, and asking the kernel for
+/// one outside it fails in capset), in number order.
+fn bounding_set() -> Vec<String> {
+    let names = wren_runtime::capabilities::known_names();
+    let mask = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// The spec of a container made from an image: the default spec with its
@@ -166,7 +191,21 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     if let Some((uid, gid, extra)) = &x.user {
         p["user"] = serde_json::json!({"uid": uid, "gid": gid, "additionalGids": extra});
     }
-    let caps = capabilities(&x.cap_add, &x.cap_drop)?;
+    let caps = if x.privileged {
+        // Every capability, less what --cap-drop names.
+        let mut caps = bounding_set();
+        if x.cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+            caps.clear();
+        }
+        for c in x.cap_drop.iter().filter(|c| !c.eq_ignore_ascii_case("ALL")) {
+            let c = cap_name(c)?;
+            caps.retain(|x| *x != c);
+        }
+        caps
+    } else {
+        capabilities(&x.cap_add, &x.cap_drop)?
+    };
+    p["noNewPrivileges"] = Value::Bool(x.no_new_privileges.unwrap_or(!x.privileged));
     p["capabilities"] = serde_json::json!({
         "bounding": caps, "effective": caps, "permitted": caps,
     });
@@ -185,11 +224,16 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         }
     }
     match x.seccomp.as_str() {
-        "" => {}
-        "unconfined" => {
+        "" if !x.privileged => {}
+        "" | "unconfined" => {
             if let Some(l) = spec["linux"].as_object_mut() {
                 l.remove("seccomp");
             }
+        }
+        _ if x.privileged => {
+            return Err(SpecError::Seccomp(
+                "a privileged container runs without one".into(),
+            ))
         }
         json => {
             let v: Value =
@@ -199,6 +243,12 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
             }
             spec["linux"]["seccomp"] = v;
         }
+    }
+    if x.privileged {
+        privileged(&mut spec, &host_devices(Path::new("/dev")));
+    }
+    if x.init {
+        spec["annotations"][wren_runtime::spec::INIT_ANNOTATION] = Value::from("true");
     }
     let r = &mut spec["linux"]["resources"];
     if x.cpus > 0.0 || x.cpu_shares > 0 {
@@ -219,6 +269,88 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         r["pids"] = serde_json::json!({"limit": x.pids_limit});
     }
     Ok(spec)
+}
+
+/// What `--privileged` changes, as Docker and Podman do: no seccomp filter
+/// (unless the caller put a profile back), no masked or read-only paths,
+/// `/sys` and the cgroup mount writable, every host device in
+/// `linux.devices` and the device cgroup open to all.
+fn privileged(spec: &mut Value, devices: &[Value]) {
+    if let Some(l) = spec["linux"].as_object_mut() {
+        l.remove("maskedPaths");
+        l.remove("readonlyPaths");
+    }
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for m in mounts.iter_mut() {
+            if matches!(m["type"].as_str(), Some("sysfs" | "cgroup")) {
+                if let Some(o) = m["options"].as_array_mut() {
+                    o.retain(|o| o != "ro");
+                    o.push(Value::from("rw"));
+                }
+            }
+        }
+    }
+    spec["linux"]["devices"] = Value::from(devices.to_vec());
+    spec["linux"]["resources"]["devices"] = serde_json::json!([{"allow": true, "access": "rwm"}]);
+}
+
+/// The character and block devices under `dev` (the host's /dev), as
+/// `linux.devices` entries with their host paths, modes and owners; the
+/// kernel-managed mounts (pts, shm, mqueue), /dev/console (the
+/// container's own console or none) and /dev/ptmx are left out. Unreadable entries are
+/// skipped: a device that vanished while listing is no error.
+fn host_devices(dev: &Path) -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![dev.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let ft = md.file_type();
+            let name = e.file_name();
+            if ft.is_dir() {
+                let skip =
+                    dir == dev && matches!(name.to_str(), Some("pts" | "shm" | "mqueue" | "fd"));
+                if !skip {
+                    dirs.push(path);
+                }
+                continue;
+            }
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else {
+                continue;
+            };
+            let Ok(rel) = path.strip_prefix(dev) else {
+                continue;
+            };
+            // /dev/ptmx stays the link to the container's own devpts
+            // (the host's node would allocate ptys on the host's).
+            if rel == Path::new("console") || rel == Path::new("ptmx") {
+                continue;
+            }
+            let rdev = md.rdev();
+            out.push(serde_json::json!({
+                "path": Path::new("/dev").join(rel).display().to_string(),
+                "type": kind,
+                "major": libc::major(rdev),
+                "minor": libc::minor(rdev),
+                "fileMode": md.mode() & 0o7777,
+                "uid": md.uid(),
+                "gid": md.gid(),
+            }));
+        }
+    }
+    out.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+    out
 }
 
 fn absolute_dir(path: &Path) -> Result<PathBuf, SpecError> {

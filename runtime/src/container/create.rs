@@ -158,6 +158,7 @@ impl Container {
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
                 container_id_maps: id_maps.clone(),
+                reaper: crate::spec::init_reaper(&spec)?,
             })),
             timing: timing::enabled(),
         };

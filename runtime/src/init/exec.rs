@@ -39,6 +39,7 @@ pub(super) fn finish(
     start: Option<(OwnedFd, &Vec<Hook>, String)>,
 ) -> Result<Never, SetupFailure> {
     let p = &cfg.process;
+    let reaper = matches!(&cfg.setup, super::Setup::Create(c) if c.reaper);
     mark_fds_for_exec(cfg.preserve_fds).map_err(fail("mark fds close-on-exec"))?;
     if cfg.new_keyring {
         crate::keyring::join_new_session(&cfg.id).map_err(fail("join a session keyring"))?;
@@ -138,6 +139,16 @@ pub(super) fn finish(
     let failure =
         match hooks::run_all_with_env("startContainer", hooks_list, hooks_state.as_bytes(), &env) {
             Err(e) => fail("run hooks in the container")(e),
+            Ok(()) if reaper => match super::reaper::fork_process() {
+                Ok(super::reaper::Side::Child) => {
+                    after_ready(&execve, nnp && !notify, filter.as_ref())
+                }
+                Ok(super::reaper::Side::Parent(child)) => {
+                    drop(w);
+                    super::reaper::reap(child)
+                }
+                Err(f) => f,
+            },
             Ok(()) => after_ready(&execve, nnp && !notify, filter.as_ref()),
         };
     if let Ok(report) = serde_json::to_vec(&failure) {

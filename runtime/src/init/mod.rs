@@ -24,6 +24,7 @@
 //! `exec.rs` (process setup and execve, for a create and an exec).
 
 mod exec;
+mod reaper;
 mod stage1;
 mod stage2;
 
@@ -115,6 +116,10 @@ pub struct CreateSetup {
     /// The new user namespace's uid_map and gid_map, for idmapped mounts
     /// without mappings of their own.
     pub container_id_maps: Option<(String, String)>,
+    /// Stay as the container's pid 1 after start, reaping and forwarding
+    /// signals, and run the process as a child ([`reaper`]).
+    #[serde(default)]
+    pub reaper: bool,
 }
 
 /// If this process was started as a container init, become the container

@@ -176,6 +176,18 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             cpus: req.cpus,
             cpu_shares: req.cpu_shares,
             seccomp: req.seccomp.clone(),
+            privileged: req.privileged,
+            init: req.init,
+            no_new_privileges: match req.no_new_privileges.as_str() {
+                "" => None,
+                "true" => Some(true),
+                "false" => Some(false),
+                other => {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "no_new_privileges {other:?}: want \"true\" or \"false\""
+                    )))
+                }
+            },
         },
     };
     if !req.image_layers.is_empty() {

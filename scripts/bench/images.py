@@ -1,17 +1,19 @@
-#!/usr/bin/env python3
-"""Image figures of the standalone mode (`make bench-images`), measured side by
-side in one run against one private docker-registry on 127.0.0.1:
+"""The image figures of the standalone mode (part of `make bench`; alone:
+`make bench-images`), measured side by side in one run against one private
+docker-registry on 127.0.0.1:
 
 - `wren pull` + unpack of a 3-layer ~50 MB image vs `podman pull` (private
-  storage root, overlay driver) when podman is installed, and vs `skopeo copy`
-  to an OCI layout (download and write only, no unpack: a floor);
+  storage root, overlay driver), vs `ctr image pull` + unpack (the host's
+  containerd, started privately by the bench: own root, state and socket;
+  overlayfs snapshotter) and vs `skopeo copy` to an OCI layout (download and
+  write only, no unpack: a floor); fresh stores each run, runs alternated;
 - a second image sharing two layers: only its own layer is fetched (bytes);
 - `wren run --rm IMAGE true` vs `wren run --rm --rootfs DIR true` and vs
   `podman run --rm --runtime runc --network none IMAGE true`;
 - wrend's RSS idle, and with 50 idle image containers vs 50 rootfs ones.
 
-Needs root, the release binaries (REL, default target/release), busybox-static,
-docker-registry and skopeo. Prints a small table; never fails on a number.
+Needs root, the release binaries, busybox-static, docker-registry and
+skopeo; podman and containerd/ctr when present. Never fails on a number.
 """
 
 import gzip
@@ -21,21 +23,21 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 
-REL = os.environ.get("REL", "target/release")
-N = int(os.environ.get("BENCH_N", "10"))
-WREN, WREND, SHIM = (os.path.abspath(os.path.join(REL, b)) for b in
-                     ("wren", "wrend", "containerd-shim-wren-v2"))
+from containerd import Containerd
+from stats import summary
 
 
 def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+    p = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if p.returncode != 0:
+        raise OSError(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
+    return p
 
 
 def blob(layout, data):
@@ -79,10 +81,6 @@ def image(layout, tag, layers):
     json.dump(idx, open(idx_path, "w"))
 
 
-def median(xs):
-    return statistics.median(xs) if xs else float("nan")
-
-
 def timed(cmd):
     t = time.perf_counter()
     sh(cmd)
@@ -104,12 +102,22 @@ def podman_cmd(work):
             "--events-backend", "none"]
 
 
-def main():
-    for b in (WREN, WREND, SHIM):
+def measure(wren_bin, wrend_bin, shim, n=10):
+    """The figures as a dict (raw samples in seconds, sizes in bytes,
+    RSS in KiB)."""
+    wren_bin, wrend_bin, shim = (os.path.abspath(b) for b in (wren_bin, wrend_bin, shim))
+    for b in (wren_bin, wrend_bin, shim):
         if not os.path.exists(b):
-            sys.exit(f"{b} is not built (make release)")
+            raise OSError(f"{b} is not built (make release)")
+    for tool in ("docker-registry", "skopeo"):
+        if shutil.which(tool) is None:
+            raise OSError(f"{tool} is not installed")
+    # Under /tmp: unix socket paths (the shims') must stay under 108 bytes.
     work = tempfile.mkdtemp(prefix="bi-", dir="/tmp")
+    # podman refuses a runroot path over 50 characters: a short dir of its own.
+    pwork = tempfile.mkdtemp(prefix="bp-", dir="/tmp")
     procs = []
+    cd = None
     try:
         layout = os.path.join(work, "layout")
         os.makedirs(os.path.join(layout, "blobs/sha256"))
@@ -148,10 +156,10 @@ def main():
 
         root = os.path.join(work, "w")
         os.makedirs(root)
-        wrend = subprocess.Popen([WREND, "--root", root, "--shim", SHIM],
+        wrend = subprocess.Popen([wrend_bin, "--root", root, "--shim", shim],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(wrend)
-        wren = [WREN, "--root", root]
+        wren = [wren_bin, "--root", root]
         for _ in range(100):
             if subprocess.run(wren + ["ls"], capture_output=True).returncode == 0:
                 break
@@ -164,14 +172,21 @@ def main():
         # Pull + unpack (fresh store each time) vs podman pull (its own
         # private storage, overlay driver) and skopeo copy (download only).
         have_podman = shutil.which("podman") is not None
-        podman = podman_cmd(work)
-        wt, st, pt = [], [], []
-        for i in range(N):
+        podman = podman_cmd(pwork)
+        # ctr image pull unpacks into the overlayfs snapshotter.
+        have_ctr = shutil.which("containerd") is not None and shutil.which("ctr") is not None
+        if have_ctr:
+            cd = Containerd(os.path.join(work, "containerd"), f"wren-bench-img-{os.getpid()}", shim)
+        wt, st, pt, ct = [], [], [], []
+        for i in range(n):
             subprocess.run(wren + ["rmi", big], capture_output=True)
             wt.append(timed(pull + [big]))
             if have_podman:
                 subprocess.run(podman + ["rmi", "-a", "-f"], capture_output=True)
                 pt.append(timed(podman + ["pull", "-q", "--tls-verify=false", big]))
+            if cd:
+                cd.ctr("images", "rm", "--sync", big, check=False)
+                ct.append(timed(cd.ctr_cmd("images", "pull", "--plain-http", big)))
             dst = os.path.join(work, f"sk{i}")
             st.append(timed(["skopeo", "--insecure-policy", "copy", "--src-tls-verify=false",
                              f"docker://{big}", f"oci:{dst}:x"]))
@@ -184,7 +199,7 @@ def main():
         shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
         os.symlink("busybox", os.path.join(rootfs, "bin/true"))
         ri, rr, rp = [], [], []
-        for i in range(N * 2):
+        for i in range(n * 2):
             ri.append(timed(wren + ["run", "--rm", "--name", f"bi{i}", big, "/bin/true"]))
             rr.append(timed(wren + ["run", "--rm", "--rootfs", rootfs, f"br{i}", "--", "/bin/true"]))
             if have_podman:
@@ -201,37 +216,35 @@ def main():
             names.append(f"ii{i}")
         time.sleep(3)
         rss_img = vmrss(wrend.pid)
-        for n in names:
-            sh(wren + ["rm", "-f", n])
+        for c in names:
+            sh(wren + ["rm", "-f", c])
         names = []
         for i in range(50):
             sh(wren + ["run", "-d", "--rootfs", rootfs, f"ir{i}", "--", "/bin/busybox", "sleep", "100000"])
             names.append(f"ir{i}")
         time.sleep(3)
         rss_rootfs = vmrss(wrend.pid)
-        for n in names:
-            sh(wren + ["rm", "-f", n])
+        for c in names:
+            sh(wren + ["rm", "-f", c])
 
-        print(f"image: 3 layers, {size / 1e6:.1f} MB compressed; N={N}")
-        print(f"pull+unpack  wren {median(wt):.3f} s   skopeo copy (no unpack) {median(st):.3f} s"
-              f"   ratio {median(wt) / median(st):.2f}")
-        if pt:
-            print(f"pull+unpack  wren {median(wt):.3f} s   podman pull {median(pt):.3f} s"
-                  f"   ratio {median(wt) / median(pt):.2f}")
-        print(f"second image sharing 2 layers: {out}")
-        print(f"run --rm true  image {median(ri) * 1000:.1f} ms   rootfs {median(rr) * 1000:.1f} ms"
-              f"   ratio {median(ri) / median(rr):.2f}")
-        if rp:
-            print(f"run --rm true  wren image {median(ri) * 1000:.1f} ms   podman (runc) "
-                  f"{median(rp) * 1000:.1f} ms   ratio {median(ri) / median(rp):.2f}")
-        print(f"wrend VmRSS  idle {rss_idle} KiB   50 image containers {rss_img} KiB"
-              f"   50 rootfs containers {rss_rootfs} KiB")
+        s = lambda xs: summary(xs, "s") if xs else None  # noqa: E731
+        return {
+            "image_bytes": size, "n": n,
+            "pull": {"wren": s(wt), "podman": s(pt), "ctr": s(ct), "skopeo": s(st)},
+            "second_image": out,
+            "run_rm": {"image": s(ri), "rootfs": s(rr), "podman": s(rp)},
+            "wrend_rss_kib": {"idle": rss_idle, "image_50": rss_img, "rootfs_50": rss_rootfs},
+        }
     finally:
+        if cd:
+            cd.close()
         if shutil.which("podman"):
-            subprocess.run(podman_cmd(work) + ["rmi", "-a", "-f"], capture_output=True)
+            subprocess.run(podman_cmd(pwork) + ["rmi", "-a", "-f"], capture_output=True)
             # podman's overlay driver bind-mounts its own storage directory.
-            subprocess.run(["umount", os.path.join(work, "podman/root/overlay")],
+            subprocess.run(["umount", os.path.join(pwork, "podman/root/overlay")],
                            capture_output=True)
+        if not any(f" {pwork}/" in line for line in open("/proc/self/mountinfo")):
+            shutil.rmtree(pwork, ignore_errors=True)
         for p in reversed(procs):
             p.terminate()
             p.wait()
@@ -239,5 +252,25 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
 
 
-if __name__ == "__main__":
-    main()
+def lines(f):
+    """The figures as text lines (for `make bench-images` and the log)."""
+    def med(k, w):
+        x = f[k][w]
+        return x["median"] if x else None
+    out = [f"image: 3 layers, {f['image_bytes'] / 1e6:.1f} MB compressed; N={f['n']}"]
+    w = med("pull", "wren")
+    for ref in ("podman", "ctr", "skopeo"):
+        r = med("pull", ref)
+        if r:
+            out.append(f"pull+unpack  wren {w:.3f} s   {ref} {r:.3f} s   ratio {w / r:.2f}")
+    out.append(f"second image sharing 2 layers: {f['second_image']}")
+    ri = med("run_rm", "image")
+    for ref in ("rootfs", "podman"):
+        r = med("run_rm", ref)
+        if r:
+            out.append(f"run --rm true  wren image {ri * 1000:.1f} ms   {ref} {r * 1000:.1f} ms"
+                       f"   ratio {ri / r:.2f}")
+    m = f["wrend_rss_kib"]
+    out.append(f"wrend VmRSS  idle {m['idle']} KiB   50 image containers {m['image_50']} KiB"
+               f"   50 rootfs containers {m['rootfs_50']} KiB")
+    return out
