@@ -354,11 +354,12 @@ fn restore_from_a_missing_or_corrupt_image_leaves_nothing() {
 }
 
 /// A container listening and connected to itself over TCP inside its own
-/// network namespace (lo brought up with CAP_NET_ADMIN).
+/// network namespace (lo brought up with CAP_NET_ADMIN). The server's
+/// stdin is a pipe that never ends: at EOF busybox nc would hang up.
 fn tcp_bundle(s: &Sid) -> Bundle {
     let mut b = s.bundle(
         "exec </dev/null >/dev/null 2>&1; ip link set lo up; \
-         nc -l -p 5000 >/tmp/recv & sleep 0.5; \
+         sleep 100000 | nc -l -p 5000 >/tmp/recv & sleep 0.5; \
          i=0; while true; do i=$((i+1)); echo $i; echo $i >/tmp/count; sleep 0.1; done \
          | nc 127.0.0.1 5000",
     );
