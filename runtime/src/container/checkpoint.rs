@@ -308,6 +308,15 @@ impl Container {
                 ));
             }
         }
+        // A terminal: the pty slave's master is outside the container (the
+        // shim, conmon, a console socket's receiver); criu dumps the slave
+        // as an orphan and restore gets a new master (orphan-pts-master).
+        let terminal = (self.state.spec.process().as_ref())
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        if terminal {
+            o.set_orphan_pts_master(true);
+        }
         // runc's descriptors.json: where the init's stdio pointed.
         let fds: Vec<String> = (0..3)
             .map(|i| {
