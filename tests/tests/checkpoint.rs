@@ -497,3 +497,96 @@ fn pre_dump_says_why_it_cannot_run() {
     ]);
     wait_count(&b, n);
 }
+
+/// The pty master sent to a console socket at `path` by the command run
+/// in `f`.
+fn with_console(path: &Path, f: impl FnOnce()) -> std::os::fd::OwnedFd {
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path).expect("console socket");
+    let t = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().expect("accept");
+        wren_runtime::console::recv_from_socket(&conn).expect("recv master")
+    });
+    f();
+    t.join().expect("console thread")
+}
+
+/// The last "tick N" read from `master` within `secs`.
+fn last_tick(master: &std::os::fd::OwnedFd, secs: u64) -> u64 {
+    use std::io::Read;
+    let mut file = std::fs::File::from(master.try_clone().expect("dup master"));
+    let mut text = String::new();
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < end {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&file),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+            match file.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+    }
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("tick ")?.parse().ok())
+        .last()
+        .unwrap_or(0)
+}
+
+#[test]
+fn terminal_container_restores_with_a_new_console() {
+    let t = "terminal_container_restores_with_a_new_console";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-tty-{}", std::process::id());
+    let mut b = s.bundle(
+        "i=0; while true; do i=$((i+1)); echo tick $i; echo $i >/tmp/count; sleep 0.1; done",
+    );
+    b.config["process"]["terminal"] = json!(true);
+    b.save();
+    let sock = s.dir().join("console.sock");
+    let sock_in = s.inner(&sock);
+    let bundle = s.inner(b.path());
+    let master = with_console(&sock, || {
+        s.ok(&[
+            "run",
+            "--detach",
+            "--console-socket",
+            &sock_in,
+            "--bundle",
+            &bundle,
+            &id,
+        ]);
+    });
+    assert!(last_tick(&master, 1) > 0, "no output on the first console");
+    let (_, img_in) = s.image("img");
+    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    let at_dump = last_tick(&master, 1);
+    drop(master);
+    let master2 = with_console(&sock, || {
+        s.ok(&[
+            "restore",
+            "--detach",
+            "--console-socket",
+            &sock_in,
+            "--image-path",
+            &img_in,
+            "--bundle",
+            &bundle,
+            &id,
+        ]);
+    });
+    // The same process goes on writing on the new console.
+    let after = last_tick(&master2, 2);
+    assert!(
+        after > at_dump,
+        "new console: tick {after}, at dump {at_dump}"
+    );
+    assert_eq!(s.state(&id).expect("state")["status"], "running");
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}
