@@ -377,8 +377,8 @@ fn recv_last(b: &Bundle) -> u64 {
     std::fs::read_to_string(b.rootfs().join("tmp/recv"))
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| l.parse().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.parse().ok())
         .unwrap_or(0)
 }
 
@@ -533,8 +533,8 @@ fn last_tick(master: &std::os::fd::OwnedFd, secs: u64) -> u64 {
         }
     }
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("tick ")?.parse().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("tick ")?.parse().ok())
         .unwrap_or(0)
 }
 
