@@ -84,6 +84,12 @@ pub trait ContainerOps {
     fn pids(&mut self, c: &Self::Container) -> Result<Vec<u32>, OpsError>;
     fn pause(&mut self, c: &Self::Container) -> Result<(), OpsError>;
     fn resume(&mut self, c: &Self::Container) -> Result<(), OpsError>;
+    /// Dump the container with CRIU (see `wren_runtime::Container::checkpoint`).
+    fn checkpoint(
+        &mut self,
+        c: &Self::Container,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError>;
     fn update(&mut self, c: &Self::Container, resources: &LinuxResources) -> Result<(), OpsError>;
     /// cgroup metrics as an `Any` (v1 or v2 Metrics).
     fn stats(&mut self, c: &Self::Container) -> Result<Any, OpsError>;
@@ -148,6 +154,14 @@ impl ContainerOps for Runtime {
 
     fn resume(&mut self, c: &Container) -> Result<(), OpsError> {
         Ok(c.resume()?)
+    }
+
+    fn checkpoint(
+        &mut self,
+        c: &Container,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError> {
+        Ok(c.checkpoint(opts)?)
     }
 
     fn update(&mut self, c: &Container, resources: &LinuxResources) -> Result<(), OpsError> {

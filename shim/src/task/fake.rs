@@ -95,6 +95,20 @@ impl ContainerOps for Fake {
         Ok(())
     }
 
+    fn checkpoint(
+        &mut self,
+        c: &FakeContainer,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError> {
+        self.calls.push(format!(
+            "checkpoint {} {} leave_running={}",
+            c.id,
+            opts.flags.image_path.display(),
+            opts.leave_running
+        ));
+        Ok(())
+    }
+
     fn resume(&mut self, c: &FakeContainer) -> Result<(), OpsError> {
         self.calls.push(format!("resume {}", c.id));
         Ok(())
