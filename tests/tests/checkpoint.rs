@@ -590,3 +590,60 @@ fn terminal_container_restores_with_a_new_console() {
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
 }
+
+/// The shim's Checkpoint RPC under the sid tree's containerd 2.1 (the
+/// shim, containerd and criu all in the tree): `ctr c checkpoint --task`
+/// makes a checkpoint image and leaves the task running. Restore through
+/// the shim (Create with a checkpoint) is not implemented yet.
+#[test]
+fn ctr_checkpoint_task_through_the_shim() {
+    use wren_tests::containerd::{self, Containerd};
+    let t = "ctr_checkpoint_task_through_the_shim";
+    if !require_root(t) || !containerd::shim_tests_can_run(t) {
+        return;
+    }
+    let Some(tree) = tree::get(t, "sid") else {
+        return;
+    };
+    let c = Containerd::start_in(Some(&tree), "ck", true, None);
+    let id = format!("ck-ctr-{}", std::process::id());
+    containerd::run_detached(
+        &c,
+        &id,
+        &[],
+        &[
+            "sh",
+            "-c",
+            "exec </dev/null >/dev/null 2>&1; i=0; while true; do i=$((i+1)); sleep 0.1; done",
+        ],
+    );
+    assert!(wren_tests::wait_for(10, || containerd::task_status(
+        &c, &id
+    ) == "RUNNING"));
+    let pid = containerd::task_pid(&c, &id);
+    let r = format!("wren.test/{id}:ck");
+    let out = c.ctr(&["containers", "checkpoint", "--task", "--rw", &id, &r]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "ctr c checkpoint: {text}\n{}",
+        c.log()
+    );
+    let images = c.ctr(&["images", "ls", "-q"]);
+    assert!(
+        String::from_utf8_lossy(&images.stdout).contains(&r),
+        "no checkpoint image {r}"
+    );
+    assert_eq!(containerd::task_status(&c, &id), "RUNNING");
+    assert_eq!(containerd::task_pid(&c, &id), pid);
+    let _ = c.ctr(&["task", "kill", "--signal", "SIGKILL", &id]);
+    assert!(wren_tests::wait_for(10, || containerd::task_status(
+        &c, &id
+    ) == "STOPPED"));
+    let _ = c.ctr(&["task", "rm", &id]);
+    let _ = c.ctr(&["containers", "rm", &id]);
+}
