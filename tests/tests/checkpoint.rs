@@ -61,8 +61,8 @@ impl Sid {
         self.work.path()
     }
 
-    /// Run `program args` in the tree; (success, stdout + stderr).
-    fn run(&self, program: &[&str], args: &[&str]) -> (bool, String) {
+    /// Run `program args` in the tree; (exit code, stdout + stderr).
+    fn run(&self, program: &[&str], args: &[&str]) -> (i32, String) {
         let out = self.dir().join("out");
         let f = std::fs::File::create(&out).expect("out file");
         let mut cmd = Command::new("unshare");
@@ -90,15 +90,20 @@ impl Sid {
         let status = child.wait().expect("wait unshare");
         wren_tests::unregister(child.id());
         (
-            status.success(),
+            status.code().unwrap_or(-1),
             std::fs::read_to_string(&out).unwrap_or_default(),
         )
     }
 
-    fn oci(&self, args: &[&str]) -> (bool, String) {
+    fn oci_code(&self, args: &[&str]) -> (i32, String) {
         let bin = self.inner(&self.dir().join("wren-oci"));
         let root = self.inner(&self.dir().join("state"));
         self.run(&[&bin, "--root", &root], args)
+    }
+
+    fn oci(&self, args: &[&str]) -> (bool, String) {
+        let (code, out) = self.oci_code(args);
+        (code == 0, out)
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -646,4 +651,24 @@ fn ctr_checkpoint_task_through_the_shim() {
     ) == "STOPPED"));
     let _ = c.ctr(&["task", "rm", &id]);
     let _ = c.ctr(&["containers", "rm", &id]);
+}
+
+#[test]
+fn foreground_restore_exits_with_the_container_status() {
+    let t = "foreground_restore_exits_with_the_container_status";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-fg-{}", std::process::id());
+    let b = s.bundle("exec </dev/null >/dev/null 2>&1; sleep 2; exit 7");
+    let bundle = s.inner(b.path());
+    s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
+    let (_, img_in) = s.image("img");
+    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    // The restored init is wren-oci's child: it waits and takes its status.
+    let (code, out) = s.oci_code(&["restore", "--image-path", &img_in, "--bundle", &bundle, &id]);
+    assert_eq!(code, 7, "{out}");
+    assert!(
+        s.state(&id).is_none(),
+        "foreground restore left the container"
+    );
+    assert_no_cgroup(&id);
 }
