@@ -76,6 +76,11 @@ pub trait ContainerOps {
     type Container;
     /// Creates the container; returns when its init is blocked before execve.
     fn create(&mut self, opts: CreateOptions) -> Result<(Self::Container, CreatedInit), OpsError>;
+    /// Restore a container from a CRIU checkpoint; it is running already.
+    fn restore(
+        &mut self,
+        opts: wren_runtime::RestoreOptions,
+    ) -> Result<(Self::Container, CreatedInit), OpsError>;
     /// Releases the init to execve.
     fn start(&mut self, c: &mut Self::Container) -> Result<(), OpsError>;
     /// Signals the init, or every process of the container with `all`.
@@ -115,25 +120,14 @@ impl ContainerOps for Runtime {
     type Container = Container;
 
     fn create(&mut self, opts: CreateOptions) -> Result<(Container, CreatedInit), OpsError> {
-        let mut c = Container::create(opts)?;
-        let pidfd = c
-            .init_pidfd()
-            .ok_or(OpsError::NoPidfd)
-            .and_then(|fd| fd.try_clone_to_owned().map_err(OpsError::DupPidfd));
-        let pidfd = match pidfd {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = c.delete(true);
-                return Err(e);
-            }
-        };
-        let created = CreatedInit {
-            pid: c.init_pid() as u32,
-            pidfd,
-            console: c.take_console(),
-            own_pid_namespace: c.has_own_pid_namespace(),
-        };
-        Ok((c, created))
+        init_of(Container::create(opts)?)
+    }
+
+    fn restore(
+        &mut self,
+        opts: wren_runtime::RestoreOptions,
+    ) -> Result<(Container, CreatedInit), OpsError> {
+        init_of(Container::restore(opts)?)
     }
 
     fn start(&mut self, c: &mut Container) -> Result<(), OpsError> {
@@ -214,4 +208,26 @@ impl ContainerOps for Runtime {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The shim's view of a new (or restored) init: its own pidfd, console.
+fn init_of(mut c: Container) -> Result<(Container, CreatedInit), OpsError> {
+    let pidfd = c
+        .init_pidfd()
+        .ok_or(OpsError::NoPidfd)
+        .and_then(|fd| fd.try_clone_to_owned().map_err(OpsError::DupPidfd));
+    let pidfd = match pidfd {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
+    let created = CreatedInit {
+        pid: c.init_pid() as u32,
+        pidfd,
+        console: c.take_console(),
+        own_pid_namespace: c.has_own_pid_namespace(),
+    };
+    Ok((c, created))
 }
