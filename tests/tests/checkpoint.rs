@@ -686,6 +686,23 @@ fn ctr_restore_through_the_shim() {
     let Some(tree) = tree::get(t, "sid") else {
         return;
     };
+    // containerd unpacks the checkpoint for the restore into
+    // /tmp/ctrd-checkpoint* of its root and keeps it for the task's
+    // life; the ones this test makes are removed at the end.
+    let unpacked = || -> Vec<PathBuf> {
+        std::fs::read_dir(tree.join("tmp"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with("ctrd-checkpoint"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before_dirs = unpacked();
     let c = Containerd::start_in(Some(&tree), "ckr", true, None);
     let id = format!("ck-ctrr-{}", std::process::id());
     containerd::run_detached(
@@ -747,4 +764,10 @@ fn ctr_restore_through_the_shim() {
     ) == "STOPPED"));
     let _ = c.ctr(&["task", "rm", &id]);
     let _ = c.ctr(&["containers", "rm", &id]);
+    drop(c);
+    for d in unpacked() {
+        if !before_dirs.contains(&d) {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
 }
