@@ -64,8 +64,8 @@ pub struct Global {
     /// command only, as `spec --rootless` is another flag
     #[arg(long, value_name = "MODE", value_parser = ["true", "false", "auto"])]
     pub rootless: Option<String>,
-    /// Accepted for runc compatibility: there is no checkpoint/restore
-    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    /// The criu binary for checkpoint and restore (default: criu on PATH)
+    #[arg(long, global = true, value_name = "PATH")]
     pub criu: Option<PathBuf>,
     /// Print the version and exit
     #[arg(short = 'v', long, help_heading = "Options")]
@@ -124,12 +124,106 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Not supported: wren has no CRIU support
-    #[command(hide = true)]
-    Checkpoint(Unsupported),
-    /// Not supported: wren has no CRIU support
-    #[command(hide = true)]
-    Restore(Unsupported),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<Checkpoint>),
+    /// Restore a container from a CRIU checkpoint
+    Restore(Box<Restore>),
+}
+
+/// Flags `checkpoint` and `restore` share (runc's).
+#[derive(Debug, Args)]
+pub struct CriuArgs {
+    /// Directory of the checkpoint images
+    #[arg(long, value_name = "DIR")]
+    pub image_path: Option<PathBuf>,
+    /// Directory for criu's log and temporary files (default: the images')
+    #[arg(long, value_name = "DIR")]
+    pub work_path: Option<PathBuf>,
+    /// Allow open TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs (a controlling terminal)
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Cgroups mode: soft, full, strict or ignore
+    #[arg(long, value_name = "MODE")]
+    pub manage_cgroups_mode: Option<String>,
+    /// Namespace to leave out of the checkpoint and restore empty (network)
+    #[arg(long, value_name = "NS")]
+    pub empty_ns: Vec<String>,
+    /// Let pages be restored on demand (userfaultfd)
+    #[arg(long)]
+    pub lazy_pages: bool,
+    /// Enable auto deduplication of memory images
+    #[arg(long)]
+    pub auto_dedup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Checkpoint {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// A previous (pre-dump) checkpoint, relative to --image-path
+    #[arg(long, value_name = "DIR")]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Dump memory only, keep the container running
+    #[arg(long)]
+    pub pre_dump: bool,
+    /// Send pages to a criu page server at ADDRESS:PORT
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub page_server: Option<String>,
+    /// criu writes \0 to this fd when the lazy-pages server is ready
+    #[arg(long, value_name = "FD")]
+    pub status_fd: Option<i32>,
+    /// Not supported: refused
+    #[arg(long)]
+    pub tcp_skip_in_flight: bool,
+    /// Not supported: refused
+    #[arg(long)]
+    pub link_remap: bool,
+    #[arg(value_name = "CONTAINER_ID")]
+    pub id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Restore {
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The bundle directory (config.json and the root filesystem)
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once the container is restored
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the restored init's pid to FILE
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Send the new pty master to this AF_UNIX socket (process.terminal)
+    #[arg(long, value_name = "PATH")]
+    pub console_socket: Option<PathBuf>,
+    /// Do not become the subreaper of processes the container leaves behind
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Accepted: criu restores the container's own root
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Not supported: refused
+    #[arg(long, value_name = "PROFILE")]
+    pub lsm_profile: Option<String>,
+    /// Not supported: refused
+    #[arg(long, value_name = "CONTEXT")]
+    pub lsm_mount_context: Option<String>,
+    #[arg(value_name = "CONTAINER_ID")]
+    pub id: String,
 }
 
 /// A command that takes a container id and nothing else.
@@ -137,13 +231,6 @@ pub enum Command {
 pub struct Id {
     #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
-}
-
-/// Anything at all, for the commands that are refused whole.
-#[derive(Debug, Args)]
-pub struct Unsupported {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
 }
 
 /// Flags shared by `create` and `run`.
@@ -509,6 +596,8 @@ fn with_one_command(name: &str) -> Option<clap::Command> {
         "update" => Update::augment_args(clap::Command::new("update")),
         "events" => Events::augment_args(clap::Command::new("events")),
         "features" => clap::Command::new("features"),
+        "checkpoint" => Checkpoint::augment_args(clap::Command::new("checkpoint")),
+        "restore" => Restore::augment_args(clap::Command::new("restore")),
         "version" => clap::Command::new("version"),
         _ => return None,
     };

@@ -9,6 +9,7 @@
 //! once on stderr and appended to `--log`.
 
 mod about;
+mod checkpoint;
 mod cli;
 mod events;
 mod exec;
@@ -86,6 +87,8 @@ fn context(command: &Command) -> Option<String> {
         Command::Resume(c) => ("resume", &c.id),
         Command::Update(c) => ("update", &c.id),
         Command::Events(c) => ("events", &c.id),
+        Command::Checkpoint(c) => ("checkpoint", &c.id),
+        Command::Restore(c) => ("restore", &c.id),
         _ => return None,
     };
     Some(format!("{name} {id}"))
@@ -159,8 +162,6 @@ fn append_log((path, format): &(PathBuf, LogFormat), msg: &str) {
     let _ = writeln!(f, "{line}");
 }
 
-const NO_CRIU: &str = "is not supported: wren has no CRIU support";
-
 fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     if g.version {
@@ -192,8 +193,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             clap_complete::generate(shell, &mut cmd, "wren-oci", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Checkpoint(_) => Err(Usage(format!("checkpoint {NO_CRIU}")).into()),
-        Command::Restore(_) => Err(Usage(format!("restore {NO_CRIU}")).into()),
+        Command::Checkpoint(c) => ok(checkpoint::checkpoint(g, *c)),
+        Command::Restore(r) => checkpoint::restore(g, *r),
     }
 }
 

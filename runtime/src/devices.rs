@@ -44,7 +44,8 @@ struct Node<'a> {
     gid: u32,
 }
 
-const DEFAULTS: [(&str, u64, u64); 6] = [
+/// The nodes every container gets (public for checkpoint's external mounts).
+pub const DEFAULTS: [(&str, u64, u64); 6] = [
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
     ("/dev/full", 1, 7),

@@ -15,6 +15,7 @@ pub mod cgroups;
 pub mod children;
 pub mod console;
 pub mod container;
+pub mod criu;
 pub mod devices;
 pub mod error;
 pub mod features;
@@ -42,7 +43,8 @@ pub mod timefmt;
 pub mod timing;
 
 pub use container::{
-    ConsoleMode, Container, CreateOptions, Error, ExecOptions, ExecProcess, Stdio,
+    CgroupsMode, CheckpointOptions, ConsoleMode, Container, CreateOptions, CriuFlags, Error,
+    ExecOptions, ExecProcess, RestoreOptions, Stdio,
 };
 pub use error::ErrorKind;
 pub use init::run_if_init;

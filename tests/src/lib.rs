@@ -361,7 +361,16 @@ pub struct Bundle {
 impl Bundle {
     /// A bundle running `args` with the runc-like default spec.
     pub fn busybox(args: &[&str]) -> Bundle {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Bundle::busybox_with(tempfile::tempdir().expect("tempdir"), args)
+    }
+
+    /// The same, in a new directory under `parent` (e.g. a Debian tree's
+    /// /tmp, for a runtime that runs in that tree).
+    pub fn busybox_in(parent: &Path, args: &[&str]) -> Bundle {
+        Bundle::busybox_with(tempfile::tempdir_in(parent).expect("tempdir"), args)
+    }
+
+    fn busybox_with(dir: tempfile::TempDir, args: &[&str]) -> Bundle {
         let rootfs = dir.path().join("rootfs");
         for d in ["bin", "proc", "sys", "dev", "etc", "tmp", "root"] {
             std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");

@@ -85,6 +85,8 @@ pub enum Error {
     Console(#[from] console::ConsoleError),
     #[error("process.terminal is set but no console socket was given")]
     NoConsoleSocket,
+    #[error(transparent)]
+    Criu(#[from] crate::criu::CriuError),
 }
 
 impl Error {
@@ -116,7 +118,14 @@ impl Error {
             Self::Sys { source, .. } if source.raw_os_error() == Some(libc::ESRCH) => {
                 ErrorKind::NotFound
             }
+            Self::Criu(crate::criu::CriuError::Unsupported(_)) => ErrorKind::Unsupported,
+            Self::Criu(crate::criu::CriuError::Spawn { source, .. })
+                if source.kind() == io::ErrorKind::NotFound =>
+            {
+                ErrorKind::Unsupported
+            }
             Self::Hook(_)
+            | Self::Criu(_)
             | Self::Setup { .. }
             | Self::InitDied { .. }
             | Self::Io { .. }

@@ -20,6 +20,7 @@
 //!
 //! This file holds the options and the [`Container`] handle.
 
+mod checkpoint;
 mod cleanup;
 mod create;
 mod error;
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
+pub use checkpoint::{CgroupsMode, CheckpointOptions, CriuFlags, RestoreOptions, DESCRIPTORS};
 pub use create::with_default_devices;
 pub use error::Error;
 

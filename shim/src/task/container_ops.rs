@@ -76,6 +76,11 @@ pub trait ContainerOps {
     type Container;
     /// Creates the container; returns when its init is blocked before execve.
     fn create(&mut self, opts: CreateOptions) -> Result<(Self::Container, CreatedInit), OpsError>;
+    /// Restore a container from a CRIU checkpoint; it is running already.
+    fn restore(
+        &mut self,
+        opts: wren_runtime::RestoreOptions,
+    ) -> Result<(Self::Container, CreatedInit), OpsError>;
     /// Releases the init to execve.
     fn start(&mut self, c: &mut Self::Container) -> Result<(), OpsError>;
     /// Signals the init, or every process of the container with `all`.
@@ -84,6 +89,12 @@ pub trait ContainerOps {
     fn pids(&mut self, c: &Self::Container) -> Result<Vec<u32>, OpsError>;
     fn pause(&mut self, c: &Self::Container) -> Result<(), OpsError>;
     fn resume(&mut self, c: &Self::Container) -> Result<(), OpsError>;
+    /// Dump the container with CRIU (see `wren_runtime::Container::checkpoint`).
+    fn checkpoint(
+        &mut self,
+        c: &Self::Container,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError>;
     fn update(&mut self, c: &Self::Container, resources: &LinuxResources) -> Result<(), OpsError>;
     /// cgroup metrics as an `Any` (v1 or v2 Metrics).
     fn stats(&mut self, c: &Self::Container) -> Result<Any, OpsError>;
@@ -109,25 +120,14 @@ impl ContainerOps for Runtime {
     type Container = Container;
 
     fn create(&mut self, opts: CreateOptions) -> Result<(Container, CreatedInit), OpsError> {
-        let mut c = Container::create(opts)?;
-        let pidfd = c
-            .init_pidfd()
-            .ok_or(OpsError::NoPidfd)
-            .and_then(|fd| fd.try_clone_to_owned().map_err(OpsError::DupPidfd));
-        let pidfd = match pidfd {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = c.delete(true);
-                return Err(e);
-            }
-        };
-        let created = CreatedInit {
-            pid: c.init_pid() as u32,
-            pidfd,
-            console: c.take_console(),
-            own_pid_namespace: c.has_own_pid_namespace(),
-        };
-        Ok((c, created))
+        init_of(Container::create(opts)?)
+    }
+
+    fn restore(
+        &mut self,
+        opts: wren_runtime::RestoreOptions,
+    ) -> Result<(Container, CreatedInit), OpsError> {
+        init_of(Container::restore(opts)?)
     }
 
     fn start(&mut self, c: &mut Container) -> Result<(), OpsError> {
@@ -148,6 +148,14 @@ impl ContainerOps for Runtime {
 
     fn resume(&mut self, c: &Container) -> Result<(), OpsError> {
         Ok(c.resume()?)
+    }
+
+    fn checkpoint(
+        &mut self,
+        c: &Container,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError> {
+        Ok(c.checkpoint(opts)?)
     }
 
     fn update(&mut self, c: &Container, resources: &LinuxResources) -> Result<(), OpsError> {
@@ -200,4 +208,26 @@ impl ContainerOps for Runtime {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The shim's view of a new (or restored) init: its own pidfd, console.
+fn init_of(mut c: Container) -> Result<(Container, CreatedInit), OpsError> {
+    let pidfd = c
+        .init_pidfd()
+        .ok_or(OpsError::NoPidfd)
+        .and_then(|fd| fd.try_clone_to_owned().map_err(OpsError::DupPidfd));
+    let pidfd = match pidfd {
+        Ok(fd) => fd,
+        Err(e) => {
+            let _ = c.delete(true);
+            return Err(e);
+        }
+    };
+    let created = CreatedInit {
+        pid: c.init_pid() as u32,
+        pidfd,
+        console: c.take_console(),
+        own_pid_namespace: c.has_own_pid_namespace(),
+    };
+    Ok((c, created))
 }

@@ -91,9 +91,24 @@ impl<O: ContainerOps> TaskService<O> {
             return Err(TaskError::invalid("create", id)(e));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
-        let made = self
-            .ops
-            .create(CreateOptions {
+        // With a checkpoint (`ctr c restore`), CRIU brings the processes
+        // back here; Start then only reports the running task.
+        let restored = !req.checkpoint.is_empty();
+        let made = if restored {
+            self.ops.restore(wren_runtime::RestoreOptions {
+                id: id.to_string(),
+                bundle: bundle.clone(),
+                state_root,
+                flags: wren_runtime::CriuFlags {
+                    image_path: PathBuf::from(&req.checkpoint),
+                    ..wren_runtime::CriuFlags::default()
+                },
+                stdio: fds.into(),
+                console: ConsoleMode::Return,
+                pid_file: None,
+            })
+        } else {
+            self.ops.create(CreateOptions {
                 id: id.to_string(),
                 bundle: bundle.clone(),
                 state_root,
@@ -104,7 +119,8 @@ impl<O: ContainerOps> TaskService<O> {
                 no_new_keyring: options.no_new_keyring,
                 pid_file: None,
             })
-            .map_err(TaskError::ops("create", id));
+        }
+        .map_err(TaskError::ops("create", id));
         let attached = match made {
             Ok((runtime, mut created)) => {
                 match self.attach_init_console(id, req.terminal, &mut io, &mut created) {
@@ -164,6 +180,7 @@ impl<O: ContainerOps> TaskService<O> {
                     terminal: req.terminal,
                     pidfd: Some(pidfd),
                     io: Some(io),
+                    restored,
                     ..Process::default()
                 },
                 execs: HashMap::new(),
@@ -222,9 +239,11 @@ impl<O: ContainerOps> TaskService<O> {
                 c.init.status
             )));
         }
-        self.ops
-            .start(&mut c.runtime)
-            .map_err(TaskError::ops("start", &req.id))?;
+        if !c.init.restored {
+            self.ops
+                .start(&mut c.runtime)
+                .map_err(TaskError::ops("start", &req.id))?;
+        }
         c.init.status = Status::RUNNING;
         let pid = c.init.pid;
         let mut ev = TaskStart::new();

@@ -95,6 +95,42 @@ impl ContainerOps for Fake {
         Ok(())
     }
 
+    fn restore(
+        &mut self,
+        opts: wren_runtime::RestoreOptions,
+    ) -> Result<(FakeContainer, CreatedInit), OpsError> {
+        self.calls.push(format!(
+            "restore {} {}",
+            opts.id,
+            opts.flags.image_path.display()
+        ));
+        self.create(wren_runtime::CreateOptions {
+            id: opts.id,
+            bundle: opts.bundle,
+            state_root: opts.state_root,
+            stdio: opts.stdio,
+            console: opts.console,
+            preserve_fds: 0,
+            no_pivot: false,
+            no_new_keyring: false,
+            pid_file: None,
+        })
+    }
+
+    fn checkpoint(
+        &mut self,
+        c: &FakeContainer,
+        opts: wren_runtime::CheckpointOptions,
+    ) -> Result<(), OpsError> {
+        self.calls.push(format!(
+            "checkpoint {} {} leave_running={}",
+            c.id,
+            opts.flags.image_path.display(),
+            opts.leave_running
+        ));
+        Ok(())
+    }
+
     fn resume(&mut self, c: &FakeContainer) -> Result<(), OpsError> {
         self.calls.push(format!("resume {}", c.id));
         Ok(())

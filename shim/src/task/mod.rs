@@ -13,7 +13,7 @@
 //! | `state.rs` | State, Wait, Connect, Shutdown |
 //! | `exit.rs` | exits: pidfd readiness, OOM events, the order of exit reports |
 //! | `stats.rs` | Stats, Update, Pids |
-//! | `pause.rs` | Pause, Resume, Checkpoint |
+//! | `pause.rs` | Pause, Resume, Checkpoint (CRIU) |
 //! | `io.rs` | CloseIO, ResizePty |
 //! | `error.rs` | errors and the RPC × condition → ttrpc code table |
 //! | `container_ops.rs` | the one seam to the runtime library |

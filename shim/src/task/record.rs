@@ -46,6 +46,9 @@ pub(super) struct Process {
     pub io: Option<ProcessIo>,
     /// Reaped, not reported yet.
     pub pending: Option<PendingExit>,
+    /// Restored from a checkpoint at Create: already running, so Start
+    /// only reports it.
+    pub restored: bool,
 }
 
 /// One container in this shim; `C` is the runtime's handle of it.

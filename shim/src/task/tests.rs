@@ -361,12 +361,22 @@ fn service_refusals() {
     h.create("c").expect("create");
     h.start("c", "").expect("start");
     assert_eq!(code(h.start("c", "")), Code::UNKNOWN);
+    // Checkpoint needs an image path; with one, the runtime is asked to
+    // dump and (without `exit`) leave the task running.
     let mut r = CheckpointTaskRequest::new();
     r.id = "c".into();
     assert_eq!(
         code(h.call::<_, protobuf::well_known_types::empty::Empty>("Checkpoint", &r)),
-        Code::UNIMPLEMENTED
+        Code::INVALID_ARGUMENT
     );
+    r.path = "/ck".into();
+    h.call::<_, protobuf::well_known_types::empty::Empty>("Checkpoint", &r)
+        .expect("checkpoint");
+    assert!(h
+        .svc
+        .ops
+        .calls
+        .contains(&"checkpoint c /ck leave_running=true".to_string()));
     let mut r = StateRequest::new();
     r.id = "c".into();
     assert_eq!(
