@@ -109,6 +109,8 @@ pub enum Command {
     Image(ImageCmd),
     /// Manage named volumes: create, ls, inspect, rm
     Volume(VolumeCmd),
+    /// Manage networks: create, ls, inspect, rm
+    Network(super::network::NetworkCmd),
     /// Print a shell completion script (source <(wren completion bash))
     Completion(Completion),
     /// Print the version
@@ -162,6 +164,8 @@ pub struct ContainerArgs {
     pub source: Source,
     #[command(flatten)]
     pub image: ImageFlags,
+    #[command(flatten)]
+    pub network: super::network::NetworkFlags,
     /// With --rootfs or --bundle: the container's name. Else: the image
     /// (name it with --name)
     #[arg(value_name = "IMAGE|NAME")]

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod output;
 #[cfg(feature = "pull")]
 pub mod pull;
@@ -186,6 +187,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::VolumeSub::Inspect(v) => volumes::inspect(g, &v.names),
             args::VolumeSub::Rm(v) => volumes::rm(g, &v.names),
         },
+        Command::Network(a) => network::main(g, a),
         Command::Completion(a) => {
             let mut cmd = args::command();
             clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());

@@ -48,6 +48,9 @@ pub fn container_json(c: &api::Container) -> Value {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
             (k.to_string(), Value::from(v))
         }).collect::<serde_json::Map<String, Value>>(),
+        "network": c.network,
+        "ip_address": c.ip_address,
+        "ports": c.ports,
     })
 }
 

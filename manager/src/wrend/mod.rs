@@ -35,6 +35,7 @@ pub mod event_log;
 pub mod event_loop;
 pub mod flags;
 pub mod loopback;
+pub mod network;
 pub mod record;
 pub mod registry;
 pub mod restart;

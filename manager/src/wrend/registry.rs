@@ -182,6 +182,9 @@ impl Registry {
         c.image = m.rec.image.clone();
         c.image_id = m.rec.image_id.clone();
         c.labels = m.rec.labels.clone();
+        c.network = m.rec.network.clone();
+        c.ip_address = m.rec.ip_address.clone();
+        c.ports = m.rec.ports.clone();
         if let Ok(text) = std::fs::read(m.rec.bundle.join("config.json")) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
                 c.args = v["process"]["args"]
@@ -243,6 +246,7 @@ impl Registry {
     /// Forgets a container completely: shim, fifos, files.
     pub(super) fn discard(&mut self, name: &str) {
         self.shutdown_shim(name);
+        self.detach_network(name);
         self.close_stdio(name);
         let bundle = self.containers.get(name).map(|m| m.rec.bundle.clone());
         if let Some(bundle) = bundle {

@@ -25,6 +25,9 @@ impl Registry {
     /// The init of `name` exited with `status` (event, State, or shim death).
     pub(super) fn init_exited(&mut self, name: &str, status: u32, at: i64) {
         self.drain_stdio(name);
+        // Its network goes with its processes (a restart attaches again,
+        // asking for the same address).
+        self.detach_network(name);
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
