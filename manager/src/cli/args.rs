@@ -166,6 +166,8 @@ pub struct ContainerArgs {
     pub image: ImageFlags,
     #[command(flatten)]
     pub network: super::network::NetworkFlags,
+    #[command(flatten)]
+    pub health: super::health::HealthFlags,
     /// With --rootfs or --bundle: the container's name. Else: the image
     /// (name it with --name)
     #[arg(value_name = "IMAGE|NAME")]

@@ -17,6 +17,7 @@ pub mod args;
 pub mod client;
 pub mod events;
 pub mod exec;
+pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;

@@ -94,6 +94,7 @@ fn create_request(
         }
         _ => c.network.apply(&mut req, &[])?,
     }
+    c.health.apply(&mut req, None)?;
     req.name = c.name.clone();
     req.bundle = c.source.bundle.as_deref().map(abs).unwrap_or_default();
     req.rootfs = c.source.rootfs.as_deref().map(abs).unwrap_or_default();
@@ -149,6 +150,14 @@ fn image_request(
         .and_then(|c| c.exposed_ports().clone())
         .unwrap_or_default();
     c.network.apply(req, &exposed)?;
+    // Docker's Healthcheck is not in the OCI config type: read the blob.
+    let healthcheck = store
+        .read_blob(image.manifest.config().digest().as_ref())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["config"]["Healthcheck"].clone())
+        .filter(|h| h.is_object());
+    c.health.apply(req, healthcheck.as_ref())?;
     req.name = match &f.container_name {
         Some(n) => n.clone(),
         None => generated_name(&image.name),

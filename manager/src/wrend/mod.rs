@@ -34,6 +34,7 @@ pub mod error;
 pub mod event_log;
 pub mod event_loop;
 pub mod flags;
+pub mod health;
 pub mod loopback;
 pub mod network;
 pub mod record;

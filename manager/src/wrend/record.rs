@@ -80,6 +80,11 @@ pub struct Record {
     pub ip_address: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    /// The health check, if any, and the health it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::HealthConfig>,
+    #[serde(default, skip_serializing_if = "super::health::HealthState::is_empty")]
+    pub health_state: super::health::HealthState,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -250,6 +250,7 @@ impl Registry {
         m.rec.last_error.clear();
         m.state = State::Running;
         m.started_at = Some(Instant::now());
+        self.health_started(name);
         self.save(name);
         self.events
             .emit("/container/start", name, format!("pid {}", resp.pid));

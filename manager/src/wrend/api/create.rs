@@ -34,6 +34,7 @@ impl Registry {
         }
         let (policy, mut spec) = validate_create(&req)?;
         let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
+        let health = crate::wrend::health::HealthConfig::from_request(&req)?;
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let record_dir = self.cfg.record_dir(&name);
         let bundle = record_dir.join("bundle");
@@ -91,6 +92,7 @@ impl Registry {
                 .as_ref()
                 .map(|n| n.ports.iter().map(|p| p.to_string()).collect())
                 .unwrap_or_default(),
+            health,
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
             auto_remove: req.auto_remove,
