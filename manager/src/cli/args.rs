@@ -111,6 +111,10 @@ pub enum Command {
     Volume(VolumeCmd),
     /// Manage networks: create, ls, inspect, rm
     Network(super::network::NetworkCmd),
+    /// Create or update the services of a compose file (a Compose subset)
+    Apply(super::compose::ComposeArgs),
+    /// Remove the services and networks of a compose file
+    Down(super::compose::ComposeArgs),
     /// Print a shell completion script (source <(wren completion bash))
     Completion(Completion),
     /// Print the version

@@ -15,6 +15,7 @@
 
 pub mod args;
 pub mod client;
+pub mod compose;
 pub mod events;
 pub mod exec;
 pub mod health;
@@ -189,6 +190,8 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::VolumeSub::Rm(v) => volumes::rm(g, &v.names),
         },
         Command::Network(a) => network::main(g, a),
+        Command::Apply(a) => compose::apply(g, &a),
+        Command::Down(a) => compose::down(g, &a),
         Command::Completion(a) => {
             let mut cmd = args::command();
             clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());
