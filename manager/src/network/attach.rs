@@ -289,10 +289,19 @@ fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Optio
         } else {
             format!("{} {}", m.hostname, m.container)
         };
+        // Peers by container name and by hostname (a compose service's
+        // name).
         let peers: Vec<(String, String)> = members
             .iter()
             .filter(|p| p.container != m.container)
-            .map(|p| (p.container.clone(), p.ip.clone()))
+            .map(|p| {
+                let names = if p.hostname == p.container {
+                    p.container.clone()
+                } else {
+                    format!("{} {}", p.container, p.hostname)
+                };
+                (names, p.ip.clone())
+            })
             .collect();
         let text = files::hosts(&extra, Some((&m.ip, &names)), &peers);
         if let Err(e) = files::write_in_place(&m.hosts_file, &text) {

@@ -256,6 +256,49 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
         };
         lines.insert(name.clone(), (hash, run));
     }
+    let mut made_nets: Vec<String> = Vec::new();
+    let mut made: Vec<String> = Vec::new();
+    let result = make(g, &l, &order, &lines, &mut made_nets, &mut made);
+    if let Err(e) = result {
+        // Nothing half-made: what this apply made goes again.
+        if let Ok(mut w) = Wrend::connect(&g.socket) {
+            for c in made.iter().rev() {
+                let _ = remove(&mut w, c);
+            }
+        }
+        if let Ok(_lock) = store::lock(&g.records) {
+            for n in &made_nets {
+                let _ = store::remove(&g.records, n, Vec::new());
+            }
+        }
+        return Err(e);
+    }
+    Ok(0)
+}
+
+type Lines = BTreeMap<String, (String, super::args::Run)>;
+
+fn make(
+    g: &Global,
+    l: &Loaded,
+    order: &[String],
+    lines: &Lines,
+    made_nets: &mut Vec<String>,
+    made: &mut Vec<String>,
+) -> Result<(), CliError> {
+    let (f, project) = (&l.file, &l.project);
+    // Every image first.
+    {
+        let st = super::images::store(g)?;
+        for name in order {
+            st.image(&f.services[name].image).map_err(|e| {
+                CliError::failed(format!(
+                    "services.{name}.image: {}",
+                    wren_runtime::error::chain(&e)
+                ))
+            })?;
+        }
+    }
     // Networks the services use.
     {
         let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
@@ -271,6 +314,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
                 Err(store::StoreError::NotFound(_)) => {
                     store::create(&g.records, &n, None).map_err(|e| CliError::chain(&e))?;
                     println!("network {n}: created");
+                    made_nets.push(n);
                 }
                 Err(e) => return Err(CliError::chain(&e)),
             }
@@ -281,7 +325,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
         .into_iter()
         .map(|c| (c.name.clone(), c))
         .collect();
-    for name in &order {
+    for name in order {
         let (hash, run) = &lines[name];
         for (dep, cond) in f.services[name].depends() {
             if cond == "service_healthy" {
@@ -303,6 +347,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
             }
             None => "created",
         };
+        made.push(cname.clone());
         super::run::run(g, run)?;
         println!("{name}: {state}");
     }
@@ -313,7 +358,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
             println!("{service}: removed (no longer in the file)");
         }
     }
-    Ok(0)
+    Ok(())
 }
 
 /// `wren down`.
