@@ -521,3 +521,59 @@ fn a_missing_cni_plugin_is_named_and_nothing_is_left() {
         std::fs::read_dir(w.root.path().join("run/netns")).map_or(true, |mut d| d.next().is_none())
     );
 }
+
+#[test]
+fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
+    if !ready("image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs") {
+        return;
+    }
+    use wren_tests::registry::{Compression, Layer, Layout};
+    let w = Wrend::start_in_netns(&[], &[]);
+    let base = Layer::busybox_base().finish();
+    let www = Layer::new()
+        .dir("www", 0o755)
+        .file("www/index.html", 0o644, b"from the image\n")
+        .finish();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/exposed:1",
+        &[(&base, Compression::Gzip), (&www, Compression::None)],
+        serde_json::json!({
+            "Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"],
+            "Env": ["PATH=/bin"],
+            "ExposedPorts": {"80/tcp": {}},
+            "Healthcheck": {"Test": ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1/"],
+                            "Interval": 200_000_000u64, "Retries": 2},
+        }),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let n = name("exposed");
+    w.ok(&["run", "-d", "-P", "--name", &n, "test/exposed:1"]);
+    w.wait_status(&n, "running", 10);
+    let i = w.inspect(&n);
+    let port = i["ports"][0].as_str().unwrap().to_string();
+    let host: u16 = port.split(':').next().unwrap().parse().unwrap();
+    assert!(host > 0 && port.ends_with(":80/tcp"), "{i}");
+    assert!(get_until(&w, host, "from the image"), "{i}");
+    assert!(
+        wait_for(10, || w.inspect(&n)["health"]["status"] == "healthy"),
+        "{}",
+        w.inspect(&n)
+    );
+    // --no-healthcheck turns the image's check off.
+    let quiet = name("quiet");
+    w.ok(&[
+        "run",
+        "-d",
+        "--no-healthcheck",
+        "--network",
+        "none",
+        "--name",
+        &quiet,
+        "test/exposed:1",
+    ]);
+    assert!(w.inspect(&quiet)["health"].is_null());
+    w.ok(&["rm", "-f", &n, &quiet]);
+    w.assert_clean(&n);
+    w.assert_clean(&quiet);
+}
