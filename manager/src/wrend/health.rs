@@ -210,6 +210,9 @@ impl Registry {
         m.rec.health_state.status = "starting".into();
         m.rec.health_state.failing_streak = 0;
         m.health.started = Some(Instant::now());
+        // Exec ids unique across wrend restarts too (a check left in a
+        // shim by a killed wrend keeps its id until deleted).
+        m.health.seq = (now_nanos() as u64 / 1000) % 1_000_000_000;
         m.health.next_at = Some(Instant::now() + cfg.interval());
         m.health.running = None;
     }

@@ -131,6 +131,7 @@ pub fn attached(cfg: &Config, name: &str) -> bool {
 }
 
 fn run_helper(cfg: &Config, name: &str, action: &str) -> Result<String, ManagerError> {
+    let t = std::time::Instant::now();
     let out = Command::new(helper_binary())
         .args(["network", action, "--records"])
         .arg(&cfg.records_dir)
@@ -143,6 +144,7 @@ fn run_helper(cfg: &Config, name: &str, action: &str) -> Result<String, ManagerE
             name: name.to_string(),
             message: format!("run {}: {e}", helper_binary().display()),
         })?;
+    log::debug!("{name}: network {action} took {:?}", t.elapsed());
     if !out.status.success() {
         let text = String::from_utf8_lossy(&out.stderr);
         let text = text.trim().trim_start_matches("wren: ");
