@@ -334,10 +334,46 @@ fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
         .starts_with("10.99.5."));
     assert_ne!(net_state(&w), base, "the container added nothing?");
 
+    // A second one without published ports (portmap's CHECK fails for an
+    // IPv4-only mapping: containernetworking/plugins#819).
+    let plain = name("plain");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "svc",
+        &plain,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+
     w.kill9();
     w.restart();
     w.wait_status(&web, "running", 10);
     assert!(get_until(&w, 18082, "still here"), "{}", w.log());
+    // CNI CHECK of an attachment, from its cache, agrees.
+    let root = w.root.path();
+    let (lib, run) = (root.join("lib"), root.join("run"));
+    let wren = wren_tests::bin("wren");
+    let check = w.in_netns(&[
+        wren.to_str().unwrap(),
+        "network",
+        "check",
+        "--records",
+        lib.to_str().unwrap(),
+        "--state",
+        run.to_str().unwrap(),
+        &plain,
+    ]);
+    assert!(
+        check.status.success(),
+        "CHECK: {}",
+        wren_tests::text(&check.stderr)
+    );
+    w.ok(&["rm", "-f", &plain]);
 
     let e = w.fails(&["network", "rm", "svc"]);
     assert!(
