@@ -613,3 +613,52 @@ fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
     w.assert_clean(&n);
     w.assert_clean(&quiet);
 }
+
+#[test]
+fn a_container_that_exits_on_its_own_is_detached_once() {
+    if !ready("a_container_that_exits_on_its_own_is_detached_once") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    // What the network itself keeps (bridge, shared chains) made first.
+    let warm = name("warm");
+    w.ok(&[
+        "run", "--rm", "--rootfs", r, "-p", "18200:80", &warm, "--", "true",
+    ]);
+    let base = net_state(&w);
+    let n = name("crash");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "18201:80",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 3",
+    ]);
+    w.wait_status(&n, "stopped", 10);
+    let root = w.root.path();
+    assert!(wait_for(5, || !root.join("run/netns").join(&n).exists()));
+    assert!(!root
+        .join("lib/containers")
+        .join(&n)
+        .join("net/cni-cache.json")
+        .exists());
+    assert!(!root
+        .join(format!("lib/networks/bridge/members/{n}.json"))
+        .exists());
+    assert_eq!(w.inspect(&n)["ip_address"], "");
+    assert_eq!(net_state(&w), base);
+    // rm of the stopped container has nothing left to detach: one detach
+    // in all (wrend logs each helper run at debug level).
+    w.ok(&["rm", &n]);
+    w.assert_clean(&n);
+    assert_eq!(w.log().matches(&format!("{n}: network detach")).count(), 1);
+}
