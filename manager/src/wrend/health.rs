@@ -404,6 +404,7 @@ impl Registry {
         if status == "unhealthy" && prev != "unhealthy" {
             self.health_action(name, &cfg.on_failure);
         }
+        give_back_heap();
     }
 
     fn health_action(&mut self, name: &str, action: &str) {
@@ -445,6 +446,17 @@ impl Registry {
                 wren_runtime::error::chain(&e)
             );
         }
+    }
+}
+
+/// Returns free heap pages to the kernel: a check's transient allocations
+/// (the exec spec, the record's JSON) must not raise wrend's resident set
+/// between checks.
+pub(super) fn give_back_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -114,8 +114,11 @@ impl Registry {
             // Nothing may be left behind for a container that failed to start.
             self.delete_task_if_any(&name);
             self.discard(&name);
+            crate::wrend::health::give_back_heap();
             return Err(e);
         }
+        // The spec, bundle and /etc files were built in memory.
+        crate::wrend::health::give_back_heap();
         self.container_response(&name)
     }
 }
