@@ -17,5 +17,6 @@
 pub mod cli;
 pub mod fifo;
 pub mod logfile;
+pub mod network;
 pub mod paths;
 pub mod wrend;

@@ -22,7 +22,11 @@ class Wrend:
         self.root = root
         os.makedirs(root, exist_ok=True)
         self._log = open(os.path.join(root, "wrend.log"), "w")
-        self.proc = procs.spawn([wrend, "--root", root, "--shim", shim], env=env, stderr=self._log)
+        # --default-network none: these figures compare the runtime with
+        # runc (no networking), and nothing may land in the host's network
+        # namespace.
+        self.proc = procs.spawn([wrend, "--root", root, "--shim", shim, "--default-network", "none"],
+                                env=env, stderr=self._log)
         deadline = time.time() + 20
         while True:
             if self.proc.poll() is not None:
@@ -112,14 +116,15 @@ def run_rm(w, bundle, workdir, n):
     return pair(*alternate(n, ref, wren))
 
 
-def memory(w, rootfs, levels, settle_s=3.0):
-    """wrend's and its shims' PSS/RSS/threads with idle containers."""
+def memory(w, rootfs, levels, settle_s=3.0, extra=()):
+    """wrend's and its shims' PSS/RSS/threads with idle containers (`extra`:
+    more `run` flags, e.g. a health check)."""
     names, out = [], {"levels": []}
     try:
         for level in levels:
             while len(names) < level:
                 name = f"bench-idle-{os.getpid()}-{len(names)}"
-                w.wren("run", "-d", "--rootfs", rootfs, name, "--", "sleep", "1000000")
+                w.wren("run", "-d", "--rootfs", rootfs, *extra, name, "--", "sleep", "1000000")
                 names.append(name)
             time.sleep(settle_s)
             d = procs.memory(w.proc.pid)

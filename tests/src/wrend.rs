@@ -17,22 +17,105 @@ pub struct Wrend {
     pub root: tempfile::TempDir,
     child: Option<Child>,
     extra: Vec<String>,
+    /// A process holding the network namespace wrend runs in (see
+    /// [`Wrend::start_in_netns`]).
+    netns_holder: Option<Child>,
+    env: Vec<(String, String)>,
 }
 
 impl Wrend {
     /// Starts wrend with a private root; `extra` are more wrend flags.
+    /// Its containers get `--network none` unless they ask for another
+    /// (wrend's own default, bridge, would put a bridge and iptables rules
+    /// in the host's namespace): use [`Wrend::start_in_netns`] for that.
     pub fn start(extra: &[&str]) -> Wrend {
-        let root = tempfile::Builder::new()
-            .prefix("wrend-")
-            .tempdir_in("/tmp")
-            .expect("tempdir");
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !extra.iter().any(|a| a.starts_with("--default-network")) {
+            extra.push("--default-network=none".into());
+        }
         let mut w = Wrend {
-            root,
+            root: new_root(),
             child: None,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            extra,
+            netns_holder: None,
+            env: Vec::new(),
         };
         w.spawn();
         w
+    }
+
+    /// Starts wrend inside a network namespace of the test's own (a holder
+    /// process keeps it across wrend restarts; `lo` is up): its bridges,
+    /// veths and iptables rules never touch the host's. `env` is added to
+    /// wrend's environment (and so its network helper's).
+    pub fn start_in_netns(extra: &[&str], env: &[(&str, &str)]) -> Wrend {
+        let holder = spawn_registered(
+            Command::new("unshare")
+                .args(["--net", "sleep", "infinity"])
+                .stdin(Stdio::null()),
+        );
+        let ns = format!("/proc/{}/ns/net", holder.id());
+        assert!(
+            wait_for(5, || std::fs::read_link(&ns).ok()
+                != std::fs::read_link("/proc/self/ns/net").ok()),
+            "unshare --net did not start"
+        );
+        let mut w = Wrend {
+            root: new_root(),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns_holder: Some(holder),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let lo = w.in_netns(&["ip", "link", "set", "lo", "up"]);
+        assert!(lo.status.success(), "lo up: {}", crate::text(&lo.stderr));
+        w.spawn();
+        w
+    }
+
+    /// `/proc/PID/ns/net` of wrend's network namespace (None: the host's).
+    pub fn netns(&self) -> Option<String> {
+        self.netns_holder
+            .as_ref()
+            .map(|h| format!("/proc/{}/ns/net", h.id()))
+    }
+
+    /// Runs `args` in wrend's network namespace.
+    pub fn in_netns(&self, args: &[&str]) -> Output {
+        let mut c = match self.netns() {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={ns}")).args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new(args[0]);
+                c.args(&args[1..]);
+                c
+            }
+        };
+        run(&mut c)
+    }
+
+    /// Runs `f` on a thread inside wrend's network namespace.
+    pub fn on_netns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let ns = self.netns();
+        std::thread::spawn(move || {
+            if let Some(ns) = ns {
+                let f = std::fs::File::open(&ns).expect("open netns");
+                // SAFETY: setns on this new thread only, with a namespace fd
+                // we hold; other threads are not affected.
+                let rc =
+                    unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .expect("thread in wrend's netns")
     }
 
     fn spawn(&mut self) {
@@ -41,9 +124,18 @@ impl Wrend {
             .append(true)
             .open(self.root.path().join("wrend.log"))
             .expect("wrend.log");
+        let mut cmd = match self.netns() {
+            Some(ns) => {
+                // nsenter execs wrend: the child's pid is wrend's.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={ns}")).arg(bin("wrend"));
+                c
+            }
+            None => Command::new(bin("wrend")),
+        };
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let child = spawn_registered(
-            Command::new(bin("wrend"))
-                .arg("--root")
+            cmd.arg("--root")
                 .arg(self.root.path())
                 .arg("--debug")
                 .args(&self.extra)
@@ -244,9 +336,19 @@ impl Drop for Wrend {
             let _ = c.wait();
             unregister(c.id());
         }
+        if let Some(h) = self.netns_holder.take() {
+            kill_registered(h);
+        }
         std::thread::sleep(Duration::from_millis(50));
         crate::reap();
     }
+}
+
+fn new_root() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("wrend-")
+        .tempdir_in("/tmp")
+        .expect("tempdir")
 }
 
 /// A unique container name for this test process.

@@ -109,6 +109,12 @@ pub enum Command {
     Image(ImageCmd),
     /// Manage named volumes: create, ls, inspect, rm
     Volume(VolumeCmd),
+    /// Manage networks: create, ls, inspect, rm
+    Network(super::network::NetworkCmd),
+    /// Create or update the services of a compose file (a Compose subset)
+    Apply(super::compose::ComposeArgs),
+    /// Remove the services and networks of a compose file
+    Down(super::compose::ComposeArgs),
     /// Print a shell completion script (source <(wren completion bash))
     Completion(Completion),
     /// Print the version
@@ -162,6 +168,10 @@ pub struct ContainerArgs {
     pub source: Source,
     #[command(flatten)]
     pub image: ImageFlags,
+    #[command(flatten)]
+    pub network: super::network::NetworkFlags,
+    #[command(flatten)]
+    pub health: super::health::HealthFlags,
     /// With --rootfs or --bundle: the container's name. Else: the image
     /// (name it with --name)
     #[arg(value_name = "IMAGE|NAME")]

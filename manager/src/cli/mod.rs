@@ -15,11 +15,14 @@
 
 pub mod args;
 pub mod client;
+pub mod compose;
 pub mod events;
 pub mod exec;
+pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod output;
 #[cfg(feature = "pull")]
 pub mod pull;
@@ -186,6 +189,9 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::VolumeSub::Inspect(v) => volumes::inspect(g, &v.names),
             args::VolumeSub::Rm(v) => volumes::rm(g, &v.names),
         },
+        Command::Network(a) => network::main(g, a),
+        Command::Apply(a) => compose::apply(g, &a),
+        Command::Down(a) => compose::down(g, &a),
         Command::Completion(a) => {
             let mut cmd = args::command();
             clap_complete::generate(a.shell, &mut cmd, "wren", &mut std::io::stdout());

@@ -48,6 +48,19 @@ pub fn container_json(c: &api::Container) -> Value {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
             (k.to_string(), Value::from(v))
         }).collect::<serde_json::Map<String, Value>>(),
+        "network": c.network,
+        "ip_address": c.ip_address,
+        "ports": c.ports,
+        "health": if c.health_status.is_empty() { Value::Null } else { json!({
+            "status": c.health_status,
+            "failing_streak": c.health_failing_streak,
+            "log": c.health_log.iter().map(|h| json!({
+                "start": time(h.start),
+                "end": time(h.end),
+                "exit_code": h.exit_code,
+                "output": h.output,
+            })).collect::<Vec<_>>(),
+        }) },
     })
 }
 
@@ -74,6 +87,8 @@ pub fn table(cs: &[api::Container]) -> String {
     for c in cs {
         let status = if c.status == "stopped" {
             format!("stopped ({})", c.exit_status)
+        } else if !c.health_status.is_empty() && c.status == "running" {
+            format!("running ({})", c.health_status)
         } else {
             c.status.clone()
         };

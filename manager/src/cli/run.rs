@@ -86,6 +86,15 @@ fn create_request(
             "{flag} applies to image containers, not to --rootfs or --bundle"
         )));
     }
+    match c.network.given() {
+        Some(flag) if c.source.bundle.is_some() => {
+            return Err(CliError::usage(format!(
+                "{flag} applies to image and --rootfs containers (a bundle's config.json has its own namespaces)"
+            )))
+        }
+        _ => c.network.apply(&mut req, &[])?,
+    }
+    c.health.apply(&mut req, None)?;
     req.name = c.name.clone();
     req.bundle = c.source.bundle.as_deref().map(abs).unwrap_or_default();
     req.rootfs = c.source.rootfs.as_deref().map(abs).unwrap_or_default();
@@ -134,6 +143,21 @@ fn image_request(
     };
     let rc =
         wren_images::runconfig::resolve(&image, &layers, &o).map_err(|e| CliError::chain(&e))?;
+    let exposed = image
+        .config
+        .config()
+        .as_ref()
+        .and_then(|c| c.exposed_ports().clone())
+        .unwrap_or_default();
+    c.network.apply(req, &exposed)?;
+    // Docker's Healthcheck is not in the OCI config type: read the blob.
+    let healthcheck = store
+        .read_blob(image.manifest.config().digest().as_ref())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["config"]["Healthcheck"].clone())
+        .filter(|h| h.is_object());
+    c.health.apply(req, healthcheck.as_ref())?;
     req.name = match &f.container_name {
         Some(n) => n.clone(),
         None => generated_name(&image.name),

@@ -25,6 +25,8 @@ pub struct Config {
     pub shim_binary: PathBuf,
     pub log_max_size: u64,
     pub log_keep: u32,
+    /// The network of a container that names none (`--default-network`).
+    pub default_network: String,
     pub debug: bool,
 }
 
@@ -57,6 +59,7 @@ impl Config {
             shim_binary,
             log_max_size: logfile::DEFAULT_MAX_SIZE,
             log_keep: logfile::DEFAULT_KEEP,
+            default_network: crate::network::DEFAULT_NETWORK.to_string(),
             debug: false,
         }
     }

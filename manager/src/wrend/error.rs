@@ -53,6 +53,10 @@ pub enum ManagerError {
         #[source]
         source: FifoError,
     },
+    /// The network helper (`wren network attach|detach`) failed; its
+    /// message names the plugin, port or path.
+    #[error("container {name}: network: {message}")]
+    Network { name: String, message: String },
     #[error("container {name}: {what} {path}")]
     Io {
         name: String,
@@ -70,7 +74,7 @@ impl ManagerError {
             Self::NotFound(_) => Code::NOT_FOUND,
             Self::AlreadyExists(_) => Code::ALREADY_EXISTS,
             Self::InvalidArgument(_) | Self::Spec { .. } => Code::INVALID_ARGUMENT,
-            Self::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
+            Self::FailedPrecondition(_) | Self::Network { .. } => Code::FAILED_PRECONDITION,
             Self::Shim {
                 source: CallError::Status { code, .. },
                 ..

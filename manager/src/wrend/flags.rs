@@ -33,6 +33,7 @@ Options:
       --shim <PATH>          The shim binary [default: beside wrend, or on PATH]
       --log-max-size <BYTES> Rotate a container's log at this size [default: 10485760]
       --log-keep <N>         Log files kept per container [default: 3]
+      --default-network <N>  A container's network when it names none [default: bridge]
       --debug[=<BOOL>]       Log at debug level (shims too)
   -h, --help                 Print help
   -v, --version              Print version
@@ -48,6 +49,7 @@ pub struct Flags {
     pub shim: Option<PathBuf>,
     pub log_max_size: Option<u64>,
     pub log_keep: Option<u32>,
+    pub default_network: Option<String>,
     pub debug: bool,
 }
 
@@ -92,6 +94,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, FlagErro
             "--shim" => "--shim",
             "--log-max-size" => "--log-max-size",
             "--log-keep" => "--log-keep",
+            "--default-network" => "--default-network",
             "--debug" => {
                 f.debug = match inline.as_deref() {
                     None => true,
@@ -121,6 +124,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, FlagErro
             "--records-dir" => f.records_dir = Some(value.into()),
             "--socket" => f.socket = Some(value.into()),
             "--shim" => f.shim = Some(value.into()),
+            "--default-network" => f.default_network = Some(value),
             "--log-max-size" => {
                 f.log_max_size = Some(value.parse().map_err(|_| number("a number of bytes"))?)
             }
@@ -167,6 +171,9 @@ impl Flags {
         if let Some(n) = self.log_keep {
             cfg.log_keep = n;
         }
+        if let Some(n) = &self.default_network {
+            cfg.default_network = n.clone();
+        }
         cfg.debug = self.debug;
         cfg
     }
@@ -199,7 +206,10 @@ mod tests {
             "2",
             "--shim=/bin/shim",
             "--debug=true",
+            "--default-network=none",
         ]);
+        assert_eq!(c.default_network, "none");
+        assert_eq!(cfg(&[]).default_network, "bridge");
         assert_eq!(c.socket, Path::new("/r/run/wrend.sock"));
         assert_eq!(c.records_dir, Path::new("/r/lib"));
         assert_eq!((c.log_max_size, c.log_keep), (2000, 2));

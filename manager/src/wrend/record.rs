@@ -71,6 +71,20 @@ pub struct Record {
     /// `--label KEY=VALUE`s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// none, host, or a CNI network's name; "" for a bundle container
+    /// (its own namespaces). The rest is in `net/config.json`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network: String,
+    /// The address of the current attachment, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip_address: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// The health check, if any, and the health it found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::HealthConfig>,
+    #[serde(default, skip_serializing_if = "super::health::HealthState::is_empty")]
+    pub health_state: super::health::HealthState,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -73,6 +73,8 @@ pub enum WatchKind {
 /// One managed container.
 pub(super) struct Managed {
     pub(super) rec: Record,
+    /// Health check timers ([`super::health`]).
+    pub(super) health: super::health::HealthTimers,
     pub(super) state: State,
     pub(super) shim: Option<TaskClient>,
     pub(super) shim_pidfd: Option<OwnedFd>,
@@ -182,6 +184,25 @@ impl Registry {
         c.image = m.rec.image.clone();
         c.image_id = m.rec.image_id.clone();
         c.labels = m.rec.labels.clone();
+        c.network = m.rec.network.clone();
+        c.ip_address = m.rec.ip_address.clone();
+        c.ports = m.rec.ports.clone();
+        c.health_status = m.rec.health_state.status.clone();
+        c.health_failing_streak = m.rec.health_state.failing_streak;
+        c.health_log = m
+            .rec
+            .health_state
+            .log
+            .iter()
+            .map(|r| {
+                let mut h = api::HealthResult::new();
+                h.start = r.start;
+                h.end = r.end;
+                h.exit_code = r.exit_code;
+                h.output = r.output.clone();
+                h
+            })
+            .collect();
         if let Ok(text) = std::fs::read(m.rec.bundle.join("config.json")) {
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
                 c.args = v["process"]["args"]
@@ -237,12 +258,14 @@ impl Registry {
             stop_waiters: Vec::new(),
             exec_waiters: HashMap::new(),
             exec_exits: HashMap::new(),
+            health: Default::default(),
         }
     }
 
     /// Forgets a container completely: shim, fifos, files.
     pub(super) fn discard(&mut self, name: &str) {
         self.shutdown_shim(name);
+        self.detach_network(name);
         self.close_stdio(name);
         let bundle = self.containers.get(name).map(|m| m.rec.bundle.clone());
         if let Some(bundle) = bundle {

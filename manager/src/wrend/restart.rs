@@ -25,6 +25,11 @@ impl Registry {
     /// The init of `name` exited with `status` (event, State, or shim death).
     pub(super) fn init_exited(&mut self, name: &str, status: u32, at: i64) {
         self.drain_stdio(name);
+        // Its network goes with its processes (a restart attaches again,
+        // asking for the same address).
+        self.detach_network(name);
+        // The `restart` health action starts it again whatever the policy.
+        let forced = self.health_stopped(name);
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
@@ -44,7 +49,8 @@ impl Registry {
             // A stable run starts the count `on-failure:N` compares with over.
             m.rec.restart_count = 0;
         }
-        let restart = policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user);
+        let restart =
+            forced || policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user);
         if restart {
             let delay = restart_policy::next_backoff(m.backoff, ran_for);
             m.backoff = Some(delay);
@@ -86,6 +92,15 @@ impl Registry {
     /// A process of `name` exited, as the shim's `/tasks/exit` says.
     pub fn task_exit(&mut self, name: &str, id: &str, pid: u32, status: u32, at: i64) {
         timing::mark(name, "wrend.exit");
+        if id != name && self.health_exec_exited(name, id, status) {
+            let mut req = shimapi::DeleteRequest::new();
+            req.id = name.to_string();
+            req.exec_id = id.to_string();
+            if let Err(e) = self.shim_call::<_, shimapi::DeleteResponse>(name, "Delete", &req) {
+                log::debug!("delete health check {id}: {e}");
+            }
+            return;
+        }
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
@@ -128,12 +143,14 @@ impl Registry {
             .flat_map(|m| [m.restart_at, m.kill_at])
             .flatten()
             .chain(self.departing.values().map(|d| d.deadline))
+            .chain(self.health_deadline())
             .min()
     }
 
     /// Fires the timers that are due.
     pub fn fire_timers(&mut self) {
         let now = Instant::now();
+        self.fire_health(now);
         let overdue: Vec<RawFd> = self
             .departing
             .iter()

@@ -136,6 +136,19 @@ impl Registry {
                         m.started_at = Some(Instant::now());
                     }
                 }
+                if state == State::Running {
+                    // Checks go on where they were (status kept).
+                    let status = self
+                        .containers
+                        .get(&name)
+                        .map(|m| m.rec.health_state.clone());
+                    self.health_started(&name);
+                    if let (Some(m), Some(s)) = (self.containers.get_mut(&name), status) {
+                        if !s.status.is_empty() {
+                            m.rec.health_state = s;
+                        }
+                    }
+                }
                 self.events.emit(
                     "/container/reconnect",
                     &name,

@@ -70,14 +70,39 @@ pub fn forward(reg: &mut Registry, payload: &[u8]) {
             status,
             at,
         }) => {
-            let detail = format!("id {exec_id} pid {pid} status {status}");
-            reg.events.emit("/tasks/exit", &container, detail);
+            if !is_health_check(&exec_id) {
+                let detail = format!("id {exec_id} pid {pid} status {status}");
+                reg.events.emit("/tasks/exit", &container, detail);
+            }
             reg.task_exit(&container, &exec_id, pid, status, at);
         }
         Some(ShimEvent::Other { topic, container }) => {
-            reg.events.emit(&topic, &container, String::new())
+            let exec = matches!(topic.as_str(), "/tasks/exec-added" | "/tasks/exec-started");
+            if !(exec && is_health_check(&exec_id_of(payload))) {
+                reg.events.emit(&topic, &container, String::new())
+            }
         }
     }
+}
+
+/// Whether an exec id is one of wrend's health checks
+/// ([`super::health`]): their four events per check are kept out of the
+/// event ring (its 1024 entries would churn with every check; the checks'
+/// outcome is `/container/health_status`).
+pub fn is_health_check(exec_id: &str) -> bool {
+    exec_id.starts_with("health-")
+}
+
+/// The exec id of a `/tasks/exec-added` or `/tasks/exec-started` payload
+/// (field 2 of both).
+fn exec_id_of(payload: &[u8]) -> String {
+    forward::ForwardRequest::parse_from_bytes(payload)
+        .ok()
+        .and_then(|r| r.envelope.into_option())
+        .and_then(|e| e.event.into_option())
+        .and_then(|a| task_events::TaskExecAdded::parse_from_bytes(&a.value).ok())
+        .map(|e| e.exec_id)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

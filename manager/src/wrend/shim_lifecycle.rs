@@ -175,6 +175,7 @@ impl Registry {
         req.id = name.to_string();
         req.bundle = m.rec.bundle.display().to_string();
         req.terminal = m.rec.terminal;
+        let cni = !matches!(m.rec.network.as_str(), "" | "none" | "host");
         if !m.rec.image_layers.is_empty() {
             // The shim mounts it on <bundle>/rootfs and takes it down on
             // Delete, as it does for containerd's snapshots.
@@ -194,8 +195,23 @@ impl Registry {
         any.type_url = wren_protocol::type_urls::RUNC_OPTIONS.to_string();
         any.value = encode(&opts);
         req.options = MessageField::some(any);
+        if cni {
+            // The namespace the spec joins by path, attached through CNI
+            // by the short-lived helper.
+            let ip = super::network::attach(&self.cfg, name)?;
+            let ports = crate::network::NetRequest::load(&record_dir)
+                .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default();
+            let m = self.get(name)?;
+            m.rec.ip_address = ip;
+            m.rec.ports = ports;
+        }
         let t = Instant::now();
-        let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
+        let created: Result<shimapi::CreateTaskResponse, _> = self.shim_call(name, "Create", &req);
+        if created.is_err() && cni {
+            self.detach_network(name);
+        }
+        let resp = created?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
         timing::mark(name, "wrend.created");
         // Before the process runs: its own 127.0.0.1 must answer.
@@ -212,6 +228,18 @@ impl Registry {
         Ok(())
     }
 
+    /// CNI DEL of the container's attachment, if it has one (after its
+    /// init exited, or when it goes).
+    pub(super) fn detach_network(&mut self, name: &str) {
+        super::network::detach(&self.cfg, name);
+        if let Some(m) = self.containers.get_mut(name) {
+            if !m.rec.ip_address.is_empty() {
+                m.rec.ip_address.clear();
+                self.save(name);
+            }
+        }
+    }
+
     pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {
         let mut req = shimapi::StartRequest::new();
         req.id = name.to_string();
@@ -222,6 +250,7 @@ impl Registry {
         m.rec.last_error.clear();
         m.state = State::Running;
         m.started_at = Some(Instant::now());
+        self.health_started(name);
         self.save(name);
         self.events
             .emit("/container/start", name, format!("pid {}", resp.pid));

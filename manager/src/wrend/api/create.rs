@@ -32,7 +32,9 @@ impl Registry {
         if self.containers.contains_key(&name) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        let (policy, spec) = validate_create(&req)?;
+        let (policy, mut spec) = validate_create(&req)?;
+        let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
+        let health = crate::wrend::health::HealthConfig::from_request(&req)?;
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let record_dir = self.cfg.record_dir(&name);
         let bundle = record_dir.join("bundle");
@@ -55,6 +57,10 @@ impl Registry {
                     bundle.join("config.json"),
                     serde_json::to_vec_pretty(&spec).unwrap_or_default(),
                 )
+            })
+            .and_then(|()| match &net {
+                Some(n) => crate::wrend::network::save(&record_dir, n),
+                None => Ok(()),
             });
         if let Err(source) = written {
             self.remove_files(&name);
@@ -81,6 +87,12 @@ impl Registry {
             stop_signal: req.stop_signal,
             stop_timeout: req.stop_timeout,
             labels: req.labels,
+            network: net.as_ref().map(|n| n.network.clone()).unwrap_or_default(),
+            ports: net
+                .as_ref()
+                .map(|n| n.ports.iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default(),
+            health,
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
             auto_remove: req.auto_remove,
@@ -102,8 +114,11 @@ impl Registry {
             // Nothing may be left behind for a container that failed to start.
             self.delete_task_if_any(&name);
             self.discard(&name);
+            crate::wrend::health::give_back_heap();
             return Err(e);
         }
+        // The spec, bundle and /etc files were built in memory.
+        crate::wrend::health::give_back_heap();
         self.container_response(&name)
     }
 }

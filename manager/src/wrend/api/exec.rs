@@ -71,11 +71,13 @@ impl Registry {
                 return Err(e);
             }
         };
-        self.events.emit(
-            "/container/exec",
-            &req.name,
-            format!("{} pid {}", req.exec_id, started.pid),
-        );
+        if !crate::wrend::shim_events::is_health_check(&req.exec_id) {
+            self.events.emit(
+                "/container/exec",
+                &req.name,
+                format!("{} pid {}", req.exec_id, started.pid),
+            );
+        }
         let mut r = api::ExecResponse::new();
         r.pid = started.pid;
         Ok(r)

@@ -1,0 +1,388 @@
+//! `wren apply -f FILE` and `wren down -f FILE`: a few services described
+//! in a Compose-compatible YAML subset ([`model`]), parsed with
+//! serde-saphyr in this short-lived CLI only (wrend never sees YAML).
+//!
+//! apply: the file checked whole first (unknown keys named, depends_on
+//! targets and cycles, declared volumes and networks); the project's
+//! networks (`PROJECT_default`, `PROJECT_NET`) made if missing; then each
+//! service in dependency order, as `wren run -d` would make it, with labels
+//! `wren.compose.{project,service,hash}`. A container whose hash (the
+//! service's settings and env files) is unchanged and that runs is left
+//! alone; a changed one is removed and made again; a dependency with
+//! `condition: service_healthy` is waited for until its health check
+//! passes. Containers of the project whose service left the file are
+//! removed. down: the project's containers, then its networks (named
+//! volumes are kept, as `docker compose down` keeps them).
+//!
+//! Runs in `wren`.
+
+pub mod model;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use wren_protocol::manager as api;
+
+use super::client::Wrend;
+use super::{CliError, Global};
+use crate::network::store;
+use model::ComposeFile;
+
+/// How long `service_healthy` waits for a dependency.
+const HEALTHY_WAIT: Duration = Duration::from_secs(120);
+
+#[derive(Debug, Args, Clone)]
+pub struct ComposeArgs {
+    /// The compose file
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "compose.yaml"
+    )]
+    pub file: PathBuf,
+    /// The project name [default: the file's `name`, else its directory's name]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project: Option<String>,
+}
+
+struct Loaded {
+    file: ComposeFile,
+    dir: PathBuf,
+    project: String,
+}
+
+fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
+    let path = &a.file;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())))?;
+    let file: ComposeFile = serde_saphyr::from_str(&text)
+        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+    let dir = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let project = a
+        .project
+        .clone()
+        .or_else(|| file.name.clone())
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().to_lowercase())
+                .unwrap_or_else(|| "default".into())
+        });
+    let project: String = project
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+        .collect();
+    if project.is_empty() || !project.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err(CliError::usage(format!(
+            "project name {project:?}: give -p NAME (letters, digits, _ and -)"
+        )));
+    }
+    check(&file, path)?;
+    Ok(Loaded { file, dir, project })
+}
+
+/// What serde cannot check: references, conditions, cycles.
+fn check(f: &ComposeFile, path: &Path) -> Result<(), CliError> {
+    let bad = |m: String| Err(CliError::failed(format!("{}: {m}", path.display())));
+    if f.services.is_empty() {
+        return bad("no services".into());
+    }
+    for (n, net) in &f.networks {
+        if let Some(d) = net.as_ref().and_then(|n| n.driver.as_deref()) {
+            if d != "bridge" {
+                return bad(format!(
+                    "networks.{n}.driver: only bridge is supported, not {d:?}"
+                ));
+            }
+        }
+    }
+    for (name, s) in &f.services {
+        if !crate::network::valid_network_name(name) {
+            return bad(format!("services.{name}: invalid service name"));
+        }
+        for (dep, cond) in s.depends() {
+            if !f.services.contains_key(&dep) {
+                return bad(format!("services.{name}.depends_on: no service {dep:?}"));
+            }
+            if cond != "service_started" && cond != "service_healthy" {
+                return bad(format!(
+                    "services.{name}.depends_on.{dep}.condition: {cond:?} is outside the subset (service_started, service_healthy)"
+                ));
+            }
+            if cond == "service_healthy" && f.services[&dep].healthcheck.is_none() {
+                return bad(format!(
+                    "services.{name}.depends_on.{dep}: service_healthy needs a healthcheck on {dep}"
+                ));
+            }
+        }
+    }
+    order(f)
+        .map(|_| ())
+        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))
+}
+
+/// Services, dependencies first; refuses a cycle.
+fn order(f: &ComposeFile) -> Result<Vec<String>, String> {
+    let mut done: Vec<String> = Vec::new();
+    let mut seen = BTreeSet::new();
+    fn visit(
+        f: &ComposeFile,
+        n: &str,
+        stack: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+        done: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if seen.contains(n) {
+            return Ok(());
+        }
+        if stack.iter().any(|s| s == n) {
+            return Err(format!("depends_on cycle: {} -> {n}", stack.join(" -> ")));
+        }
+        stack.push(n.to_string());
+        for (d, _) in f.services[n].depends() {
+            visit(f, &d, stack, seen, done)?;
+        }
+        stack.pop();
+        seen.insert(n.to_string());
+        done.push(n.to_string());
+        Ok(())
+    }
+    for n in f.services.keys() {
+        visit(f, n, &mut Vec::new(), &mut seen, &mut done)?;
+    }
+    Ok(done)
+}
+
+fn label<'a>(c: &'a api::Container, key: &str) -> Option<&'a str> {
+    c.labels
+        .iter()
+        .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+}
+
+fn project_containers(w: &mut Wrend, project: &str) -> Result<Vec<api::Container>, CliError> {
+    let r: api::ListResponse = w.call("List", &api::ListRequest::new(), false)?;
+    Ok(r.containers
+        .into_iter()
+        .filter(|c| label(c, "wren.compose.project") == Some(project))
+        .collect())
+}
+
+fn remove(w: &mut Wrend, name: &str) -> Result<(), CliError> {
+    let mut r = api::DeleteRequest::new();
+    r.name = name.to_string();
+    r.force = true;
+    let _: api::ContainerResponse = w.call("Delete", &r, false)?;
+    Ok(())
+}
+
+/// The service's identity for change detection: its settings and the
+/// content of its env files.
+fn service_hash(s: &model::Service, dir: &Path) -> String {
+    let mut bytes = serde_json::to_vec(s).unwrap_or_default();
+    if let Some(f) = &s.env_file {
+        let files = match f {
+            model::StrOrList::Str(x) => vec![x.clone()],
+            model::StrOrList::List(l) => l.clone(),
+        };
+        for f in files {
+            bytes.extend(std::fs::read(dir.join(f)).unwrap_or_default());
+        }
+    }
+    wren_images::store::sha256(&bytes)
+}
+
+fn wait_healthy(g: &Global, name: &str, for_service: &str) -> Result<(), CliError> {
+    let deadline = Instant::now() + HEALTHY_WAIT;
+    loop {
+        let mut w = Wrend::connect(&g.socket)?;
+        let c = w.inspect(name)?;
+        match c.health_status.as_str() {
+            "healthy" => return Ok(()),
+            "unhealthy" => {
+                return Err(CliError::failed(format!(
+                    "{for_service} depends on {name} being healthy, and it is unhealthy"
+                )))
+            }
+            _ if c.status != "running" && c.status != "restarting" && c.status != "created" => {
+                return Err(CliError::failed(format!(
+                    "{for_service} depends on {name} being healthy, and it is {}",
+                    c.status
+                )))
+            }
+            _ => {}
+        }
+        if Instant::now() > deadline {
+            return Err(CliError::failed(format!(
+                "{for_service}: {name} was not healthy after {}s",
+                HEALTHY_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `wren apply`.
+pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
+    let l = load(a)?;
+    let (f, project) = (&l.file, &l.project);
+    let order = order(f).map_err(CliError::failed)?;
+    // Every run line first: a bad service refuses the file before anything is made.
+    let mut lines = BTreeMap::new();
+    for name in &order {
+        let s = &f.services[name];
+        let hash = service_hash(s, &l.dir);
+        let args = model::run_args(project, name, s, f, &l.dir, &hash)
+            .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
+        let mut argv = vec!["wren".to_string(), "run".to_string()];
+        argv.extend(args);
+        let run = match super::args::parse(argv) {
+            Ok(super::args::Cli {
+                command: Some(super::args::Command::Run(r)),
+                ..
+            }) => r,
+            Ok(_) => return Err(CliError::failed(format!("services.{name}: not a run"))),
+            Err(e) => {
+                return Err(CliError::failed(format!(
+                    "{}: services.{name}: {}",
+                    a.file.display(),
+                    e.to_string().lines().next().unwrap_or_default()
+                )))
+            }
+        };
+        lines.insert(name.clone(), (hash, run));
+    }
+    let mut made_nets: Vec<String> = Vec::new();
+    let mut made: Vec<String> = Vec::new();
+    let result = make(g, &l, &order, &lines, &mut made_nets, &mut made);
+    if let Err(e) = result {
+        // Nothing half-made: what this apply made goes again.
+        if let Ok(mut w) = Wrend::connect(&g.socket) {
+            for c in made.iter().rev() {
+                let _ = remove(&mut w, c);
+            }
+        }
+        if let Ok(_lock) = store::lock(&g.records) {
+            for n in &made_nets {
+                let _ = store::remove(&g.records, n, Vec::new());
+            }
+        }
+        return Err(e);
+    }
+    Ok(0)
+}
+
+type Lines = BTreeMap<String, (String, super::args::Run)>;
+
+fn make(
+    g: &Global,
+    l: &Loaded,
+    order: &[String],
+    lines: &Lines,
+    made_nets: &mut Vec<String>,
+    made: &mut Vec<String>,
+) -> Result<(), CliError> {
+    let (f, project) = (&l.file, &l.project);
+    // Every image first.
+    {
+        let st = super::images::store(g)?;
+        for name in order {
+            st.image(&f.services[name].image).map_err(|e| {
+                CliError::failed(format!(
+                    "services.{name}.image: {}",
+                    wren_runtime::error::chain(&e)
+                ))
+            })?;
+        }
+    }
+    // Networks the services use.
+    {
+        let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
+        let mut nets: BTreeSet<String> = BTreeSet::new();
+        for (_, run) in lines.values() {
+            if let Some(n) = &run.container.network.network {
+                nets.insert(n.clone());
+            }
+        }
+        for n in nets {
+            match store::load(&g.records, &n) {
+                Ok(_) => {}
+                Err(store::StoreError::NotFound(_)) => {
+                    store::create(&g.records, &n, None).map_err(|e| CliError::chain(&e))?;
+                    println!("network {n}: created");
+                    made_nets.push(n);
+                }
+                Err(e) => return Err(CliError::chain(&e)),
+            }
+        }
+    }
+    let mut w = Wrend::connect(&g.socket)?;
+    let existing: BTreeMap<String, api::Container> = project_containers(&mut w, project)?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    for name in order {
+        let (hash, run) = &lines[name];
+        for (dep, cond) in f.services[name].depends() {
+            if cond == "service_healthy" {
+                wait_healthy(g, &model::container_name(project, &dep), name)?;
+            }
+        }
+        let cname = model::container_name(project, name);
+        let state = match existing.get(&cname) {
+            Some(c)
+                if label(c, "wren.compose.hash") == Some(hash.as_str())
+                    && matches!(c.status.as_str(), "running" | "restarting") =>
+            {
+                println!("{name}: unchanged");
+                continue;
+            }
+            Some(_) => {
+                remove(&mut w, &cname)?;
+                "recreated"
+            }
+            None => "created",
+        };
+        made.push(cname.clone());
+        super::run::run(g, run)?;
+        println!("{name}: {state}");
+    }
+    for (cname, c) in &existing {
+        let service = label(c, "wren.compose.service").unwrap_or_default();
+        if !f.services.contains_key(service) {
+            remove(&mut w, cname)?;
+            println!("{service}: removed (no longer in the file)");
+        }
+    }
+    Ok(())
+}
+
+/// `wren down`.
+pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
+    let l = load(a)?;
+    let mut w = Wrend::connect(&g.socket)?;
+    // Dependents first.
+    let order = order(&l.file).map_err(CliError::failed)?;
+    let mut cs = project_containers(&mut w, &l.project)?;
+    cs.sort_by_key(|c| {
+        let s = label(c, "wren.compose.service").unwrap_or_default();
+        std::cmp::Reverse(order.iter().position(|o| o == s).unwrap_or(usize::MAX))
+    });
+    for c in &cs {
+        remove(&mut w, &c.name)?;
+        println!("{}: removed", c.name);
+    }
+    let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
+    let prefix = format!("{}_", l.project);
+    for n in store::list(&g.records) {
+        if n.name.starts_with(&prefix) {
+            store::remove(&g.records, &n.name, Vec::new()).map_err(|e| CliError::chain(&e))?;
+            println!("network {}: removed", n.name);
+        }
+    }
+    Ok(0)
+}

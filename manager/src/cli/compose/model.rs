@@ -1,0 +1,493 @@
+//! The Compose subset `wren apply` accepts, as serde types that refuse any
+//! other key by name (`deny_unknown_fields`), and each service turned into
+//! the `wren run` command line that makes its container (so every flag is
+//! checked exactly as on the command line).
+//!
+//! Runs in `wren`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A compose file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComposeFile {
+    /// The project name (default: the file's directory name).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Obsolete in the Compose spec; accepted and ignored.
+    #[serde(default)]
+    pub version: Option<String>,
+    pub services: BTreeMap<String, Service>,
+    #[serde(default)]
+    pub volumes: BTreeMap<String, Option<Empty>>,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Option<NetworkDef>>,
+}
+
+/// A top-level entry that takes no settings here.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDef {
+    /// Only `bridge`.
+    #[serde(default)]
+    pub driver: Option<String>,
+}
+
+/// A string or a list of strings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StrOrList {
+    Str(String),
+    List(Vec<String>),
+}
+
+/// `KEY=VALUE` lines or a map.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ListOrMap {
+    List(Vec<String>),
+    Map(BTreeMap<String, Option<Scalar>>),
+}
+
+/// A YAML scalar a map value may be.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Self::Bool(b) => b.to_string(),
+            Self::Int(i) => i.to_string(),
+            Self::Float(f) => f.to_string(),
+            Self::Str(s) => s.clone(),
+        }
+    }
+}
+
+impl ListOrMap {
+    fn pairs(&self) -> Vec<String> {
+        match self {
+            Self::List(l) => l.clone(),
+            Self::Map(m) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("{k}={}", v.text()),
+                    None => k.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    #[serde(default)]
+    pub test: Option<StrOrList>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub start_period: Option<String>,
+    #[serde(default)]
+    pub disable: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum DependsOn {
+    List(Vec<String>),
+    Map(BTreeMap<String, Dependency>),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dependency {
+    #[serde(default = "started")]
+    pub condition: String,
+}
+
+fn started() -> String {
+    "service_started".into()
+}
+
+/// A service, with the keys of the subset.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub image: String,
+    #[serde(default)]
+    pub command: Option<StrOrList>,
+    #[serde(default)]
+    pub entrypoint: Option<StrOrList>,
+    #[serde(default)]
+    pub environment: Option<ListOrMap>,
+    #[serde(default)]
+    pub env_file: Option<StrOrList>,
+    #[serde(default)]
+    pub ports: Vec<Scalar>,
+    #[serde(default)]
+    pub volumes: Vec<String>,
+    #[serde(default)]
+    pub networks: Option<StrOrListOrNullMap>,
+    #[serde(default)]
+    pub restart: Option<String>,
+    #[serde(default)]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default)]
+    pub depends_on: Option<DependsOn>,
+    #[serde(default)]
+    pub user: Option<Scalar>,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub tmpfs: Option<StrOrList>,
+    #[serde(default)]
+    pub mem_limit: Option<Scalar>,
+    #[serde(default)]
+    pub cpus: Option<Scalar>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub labels: Option<ListOrMap>,
+}
+
+/// `networks:` of a service: a list of names, or a map of names to
+/// nothing (aliases and addresses are outside the subset).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StrOrListOrNullMap {
+    List(Vec<String>),
+    Map(BTreeMap<String, Option<Empty>>),
+}
+
+impl StrOrListOrNullMap {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Self::List(l) => l.clone(),
+            Self::Map(m) => m.keys().cloned().collect(),
+        }
+    }
+}
+
+impl Service {
+    /// (dependency, condition) pairs.
+    pub fn depends(&self) -> Vec<(String, String)> {
+        match &self.depends_on {
+            None => Vec::new(),
+            Some(DependsOn::List(l)) => l.iter().map(|s| (s.clone(), started())).collect(),
+            Some(DependsOn::Map(m)) => m
+                .iter()
+                .map(|(k, d)| (k.clone(), d.condition.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A shell-like split of a string command (quotes and backslashes).
+pub fn split_words(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut have = false;
+    let mut chars = s.chars();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"'), '\\') | (None, '\\') => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                have = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if have || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    have = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err(format!("unterminated quote in {s:?}"));
+    }
+    if have || !cur.is_empty() {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Names given to what a project makes.
+pub fn container_name(project: &str, service: &str) -> String {
+    format!("{project}-{service}-1")
+}
+
+pub fn network_name(project: &str, net: &str) -> String {
+    format!("{project}_{net}")
+}
+
+pub fn volume_name(project: &str, vol: &str) -> String {
+    format!("{project}_{vol}")
+}
+
+/// The `wren run -d` arguments (after `run`) that make service `name`.
+/// `dir` is the compose file's directory (relative paths start there).
+pub fn run_args(
+    project: &str,
+    name: &str,
+    s: &Service,
+    file: &ComposeFile,
+    dir: &Path,
+    hash: &str,
+) -> Result<Vec<String>, String> {
+    let at = |key: &str| format!("services.{name}.{key}");
+    let mut a: Vec<String> = vec!["-d".into(), "--name".into(), container_name(project, name)];
+    a.extend(["--hostname".into(), name.to_string()]);
+    a.extend(["--label".into(), format!("wren.compose.project={project}")]);
+    a.extend(["--label".into(), format!("wren.compose.service={name}")]);
+    a.extend(["--label".into(), format!("wren.compose.hash={hash}")]);
+    if let Some(l) = &s.labels {
+        for p in l.pairs() {
+            a.extend(["--label".into(), p]);
+        }
+    }
+    if let Some(e) = &s.environment {
+        for p in e.pairs() {
+            a.extend(["-e".into(), p]);
+        }
+    }
+    if let Some(f) = &s.env_file {
+        let files = match f {
+            StrOrList::Str(s) => vec![s.clone()],
+            StrOrList::List(l) => l.clone(),
+        };
+        for f in files {
+            a.extend(["--env-file".into(), dir.join(f).display().to_string()]);
+        }
+    }
+    for p in &s.ports {
+        a.extend(["-p".into(), p.text()]);
+    }
+    for v in &s.volumes {
+        let (src, rest) = v
+            .split_once(':')
+            .ok_or_else(|| format!("{}: {v:?}: want SOURCE:TARGET[:ro]", at("volumes")))?;
+        let src = if src.starts_with('.') || src.starts_with('/') {
+            let p = dir.join(src);
+            std::path::absolute(&p).unwrap_or(p).display().to_string()
+        } else if file.volumes.contains_key(src) {
+            volume_name(project, src)
+        } else {
+            return Err(format!(
+                "{}: volume {src:?} is not declared under the top-level volumes",
+                at("volumes")
+            ));
+        };
+        a.extend(["-v".into(), format!("{src}:{rest}")]);
+    }
+    let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
+    let net = match nets.as_slice() {
+        [] => network_name(project, "default"),
+        [one] if file.networks.contains_key(one) || one == "default" => network_name(project, one),
+        [one] => {
+            return Err(format!(
+                "{}: network {one:?} is not declared under the top-level networks",
+                at("networks")
+            ))
+        }
+        _ => {
+            return Err(format!(
+                "{}: at most one network per service is supported",
+                at("networks")
+            ))
+        }
+    };
+    a.extend(["--network".into(), net]);
+    if let Some(r) = &s.restart {
+        a.extend(["--restart".into(), r.clone()]);
+    }
+    if let Some(h) = &s.healthcheck {
+        if h.disable {
+            a.push("--no-healthcheck".into());
+        } else {
+            let cmd = match &h.test {
+                None => None,
+                Some(StrOrList::Str(s)) => Some(s.clone()),
+                Some(StrOrList::List(l)) => match l.first().map(String::as_str) {
+                    Some("NONE") => None,
+                    Some("CMD-SHELL") if l.len() == 2 => Some(l[1].clone()),
+                    Some("CMD") if l.len() >= 2 => Some(
+                        l[1..]
+                            .iter()
+                            .map(|w| shell_quote(w))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
+                    _ => {
+                        return Err(format!(
+                            "{}: want [\"CMD\", ...], [\"CMD-SHELL\", cmd] or [\"NONE\"]",
+                            at("healthcheck.test")
+                        ))
+                    }
+                },
+            };
+            match cmd {
+                Some(c) => a.extend(["--health-cmd".into(), c]),
+                None => a.push("--no-healthcheck".into()),
+            }
+            for (flag, v) in [
+                ("--health-interval", &h.interval),
+                ("--health-timeout", &h.timeout),
+                ("--health-start-period", &h.start_period),
+            ] {
+                if let Some(v) = v {
+                    a.extend([flag.into(), v.clone()]);
+                }
+            }
+            if let Some(r) = h.retries {
+                a.extend(["--health-retries".into(), r.to_string()]);
+            }
+        }
+    }
+    if let Some(u) = &s.user {
+        a.extend(["--user".into(), u.text()]);
+    }
+    if let Some(w) = &s.working_dir {
+        a.extend(["-w".into(), w.clone()]);
+    }
+    if s.read_only {
+        a.push("--read-only".into());
+    }
+    if let Some(t) = &s.tmpfs {
+        let list = match t {
+            StrOrList::Str(s) => vec![s.clone()],
+            StrOrList::List(l) => l.clone(),
+        };
+        for t in list {
+            a.extend(["--tmpfs".into(), t]);
+        }
+    }
+    if let Some(m) = &s.mem_limit {
+        a.extend(["--memory".into(), m.text()]);
+    }
+    if let Some(c) = &s.cpus {
+        a.extend(["--cpus".into(), c.text()]);
+    }
+    if let Some(p) = s.pids_limit {
+        a.extend(["--pids-limit".into(), p.to_string()]);
+    }
+    let mut cmd: Vec<String> = match &s.command {
+        None => Vec::new(),
+        Some(StrOrList::Str(c)) => split_words(c).map_err(|e| format!("{}: {e}", at("command")))?,
+        Some(StrOrList::List(l)) => l.clone(),
+    };
+    if let Some(e) = &s.entrypoint {
+        let words = match e {
+            StrOrList::Str(c) => {
+                split_words(c).map_err(|e| format!("{}: {e}", at("entrypoint")))?
+            }
+            StrOrList::List(l) => l.clone(),
+        };
+        let (first, rest) = words
+            .split_first()
+            .map_or(("", &[][..]), |(f, r)| (f.as_str(), r));
+        a.extend(["--entrypoint".into(), first.to_string()]);
+        // The entrypoint's further words go before the command.
+        let mut full = rest.to_vec();
+        full.append(&mut cmd);
+        cmd = full;
+    }
+    a.push(s.image.clone());
+    if !cmd.is_empty() {
+        a.push("--".into());
+        a.extend(cmd);
+    }
+    Ok(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(y: &str) -> Result<ComposeFile, String> {
+        serde_saphyr::from_str(y).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = parse("services:\n  web:\n    image: a\n    privileged: true\n").unwrap_err();
+        assert!(e.contains("privileged"), "{e}");
+        let e = parse("services: {}\nsecrets: {}\n").unwrap_err();
+        assert!(e.contains("secrets"), "{e}");
+    }
+
+    #[test]
+    fn a_service_becomes_run_flags() {
+        let f = parse(
+            "name: p\nservices:\n  web:\n    image: busybox\n    command: httpd -f -p '8080'\n    \
+             environment:\n      A: 1\n    ports: [\"127.0.0.1:8080:8080\", 9000]\n    \
+             volumes: [\"data:/data:ro\"]\n    healthcheck:\n      test: [\"CMD\", \"wget\", \"-q\", \"x y\"]\n      \
+             interval: 1s\n    depends_on:\n      db:\n        condition: service_healthy\n  \
+             db:\n    image: busybox\nvolumes:\n  data:\n",
+        )
+        .unwrap();
+        let s = &f.services["web"];
+        assert_eq!(
+            s.depends(),
+            [("db".to_string(), "service_healthy".to_string())]
+        );
+        let a = run_args("p", "web", s, &f, Path::new("/d"), "h").unwrap();
+        let j = a.join(" ");
+        assert!(j.contains("--name p-web-1"), "{j}");
+        assert!(j.contains("-e A=1"), "{j}");
+        assert!(j.contains("-p 127.0.0.1:8080:8080 -p 9000"), "{j}");
+        assert!(j.contains("-v p_data:/data:ro"), "{j}");
+        assert!(j.contains("--network p_default"), "{j}");
+        assert!(
+            j.contains("--health-cmd 'wget' '-q' 'x y' --health-interval 1s"),
+            "{j}"
+        );
+        assert!(j.ends_with("busybox -- httpd -f -p 8080"), "{j}");
+        let mut bad = s.clone();
+        bad.volumes = vec!["nope:/x".into()];
+        assert!(run_args("p", "web", &bad, &f, Path::new("/d"), "h")
+            .unwrap_err()
+            .contains("volume \"nope\""));
+    }
+
+    #[test]
+    fn words() {
+        assert_eq!(
+            split_words(r#"a "b c" 'd\e' f\ g"#).unwrap(),
+            ["a", "b c", r"d\e", "f g"]
+        );
+        assert!(split_words("a 'b").is_err());
+    }
+}

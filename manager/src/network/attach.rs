@@ -1,0 +1,418 @@
+//! One container's attachment to a CNI network, made and undone by the
+//! short-lived helper `wren network attach|detach` that wrend runs (and
+//! waits for) before a task is created and after its init exits:
+//!
+//! - attach: the network (the default one made if needed), its plugins
+//!   checked, published ports checked against other containers and the
+//!   host, a network namespace made and bind-mounted at
+//!   `<state>/netns/NAME` (the container's spec joins it by path), CNI ADD
+//!   (asking for the last address again, so a restarted container keeps
+//!   it where host-local allows), the config and result cached in the
+//!   container's `net/cni-cache.json`, its /etc files written and its
+//!   peers' /etc/hosts updated. Any failure undoes what was done.
+//! - detach: CNI DEL with the cached config and result (so it works after
+//!   wrend restarted, and with the network's config gone), the cache
+//!   removed only then (so a failed DEL is tried again and a done one
+//!   never twice), the member entry and namespace removed.
+//!
+//! Runs in `wren` (the helper process), holding the network store's lock.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::cni::{self, Attachment, CniError};
+use super::files;
+use super::store::{self, Member, StoreError};
+use super::{netns_path, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
+
+/// The interface name inside the container.
+pub const IFNAME: &str = "eth0";
+
+/// What DEL needs, kept from ADD.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cache {
+    pub network: String,
+    pub container_id: String,
+    pub ifname: String,
+    pub netns: PathBuf,
+    pub conflist: Value,
+    pub result: Value,
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+/// A failed attach or detach.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachError {
+    #[error("container {container}: read its network request")]
+    Request {
+        container: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Cni(#[from] CniError),
+    #[error("published port {port}: {why}")]
+    Port { port: String, why: String },
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> AttachError + 'a {
+    move |source| AttachError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn container_dir(records: &Path, container: &str) -> PathBuf {
+    crate::paths::containers_in(records).join(container)
+}
+
+fn cache_path(records: &Path, container: &str) -> PathBuf {
+    container_dir(records, container)
+        .join(NET_DIR)
+        .join(CACHE_FILE)
+}
+
+/// Attaches `container` as its `net/config.json` asks; its address.
+pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, AttachError> {
+    let cdir = container_dir(records, container);
+    let mut req = NetRequest::load(&cdir).map_err(|source| AttachError::Request {
+        container: container.to_string(),
+        source,
+    })?;
+    if !req.uses_cni() {
+        return Ok(String::new());
+    }
+    let _lock = store::lock(records)?;
+    // A leftover attachment (wrend died between ADD and the task): undo it.
+    detach_locked(records, state, container)?;
+    let net = store::ensure(records, &req.network)?;
+    let conflist = store::conflist(records, &net);
+    cni::check_plugins(&conflist)?;
+    check_ports(records, container, &mut req.ports)?;
+    let netns = netns_path(state, container);
+    make_netns(&netns)?;
+    let mut rc = Map::new();
+    if !req.ports.is_empty() {
+        rc.insert("portMappings".into(), cni::port_mappings(&req.ports));
+    }
+    let mut att = Attachment {
+        container_id: container,
+        netns: &netns,
+        ifname: IFNAME,
+        args: String::from("IgnoreUnknown=1"),
+        runtime_config: rc,
+    };
+    let in_subnet = |ip: &str| {
+        let (net_ip, len) = store::parse_subnet(&net.subnet).ok()?;
+        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+        let mask = u32::MAX << (32 - len);
+        (u32::from(ip) & mask == u32::from(net_ip)).then_some(())
+    };
+    let mut added = None;
+    if !req.last_ip.is_empty() && in_subnet(&req.last_ip).is_some() {
+        let mut again = att.clone();
+        again.args = format!("IgnoreUnknown=1;IP={}", req.last_ip);
+        match cni::add(&conflist, &again) {
+            Ok(r) => {
+                added = Some(r);
+                att = again;
+            }
+            Err(e) => log::debug!(
+                "{container}: address {} not available again: {}",
+                req.last_ip,
+                wren_runtime::error::chain(&e)
+            ),
+        }
+    }
+    let result = match added {
+        Some(r) => r,
+        None => match cni::add(&conflist, &att) {
+            Ok(r) => r,
+            Err(e) => {
+                remove_netns(&netns);
+                return Err(e.into());
+            }
+        },
+    };
+    let ip = cni::result_ip(&result).unwrap_or_default();
+    let cache = Cache {
+        network: net.name.clone(),
+        container_id: container.to_string(),
+        ifname: IFNAME.to_string(),
+        netns: netns.clone(),
+        conflist,
+        result,
+        ports: req.ports.clone(),
+    };
+    let hostname = if req.hostname.is_empty() {
+        container.to_string()
+    } else {
+        req.hostname.clone()
+    };
+    let member = Member {
+        container: container.to_string(),
+        ip: ip.clone(),
+        hostname,
+        ports: req.ports.clone(),
+        hosts_file: cdir.join(NET_DIR).join("hosts"),
+    };
+    let done = write_cache(records, container, &cache)
+        .and_then(|()| write_member(records, &net.name, &member, &req))
+        .and_then(|()| {
+            req.last_ip = ip.clone();
+            req.save(&cdir).map_err(io("write", &cdir))
+        });
+    if let Err(e) = done {
+        let _ = detach_locked(records, state, container);
+        // The cache may not have been written: DEL with what we have.
+        let _ = cni::del(&cache.conflist, &att, Some(&cache.result));
+        remove_netns(&netns);
+        return Err(e);
+    }
+    rewrite_hosts(records, &net.name, &req.add_hosts, Some(container));
+    Ok(ip)
+}
+
+/// Detaches `container` if it is attached (nothing to do otherwise).
+pub fn detach(records: &Path, state: &Path, container: &str) -> Result<(), AttachError> {
+    let _lock = store::lock(records)?;
+    detach_locked(records, state, container)
+}
+
+fn detach_locked(records: &Path, state: &Path, container: &str) -> Result<(), AttachError> {
+    let path = cache_path(records, container);
+    let cache: Option<Cache> = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(c) = &cache {
+        let mut rc = Map::new();
+        if !c.ports.is_empty() {
+            rc.insert("portMappings".into(), cni::port_mappings(&c.ports));
+        }
+        let att = Attachment {
+            container_id: &c.container_id,
+            netns: &c.netns,
+            ifname: &c.ifname,
+            args: String::from("IgnoreUnknown=1"),
+            runtime_config: rc,
+        };
+        cni::del(&c.conflist, &att, Some(&c.result))?;
+        std::fs::remove_file(&path).map_err(io("remove", &path))?;
+        let _ = std::fs::remove_file(store::member_path(records, &c.network, container));
+        rewrite_hosts(records, &c.network, &[], None);
+    }
+    remove_netns(&netns_path(state, container));
+    Ok(())
+}
+
+/// CHECK of an attached container (`wren network check`).
+pub fn check(records: &Path, container: &str) -> Result<(), AttachError> {
+    let path = cache_path(records, container);
+    let b = std::fs::read(&path).map_err(io("read", &path))?;
+    let c: Cache =
+        serde_json::from_slice(&b).map_err(|e| io("parse", &path)(std::io::Error::other(e)))?;
+    let mut rc = Map::new();
+    if !c.ports.is_empty() {
+        rc.insert("portMappings".into(), cni::port_mappings(&c.ports));
+    }
+    let att = Attachment {
+        container_id: &c.container_id,
+        netns: &c.netns,
+        ifname: &c.ifname,
+        args: String::from("IgnoreUnknown=1"),
+        runtime_config: rc,
+    };
+    Ok(cni::check(&c.conflist, &att, &c.result)?)
+}
+
+fn write_cache(records: &Path, container: &str, c: &Cache) -> Result<(), AttachError> {
+    let path = cache_path(records, container);
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(c).unwrap_or_default())
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io("write", &path))
+}
+
+fn write_member(
+    records: &Path,
+    network: &str,
+    m: &Member,
+    req: &NetRequest,
+) -> Result<(), AttachError> {
+    let path = store::member_path(records, network, &m.container);
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(io("create", d))?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(m).unwrap_or_default())
+        .map_err(io("write", &path))?;
+    let dir = m.hosts_file.parent().unwrap_or(Path::new("/"));
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    files::write_all(
+        dir,
+        "",
+        &files::resolv_conf(&host_resolv, &req.dns, false),
+        &m.hostname,
+    )
+    .map_err(io("write", dir))
+}
+
+/// Rewrites /etc/hosts of every member of `network`: its own name and
+/// address, then every other member's. `own_extra` are the `--add-host`s
+/// of `own` (the others keep theirs from their request files).
+fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Option<&str>) {
+    let members = store::members(records, network);
+    for m in &members {
+        let extra = if Some(m.container.as_str()) == own {
+            own_extra.to_vec()
+        } else {
+            NetRequest::load(&container_dir(records, &m.container))
+                .map(|r| r.add_hosts)
+                .unwrap_or_default()
+        };
+        let names = if m.hostname == m.container {
+            m.container.clone()
+        } else {
+            format!("{} {}", m.hostname, m.container)
+        };
+        // Peers by container name and by hostname (a compose service's
+        // name).
+        let peers: Vec<(String, String)> = members
+            .iter()
+            .filter(|p| p.container != m.container)
+            .map(|p| {
+                let names = if p.hostname == p.container {
+                    p.container.clone()
+                } else {
+                    format!("{} {}", p.container, p.hostname)
+                };
+                (names, p.ip.clone())
+            })
+            .collect();
+        let text = files::hosts(&extra, Some((&m.ip, &names)), &peers);
+        if let Err(e) = files::write_in_place(&m.hosts_file, &text) {
+            log::warn!("update {}: {e}", m.hosts_file.display());
+        }
+    }
+}
+
+/// Refuses a published port another container publishes, or that a host
+/// process holds (checked by binding it here, in wrend's namespace).
+/// A host port of 0 becomes a free one.
+fn check_ports(
+    records: &Path,
+    container: &str,
+    ports: &mut [PortMapping],
+) -> Result<(), AttachError> {
+    let others = store::all_members(records);
+    for p in ports.iter_mut() {
+        if p.host_port == 0 {
+            p.host_port = free_port(p)?;
+        }
+        let p = &*p;
+        let clash = |q: &PortMapping| {
+            q.protocol == p.protocol
+                && q.host_port == p.host_port
+                && (q.host_ip.is_empty() || p.host_ip.is_empty() || q.host_ip == p.host_ip)
+        };
+        if let Some(m) = others
+            .iter()
+            .find(|m| m.container != container && m.ports.iter().any(clash))
+        {
+            return Err(AttachError::Port {
+                port: p.to_string(),
+                why: format!("already published by container {}", m.container),
+            });
+        }
+        let ip = if p.host_ip.is_empty() {
+            "0.0.0.0"
+        } else {
+            p.host_ip.as_str()
+        };
+        let addr = format!("{ip}:{}", p.host_port);
+        let bound = if p.protocol == "udp" {
+            std::net::UdpSocket::bind(&addr).map(drop)
+        } else {
+            std::net::TcpListener::bind(&addr).map(drop)
+        };
+        if let Err(e) = bound {
+            return Err(AttachError::Port {
+                port: p.to_string(),
+                why: format!("{addr} is in use on the host ({e})"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A port the kernel gives for an ephemeral bind (in wrend's namespace).
+fn free_port(p: &PortMapping) -> Result<u16, AttachError> {
+    let ip = if p.host_ip.is_empty() {
+        "0.0.0.0"
+    } else {
+        p.host_ip.as_str()
+    };
+    let addr = format!("{ip}:0");
+    let port = if p.protocol == "udp" {
+        std::net::UdpSocket::bind(&addr).and_then(|s| s.local_addr())
+    } else {
+        std::net::TcpListener::bind(&addr).and_then(|s| s.local_addr())
+    };
+    port.map(|a| a.port()).map_err(|e| AttachError::Port {
+        port: p.to_string(),
+        why: format!("no free port on {ip}: {e}"),
+    })
+}
+
+/// A new network namespace, bind-mounted at `path`; this process stays in
+/// its own.
+fn make_netns(path: &Path) -> Result<(), AttachError> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sched::{setns, unshare, CloneFlags};
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(io("create", d))?;
+    }
+    File::create(path).map_err(io("create", path))?;
+    let ours = File::open("/proc/thread-self/ns/net")
+        .map_err(io("open", Path::new("/proc/thread-self/ns/net")))?;
+    let errno = |what| move |e: nix::Error| io(what, path)(e.into());
+    unshare(CloneFlags::CLONE_NEWNET).map_err(errno("unshare(CLONE_NEWNET) for"))?;
+    let bound = mount(
+        Some("/proc/thread-self/ns/net"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(errno("bind-mount the network namespace on"));
+    // Back to wrend's namespace before anything else (plugins run there).
+    setns(ours.as_fd(), CloneFlags::CLONE_NEWNET).map_err(errno("setns back from"))?;
+    if let Err(e) = bound {
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(())
+}
+
+fn remove_netns(path: &Path) {
+    while nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("remove {}: {e}", path.display());
+        }
+    }
+}

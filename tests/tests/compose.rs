@@ -1,0 +1,227 @@
+//! `wren apply` / `wren down` end to end: a compose file of three
+//! services (a web server with a health check and a published port, a
+//! worker that waits for it to be healthy and writes into a shared named
+//! volume, a cache) applied, re-applied unchanged, changed, taken down;
+//! and files outside the subset refused with the key named, leaving
+//! nothing. wrend runs in a network namespace of the test's own.
+//!
+//! Needs root, busybox-static and containernetworking-plugins.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wren_tests::registry::{Compression, Layer, Layout};
+use wren_tests::wrend::Wrend;
+use wren_tests::{require_root, skip, wait_for, Skip};
+
+fn ready(test: &str) -> bool {
+    if !require_root(test) {
+        return false;
+    }
+    if !Path::new("/usr/lib/cni/bridge").exists() {
+        skip(test, Skip::Missing("CNI plugins in /usr/lib/cni".into()));
+        return false;
+    }
+    true
+}
+
+/// `test/web:1`: busybox and /www/index.html.
+fn import_web(w: &Wrend) {
+    let base = Layer::busybox_base().finish();
+    let www = Layer::new()
+        .dir("www", 0o755)
+        .file("www/index.html", 0o644, b"compose web\n")
+        .dir("shared", 0o755)
+        .finish();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/web:1",
+        &[(&base, Compression::Gzip), (&www, Compression::None)],
+        json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+}
+
+const COMPOSE: &str = r#"
+name: shop
+services:
+  web:
+    image: test/web:1
+    command: httpd -f -p 80 -h /www
+    ports: ["127.0.0.1:18100:80"]
+    volumes: ["shared:/shared"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
+      interval: 200ms
+      retries: 3
+  worker:
+    image: test/web:1
+    command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
+    environment:
+      MODE: one
+    volumes: ["shared:/shared"]
+    restart: always
+    depends_on:
+      web:
+        condition: service_healthy
+  cache:
+    image: test/web:1
+    command: sleep 100000
+    depends_on: [web]
+    mem_limit: 64m
+    pids_limit: 50
+    labels:
+      tier: cache
+volumes:
+  shared:
+"#;
+
+fn http_get(w: &Wrend, port: u16) -> String {
+    w.on_netns(move || {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.write_all(b"GET / HTTP/1.0\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    })
+}
+
+fn list(w: &Wrend) -> Vec<Value> {
+    serde_json::from_str(&w.ok(&["list", "--json"])).unwrap()
+}
+
+#[test]
+fn three_services_applied_reapplied_changed_and_taken_down() {
+    if !ready("three_services_applied_reapplied_changed_and_taken_down") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, COMPOSE).unwrap();
+    let f = file.to_str().unwrap();
+
+    let out = w.ok(&["apply", "-f", f]);
+    for s in [
+        "web: created",
+        "worker: created",
+        "cache: created",
+        "network shop_default: created",
+    ] {
+        assert!(out.contains(s), "{out}");
+    }
+    // worker was made only once web was healthy.
+    let web = w.inspect("shop-web-1");
+    let worker = w.inspect("shop-worker-1");
+    let healthy_at = web["health"]["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["exit_code"] == 0)
+        .map(|r| r["end"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(worker["created_at"].as_str().unwrap() >= healthy_at.as_str());
+    assert_eq!(w.inspect("shop-cache-1")["labels"]["tier"], "cache");
+    assert!(wait_for(10, || http_get(&w, 18100).contains("compose web")));
+    // The worker reaches web by its service name and writes the shared volume.
+    let data = w.root.path().join("lib/volumes/shop_shared/_data");
+    assert!(
+        wait_for(10, || std::fs::read_to_string(data.join("fetched"))
+            .is_ok_and(|t| t == "compose web\n")),
+        "{}",
+        w.ok(&["logs", "shop-worker-1"])
+    );
+    assert!(std::fs::read_to_string(data.join("worker.env"))
+        .unwrap()
+        .contains("MODE=one"));
+
+    // Unchanged: nothing is touched.
+    let pids: Vec<Value> = list(&w).iter().map(|c| c["pid"].clone()).collect();
+    let out = w.ok(&["apply", "-f", f]);
+    assert_eq!(out.matches(": unchanged").count(), 3, "{out}");
+    assert_eq!(
+        list(&w)
+            .iter()
+            .map(|c| c["pid"].clone())
+            .collect::<Vec<_>>(),
+        pids
+    );
+
+    // Changed: only the worker is made again.
+    std::fs::write(&file, COMPOSE.replace("MODE: one", "MODE: two")).unwrap();
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(out.contains("worker: recreated"), "{out}");
+    assert!(
+        out.contains("web: unchanged") && out.contains("cache: unchanged"),
+        "{out}"
+    );
+    assert!(wait_for(10, || std::fs::read_to_string(
+        data.join("worker.env")
+    )
+    .is_ok_and(|t| t.contains("MODE=two"))));
+
+    // Down: containers and the project network go; the volume stays.
+    let out = w.ok(&["down", "-f", f]);
+    assert!(out.contains("network shop_default: removed"), "{out}");
+    assert!(list(&w).is_empty());
+    for c in ["shop-web-1", "shop-worker-1", "shop-cache-1"] {
+        w.assert_clean(c);
+    }
+    assert!(!w.root.path().join("lib/networks/shop_default").exists());
+    assert!(data.is_dir());
+    assert_eq!(http_get(&w, 18100), "");
+}
+
+#[test]
+fn files_outside_the_subset_are_refused_and_leave_nothing() {
+    if !ready("files_outside_the_subset_are_refused_and_leave_nothing") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let f = file.to_str().unwrap();
+    for (yaml, want) in [
+        (
+            "services:\n  web:\n    image: test/web:1\n    privileged: true\n",
+            "privileged",
+        ),
+        ("services:\n  web:\n    image: test/web:1\nsecrets: {}\n", "secrets"),
+        (
+            "services:\n  a:\n    image: test/web:1\n    depends_on: [b]\n  b:\n    image: test/web:1\n    depends_on: [a]\n",
+            "depends_on cycle",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    depends_on: [nope]\n",
+            "no service \"nope\"",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    volumes: [\"undeclared:/x\"]\n",
+            "volume \"undeclared\" is not declared",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {condition: service_healthy}\n  b:\n    image: test/web:1\n",
+            "needs a healthcheck on b",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    ports: [\"99999:80\"]\n",
+            "99999",
+        ),
+        ("services:\n  a:\n    image: no/such:image\n", "no/such"),
+    ] {
+        std::fs::write(&file, yaml).unwrap();
+        let e = w.fails(&["apply", "-f", f, "-p", "bad"]);
+        assert!(e.contains(want), "{yaml}: {e}");
+        assert!(list(&w).is_empty(), "{yaml}: something was made");
+    }
+    let nets = w.ok(&["network", "ls"]);
+    assert!(!nets.contains("bad_default"), "{nets}");
+}

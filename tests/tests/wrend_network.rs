@@ -1,0 +1,696 @@
+//! Container networking through wrend end to end: Debian's CNI plugins
+//! (bridge, host-local, portmap, firewall) driven by wren's network helper,
+//! published TCP and UDP ports, peers by name, host and none, teardown
+//! after wrend was SIGKILLed, addresses kept across restarts, and bad input
+//! that must leave nothing behind.
+//!
+//! Every test runs its private wrend inside a network namespace the test
+//! made ([`Wrend::start_in_netns`]), so bridges, veths and iptables rules
+//! never reach the host's; traffic goes only to that namespace's 127.0.0.1
+//! and to the containers' own addresses. Needs root, busybox-static and
+//! containernetworking-plugins (/usr/lib/cni); says so and skips otherwise.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+use wren_tests::wrend::{name, Wrend};
+use wren_tests::{require_root, skip, wait_for, Bundle, Skip};
+
+fn ready(test: &str) -> bool {
+    if !require_root(test) {
+        return false;
+    }
+    for p in ["bridge", "host-local", "portmap", "firewall"] {
+        if !Path::new("/usr/lib/cni").join(p).exists() {
+            skip(test, Skip::Missing(format!("CNI plugin /usr/lib/cni/{p}")));
+            return false;
+        }
+    }
+    true
+}
+
+/// A busybox rootfs with /www/index.html saying `body`.
+fn web_rootfs(body: &str) -> Bundle {
+    let b = Bundle::busybox(&["true"]);
+    std::fs::create_dir_all(b.rootfs().join("www")).unwrap();
+    std::fs::write(b.rootfs().join("www/index.html"), body).unwrap();
+    b
+}
+
+/// GET / on 127.0.0.1:`port` of wrend's namespace; the body, or "" on failure.
+fn http_get(w: &Wrend, port: u16) -> String {
+    w.on_netns(move || {
+        let Ok(mut s) = TcpStream::connect_timeout(
+            &format!("127.0.0.1:{port}").parse().unwrap(),
+            Duration::from_secs(2),
+        ) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+    })
+}
+
+fn get_until(w: &Wrend, port: u16, want: &str) -> bool {
+    wait_for(10, || http_get(w, port).contains(want))
+}
+
+/// What a container may leave in wrend's namespace: link names,
+/// addresses, iptables rules and the nft ruleset (counters dropped).
+fn net_state(w: &Wrend) -> String {
+    let mut s = String::new();
+    let text = |args: &[&str]| String::from_utf8_lossy(&w.in_netns(args).stdout).into_owned();
+    for l in text(&["ip", "-o", "link"]).lines() {
+        s.push_str(l.split(':').nth(1).unwrap_or_default().trim());
+        s.push('\n');
+    }
+    for l in text(&["ip", "-o", "addr"]).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        s.push_str(&format!(
+            "{} {}\n",
+            f.get(1).unwrap_or(&""),
+            f.get(3).unwrap_or(&"")
+        ));
+    }
+    for l in text(&["iptables-save"])
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        s.push_str(l.split(" [").next().unwrap_or(l));
+        s.push('\n');
+    }
+    for l in text(&["nft", "list", "ruleset"]).lines() {
+        let l = match l.find("counter packets") {
+            Some(i) => &l[..i],
+            None => l,
+        };
+        s.push_str(l);
+        s.push('\n');
+    }
+    s
+}
+
+/// Nothing of a container that failed to be made: no record, state,
+/// network namespace, CNI cache or network membership (other containers
+/// may run meanwhile, so [`Wrend::assert_clean`]'s mount check is not used).
+fn assert_nothing_of(w: &Wrend, n: &str) {
+    let root = w.root.path();
+    for p in [
+        root.join("lib/containers").join(n),
+        root.join("run/containers").join(n),
+        root.join("run/runtime").join(n),
+        root.join("run/netns").join(n),
+    ] {
+        assert!(!p.exists(), "{} left", p.display());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&format!("/netns/{n} ")),
+        "netns mount of {n} left"
+    );
+    for net in std::fs::read_dir(root.join("lib/networks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let m = net.path().join("members").join(format!("{n}.json"));
+        assert!(!m.exists(), "{} left", m.display());
+    }
+}
+
+fn run_web(w: &Wrend, r: &str, n: &str, extra: &[&str]) {
+    let mut args = vec!["run", "-d", "--rootfs", r];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[n, "--", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    w.ok(&args);
+    w.wait_status(n, "running", 10);
+}
+
+#[test]
+fn published_port_reaches_httpd_and_peers_find_it_by_name() {
+    if !ready("published_port_reaches_httpd_and_peers_find_it_by_name") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("hello from web\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let web = name("web");
+    run_web(&w, r, &web, &["-p", "127.0.0.1:18080:80"]);
+    assert!(get_until(&w, 18080, "hello from web"), "{}", w.log());
+    let i = w.inspect(&web);
+    assert_eq!(i["network"], "bridge");
+    assert_eq!(i["ports"], serde_json::json!(["127.0.0.1:18080:80/tcp"]));
+    let ip = i["ip_address"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.89.0."), "{i}");
+
+    // A second container reaches it by name, through its /etc/hosts.
+    let cl = name("client");
+    w.ok(&["run", "-d", "--rootfs", r, &cl, "--", "sleep", "1000"]);
+    let hosts = w.ok(&["exec", &cl, "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\t{web}\n")), "{hosts}");
+    let body = w.ok(&["exec", &cl, "--", "wget", "-qO-", &format!("http://{web}/")]);
+    assert_eq!(body, "hello from web\n");
+    // And the first one learned the second's name too.
+    let hosts = w.ok(&["exec", &web, "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("\t{cl}\n")), "{hosts}");
+    assert_eq!(w.ok(&["exec", &cl, "--", "hostname"]).trim(), cl);
+    w.ok(&["rm", "-f", &web, &cl]);
+    w.assert_clean(&web);
+    w.assert_clean(&cl);
+    assert_eq!(http_get(&w, 18080), "");
+}
+
+#[test]
+fn udp_port_is_published() {
+    if !ready("udp_port_is_published") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let n = name("udp");
+    // busybox has no UDP server: the container's own UDP counters show the
+    // datagrams arrive in its namespace (to a port nothing listens on).
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "-p",
+        "127.0.0.1:15353:5353/udp",
+        &n,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.wait_status(&n, "running", 10);
+    let no_ports = || -> u64 {
+        let snmp = w.ok(&["exec", &n, "--", "cat", "/proc/net/snmp"]);
+        let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+        let names: Vec<&str> = udp[0].split_whitespace().collect();
+        let vals: Vec<&str> = udp[1].split_whitespace().collect();
+        let i = names.iter().position(|n| *n == "NoPorts").unwrap();
+        vals[i].parse().unwrap()
+    };
+    let before = no_ports();
+    w.on_netns(|| {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        for _ in 0..3 {
+            s.send_to(b"ping-over-udp\n", "127.0.0.1:15353").unwrap();
+        }
+    });
+    let got = wait_for(5, || no_ports() >= before + 3);
+    assert!(
+        got,
+        "datagrams did not reach the container ({before} -> {})",
+        no_ports()
+    );
+    // Another published UDP port (nothing mapped) does not reach it.
+    let now = no_ports();
+    w.on_netns(|| {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let _ = s.send_to(b"x", "127.0.0.1:15354");
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(no_ports(), now);
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}
+
+#[test]
+fn host_and_none_networks() {
+    if !ready("host_and_none_networks") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let ours = std::fs::read_link(w.netns().unwrap()).unwrap();
+    let ours = ours.to_str().unwrap();
+    // host: wrend's own namespace.
+    let h = name("host");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r,
+        "--network",
+        "host",
+        &h,
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    assert_eq!(out.trim(), ours);
+    // none: a namespace of its own with only lo, up.
+    let n = name("none");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        r,
+        "--network",
+        "none",
+        "--dns",
+        "192.0.2.53",
+        "--add-host",
+        "db:192.0.2.7",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "readlink /proc/self/ns/net; ip -o link | wc -l; ip -o link show lo; \
+         cat /etc/resolv.conf /etc/hosts",
+    ]);
+    let mut lines = out.lines();
+    assert_ne!(lines.next(), Some(ours), "{out}");
+    assert_eq!(lines.next(), Some("1"), "{out}");
+    assert!(out.contains(",UP"), "{out}");
+    assert!(out.contains("nameserver 192.0.2.53\n"), "{out}");
+    assert!(out.contains("192.0.2.7\tdb\n"), "{out}");
+    // -p makes no sense without a network of its own.
+    let e = w.fails(&[
+        "run",
+        "--rootfs",
+        r,
+        "--network",
+        "host",
+        "-p",
+        "1:1",
+        &name("x"),
+    ]);
+    assert!(e.contains("cannot be published"), "{e}");
+}
+
+#[test]
+fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
+    if !ready("wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface") {
+        return;
+    }
+    let mut w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("still here\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let before_net = net_state(&w);
+    w.ok(&["network", "create", "--subnet", "10.99.5.0/24", "svc"]);
+    // A first container makes what the network shares (bridge, the
+    // portmap and firewall plugins' top chains); what it removes is
+    // compared against that.
+    let warm = name("warm");
+    run_web(
+        &w,
+        r,
+        &warm,
+        &["--network", "svc", "-p", "127.0.0.1:18081:80"],
+    );
+    w.ok(&["rm", "-f", &warm]);
+    let base = net_state(&w);
+
+    let web = name("web");
+    run_web(
+        &w,
+        r,
+        &web,
+        &[
+            "--network",
+            "svc",
+            "--restart",
+            "always",
+            "-p",
+            "127.0.0.1:18082:80",
+        ],
+    );
+    assert!(get_until(&w, 18082, "still here"));
+    assert!(w.inspect(&web)["ip_address"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.99.5."));
+    assert_ne!(net_state(&w), base, "the container added nothing?");
+
+    // A second one without published ports (portmap's CHECK fails for an
+    // IPv4-only mapping: containernetworking/plugins#819).
+    let plain = name("plain");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "svc",
+        &plain,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+
+    w.kill9();
+    w.restart();
+    w.wait_status(&web, "running", 10);
+    assert!(get_until(&w, 18082, "still here"), "{}", w.log());
+    // CNI CHECK of an attachment, from its cache, agrees.
+    let root = w.root.path();
+    let (lib, run) = (root.join("lib"), root.join("run"));
+    let wren = wren_tests::bin("wren");
+    let check = w.in_netns(&[
+        wren.to_str().unwrap(),
+        "network",
+        "check",
+        "--records",
+        lib.to_str().unwrap(),
+        "--state",
+        run.to_str().unwrap(),
+        &plain,
+    ]);
+    assert!(
+        check.status.success(),
+        "CHECK: {}",
+        wren_tests::text(&check.stderr)
+    );
+    w.ok(&["rm", "-f", &plain]);
+
+    let e = w.fails(&["network", "rm", "svc"]);
+    assert!(
+        e.contains("network svc is in use by") && e.contains(&web),
+        "{e}"
+    );
+    w.ok(&["rm", "-f", &web]);
+    w.assert_clean(&web);
+    assert_eq!(net_state(&w), base);
+    let root = w.root.path();
+    let leases: Vec<_> = std::fs::read_dir(root.join("lib/networks/svc/ipam/svc"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<std::net::Ipv4Addr>().is_ok())
+        .collect();
+    assert!(leases.is_empty(), "leases left: {leases:?}");
+    assert!(!root.join("run/netns").join(&web).exists());
+    // The network goes with its bridge (`network rm` deletes it where the
+    // CLI runs: here, wrend's namespace, as on a host where both share one).
+    let before_bridge = link_names(&w);
+    assert!(
+        before_bridge.iter().any(|l| l.starts_with("wren-")),
+        "{before_bridge:?}"
+    );
+    let wren = wren_tests::bin("wren");
+    let rm = w.in_netns(&[
+        wren.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "network",
+        "rm",
+        "svc",
+    ]);
+    assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
+    assert_eq!(link_names(&w), link_names_of(&before_net));
+}
+
+/// The interface names in wrend's namespace.
+fn link_names(w: &Wrend) -> Vec<String> {
+    let out = w.in_netns(&["ip", "-o", "link"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// The interface names of a [`net_state`] (its first lines).
+fn link_names_of(state: &str) -> Vec<String> {
+    state
+        .lines()
+        .take_while(|l| !l.contains(' ') && !l.is_empty())
+        .map(|n| n.split('@').next().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_restarted_container_keeps_its_address() {
+    if !ready("a_restarted_container_keeps_its_address") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let n = name("flappy");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "--restart",
+        "always",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; sleep 1",
+    ]);
+    assert!(
+        wait_for(20, || w.inspect(&n)["restart_count"].as_u64() >= Some(2)),
+        "no restarts: {}",
+        w.log()
+    );
+    let logs = w.ok(&["logs", &n]);
+    let addrs: Vec<&str> = logs
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .collect();
+    assert!(addrs.len() >= 2, "{logs}");
+    assert!(addrs.iter().all(|a| *a == addrs[0]), "{logs}");
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}
+
+#[test]
+fn bad_network_input_is_refused_and_leaves_nothing() {
+    if !ready("bad_network_input_is_refused_and_leaves_nothing") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("x\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let web = name("web");
+    run_web(&w, r, &web, &["-p", "127.0.0.1:18090:80"]);
+    let base = net_state(&w);
+
+    // A port another container publishes.
+    let dup = name("dup");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "127.0.0.1:18090:80",
+        &dup,
+        "--",
+        "true",
+    ]);
+    assert!(
+        e.contains("18090") && e.contains(&format!("already published by container {web}")),
+        "{e}"
+    );
+    assert_nothing_of(&w, &dup);
+    // A port a process of the host holds.
+    let holder = w.on_netns(|| std::net::TcpListener::bind("127.0.0.1:18091").unwrap());
+    let taken = name("taken");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "127.0.0.1:18091:80",
+        &taken,
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("127.0.0.1:18091 is in use"), "{e}");
+    drop(holder);
+    assert_nothing_of(&w, &taken);
+    assert_eq!(net_state(&w), base);
+
+    // Overlapping subnet, unknown network, bad -p, network in use.
+    w.ok(&["network", "create", "--subnet", "10.98.0.0/16", "big"]);
+    let e = w.fails(&["network", "create", "--subnet", "10.98.7.0/24", "small"]);
+    assert!(e.contains("overlaps network big"), "{e}");
+    assert!(!w.root.path().join("lib/networks/small").exists());
+    let lost = name("lost");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "nosuch",
+        &lost,
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("network nosuch not found"), "{e}");
+    assert_nothing_of(&w, &lost);
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "80:x",
+        &name("p"),
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("-p \"80:x\""), "{e}");
+    let e = w.fails(&["network", "rm", "bridge"]);
+    assert!(e.contains("cannot be removed"), "{e}");
+    w.ok(&["network", "rm", "big"]);
+    w.ok(&["rm", "-f", &web]);
+    w.assert_clean(&web);
+}
+
+#[test]
+fn a_missing_cni_plugin_is_named_and_nothing_is_left() {
+    if !ready("a_missing_cni_plugin_is_named_and_nothing_is_left") {
+        return;
+    }
+    let empty = tempfile::tempdir().unwrap();
+    let path = empty.path().to_str().unwrap().to_string();
+    let w = Wrend::start_in_netns(&[], &[("WREN_CNI_PATH", &path)]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let base = net_state(&w);
+    let n = name("noplugin");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r.to_str().unwrap(),
+        &n,
+        "--",
+        "true",
+    ]);
+    assert!(
+        e.contains(&format!("CNI plugin \"bridge\" not found in {path}")),
+        "{e}"
+    );
+    w.assert_clean(&n);
+    assert_nothing_of(&w, &n);
+    assert_eq!(net_state(&w), base);
+    assert!(
+        std::fs::read_dir(w.root.path().join("run/netns")).map_or(true, |mut d| d.next().is_none())
+    );
+}
+
+#[test]
+fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
+    if !ready("image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs") {
+        return;
+    }
+    use wren_tests::registry::{Compression, Layer, Layout};
+    let w = Wrend::start_in_netns(&[], &[]);
+    let base = Layer::busybox_base().finish();
+    let www = Layer::new()
+        .dir("www", 0o755)
+        .file("www/index.html", 0o644, b"from the image\n")
+        .finish();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/exposed:1",
+        &[(&base, Compression::Gzip), (&www, Compression::None)],
+        serde_json::json!({
+            "Cmd": ["httpd", "-f", "-p", "80", "-h", "/www"],
+            "Env": ["PATH=/bin"],
+            "ExposedPorts": {"80/tcp": {}},
+            "Healthcheck": {"Test": ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1/"],
+                            "Interval": 200_000_000u64, "Retries": 2},
+        }),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let n = name("exposed");
+    w.ok(&["run", "-d", "-P", "--name", &n, "test/exposed:1"]);
+    w.wait_status(&n, "running", 10);
+    let i = w.inspect(&n);
+    let port = i["ports"][0].as_str().unwrap().to_string();
+    let host: u16 = port.split(':').next().unwrap().parse().unwrap();
+    assert!(host > 0 && port.ends_with(":80/tcp"), "{i}");
+    assert!(get_until(&w, host, "from the image"), "{i}");
+    assert!(
+        wait_for(10, || w.inspect(&n)["health"]["status"] == "healthy"),
+        "{}",
+        w.inspect(&n)
+    );
+    // --no-healthcheck turns the image's check off.
+    let quiet = name("quiet");
+    w.ok(&[
+        "run",
+        "-d",
+        "--no-healthcheck",
+        "--network",
+        "none",
+        "--name",
+        &quiet,
+        "test/exposed:1",
+    ]);
+    assert!(w.inspect(&quiet)["health"].is_null());
+    w.ok(&["rm", "-f", &n, &quiet]);
+    w.assert_clean(&n);
+    w.assert_clean(&quiet);
+}
+
+#[test]
+fn a_container_that_exits_on_its_own_is_detached_once() {
+    if !ready("a_container_that_exits_on_its_own_is_detached_once") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    // What the network itself keeps (bridge, shared chains) made first.
+    let warm = name("warm");
+    w.ok(&[
+        "run", "--rm", "--rootfs", r, "-p", "18200:80", &warm, "--", "true",
+    ]);
+    let base = net_state(&w);
+    let n = name("crash");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "18201:80",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.5; exit 3",
+    ]);
+    w.wait_status(&n, "stopped", 10);
+    let root = w.root.path();
+    assert!(wait_for(5, || !root.join("run/netns").join(&n).exists()));
+    assert!(!root
+        .join("lib/containers")
+        .join(&n)
+        .join("net/cni-cache.json")
+        .exists());
+    assert!(!root
+        .join(format!("lib/networks/bridge/members/{n}.json"))
+        .exists());
+    assert_eq!(w.inspect(&n)["ip_address"], "");
+    assert_eq!(net_state(&w), base);
+    // rm of the stopped container has nothing left to detach: one detach
+    // in all (wrend logs each helper run at debug level).
+    w.ok(&["rm", &n]);
+    w.assert_clean(&n);
+    assert_eq!(w.log().matches(&format!("{n}: network detach")).count(), 1);
+}
