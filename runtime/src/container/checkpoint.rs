@@ -399,16 +399,7 @@ impl Container {
             Err(e) => return Err(io_err("read", &image.join(DESCRIPTORS))(e)),
         };
 
-        std::fs::create_dir_all(&opts.state_root)
-            .map_err(io_err("create state root", &opts.state_root))?;
-        let dir = opts.state_root.join(&opts.id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(opts.id))
-            }
-            Err(e) => return Err(io_err("create state dir", &dir)(e)),
-        }
+        let dir = super::create_state_dir(&opts.state_root, &opts.id)?;
         let mut guard = Cleanup {
             host_mounts: None,
             dir: Some(&dir),

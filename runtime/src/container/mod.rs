@@ -174,6 +174,20 @@ impl Container {
     }
 }
 
+/// Makes `<state_root>/<id>`, the container's state directory: the claim on
+/// its name. An existing one means the name is taken.
+fn create_state_dir(state_root: &Path, id: &str) -> Result<std::path::PathBuf, Error> {
+    std::fs::create_dir_all(state_root).map_err(error::io_err("create state root", state_root))?;
+    let dir = state_root.join(id);
+    match std::fs::create_dir(&dir) {
+        Ok(()) => Ok(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(Error::AlreadyExists(id.to_string()))
+        }
+        Err(e) => Err(error::io_err("create state dir", &dir)(e)),
+    }
+}
+
 fn write_pid_file(path: &Path, pid: i32) -> Result<(), Error> {
     let tmp = path.with_extension("wren-tmp");
     std::fs::write(&tmp, pid.to_string())
