@@ -72,11 +72,22 @@ mount -t 9p -o "$opts,ro" hostroot /lower || { echo "wren-vm: 9p hostroot"; powe
 mount -t tmpfs -o mode=0755 rw /rw
 mkdir -p /rw/upper /rw/work
 mount -t overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work overlay /newroot
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mkdir -p /newroot/wren-vm
 mount -t 9p -o "$opts" wrenvm /newroot/wren-vm
 . /newroot/wren-vm/boot.env
-# The kernel's own modules, for anything the guest loads later.
+# A fresh /tmp; a project checked out under /tmp keeps its place in it.
+if [ -n "${WREN_VM_KEEP:-}" ]; then
+  mkdir -p /keep
+  mount --bind "/newroot$WREN_VM_KEEP" /keep
+fi
+mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+if [ -n "${WREN_VM_KEEP:-}" ]; then
+  mkdir -p "/newroot$WREN_VM_KEEP"
+  mount --move /keep "/newroot$WREN_VM_KEEP"
+fi
+# The kernel's own modules, for anything the guest loads later (the host
+# may have no /lib/modules of its own).
+mkdir -p /newroot/lib/modules
 mount --bind "/newroot$WREN_VM_KDIR/lib/modules" /newroot/lib/modules
 i=0
 for d in $WREN_VM_RW; do
@@ -190,6 +201,11 @@ run() {
   {
     echo "WREN_VM_KDIR=$dir/kernel"
     echo "WREN_VM_RW='${rw[*]}'"
+    # The guest's /tmp is a fresh tmpfs: keep the top directory of a
+    # working directory under /tmp (a checkout there, as CI may make).
+    case $PWD in
+      /tmp/?*) keep=${PWD#/tmp/}; echo "WREN_VM_KEEP=/tmp/${keep%%/*}" ;;
+    esac
     if [ $systemd = 1 ]; then echo "WREN_VM_INIT=/lib/systemd/systemd"; else echo "WREN_VM_INIT=/wren-vm/stage2.sh"; fi
   } >"$share/boot.env"
   write_stage2 "$share/stage2.sh"
