@@ -746,9 +746,15 @@ pub fn all_shims_in(ns: &str, dir: &Path) -> Vec<i32> {
             continue;
         };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        // The daemon runs with no action; a `start`, `delete` or `-info`
+        // run of the same binary (containerd's, or a second container's
+        // start finding the pod's shim) is short-lived and not a shim.
         let is_shim = args
             .first()
-            .is_some_and(|a| a.ends_with(b"containerd-shim-wren-v2"));
+            .is_some_and(|a| a.ends_with(b"containerd-shim-wren-v2"))
+            && !args
+                .iter()
+                .any(|a| matches!(*a, b"start" | b"delete" | b"-info" | b"-v"));
         let ours = args.windows(2).any(|w| {
             w[0] == b"-address" && Path::new(&*String::from_utf8_lossy(w[1])).starts_with(dir)
         });
