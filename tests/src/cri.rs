@@ -206,6 +206,16 @@ pub fn for_each_cri_mut(test: &str, tag: &str, body: impl Fn(&mut Cri)) {
     }
 }
 
+/// A container's Linux config with only a security context, set up by `f`.
+pub fn secctx(f: impl FnOnce(&mut LinuxContainerSecurityContext)) -> LinuxContainerConfig {
+    let mut s = LinuxContainerSecurityContext::default();
+    f(&mut s);
+    LinuxContainerConfig {
+        resources: None,
+        security_context: Some(s),
+    }
+}
+
 /// A private containerd with CRI and a client of it.
 pub struct Cri {
     pub containerd: Containerd,

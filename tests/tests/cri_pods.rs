@@ -6,7 +6,7 @@
 //! Root only; each test starts its own containerd (CRI on, its own root,
 //! state and sockets) and removes what it made.
 
-use wren_tests::cri::{cri_tests_can_run, for_each_cri, for_each_cri_mut, Cri};
+use wren_tests::cri::{cri_tests_can_run, for_each_cri, for_each_cri_mut, secctx, Cri};
 use wren_tests::{text, tree};
 
 /// Runs `body` against CRI on every containerd of the matrix.
@@ -109,15 +109,6 @@ use k8s_cri::v1::{
     Capability, Int64Value, LinuxContainerConfig, LinuxContainerResources,
     LinuxContainerSecurityContext, SecurityProfile,
 };
-
-fn secctx(f: impl FnOnce(&mut LinuxContainerSecurityContext)) -> LinuxContainerConfig {
-    let mut s = LinuxContainerSecurityContext::default();
-    f(&mut s);
-    LinuxContainerConfig {
-        resources: None,
-        security_context: Some(s),
-    }
-}
 
 #[test]
 fn security_contexts_apply_as_the_kubelet_asks() {

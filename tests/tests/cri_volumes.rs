@@ -8,10 +8,10 @@
 //! the matrix and removes what it made, mounts included.
 
 use k8s_cri::v1::{
-    ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext, Mount, MountPropagation,
-    NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxStatsRequest,
+    ImageSpec, LinuxContainerConfig, Mount, MountPropagation, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxStatsRequest,
 };
-use wren_tests::cri::{for_each_cri, Cri};
+use wren_tests::cri::{for_each_cri, secctx, Cri};
 use wren_tests::tree;
 
 /// `sh -ec script` in containerd's mount namespace; panics with its
@@ -57,15 +57,6 @@ fn privileged_pod(cri: &Cri, name: &str) -> PodSandboxConfig {
     podcfg
 }
 
-fn with_security(f: impl FnOnce(&mut LinuxContainerSecurityContext)) -> LinuxContainerConfig {
-    let mut s = LinuxContainerSecurityContext::default();
-    f(&mut s);
-    LinuxContainerConfig {
-        resources: None,
-        security_context: Some(s),
-    }
-}
-
 #[test]
 fn bind_mounts_propagate_as_private_host_to_container_and_bidirectional_ask() {
     let test = "bind_mounts_propagate_as_private_host_to_container_and_bidirectional_ask";
@@ -94,7 +85,7 @@ fn bind_mounts_propagate_as_private_host_to_container_and_bidirectional_ask() {
                 propagation: propagation as i32,
                 ..Default::default()
             }];
-            c.linux = Some(with_security(|s| s.privileged = privileged));
+            c.linux = Some(secctx(|s| s.privileged = privileged));
             let id = cri.create_container(&pod, &podcfg, c).unwrap_or_else(|e| {
                 panic!("CreateContainer {name}: {e}\n{}", cri.containerd.log())
             });
@@ -215,7 +206,7 @@ fn the_kubelets_files_empty_dirs_masked_paths_and_host_ipc() {
         ];
         // The lists the kubelet sends replace the runtime's defaults:
         // /proc/keys, masked by default, is not masked here.
-        let linux = with_security(|s| {
+        let linux = secctx(|s| {
             s.masked_paths = vec!["/proc/cpuinfo".into(), "/proc/wren-no-such-file".into()];
             s.readonly_paths = vec!["/proc/bus".into()];
             s.namespace_options = Some(NamespaceOption {
@@ -329,7 +320,7 @@ fn strict_supplemental_groups_ignore_the_images_group_file() {
                 image: image.into(),
                 ..Default::default()
             });
-            c.linux = Some(with_security(|s| {
+            c.linux = Some(secctx(|s| {
                 s.run_as_user = Some(k8s_cri::v1::Int64Value { value: 1000 });
                 s.supplemental_groups = vec![2000];
                 s.supplemental_groups_policy = policy;
@@ -481,7 +472,7 @@ fn a_missing_seccomp_profile_or_an_impossible_user_namespace_fails_and_leaves_no
         // A Localhost profile whose file does not exist.
         let missing = cri.containerd.inner.join("no-such-profile.json");
         let mut c = cri.container_config("app", &["sleep", "1000"]);
-        c.linux = Some(with_security(|s| {
+        c.linux = Some(secctx(|s| {
             s.seccomp = Some(k8s_cri::v1::SecurityProfile {
                 profile_type: 2, // Localhost
                 localhost_ref: missing.display().to_string(),
