@@ -248,7 +248,7 @@ impl Registry {
             .containers
             .iter()
             .filter(|(_, m)| m.health.next_at.is_some_and(|t| t <= now))
-            .map(|(n, _)| n.clone())
+            .map(|(n, _)| n.to_string())
             .collect();
         for name in due {
             self.run_check(&name);
@@ -258,7 +258,7 @@ impl Registry {
             .iter()
             .filter_map(|(n, m)| {
                 let r = m.health.running.as_ref()?;
-                (r.deadline <= now).then(|| (n.clone(), r.exec_id.clone(), r.timed_out))
+                (r.deadline <= now).then(|| (n.to_string(), r.exec_id.clone(), r.timed_out))
             })
             .collect();
         for (name, exec_id, already_killed) in overdue {
@@ -272,7 +272,7 @@ impl Registry {
             }
             if let Some(r) = self
                 .containers
-                .get_mut(&name)
+                .get_mut(name.as_str())
                 .and_then(|m| m.health.running.as_mut())
             {
                 r.timed_out = true;

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use protobuf::{Message, MessageField};
@@ -103,9 +104,12 @@ pub struct Registry {
     pub(super) cfg: Config,
     pub(super) address: String,
     pub(super) socket_dir: PathBuf,
-    pub(super) containers: BTreeMap<String, Managed>,
-    /// Which container owns each watched fd.
-    pub(super) owners: HashMap<RawFd, String>,
+    /// Boxed: a B-tree node holds up to 11 entries inline, so unboxed
+    /// `Managed`s (~1 KiB each) would leave most of every node's space empty.
+    pub(super) containers: BTreeMap<Rc<str>, Box<Managed>>,
+    /// Which container owns each watched fd (four per container: the name
+    /// is shared with the map's key, not copied).
+    pub(super) owners: HashMap<RawFd, Rc<str>>,
     pub(super) watches: Vec<Watch>,
     pub events: EventLog,
 }
@@ -135,7 +139,11 @@ impl Registry {
     }
 
     pub(super) fn watch(&mut self, name: &str, fd: RawFd, kind: WatchKind) {
-        self.owners.insert(fd, name.to_string());
+        let owner = match self.containers.get_key_value(name) {
+            Some((key, _)) => key.clone(),
+            None => name.into(),
+        };
+        self.owners.insert(fd, owner);
         self.watches.push(Watch::Add(fd, kind));
     }
 
@@ -147,6 +155,7 @@ impl Registry {
     pub(super) fn get(&mut self, name: &str) -> Result<&mut Managed, ManagerError> {
         self.containers
             .get_mut(name)
+            .map(|m| &mut **m)
             .ok_or_else(|| ManagerError::NotFound(name.to_string()))
     }
 
@@ -227,7 +236,7 @@ impl Registry {
         Ok(r)
     }
 
-    pub(super) fn new_managed(&self, rec: Record) -> Managed {
+    pub(super) fn new_managed(&self, rec: Record) -> Box<Managed> {
         let log = LogFile::new(
             self.cfg.record_dir(&rec.name).join("log"),
             self.cfg.log_max_size,
@@ -238,7 +247,7 @@ impl Registry {
             self.cfg.log_max_size,
             self.cfg.log_keep,
         );
-        Managed {
+        Box::new(Managed {
             shim_log,
             shim_log_fd: None,
             rec,
@@ -259,7 +268,7 @@ impl Registry {
             exec_waiters: HashMap::new(),
             exec_exits: HashMap::new(),
             health: Default::default(),
-        }
+        })
     }
 
     /// Forgets a container completely: shim, fifos, files.

@@ -171,15 +171,18 @@ impl Registry {
                 let restart = m
                     .restart_at
                     .filter(|t| *t <= now)
-                    .map(|_| (n.clone(), true));
-                let kill = m.kill_at.filter(|t| *t <= now).map(|_| (n.clone(), false));
+                    .map(|_| (n.to_string(), true));
+                let kill = m
+                    .kill_at
+                    .filter(|t| *t <= now)
+                    .map(|_| (n.to_string(), false));
                 [restart, kill]
             })
             .flatten()
             .collect();
         for (name, is_restart) in due {
             if is_restart {
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.restart_at = None;
                     m.rec.restart_count += 1;
                 }
@@ -190,7 +193,7 @@ impl Registry {
                     self.init_exited(&name, START_FAILED_STATUS, now_nanos());
                 }
             } else {
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.kill_at = None;
                 }
                 self.events

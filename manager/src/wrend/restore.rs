@@ -39,9 +39,9 @@ impl Registry {
                 Err(e) => log::error!("{}", wren_runtime::error::chain(&e)),
             }
         }
-        let names: Vec<String> = self.containers.keys().cloned().collect();
+        let names: Vec<String> = self.containers.keys().map(|k| k.to_string()).collect();
         for name in names {
-            let Some(m) = self.containers.get(&name) else {
+            let Some(m) = self.containers.get(name.as_str()) else {
                 continue;
             };
             let policy = RestartPolicy::parse(&m.rec.restart_policy).unwrap_or_default();
@@ -55,7 +55,7 @@ impl Registry {
                     policy.should_restart(status, m.rec.restart_count, m.rec.stopped_by_user)
                 });
             if boot {
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.rec.stopped_by_user = false;
                 }
                 self.events
@@ -64,7 +64,7 @@ impl Registry {
                     log::error!("start at boot: {}", wren_runtime::error::chain(&e));
                 }
             } else if pending {
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.restart_at = Some(Instant::now() + restart_policy::BACKOFF_INITIAL);
                     m.state = State::Restarting;
                 }
@@ -81,7 +81,8 @@ impl Registry {
         let name = rec.name.clone();
         let address = rec.shim_address.clone();
         let was_started = rec.started;
-        self.containers.insert(name.clone(), self.new_managed(rec));
+        self.containers
+            .insert(name.as_str().into(), self.new_managed(rec));
         if address.is_empty() {
             return;
         }
@@ -98,16 +99,16 @@ impl Registry {
                     "{name}: shim {address} is gone ({}); cleaning up",
                     wren_runtime::error::chain(&e)
                 );
-                let bundle = self.containers[&name].rec.bundle.clone();
+                let bundle = self.containers[name.as_str()].rec.bundle.clone();
                 self.launch(&name, &bundle).delete();
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.rec.shim_address.clear();
                     m.rec.shim_pid = 0;
                     if m.rec.started {
                         m.state = State::Running;
                     }
                 }
-                if self.containers[&name].rec.started {
+                if self.containers[name.as_str()].rec.started {
                     self.init_exited(&name, LOST_STATUS, now_nanos());
                 } else {
                     self.save(&name);
@@ -140,10 +141,10 @@ impl Registry {
                     // Checks go on where they were (status kept).
                     let status = self
                         .containers
-                        .get(&name)
+                        .get(name.as_str())
                         .map(|m| m.rec.health_state.clone());
                     self.health_started(&name);
-                    if let (Some(m), Some(s)) = (self.containers.get_mut(&name), status) {
+                    if let (Some(m), Some(s)) = (self.containers.get_mut(name.as_str()), status) {
                         if !s.status.is_empty() {
                             m.rec.health_state = s;
                         }
@@ -156,7 +157,7 @@ impl Registry {
                 );
                 if state == State::Stopped && !was_started {
                     // Its exit was handled before wrend went down.
-                    if let Some(m) = self.containers.get_mut(&name) {
+                    if let Some(m) = self.containers.get_mut(name.as_str()) {
                         m.state = State::Stopped;
                     }
                 } else if state == State::Stopped {
@@ -168,7 +169,7 @@ impl Registry {
             }
             Err(e) => {
                 log::info!("no task in its shim: {}", wren_runtime::error::chain(&e));
-                if let Some(m) = self.containers.get_mut(&name) {
+                if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.state = State::Stopped;
                 }
             }

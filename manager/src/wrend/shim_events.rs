@@ -87,7 +87,7 @@ pub fn forward(reg: &mut Registry, payload: &[u8]) {
 
 /// Whether an exec id is one of wrend's health checks
 /// ([`super::health`]): their four events per check are kept out of the
-/// event ring (its 1024 entries would churn with every check; the checks'
+/// event ring (its 256 entries would churn with every check; the checks'
 /// outcome is `/container/health_status`).
 pub fn is_health_check(exec_id: &str) -> bool {
     exec_id.starts_with("health-")

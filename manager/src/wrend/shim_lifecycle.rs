@@ -356,7 +356,7 @@ impl Registry {
             return;
         };
         self.unwatch(fd);
-        let Some(m) = self.containers.get_mut(&name) else {
+        let Some(m) = self.containers.get_mut(&*name) else {
             return;
         };
         m.shim_pidfd = None;

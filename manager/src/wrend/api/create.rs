@@ -29,7 +29,7 @@ impl Registry {
     ) -> Result<api::ContainerResponse, ManagerError> {
         let name = req.name.clone();
         timing::mark(&name, "wrend.create");
-        if self.containers.contains_key(&name) {
+        if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
         let (policy, mut spec) = validate_create(&req)?;
@@ -101,7 +101,8 @@ impl Registry {
             created_at: now_nanos(),
             ..Record::default()
         };
-        self.containers.insert(name.clone(), self.new_managed(rec));
+        self.containers
+            .insert(name.as_str().into(), self.new_managed(rec));
         self.save(&name);
         let created = self.create_task(&name).and_then(|()| {
             if req.start {

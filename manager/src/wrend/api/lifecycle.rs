@@ -123,7 +123,7 @@ impl Registry {
         if state == State::Created {
             // Never started: nothing to signal gracefully.
             self.delete_task(&name);
-            if let Some(m) = self.containers.get_mut(&name) {
+            if let Some(m) = self.containers.get_mut(name.as_str()) {
                 m.state = State::Stopped;
             }
             self.save(&name);
@@ -138,14 +138,17 @@ impl Registry {
         }
         let image_signal = self
             .containers
-            .get(&name)
+            .get(name.as_str())
             .and_then(|m| wren_runtime::signal::parse(&m.rec.stop_signal).ok());
         let signal = if req.signal == 0 {
             image_signal.map_or(libc::SIGTERM as u32, |s| s as u32)
         } else {
             req.signal
         };
-        let own_timeout = self.containers.get(&name).map_or(0, |m| m.rec.stop_timeout);
+        let own_timeout = self
+            .containers
+            .get(name.as_str())
+            .map_or(0, |m| m.rec.stop_timeout);
         let timeout = if req.timeout_secs == 0 && own_timeout > 0 {
             Duration::from_secs(u64::from(own_timeout))
         } else if req.timeout_secs == 0 {
@@ -157,7 +160,7 @@ impl Registry {
         if let Err(e) = self.signal(&name, "", signal, false) {
             return responder.send(Err(e.to_status()));
         }
-        if let Some(m) = self.containers.get_mut(&name) {
+        if let Some(m) = self.containers.get_mut(name.as_str()) {
             m.stopping = true;
             m.kill_at = Some(Instant::now() + timeout);
             m.stop_waiters.push(responder);
