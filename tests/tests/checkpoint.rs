@@ -771,3 +771,316 @@ fn ctr_restore_through_the_shim() {
         }
     }
 }
+
+/// A private wrend in the sid tree's mount and pid namespaces (its shims
+/// run the tree's criu), rooted in the tree's /tmp; `wren` runs there too
+/// (nsenter), so the paths it is given are the tree's.
+struct TreeWrend {
+    tree: PathBuf,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl TreeWrend {
+    fn start(test: &str) -> Option<TreeWrend> {
+        if !require_root(test) {
+            return None;
+        }
+        let tree = tree::get(test, "sid")?;
+        if !tree.join("usr/sbin/criu").exists() {
+            wren_tests::skip(
+                test,
+                wren_tests::Skip::Missing("criu in the sid tree (scripts/debian-tree.sh)".into()),
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir_in(tree.join("tmp")).expect("tempdir in the tree");
+        std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir bin");
+        for b in ["wrend", "wren", "containerd-shim-wren-v2"] {
+            std::fs::copy(wren_tests::bin(b), dir.path().join("bin").join(b)).expect("copy");
+        }
+        let log = std::fs::File::create(dir.path().join("wrend.log")).expect("wrend.log");
+        let mut w = TreeWrend {
+            tree,
+            dir,
+            child: None,
+        };
+        let inner = w.inner(w.dir.path());
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-ec",
+            r#"T=$1; D=$2
+mount --bind "$T" "$T"; mount --make-private "$T"
+mount -t proc proc "$T/proc"
+mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
+mount --rbind /dev "$T/dev"; mount --make-rslave "$T/dev"
+mkdir -p "$T/run/criu"; mount -t tmpfs tmpfs "$T/run/criu"
+mkdir -p "$T/.oldroot"
+cd "$T"; pivot_root . .oldroot; cd /
+umount -l /.oldroot
+"$D/bin/wrend" --root "$D/root" --debug --default-network=none &
+while :; do wait || :; sleep 1; done"#,
+            "sh",
+        ])
+        .arg(&w.tree)
+        .arg(&inner)
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("dup"))
+        .stderr(log);
+        w.child = Some(wren_tests::spawn_registered(&mut cmd));
+        let sock = w.dir.path().join("root/run/wrend.sock");
+        assert!(
+            wren_tests::wait_for(10, || std::os::unix::net::UnixStream::connect(&sock)
+                .is_ok()),
+            "wrend did not come up: {}",
+            w.log()
+        );
+        Some(w)
+    }
+
+    fn inner(&self, p: &Path) -> String {
+        Path::new("/")
+            .join(p.strip_prefix(&self.tree).expect("inside the tree"))
+            .display()
+            .to_string()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wrend.log")).unwrap_or_default()
+    }
+
+    /// The reaper shell: the first process of the namespaces.
+    fn ns_pid(&self) -> u32 {
+        let u = self.child.as_ref().expect("running").id();
+        std::fs::read_to_string(format!("/proc/{u}/task/{u}/children"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .expect("unshare's child")
+    }
+
+    fn wren(&self, args: &[&str]) -> std::process::Output {
+        let inner = self.inner(self.dir.path());
+        wren_tests::run(
+            Command::new("nsenter")
+                .args(["--mount", "--pid", "--target"])
+                .arg(self.ns_pid().to_string())
+                .arg("--")
+                .arg(format!("{inner}/bin/wren"))
+                .args(["--root", &format!("{inner}/root")])
+                .args(args),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.wren(args);
+        assert!(
+            out.status.success(),
+            "wren {args:?}: {}\nwrend log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str]) -> String {
+        let out = self.wren(args);
+        assert!(
+            !out.status.success(),
+            "wren {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn inspect(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["inspect", name])).expect("inspect json")
+    }
+
+    fn status(&self, name: &str) -> String {
+        let out = self.wren(&["inspect", name]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .map(|v| v["status"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    }
+
+    fn wait_status(&self, name: &str, status: &str) {
+        assert!(
+            wren_tests::wait_for(10, || self.status(name) == status),
+            "{name} never became {status} (is {:?})\n{}",
+            self.status(name),
+            self.log()
+        );
+    }
+
+    /// The numbers of the "tick N" lines of `wren logs`.
+    fn ticks(&self, name: &str) -> Vec<u64> {
+        self.ok(&["logs", name])
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("tick ")?.parse().ok())
+            .collect()
+    }
+
+    /// A busybox rootfs in the tree, as the tree sees it.
+    fn rootfs(&self) -> String {
+        let b = Bundle::busybox_in(self.dir.path(), &["true"]);
+        let r = self.inner(&b.rootfs());
+        std::mem::forget(b); // removed with the directory
+        r
+    }
+}
+
+impl Drop for TreeWrend {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let list = self.wren(&["list", "--json"]);
+            if let Ok(serde_json::Value::Array(all)) = serde_json::from_slice(&list.stdout) {
+                for c in all {
+                    if let Some(n) = c["name"].as_str() {
+                        let _ = self.wren(&["rm", "-f", n]);
+                    }
+                }
+            }
+        }
+        if let Some(c) = self.child.take() {
+            wren_tests::kill_registered(c);
+        }
+        wren_tests::reap();
+    }
+}
+
+/// Prints "tick N" every 0.1 s on stdout (wrend's log of the container).
+const TICKER: &str = "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done";
+
+/// `wren checkpoint` stops the container (its `always` policy does not
+/// bring it back); `wren restore` brings the same processes back under
+/// the same record: its log goes on from the tick it had reached, `stop`
+/// and the restart policy apply to it as to any container.
+#[test]
+fn wrend_checkpoint_restore_keeps_log_and_restart_policy() {
+    let t = "wrend_checkpoint_restore_keeps_log_and_restart_policy";
+    let Some(w) = TreeWrend::start(t) else { return };
+    let name = format!("ck-wrend-{}", std::process::id());
+    let rootfs = w.rootfs();
+    w.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--rootfs",
+        &rootfs,
+        &name,
+        "--",
+        "sh",
+        "-c",
+        TICKER,
+    ]);
+    w.wait_status(&name, "running");
+    assert!(wren_tests::wait_for(10, || w.ticks(&name).len() >= 5));
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &name, &img]);
+    assert_eq!(
+        w.status(&name),
+        "stopped",
+        "checkpoint without --leave-running stops it"
+    );
+    assert!(w.dir.path().join("img/inventory.img").is_file(), "no image");
+    let at_dump = *w.ticks(&name).last().expect("ticks");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        w.status(&name),
+        "stopped",
+        "the restart policy restarted a checkpointed container"
+    );
+    assert_eq!(
+        *w.ticks(&name).last().expect("ticks"),
+        at_dump,
+        "it still ran"
+    );
+    // Restoring over a live container is refused; an empty dir is not an image.
+    let empty = format!("{}/empty", w.inner(w.dir.path()));
+    std::fs::create_dir(w.dir.path().join("empty")).expect("mkdir");
+    let err = w.fails(&["restore", &empty, &name]);
+    assert!(err.contains("inventory.img"), "{err}");
+    w.ok(&["restore", &img, &name]);
+    assert_eq!(w.status(&name), "running");
+    assert!(
+        wren_tests::wait_for(10, || w
+            .ticks(&name)
+            .last()
+            .is_some_and(|n| *n > at_dump + 5)),
+        "no new ticks after restore: {:?}",
+        w.ticks(&name)
+    );
+    let ticks = w.ticks(&name);
+    let after: Vec<u64> = ticks
+        .iter()
+        .copied()
+        .skip_while(|n| *n <= at_dump)
+        .collect();
+    assert_eq!(
+        after.first(),
+        Some(&(at_dump + 1)),
+        "the restored process did not continue its count: {ticks:?}"
+    );
+    let err = w.fails(&["restore", &img, &name]);
+    assert!(err.contains("running"), "{err}");
+    // The restart policy goes on: killed, it is started afresh (tick 1).
+    let pid = w.inspect(&name)["pid"].as_u64().expect("pid");
+    w.ok(&["kill", &name]);
+    assert!(
+        wren_tests::wait_for(15, || w.inspect(&name)["restart_count"].as_u64() == Some(1)
+            && w.status(&name) == "running"),
+        "not restarted: {}",
+        w.inspect(&name)
+    );
+    assert_ne!(w.inspect(&name)["pid"].as_u64(), Some(pid));
+    w.ok(&["stop", "-t", "1", &name]);
+    assert_eq!(w.status(&name), "stopped");
+    w.ok(&["rm", &name]);
+    assert_no_cgroup(&name);
+}
+
+/// `--leave-running` dumps and leaves the same process running; a
+/// stopped container cannot be checkpointed, an unknown one is named.
+#[test]
+fn wrend_checkpoint_leave_running_and_refusals() {
+    let t = "wrend_checkpoint_leave_running_and_refusals";
+    let Some(w) = TreeWrend::start(t) else { return };
+    let name = format!("ck-wrend-lr-{}", std::process::id());
+    let rootfs = w.rootfs();
+    w.ok(&[
+        "run", "-d", "--rootfs", &rootfs, &name, "--", "sh", "-c", TICKER,
+    ]);
+    w.wait_status(&name, "running");
+    assert!(wren_tests::wait_for(10, || w.ticks(&name).len() >= 3));
+    let pid = w.inspect(&name)["pid"].as_u64().expect("pid");
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", "--leave-running", &name, &img]);
+    assert!(w.dir.path().join("img/inventory.img").is_file(), "no image");
+    assert_eq!(w.status(&name), "running");
+    assert_eq!(w.inspect(&name)["pid"].as_u64(), Some(pid));
+    let n = *w.ticks(&name).last().expect("ticks");
+    assert!(wren_tests::wait_for(10, || w
+        .ticks(&name)
+        .last()
+        .is_some_and(|m| *m > n + 3)));
+    let err = w.fails(&["checkpoint", "nosuch", &img]);
+    assert!(err.contains("nosuch"), "{err}");
+    w.ok(&["stop", "-t", "1", &name]);
+    let err = w.fails(&["checkpoint", &name, &format!("{img}2")]);
+    assert!(err.contains("stopped"), "{err}");
+    w.ok(&["rm", &name]);
+    assert_no_cgroup(&name);
+}

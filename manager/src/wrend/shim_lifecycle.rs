@@ -151,21 +151,43 @@ impl Registry {
         what: &'static str,
         req: &Q,
     ) -> Result<R, ManagerError> {
+        self.shim_call_for(name, what, req, super::shim_client::CALL_TIMEOUT)
+    }
+
+    /// [`Self::shim_call`] waiting up to `timeout`.
+    pub(super) fn shim_call_for<Q: Message, R: Message>(
+        &mut self,
+        name: &str,
+        what: &'static str,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<R, ManagerError> {
         let m = self.get(name)?;
         let Some(shim) = m.shim.as_mut() else {
             return Err(ManagerError::FailedPrecondition(format!(
                 "container {name} has no running shim"
             )));
         };
-        shim.call(what, req).map_err(|source| ManagerError::Shim {
-            name: name.to_string(),
-            what,
-            source,
-        })
+        shim.call_for(what, req, timeout)
+            .map_err(|source| ManagerError::Shim {
+                name: name.to_string(),
+                what,
+                source,
+            })
     }
 
     /// Creates the task in the shim (the init blocked before exec).
     pub(super) fn create_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.create_task_from(name, None)
+    }
+
+    /// [`Self::create_task`]; with `checkpoint`, the shim restores the
+    /// task from that CRIU image instead (it is running once created).
+    pub(super) fn create_task_from(
+        &mut self,
+        name: &str,
+        checkpoint: Option<&Path>,
+    ) -> Result<(), ManagerError> {
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
@@ -207,7 +229,13 @@ impl Registry {
             m.rec.ports = ports;
         }
         let t = Instant::now();
-        let created: Result<shimapi::CreateTaskResponse, _> = self.shim_call(name, "Create", &req);
+        let created: Result<shimapi::CreateTaskResponse, _> = match checkpoint {
+            Some(dir) => {
+                req.checkpoint = dir.display().to_string();
+                self.shim_call_for(name, "Create", &req, super::api::checkpoint::CRIU_TIMEOUT)
+            }
+            None => self.shim_call(name, "Create", &req),
+        };
         if created.is_err() && cni {
             self.detach_network(name);
         }

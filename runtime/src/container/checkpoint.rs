@@ -31,6 +31,50 @@ use crate::{console, hooks, spec, sys};
 /// init's fds 0, 1 and 2 at dump time.
 pub const DESCRIPTORS: &str = "descriptors.json";
 
+/// wren's own file next to the images: the init's stdio fds that were
+/// open on files of no mount of the container (the host's /dev/null a
+/// shim or `run --detach` gives a process without stdin), as
+/// `[[fd, "file[MNT:INO]"], ...]`, criu's external-file keys; restore
+/// hands criu the new fd under each key.
+pub const EXTERNAL_FILES: &str = "wren-external-files.json";
+
+/// The init's stdio fds open on a path outside its mounts: criu cannot
+/// dump them, so they are declared external (`file[mnt_id:inode]`).
+fn external_stdio(pid: i32) -> Vec<(i32, String)> {
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let ids: std::collections::HashSet<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let link = format!("/proc/{pid}/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        if !target.starts_with("/") {
+            continue; // pipes, sockets, anon inodes: criu's own business
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let Some(mnt) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .map(str::trim)
+        else {
+            continue;
+        };
+        if ids.contains(mnt) {
+            continue;
+        }
+        let (Ok(mnt), Ok(meta)) = (mnt.parse::<u64>(), std::fs::metadata(&link)) else {
+            continue;
+        };
+        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+        out.push((fd, format!("file[{mnt:x}:{ino:x}]")));
+    }
+    out
+}
+
 /// CRIU's cgroup handling (runc's `--manage-cgroups-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupsMode {
@@ -328,6 +372,14 @@ impl Container {
         let desc = opts.flags.image_path.join(DESCRIPTORS);
         std::fs::write(&desc, serde_json::to_vec(&fds).unwrap_or_default())
             .map_err(io_err("write", &desc))?;
+        let ext_files = external_stdio(self.state.pid);
+        if !ext_files.is_empty() {
+            let path = opts.flags.image_path.join(EXTERNAL_FILES);
+            std::fs::write(&path, serde_json::to_vec(&ext_files).unwrap_or_default())
+                .map_err(io_err("write", &path))?;
+            o.external
+                .extend(ext_files.iter().map(|(_, key)| key.clone()));
+        }
 
         let mut req = rpc::Criu_req::new();
         req.set_type(if opts.pre_dump {
@@ -465,6 +517,29 @@ impl Container {
                 o.inherit_fd.push(i);
             }
         }
+        // So do its external files (a new /dev/null where no stdio is given).
+        let ext_files: Vec<(i32, String)> = match std::fs::read(image.join(EXTERNAL_FILES)) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {
+                what: "parse",
+                path: image.join(EXTERNAL_FILES),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &image.join(EXTERNAL_FILES))(e)),
+        };
+        for (n, key) in &ext_files {
+            if !(0..3).contains(n) {
+                return Err(Error::Io {
+                    what: "fd out of 0-2 in",
+                    path: image.join(EXTERNAL_FILES),
+                    source: io::Error::from_raw_os_error(libc::EINVAL),
+                });
+            }
+            let mut i = rpc::Inherit_fd::new();
+            i.set_key(key.clone());
+            i.set_fd(*n);
+            o.inherit_fd.push(i);
+        }
 
         let mut st = State {
             host_mounts_before: None,
@@ -526,6 +601,14 @@ impl Container {
             stdout,
             stderr,
         } = opts.stdio;
+        let mut stdio = [stdin, stdout, stderr];
+        for (n, _) in &ext_files {
+            let slot = &mut stdio[*n as usize];
+            if slot.is_none() {
+                let null = Path::new("/dev/null");
+                *slot = Some(sys::open(null, libc::O_RDWR, 0).map_err(io_err("open", null))?);
+            }
+        }
         let CriuFlags {
             status_fd, criu, ..
         } = opts.flags;
@@ -534,7 +617,7 @@ impl Container {
             "restore",
             req,
             Fds {
-                stdio: [stdin, stdout, stderr],
+                stdio,
                 held: [Some(images), Some(work), status_fd]
                     .into_iter()
                     .flatten()
