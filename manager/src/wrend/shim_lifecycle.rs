@@ -181,8 +181,8 @@ impl Registry {
         self.create_task_from(name, None)
     }
 
-    /// [`Self::create_task`]; with `checkpoint`, the shim restores the
-    /// task from that CRIU image instead (it is running once created).
+    /// [`Self::create_task`]; with `checkpoint`, the shim prepares a task
+    /// that its Start restores from that CRIU image (pid 0 until then).
     pub(super) fn create_task_from(
         &mut self,
         name: &str,
@@ -229,22 +229,23 @@ impl Registry {
             m.rec.ports = ports;
         }
         let t = Instant::now();
-        let created: Result<shimapi::CreateTaskResponse, _> = match checkpoint {
-            Some(dir) => {
-                req.checkpoint = dir.display().to_string();
-                self.shim_call_for(name, "Create", &req, super::api::checkpoint::CRIU_TIMEOUT)
-            }
-            None => self.shim_call(name, "Create", &req),
-        };
+        if let Some(dir) = checkpoint {
+            req.checkpoint = dir.display().to_string();
+        }
+        let created: Result<shimapi::CreateTaskResponse, _> = self.shim_call(name, "Create", &req);
         if created.is_err() && cni {
             self.detach_network(name);
         }
         let resp = created?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
         timing::mark(name, "wrend.created");
-        // Before the process runs: its own 127.0.0.1 must answer.
-        if let Err(e) = super::loopback::up_in(resp.pid) {
-            log::warn!("{name}: set loopback up in its network namespace: {e}");
+        // Before the process runs: its own 127.0.0.1 must answer. (A
+        // checkpoint's task has no process before Start: criu restores
+        // the namespace, loopback included.)
+        if resp.pid != 0 {
+            if let Err(e) = super::loopback::up_in(resp.pid) {
+                log::warn!("{name}: set loopback up in its network namespace: {e}");
+            }
         }
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
@@ -269,9 +270,19 @@ impl Registry {
     }
 
     pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.start_task_for(name, super::shim_client::CALL_TIMEOUT)
+    }
+
+    /// [`Self::start_task`] waiting up to `timeout` (a checkpoint's task is
+    /// restored by the shim's Start).
+    pub(super) fn start_task_for(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), ManagerError> {
         let mut req = shimapi::StartRequest::new();
         req.id = name.to_string();
-        let resp: shimapi::StartResponse = self.shim_call(name, "Start", &req)?;
+        let resp: shimapi::StartResponse = self.shim_call_for(name, "Start", &req, timeout)?;
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
         m.rec.started = true;

@@ -1,7 +1,7 @@
 //! `Checkpoint` (`wren checkpoint`) and `Restore` (`wren restore`): CRIU
 //! runs in the container's shim, for the length of one Task RPC
 //! (`Checkpoint` with containerd's runc `CheckpointOptions`; `Create` with
-//! a checkpoint), never in wrend. A restored container is the same
+//! a checkpoint, which its `Start` restores), never in wrend. A restored container is the same
 //! container: its record, log file, network settings and restart policy
 //! go on; only its task comes from the image instead of a fresh start.
 //!
@@ -21,7 +21,7 @@ use wren_protocol::task as shimapi;
 use crate::wrend::error::ManagerError;
 use crate::wrend::registry::{encode, Registry, State};
 
-/// Longest wait for a shim's Checkpoint, or Create from a checkpoint.
+/// Longest wait for a shim's Checkpoint, or Start of a checkpoint's task.
 pub const CRIU_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The image directory of a request: absolute, no `..`.
@@ -142,7 +142,7 @@ impl Registry {
         self.delete_task_if_any(name);
         let result = self
             .create_task_from(name, Some(&dir))
-            .and_then(|()| self.start_task(name));
+            .and_then(|()| self.start_task_for(name, CRIU_TIMEOUT));
         if let Err(e) = &result {
             let msg = wren_runtime::error::chain(e);
             self.events
