@@ -1084,3 +1084,114 @@ fn wrend_checkpoint_leave_running_and_refusals() {
     w.ok(&["rm", &name]);
     assert_no_cgroup(&name);
 }
+
+/// CRI CheckpointContainer (the kubelet's forensic checkpoint) under the
+/// sid tree's containerd 2.1: the archive holds criu's images, the
+/// container's config/spec/status dumps, criu's stats-dump and the rootfs
+/// changes, and the container keeps running. The handler is runc-typed
+/// (`runtime_type = "io.containerd.runc.v2"`, the shim's path wren's):
+/// containerd sets CheckpointOptions (work path = its container dir, where
+/// it then looks for stats-dump) only for that type. Restoring the archive
+/// (CreateContainer with it as the image) is not tested: containerd 2.1.9
+/// always pulls the base image by NAME@DIGEST from its registry first.
+#[test]
+fn cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2() {
+    use wren_tests::cri::{cri_tests_can_run, Cri};
+    let t = "cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2";
+    if !require_root(t) || !cri_tests_can_run(t) {
+        return;
+    }
+    let Some(tree) = tree::get(t, "sid") else {
+        return;
+    };
+    if !tree.join("usr/sbin/criu").exists() {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Missing("criu in the sid tree (scripts/debian-tree.sh)".into()),
+        );
+        return;
+    }
+    let cri = Cri::start_in(Some(&tree), "ck-cri");
+    let podcfg = cri.pod_config("ck");
+    let pod = cri
+        .run_pod_with(&podcfg, "wren-runc-typed")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", cri.containerd.log()));
+    let script = "echo before-dump >/tmp/marker; i=0; \
+                  while true; do i=$((i+1)); echo $i >/tmp/n; echo tick $i; sleep 0.1; done";
+    let id = cri
+        .create_container(
+            &pod,
+            &podcfg,
+            cri.container_config("counter", &["sh", "-c", script]),
+        )
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", cri.containerd.log()));
+    cri.start_container(&id).expect("StartContainer");
+    let read_n = |id: &str| -> u64 {
+        cri.exec_sync(id, &["cat", "/tmp/n"], 5)
+            .map(|(_, out, _)| out.trim().parse().unwrap_or(0))
+            .unwrap_or(0)
+    };
+    assert!(
+        wren_tests::wait_for(10, || read_n(&id) > 3),
+        "counter did not run"
+    );
+    let archive = cri.containerd.dir.path().join("ck.tar");
+    let location = cri.containerd.inner_path(&archive);
+    let mut rs = cri.rs();
+    let r = cri.block(
+        rs.checkpoint_container(k8s_cri::v1::CheckpointContainerRequest {
+            container_id: id.clone(),
+            location: location.display().to_string(),
+            timeout: 60,
+        }),
+    );
+    assert!(
+        r.is_ok(),
+        "CheckpointContainer: {r:?}\n{}",
+        cri.containerd.log()
+    );
+    let at_dump = read_n(&id);
+    // Forensic: the container keeps running.
+    let st = cri.container_status(&id).expect("status");
+    assert_eq!(
+        st.state,
+        k8s_cri::v1::ContainerState::ContainerRunning as i32
+    );
+    let list = Command::new("tar")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .expect("tar");
+    let names = String::from_utf8_lossy(&list.stdout).into_owned();
+    for want in [
+        "checkpoint/inventory.img",
+        "config.dump",
+        "spec.dump",
+        "status.dump",
+        "stats-dump",
+        "rootfs-diff.tar",
+    ] {
+        assert!(
+            names.lines().any(|l| l.trim_start_matches("./") == want),
+            "{want} missing from the archive: {names}"
+        );
+    }
+    // The rootfs changes and the container's log are in it too.
+    let diff = Command::new("sh")
+        .arg("-c")
+        .arg("tar -xOf \"$1\" rootfs-diff.tar | tar -tzf - 2>/dev/null || tar -xOf \"$1\" rootfs-diff.tar | tar -tf -")
+        .arg("sh")
+        .arg(&archive)
+        .output()
+        .expect("tar");
+    let diff = String::from_utf8_lossy(&diff.stdout).into_owned();
+    assert!(
+        diff.contains("tmp/marker"),
+        "rootfs-diff.tar lacks /tmp/marker: {diff}"
+    );
+    assert!(
+        wren_tests::wait_for(10, || read_n(&id) > at_dump),
+        "the counter stopped after the checkpoint"
+    );
+    cri.teardown(&pod);
+}

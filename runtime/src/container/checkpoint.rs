@@ -75,6 +75,43 @@ fn external_stdio(pid: i32) -> Vec<(i32, String)> {
     out
 }
 
+/// wren's file of the container's cgroup bind mounts (a v1 or hybrid host
+/// without a cgroup namespace: each hierarchy's container directory bound
+/// at `/sys/fs/cgroup/<name>`): their mount points, external to the dump;
+/// restore binds the new container's directories there.
+pub const CGROUP_MOUNTS: &str = "wren-cgroup-mounts.json";
+
+/// Mount points (in the init's mount namespace) of cgroup filesystems
+/// bound from a subdirectory: criu finds no root mount for them.
+fn cgroup_bind_mounts(pid: i32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    crate::mountinfo::parse(&text)
+        .into_iter()
+        .filter(|m| (m.fstype == "cgroup" || m.fstype == "cgroup2") && m.root != "/")
+        .map(|m| m.mount_point.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The host directory to bind at a cgroup mount point on restore: the
+/// restored container's directory in that hierarchy (named after the
+/// mount point's last component), else the restoring process's own (named
+/// hierarchies such as name=systemd, which wren does not manage).
+fn cgroup_mount_source(cgroup: &Cgroup, mount_point: &str) -> Option<PathBuf> {
+    let name = Path::new(mount_point)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    let base = Path::new("/sys/fs/cgroup").join(&name);
+    if let Some(d) = cgroup.dirs().into_iter().find(|d| d.starts_with(&base)) {
+        return Some(d);
+    }
+    cgroups::host_cgroup_hierarchies()
+        .ok()?
+        .into_iter()
+        .find(|h| h.name == name)
+        .map(|h| h.host_path)
+}
+
 /// CRIU's cgroup handling (runc's `--manage-cgroups-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupsMode {
@@ -372,6 +409,15 @@ impl Container {
         let desc = opts.flags.image_path.join(DESCRIPTORS);
         std::fs::write(&desc, serde_json::to_vec(&fds).unwrap_or_default())
             .map_err(io_err("write", &desc))?;
+        let cg_mounts = cgroup_bind_mounts(self.state.pid);
+        if !cg_mounts.is_empty() {
+            let path = opts.flags.image_path.join(CGROUP_MOUNTS);
+            std::fs::write(&path, serde_json::to_vec(&cg_mounts).unwrap_or_default())
+                .map_err(io_err("write", &path))?;
+            for m in &cg_mounts {
+                ext_mount(&mut o, m, m);
+            }
+        }
         let ext_files = external_stdio(self.state.pid);
         if !ext_files.is_empty() {
             let path = opts.flags.image_path.join(EXTERNAL_FILES);
@@ -588,6 +634,25 @@ impl Container {
             cgroup.add_pid(pid as i32).map_err(|e| e.to_string())?;
             Ok(())
         };
+        let cg_mounts: Vec<String> = match std::fs::read(image.join(CGROUP_MOUNTS)) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {
+                what: "parse",
+                path: image.join(CGROUP_MOUNTS),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &image.join(CGROUP_MOUNTS))(e)),
+        };
+        for m in &cg_mounts {
+            let Some(src) = cgroup_mount_source(&cgroup, m) else {
+                return Err(Error::Io {
+                    what: "no cgroup hierarchy here for the checkpoint's cgroup mount",
+                    path: PathBuf::from(m),
+                    source: io::Error::from_raw_os_error(libc::ENOENT),
+                });
+            };
+            ext_mount(&mut o, m, &src.to_string_lossy());
+        }
         if cgroup.unified_dir().is_some() {
             let mut r = rpc::Cgroup_root::new();
             r.set_path(format!("/{}", cgroup.path().trim_start_matches('/')));
