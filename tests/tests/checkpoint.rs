@@ -674,8 +674,10 @@ fn foreground_restore_exits_with_the_container_status() {
 }
 
 /// `ctr c checkpoint --task` then `ctr c restore` of a new container from
-/// that image, through the shim (Create with a checkpoint): the task comes
-/// back RUNNING with a new pid and its counter continues.
+/// that image, through the shim (Create with a checkpoint, restored at
+/// Start): /tasks/create says pid 0, /tasks/start the restored pid; the
+/// task comes back RUNNING, its counter continues, and an exec runs in
+/// the restored container.
 #[test]
 fn ctr_restore_through_the_shim() {
     use wren_tests::containerd::{self, Containerd};
@@ -741,6 +743,15 @@ fn ctr_restore_through_the_shim() {
     ) == "STOPPED"));
     let _ = c.ctr(&["task", "rm", &id]);
     let _ = c.ctr(&["containers", "rm", &id]);
+    // What containerd hears: /tasks/create with no process yet (pid 0),
+    // /tasks/start with the restored pid, as from runc's shim.
+    let events_out = c.dir.path().join("events.out");
+    let mut events = c.ctr_command(&["events"]);
+    events
+        .stdout(std::fs::File::create(&events_out).expect("events.out"))
+        .stderr(Stdio::null());
+    let events = wren_tests::spawn_registered(&mut events);
+    std::thread::sleep(Duration::from_millis(300));
     let out = c.ctr(&["containers", "restore", "--rw", "--live", &id, &r]);
     let text = format!(
         "{}{}",
@@ -751,6 +762,24 @@ fn ctr_restore_through_the_shim() {
     assert!(wren_tests::wait_for(10, || containerd::task_status(
         &c, &id
     ) == "RUNNING"));
+    let restored_pid = containerd::task_pid(&c, &id);
+    let line = |topic: &str| -> Option<serde_json::Value> {
+        let text = std::fs::read_to_string(&events_out).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains(topic) && l.contains(&id))
+            .find_map(|l| serde_json::from_str(&l[l.find('{')?..]).ok())
+    };
+    assert!(
+        wren_tests::wait_for(5, || line("/tasks/start").is_some()),
+        "no /tasks/start event: {}",
+        std::fs::read_to_string(&events_out).unwrap_or_default()
+    );
+    let create = line("/tasks/create").expect("/tasks/create event");
+    assert_eq!(create["pid"].as_i64().unwrap_or(0), 0, "create: {create}");
+    assert!(create["checkpoint"].as_str().is_some_and(|p| !p.is_empty()), "{create}");
+    let start = line("/tasks/start").expect("/tasks/start");
+    assert_eq!(start["pid"].as_i64(), Some(restored_pid), "start: {start}");
+    wren_tests::kill_registered(events);
     // A fresh start would read 1 or 2 here; the restored counter goes on
     // from the dump (taken a moment before `before` was read).
     let after = read_n(&c, &id);
