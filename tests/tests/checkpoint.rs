@@ -1224,3 +1224,57 @@ fn cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2() {
     );
     cri.teardown(&pod);
 }
+
+/// The value of cgroup file `v2` (or `v1`) of container `id`, in whichever
+/// hierarchy has it.
+fn cgroup_value(id: &str, v2: &str, v1: &str) -> Option<String> {
+    cgroup_dirs(id).into_iter().find_map(|d| {
+        std::fs::read_to_string(d.join(v2))
+            .or_else(|_| std::fs::read_to_string(d.join(v1)))
+            .ok()
+            .map(|s| s.trim().to_string())
+    })
+}
+
+/// A restored container's cgroup gets its resources from the bundle's
+/// config.json at restore time, as a created one does (values, not only
+/// membership): memory and pids limits set before the restore are the
+/// restored cgroup's.
+#[test]
+fn restored_cgroup_gets_the_bundle_limits() {
+    let t = "restored_cgroup_gets_the_bundle_limits";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-limits-{}", std::process::id());
+    let mut b = s.bundle(COUNTER);
+    let set = |b: &mut Bundle, mem: u64, pids: u64| {
+        b.config["linux"]["resources"]["memory"] = json!({"limit": mem});
+        b.config["linux"]["resources"]["pids"] = json!({"limit": pids});
+        b.save();
+    };
+    set(&mut b, 64 << 20, 77);
+    s.ok(&["run", "--detach", "--bundle", &s.inner(b.path()), &id]);
+    wait_count(&b, 2);
+    let mem = || cgroup_value(&id, "memory.max", "memory.limit_in_bytes");
+    let pids = || cgroup_value(&id, "pids.max", "pids.max");
+    assert_eq!(mem().as_deref(), Some("67108864"));
+    assert_eq!(pids().as_deref(), Some("77"));
+    let (_, img_in) = s.image("img");
+    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    assert_no_cgroup(&id);
+    set(&mut b, 96 << 20, 88);
+    s.ok(&[
+        "restore",
+        "--detach",
+        "--image-path",
+        &img_in,
+        "--bundle",
+        &s.inner(b.path()),
+        &id,
+    ]);
+    let (at, _) = count(&b).expect("count");
+    wait_count(&b, at);
+    assert_eq!(mem().as_deref(), Some("100663296"), "memory limit after restore");
+    assert_eq!(pids().as_deref(), Some("88"), "pids limit after restore");
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}
