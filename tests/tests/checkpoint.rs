@@ -1278,3 +1278,46 @@ fn restored_cgroup_gets_the_bundle_limits() {
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
 }
+
+/// A paused container can be checkpointed: with --leave-running it stays
+/// paused (criu thaws only what it froze itself) and counts again once
+/// resumed; the image restores running.
+#[test]
+fn paused_container_checkpoints_and_stays_paused() {
+    let t = "paused_container_checkpoints_and_stays_paused";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-paused-{}", std::process::id());
+    let b = start_counter(&s, &id);
+    s.ok(&["pause", &id]);
+    let (_, img_in) = s.image("img");
+    s.ok(&[
+        "checkpoint",
+        "--leave-running",
+        "--image-path",
+        &img_in,
+        &id,
+    ]);
+    assert_eq!(s.state(&id).expect("state")["status"], "paused");
+    let (n, _) = count(&b).expect("count");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(count(&b).expect("count").0, n, "counting while paused");
+    s.ok(&["resume", &id]);
+    wait_count(&b, n + 2);
+    s.ok(&["delete", "--force", &id]);
+    let id2 = format!("{id}-2");
+    s.ok(&[
+        "restore",
+        "--detach",
+        "--image-path",
+        &img_in,
+        "--bundle",
+        &s.inner(b.path()),
+        &id2,
+    ]);
+    assert_eq!(s.state(&id2).expect("state")["status"], "running");
+    let (m, _) = count(&b).expect("count");
+    wait_count(&b, m);
+    s.ok(&["delete", "--force", &id2]);
+    assert_no_cgroup(&id);
+    assert_no_cgroup(&id2);
+}
