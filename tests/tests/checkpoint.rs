@@ -776,7 +776,10 @@ fn ctr_restore_through_the_shim() {
     );
     let create = line("/tasks/create").expect("/tasks/create event");
     assert_eq!(create["pid"].as_i64().unwrap_or(0), 0, "create: {create}");
-    assert!(create["checkpoint"].as_str().is_some_and(|p| !p.is_empty()), "{create}");
+    assert!(
+        create["checkpoint"].as_str().is_some_and(|p| !p.is_empty()),
+        "{create}"
+    );
     let start = line("/tasks/start").expect("/tasks/start");
     assert_eq!(start["pid"].as_i64(), Some(restored_pid), "start: {start}");
     wren_tests::kill_registered(events);
@@ -1273,7 +1276,11 @@ fn restored_cgroup_gets_the_bundle_limits() {
     ]);
     let (at, _) = count(&b).expect("count");
     wait_count(&b, at);
-    assert_eq!(mem().as_deref(), Some("100663296"), "memory limit after restore");
+    assert_eq!(
+        mem().as_deref(),
+        Some("100663296"),
+        "memory limit after restore"
+    );
     assert_eq!(pids().as_deref(), Some("88"), "pids limit after restore");
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
