@@ -1503,3 +1503,77 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
 }
+
+/// `--manage-cgroups-mode` on checkpoint and restore: what each mode does
+/// to the restored container's cgroup. wren makes the cgroup from the
+/// bundle (with its limits) and puts criu in it first, so with soft, full
+/// and ignore the restored processes are in the container's own cgroup
+/// with the bundle's pids limit; strict makes criu refuse that existing
+/// cgroup ("Abort restore of existing cgroups") and nothing is left.
+#[test]
+fn manage_cgroups_modes_restore_into_the_containers_cgroup() {
+    let t = "manage_cgroups_modes_restore_into_the_containers_cgroup";
+    let Some(s) = Sid::new(t) else { return };
+    let mut results = Vec::new();
+    for mode in ["soft", "full", "strict", "ignore"] {
+        let id = format!("ck-cg{mode}-{}", std::process::id());
+        let mut b = s.bundle(COUNTER);
+        b.config["linux"]["resources"]["pids"] = json!({"limit": 55});
+        b.save();
+        let bundle = s.inner(b.path());
+        s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
+        wait_count(&b, 2);
+        let (_, img_in) = s.image(&format!("img-{mode}"));
+        let (ok, out) = s.oci(&[
+            "checkpoint",
+            "--manage-cgroups-mode",
+            mode,
+            "--image-path",
+            &img_in,
+            &id,
+        ]);
+        assert!(ok, "checkpoint --manage-cgroups-mode {mode}: {out}");
+        let (at, _) = count(&b).expect("count");
+        let (ok, out) = s.oci(&[
+            "restore",
+            "--detach",
+            "--manage-cgroups-mode",
+            mode,
+            "--image-path",
+            &img_in,
+            "--bundle",
+            &bundle,
+            &id,
+        ]);
+        if mode == "strict" {
+            // criu restores the cgroup tree itself and will not reuse the
+            // one wren (as runc) made for the container: a clear failure
+            // that leaves nothing behind.
+            assert!(!ok, "restore --manage-cgroups-mode strict succeeded: {out}");
+            assert!(out.contains("existing cgroups"), "{out}");
+            assert!(s.state(&id).is_none(), "strict: state left");
+            assert_no_cgroup(&id);
+            results.push(format!("{mode}: refused"));
+            continue;
+        }
+        assert!(ok, "restore --manage-cgroups-mode {mode}: {out}");
+        wait_count(&b, at);
+        let pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup");
+        let pids_line = cg
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some("pids"))
+            .unwrap_or_default()
+            .to_string();
+        assert!(pids_line.ends_with(&format!("/{id}")), "{mode}: {cg}");
+        assert_eq!(
+            cgroup_value(&id, "pids.max", "pids.max").as_deref(),
+            Some("55"),
+            "{mode}"
+        );
+        results.push(format!("{mode}: ok"));
+        s.ok(&["delete", "--force", &id]);
+        assert_no_cgroup(&id);
+    }
+    assert_eq!(results.len(), 4, "{results:?}");
+}
