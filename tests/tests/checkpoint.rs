@@ -1577,3 +1577,110 @@ fn manage_cgroups_modes_restore_into_the_containers_cgroup() {
     }
     assert_eq!(results.len(), 4, "{results:?}");
 }
+
+/// A bind mount from the host and the spec's masked paths come back: the
+/// restored process goes on appending to a file on the bind mount (the
+/// host sees it grow), and a masked path is still masked.
+#[test]
+fn bind_mount_and_masked_paths_survive_restore() {
+    let t = "bind_mount_and_masked_paths_survive_restore";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-bind-{}", std::process::id());
+    let data = s.dir().join("data");
+    std::fs::create_dir(&data).expect("mkdir data");
+    let mut b = s.bundle(
+        "exec </dev/null >/dev/null 2>&1; i=0; while true; do i=$((i+1)); echo $i >>/data/log; \
+         cat /proc/kcore >/dev/null 2>&1 && echo open >/data/kcore; sleep 0.1; done",
+    );
+    b.config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"destination": "/data", "type": "bind",
+                     "source": s.inner(&data), "options": ["rbind", "rw"]}));
+    b.config["linux"]["maskedPaths"] = json!(["/proc/kcore"]);
+    b.save();
+    let bundle = s.inner(b.path());
+    let lines = || {
+        std::fs::read_to_string(data.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
+    assert!(wren_tests::wait_for(10, || lines() > 3));
+    let (_, img_in) = s.image("img");
+    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    let at = lines();
+    s.ok(&[
+        "restore",
+        "--detach",
+        "--image-path",
+        &img_in,
+        "--bundle",
+        &bundle,
+        &id,
+    ]);
+    assert!(
+        wren_tests::wait_for(10, || lines() > at + 3),
+        "no new lines on the bind mount after restore ({at})"
+    );
+    let text = std::fs::read_to_string(data.join("log")).unwrap_or_default();
+    let n: Vec<u64> = text.lines().filter_map(|l| l.parse().ok()).collect();
+    assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "count broke: {n:?}");
+    assert!(
+        !data.join("kcore").exists(),
+        "/proc/kcore readable: not masked"
+    );
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}
+
+/// A container in its own user namespace (root mapped to an unprivileged
+/// range) checkpoints and restores: masked paths and device nodes, bound
+/// from the host there, are external mounts.
+#[test]
+fn user_namespace_container_survives_restore() {
+    let t = "user_namespace_container_survives_restore";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-userns-{}", std::process::id());
+    let mut b = s.bundle(COUNTER);
+    let base = 200_000u32;
+    let status = Command::new("chown")
+        .args(["-R", &format!("{base}:{base}")])
+        .arg(b.rootfs())
+        .status()
+        .expect("chown");
+    assert!(status.success());
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
+    b.config["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+    b.config["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": base, "size": 65536}]);
+    b.save();
+    let bundle = s.inner(b.path());
+    s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
+    wait_count(&b, 3);
+    let (_, img_in) = s.image("img");
+    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    let (at, _) = count(&b).expect("count");
+    s.ok(&[
+        "restore",
+        "--detach",
+        "--image-path",
+        &img_in,
+        "--bundle",
+        &bundle,
+        &id,
+    ]);
+    let now = wait_count(&b, at);
+    assert!(now < at + 50, "{at} -> {now}");
+    let pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
+    let map = std::fs::read_to_string(format!("/proc/{pid}/uid_map")).expect("uid_map");
+    assert!(
+        map.split_whitespace().collect::<Vec<_>>() == ["0", &base.to_string(), "65536"],
+        "uid_map after restore: {map}"
+    );
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}

@@ -255,7 +255,12 @@ fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
 /// name back to its host source. Only what comes from the host is external
 /// at dump: without a user namespace wren mknods the device nodes and masks
 /// files with the container's own /dev/null, which criu dumps itself.
-fn external_mounts(o: &mut rpc::Criu_opts, spec: &Spec, restore: bool) -> Result<(), Error> {
+fn external_mounts(
+    o: &mut rpc::Criu_opts,
+    spec: &Spec,
+    restore: bool,
+    pid: i32,
+) -> Result<(), Error> {
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         if is_bind(m) {
             let dest = m.destination().to_string_lossy();
@@ -293,8 +298,14 @@ fn external_mounts(o: &mut rpc::Criu_opts, spec: &Spec, restore: bool) -> Result
             ext_mount(o, d, d);
         }
     } else if userns {
+        // Masked files are /dev/null binds; masked directories are a
+        // read-only tmpfs of the container's own, which criu dumps (a
+        // /dev/null bound onto a directory fails on restore).
         for p in &masked {
-            ext_mount(o, p, "/dev/null");
+            let inside = format!("/proc/{pid}/root{p}");
+            if std::fs::metadata(&inside).is_ok_and(|m| !m.is_dir()) {
+                ext_mount(o, p, "/dev/null");
+            }
         }
         for d in &devices {
             ext_mount(o, d, d);
@@ -374,7 +385,7 @@ impl Container {
                 o.set_freeze_cgroup(d.to_string_lossy().into_owned());
             }
         }
-        external_mounts(&mut o, &self.state.spec, false)?;
+        external_mounts(&mut o, &self.state.spec, false, self.state.pid)?;
         let ns = spec::namespaces(&self.state.spec)?;
         for (kind, name, key) in EXTERNAL_NS {
             if let Some(path) = ns
@@ -537,7 +548,7 @@ impl Container {
         o.set_rst_sibling(true);
         o.set_evasive_devices(true);
         o.set_orphan_pts_master(true);
-        external_mounts(&mut o, &spec, true)?;
+        external_mounts(&mut o, &spec, true, 0)?;
         let mut extra = Vec::new();
         for (kind, _, key) in EXTERNAL_NS {
             if let Some(path) = ns
