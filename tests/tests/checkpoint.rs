@@ -1684,3 +1684,59 @@ fn user_namespace_container_survives_restore() {
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
 }
+
+/// An image container (overlay rootfs, mounted by the shim) through wrend:
+/// checkpoint, restore, and its writes in the overlay's upper dir and its
+/// log go on.
+#[test]
+fn wrend_image_container_checkpoint_restore() {
+    use wren_tests::registry::{Compression, Layer, Layout};
+    let t = "wrend_image_container_checkpoint_restore";
+    let Some(w) = TreeWrend::start(t) else { return };
+    let mut layout = Layout::new();
+    let base = Layer::busybox_base().finish();
+    layout.image(
+        "test/ck:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}),
+    );
+    let tar = w.dir.path().join("image.tar");
+    layout.tar(&tar);
+    w.ok(&["import", &w.inner(&tar)]);
+    let name = format!("ck-wimg-{}", std::process::id());
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "test/ck:1",
+        "sh",
+        "-c",
+        "echo before >/marker; i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done",
+    ]);
+    w.wait_status(&name, "running");
+    assert!(wren_tests::wait_for(10, || w.ticks(&name).len() >= 3));
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &name, &img]);
+    assert_eq!(w.status(&name), "stopped");
+    let at_dump = *w.ticks(&name).last().expect("ticks");
+    w.ok(&["restore", &img, &name]);
+    assert!(
+        wren_tests::wait_for(10, || w
+            .ticks(&name)
+            .last()
+            .is_some_and(|n| *n > at_dump + 3)),
+        "no ticks after restore: {:?}",
+        w.ticks(&name)
+    );
+    let after: Vec<u64> = w
+        .ticks(&name)
+        .into_iter()
+        .skip_while(|n| *n <= at_dump)
+        .collect();
+    assert_eq!(after.first(), Some(&(at_dump + 1)), "did not continue");
+    let out = w.ok(&["exec", &name, "--", "cat", "/marker"]);
+    assert_eq!(out.trim(), "before");
+    w.ok(&["rm", "-f", &name]);
+    assert_no_cgroup(&name);
+}
