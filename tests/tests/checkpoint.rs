@@ -1331,9 +1331,10 @@ fn paused_container_checkpoints_and_stays_paused() {
 
 /// wren-oci restores runc 1.3.6's images (the same layout:
 /// descriptors.json, external mounts keyed by destination): a counter
-/// dumped by runc goes on under wren-oci. (The other way, runc's restore
-/// of a wren image of this bundle fails: "mnt: No mapping for 107:(null)
-/// mountpoint", an external mount of wren's dump runc does not map.)
+/// dumped by runc goes on under wren-oci. (The other way fails on a
+/// hybrid host: wren also binds the cgroup2 hierarchy at
+/// /sys/fs/cgroup/unified, an external mount runc neither makes nor maps
+/// on restore — criu: "No mapping for <id>:(null) mountpoint".)
 #[test]
 fn wren_restores_an_image_runc_made() {
     let t = "wren_restores_an_image_runc_made";
