@@ -902,17 +902,21 @@ while :; do wait || :; sleep 1; done"#,
             .expect("unshare's child")
     }
 
-    fn wren(&self, args: &[&str]) -> std::process::Output {
+    /// `wren ARGS` in wrend's namespaces, not run yet.
+    fn cmd(&self, args: &[&str]) -> Command {
         let inner = self.inner(self.dir.path());
-        wren_tests::run(
-            Command::new("nsenter")
-                .args(["--mount", "--pid", "--target"])
-                .arg(self.ns_pid().to_string())
-                .arg("--")
-                .arg(format!("{inner}/bin/wren"))
-                .args(["--root", &format!("{inner}/root")])
-                .args(args),
-        )
+        let mut c = Command::new("nsenter");
+        c.args(["--mount", "--pid", "--target"])
+            .arg(self.ns_pid().to_string())
+            .arg("--")
+            .arg(format!("{inner}/bin/wren"))
+            .args(["--root", &format!("{inner}/root")])
+            .args(args);
+        c
+    }
+
+    fn wren(&self, args: &[&str]) -> std::process::Output {
+        wren_tests::run(&mut self.cmd(args))
     }
 
     fn ok(&self, args: &[&str]) -> String {
@@ -1055,15 +1059,10 @@ fn wrend_checkpoint_restore_keeps_log_and_restart_policy() {
         "no new ticks after restore: {:?}",
         w.ticks(&name)
     );
+    // One count, 1..N, across the dump: a fresh start would begin again at 1.
     let ticks = w.ticks(&name);
-    let after: Vec<u64> = ticks
-        .iter()
-        .copied()
-        .skip_while(|n| *n <= at_dump)
-        .collect();
-    assert_eq!(
-        after.first(),
-        Some(&(at_dump + 1)),
+    assert!(
+        ticks.iter().zip(1..).all(|(n, want)| *n == want),
         "the restored process did not continue its count: {ticks:?}"
     );
     let err = w.fails(&["restore", &img, &name]);
@@ -1730,14 +1729,64 @@ fn wrend_image_container_checkpoint_restore() {
         "no ticks after restore: {:?}",
         w.ticks(&name)
     );
-    let after: Vec<u64> = w
-        .ticks(&name)
-        .into_iter()
-        .skip_while(|n| *n <= at_dump)
-        .collect();
-    assert_eq!(after.first(), Some(&(at_dump + 1)), "did not continue");
+    let ticks = w.ticks(&name);
+    assert!(
+        ticks.iter().zip(1..).all(|(n, want)| *n == want),
+        "did not continue its count: {ticks:?}"
+    );
     let out = w.ok(&["exec", &name, "--", "cat", "/marker"]);
     assert_eq!(out.trim(), "before");
+    w.ok(&["rm", "-f", &name]);
+    assert_no_cgroup(&name);
+}
+
+/// A terminal container through wrend: the shim dumps with shell_job (the
+/// pty's master is the shim's), restore at Start gets a new master from
+/// criu and relays it, so the log goes on from the same count.
+#[test]
+fn wrend_terminal_container_checkpoint_restore() {
+    let t = "wrend_terminal_container_checkpoint_restore";
+    let Some(w) = TreeWrend::start(t) else { return };
+    let name = format!("ck-wtty-{}", std::process::id());
+    let rootfs = w.rootfs();
+    // `-t` wants a terminal on wren's stdin.
+    let out = wren_tests::pty::run_in_pty(
+        &mut w.cmd(&[
+            "run", "-d", "-t", "--rootfs", &rootfs, &name, "--", "sh", "-c", TICKER,
+        ]),
+        24,
+        80,
+        b"",
+        Duration::ZERO,
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.is_some_and(|s| s.success()),
+        "wren run -d -t: {}\n{}",
+        out.output,
+        w.log()
+    );
+    w.wait_status(&name, "running");
+    assert!(wren_tests::wait_for(10, || w.ticks(&name).len() >= 3));
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &name, &img]);
+    let at_dump = *w.ticks(&name).last().expect("ticks");
+    w.ok(&["restore", &img, &name]);
+    assert!(
+        wren_tests::wait_for(10, || w
+            .ticks(&name)
+            .last()
+            .is_some_and(|n| *n > at_dump + 3)),
+        "no ticks after restore: {:?}\n{}",
+        w.ticks(&name),
+        w.log()
+    );
+    let ticks = w.ticks(&name);
+    assert!(
+        ticks.iter().zip(1..).all(|(n, want)| *n == want),
+        "did not continue its count: {ticks:?}"
+    );
+    assert!(w.inspect(&name)["terminal"].as_bool().unwrap_or(false));
     w.ok(&["rm", "-f", &name]);
     assert_no_cgroup(&name);
 }
