@@ -23,6 +23,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import breakdown  # noqa: E402
+import checkpoint  # noqa: E402
 import cri  # noqa: E402
 import figures  # noqa: E402
 import image  # noqa: E402
@@ -33,7 +34,7 @@ import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
 ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "cri", "runtime_alone",
-       "standalone", "images", "breakdown"]
+       "standalone", "images", "breakdown", "checkpoint"]
 
 
 def parse():
@@ -232,6 +233,10 @@ def main():
                     print("\n".join(images.lines(figs["images"])), flush=True)
         if "breakdown" in only:
             breakdown_figures(args, work, figs, applets)
+        if "checkpoint" in only:
+            # CRIU dumps and restores: fewer runs than the millisecond figures.
+            measure(figs, "checkpoint", checkpoint.measure, args.wren_oci, max(5, min(args.n, 15)), work)
+            print("\n".join(checkpoint.lines(figs["checkpoint"])), flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("bench: interrupted; cleaning up", file=sys.stderr, flush=True)

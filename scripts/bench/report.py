@@ -8,6 +8,7 @@ import platform
 import subprocess
 
 import chart
+import checkpoint
 from containerd import RUNC, WREN
 
 # (key, figure, target ratio or None, kind)
@@ -385,6 +386,7 @@ def render(results):
     lines += memory_section(figs.get("memory"))
     lines += images_section(figs.get("images"))
     lines += breakdown_section(figs)
+    lines += checkpoint.section(figs.get("checkpoint"))
     lines += ["Raw samples: `results.json`.", ""]
     return "\n".join(lines)
 

@@ -89,6 +89,10 @@ pub enum Command {
     Update(Update),
     /// Print a container's output
     Logs(Logs),
+    /// Dump a running container into DIR with CRIU (it stops, unless --leave-running)
+    Checkpoint(super::checkpoint::CheckpointArgs),
+    /// Bring a stopped container back from the checkpoint in DIR
+    Restore(super::checkpoint::RestoreArgs),
     /// Print wrend's events as they happen
     Events,
     /// Pull an image from a registry

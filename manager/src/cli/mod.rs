@@ -3,7 +3,8 @@
 //! socket ([`client`]), and prints the answer ([`output`]: a table, or
 //! JSON with `--json`). One file per command group: [`run`] (`run`,
 //! `create`), [`exec`], [`lifecycle`] (`start`, `stop`, `kill`, `rm`,
-//! `pause`, `resume`, `update`), [`query`] (`list`, `inspect`, `ps`,
+//! `pause`, `resume`, `update`), [`checkpoint`] (`checkpoint`,
+//! `restore`), [`query`] (`list`, `inspect`, `ps`,
 //! `stats`), [`logs`], [`events`]; a process's stdio is relayed by
 //! [`stdio`] (pipes) and [`tty`] (interactive terminal sessions).
 //!
@@ -14,6 +15,7 @@
 //! Runs in the short-lived `wren` process.
 
 pub mod args;
+pub mod checkpoint;
 pub mod client;
 pub mod compose;
 pub mod events;
@@ -161,6 +163,8 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Ps(a) => query::ps(g, &a.name),
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Logs(a) => logs::logs(g, &a),
+        Command::Checkpoint(a) => checkpoint::checkpoint(g, &a),
+        Command::Restore(a) => checkpoint::restore(g, &a),
         Command::Events => events::events(g),
         #[cfg(feature = "pull")]
         Command::Pull(a) => pull::pull(g, &a),

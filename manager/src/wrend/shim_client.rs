@@ -151,8 +151,19 @@ impl TaskClient {
 
     /// Calls `containerd.task.v2.Task/<method>`.
     pub fn call<Q: Message, R: Message>(&mut self, method: &str, req: &Q) -> Result<R, CallError> {
+        self.call_for(method, req, CALL_TIMEOUT)
+    }
+
+    /// [`Self::call`] with another limit (CRIU's dump and restore of a big
+    /// container take longer than [`CALL_TIMEOUT`]).
+    pub fn call_for<Q: Message, R: Message>(
+        &mut self,
+        method: &str,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<R, CallError> {
         self.client
-            .call_message(services::TASK_V2, method, req, CALL_TIMEOUT)
+            .call_message(services::TASK_V2, method, req, timeout)
     }
 }
 

@@ -151,21 +151,43 @@ impl Registry {
         what: &'static str,
         req: &Q,
     ) -> Result<R, ManagerError> {
+        self.shim_call_for(name, what, req, super::shim_client::CALL_TIMEOUT)
+    }
+
+    /// [`Self::shim_call`] waiting up to `timeout`.
+    pub(super) fn shim_call_for<Q: Message, R: Message>(
+        &mut self,
+        name: &str,
+        what: &'static str,
+        req: &Q,
+        timeout: Duration,
+    ) -> Result<R, ManagerError> {
         let m = self.get(name)?;
         let Some(shim) = m.shim.as_mut() else {
             return Err(ManagerError::FailedPrecondition(format!(
                 "container {name} has no running shim"
             )));
         };
-        shim.call(what, req).map_err(|source| ManagerError::Shim {
-            name: name.to_string(),
-            what,
-            source,
-        })
+        shim.call_for(what, req, timeout)
+            .map_err(|source| ManagerError::Shim {
+                name: name.to_string(),
+                what,
+                source,
+            })
     }
 
     /// Creates the task in the shim (the init blocked before exec).
     pub(super) fn create_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.create_task_from(name, None)
+    }
+
+    /// [`Self::create_task`]; with `checkpoint`, the shim prepares a task
+    /// that its Start restores from that CRIU image (pid 0 until then).
+    pub(super) fn create_task_from(
+        &mut self,
+        name: &str,
+        checkpoint: Option<&Path>,
+    ) -> Result<(), ManagerError> {
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
@@ -207,6 +229,9 @@ impl Registry {
             m.rec.ports = ports;
         }
         let t = Instant::now();
+        if let Some(dir) = checkpoint {
+            req.checkpoint = dir.display().to_string();
+        }
         let created: Result<shimapi::CreateTaskResponse, _> = self.shim_call(name, "Create", &req);
         if created.is_err() && cni {
             self.detach_network(name);
@@ -214,9 +239,13 @@ impl Registry {
         let resp = created?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
         timing::mark(name, "wrend.created");
-        // Before the process runs: its own 127.0.0.1 must answer.
-        if let Err(e) = super::loopback::up_in(resp.pid) {
-            log::warn!("{name}: set loopback up in its network namespace: {e}");
+        // Before the process runs: its own 127.0.0.1 must answer. (A
+        // checkpoint's task has no process before Start: criu restores
+        // the namespace, loopback included.)
+        if resp.pid != 0 {
+            if let Err(e) = super::loopback::up_in(resp.pid) {
+                log::warn!("{name}: set loopback up in its network namespace: {e}");
+            }
         }
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
@@ -241,9 +270,19 @@ impl Registry {
     }
 
     pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.start_task_for(name, super::shim_client::CALL_TIMEOUT)
+    }
+
+    /// [`Self::start_task`] waiting up to `timeout` (a checkpoint's task is
+    /// restored by the shim's Start).
+    pub(super) fn start_task_for(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<(), ManagerError> {
         let mut req = shimapi::StartRequest::new();
         req.id = name.to_string();
-        let resp: shimapi::StartResponse = self.shim_call(name, "Start", &req)?;
+        let resp: shimapi::StartResponse = self.shim_call_for(name, "Start", &req, timeout)?;
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
         m.rec.started = true;

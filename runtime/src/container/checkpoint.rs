@@ -31,6 +31,87 @@ use crate::{console, hooks, spec, sys};
 /// init's fds 0, 1 and 2 at dump time.
 pub const DESCRIPTORS: &str = "descriptors.json";
 
+/// wren's own file next to the images: the init's stdio fds that were
+/// open on files of no mount of the container (the host's /dev/null a
+/// shim or `run --detach` gives a process without stdin), as
+/// `[[fd, "file[MNT:INO]"], ...]`, criu's external-file keys; restore
+/// hands criu the new fd under each key.
+pub const EXTERNAL_FILES: &str = "wren-external-files.json";
+
+/// The init's stdio fds open on a path outside its mounts: criu cannot
+/// dump them, so they are declared external (`file[mnt_id:inode]`).
+fn external_stdio(pid: i32) -> Vec<(i32, String)> {
+    let mounts = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    let ids: std::collections::HashSet<&str> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut out = Vec::new();
+    for fd in 0..3 {
+        let link = format!("/proc/{pid}/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        if !target.starts_with("/") {
+            continue; // pipes, sockets, anon inodes: criu's own business
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        let Some(mnt) = info
+            .lines()
+            .find_map(|l| l.strip_prefix("mnt_id:"))
+            .map(str::trim)
+        else {
+            continue;
+        };
+        if ids.contains(mnt) {
+            continue;
+        }
+        let (Ok(mnt), Ok(meta)) = (mnt.parse::<u64>(), std::fs::metadata(&link)) else {
+            continue;
+        };
+        let ino = std::os::unix::fs::MetadataExt::ino(&meta);
+        out.push((fd, format!("file[{mnt:x}:{ino:x}]")));
+    }
+    out
+}
+
+/// wren's file of the container's cgroup bind mounts (a v1 or hybrid host
+/// without a cgroup namespace: each hierarchy's container directory bound
+/// at `/sys/fs/cgroup/<name>`): their mount points, external to the dump;
+/// restore binds the new container's directories there.
+pub const CGROUP_MOUNTS: &str = "wren-cgroup-mounts.json";
+
+/// Mount points (in the init's mount namespace) of cgroup filesystems
+/// bound from a subdirectory: criu finds no root mount for them.
+fn cgroup_bind_mounts(pid: i32) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).unwrap_or_default();
+    crate::mountinfo::parse(&text)
+        .into_iter()
+        .filter(|m| (m.fstype == "cgroup" || m.fstype == "cgroup2") && m.root != "/")
+        .map(|m| m.mount_point.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The host directory to bind at a cgroup mount point on restore: the
+/// restored container's directory in that hierarchy (named after the
+/// mount point's last component), else the restoring process's own (named
+/// hierarchies such as name=systemd, which wren does not manage).
+fn cgroup_mount_source(cgroup: &Cgroup, mount_point: &str) -> Option<PathBuf> {
+    let name = Path::new(mount_point)
+        .file_name()?
+        .to_string_lossy()
+        .into_owned();
+    let base = Path::new("/sys/fs/cgroup").join(&name);
+    if let Some(d) = cgroup.dirs().into_iter().find(|d| d.starts_with(&base)) {
+        return Some(d);
+    }
+    cgroups::host_cgroup_hierarchies()
+        .ok()?
+        .into_iter()
+        .find(|h| h.name == name)
+        .map(|h| h.host_path)
+}
+
 /// CRIU's cgroup handling (runc's `--manage-cgroups-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupsMode {
@@ -174,7 +255,12 @@ fn is_bind(m: &oci_spec::runtime::Mount) -> bool {
 /// name back to its host source. Only what comes from the host is external
 /// at dump: without a user namespace wren mknods the device nodes and masks
 /// files with the container's own /dev/null, which criu dumps itself.
-fn external_mounts(o: &mut rpc::Criu_opts, spec: &Spec, restore: bool) -> Result<(), Error> {
+fn external_mounts(
+    o: &mut rpc::Criu_opts,
+    spec: &Spec,
+    restore: bool,
+    pid: i32,
+) -> Result<(), Error> {
     for m in spec.mounts().as_deref().unwrap_or(&[]) {
         if is_bind(m) {
             let dest = m.destination().to_string_lossy();
@@ -212,8 +298,14 @@ fn external_mounts(o: &mut rpc::Criu_opts, spec: &Spec, restore: bool) -> Result
             ext_mount(o, d, d);
         }
     } else if userns {
+        // Masked files are /dev/null binds; masked directories are a
+        // read-only tmpfs of the container's own, which criu dumps (a
+        // /dev/null bound onto a directory fails on restore).
         for p in &masked {
-            ext_mount(o, p, "/dev/null");
+            let inside = format!("/proc/{pid}/root{p}");
+            if std::fs::metadata(&inside).is_ok_and(|m| !m.is_dir()) {
+                ext_mount(o, p, "/dev/null");
+            }
         }
         for d in &devices {
             ext_mount(o, d, d);
@@ -293,7 +385,7 @@ impl Container {
                 o.set_freeze_cgroup(d.to_string_lossy().into_owned());
             }
         }
-        external_mounts(&mut o, &self.state.spec, false)?;
+        external_mounts(&mut o, &self.state.spec, false, self.state.pid)?;
         let ns = spec::namespaces(&self.state.spec)?;
         for (kind, name, key) in EXTERNAL_NS {
             if let Some(path) = ns
@@ -328,6 +420,23 @@ impl Container {
         let desc = opts.flags.image_path.join(DESCRIPTORS);
         std::fs::write(&desc, serde_json::to_vec(&fds).unwrap_or_default())
             .map_err(io_err("write", &desc))?;
+        let cg_mounts = cgroup_bind_mounts(self.state.pid);
+        if !cg_mounts.is_empty() {
+            let path = opts.flags.image_path.join(CGROUP_MOUNTS);
+            std::fs::write(&path, serde_json::to_vec(&cg_mounts).unwrap_or_default())
+                .map_err(io_err("write", &path))?;
+            for m in &cg_mounts {
+                ext_mount(&mut o, m, m);
+            }
+        }
+        let ext_files = external_stdio(self.state.pid);
+        if !ext_files.is_empty() {
+            let path = opts.flags.image_path.join(EXTERNAL_FILES);
+            std::fs::write(&path, serde_json::to_vec(&ext_files).unwrap_or_default())
+                .map_err(io_err("write", &path))?;
+            o.external
+                .extend(ext_files.iter().map(|(_, key)| key.clone()));
+        }
 
         let mut req = rpc::Criu_req::new();
         req.set_type(if opts.pre_dump {
@@ -439,7 +548,7 @@ impl Container {
         o.set_rst_sibling(true);
         o.set_evasive_devices(true);
         o.set_orphan_pts_master(true);
-        external_mounts(&mut o, &spec, true)?;
+        external_mounts(&mut o, &spec, true, 0)?;
         let mut extra = Vec::new();
         for (kind, _, key) in EXTERNAL_NS {
             if let Some(path) = ns
@@ -464,6 +573,29 @@ impl Container {
                 i.set_fd(n as i32);
                 o.inherit_fd.push(i);
             }
+        }
+        // So do its external files (a new /dev/null where no stdio is given).
+        let ext_files: Vec<(i32, String)> = match std::fs::read(image.join(EXTERNAL_FILES)) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {
+                what: "parse",
+                path: image.join(EXTERNAL_FILES),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &image.join(EXTERNAL_FILES))(e)),
+        };
+        for (n, key) in &ext_files {
+            if !(0..3).contains(n) {
+                return Err(Error::Io {
+                    what: "fd out of 0-2 in",
+                    path: image.join(EXTERNAL_FILES),
+                    source: io::Error::from_raw_os_error(libc::EINVAL),
+                });
+            }
+            let mut i = rpc::Inherit_fd::new();
+            i.set_key(key.clone());
+            i.set_fd(*n);
+            o.inherit_fd.push(i);
         }
 
         let mut st = State {
@@ -513,6 +645,25 @@ impl Container {
             cgroup.add_pid(pid as i32).map_err(|e| e.to_string())?;
             Ok(())
         };
+        let cg_mounts: Vec<String> = match std::fs::read(image.join(CGROUP_MOUNTS)) {
+            Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {
+                what: "parse",
+                path: image.join(CGROUP_MOUNTS),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err("read", &image.join(CGROUP_MOUNTS))(e)),
+        };
+        for m in &cg_mounts {
+            let Some(src) = cgroup_mount_source(&cgroup, m) else {
+                return Err(Error::Io {
+                    what: "no cgroup hierarchy here for the checkpoint's cgroup mount",
+                    path: PathBuf::from(m),
+                    source: io::Error::from_raw_os_error(libc::ENOENT),
+                });
+            };
+            ext_mount(&mut o, m, &src.to_string_lossy());
+        }
         if cgroup.unified_dir().is_some() {
             let mut r = rpc::Cgroup_root::new();
             r.set_path(format!("/{}", cgroup.path().trim_start_matches('/')));
@@ -526,6 +677,14 @@ impl Container {
             stdout,
             stderr,
         } = opts.stdio;
+        let mut stdio = [stdin, stdout, stderr];
+        for (n, _) in &ext_files {
+            let slot = &mut stdio[*n as usize];
+            if slot.is_none() {
+                let null = Path::new("/dev/null");
+                *slot = Some(sys::open(null, libc::O_RDWR, 0).map_err(io_err("open", null))?);
+            }
+        }
         let CriuFlags {
             status_fd, criu, ..
         } = opts.flags;
@@ -534,7 +693,7 @@ impl Container {
             "restore",
             req,
             Fds {
-                stdio: [stdin, stdout, stderr],
+                stdio,
                 held: [Some(images), Some(work), status_fd]
                     .into_iter()
                     .flatten()

@@ -1,7 +1,9 @@
 //! Create and Start of a container's init: options, stdio, containerd's
 //! rootfs mounts, the runtime's create (the init is left blocked before
 //! execve), the OOM watcher, `/tasks/create`; then Start releases the init
-//! (`/tasks/start`). Start of an exec is in `exec.rs`.
+//! (`/tasks/start`). With a checkpoint, Create only prepares (pid 0) and
+//! Start restores it with CRIU, as runc's shim does. Start of an exec is
+//! in `exec.rs`.
 //!
 //! Runs in the daemon, on the epoll loop thread.
 
@@ -14,6 +16,7 @@ use protobuf::MessageField;
 use wren_protocol::events::{TaskCreate, TaskStart};
 use wren_protocol::task::{CreateTaskRequest, CreateTaskResponse, StartRequest, StartResponse};
 use wren_protocol::task_types::Status;
+use wren_runtime::cgroups::oom::OomWatcher;
 use wren_runtime::{ConsoleMode, CreateOptions};
 
 use super::container_ops::{ContainerOps, CreatedInit};
@@ -91,11 +94,11 @@ impl<O: ContainerOps> TaskService<O> {
             return Err(TaskError::invalid("create", id)(e));
         }
         let mounted_rootfs = !req.rootfs.is_empty();
-        // With a checkpoint (`ctr c restore`), CRIU brings the processes
-        // back here; Start then only reports the running task.
-        let restored = !req.checkpoint.is_empty();
-        let made = if restored {
-            self.ops.restore(wren_runtime::RestoreOptions {
+        if !req.checkpoint.is_empty() {
+            // `ctr c restore`, CRI's StartContainer of a checkpoint: CRIU
+            // runs at Start; containerd unpacks the checkpoint's rootfs
+            // changes between the two calls. No process yet: pid 0.
+            let pending = wren_runtime::RestoreOptions {
                 id: id.to_string(),
                 bundle: bundle.clone(),
                 state_root,
@@ -106,9 +109,38 @@ impl<O: ContainerOps> TaskService<O> {
                 stdio: fds.into(),
                 console: ConsoleMode::Return,
                 pid_file: None,
-            })
-        } else {
-            self.ops.create(CreateOptions {
+            };
+            let init = Process {
+                status: Status::CREATED,
+                stdin: req.stdin.clone(),
+                stdout: req.stdout.clone(),
+                stderr: req.stderr.clone(),
+                terminal: req.terminal,
+                io: Some(io),
+                restored: true,
+                ..Process::default()
+            };
+            self.containers.insert(
+                id.to_string(),
+                Container {
+                    runtime: None,
+                    pending_restore: Some(pending),
+                    bundle,
+                    init,
+                    execs: HashMap::new(),
+                    mounted_rootfs,
+                    own_pid_namespace: true,
+                    oom: None,
+                    io_uid: options.io_uid,
+                    io_gid: options.io_gid,
+                },
+            );
+            self.publish_create(&req, 0);
+            return Ok(CreateTaskResponse::new());
+        }
+        let made = self
+            .ops
+            .create(CreateOptions {
                 id: id.to_string(),
                 bundle: bundle.clone(),
                 state_root,
@@ -119,8 +151,7 @@ impl<O: ContainerOps> TaskService<O> {
                 no_new_keyring: options.no_new_keyring,
                 pid_file: None,
             })
-        }
-        .map_err(TaskError::ops("create", id));
+            .map_err(TaskError::ops("create", id));
         let attached = match made {
             Ok((runtime, mut created)) => {
                 match self.attach_init_console(id, req.terminal, &mut io, &mut created) {
@@ -150,7 +181,61 @@ impl<O: ContainerOps> TaskService<O> {
                 return Err(e);
             }
         };
-        let oom = self.ops.oom_watcher(&runtime).and_then(|w| {
+        let oom = self.watch_oom(id, &runtime);
+        let _ = std::fs::write(bundle.join("init.pid"), created.pid.to_string());
+        let pidfd = self.watch_pidfd(id, created.pid, created.pidfd);
+        self.containers.insert(
+            id.to_string(),
+            Container {
+                runtime: Some(runtime),
+                pending_restore: None,
+                bundle,
+                init: Process {
+                    pid: created.pid,
+                    status: Status::CREATED,
+                    stdin: req.stdin.clone(),
+                    stdout: req.stdout.clone(),
+                    stderr: req.stderr.clone(),
+                    terminal: req.terminal,
+                    pidfd: Some(pidfd),
+                    io: Some(io),
+                    ..Process::default()
+                },
+                execs: HashMap::new(),
+                mounted_rootfs,
+                own_pid_namespace: created.own_pid_namespace,
+                oom,
+                io_uid: options.io_uid,
+                io_gid: options.io_gid,
+            },
+        );
+        self.publish_create(&req, created.pid);
+        let mut r = CreateTaskResponse::new();
+        r.pid = created.pid;
+        Ok(r)
+    }
+
+    /// `/tasks/create` for `req`, with the init's pid (0: restored at Start).
+    fn publish_create(&mut self, req: &CreateTaskRequest, pid: u32) {
+        let mut ev = TaskCreate::new();
+        ev.container_id = req.id.clone();
+        ev.bundle = req.bundle.clone();
+        ev.rootfs = req.rootfs.clone();
+        ev.pid = pid;
+        ev.checkpoint = req.checkpoint.clone();
+        let mut io = wren_protocol::events::TaskIO::new();
+        io.stdin = req.stdin.clone();
+        io.stdout = req.stdout.clone();
+        io.stderr = req.stderr.clone();
+        io.terminal = req.terminal;
+        ev.io = MessageField::some(io);
+        self.publisher.publish("/tasks/create", &ev);
+    }
+
+    /// The container's OOM-kill watcher on the loop's epoll set, if it has
+    /// a memory cgroup.
+    fn watch_oom(&mut self, id: &str, runtime: &O::Container) -> Option<(u64, OomWatcher)> {
+        self.ops.oom_watcher(runtime).and_then(|w| {
             let token = OOM_BIT | self.next_oom_token;
             self.next_oom_token += 1;
             match self
@@ -163,50 +248,52 @@ impl<O: ContainerOps> TaskService<O> {
                     None
                 }
             }
-        });
+        })
+    }
+
+    /// Start of a task created from a checkpoint: CRIU restores it now
+    /// (the rootfs holds the checkpoint's changes by then). A failure
+    /// leaves the task created, with no process, for Delete.
+    fn start_restore(&mut self, id: &str) -> Result<u32, TaskError> {
+        let c = record::find(&mut self.containers, id)?;
+        let Some(opts) = c.pending_restore.take() else {
+            return Err(TaskError::State(format!(
+                "container {id}: its checkpoint restore already failed; delete it"
+            )));
+        };
+        let terminal = c.init.terminal;
+        let bundle = c.bundle.clone();
+        let mut io = c.init.io.take();
+        let (runtime, mut created) = self
+            .ops
+            .restore(opts)
+            .map_err(TaskError::ops("start (restore)", id))
+            .inspect_err(|_| {
+                if let Some(c) = self.containers.get_mut(id) {
+                    c.init.io = io.take();
+                }
+            })?;
+        let mut io = io.unwrap_or_default();
+        if let Err(e) = self.attach_init_console(id, terminal, &mut io, &mut created) {
+            if let Err(d) = self.ops.delete(runtime) {
+                log::warn!("start {id}: remove the half-restored container: {d}");
+            }
+            if let Some(c) = self.containers.get_mut(id) {
+                c.init.io = Some(io);
+            }
+            return Err(e);
+        }
+        let oom = self.watch_oom(id, &runtime);
         let _ = std::fs::write(bundle.join("init.pid"), created.pid.to_string());
         let pidfd = self.watch_pidfd(id, created.pid, created.pidfd);
-        self.containers.insert(
-            id.to_string(),
-            Container {
-                runtime,
-                bundle,
-                init: Process {
-                    pid: created.pid,
-                    status: Status::CREATED,
-                    stdin: req.stdin.clone(),
-                    stdout: req.stdout.clone(),
-                    stderr: req.stderr.clone(),
-                    terminal: req.terminal,
-                    pidfd: Some(pidfd),
-                    io: Some(io),
-                    restored,
-                    ..Process::default()
-                },
-                execs: HashMap::new(),
-                mounted_rootfs,
-                own_pid_namespace: created.own_pid_namespace,
-                oom,
-                io_uid: options.io_uid,
-                io_gid: options.io_gid,
-            },
-        );
-        let mut ev = TaskCreate::new();
-        ev.container_id = req.id.clone();
-        ev.bundle = req.bundle.clone();
-        ev.rootfs = req.rootfs.clone();
-        ev.pid = created.pid;
-        ev.checkpoint = req.checkpoint.clone();
-        let mut io = wren_protocol::events::TaskIO::new();
-        io.stdin = req.stdin;
-        io.stdout = req.stdout;
-        io.stderr = req.stderr;
-        io.terminal = req.terminal;
-        ev.io = MessageField::some(io);
-        self.publisher.publish("/tasks/create", &ev);
-        let mut r = CreateTaskResponse::new();
-        r.pid = created.pid;
-        Ok(r)
+        let c = record::find(&mut self.containers, id)?;
+        c.runtime = Some(runtime);
+        c.oom = oom;
+        c.own_pid_namespace = created.own_pid_namespace;
+        c.init.io = Some(io);
+        c.init.pid = created.pid;
+        c.init.pidfd = Some(pidfd);
+        Ok(created.pid)
     }
 
     /// With `terminal`, relays the init's pty master.
@@ -239,11 +326,15 @@ impl<O: ContainerOps> TaskService<O> {
                 c.init.status
             )));
         }
-        if !c.init.restored {
+        if c.init.restored {
+            self.start_restore(&req.id)?;
+        } else {
+            let rt = c.rt(&req.id)?;
             self.ops
-                .start(&mut c.runtime)
+                .start(rt)
                 .map_err(TaskError::ops("start", &req.id))?;
         }
+        let c = record::find(&mut self.containers, &req.id)?;
         c.init.status = Status::RUNNING;
         let pid = c.init.pid;
         let mut ev = TaskStart::new();

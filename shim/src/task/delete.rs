@@ -33,7 +33,11 @@ impl<O: ContainerOps> TaskService<O> {
         for (_, p) in c.processes_mut() {
             self.unwatch_pidfd(p);
         }
-        let deleted = self.ops.delete(c.runtime);
+        // A checkpoint never restored has no runtime state to remove.
+        let deleted = match c.runtime.take() {
+            Some(rt) => self.ops.delete(rt),
+            None => Ok(()),
+        };
         if let Some((_, w)) = c.oom.take() {
             let _ = self.epoll.delete(w.as_fd());
         }

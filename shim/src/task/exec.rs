@@ -94,7 +94,7 @@ impl<O: ContainerOps> TaskService<O> {
         let started = self
             .ops
             .exec(
-                &mut c.runtime,
+                c.rt(&req.id)?,
                 ExecOptions {
                     process,
                     stdio: fds.into(),

@@ -180,8 +180,10 @@ impl<O: ContainerOps> TaskService<O> {
             reaped: Instant::now(),
         });
         if kill_rest {
-            if let Err(e) = self.ops.kill(&c.runtime, libc::SIGKILL as u32, true) {
-                log::warn!("kill the rest of {id}: {}", wren_runtime::error::chain(&e));
+            if let Some(rt) = c.runtime.as_ref() {
+                if let Err(e) = self.ops.kill(rt, libc::SIGKILL as u32, true) {
+                    log::warn!("kill the rest of {id}: {}", wren_runtime::error::chain(&e));
+                }
             }
         }
         self.settle();

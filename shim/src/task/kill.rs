@@ -44,7 +44,7 @@ impl<O: ContainerOps> TaskService<O> {
             return Err(finished());
         }
         self.ops
-            .kill(&c.runtime, req.signal, req.all)
+            .kill(c.rt(&req.id)?, req.signal, req.all)
             .map_err(TaskError::ops("kill", &req.id))?;
         Ok(Empty::new())
     }

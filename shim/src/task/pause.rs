@@ -32,7 +32,7 @@ impl<O: ContainerOps> TaskService<O> {
             )));
         }
         self.ops
-            .pause(&c.runtime)
+            .pause(c.rt(&req.id)?)
             .map_err(TaskError::ops("pause", &req.id))?;
         c.init.status = Status::PAUSED;
         let mut ev = TaskPaused::new();
@@ -49,7 +49,7 @@ impl<O: ContainerOps> TaskService<O> {
             ));
         }
         self.ops
-            .resume(&c.runtime)
+            .resume(c.rt(&req.id)?)
             .map_err(TaskError::ops("resume", &req.id))?;
         c.init.status = Status::RUNNING;
         let mut ev = TaskResumed::new();
@@ -117,7 +117,7 @@ impl<O: ContainerOps> TaskService<O> {
         };
         let c = record::find(&mut self.containers, &req.id)?;
         self.ops
-            .checkpoint(&c.runtime, opts)
+            .checkpoint(c.rt(&req.id)?, opts)
             .map_err(TaskError::ops("checkpoint", &req.id))?;
         Ok(Empty::new())
     }

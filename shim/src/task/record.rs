@@ -46,14 +46,19 @@ pub(super) struct Process {
     pub io: Option<ProcessIo>,
     /// Reaped, not reported yet.
     pub pending: Option<PendingExit>,
-    /// Restored from a checkpoint at Create: already running, so Start
-    /// only reports it.
+    /// Created from a checkpoint: Start restores it (see
+    /// [`Container::pending_restore`]) instead of releasing an init.
     pub restored: bool,
 }
 
 /// One container in this shim; `C` is the runtime's handle of it.
 pub(super) struct Container<C> {
-    pub runtime: C,
+    /// The runtime's handle; None while a checkpoint waits for Start.
+    pub runtime: Option<C>,
+    /// Create with a checkpoint only prepares (stdio, rootfs); Start runs
+    /// CRIU, after containerd has put the checkpoint's rootfs changes in
+    /// place between the two calls, as runc's shim does.
+    pub pending_restore: Option<wren_runtime::RestoreOptions>,
     pub bundle: PathBuf,
     pub init: Process,
     pub execs: HashMap<String, Process>,
@@ -81,6 +86,16 @@ pub(super) fn find<'a, C>(
 }
 
 impl<C> Container<C> {
+    /// The runtime's handle, or NotFound for a task whose checkpoint is
+    /// not restored yet (it has no process).
+    pub fn rt(&mut self, id: &str) -> Result<&mut C, TaskError> {
+        self.runtime.as_mut().ok_or_else(|| {
+            TaskError::NotFound(format!(
+                "container {id} has no process yet: its checkpoint is restored at Start"
+            ))
+        })
+    }
+
     /// The init (empty `exec_id`) or an exec.
     pub fn process(&mut self, exec_id: &str) -> Result<&mut Process, TaskError> {
         if exec_id.is_empty() {

@@ -21,7 +21,7 @@ impl<O: ContainerOps> TaskService<O> {
         let c = record::find(&mut self.containers, &req.id)?;
         let any = self
             .ops
-            .stats(&c.runtime)
+            .stats(c.rt(&req.id)?)
             .map_err(TaskError::ops("stats", &req.id))?;
         let mut r = StatsResponse::new();
         r.stats = MessageField::some(any);
@@ -34,7 +34,7 @@ impl<O: ContainerOps> TaskService<O> {
         let resources: oci_spec::runtime::LinuxResources =
             serde_json::from_slice(json).map_err(TaskError::invalid("update", &req.id))?;
         self.ops
-            .update(&c.runtime, &resources)
+            .update(c.rt(&req.id)?, &resources)
             .map_err(TaskError::ops("update", &req.id))?;
         Ok(Empty::new())
     }
@@ -49,7 +49,7 @@ impl<O: ContainerOps> TaskService<O> {
             .collect();
         let pids = self
             .ops
-            .pids(&c.runtime)
+            .pids(c.rt(&req.id)?)
             .map_err(TaskError::ops("pids", &req.id))?;
         let mut r = PidsResponse::new();
         r.processes = pids

@@ -1,12 +1,14 @@
 //! wrend's API, one handler per request of `wren.manager.v1.Manager`, in
 //! files by what the requests do: [`create`], [`lifecycle`] (start, wait,
-//! kill, stop, rm, pause, resume, update), [`exec`] (and the interactive
+//! kill, stop, rm, pause, resume, update), [`checkpoint`] (checkpoint,
+//! restore), [`exec`] (and the interactive
 //! plumbing), [`query`] (list, inspect, ps, stats). [`dispatch`] routes a
 //! decoded request to its handler; the shims' `Events/Forward` calls arrive
 //! on the same socket and go to [`super::shim_events`].
 //!
 //! Runs in wrend's loop thread.
 
+pub mod checkpoint;
 pub mod create;
 pub mod exec;
 pub mod lifecycle;
@@ -123,6 +125,14 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         "Pids" => {
             let r = decode!(api::NameRequest);
             reply(responder, reg.pids(&r.name))
+        }
+        "Checkpoint" => {
+            let r = decode!(api::CheckpointRequest);
+            reply(responder, reg.checkpoint(&r))
+        }
+        "Restore" => {
+            let r = decode!(api::RestoreRequest);
+            reply(responder, reg.restore_from(&r))
         }
         "Events" => {
             let r = decode!(api::EventsRequest);
