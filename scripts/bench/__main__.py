@@ -27,13 +27,14 @@ import cri  # noqa: E402
 import figures  # noqa: E402
 import image  # noqa: E402
 import images  # noqa: E402
+import network  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
 ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "cri", "runtime_alone",
-       "standalone", "images", "breakdown"]
+       "standalone", "images", "network", "breakdown"]
 
 
 def parse():
@@ -230,6 +231,14 @@ def main():
                         max(5, min(args.n, 10)))
                 if "not_measured" not in figs["images"]:
                     print("\n".join(images.lines(figs["images"])), flush=True)
+        if "network" in only:
+            if not standalone.built(args):
+                figs["network"] = {"not_measured": "wrend not built"}
+            else:
+                measure(figs, "network", network.measure, args.wren, args.wrend, args.shim,
+                        max(5, min(args.n, 20)))
+                if "not_measured" not in figs["network"]:
+                    print("\n".join(network.lines(figs["network"])), flush=True)
         if "breakdown" in only:
             breakdown_figures(args, work, figs, applets)
     except KeyboardInterrupt:
