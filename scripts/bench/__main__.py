@@ -154,7 +154,7 @@ def breakdown_figures(args, work, figs, applets):
     timing = os.path.join(work, "timing.jsonl")
     why = missing("containerd", "ctr")
     if why:
-        not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp"], why)
+        not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp", "seccomp_own"], why)
     else:
         cd = None
         try:
@@ -164,8 +164,9 @@ def breakdown_figures(args, work, figs, applets):
             measure(figs, "breakdown_ctr", breakdown.ctr_runs, cd, timing, args.breakdown_n)
             measure(figs, "breakdown_ctr_seccomp", breakdown.ctr_runs, cd, timing, args.breakdown_n,
                     extra=("--seccomp",), tag="bds")
+            measure(figs, "seccomp_own", breakdown.seccomp_own, cd, timing, max(args.breakdown_n, 20))
         except procs.Failed as e:
-            not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp"],
+            not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp", "seccomp_own"],
                          f"private containerd: {str(e).strip()}")
         finally:
             if cd:
