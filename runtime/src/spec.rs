@@ -88,17 +88,25 @@ pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
         message: e.to_string(),
     };
     let value: serde_json::Value = serde_json::from_slice(data).map_err(parse_err)?;
-    if let Some(s) = value.pointer("/linux/seccomp") {
-        crate::seccomp::from_json(s).map_err(|e| nested("linux.seccomp", e.to_string()))?;
+    let seccomp = value.pointer("/linux/seccomp");
+    if let Some(s) = seccomp {
+        crate::seccomp::check_names(s).map_err(|e| nested("linux.seccomp", e.to_string()))?;
     }
     if let Some(c) = value.pointer("/process/capabilities") {
         crate::capabilities::from_json(c)
             .map_err(|e| nested("process.capabilities", e.to_string()))?;
     }
-    // From a borrowed Value: no copy of the spec on the start path.
-    <Spec as serde::Deserialize>::deserialize(&value).map_err(|e| match locate(&value) {
-        Some((field, message)) => invalid(field, message),
-        None => parse_err(e),
+    // From a borrowed Value: no copy of the spec on the start path. The
+    // profile is deserialized once, here; only a spec that fails is asked
+    // whether its profile alone does, so that error names linux.seccomp.
+    <Spec as serde::Deserialize>::deserialize(&value).map_err(|e| {
+        if let Some(Err(se)) = seccomp.map(crate::seccomp::from_json) {
+            return nested("linux.seccomp", se.to_string());
+        }
+        match locate(&value) {
+            Some((field, message)) => invalid(field, message),
+            None => parse_err(e),
+        }
     })
 }
 

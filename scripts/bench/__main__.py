@@ -28,13 +28,14 @@ import cri  # noqa: E402
 import figures  # noqa: E402
 import image  # noqa: E402
 import images  # noqa: E402
+import network  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
 import standalone  # noqa: E402
 from containerd import Containerd  # noqa: E402
 
 ALL = ["ctr_run_rm", "ctr_exec", "memory", "throughput", "seccomp", "storm", "density", "cri", "runtime_alone",
-       "standalone", "images", "breakdown", "checkpoint"]
+       "standalone", "images", "network", "breakdown", "checkpoint"]
 
 
 def parse():
@@ -154,7 +155,7 @@ def breakdown_figures(args, work, figs, applets):
     timing = os.path.join(work, "timing.jsonl")
     why = missing("containerd", "ctr")
     if why:
-        not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp"], why)
+        not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp", "seccomp_own"], why)
     else:
         cd = None
         try:
@@ -164,8 +165,9 @@ def breakdown_figures(args, work, figs, applets):
             measure(figs, "breakdown_ctr", breakdown.ctr_runs, cd, timing, args.breakdown_n)
             measure(figs, "breakdown_ctr_seccomp", breakdown.ctr_runs, cd, timing, args.breakdown_n,
                     extra=("--seccomp",), tag="bds")
+            measure(figs, "seccomp_own", breakdown.seccomp_own, cd, timing, max(args.breakdown_n, 20))
         except procs.Failed as e:
-            not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp"],
+            not_measured(figs, ["breakdown_ctr", "breakdown_ctr_seccomp", "seccomp_own"],
                          f"private containerd: {str(e).strip()}")
         finally:
             if cd:
@@ -231,6 +233,14 @@ def main():
                         max(5, min(args.n, 10)))
                 if "not_measured" not in figs["images"]:
                     print("\n".join(images.lines(figs["images"])), flush=True)
+        if "network" in only:
+            if not standalone.built(args):
+                figs["network"] = {"not_measured": "wrend not built"}
+            else:
+                measure(figs, "network", network.measure, args.wren, args.wrend, args.shim,
+                        max(5, min(args.n, 20)))
+                if "not_measured" not in figs["network"]:
+                    print("\n".join(network.lines(figs["network"])), flush=True)
         if "breakdown" in only:
             breakdown_figures(args, work, figs, applets)
         if "checkpoint" in only:

@@ -189,6 +189,36 @@ def ctr_runs(cd, timing_path, n, extra=(), tag="bd"):
     return summarise([marks[c] for c in ids if c in marks], CTR_MILESTONES)
 
 
+def seccomp_own(cd, timing_path, n):
+    """wren's own seccomp cost per create, from the timing marks: the shim's
+    Create and Start (rpc.create → rpc.created plus rpc.start →
+    rpc.started, the part of a `ctr run` wren answers for) with ctr's
+    `--seccomp` minus without, n runs of each alternating after two
+    warm-up pairs, warm filter cache. The difference of two whole `ctr run`
+    medians (the seccomp row) cannot resolve tenths of a millisecond:
+    ctr and containerd add ~60 ms with a spread of ±10 ms."""
+    ids = {True: [], False: []}
+    for i in range(n + 2):
+        for sec in (True, False):
+            cid = f"so-{'s' if sec else 'n'}-{i}"
+            procs.run(cd.run_rm_cmd(WREN, IMAGE, cid, "/bin/true", extra=("--seccomp",) if sec else ()))
+            if i >= 2:
+                ids[sec].append(cid)
+    marks = read_marks(timing_path)
+    need = ("rpc.create", "rpc.created", "rpc.start", "rpc.started")
+
+    def own(cid):
+        ev = marks.get(cid, {})
+        if not all(k in ev for k in need):
+            return None
+        return ((ev["rpc.created"] - ev["rpc.create"]) + (ev["rpc.started"] - ev["rpc.start"])) / 1e6
+    with_, without = ([x for x in map(own, ids[sec]) if x is not None] for sec in (True, False))
+    if not with_ or not without:
+        raise procs.Failed("no rpc.create/rpc.started marks were written (is WREN_TIMING reaching the shim?)")
+    w, wo = summary(with_), summary(without)
+    return {"with": w, "without": wo, "cost_ms": w["median"] - wo["median"]}
+
+
 def oci_runs(wren_oci, bundle, workdir, timing_path, n):
     """n (+1 warm-up) `wren-oci run` of /bin/true, marked."""
     env = dict(os.environ, WREN_TIMING=timing_path)

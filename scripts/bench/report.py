@@ -34,6 +34,8 @@ TARGETS = {
     # Issue #17: images.
     "image_pull": 1.0,
     "image_run_rm": 0.5,
+    # Issue #18: `wren run --rm --network bridge -p` vs podman's.
+    "network_run_rm": 0.5,
 }
 
 
@@ -158,6 +160,16 @@ def summary_rows(figs):
             rows.append(("seccomp cost per create, warm cache (wren median with − without `--seccomp`)",
                          "—", f"{cost:.2f} ms (without: {_ms(sc['wren_no_seccomp'])})", "—",
                          f"≤ {TARGETS['seccomp_cost_ms']:g} ms", _met(cost <= TARGETS["seccomp_cost_ms"])))
+    so = figs.get("seccomp_own")
+    if so is not None:
+        name = ("seccomp cost per create on wren's own path, warm cache (shim Create + Start, "
+                "`WREN_TIMING`, median with − without `--seccomp`)")
+        if "not_measured" in so:
+            rows.append((name, _why(so), "", "", f"≤ {TARGETS['seccomp_cost_ms']:g} ms", ""))
+        else:
+            cost = so["cost_ms"]
+            rows.append((name, "—", f"{cost:.2f} ms (with {_ms(so['with'])}, without {_ms(so['without'])})",
+                         "—", f"≤ {TARGETS['seccomp_cost_ms']:g} ms", _met(cost <= TARGETS["seccomp_cost_ms"])))
     st = figs.get("storm")
     if st is not None:
         name = "start storm: 100 × `ctr run -d` sleep, 8 in parallel, total"
@@ -207,6 +219,8 @@ def summary_rows(figs):
                      _met(rf <= TARGETS["runtime_floor"])))
     timed("standalone_run_rm", "`wren run --rm` (wrend) vs `runc run` of /bin/true",
           TARGETS["standalone_run_rm"])
+    timed("network", "`wren run --rm --network bridge -p` vs `podman run --rm` (runc, CNI) of an image",
+          TARGETS["network_run_rm"])
     sm = figs.get("standalone_memory")
     if sm is not None:
         if "not_measured" in sm:
@@ -315,6 +329,30 @@ def images_section(f):
             f"Second image sharing two layers: `{f['second_image']}`", ""]
 
 
+def network_section(f):
+    """Issue #18's figure: `run --rm --network bridge -p` against podman
+    (runc, CNI backend), and both with --network none for scale."""
+    if f is None:
+        return []
+    if "not_measured" in f:
+        return ["## Networking", "", _why(f), ""]
+    rows = []
+    for k, target in (("bridge", TARGETS["network_run_rm"]), ("none", None)):
+        r = f[k]
+        pub = " -p 127.0.0.1:PORT:80" if k == "bridge" else ""
+        rows.append((f"`run --rm --network {k}{pub} IMAGE true`", _ms(r["reference"]), _ms(r["wren"]),
+                     f"{r['ratio']:.2f}×", f"≤ {target:g}×" if target else "—",
+                     _met(r["ratio"] <= target) if target else "—"))
+    return ["## Networking", "",
+            f"`wren run --rm` (through wrend) vs `podman run --rm --runtime runc` of a busybox image "
+            f"from a private docker-registry, N = {f['n']} per side, alternating. Both through the "
+            f"standard CNI plugins (bridge, host-local, portmap, firewall; podman's backend here: "
+            f"`{f['podman_network_backend']}`), everything inside a network namespace of the bench's "
+            "own; traffic only to its 127.0.0.1.", "",
+            table(["figure", "podman median (p10–p90)", "wren median (p10–p90)", "ratio", "target",
+                   "met"], rows), ""]
+
+
 def breakdown_section(figs):
     out = []
     ctr, sec, oci = (figs.get(k) for k in ("breakdown_ctr", "breakdown_ctr_seccomp", "breakdown_oci"))
@@ -385,6 +423,7 @@ def render(results):
         lines += [""]
     lines += memory_section(figs.get("memory"))
     lines += images_section(figs.get("images"))
+    lines += network_section(figs.get("network"))
     lines += breakdown_section(figs)
     lines += checkpoint.section(figs.get("checkpoint"))
     lines += ["Raw samples: `results.json`.", ""]

@@ -69,6 +69,72 @@ fn a_profile_without_close_range_runs_without_no_new_privs() {
     }
 }
 
+/// The order of the init's `init.seccomp` and `init.released` timing marks
+/// (`WREN_TIMING`) in one `run` of `b`: (filter loaded before the release,
+/// exit code, stdout).
+fn filter_before_release(oci: &Oci, b: &Bundle, id: &str) -> (bool, i32, String) {
+    let marks = b.path().join("timing.jsonl");
+    let out = wren_tests::run(oci.cmd().env("WREN_TIMING", &marks).args([
+        "run",
+        "--bundle",
+        b.path_str(),
+        id,
+    ]));
+    let at = |ev: &str| {
+        std::fs::read_to_string(&marks)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["id"] == id && v["ev"] == ev)
+            .and_then(|v| v["t"].as_u64())
+            .unwrap_or_else(|| panic!("no {ev} mark: {}", text(&out.stderr)))
+    };
+    (
+        at("init.seccomp") < at("init.released"),
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+    )
+}
+
+#[test]
+fn a_late_filter_loads_before_the_release_only_when_it_allows_the_rest() {
+    let test = "a_late_filter_loads_before_the_release_only_when_it_allows_the_rest";
+    if !require_root(test) {
+        return;
+    }
+    let oci = Oci::new("earlyfilter");
+    // A default-like profile allows everything the init does after
+    // "ready": loaded right after it. The filter is in force all the same
+    // (mkdir is left out of the profile on purpose).
+    let mut b = seccomp_bundle(default_like(), true);
+    b.config["process"]["args"] = json!(["sh", "-c", "mkdir /tmp/x 2>/dev/null || echo denied"]);
+    b.save();
+    let id = oci.id("default");
+    assert_eq!(
+        filter_before_release(&oci, &b, &id),
+        (true, 0, "denied\n".to_string())
+    );
+    assert_gone(&oci, &id);
+    // A minimal allow list does not (no rt_sigaction): loaded last.
+    let b = seccomp_bundle(allow_only(MINIMAL_STATIC), true);
+    let id = oci.id("minimal");
+    assert_eq!(
+        filter_before_release(&oci, &b, &id),
+        (false, 0, "hi\n".to_string())
+    );
+    assert_gone(&oci, &id);
+    // A startContainer hook must run unfiltered: loaded last.
+    let mut b = seccomp_bundle(default_like(), true);
+    b.config["hooks"] = json!({"startContainer": [{"path": "/bin/true"}]});
+    b.save();
+    let id = oci.id("hook");
+    assert_eq!(
+        filter_before_release(&oci, &b, &id),
+        (false, 0, "hi\n".to_string())
+    );
+    assert_gone(&oci, &id);
+}
+
 /// `create` succeeds, then `start` fails: its error names the step and
 /// the container is stopped, not silently gone.
 fn start_fails_naming(oci: &Oci, b: &Bundle, id: &str, step: &str) {

@@ -121,12 +121,36 @@ pub(super) fn finish(
     if nnp && notify {
         load_seccomp(chan, filter.as_ref())?;
     }
+    // The late filter leaves the start's critical path when it cannot
+    // matter where it is loaded: when it allows every syscall the init
+    // makes from "ready" to execve whatever their arguments, no
+    // startContainer hook or reaper runs in between, it is loaded right
+    // after "ready", while the caller finishes create and `start` is on its
+    // way, instead of after the release.
+    let early = nnp
+        && !notify
+        && !reaper
+        && start.as_ref().is_some_and(|(_, hooks, _)| hooks.is_empty())
+        && filter
+            .as_ref()
+            .is_some_and(|f| f.always_allows(AFTER_READY_SYSCALLS));
     timing::init_mark("init.ready");
     chan.send(&Msg::Ready, &[]).map_err(fail("report ready"))?;
     let Some((fifo, hooks_list, state)) = start else {
         // An exec: the caller reads the channel until it closes at execve.
         return Err(after_ready(&execve, nnp && !notify, filter.as_ref()));
     };
+    // A failure is reported once `start` reads the fifo, as after the
+    // release.
+    let early_failure = match filter.as_ref().filter(|_| early).map(|f| f.load()) {
+        Some(Err(e)) => Some(fail("linux.seccomp")(e)),
+        Some(Ok(_)) => {
+            timing::init_mark("init.seccomp");
+            None
+        }
+        None => None,
+    };
+    let late = nnp && !notify && !early;
     // Block until `start` opens the fifo for reading. The fd stays open
     // (close-on-exec): `start` reads until it closes, so a failure from
     // here to execve reaches `start` as its error, not a silent exit.
@@ -136,26 +160,57 @@ pub(super) fn finish(
     w.write_all(b"0").map_err(fail("write the exec fifo"))?;
     timing::init_mark("init.released");
     let hooks_state = created_state(&state);
-    let failure =
-        match hooks::run_all_with_env("startContainer", hooks_list, hooks_state.as_bytes(), &env) {
+    let failure = match early_failure {
+        Some(f) => f,
+        None => match hooks::run_all_with_env(
+            "startContainer",
+            hooks_list,
+            hooks_state.as_bytes(),
+            &env,
+        ) {
             Err(e) => fail("run hooks in the container")(e),
             Ok(()) if reaper => match super::reaper::fork_process() {
-                Ok(super::reaper::Side::Child) => {
-                    after_ready(&execve, nnp && !notify, filter.as_ref())
-                }
+                Ok(super::reaper::Side::Child) => after_ready(&execve, late, filter.as_ref()),
                 Ok(super::reaper::Side::Parent(child)) => {
                     drop(w);
                     super::reaper::reap(child)
                 }
                 Err(f) => f,
             },
-            Ok(()) => after_ready(&execve, nnp && !notify, filter.as_ref()),
-        };
+            Ok(()) => after_ready(&execve, late, filter.as_ref()),
+        },
+    };
     if let Ok(report) = serde_json::to_vec(&failure) {
         let _ = w.write_all(&report);
     }
     Err(failure)
 }
+
+/// Every syscall the init of a create may make between "ready" and
+/// `execve` when no hook or reaper runs: reopening, writing and closing the
+/// exec fifo, memory for the hooks' state, the timing marks, signal reset,
+/// execve, and an exit on failure. A filter that allows all of them
+/// unconditionally may be loaded right after "ready" ([`finish`]).
+const AFTER_READY_SYSCALLS: &[libc::c_long] = &[
+    libc::SYS_openat,
+    libc::SYS_fcntl,
+    libc::SYS_close,
+    libc::SYS_write,
+    libc::SYS_brk,
+    libc::SYS_mmap,
+    libc::SYS_munmap,
+    libc::SYS_mremap,
+    libc::SYS_mprotect,
+    libc::SYS_madvise,
+    libc::SYS_futex,
+    libc::SYS_getpid,
+    libc::SYS_clock_gettime,
+    libc::SYS_rt_sigaction,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_execve,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
 
 /// The last steps: signals as the container expects them, the filter (when
 /// it is loaded last) and execve. Returns only on failure.
