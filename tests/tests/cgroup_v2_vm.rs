@@ -144,6 +144,77 @@ fn v2_guest_suite() {
     }
 }
 
+/// The systemd cgroup driver, in a second boot with systemd as PID 1 (the
+/// first boot has a shell as PID 1, which the cgroupfs tests need: systemd
+/// rewrites the root's controllers): runs the `sdguest_*` tests inside.
+#[test]
+fn v2_systemd_guest_suite() {
+    const TEST: &str = "cgroup_v2_vm::v2_systemd_guest_suite";
+    if !wren_tests::require_root(TEST) {
+        return;
+    }
+    if std::env::consts::ARCH != "x86_64" {
+        wren_tests::skip(TEST, Skip::Host("the v2 VM runs x86_64 guests only".into()));
+        return;
+    }
+    for tool in [
+        "qemu-system-x86_64",
+        "cpio",
+        "apt-get",
+        "dpkg",
+        "/lib/systemd/systemd",
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !found {
+            wren_tests::skip(TEST, Skip::Missing(format!("{tool} (make deps)")));
+            return;
+        }
+    }
+    let me = std::env::current_exe().expect("exe");
+    let want = listed(&me, &["--ignored"], "sdguest_");
+    assert!(!want.is_empty(), "no sdguest_ tests listed");
+    let started = std::time::Instant::now();
+    let out = wren_tests::run(
+        Command::new("bash")
+            .arg(workspace().join("scripts/cgroupv2-vm.sh"))
+            .args(["run", "--systemd"])
+            .args(["--env", "RUST_BACKTRACE", "--env", "RUST_LOG", "--"])
+            .args([
+                "sh",
+                "-c",
+                "systemctl is-system-running --wait >/dev/null; \
+                 \"$0\" --ignored --test-threads 2 sdguest_",
+            ])
+            .arg(&me)
+            .env(
+                "WREN_VM_TIMEOUT",
+                std::env::var("WREN_VM_TIMEOUT").unwrap_or_else(|_| "480".into()),
+            )
+            .current_dir(workspace()),
+    );
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    eprintln!(
+        "systemd guest run: {:.0} s, status {:?}\n{stdout}\n{stderr}",
+        started.elapsed().as_secs_f64(),
+        out.status.code()
+    );
+    assert!(
+        out.status.success(),
+        "the systemd guest tests failed (output above)"
+    );
+    let summary = format!("test result: ok. {} passed; 0 failed", want.len());
+    assert!(
+        stdout.contains(&summary),
+        "expected {summary:?} for the sdguest_ tests in the guest's output"
+    );
+}
+
 /// Panics unless this runs on a pure cgroup v2 kernel with every
 /// controller the guest tests use (the VM), so a stray `--ignored` on the
 /// host fails loudly instead of testing nothing.
@@ -664,4 +735,396 @@ fn guest_same_files_as_runc() {
     oci.ok(&["delete", "--force", &wid]);
     assert!(!wdir.exists() && !rdir.exists());
     let _ = std::fs::remove_dir("/sys/fs/cgroup/v2cmp");
+}
+
+/// As [`in_v2_guest`], and systemd is PID 1.
+fn in_systemd_guest() {
+    in_v2_guest();
+    assert!(
+        Path::new("/run/systemd/system").is_dir(),
+        "sdguest_ tests need systemd as PID 1: run them through v2_systemd_guest_suite"
+    );
+}
+
+/// `systemctl show -p NAME --value UNIT`.
+fn unit_prop(unit: &str, name: &str) -> String {
+    let out =
+        wren_tests::run(Command::new("systemctl").args(["show", "-p", name, "--value", unit]));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// The unit is unknown to systemd and its cgroup and processes are gone.
+fn assert_unit_gone(oci: &Oci, id: &str, unit: &str, dir: &Path) {
+    assert_eq!(
+        unit_prop(unit, "LoadState"),
+        "not-found",
+        "unit {unit} left behind"
+    );
+    assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    assert_gone(oci, id);
+    let procs = wren_tests::run(Command::new("sh").args([
+        "-c",
+        &format!("grep -l '{unit}' /proc/[0-9]*/cgroup 2>/dev/null || true"),
+    ]));
+    assert_eq!(text(&procs.stdout).trim(), "", "processes left in {unit}");
+}
+
+/// A detached container through `--systemd-cgroup` with `cgroups_path`.
+fn sd_start(oci: &Oci, b: &mut Bundle, id: &str, cgroups_path: &str, resources: Value) {
+    b.config["linux"]["resources"] = resources;
+    b.config["linux"]["cgroupsPath"] = json!(cgroups_path);
+    b.save();
+    oci.ok(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        "--bundle",
+        b.path_str(),
+        id,
+    ]);
+}
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn sdguest_scope_limits_update_reexec_delete() {
+    in_systemd_guest();
+    let oci = Oci::new("sdscope");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = oci.id("c");
+    // A nested slice that does not exist yet: systemd makes its parents.
+    sd_start(
+        &oci,
+        &mut b,
+        &id,
+        &format!("wrentest-sub.slice:wren:{id}"),
+        json!({
+            "memory": {"limit": 67108864, "swap": 100663296, "reservation": 16777216},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 50},
+            "unified": {"memory.high": "104857600"}
+        }),
+    );
+    let unit = format!("wren-{id}.scope");
+    let rel = format!("/wrentest.slice/wrentest-sub.slice/{unit}");
+    let dir = Path::new("/sys/fs/cgroup").join(rel.trim_start_matches('/'));
+    let pid = oci.init_pid(&id);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        format!("0::{rel}\n")
+    );
+    let status = wren_tests::run(Command::new("systemctl").args(["status", "--no-pager", &unit]));
+    assert!(
+        status.status.success(),
+        "systemctl status {unit}: {}",
+        text(&status.stdout)
+    );
+    for (p, v) in [
+        ("ActiveState", "active"),
+        ("Slice", "wrentest-sub.slice"),
+        ("Delegate", "yes"),
+        ("MemoryMax", "67108864"),
+        ("MemoryLow", "16777216"),
+        ("MemoryHigh", "104857600"),
+        ("MemorySwapMax", "33554432"),
+        ("TasksMax", "50"),
+        ("CPUWeight", "59"),
+        ("CPUQuotaPerSecUSec", "500ms"),
+        ("AllowedCPUs", "0"),
+    ] {
+        assert_eq!(unit_prop(&unit, p), v, "systemctl show -p {p} {unit}");
+    }
+    for (f, v) in [
+        ("memory.max", "67108864"),
+        ("memory.swap.max", "33554432"),
+        ("memory.high", "104857600"),
+        ("pids.max", "50"),
+        ("cpu.weight", "59"),
+        ("cpu.max", "50000 100000"),
+        ("cpuset.cpus", "0"),
+    ] {
+        assert_eq!(read(&dir, f), v, "{f}");
+    }
+    // A fork bomb stops at the pids limit.
+    let (st, out) = sh(
+        &oci,
+        &id,
+        "i=0; while [ $i -lt 60 ]; do sleep 5 & i=$((i+1)); done 2>&1 | head -n1",
+    );
+    assert!(
+        out.contains("Resource temporarily unavailable") || out.contains("fork"),
+        "60 children under TasksMax 50: status {st}, {out}"
+    );
+    assert!(read(&dir, "pids.events").contains("max "), "pids.events");
+
+    // update: systemd's view and the files.
+    oci.ok(&[
+        "update",
+        "--memory",
+        "128m",
+        "--memory-swap",
+        "256m",
+        "--cpu-share",
+        "1024",
+        "--cpu-quota",
+        "20000",
+        "--pids-limit",
+        "200",
+        &id,
+    ]);
+    let after = [
+        ("MemoryMax", "134217728", "memory.max"),
+        ("MemorySwapMax", "134217728", "memory.swap.max"),
+        ("TasksMax", "200", "pids.max"),
+        ("CPUWeight", "100", "cpu.weight"),
+        ("CPUQuotaPerSecUSec", "200ms", "cpu.max"),
+    ];
+    let check = |when: &str| {
+        for (p, v, f) in after {
+            assert_eq!(unit_prop(&unit, p), v, "systemctl show -p {p} {when}");
+            let want = if f == "cpu.max" { "20000 100000" } else { v };
+            assert_eq!(read(&dir, f), want, "{f} {when}");
+        }
+        assert_eq!(unit_prop(&unit, "ActiveState"), "active", "{when}");
+        assert!(alive(oci.init_pid(&id)), "container runs {when}");
+        let ctl = read(&dir, "cgroup.controllers");
+        for c in ["cpu", "cpuset", "memory", "pids"] {
+            assert!(
+                ctl.split_whitespace().any(|x| x == c),
+                "{c} in {ctl} {when}"
+            );
+        }
+    };
+    check("after update");
+    // systemd re-executes itself: it keeps the unit, its limits and the
+    // controllers (a cgroup made behind its back lost cpu here).
+    let out = wren_tests::run(Command::new("systemctl").arg("daemon-reexec"));
+    assert!(out.status.success(), "daemon-reexec: {}", text(&out.stderr));
+    let out = wren_tests::run(Command::new("systemctl").arg("daemon-reload"));
+    assert!(out.status.success(), "daemon-reload: {}", text(&out.stderr));
+    check("after daemon-reexec and daemon-reload");
+    assert_eq!(oci.state(&id)["status"], "running");
+
+    oci.ok(&["delete", "--force", &id]);
+    assert_unit_gone(&oci, &id, &unit, &dir);
+}
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn sdguest_memory_hog_is_oom_killed() {
+    in_systemd_guest();
+    let oci = Oci::new("sdoom");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = oci.id("o");
+    sd_start(
+        &oci,
+        &mut b,
+        &id,
+        &format!("system.slice:wren:{id}"),
+        json!({"memory": {"limit": 33554432, "swap": 33554432}}),
+    );
+    let unit = format!("wren-{id}.scope");
+    let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
+    assert_eq!(unit_prop(&unit, "MemoryMax"), "33554432");
+    let (st, out) = sh(&oci, &id, "tail /dev/zero");
+    assert_eq!(st, 137, "the hog is SIGKILLed by the OOM killer: {out}");
+    let ev = read(&dir, "memory.events");
+    assert!(
+        ev.lines()
+            .any(|l| l.starts_with("oom_kill ") && l != "oom_kill 0"),
+        "memory.events: {ev}"
+    );
+    assert!(alive(oci.init_pid(&id)));
+    oci.ok(&["delete", "--force", &id]);
+    assert_unit_gone(&oci, &id, &unit, &dir);
+}
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn sdguest_bad_input_leaves_nothing() {
+    in_systemd_guest();
+    let oci = Oci::new("sdbad");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let try_create = |b: &mut Bundle, id: &str, path: &str, env: Option<(&str, &str)>| {
+        b.config["linux"]["cgroupsPath"] = json!(path);
+        b.config["linux"]["resources"] = json!({"pids": {"limit": 20}});
+        b.save();
+        let mut c = oci.cmd();
+        c.args([
+            "--systemd-cgroup",
+            "run",
+            "--detach",
+            "--bundle",
+            b.path_str(),
+            id,
+        ]);
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        let out = wren_tests::run(&mut c);
+        assert!(!out.status.success(), "create {id} with {path} succeeded");
+        eprintln!("create with {path}: {}", text(&out.stderr).trim());
+        text(&out.stderr)
+    };
+    // A unit name systemd refuses (a space).
+    let id = oci.id("name");
+    let err = try_create(&mut b, &id, "system.slice:wren:bad name", None);
+    assert!(
+        err.contains("wren-bad name.scope") && err.contains("StartTransientUnit"),
+        "names the unit and the call: {err}"
+    );
+    assert_unit_gone(
+        &oci,
+        &id,
+        "wren-bad name.scope",
+        Path::new("/sys/fs/cgroup/system.slice/wren-bad name.scope"),
+    );
+    // A property systemd rejects (runc's org.systemd.property.* annotations).
+    let id = oci.id("prop");
+    b.config["annotations"] = json!({"org.systemd.property.NoSuchProperty": "1"});
+    let err = try_create(&mut b, &id, &format!("system.slice:wren:{id}"), None);
+    let unit = format!("wren-{id}.scope");
+    assert!(
+        err.contains(&unit) && err.contains("NoSuchProperty"),
+        "names the unit and the property: {err}"
+    );
+    assert_unit_gone(
+        &oci,
+        &id,
+        &unit,
+        &Path::new("/sys/fs/cgroup/system.slice").join(&unit),
+    );
+    b.config["annotations"] = json!({});
+    // A slice systemd does not take, and a path that is not slice:prefix:name.
+    let id = oci.id("slice");
+    let err = try_create(&mut b, &id, "bad@x.slice:wren:x", None);
+    assert!(err.contains("bad@x.slice"), "names the slice: {err}");
+    assert_gone(&oci, &id);
+    let id = oci.id("path");
+    let err = try_create(&mut b, &id, "/not/systemd", None);
+    assert!(err.contains("slice:prefix:name"), "says the form: {err}");
+    assert_gone(&oci, &id);
+    // systemd not reachable: the error names the socket.
+    let id = oci.id("nobus");
+    let err = try_create(
+        &mut b,
+        &id,
+        &format!("system.slice:wren:{id}"),
+        Some(("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/wren-no-such-bus")),
+    );
+    let unit = format!("wren-{id}.scope");
+    assert!(
+        err.contains("/run/wren-no-such-bus"),
+        "names the socket: {err}"
+    );
+    assert_unit_gone(
+        &oci,
+        &id,
+        &unit,
+        &Path::new("/sys/fs/cgroup/system.slice").join(&unit),
+    );
+}
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn sdguest_shim_under_containerd_makes_and_stops_the_scope() {
+    use wren_tests::containerd::{ok, run_detached, task_pid, Containerd};
+    in_systemd_guest();
+    // The host's Debian containerd (1.6), its ctr passing the options file
+    // as the runtime's ConfigPath.
+    let c = Containerd::start("sdshim", true);
+    let opts = c.dir.path().join("wren-options.toml");
+    std::fs::write(&opts, "SystemdCgroup = true\n").expect("write options");
+    let id = format!("sdshim{}", std::process::id());
+    let unit = format!("wren-{id}.scope");
+    let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
+    run_detached(
+        &c,
+        &id,
+        &[
+            "--runtime-config-path",
+            opts.to_str().unwrap(),
+            "--cgroup",
+            &format!("system.slice:wren:{id}"),
+            "--memory-limit",
+            "67108864",
+        ],
+        &["sleep", "1000"],
+    );
+    let pid = task_pid(&c, &id);
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap(),
+        format!("0::/system.slice/{unit}\n")
+    );
+    let status = wren_tests::run(Command::new("systemctl").args(["status", "--no-pager", &unit]));
+    assert!(
+        status.status.success(),
+        "systemctl status {unit}: {}",
+        text(&status.stdout)
+    );
+    assert_eq!(unit_prop(&unit, "MemoryMax"), "67108864");
+    assert_eq!(read(&dir, "memory.max"), "67108864");
+    // The shim talks to systemd only while creating: no D-Bus socket open
+    // in the idle shim.
+    let shims = wren_tests::containerd::shim_pids_in("sdshim", &id);
+    assert!(!shims.is_empty(), "no shim for {id}");
+    let bus_peers = bus_peer_inodes();
+    for shim in &shims {
+        let mine: Vec<String> = std::fs::read_dir(format!("/proc/{shim}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().into_owned();
+                l.strip_prefix("socket:[")?
+                    .strip_suffix(']')
+                    .map(str::to_owned)
+            })
+            .collect();
+        let threads = std::fs::read_dir(format!("/proc/{shim}/task")).map_or(0, |d| d.count());
+        eprintln!(
+            "idle shim {shim}: {threads} threads, {} sockets",
+            mine.len()
+        );
+        assert!(
+            !mine.iter().any(|i| bus_peers.contains(i)),
+            "the idle shim {shim} holds a D-Bus connection"
+        );
+    }
+    ok(
+        &c.ctr(&["task", "kill", "-s", "SIGKILL", &id]),
+        "task kill",
+        &c,
+    );
+    assert!(wait_for(20, || wren_tests::containerd::task_status(
+        &c, &id
+    ) == "STOPPED"));
+    ok(&c.ctr(&["task", "delete", &id]), "task delete", &c);
+    ok(
+        &c.ctr(&["container", "delete", &id]),
+        "container delete",
+        &c,
+    );
+    assert!(
+        wait_for(10, || unit_prop(&unit, "LoadState") == "not-found"),
+        "unit {unit} left behind"
+    );
+    assert!(!dir.exists(), "cgroup {} left behind", dir.display());
+    c.assert_clean(&id);
+}
+
+/// Inodes of the client ends of every connection to the system bus or to
+/// systemd's private socket (`ss -x`: local path, local inode, peer inode).
+fn bus_peer_inodes() -> Vec<String> {
+    let out = wren_tests::run(Command::new("ss").args(["-x", "-H"]));
+    text(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local = f.get(4)?;
+            (local.ends_with("system_bus_socket") || local.ends_with("systemd/private"))
+                .then(|| f.get(7).map(|s| s.to_string()))
+                .flatten()
+        })
+        .collect()
 }

@@ -173,11 +173,13 @@ impl Cgroup {
             None => Vec::new(),
         };
         props.extend(extra);
-        let bus = systemd::Bus::connect(&unit.name)?;
+        let mut bus = systemd::Bus::connect(&unit.name)?;
         let pid_prop = (!unit.is_slice()).then_some(pid);
-        if let Err(e) = bus.start(unit, pid_prop, props) {
+        let placed = || self.holds(pid);
+        let gone = || self.gone();
+        if let Err(e) = bus.start(unit, pid_prop, props, &placed) {
             // The job may have failed after the unit was loaded.
-            let _ = bus.stop(&unit.name);
+            let _ = bus.stop(&gone);
             return Err(e);
         }
         let res = (|| {
@@ -195,9 +197,23 @@ impl Cgroup {
             Ok(())
         })();
         if res.is_err() {
-            let _ = bus.stop(&unit.name);
+            let _ = bus.stop(&gone);
         }
         res
+    }
+
+    /// Whether `/proc/<pid>/cgroup` puts `pid` in this cgroup (in any
+    /// hierarchy: systemd's own on v1 hosts).
+    fn holds(&self, pid: i32) -> bool {
+        let want = format!(":{}", self.path);
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|s| s.lines().any(|l| l.ends_with(&want)))
+    }
+
+    /// Whether the cgroup holds no process any more (what a stopped unit
+    /// leaves; v1 directories systemd does not manage may remain).
+    fn gone(&self) -> bool {
+        self.pids().map(|p| p.is_empty()).unwrap_or(true)
     }
 
     /// The existing sub-cgroup `sub` (relative, no `..`) of this cgroup in
@@ -468,7 +484,7 @@ impl Cgroup {
         if let Some(unit) = &self.systemd {
             let props = systemd::properties(resources, self.layout.is_v2())?;
             if !props.is_empty() {
-                systemd::Bus::connect(&unit.name)?.set(&unit.name, props)?;
+                systemd::Bus::connect(&unit.name)?.set(props)?;
             }
         }
         self.write_resources(resources)
@@ -655,9 +671,11 @@ impl Cgroup {
         let deadline = Instant::now() + DELETE_TIMEOUT;
         if let Some(unit) = &self.systemd {
             match systemd::Bus::connect(&unit.name) {
-                Ok(bus) => bus.stop(&unit.name)?,
+                Ok(mut bus) => bus.stop(&|| self.gone())?,
                 // Never made (no systemd to make it): nothing to stop.
-                Err(e) if !self.dirs().iter().any(|d| d.exists()) => log::debug!("{e}"),
+                Err(e) if !self.unified_dir().is_some_and(|d| d.exists()) => {
+                    log::debug!("{e}")
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -222,17 +222,44 @@ fn names(props: &[Property]) -> String {
         .join(", ")
 }
 
-/// One short-lived connection to systemd.
+/// One short-lived connection to systemd, for one unit.
 pub struct Bus {
     chan: Channel,
     /// Through dbus-daemon (signals need a match rule) or directly.
     via_daemon: bool,
+    unit: String,
 }
+
+/// D-Bus errors that mean systemd went away mid-call (`daemon-reexec`,
+/// `daemon-reload` disconnect it from the bus for a moment): reconnect and
+/// ask again, as runc does.
+fn transient(message: &str) -> bool {
+    [
+        "org.freedesktop.DBus.Error.NoReply",
+        "org.freedesktop.DBus.Error.Disconnected",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+    ]
+    .iter()
+    .any(|n| message.starts_with(n))
+}
+
+/// How often a call is sent again after systemd went away.
+const RETRIES: u32 = 5;
 
 impl Bus {
     /// Connects to the system bus, or to systemd's private socket when no
     /// system bus runs, to manage `unit` (named in errors).
     pub fn connect(unit: &str) -> Result<Bus, CgroupError> {
+        let (chan, via_daemon) = Self::open(unit)?;
+        Ok(Bus {
+            chan,
+            via_daemon,
+            unit: unit.to_string(),
+        })
+    }
+
+    fn open(unit: &str) -> Result<(Channel, bool), CgroupError> {
         let env = std::env::var("DBUS_SYSTEM_BUS_ADDRESS").ok();
         let (address, via_daemon) = match env {
             Some(a) => (a, true),
@@ -252,17 +279,46 @@ impl Bus {
         if via_daemon {
             chan.register().map_err(fail)?;
         }
-        Ok(Bus { chan, via_daemon })
+        Ok((chan, via_daemon))
     }
 
-    fn call(&self, unit: &str, what: &str, msg: Message) -> Result<Message, CgroupError> {
-        self.chan
-            .send_with_reply_and_block(msg, TIMEOUT)
-            .map_err(|e| CgroupError::Systemd {
-                unit: unit.to_string(),
-                what: what.to_string(),
-                message: dbus_msg(&e),
-            })
+    fn err(&self, what: &str, message: String) -> CgroupError {
+        CgroupError::Systemd {
+            unit: self.unit.clone(),
+            what: what.to_string(),
+            message,
+        }
+    }
+
+    /// Sends `msg` and waits for the reply; when systemd went away in
+    /// between, reconnects (and re-subscribes) and sends it again.
+    fn call(&mut self, what: &str, msg: Message) -> Result<Message, CgroupError> {
+        let mut attempt = 0;
+        loop {
+            let copy = msg
+                .duplicate()
+                .map_err(|e| self.err(what, format!("copy the D-Bus message: {e}")))?;
+            match self.chan.send_with_reply_and_block(copy, TIMEOUT) {
+                Ok(reply) => return Ok(reply),
+                Err(e) => {
+                    let message = dbus_msg(&e);
+                    if !transient(&message) || attempt >= RETRIES {
+                        return Err(self.err(what, message));
+                    }
+                    attempt += 1;
+                    log::debug!(
+                        "systemd unit {}: {what}: {message}; reconnecting",
+                        self.unit
+                    );
+                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                    if let Ok((chan, via)) = Self::open(&self.unit) {
+                        self.chan = chan;
+                        self.via_daemon = via;
+                        let _ = self.subscribe();
+                    }
+                }
+            }
+        }
     }
 
     fn method(name: &str) -> Message {
@@ -272,7 +328,7 @@ impl Bus {
 
     /// Receives `JobRemoved` signals (dbus-daemon forwards signals only to
     /// connections with a match rule; systemd sends them to direct ones).
-    fn subscribe(&self, unit: &str) -> Result<(), CgroupError> {
+    fn subscribe(&mut self) -> Result<(), CgroupError> {
         if !self.via_daemon {
             return Ok(());
         }
@@ -287,12 +343,21 @@ impl Bus {
         )
         .expect("valid D-Bus names")
         .append1(rule);
-        self.call(unit, "AddMatch for systemd's JobRemoved signal", m)?;
+        self.chan
+            .send_with_reply_and_block(m, TIMEOUT)
+            .map_err(|e| self.err("AddMatch for systemd's JobRemoved signal", dbus_msg(&e)))?;
         Ok(())
     }
 
-    /// Waits for the `JobRemoved` signal of `job`; its result must be "done".
-    fn wait_job(&self, unit: &str, what: &str, job: &dbus::Path<'_>) -> Result<(), CgroupError> {
+    /// Waits for the `JobRemoved` signal of `job`; its result must be
+    /// "done". When the connection drops (systemd re-executing), `done`
+    /// tells whether the job's effect is there.
+    fn wait_job(
+        &mut self,
+        what: &str,
+        job: &dbus::Path<'_>,
+        done: &dyn Fn() -> bool,
+    ) -> Result<(), CgroupError> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             while let Some(m) = self.chan.pop_message() {
@@ -310,44 +375,44 @@ impl Bus {
                 if result == "done" {
                     return Ok(());
                 }
-                return Err(CgroupError::Systemd {
-                    unit: unit.to_string(),
-                    what: what.to_string(),
-                    message: format!("systemd job {job} ended with result {result:?}"),
-                });
+                return Err(self.err(
+                    what,
+                    format!("systemd job {job} ended with result {result:?}"),
+                ));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || !self.chan.is_connected() {
-                return Err(CgroupError::Systemd {
-                    unit: unit.to_string(),
-                    what: what.to_string(),
-                    message: format!(
-                        "no JobRemoved signal for systemd job {job} within {TIMEOUT:?}"
-                    ),
-                });
-            }
-            if self
-                .chan
-                .read_write(Some(left.min(Duration::from_millis(500))))
-                .is_err()
-            {
-                return Err(CgroupError::Systemd {
-                    unit: unit.to_string(),
-                    what: what.to_string(),
-                    message: "the D-Bus connection to systemd closed".into(),
-                });
+            let lost = !self.chan.is_connected()
+                || self
+                    .chan
+                    .read_write(Some(Duration::from_millis(200)))
+                    .is_err();
+            if lost || Instant::now() >= deadline {
+                // The signal may be lost with the connection: judge by
+                // the result, after giving systemd time to come back.
+                let until = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < until {
+                    if done() {
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                return Err(self.err(
+                    what,
+                    format!("no JobRemoved signal for systemd job {job} and the job's effect is not there"),
+                ));
             }
         }
     }
 
-    /// Starts `unit` holding `pid` (not for a slice unit) with `props`, and
-    /// waits until systemd has made it. A unit of that name that is left
-    /// over in the "failed" state is reset first, as runc does.
+    /// Starts the unit holding `pid` (not for a slice unit) with `props`,
+    /// and waits until systemd has made it; `placed` tells whether the
+    /// process is in the unit's cgroup. A unit of that name left over in
+    /// the "failed" state is reset first, as runc does.
     pub fn start(
-        &self,
+        &mut self,
         unit: &Unit,
         pid: Option<i32>,
         props: Vec<Property>,
+        placed: &dyn Fn() -> bool,
     ) -> Result<(), CgroupError> {
         let mut all = vec![prop("Description", format!("wren container {}", unit.name))];
         if unit.is_slice() {
@@ -362,64 +427,68 @@ impl Bus {
         }
         let what = format!("StartTransientUnit (properties {})", names(&props));
         all.extend(props);
-        self.subscribe(&unit.name)?;
+        self.subscribe()?;
         let aux: Vec<(String, Vec<Property>)> = Vec::new();
-        let msg = Self::method("StartTransientUnit").append3(unit.name.as_str(), "replace", all);
-        let msg = msg.append1(aux);
-        let reply = match self.call(&unit.name, &what, msg.duplicate().expect("dup message")) {
+        let msg = Self::method("StartTransientUnit")
+            .append3(unit.name.as_str(), "replace", all)
+            .append1(aux);
+        let reply = match self.call(&what, msg.duplicate().expect("copy message")) {
             Err(CgroupError::Systemd { message, .. })
                 if message.starts_with("org.freedesktop.systemd1.UnitExists") =>
             {
-                self.reset_failed(&unit.name);
-                self.call(&unit.name, &what, msg)?
+                // Made by our first try before systemd went away?
+                if pid.is_some() && placed() {
+                    return Ok(());
+                }
+                self.reset_failed();
+                self.call(&what, msg)?
             }
             r => r?,
         };
-        let job: dbus::Path<'_> = reply.read1().map_err(|e| CgroupError::Systemd {
-            unit: unit.name.clone(),
-            what: what.clone(),
-            message: format!("unexpected reply: {e}"),
-        })?;
-        self.wait_job(&unit.name, &what, &job)
+        let job: dbus::Path<'_> = reply
+            .read1()
+            .map_err(|e| self.err(&what, format!("unexpected reply: {e}")))?;
+        let job = job.into_static();
+        self.wait_job(&what, &job, placed)
     }
 
-    /// Changes properties of a running unit (runtime only, as runc does:
+    /// Changes properties of the running unit (runtime only, as runc does:
     /// they do not survive a reboot, and the unit does not either).
-    pub fn set(&self, unit: &str, props: Vec<Property>) -> Result<(), CgroupError> {
+    pub fn set(&mut self, props: Vec<Property>) -> Result<(), CgroupError> {
         if props.is_empty() {
             return Ok(());
         }
         let what = format!("SetUnitProperties ({})", names(&props));
-        let msg = Self::method("SetUnitProperties").append3(unit, true, props);
-        self.call(unit, &what, msg)?;
+        let msg = Self::method("SetUnitProperties").append3(self.unit.as_str(), true, props);
+        self.call(&what, msg)?;
         Ok(())
     }
 
-    /// Stops `unit` and waits for it; a unit that is not loaded is fine.
-    pub fn stop(&self, unit: &str) -> Result<(), CgroupError> {
-        self.subscribe(unit)?;
-        let msg = Self::method("StopUnit").append2(unit, "replace");
-        match self.call(unit, "StopUnit", msg) {
+    /// Stops the unit and waits for it; a unit that is not loaded is fine.
+    /// `gone` tells whether its cgroup is gone.
+    pub fn stop(&mut self, gone: &dyn Fn() -> bool) -> Result<(), CgroupError> {
+        self.subscribe()?;
+        let msg = Self::method("StopUnit").append2(self.unit.as_str(), "replace");
+        match self.call("StopUnit", msg) {
             Ok(reply) => {
-                let job: dbus::Path<'_> = reply.read1().map_err(|e| CgroupError::Systemd {
-                    unit: unit.to_string(),
-                    what: "StopUnit".into(),
-                    message: format!("unexpected reply: {e}"),
-                })?;
-                self.wait_job(unit, "StopUnit", &job)?;
+                let job: dbus::Path<'_> = reply
+                    .read1()
+                    .map_err(|e| self.err("StopUnit", format!("unexpected reply: {e}")))?;
+                let job = job.into_static();
+                self.wait_job("StopUnit", &job, gone)?;
             }
             Err(CgroupError::Systemd { message, .. })
                 if message.starts_with("org.freedesktop.systemd1.NoSuchUnit") => {}
             Err(e) => return Err(e),
         }
-        self.reset_failed(unit);
+        self.reset_failed();
         Ok(())
     }
 
     /// Forgets a failed unit (e.g. one whose container was OOM-killed).
-    fn reset_failed(&self, unit: &str) {
-        let msg = Self::method("ResetFailedUnit").append1(unit);
-        if let Err(e) = self.call(unit, "ResetFailedUnit", msg) {
+    fn reset_failed(&mut self) {
+        let msg = Self::method("ResetFailedUnit").append1(self.unit.as_str());
+        if let Err(e) = self.call("ResetFailedUnit", msg) {
             log::debug!("{e}");
         }
     }
