@@ -1128,3 +1128,69 @@ fn bus_peer_inodes() -> Vec<String> {
         })
         .collect()
 }
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn sdguest_cri_pod_under_a_kubelet_style_slice() {
+    use wren_tests::cri::{cri_tests_can_run, Cri};
+    in_systemd_guest();
+    // The guest has the host's tools: a skip here would hide the test.
+    assert!(
+        cri_tests_can_run("cgroup_v2_vm::sdguest_cri_pod_under_a_kubelet_style_slice"),
+        "the CRI test cannot run in the guest (see the skip above)"
+    );
+    // The host's containerd 1.6 with CRI; the "wren-systemd" handler has
+    // SystemdCgroup = true. A kubelet with the systemd driver names the
+    // pod's slice as its parent; containerd then asks for
+    // `<slice>:cri-containerd:<id>`, and systemd makes the missing
+    // kubepods.slice/kubepods-burstable.slice on the way.
+    let cri = Cri::start("sdcri");
+    let uid = format!("{}", std::process::id());
+    let slice = format!("kubepods-burstable-pod{uid}.slice");
+    let slice_dir =
+        Path::new("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice").join(&slice);
+    let mut podcfg = cri.pod_config("sd");
+    if let Some(l) = podcfg.linux.as_mut() {
+        l.cgroup_parent = slice.clone();
+    }
+    let pod = cri
+        .run_pod_with(&podcfg, "wren-systemd")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", cri.containerd.log()));
+    let mut cfg = cri.container_config("app", &["sleep", "1000"]);
+    cfg.linux = None;
+    let id = cri
+        .create_container(&pod, &podcfg, cfg)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", cri.containerd.log()));
+    cri.start_container(&id).expect("StartContainer");
+    let units = [
+        format!("cri-containerd-{pod}.scope"),
+        format!("cri-containerd-{id}.scope"),
+    ];
+    for unit in &units {
+        let status =
+            wren_tests::run(Command::new("systemctl").args(["status", "--no-pager", unit]));
+        assert!(
+            status.status.success(),
+            "systemctl status {unit}: {}",
+            text(&status.stdout)
+        );
+        assert_eq!(unit_prop(unit, "Slice"), slice, "{unit}");
+        assert_eq!(unit_prop(unit, "ActiveState"), "active", "{unit}");
+        let procs = read(&slice_dir.join(unit), "cgroup.procs");
+        assert!(!procs.is_empty(), "no process in {unit}");
+    }
+    cri.teardown(&pod);
+    for unit in &units {
+        assert!(
+            wait_for(10, || unit_prop(unit, "LoadState") == "not-found"),
+            "unit {unit} left behind"
+        );
+        assert!(
+            !slice_dir.join(unit).exists(),
+            "cgroup of {unit} left behind"
+        );
+    }
+    // The kubelet removes the pod's slice; here the test does.
+    let out = wren_tests::run(Command::new("systemctl").args(["stop", &slice]));
+    assert!(out.status.success(), "stop {slice}: {}", text(&out.stderr));
+}
