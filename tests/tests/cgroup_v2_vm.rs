@@ -17,6 +17,10 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use wren_tests::{alive, assert_gone, cgroup_dirs, text, wait_for, Bundle, Oci, Skip};
 
+/// One VM at a time: the two boots of this file would otherwise share the
+/// machine's cores under TCG and double the guest memory.
+static VM: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The project's top directory (the guest runs in it, like the host).
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,6 +104,7 @@ fn v2_guest_suite() {
         return;
     };
     let kernel_want = listed(&kernel_tests, &[], "");
+    let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
     let skips = target_dir().join("test-skips");
     std::fs::create_dir_all(&skips).expect("mkdir test-skips");
     let started = std::time::Instant::now();
@@ -178,6 +183,7 @@ fn v2_systemd_guest_suite() {
     let me = std::env::current_exe().expect("exe");
     let want = listed(&me, &["--ignored"], "sdguest_");
     assert!(!want.is_empty(), "no sdguest_ tests listed");
+    let _vm = VM.lock().unwrap_or_else(|e| e.into_inner());
     let started = std::time::Instant::now();
     let out = wren_tests::run(
         Command::new("bash")
