@@ -183,6 +183,45 @@ mod tests {
     }
 
     #[test]
+    fn systemd_driver_units() {
+        let u = systemd_unit(
+            Some("kubepods-burstable-pod1.slice:cri-containerd:abc"),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(u.name, "cri-containerd-abc.scope");
+        assert_eq!(u.slice, "kubepods-burstable-pod1.slice");
+        let u = systemd_unit(None, "c1").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("wren-c1.scope", "system.slice")
+        );
+        let u = systemd_unit(Some(":p:n"), "c").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("p-n.scope", "system.slice")
+        );
+        let u = systemd_unit(Some("system.slice::n"), "c").unwrap();
+        assert_eq!(u.name, "n.scope");
+        let u = systemd_unit(Some("a.slice:p:a-b.slice"), "c").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("a-b.slice", "a.slice")
+        );
+        for bad in [
+            "/a/b",
+            "a/b",
+            "x:y",
+            "bad:p:n",
+            "a--b.slice:p:n",
+            "system.slice:p:",
+        ] {
+            let e = systemd_unit(Some(bad), "c").unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn rejects_escape_and_root() {
         assert!(cgroup_path("wren", Some("/a/../../etc"), "c").is_err());
         assert!(cgroup_path("wren", Some("../x"), "c").is_err());

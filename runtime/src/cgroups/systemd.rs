@@ -517,6 +517,26 @@ mod tests {
     }
 
     #[test]
+    fn annotations_become_typed_properties() {
+        let a: std::collections::HashMap<String, String> = [
+            ("org.systemd.property.TimeoutStopUSec", "5000000"),
+            ("org.systemd.property.CollectMode", "'inactive-or-failed'"),
+            ("org.systemd.property.IgnoreOnIsolate", "true"),
+            ("other", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut p = annotation_properties(&a);
+        p.sort_by(|x, y| x.0.cmp(&y.0));
+        let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["CollectMode", "IgnoreOnIsolate", "TimeoutStopUSec"]);
+        assert_eq!(p[0].1 .0.as_str(), Some("inactive-or-failed"));
+        assert_eq!(p[1].1 .0.signature().to_string(), "b");
+        assert_eq!(p[2].1 .0.as_u64(), Some(5_000_000));
+    }
+
+    #[test]
     fn quota_rounds_up_to_whole_percent() {
         let r: LinuxResources = serde_json::from_str(
             r#"{"cpu":{"quota":12345,"period":100000,"shares":1024},"pids":{"limit":0},
