@@ -1188,6 +1188,28 @@ fn systemd_vm_cri_pod_under_a_kubelet_style_slice() {
         let procs = read(&slice_dir.join(unit), "cgroup.procs");
         assert!(!procs.is_empty(), "no process in {unit}");
     }
+    // In-place resize through CRI: the shim updates systemd's view and
+    // the files.
+    let unit = &units[1];
+    let mut rs = cri.rs();
+    cri.block(
+        rs.update_container_resources(k8s_cri::v1::UpdateContainerResourcesRequest {
+            container_id: id.clone(),
+            linux: Some(k8s_cri::v1::LinuxContainerResources {
+                memory_limit_in_bytes: 64 << 20,
+                cpu_period: 100_000,
+                cpu_quota: 50_000,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    )
+    .expect("UpdateContainerResources");
+    assert_eq!(unit_prop(unit, "MemoryMax"), "67108864");
+    assert_eq!(unit_prop(unit, "CPUQuotaPerSecUSec"), "500ms");
+    let dir = slice_dir.join(unit);
+    assert_eq!(read(&dir, "memory.max"), "67108864");
+    assert_eq!(read(&dir, "cpu.max"), "50000 100000");
     cri.teardown(&pod);
     for unit in &units {
         assert!(
@@ -1202,4 +1224,29 @@ fn systemd_vm_cri_pod_under_a_kubelet_style_slice() {
     // The kubelet removes the pod's slice; here the test does.
     let out = wren_tests::run(Command::new("systemctl").args(["stop", &slice]));
     assert!(out.status.success(), "stop {slice}: {}", text(&out.stderr));
+}
+
+#[test]
+#[ignore = "runs in the systemd v2 VM through v2_systemd_guest_suite"]
+fn systemd_vm_pids_limit_of_one() {
+    in_systemd_guest();
+    // The init's two stages share the scope for a moment: TasksMax must
+    // come after the first has gone, as pids.max does without systemd.
+    let oci = Oci::new("sdpids");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = oci.id("p");
+    sd_start(
+        &oci,
+        &mut b,
+        &id,
+        &format!("system.slice:wren:{id}"),
+        json!({"pids": {"limit": 1}}),
+    );
+    let unit = format!("wren-{id}.scope");
+    let dir = Path::new("/sys/fs/cgroup/system.slice").join(&unit);
+    assert_eq!(unit_prop(&unit, "TasksMax"), "1");
+    assert_eq!(read(&dir, "pids.max"), "1");
+    assert!(alive(oci.init_pid(&id)));
+    oci.ok(&["delete", "--force", &id]);
+    assert_unit_gone(&oci, &id, &unit, &dir);
 }

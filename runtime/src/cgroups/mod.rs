@@ -172,6 +172,9 @@ impl Cgroup {
             Some(r) => systemd::properties(r, self.layout.is_v2())?,
             None => Vec::new(),
         };
+        // Stage 1 and stage 2 both live until stage 1 exits: TasksMax now
+        // could refuse stage 2 (pids.limit 1). `apply` sets it after.
+        props.retain(|(n, _)| n != "TasksMax");
         props.extend(extra);
         let mut bus = systemd::Bus::connect(&unit.name)?;
         let pid_prop = (!unit.is_slice()).then_some(pid);
@@ -469,9 +472,19 @@ impl Cgroup {
 
     /// Applies `resources` for the first time (after the init has done its
     /// mounts, as runc does). Everything is validated first.
+    /// With the systemd driver, the unit's TasksMax is set here too (left
+    /// out of [`Cgroup::start_unit`]).
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         validate(resources, &self.layout)?;
-        self.write_resources(resources)
+        self.write_resources(resources)?;
+        if let (Some(unit), Some(_)) = (&self.systemd, resources.pids()) {
+            let tasks: Vec<_> = systemd::properties(resources, self.layout.is_v2())?
+                .into_iter()
+                .filter(|(n, _)| n == "TasksMax")
+                .collect();
+            systemd::Bus::connect(&unit.name)?.set(tasks)?;
+        }
+        Ok(())
     }
 
     /// Changes resources of a running container. Only the fields that are
