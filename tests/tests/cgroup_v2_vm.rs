@@ -1100,6 +1100,51 @@ fn systemd_vm_shim_under_containerd_makes_and_stops_the_scope() {
             "the idle shim {shim} holds a D-Bus connection"
         );
     }
+    // Against a shim of the same build with the cgroupfs driver: the same
+    // threads once idle; memory printed for the record (debug build).
+    let plain = format!("{id}plain");
+    run_detached(
+        &c,
+        &plain,
+        &["--memory-limit", "67108864"],
+        &["sleep", "1000"],
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let sample = |cid: &str| {
+        let shim = wren_tests::containerd::shim_pids_in("sdshim", cid)[0];
+        let threads = std::fs::read_dir(format!("/proc/{shim}/task")).map_or(0, |d| d.count());
+        let rollup =
+            std::fs::read_to_string(format!("/proc/{shim}/smaps_rollup")).unwrap_or_default();
+        let kb = |k: &str| {
+            rollup
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or("?")
+                .to_string()
+        };
+        eprintln!(
+            "idle shim of {cid}: {threads} threads, Pss {} kB, Private_Dirty {} kB",
+            kb("Pss:"),
+            kb("Private_Dirty:")
+        );
+        threads
+    };
+    assert_eq!(sample(&id), sample(&plain), "threads of the idle shims");
+    ok(
+        &c.ctr(&["task", "kill", "-s", "SIGKILL", &plain]),
+        "task kill",
+        &c,
+    );
+    assert!(wait_for(20, || wren_tests::containerd::task_status(
+        &c, &plain
+    ) == "STOPPED"));
+    ok(&c.ctr(&["task", "delete", &plain]), "task delete", &c);
+    ok(
+        &c.ctr(&["container", "delete", &plain]),
+        "container delete",
+        &c,
+    );
     ok(
         &c.ctr(&["task", "kill", "-s", "SIGKILL", &id]),
         "task kill",
