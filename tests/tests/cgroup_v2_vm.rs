@@ -746,6 +746,62 @@ fn guest_same_files_as_runc() {
     let _ = std::fs::remove_dir("/sys/fs/cgroup/v2cmp");
 }
 
+/// On a host where systemd does not run (these build machines: hybrid, no
+/// systemd), `--systemd-cgroup` fails naming the socket it tried, and
+/// leaves no state, cgroup or process.
+#[test]
+fn systemd_driver_without_systemd_fails_cleanly() {
+    const TEST: &str = "cgroup_v2_vm::systemd_driver_without_systemd_fails_cleanly";
+    if !wren_tests::require_root(TEST) {
+        return;
+    }
+    if Path::new("/run/systemd/system").exists() {
+        wren_tests::skip(TEST, Skip::Host("systemd runs here".into()));
+        return;
+    }
+    let oci = Oci::new("sdnone");
+    let mut b = Bundle::busybox(&["sleep", "1000"]);
+    let id = oci.id("c");
+    b.config["linux"]["cgroupsPath"] = json!(format!("system.slice:wren:{id}"));
+    b.config["linux"]["resources"] = json!({"pids": {"limit": 20}});
+    b.save();
+    let out = oci.run(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "created without systemd");
+    assert!(
+        err.contains(&format!("systemd unit wren-{id}.scope"))
+            && err.contains("over D-Bus at unix:path=")
+            && err.contains("No such file or directory"),
+        "names the unit and the socket: {err}"
+    );
+    assert_gone(&oci, &id);
+    let procs = wren_tests::run(Command::new("sh").args([
+        "-c",
+        &format!("grep -l 'wren-{id}.scope' /proc/[0-9]*/cgroup 2>/dev/null || true"),
+    ]));
+    assert_eq!(text(&procs.stdout).trim(), "", "processes left");
+    // Nothing was made, not even the slice's directory.
+    let made: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            e.path()
+                .join("system.slice")
+                .join(format!("wren-{id}.scope"))
+        })
+        .filter(|p| p.exists())
+        .collect();
+    assert!(made.is_empty(), "cgroups made: {made:?}");
+}
+
 /// As [`in_v2_guest`], and systemd is PID 1.
 fn in_systemd_guest() {
     in_v2_guest();
