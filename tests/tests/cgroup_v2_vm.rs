@@ -1068,6 +1068,31 @@ fn systemd_vm_bad_input_leaves_nothing() {
     let err = try_create(&mut b, &id, "/not/systemd", None);
     assert!(err.contains("slice:prefix:name"), "says the form: {err}");
     assert_gone(&oci, &id);
+    // A failure after systemd made the unit (the kernel refuses a cpuset
+    // outside the machine): the unit is stopped, nothing is left.
+    let id = oci.id("late");
+    b.config["linux"]["cgroupsPath"] = json!(format!("system.slice:wren:{id}"));
+    b.config["linux"]["resources"] = json!({"cpu": {"cpus": "63"}});
+    b.save();
+    let out = oci.run(&[
+        "--systemd-cgroup",
+        "run",
+        "--detach",
+        "--bundle",
+        b.path_str(),
+        &id,
+    ]);
+    assert!(!out.status.success(), "cpuset 63 accepted");
+    let err = text(&out.stderr);
+    eprintln!("create with cpus 63: {}", err.trim());
+    assert!(err.contains("cpuset.cpus"), "names the file: {err}");
+    let unit = format!("wren-{id}.scope");
+    assert_unit_gone(
+        &oci,
+        &id,
+        &unit,
+        &Path::new("/sys/fs/cgroup/system.slice").join(&unit),
+    );
     // systemd not reachable: the error names the socket.
     let id = oci.id("nobus");
     let err = try_create(

@@ -425,7 +425,11 @@ impl Bus {
         if let Some(p) = pid {
             all.push(prop("PIDs", vec![p as u32]));
         }
-        let what = format!("StartTransientUnit (properties {})", names(&props));
+        let what = if props.is_empty() {
+            "StartTransientUnit".to_string()
+        } else {
+            format!("StartTransientUnit (properties {})", names(&props))
+        };
         all.extend(props);
         self.subscribe()?;
         let aux: Vec<(String, Vec<Property>)> = Vec::new();
