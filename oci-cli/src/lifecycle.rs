@@ -52,15 +52,6 @@ fn new(
     if f.pidfd_socket.is_some() {
         refuse("create", "--pidfd-socket", "wren sends no pidfd")?;
     }
-    if g.systemd_cgroup {
-        // Making a slice:prefix:name cgroup by hand would put it behind
-        // systemd's back, where systemd may move or remove it.
-        refuse(
-            "create",
-            "--systemd-cgroup",
-            "the systemd cgroup driver is not implemented yet; use cgroupfs",
-        )?;
-    }
     let pid_file = f.pid_file.as_deref().map(absolute).transpose()?;
     let console = match &f.console_socket {
         Some(p) => ConsoleMode::Socket(p.clone()),
@@ -75,6 +66,7 @@ fn new(
         preserve_fds: f.preserve_fds,
         no_pivot: f.no_pivot,
         no_new_keyring: f.no_new_keyring,
+        systemd_cgroup: g.systemd_cgroup,
         pid_file,
     })?;
     let terminal = c

@@ -373,13 +373,19 @@ fn a_pod_spec_wren_cannot_honour_fails_naming_the_field_and_leaves_nothing() {
                 );
             }
 
-            // A RuntimeClass whose options ask for the systemd cgroup driver,
-            // which wren does not have yet: refused by name, nothing made.
+            // A RuntimeClass whose options ask for the systemd cgroup driver
+            // with a cgroupfs-style parent (and no systemd on this host):
+            // refused naming the form the driver needs, nothing made (the
+            // driver itself is tested in cgroup_v2_vm.rs).
             let podcfg = cri.pod_config("systemd");
             let err = cri
                 .run_pod_with(&podcfg, "wren-systemd")
-                .expect_err("SystemdCgroup = true");
-            assert!(err.message().contains("SystemdCgroup"), "{err}");
+                .expect_err("SystemdCgroup = true with a cgroupfs parent");
+            assert!(
+                err.message()
+                    .contains("with the systemd cgroup driver it must be slice:prefix:name"),
+                "{err}"
+            );
             // A handler that still names an OCI runtime binary: wren runs
             // none, and says so instead of ignoring it.
             let podcfg = cri.pod_config("binary");

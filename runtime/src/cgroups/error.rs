@@ -40,6 +40,17 @@ pub enum CgroupError {
         /// Why it was refused (naming the missing directory).
         reason: String,
     },
+    /// systemd refused a request of the systemd cgroup driver, or could
+    /// not be reached.
+    #[error("systemd unit {unit}: {what}: {message}")]
+    Systemd {
+        /// The unit.
+        unit: String,
+        /// The D-Bus call and the properties sent.
+        what: String,
+        /// systemd's (or D-Bus's) error name and message.
+        message: String,
+    },
     /// A resource value is invalid (validation happens before anything is written).
     #[error("invalid linux.resources.{field}: {reason}")]
     Invalid {

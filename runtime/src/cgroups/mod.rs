@@ -18,7 +18,10 @@
 //! - `v1/` and `v2/`: one file per controller; [`devices`] holds the device
 //!   rule semantics shared by v1 `devices.allow/deny` and the v2 eBPF filter
 //!   (`v2/devices.rs`, loaded with `sys::bpf`);
-//! - [`stats`], [`oom`], [`convert`] (runc's v1 → v2 value conversions).
+//! - [`stats`], [`oom`], [`convert`] (runc's v1 → v2 value conversions);
+//! - [`systemd`]: the systemd driver, where systemd makes and removes the
+//!   cgroup as a transient unit ([`Cgroup::new_systemd`]) and wren still
+//!   writes the resource files.
 //!
 //! On a hybrid host (v1 controllers plus a cgroup2 mount with no controllers,
 //! like the build machines) resources go to the v1 hierarchies, and the
@@ -39,6 +42,7 @@ pub mod layout;
 pub mod oom;
 pub mod path;
 pub mod stats;
+pub mod systemd;
 pub(crate) mod v1;
 pub mod v2;
 mod validate;
@@ -97,6 +101,9 @@ pub struct Cgroup {
     layout: Layout,
     /// Path inside each hierarchy, starting with `/`.
     path: String,
+    /// With the systemd driver: the unit systemd manages the cgroup as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<systemd::Unit>,
 }
 
 fn join(mount: &Path, path: &str) -> PathBuf {
@@ -116,7 +123,100 @@ impl Cgroup {
         Ok(Cgroup {
             layout: root.layout().clone(),
             path: path::cgroup_path(root.default_parent(), cgroups_path, container_id)?,
+            systemd: None,
         })
+    }
+
+    /// The cgroup for a container under the systemd driver: `cgroups_path`
+    /// must be `slice:prefix:name` (unset: `system.slice:wren:<id>`); the
+    /// path is where systemd will put the unit. Nothing is created yet:
+    /// [`Cgroup::start_unit`] asks systemd once the init's first process
+    /// exists.
+    pub fn new_systemd(
+        root: &CgroupRoot,
+        cgroups_path: Option<&str>,
+        container_id: &str,
+    ) -> Result<Self, CgroupError> {
+        let unit = path::systemd_unit(cgroups_path, container_id)?;
+        let full = cgroups_path.filter(|p| !p.is_empty()).map_or_else(
+            || format!("system.slice:wren:{container_id}"),
+            str::to_owned,
+        );
+        Ok(Cgroup {
+            layout: root.layout().clone(),
+            path: path::cgroup_path(root.default_parent(), Some(&full), container_id)?,
+            systemd: Some(unit),
+        })
+    }
+
+    /// The systemd unit, with the systemd driver.
+    pub fn systemd_unit(&self) -> Option<&systemd::Unit> {
+        self.systemd.as_ref()
+    }
+
+    /// systemd driver: makes the transient unit holding `pid` (the init's
+    /// first process), with the resources systemd knows as properties and
+    /// `extra` properties, and waits for it. Then, as without systemd,
+    /// [`Cgroup::create_v1`], the joins and [`Cgroup::apply`] follow. A
+    /// failure leaves no unit. No-op without the systemd driver.
+    pub fn start_unit(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+        extra: Vec<systemd::Property>,
+    ) -> Result<(), CgroupError> {
+        let Some(unit) = &self.systemd else {
+            return Ok(());
+        };
+        let mut props = match resources {
+            Some(r) => systemd::properties(r, self.layout.is_v2())?,
+            None => Vec::new(),
+        };
+        // Stage 1 and stage 2 both live until stage 1 exits: TasksMax now
+        // could refuse stage 2 (pids.limit 1). `apply` sets it after.
+        props.retain(|(n, _)| n != "TasksMax");
+        props.extend(extra);
+        let mut bus = systemd::Bus::connect(&unit.name)?;
+        let pid_prop = (!unit.is_slice()).then_some(pid);
+        let placed = || self.holds(pid);
+        let gone = || self.gone();
+        if let Err(e) = bus.start(unit, pid_prop, props, &placed) {
+            // The job may have failed after the unit was loaded.
+            let _ = bus.stop(&gone);
+            return Err(e);
+        }
+        let res = (|| {
+            // Controllers systemd does not manage (hugetlb, rdma, misc) are
+            // enabled in the ancestors as without systemd; systemd leaves
+            // them alone (see ARCHITECTURE).
+            if let (Layout::V2 { mount, controllers }, Some(d)) = (&self.layout, self.unified_dir())
+            {
+                v2::enable_controllers(mount, &d, controllers)?;
+            }
+            if unit.is_slice() {
+                self.create()?;
+                self.add_pid(pid)?;
+            }
+            Ok(())
+        })();
+        if res.is_err() {
+            let _ = bus.stop(&gone);
+        }
+        res
+    }
+
+    /// Whether `/proc/<pid>/cgroup` puts `pid` in this cgroup (in any
+    /// hierarchy: systemd's own on v1 hosts).
+    fn holds(&self, pid: i32) -> bool {
+        let want = format!(":{}", self.path);
+        std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .is_ok_and(|s| s.lines().any(|l| l.ends_with(&want)))
+    }
+
+    /// Whether the cgroup holds no process any more (what a stopped unit
+    /// leaves; v1 directories systemd does not manage may remain).
+    fn gone(&self) -> bool {
+        self.pids().map(|p| p.is_empty()).unwrap_or(true)
     }
 
     /// The existing sub-cgroup `sub` (relative, no `..`) of this cgroup in
@@ -144,6 +244,7 @@ impl Cgroup {
         let child = Cgroup {
             layout: self.layout.clone(),
             path: format!("{}/{rel}", self.path.trim_end_matches('/')),
+            systemd: None,
         };
         if let Some(missing) = child.dirs().into_iter().find(|d| !d.is_dir()) {
             return Err(invalid(format!("{} does not exist", missing.display())));
@@ -211,7 +312,12 @@ impl Cgroup {
     /// needs: the cgroup2 directory (v2 and hybrid), with the ancestors
     /// delegating their controllers on v2. A container start makes the v1
     /// directories with [`Cgroup::create_v1`] while its init is exec'ing.
+    /// With the systemd driver nothing is made here: systemd makes the
+    /// directory with the unit ([`Cgroup::start_unit`]).
     pub fn create_unified(&self) -> Result<(), CgroupError> {
+        if self.systemd.is_some() {
+            return Ok(());
+        }
         let Some(d) = self.unified_dir() else {
             return Ok(());
         };
@@ -252,7 +358,11 @@ impl Cgroup {
     /// `clone3(CLONE_INTO_CGROUP)`. `None` on pure v1. On hybrid hosts the
     /// fd only places the child in the cgroup2 hierarchy: [`Cgroup::add_pid`]
     /// must still put it into the v1 ones before it runs container code.
+    /// With the systemd driver also `None`: the unit's `PIDs` place it.
     pub fn clone_into_fd(&self) -> Result<Option<OwnedFd>, CgroupError> {
+        if self.systemd.is_some() {
+            return Ok(None);
+        }
         let Some(dir) = self.unified_dir() else {
             return Ok(None);
         };
@@ -362,16 +472,34 @@ impl Cgroup {
 
     /// Applies `resources` for the first time (after the init has done its
     /// mounts, as runc does). Everything is validated first.
+    /// With the systemd driver, the unit's TasksMax is set here too (left
+    /// out of [`Cgroup::start_unit`]).
     pub fn apply(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         validate(resources, &self.layout)?;
-        self.write_resources(resources)
+        self.write_resources(resources)?;
+        if let (Some(unit), Some(_)) = (&self.systemd, resources.pids()) {
+            let tasks: Vec<_> = systemd::properties(resources, self.layout.is_v2())?
+                .into_iter()
+                .filter(|(n, _)| n == "TasksMax")
+                .collect();
+            systemd::Bus::connect(&unit.name)?.set(tasks)?;
+        }
+        Ok(())
     }
 
     /// Changes resources of a running container. Only the fields that are
     /// set change; v1 device rules are updated by difference and the v2
     /// device program is replaced without a gap.
+    /// With the systemd driver, systemd's properties change first
+    /// (`SetUnitProperties`), so its view and the files agree.
     pub fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError> {
         validate(resources, &self.layout)?;
+        if let Some(unit) = &self.systemd {
+            let props = systemd::properties(resources, self.layout.is_v2())?;
+            if !props.is_empty() {
+                systemd::Bus::connect(&unit.name)?.set(props)?;
+            }
+        }
         self.write_resources(resources)
     }
 
@@ -549,8 +677,21 @@ impl Cgroup {
 
     /// Removes the cgroup (and any sub-cgroups the container made) from every
     /// hierarchy, retrying while exiting tasks drain. Already gone is fine.
+    /// With the systemd driver the unit is stopped first (systemd removes
+    /// its cgroup); directories it does not manage (v1 hierarchies systemd
+    /// does not use) are removed after.
     pub fn delete(&self) -> Result<(), CgroupError> {
         let deadline = Instant::now() + DELETE_TIMEOUT;
+        if let Some(unit) = &self.systemd {
+            match systemd::Bus::connect(&unit.name) {
+                Ok(mut bus) => bus.stop(&|| self.gone())?,
+                // Never made (no systemd to make it): nothing to stop.
+                Err(e) if !self.unified_dir().is_some_and(|d| d.exists()) => {
+                    log::debug!("{e}")
+                }
+                Err(e) => return Err(e),
+            }
+        }
         for d in self.dirs() {
             remove_tree(&d, deadline)?;
         }

@@ -5,7 +5,9 @@
 //! - relative (`a/b`): below the default parent, `/<parent>/a/b`;
 //! - systemd form `slice:prefix:name`: there is no systemd to ask for a scope,
 //!   so it maps to the directory systemd would have created:
-//!   `a-b.slice:docker:id` → `/a.slice/a-b.slice/docker-id.scope`.
+//!   `a-b.slice:docker:id` → `/a.slice/a-b.slice/docker-id.scope`, which
+//!   is also where systemd puts the unit the systemd driver asks for
+//!   ([`systemd_unit`]).
 
 use super::CgroupError;
 
@@ -46,6 +48,49 @@ pub fn cgroup_path(
         return Err(invalid("must not be the root cgroup"));
     }
     Ok(out)
+}
+
+/// With the systemd driver: `slice:prefix:name` (unset: `system.slice`,
+/// prefix `wren`, the container id) → the unit (`<prefix>-<name>.scope`,
+/// or the name when it is a `.slice`) and its slice; other forms are
+/// refused, as runc does.
+pub fn systemd_unit(
+    cgroups_path: Option<&str>,
+    container_id: &str,
+) -> Result<super::systemd::Unit, CgroupError> {
+    let given = cgroups_path.filter(|p| !p.is_empty());
+    let full = given.map_or_else(
+        || format!("system.slice:wren:{container_id}"),
+        str::to_owned,
+    );
+    let invalid = |reason| CgroupError::InvalidPath {
+        path: full.clone(),
+        reason,
+    };
+    let parts: Vec<&str> = full.split(':').collect();
+    let [slice, prefix, name] = parts[..] else {
+        return Err(invalid(
+            "with the systemd cgroup driver it must be slice:prefix:name",
+        ));
+    };
+    // The same checks as the cgroupfs path systemd will make.
+    systemd_path(&full).map_err(invalid)?;
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
+    let name = if name.ends_with(".slice") {
+        name.to_string()
+    } else if prefix.is_empty() {
+        format!("{name}.scope")
+    } else {
+        format!("{prefix}-{name}.scope")
+    };
+    Ok(super::systemd::Unit {
+        name,
+        slice: slice.to_string(),
+    })
 }
 
 /// `slice:prefix:name` → the cgroupfs directory of that systemd scope.
@@ -135,6 +180,45 @@ mod tests {
         );
         assert!(cgroup_path("wren", Some("bad:p:n"), "c").is_err());
         assert!(cgroup_path("wren", Some("a--b.slice:p:n"), "c").is_err());
+    }
+
+    #[test]
+    fn systemd_driver_units() {
+        let u = systemd_unit(
+            Some("kubepods-burstable-pod1.slice:cri-containerd:abc"),
+            "c",
+        )
+        .unwrap();
+        assert_eq!(u.name, "cri-containerd-abc.scope");
+        assert_eq!(u.slice, "kubepods-burstable-pod1.slice");
+        let u = systemd_unit(None, "c1").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("wren-c1.scope", "system.slice")
+        );
+        let u = systemd_unit(Some(":p:n"), "c").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("p-n.scope", "system.slice")
+        );
+        let u = systemd_unit(Some("system.slice::n"), "c").unwrap();
+        assert_eq!(u.name, "n.scope");
+        let u = systemd_unit(Some("a.slice:p:a-b.slice"), "c").unwrap();
+        assert_eq!(
+            (u.name.as_str(), u.slice.as_str()),
+            ("a-b.slice", "a.slice")
+        );
+        for bad in [
+            "/a/b",
+            "a/b",
+            "x:y",
+            "bad:p:n",
+            "a--b.slice:p:n",
+            "system.slice:p:",
+        ] {
+            let e = systemd_unit(Some(bad), "c").unwrap_err().to_string();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
     }
 
     #[test]

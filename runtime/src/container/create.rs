@@ -74,12 +74,14 @@ impl Container {
         make_fifo(&fifo_path)?;
         let fifo = sys::open(&fifo_path, libc::O_PATH, 0).map_err(io_err("open", &fifo_path))?;
 
-        let cgroup = Cgroup::new(
-            &cgroot,
-            linux.cgroups_path().as_deref().and_then(|p| p.to_str()),
-            &opts.id,
-        )?;
-        // The v1 directories follow in `launch`, while the init execs.
+        let cgroups_path = linux.cgroups_path().as_deref().and_then(|p| p.to_str());
+        let cgroup = if opts.systemd_cgroup {
+            Cgroup::new_systemd(&cgroot, cgroups_path, &opts.id)?
+        } else {
+            Cgroup::new(&cgroot, cgroups_path, &opts.id)?
+        };
+        // The v1 directories follow in `launch`, while the init execs
+        // (with the systemd driver, the unit is made there too).
         cgroup.create_unified()?;
         guard.cgroup = Some(cgroup.clone());
 
@@ -222,6 +224,7 @@ impl Container {
                 initial_affinity: None,
                 cgroup_work: CgroupWork::FinishNew {
                     resources: resources.as_ref(),
+                    unit_properties: spec.annotations().as_ref(),
                 },
             },
             &mut on_hooks,

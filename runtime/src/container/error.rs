@@ -221,6 +221,14 @@ fn cgroup_kind(e: &CgroupError) -> ErrorKind {
         C::InvalidPath { .. } | C::Invalid { .. } | C::InvalidSubCgroup { .. } => {
             ErrorKind::InvalidArgument
         }
+        // systemd judged a unit name or property invalid.
+        C::Systemd { message, .. }
+            if message.starts_with("org.freedesktop.DBus.Error.InvalidArgs") =>
+        {
+            ErrorKind::InvalidArgument
+        }
+        // systemd unreachable or a job failed.
+        C::Systemd { .. } => ErrorKind::FailedPrecondition,
         // No cgroupfs, or no controller for a resource or for freezing.
         C::NoCgroupfs { .. } | C::ControllerMissing { .. } | C::NoController { .. } => {
             ErrorKind::Unsupported
@@ -314,6 +322,7 @@ mod tests {
             no_pivot: false,
             pid_file: None,
             no_new_keyring: false,
+            systemd_cgroup: false,
         })
         .expect_err("create must fail")
     }

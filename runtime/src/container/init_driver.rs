@@ -81,6 +81,9 @@ pub(super) enum CgroupWork<'a> {
     /// hook, as in runc.
     FinishNew {
         resources: Option<&'a LinuxResources>,
+        /// The annotations, for `org.systemd.property.*` unit properties
+        /// (systemd driver).
+        unit_properties: Option<&'a std::collections::HashMap<String, String>>,
     },
 }
 
@@ -150,7 +153,19 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
             },
         })?;
     }
-    if let (Some(cg), CgroupWork::FinishNew { .. }) = (args.cgroup, args.cgroup_work) {
+    if let (
+        Some(cg),
+        CgroupWork::FinishNew {
+            resources,
+            unit_properties,
+        },
+    ) = (args.cgroup, args.cgroup_work)
+    {
+        // systemd driver: the unit is made with stage 1 in it (stage 2
+        // is born there); the create's guard stops it on failure.
+        let extra =
+            crate::cgroups::systemd::annotation_properties(unit_properties.into_iter().flatten());
+        cg.start_unit(stage1, resources, extra)?;
         cg.create_v1()?;
     }
     // v1 hierarchies (and v2 when clone3 could not place it): stage 1 joins
@@ -251,7 +266,7 @@ pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result
                 // Stage 1 exits right after; collect it (the shim's reaper
                 // may have been quicker, which is fine).
                 let _ = sys::wait_pidfd(stage1_fd.as_fd(), false);
-                if let CgroupWork::FinishNew { resources } = args.cgroup_work {
+                if let CgroupWork::FinishNew { resources, .. } = args.cgroup_work {
                     if let (Some(cg), Some(r)) = (args.cgroup, resources) {
                         cg.apply(r)?;
                     }

@@ -78,6 +78,9 @@ pub struct CreateOptions {
     /// Keep the caller's session keyring (runc's `--no-new-keyring`,
     /// containerd's `NoNewKeyring`) instead of a new one per container.
     pub no_new_keyring: bool,
+    /// The systemd cgroup driver (runc's `--systemd-cgroup`, containerd's
+    /// `SystemdCgroup`): systemd makes the cgroup as a transient unit.
+    pub systemd_cgroup: bool,
 }
 
 #[derive(Debug)]

@@ -49,14 +49,12 @@ impl<O: ContainerOps> TaskService<O> {
         if let Some(refused) = options.refusal() {
             return Err(TaskError::invalid("create", id)(refused));
         }
-        if options.systemd_cgroup {
-            // Turning a slice:prefix:name path into cgroupfs directories
-            // would make cgroups behind systemd's back, which systemd may
-            // move or remove (runc refuses to). Say so instead.
+        if options.systemd_cgroup && !req.checkpoint.is_empty() {
+            // A restore makes its cgroup with cgroupfs: under systemd that
+            // would be behind systemd's back, which systemd may undo.
             return Err(TaskError::Unimplemented(format!(
-                "create {id}: runtime option SystemdCgroup = true: the systemd cgroup \
-                 driver is not supported yet; configure the cgroupfs driver \
-                 (SystemdCgroup = false)"
+                "create {id}: restoring a checkpoint with runtime option \
+                 SystemdCgroup = true is not supported yet"
             )));
         }
         let bundle = PathBuf::from(&req.bundle);
@@ -149,6 +147,7 @@ impl<O: ContainerOps> TaskService<O> {
                 preserve_fds: 0,
                 no_pivot: options.no_pivot_root,
                 no_new_keyring: options.no_new_keyring,
+                systemd_cgroup: options.systemd_cgroup,
                 pid_file: None,
             })
             .map_err(TaskError::ops("create", id));

@@ -113,6 +113,7 @@ impl ContainerOps for Fake {
             preserve_fds: 0,
             no_pivot: false,
             no_new_keyring: false,
+            systemd_cgroup: false,
             pid_file: None,
         })
     }
