@@ -20,7 +20,7 @@ RELEASE_FLAGS := RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=st
 	LIBSECCOMP_LINK_TYPE=static LIBSECCOMP_LIB_PATH=$(SECCOMP_LIBDIR)
 PREFIX ?= /usr/local
 
-.PHONY: all deps trees vm build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci
+.PHONY: all deps trees vm build release install test unit lint demo bench bench-images clean-demo fuzz fuzz-ci wrend-hot
 
 all: build
 
@@ -43,6 +43,17 @@ build:
 
 release:
 	$(RELEASE_FLAGS) $(CARGO) build --release --target $(TRIPLE) --workspace --bins
+
+# Regenerates manager/wrend-hot.txt, the functions a release wrend keeps
+# together at the front of its text (docs/ARCHITECTURE.md, "wrend's resident
+# text"): an unstripped release build in its own target dir, run under
+# callgrind. Root, valgrind and busybox-static; a few minutes.
+HOT_DIR := target/wrend-hot
+wrend-hot:
+	$(RELEASE_FLAGS) CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$(HOT_DIR) \
+		$(CARGO) build --release --target $(TRIPLE) --workspace --bins
+	python3 scripts/wrend-hot.py $(HOT_DIR)/$(TRIPLE)/release/wrend \
+		$(HOT_DIR)/$(TRIPLE)/release/wren $(HOT_DIR)/$(TRIPLE)/release/containerd-shim-wren-v2
 
 install: release
 	install -m 0755 $(REL)/wren-oci $(DESTDIR)$(PREFIX)/bin/wren-oci
