@@ -141,8 +141,10 @@ def standalone_figures(args, work, figs, levels):
                 measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
             measure(figs, "standalone_memory", standalone.memory, w,
                     os.path.join(args.bundle, "rootfs"), levels)
-            # Idle containers with a health check every 2 s: checks are
-            # timers in wrend's loop, so wrend must stay within its budget.
+        # Idle containers with a health check every 2 s: checks are timers
+        # in wrend's loop, so wrend must stay within its budget. A fresh
+        # wrend: the one above keeps its heap's high-water mark.
+        with standalone.running(args) as w:
             measure(figs, "standalone_memory_health", standalone.memory, w,
                     os.path.join(args.bundle, "rootfs"), levels, 3.0,
                     ("--health-cmd", "true", "--health-interval", "2s"))
