@@ -138,19 +138,23 @@ fn open_output_fifo(which: &'static str, path: &Path) -> Result<Dest, StdioError
     }
     let mut o = OpenOptions::new();
     o.write(true).custom_flags(libc::O_NONBLOCK);
-    let file = match o.open(path) {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(open_err(which, path))?,
+    let (file, reader_pending) = match o.open(path) {
+        Ok(f) => (f, None),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => (
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .map_err(open_err(which, path))?,
+            Some(path.to_owned()),
+        ),
         Err(e) => return Err(open_err(which, path)(e)),
     };
     Ok(Dest {
         fd: file.into(),
         regular: false,
+        reader_pending,
     })
 }
 
@@ -168,6 +172,7 @@ fn open_output_file(which: &'static str, path: &Path) -> Result<Dest, StdioError
     Ok(Dest {
         fd: file.into(),
         regular: true,
+        reader_pending: None,
     })
 }
 
@@ -255,6 +260,7 @@ impl ProcessIo {
                     Some(Dest {
                         fd: w,
                         regular: false,
+                        reader_pending: None,
                     })
                 }
                 other => output_dest("stdout", other, Stream::Stdout)?,
@@ -276,6 +282,7 @@ impl ProcessIo {
                         Some(Dest {
                             fd: w,
                             regular: false,
+                            reader_pending: None,
                         }),
                         Some(held),
                     )
@@ -361,6 +368,7 @@ impl ProcessIo {
                     Some(Dest {
                         fd: to_master,
                         regular: false,
+                        reader_pending: None,
                     }),
                     Some(held),
                 )

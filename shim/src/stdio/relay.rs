@@ -15,6 +15,9 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollEvent, EpollFlags};
 
@@ -40,6 +43,63 @@ pub struct Dest {
     pub fd: OwnedFd,
     /// A regular file: writes never return EAGAIN and epoll refuses it.
     pub regular: bool,
+    /// A client FIFO opened read-write because its reader had not opened it
+    /// yet (see `stdio::open_output_fifo`): closing it before the reader
+    /// comes would drop what was written and leave the reader's open
+    /// waiting for a writer for ever, so it lingers ([`linger`]).
+    pub reader_pending: Option<PathBuf>,
+}
+
+/// Whether the FIFO behind this write end has a reader: a pipe's write end
+/// polls POLLERR while no reader has it open.
+fn has_reader(w: &std::fs::File) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(w.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => !fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLERR)),
+        Err(_) => true,
+    }
+}
+
+/// Longest wait for a late FIFO reader.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// Closes a finished FIFO destination that was opened before its reader
+/// came. The read-write fd is traded for a write-only one, which keeps the
+/// written bytes in the FIFO; that one is closed (EOF for the reader) as
+/// soon as a reader has the FIFO open, or after [`LINGER`]. Only when the
+/// reader is not there yet does this take a short-lived thread: the shim's
+/// loop has no timers, and an idle shim keeps no thread for it.
+fn linger(dst: Dest) {
+    let Some(path) = dst.reader_pending.clone() else {
+        return;
+    };
+    // Succeeds: our own read-write fd is a reader.
+    let Ok(w) = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&path)
+    else {
+        return;
+    };
+    drop(dst);
+    if has_reader(&w) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("fifo-linger".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let start = Instant::now();
+            while !has_reader(&w) && start.elapsed() < LINGER {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("linger on {}: {e}", path.display());
+    }
 }
 
 struct Relay {
@@ -170,7 +230,9 @@ impl Relays {
     pub fn remove(&mut self, id: u64) {
         self.watch(id, false, false);
         self.watch(id, true, false);
-        self.relays.remove(&id);
+        if let Some(dst) = self.relays.remove(&id).and_then(|r| r.dst) {
+            linger(dst);
+        }
         if self.relays.is_empty() {
             self.scratch = Vec::new();
         }
@@ -336,6 +398,7 @@ mod tests {
         let dest = Dest {
             fd: dst.into(),
             regular: false,
+            reader_pending: None,
         };
         let id = relays.add(stream, src.into(), Some(dest), None).unwrap();
         (relays, id)
@@ -434,5 +497,41 @@ mod tests {
         });
         run(&mut relays, |r| !r.alive(id));
         writer.join().unwrap();
+    }
+
+    /// A FIFO whose reader opens only after the process wrote and the relay
+    /// finished (containerd's reader goroutine can be that late): the
+    /// reader still gets the bytes and then EOF, instead of waiting for a
+    /// writer for ever.
+    #[test]
+    fn a_late_fifo_reader_gets_the_output_and_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stdout");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let dst = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let (src_r, mut src_w) = pipe();
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).unwrap();
+        let mut relays = Relays::new(epoll);
+        let dest = Dest {
+            fd: dst.into(),
+            regular: false,
+            reader_pending: Some(fifo.clone()),
+        };
+        let id = relays
+            .add(Stream::Stdout, src_r.into(), Some(dest), None)
+            .unwrap();
+        std::io::Write::write_all(&mut src_w, b"42\n").unwrap();
+        drop(src_w);
+        run(&mut relays, |r| !r.alive(id));
+        // Only now does the reader come; a blocking open must find a writer.
+        let mut out = String::new();
+        let mut reader = std::fs::File::open(&fifo).unwrap();
+        std::io::Read::read_to_string(&mut reader, &mut out).unwrap();
+        assert_eq!(out, "42\n");
     }
 }
