@@ -63,8 +63,11 @@ fn has_reader(w: &std::fs::File) -> bool {
     }
 }
 
-/// Longest wait for a late FIFO reader.
-const LINGER: Duration = Duration::from_secs(30);
+/// Longest wait for a late FIFO reader. containerd's reader goroutine lags
+/// by milliseconds, a second under heavy load; a reader that already came
+/// and went (a client that stopped reading at the exit) is not waited for
+/// longer than this.
+const LINGER: Duration = Duration::from_secs(5);
 
 /// Closes a finished FIFO destination that was opened before its reader
 /// came. The read-write fd is traded for a write-only one, which keeps the
