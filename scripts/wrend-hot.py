@@ -111,7 +111,7 @@ def c_members():
     """C function name -> `archive.a:member.o` that defines it; and the
     members that hold an IFUNC resolver (`memchr.o` picks among
     `memchr-*.o`)."""
-    out, ifunc, ifunc_names = {}, set(), set()
+    out, ifunc = {}, set()
     for archive in ARCHIVES:
         if not os.path.exists(archive):
             continue
@@ -122,8 +122,7 @@ def c_members():
                 out.setdefault(m.group(2), f"{os.path.basename(archive)}:{m.group(1)}")
             if " i " in line and m:
                 ifunc.add(m.group(1))
-                ifunc_names.add(m.group(2))
-    return out, ifunc, ifunc_names
+    return out, ifunc
 
 
 def main():
@@ -132,7 +131,7 @@ def main():
     workload(binary, wren, shim, cg)
     names = executed(cg, binary)
     os.unlink(cg)
-    members, ifunc, ifunc_names = c_members()
+    members, ifunc = c_members()
     rust, c = set(), set()
     for n in names:
         if n.startswith("_ZN"):
