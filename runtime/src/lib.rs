@@ -24,6 +24,7 @@ pub mod init;
 pub mod keyring;
 pub mod logrus;
 pub mod lsm;
+pub mod malloc_tunables;
 pub mod mempolicy;
 pub mod mountinfo;
 pub mod mounts;

@@ -108,6 +108,7 @@ fn rpc_timed(id: &str, method: &str, dispatch: impl FnOnce()) {
 
 /// Serves until Shutdown (with no container left) or SIGTERM/SIGINT.
 pub fn run(flags: &Flags) -> Result<(), DaemonError> {
+    wren_runtime::malloc_tunables::restore_environment();
     crate::memory::tune_malloc();
     let listener = inherited_listener()?;
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER, 1) takes no pointers.

@@ -229,6 +229,11 @@ fn spawn_daemon(
             cmd.env(wren_protocol::TTRPC_ADDRESS_ENV, addr);
         }
     }
+    for (k, v) in wren_runtime::malloc_tunables::daemon_environment(
+        std::env::var_os("GLIBC_TUNABLES").as_deref(),
+    ) {
+        cmd.env(k, v);
+    }
     cmd.env(
         crate::serve::SPAWNED_AT_ENV,
         wren_runtime::timing::now_ns().to_string(),

@@ -5,6 +5,10 @@
 use wren_manager::wrend::{event_loop, flags};
 
 fn main() {
+    // Exec'd again with glibc's tcache off: idle memory is wrend's figure
+    // (wren_runtime::malloc_tunables). Before anything else, so nothing is
+    // done twice.
+    let retuned = wren_runtime::malloc_tunables::reexec_tuned();
     // No `wren_runtime::init::run_if_init()` here: wrend never creates a
     // container itself (its shims do), so the runtime never re-executes
     // this binary as an init, and leaving the init code out keeps wrend's
@@ -25,6 +29,9 @@ fn main() {
         }
     };
     wren_runtime::logrus::init(cfg.debug, &[]);
+    if let Some(e) = retuned {
+        log::warn!("re-exec with malloc tunables: {e}; running without them");
+    }
     if let Err(e) = event_loop::run(cfg) {
         let msg = wren_runtime::error::chain(&e);
         log::error!("{msg}");
