@@ -1857,7 +1857,13 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
 /// id, as the dumped container is only gone once every page has moved)
 /// brings the counter back, its pages faulted in on demand; then both
 /// criu processes end and the old container is gone.
+///
+/// Ignored: here the status byte comes, but criu 4.2.1's page server fails
+/// as `criu lazy-pages` connects ("page-pipe: splice: -1: Bad file
+/// descriptor", "Lazy pages transfer FAILED") and the restore then waits
+/// on the dead lazy-pages daemon (bounded here by `timeout 60`).
 #[test]
+#[ignore = "criu 4.2.1's lazy page server fails with splice EBADF on this host"]
 fn lazy_pages_migrate_through_a_page_server() {
     let t = "lazy_pages_migrate_through_a_page_server";
     let Some(s) = Sid::new(t) else { return };
@@ -1926,13 +1932,23 @@ fn lazy_pages_migrate_through_a_page_server() {
         None,
     );
     let at_dump = count(&b).expect("count").0;
-    let (ok, out) = s.restore(
-        &id2,
-        &img_in,
-        &b,
-        &["--lazy-pages", "--manage-cgroups-mode", "ignore"],
+    let bundle = s.inner(b.path());
+    let (code, out) = s.run(
+        &["timeout", "-s", "KILL", "60", &oci, "--root", &root],
+        &[
+            "restore",
+            "--detach",
+            "--lazy-pages",
+            "--manage-cgroups-mode",
+            "ignore",
+            "--image-path",
+            &img_in,
+            "--bundle",
+            &bundle,
+            &id2,
+        ],
     );
-    if !ok {
+    if code != 0 {
         let _ = lazy.kill();
         let _ = dump.kill();
         panic!(
