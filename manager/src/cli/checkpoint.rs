@@ -56,32 +56,35 @@ pub fn checkpoint(g: &Global, a: &CheckpointArgs) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// The checkpoint's create request (wrend uses it when no container has
-/// the name), an image container's layers resolved in this host's store
-/// (held locked until the reply); None without the file. An image missing
-/// here is an error only if wrend needs the request (`missing`).
-fn create_request(
-    g: &Global,
-    dir: &Path,
-) -> Result<
-    (
-        Option<api::CreateRequest>,
-        Option<nix::fcntl::Flock<std::fs::File>>,
-        Option<String>,
-    ),
-    CliError,
-> {
+/// What `wren restore` sends besides the directory.
+#[derive(Default)]
+struct FromCheckpoint {
+    /// The checkpoint's create request (wrend uses it when no container
+    /// has the name), an image container's layers resolved in this
+    /// host's store; None without the file.
+    create: Option<api::CreateRequest>,
+    /// The store's shared lock, held until the reply (no layer goes away).
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
+    /// Why the image could not be resolved: an error only if wrend needs
+    /// the request.
+    missing: Option<String>,
+}
+
+fn from_checkpoint(g: &Global, dir: &Path) -> Result<FromCheckpoint, CliError> {
     use protobuf::Message;
     let file = dir.join(CREATE_FILE);
     let bytes = match std::fs::read(&file) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, None, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FromCheckpoint::default()),
         Err(e) => return Err(CliError::failed(format!("{}: {e}", file.display()))),
     };
     let mut req = api::CreateRequest::parse_from_bytes(&bytes)
         .map_err(|e| CliError::failed(format!("{}: {e}", file.display())))?;
     if req.image_id.is_empty() {
-        return Ok((Some(req), None, None));
+        return Ok(FromCheckpoint {
+            create: Some(req),
+            ..FromCheckpoint::default()
+        });
     }
     let resolved = (|| -> Result<_, CliError> {
         let store = super::images::store(g)?;
@@ -90,20 +93,23 @@ fn create_request(
         let layers = store.layer_dirs(&image)?;
         Ok((lock, layers))
     })();
-    match resolved {
+    Ok(match resolved {
         Ok((lock, layers)) => {
             req.image_layers = layers.iter().map(|l| l.display().to_string()).collect();
-            Ok((Some(req), Some(lock), None))
+            FromCheckpoint {
+                create: Some(req),
+                _lock: Some(lock),
+                missing: None,
+            }
         }
-        Err(e) => Ok((
-            None,
-            None,
-            Some(format!(
+        Err(e) => FromCheckpoint {
+            missing: Some(format!(
                 "the checkpoint's image {} ({}) is not in this host's store: {}",
                 req.image, req.image_id, e.message
             )),
-        )),
-    }
+            ..FromCheckpoint::default()
+        },
+    })
 }
 
 /// `wren restore`.
@@ -111,12 +117,12 @@ pub fn restore(g: &Global, a: &RestoreArgs) -> Result<i32, CliError> {
     let mut r = api::RestoreRequest::new();
     r.name = a.name.clone();
     r.path = absolute(&a.dir)?;
-    let (create, _lock, missing) = create_request(g, Path::new(&r.path))?;
-    r.create = protobuf::MessageField::from_option(create);
+    let from = from_checkpoint(g, Path::new(&r.path))?;
+    r.create = protobuf::MessageField::from_option(from.create.clone());
     let mut w = Wrend::connect(&g.socket)?;
     let res: Result<api::ContainerResponse, CliError> =
         w.call("Restore", &r, true).map_err(CliError::from);
-    match (res, missing) {
+    match (res, from.missing) {
         (Err(e), Some(why)) => return Err(CliError::failed(format!("{}; {why}", e.message))),
         (res, _) => {
             res?;
