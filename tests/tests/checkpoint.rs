@@ -1849,6 +1849,88 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
     assert_no_cgroup(&id);
 }
 
+/// `checkpoint --lazy-pages --page-server ADDR:PORT --status-fd 5` (runc's
+/// flags; Podman and runc's tests wait on this fd): the `\0` comes while
+/// the dump is still running, once its page server listens (criu's
+/// "status-ready" notification), with the images but the lazy memory
+/// written. A client that connects and hangs up ends the transfer; the
+/// dump then finishes and the container is gone, as after any checkpoint.
+#[test]
+fn status_fd_gets_its_byte_when_the_page_server_listens() {
+    let t = "status_fd_gets_its_byte_when_the_page_server_listens";
+    let Some(s) = Sid::new(t) else { return };
+    let (_, check) = s.run(&["criu", "check", "--feature", "uffd-noncoop"], &[]);
+    if !check.contains("is supported") {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Host(format!("no userfaultfd ({})", check.trim())),
+        );
+        return;
+    }
+    let id = format!("ck-stfd-{}", std::process::id());
+    let _b = start_counter(&s, &id);
+    let (img, img_in) = s.image("img");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let oci = s.inner(&s.dir().join("wren-oci"));
+    let root = s.inner(&s.dir().join("state"));
+    let mut dump = s.spawn(
+        "dump.out",
+        &[&oci, "--root", &root],
+        &[
+            "checkpoint",
+            "--lazy-pages",
+            "--page-server",
+            &format!("127.0.0.1:{port}"),
+            "--status-fd",
+            "5",
+            "--image-path",
+            &img_in,
+            &id,
+        ],
+        Some(&wr),
+    );
+    drop(wr);
+    // Everything the status fd carries until its end (or 30 s).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut all);
+        let _ = tx.send(all);
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    // One \0, then the fd is closed (the reader sees its end).
+    assert_eq!(
+        got,
+        Ok(vec![0u8]),
+        "the status fd did not carry one \\0 and end: {}",
+        s.spawned_out("dump.out")
+    );
+    assert!(
+        matches!(dump.try_wait(), Ok(None)),
+        "the dump ended before any page was asked for: {}",
+        s.spawned_out("dump.out")
+    );
+    assert!(img.join("inventory.img").exists(), "no inventory.img yet");
+    assert_eq!(s.state(&id).expect("state")["status"], "running");
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the page server"));
+    assert!(
+        wren_tests::wait_for(30, || matches!(dump.try_wait(), Ok(Some(_)))),
+        "the dump did not end after its client left"
+    );
+    let st = dump.wait().expect("wait");
+    wren_tests::unregister(dump.id());
+    assert!(st.success(), "checkpoint: {}", s.spawned_out("dump.out"));
+    assert!(
+        s.state(&id).is_none(),
+        "the checkpointed container is still there"
+    );
+    assert_no_cgroup(&id);
+}
+
 /// Lazy migration as runc does it, with this kernel's userfaultfd:
 /// `checkpoint --lazy-pages --page-server ADDR:PORT --status-fd 5` dumps
 /// everything but the memory and serves the pages; the \0 on the status fd
@@ -1884,7 +1966,7 @@ fn lazy_pages_migrate_through_a_page_server() {
         .expect("free port")
         .port()
         .to_string();
-    let (rd, wr) = nix::unistd::pipe().expect("pipe");
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
     let oci = s.inner(&s.dir().join("wren-oci"));
     let root = s.inner(&s.dir().join("state"));
     let mut dump = s.spawn(
