@@ -1943,7 +1943,8 @@ fn status_fd_gets_its_byte_when_the_page_server_listens() {
 /// Ignored: here the status byte comes, but criu 4.2.1's page server fails
 /// as `criu lazy-pages` connects ("page-pipe: splice: -1: Bad file
 /// descriptor", "Lazy pages transfer FAILED") and the restore then waits
-/// on the dead lazy-pages daemon (bounded here by `timeout 60`).
+/// on the dead lazy-pages daemon (bounded here by `timeout 60`, whose
+/// SIGKILL leaves the restored container's cgroup behind).
 #[test]
 #[ignore = "criu 4.2.1's lazy page server fails with splice EBADF on this host"]
 fn lazy_pages_migrate_through_a_page_server() {
@@ -2012,6 +2013,12 @@ fn lazy_pages_migrate_through_a_page_server() {
         ],
         &[],
         None,
+    );
+    // The restore connects to the daemon's socket in the image dir.
+    assert!(
+        wren_tests::wait_for(10, || img.join("lazy-pages.socket").exists()),
+        "criu lazy-pages did not come up: {}",
+        s.spawned_out("lazy.out")
     );
     let at_dump = count(&b).expect("count").0;
     let bundle = s.inner(b.path());
