@@ -4,7 +4,7 @@
 //! and a restore without --detach waits for the restored init and exits
 //! with its status. Runs in the `wren-oci` process.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -66,9 +66,26 @@ pub fn checkpoint(g: &Global, c: Checkpoint) -> Result<()> {
     }
     let mut f = flags(g, &c.criu)?;
     if let Some(fd) = c.status_fd {
+        // As runc: the fd must be open for writing. It is not passed on to
+        // criu (close-on-exec), so the reader sees its end once wren wrote
+        // the byte and closed it.
+        // SAFETY: F_GETFL on an integer fd has no memory effects.
+        let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if fl < 0 || fl & libc::O_ACCMODE == libc::O_RDONLY {
+            return Err(Usage(format!("--status-fd {fd}: not an fd open for writing")).into());
+        }
         // SAFETY: the caller handed us this fd number to own (runc's
         // contract for --status-fd); it is closed after the dump.
-        f.status_fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: F_SETFD on the fd we now own.
+        if unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+            return Err(format!(
+                "--status-fd {fd}: fcntl: {}",
+                std::io::Error::last_os_error()
+            )
+            .into());
+        }
+        f.status_fd = Some(owned);
     }
     let page_server = match &c.page_server {
         Some(s) => {

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -221,6 +222,7 @@ pub struct Cri {
     pub containerd: Containerd,
     rt: tokio::runtime::Runtime,
     pub runtime: RuntimeServiceClient<Channel>,
+    images: ImageServiceClient<Channel>,
     /// The pods' cgroup parent (`/wren-cri-<pid>-<tag>`), in every hierarchy.
     pub cgroup_parent: String,
     /// Where pod logs go (inside containerd's directory, so a containerd
@@ -322,7 +324,8 @@ impl Cri {
         let logs = containerd.dir.path().join("pod-logs");
         std::fs::create_dir_all(&logs).expect("mkdir pod-logs");
         let cri = Cri {
-            runtime: RuntimeServiceClient::new(channel),
+            runtime: RuntimeServiceClient::new(channel.clone()),
+            images: ImageServiceClient::new(channel),
             rt,
             containerd,
             cgroup_parent: format!("/wren-cri-{}-{tag}", std::process::id()),
@@ -340,6 +343,19 @@ impl Cri {
     /// Runs one async call to completion.
     pub fn block<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// PullImage, as the kubelet pulls a pod's image; its image ref.
+    pub fn pull_image(&self, image: &str) -> Result<String, tonic::Status> {
+        let mut is = self.images.clone();
+        self.block(is.pull_image(PullImageRequest {
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+        .map(|r| r.into_inner().image_ref)
     }
 
     /// The runtime service client, for calls without a helper here.

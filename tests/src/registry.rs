@@ -364,6 +364,42 @@ pub struct Registry {
     pub dir: tempfile::TempDir,
     pub addr: String,
     child: Option<Child>,
+    /// A process whose network namespace the registry listens in (None:
+    /// this one's).
+    net_of: Option<u32>,
+}
+
+/// `program` as a command run in the network namespace of `net_of`.
+fn in_net(net_of: Option<u32>, program: &Path) -> Command {
+    match net_of {
+        Some(pid) => {
+            let mut c = Command::new("nsenter");
+            c.args(["--net", "--target", &pid.to_string(), "--"])
+                .arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
+/// Whether something accepts TCP connections on `addr` in the network
+/// namespace of `net_of`.
+fn listening(net_of: Option<u32>, addr: &str) -> bool {
+    let addr = addr.to_string();
+    let Some(pid) = net_of else {
+        return std::net::TcpStream::connect(&addr).is_ok();
+    };
+    std::thread::spawn(move || {
+        let Ok(ns) = std::fs::File::open(format!("/proc/{pid}/ns/net")) else {
+            return false;
+        };
+        // SAFETY: setns on this short-lived thread with a valid namespace
+        // fd; no other thread is affected.
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns), libc::CLONE_NEWNET) };
+        rc == 0 && std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .join()
+    .unwrap_or(false)
 }
 
 /// A CA (`ca.crt`) and a server certificate for IP 127.0.0.1 signed by it
@@ -426,6 +462,13 @@ impl Registry {
         Self::start_with(None, false)
     }
 
+    /// A registry anyone may push to and pull from, on 127.0.0.1 of the
+    /// network namespace of process `pid` (a CRI containerd's own), where
+    /// its clients pull from it; pushes run there too.
+    pub fn start_in_net_of(pid: u32) -> Registry {
+        Self::start_full(None, false, Some(pid))
+    }
+
     /// A registry served over TLS with a certificate for 127.0.0.1 from a
     /// CA the test makes (`ca.crt` in its dir, see [`Registry::ca`]).
     pub fn start_tls() -> Registry {
@@ -444,14 +487,24 @@ impl Registry {
     }
 
     fn start_with(auth: Option<(&str, &str)>, tls: bool) -> Registry {
+        Self::start_full(auth, tls, None)
+    }
+
+    fn start_full(auth: Option<(&str, &str)>, tls: bool, net_of: Option<u32>) -> Registry {
         let dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir_in("/tmp")
             .expect("tempdir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        // In another namespace any port is as good (nothing else listens
+        // there); here, one the kernel just handed out.
+        let port = if net_of.is_some() {
+            5000
+        } else {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("free port")
+                .port()
+        };
         let addr = format!("127.0.0.1:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
@@ -480,19 +533,20 @@ impl Registry {
         let bin = registry_binary().expect("docker-registry is not installed");
         let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
         let child = spawn_registered(
-            Command::new(bin)
+            in_net(net_of, &bin)
                 .arg("serve")
                 .arg(&cfg_path)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("dup"))
                 .stderr(log),
         );
-        let up = wait_for(10, || std::net::TcpStream::connect(&addr).is_ok());
+        let up = wait_for(10, || listening(net_of, &addr));
         assert!(up, "docker-registry did not come up on {addr}");
         Registry {
             dir,
             addr,
             child: Some(child),
+            net_of,
         }
     }
 
@@ -503,7 +557,7 @@ impl Registry {
 
     /// As `push`, with `user:password` credentials.
     pub fn push_as(&self, layout: &Layout, tag: &str, repo: &str, creds: Option<&str>) {
-        let mut cmd = Command::new("skopeo");
+        let mut cmd = in_net(self.net_of, Path::new("skopeo"));
         cmd.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
         if let Some(c) = creds {
             cmd.arg(format!("--dest-creds={c}"));

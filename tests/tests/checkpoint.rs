@@ -95,6 +95,61 @@ impl Sid {
         )
     }
 
+    /// Starts `program args` in the tree without waiting; its output goes
+    /// to `out` in the test's directory. `fd`, if given, is the child's
+    /// fd 5 (for `--status-fd 5`).
+    fn spawn(
+        &self,
+        out: &str,
+        program: &[&str],
+        args: &[&str],
+        fd: Option<&std::os::fd::OwnedFd>,
+    ) -> std::process::Child {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let f = std::fs::File::create(self.dir().join(out)).expect("out file");
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-ec",
+            ENTER,
+            "sh",
+        ])
+        .arg(&self.tree)
+        .args(program)
+        .args(args)
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().expect("dup"))
+        .stderr(f);
+        if let Some(fd) = fd {
+            let raw = fd.as_raw_fd();
+            // SAFETY: dup2 onto fd 5 in the forked child before exec; the
+            // copy has no FD_CLOEXEC, so it survives into wren-oci.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::dup2(raw, 5) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        wren_tests::spawn_registered(&mut cmd)
+    }
+
+    /// The output of a [`Sid::spawn`]ed program so far.
+    fn spawned_out(&self, out: &str) -> String {
+        std::fs::read_to_string(self.dir().join(out)).unwrap_or_default()
+    }
+
     fn oci_code(&self, args: &[&str]) -> (i32, String) {
         let bin = self.inner(&self.dir().join("wren-oci"));
         let root = self.inner(&self.dir().join("state"));
@@ -109,6 +164,37 @@ impl Sid {
     fn ok(&self, args: &[&str]) -> String {
         let (ok, out) = self.oci(args);
         assert!(ok, "wren-oci {args:?}: {out}");
+        out
+    }
+
+    /// `wren-oci checkpoint FLAGS --image-path IMG ID` (IMG as the tree
+    /// sees it); (success, output).
+    fn checkpoint(&self, id: &str, img: &str, flags: &[&str]) -> (bool, String) {
+        let mut args = vec!["checkpoint"];
+        args.extend_from_slice(flags);
+        args.extend(["--image-path", img, id]);
+        self.oci(&args)
+    }
+
+    fn checkpoint_ok(&self, id: &str, img: &str, flags: &[&str]) -> String {
+        let (ok, out) = self.checkpoint(id, img, flags);
+        assert!(ok, "wren-oci checkpoint {flags:?} {id}: {out}");
+        out
+    }
+
+    /// `wren-oci restore --detach FLAGS --image-path IMG --bundle B ID`;
+    /// (success, output).
+    fn restore(&self, id: &str, img: &str, b: &Bundle, flags: &[&str]) -> (bool, String) {
+        let bundle = self.inner(b.path());
+        let mut args = vec!["restore", "--detach"];
+        args.extend_from_slice(flags);
+        args.extend(["--image-path", img, "--bundle", &bundle, id]);
+        self.oci(&args)
+    }
+
+    fn restore_ok(&self, id: &str, img: &str, b: &Bundle, flags: &[&str]) -> String {
+        let (ok, out) = self.restore(id, img, b, flags);
+        assert!(ok, "wren-oci restore {flags:?} {id}: {out}");
         out
     }
 
@@ -198,7 +284,7 @@ fn counter_survives_checkpoint_kill_restore() {
     let b = start_counter(&s, &id);
     let old_pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
     let (img, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     // Without --leave-running the container is gone, as with runc.
     assert!(
         s.state(&id).is_none(),
@@ -215,15 +301,7 @@ fn counter_survives_checkpoint_kill_restore() {
         "counting after the dump"
     );
 
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &s.inner(b.path()),
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     let st = s.state(&id).expect("restored state");
     assert_eq!(st["status"], "running", "{st}");
     let pid = st["pid"].as_i64().expect("pid");
@@ -253,28 +331,14 @@ fn leave_running_keeps_the_container() {
     let id = format!("ck-leave-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (_, img_in) = s.image("img");
-    s.ok(&[
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        &img_in,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &img_in, &["--leave-running"]);
     let st = s.state(&id).expect("state");
     assert_eq!(st["status"], "running");
     let (n, _) = count(&b).expect("count");
     wait_count(&b, n + 2);
     // The image restores under another id while the original runs.
     let id2 = format!("{id}-2");
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &s.inner(b.path()),
-        &id2,
-    ]);
+    s.restore_ok(&id2, &img_in, &b, &[]);
     assert_eq!(s.state(&id2).expect("state")["status"], "running");
     s.ok(&["delete", "--force", &id2]);
     s.ok(&["delete", "--force", &id]);
@@ -289,23 +353,9 @@ fn restore_refuses_a_name_in_use() {
     let id = format!("ck-inuse-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (_, img_in) = s.image("img");
-    s.ok(&[
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        &img_in,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &img_in, &["--leave-running"]);
     let pid = s.state(&id).expect("state")["pid"].clone();
-    let (ok, out) = s.oci(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &s.inner(b.path()),
-        &id,
-    ]);
+    let (ok, out) = s.restore(&id, &img_in, &b, &[]);
     assert!(!ok, "restored over a running container: {out}");
     assert!(out.contains("already exists"), "{out}");
     let st = s.state(&id).expect("state");
@@ -320,19 +370,8 @@ fn restore_from_a_missing_or_corrupt_image_leaves_nothing() {
     let id = format!("ck-bad-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (img, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
-    let bundle = s.inner(b.path());
-    let restore = |image: &str| {
-        s.oci(&[
-            "restore",
-            "--detach",
-            "--image-path",
-            image,
-            "--bundle",
-            &bundle,
-            &id,
-        ])
-    };
+    s.checkpoint_ok(&id, &img_in, &[]);
+    let restore = |image: &str| s.restore(&id, image, &b, &[]);
 
     let (_, missing) = s.image("nowhere");
     let (ok, out) = restore(&missing);
@@ -403,7 +442,7 @@ fn established_tcp_needs_the_flag_and_survives_with_it() {
     // Bad input: criu cannot dump an established connection without the
     // flag; its reason comes back and the container keeps running.
     let (_, img_in) = s.image("img");
-    let (ok, out) = s.oci(&["checkpoint", "--image-path", &img_in, &id]);
+    let (ok, out) = s.checkpoint(&id, &img_in, &[]);
     assert!(
         !ok,
         "dumped an established connection without --tcp-established"
@@ -423,24 +462,9 @@ fn established_tcp_needs_the_flag_and_survives_with_it() {
     );
 
     let (_, img2) = s.image("img2");
-    s.ok(&[
-        "checkpoint",
-        "--tcp-established",
-        "--image-path",
-        &img2,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &img2, &["--tcp-established"]);
     let at_dump = recv_last(&b);
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--tcp-established",
-        "--image-path",
-        &img2,
-        "--bundle",
-        &s.inner(b.path()),
-        &id,
-    ]);
+    s.restore_ok(&id, &img2, &b, &["--tcp-established"]);
     // The same connection carries on: numbers continue, no restart at 1.
     assert!(
         wren_tests::wait_for(10, || recv_last(&b) > at_dump + 3),
@@ -455,6 +479,224 @@ fn established_tcp_needs_the_flag_and_survives_with_it() {
     );
 }
 
+/// A static helper that connects a datagram socket to `argv[1]` and sends
+/// its count there every 0.1 s (send errors ignored), also writing it to
+/// /tmp/count: a process holding a connected unix socket whose peer is
+/// outside the container (as a daemon logging to the host's /dev/log).
+const DGRAM_C: &str = r#"
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 2) return 2;
+    int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strncpy(a.sun_path, argv[1], sizeof a.sun_path - 1);
+    if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) return 1;
+    char buf[32];
+    for (unsigned long i = 1;; i++) {
+        int n = snprintf(buf, sizeof buf, "%lu", i);
+        send(s, buf, n, MSG_DONTWAIT);
+        FILE *f = fopen("/tmp/count", "w");
+        if (f) { fprintf(f, "%lu x\n", i); fclose(f); }
+        usleep(100000);
+    }
+}
+"#;
+
+/// `locker FILE -n`: exit 1 if FILE's flock is taken (busybox has no
+/// flock applet); `locker FILE PROG ARGS`: take it, then exec PROG, which
+/// keeps the fd and so holds the lock.
+const LOCKER_C: &str = r#"
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    int fd = open(argv[1], O_RDWR | O_CREAT, 0644);
+    if (fd < 0) return 2;
+    if (strcmp(argv[2], "-n") == 0) return flock(fd, LOCK_EX | LOCK_NB) ? 1 : 0;
+    if (flock(fd, LOCK_EX)) return 2;
+    /* Out of the way of the shell's own redirections (fd 3). */
+    if (dup2(fd, 9) != 9) return 2;
+    close(fd);
+    execvp(argv[2], argv + 2);
+    return 127;
+}
+"#;
+
+/// Builds [`DGRAM_C`] into `rootfs`/dgram; false (the test skips) without
+/// a static-capable gcc.
+fn build_dgram(t: &str, rootfs: &Path) -> bool {
+    build_static(t, rootfs, "dgram", DGRAM_C)
+}
+
+/// Builds C `source` into `rootfs`/`name`, static; false (the test skips)
+/// without a gcc that can.
+fn build_static(t: &str, rootfs: &Path, name: &str, source: &str) -> bool {
+    let src = rootfs.join(format!("{name}.c"));
+    std::fs::write(&src, source).expect("write the C source");
+    let out = wren_tests::run(
+        Command::new("gcc")
+            .args(["-static", "-Os", "-s", "-o"])
+            .arg(rootfs.join(name))
+            .arg(&src),
+    );
+    if !out.status.success() {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Missing(format!("gcc -static: {}", wren_tests::text(&out.stderr))),
+        );
+        return false;
+    }
+    true
+}
+
+/// `--ext-unix-sk`: the container's datagram socket is connected to a
+/// socket the test bound outside it (a bind-mounted directory; in the
+/// host's network namespace, which the container shares, so criu finds
+/// the peer). Without the flag criu refuses with its reason and the
+/// container keeps running; with it the dump works, and restore (with
+/// the flag, as runc passes it; criu itself needs it only to dump)
+/// reconnects the socket to the peer by its name: the counts arrive
+/// again, continuing. The directory is mounted at the path it has
+/// outside, so the peer's name resolves the same in the container.
+#[test]
+fn external_unix_socket_needs_the_flag_and_reconnects_on_restore() {
+    let t = "external_unix_socket_needs_the_flag_and_reconnects_on_restore";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-extsk-{}", std::process::id());
+    let ext = s.dir().join("ext");
+    std::fs::create_dir_all(&ext).expect("mkdir ext");
+    let sock_path = ext.join("log.sock");
+    let peer = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind the peer");
+    peer.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let name = sock_path.display().to_string();
+    let mut b = s.bundle("");
+    if !build_dgram(t, &b.rootfs()) {
+        return;
+    }
+    b.config["process"]["args"] = json!([
+        "sh",
+        "-c",
+        format!("exec </dev/null >/dev/null 2>&1; exec /dgram {name}")
+    ]);
+    b.config["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({
+            "destination": ext.display().to_string(),
+            "type": "bind",
+            "source": s.inner(&ext),
+            "options": ["rbind", "rw"]
+        }));
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .retain(|n| n["type"] != "network");
+    b.save();
+    s.ok(&["run", "--detach", "--bundle", &s.inner(b.path()), &id]);
+    let recv = || -> Option<u64> {
+        let mut buf = [0u8; 32];
+        let n = peer.recv(&mut buf).ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.parse().ok()
+    };
+    let drain_last = || -> u64 {
+        let mut last = 0;
+        // Everything queued, then one fresh datagram.
+        peer.set_nonblocking(true).expect("nonblocking");
+        while let Some(n) = recv() {
+            last = n;
+        }
+        peer.set_nonblocking(false).expect("blocking");
+        recv().unwrap_or(last)
+    };
+    assert!(
+        recv().is_some_and(|n| n >= 1),
+        "no datagram from the container"
+    );
+    let pid = s.state(&id).expect("state")["pid"].clone();
+
+    let (_, img_in) = s.image("img");
+    let (ok, out) = s.checkpoint(&id, &img_in, &[]);
+    assert!(!ok, "dumped an external unix socket without --ext-unix-sk");
+    assert!(out.contains("criu dump failed"), "{out}");
+    assert!(out.contains("ext-unix-sk"), "criu's reason missing: {out}");
+    let st = s.state(&id).expect("state");
+    assert_eq!(st["status"], "running");
+    assert_eq!(st["pid"], pid);
+    let before = drain_last();
+    assert!(before > 0, "the container stopped sending");
+
+    let (_, img2) = s.image("img2");
+    s.checkpoint_ok(&id, &img2, &["--ext-unix-sk"]);
+    let at_dump = drain_last();
+    assert!(s.state(&id).is_none(), "checkpoint left the container");
+    s.restore_ok(&id, &img2, &b, &["--ext-unix-sk"]);
+    let first = recv().expect("no datagram after restore");
+    assert!(
+        first > before && first <= at_dump + 2,
+        "restored count {first} does not continue the dumped one ({before}..{at_dump})"
+    );
+    assert!(recv().is_some_and(|n| n > first), "counting stopped");
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}
+
+/// `--file-locks`: the container's shell holds an exclusive flock on
+/// /tmp/lock. Without the flag criu refuses (its reason names the locks)
+/// and the container keeps running; with it the dump works and restore
+/// (with the flag) takes the lock again: another process cannot get it,
+/// and the counter goes on.
+#[test]
+fn file_lock_needs_the_flag_and_is_held_after_restore() {
+    let t = "file_lock_needs_the_flag_and_is_held_after_restore";
+    let Some(s) = Sid::new(t) else { return };
+    let id = format!("ck-flock-{}", std::process::id());
+    // The counting shell itself holds the lock (locker execs it).
+    let mut b = s.bundle("");
+    if !build_static(t, &b.rootfs(), "locker", LOCKER_C) {
+        return;
+    }
+    b.config["process"]["args"] = json!(["/locker", "/tmp/lock", "sh", "-c", COUNTER]);
+    b.save();
+    s.ok(&["run", "--detach", "--bundle", &s.inner(b.path()), &id]);
+    wait_count(&b, 3);
+    let locked = || {
+        let (code, out) = s.oci_code(&["exec", &id, "/locker", "/tmp/lock", "-n"]);
+        assert!(code == 0 || code == 1, "flock -n: {code} {out}");
+        code == 1
+    };
+    assert!(locked(), "the container does not hold the lock");
+
+    let (_, img_in) = s.image("img");
+    let (ok, out) = s.checkpoint(&id, &img_in, &[]);
+    assert!(!ok, "dumped a held file lock without --file-locks");
+    assert!(out.contains("criu dump failed"), "{out}");
+    assert!(out.contains("file-locks"), "criu's reason missing: {out}");
+    assert_eq!(s.state(&id).expect("state")["status"], "running");
+    let before = wait_count(&b, 0);
+    wait_count(&b, before + 2);
+
+    let (_, img2) = s.image("img2");
+    s.checkpoint_ok(&id, &img2, &["--file-locks"]);
+    let at_dump = count(&b).expect("count").0;
+    s.restore_ok(&id, &img2, &b, &["--file-locks"]);
+    wait_count(&b, at_dump + 3);
+    let held = held_lines(&b);
+    assert!(
+        held.iter().zip(1..).all(|(n, want)| *n == want),
+        "the count restarted: {held:?}"
+    );
+    assert!(locked(), "the lock is not held after restore");
+    s.ok(&["delete", "--force", &id]);
+    assert_no_cgroup(&id);
+}
+
 #[test]
 fn pre_dump_says_why_it_cannot_run() {
     let t = "pre_dump_says_why_it_cannot_run";
@@ -463,7 +705,7 @@ fn pre_dump_says_why_it_cannot_run() {
     let id = format!("ck-pre-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (img, img_in) = s.image("pre");
-    let (ok, out) = s.oci(&["checkpoint", "--pre-dump", "--image-path", &img_in, &id]);
+    let (ok, out) = s.checkpoint(&id, &img_in, &["--pre-dump"]);
     if check.contains("OFF") || !check.contains("is supported") {
         // The code path: a clear refusal naming the missing kernel feature.
         assert!(!ok, "pre-dump succeeded without dirty tracking: {out}");
@@ -481,25 +723,10 @@ fn pre_dump_says_why_it_cannot_run() {
     assert!(ok, "{out}");
     assert_eq!(s.state(&id).expect("state")["status"], "running");
     let (_, fin) = s.image("final");
-    s.ok(&[
-        "checkpoint",
-        "--parent-path",
-        "../pre",
-        "--image-path",
-        &fin,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &fin, &["--parent-path", "../pre"]);
     assert!(img.join("pagemap-1.img").exists() || img.join("inventory.img").exists());
     let n = count(&b).expect("count").0;
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &fin,
-        "--bundle",
-        &s.inner(b.path()),
-        &id,
-    ]);
+    s.restore_ok(&id, &fin, &b, &[]);
     wait_count(&b, n);
 }
 
@@ -569,21 +796,11 @@ fn terminal_container_restores_with_a_new_console() {
     });
     assert!(last_tick(&master, 1) > 0, "no output on the first console");
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     let at_dump = last_tick(&master, 1);
     drop(master);
     let master2 = with_console(&sock, || {
-        s.ok(&[
-            "restore",
-            "--detach",
-            "--console-socket",
-            &sock_in,
-            "--image-path",
-            &img_in,
-            "--bundle",
-            &bundle,
-            &id,
-        ]);
+        s.restore_ok(&id, &img_in, &b, &["--console-socket", &sock_in]);
     });
     // The same process goes on writing on the new console.
     let after = last_tick(&master2, 2);
@@ -662,7 +879,7 @@ fn foreground_restore_exits_with_the_container_status() {
     let bundle = s.inner(b.path());
     s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     // The restored init is wren-oci's child: it waits and takes its status.
     let (code, out) = s.oci_code(&["restore", "--image-path", &img_in, "--bundle", &bundle, &id]);
     assert_eq!(code, 7, "{out}");
@@ -680,14 +897,37 @@ fn foreground_restore_exits_with_the_container_status() {
 /// the restored container.
 #[test]
 fn ctr_restore_through_the_shim() {
+    ctr_checkpoint_restore_in("ctr_restore_through_the_shim", "sid");
+}
+
+/// The same under the trixie tree's containerd 1.7 and criu 4.1: 1.7's
+/// Task API checkpoints (`ctr c checkpoint --task`) and restores (`ctr c
+/// restore`, Create with the checkpoint) through wren's shim as 2.1 does.
+/// (1.7's CRI has no CheckpointContainer: both its CRI servers answer
+/// Unimplemented, so the forensic and archive tests are 2.x only.)
+#[test]
+fn ctr_checkpoint_restore_under_containerd_1_7() {
+    ctr_checkpoint_restore_in("ctr_checkpoint_restore_under_containerd_1_7", "trixie");
+}
+
+fn ctr_checkpoint_restore_in(t: &str, tree_name: &str) {
     use wren_tests::containerd::{self, Containerd};
-    let t = "ctr_restore_through_the_shim";
     if !require_root(t) || !containerd::shim_tests_can_run(t) {
         return;
     }
-    let Some(tree) = tree::get(t, "sid") else {
+    let Some(tree) = tree::get(t, tree_name) else {
         return;
     };
+    if !tree.join("usr/sbin/criu").exists() {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Missing(format!("criu in the {tree_name} tree")),
+        );
+        return;
+    }
+    if tree_name == "trixie" {
+        assert_eq!(tree::containerd_major(&tree), 1, "trixie's containerd");
+    }
     // containerd unpacks the checkpoint for the restore into
     // /tmp/ctrd-checkpoint* of its root and keeps it for the task's
     // life; the ones this test makes are removed at the end.
@@ -1232,6 +1472,162 @@ fn cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2() {
     cri.teardown(&pod);
 }
 
+/// The sid tree with its criu, or None (skipped) for CRI tests.
+fn sid_tree_with_criu(t: &str) -> Option<PathBuf> {
+    use wren_tests::cri::cri_tests_can_run;
+    if !require_root(t) || !cri_tests_can_run(t) {
+        return None;
+    }
+    let tree = tree::get(t, "sid")?;
+    if !tree.join("usr/sbin/criu").exists() {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Missing("criu in the sid tree (scripts/debian-tree.sh)".into()),
+        );
+        return None;
+    }
+    Some(tree)
+}
+
+/// The kubelet's restore path under containerd 2.1: CreateContainer whose
+/// image is a checkpoint archive. containerd reads the archive's metadata,
+/// pulls the base image by NAME@DIGEST (so it comes from a registry: a
+/// private one on 127.0.0.1 of containerd's network namespace), unpacks the
+/// CRIU images and the rootfs diff, and StartContainer restores through the
+/// shim's Create(checkpoint)+Start. The restored counter goes on with the
+/// token it drew before the dump (its memory survived), the rootfs diff is
+/// back, and removal leaves no shim or cgroup.
+#[test]
+fn cri_checkpoint_archive_restores_into_a_new_container_under_containerd_2() {
+    use wren_tests::cri::Cri;
+    use wren_tests::registry::{registry_binary, Compression, Layer, Layout, Registry};
+    let t = "cri_checkpoint_archive_restores_into_a_new_container_under_containerd_2";
+    let Some(tree) = sid_tree_with_criu(t) else {
+        return;
+    };
+    if registry_binary().is_none() || !Path::new("/usr/bin/skopeo").exists() {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Missing("docker-registry and skopeo".into()),
+        );
+        return;
+    }
+    let cri = Cri::start_in(Some(&tree), "ck-crir");
+    let reg = Registry::start_in_net_of(cri.containerd.pid().expect("containerd runs"));
+    let mut layout = Layout::new();
+    let base = Layer::busybox_base().finish();
+    layout.image(
+        "test/ck:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}),
+    );
+    reg.push(&layout, "test/ck:1", "ck/busybox:1");
+    let image = format!("{}/ck/busybox:1", reg.addr);
+    cri.pull_image(&image)
+        .unwrap_or_else(|e| panic!("PullImage {image}: {e}\n{}", cri.containerd.log()));
+    let podcfg = cri.pod_config("ckr");
+    let pod = cri
+        .run_pod_with(&podcfg, "wren-runc-typed")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", cri.containerd.log()));
+    let script = "echo before-dump >/tmp/marker; tok=$(cat /proc/sys/kernel/random/uuid); i=0; \
+                  while true; do i=$((i+1)); echo \"$i $tok\" >/tmp/n.new; mv /tmp/n.new /tmp/n; \
+                  echo tick $i; sleep 0.1; done";
+    let mut cfg = cri.container_config("counter", &["sh", "-c", script]);
+    cfg.image = Some(k8s_cri::v1::ImageSpec {
+        image: image.clone(),
+        ..Default::default()
+    });
+    let id = cri
+        .create_container(&pod, &podcfg, cfg)
+        .unwrap_or_else(|e| panic!("CreateContainer: {e}\n{}", cri.containerd.log()));
+    cri.start_container(&id).expect("StartContainer");
+    let read = |id: &str| -> Option<(u64, String)> {
+        let (_, out, _) = cri.exec_sync(id, &["cat", "/tmp/n"], 5).ok()?;
+        let (n, tok) = out.trim().split_once(' ')?;
+        Some((n.parse().ok()?, tok.to_string()))
+    };
+    assert!(
+        wren_tests::wait_for(10, || read(&id).is_some_and(|(n, _)| n > 3)),
+        "counter did not run"
+    );
+    let (before, token) = read(&id).expect("count");
+    let archive = cri.containerd.dir.path().join("ck.tar");
+    let location = cri.containerd.inner_path(&archive).display().to_string();
+    let mut rs = cri.rs();
+    let r = cri.block(
+        rs.checkpoint_container(k8s_cri::v1::CheckpointContainerRequest {
+            container_id: id.clone(),
+            location: location.clone(),
+            timeout: 60,
+        }),
+    );
+    assert!(
+        r.is_ok(),
+        "CheckpointContainer: {r:?}\n{}",
+        cri.containerd.log()
+    );
+    let (after, _) = read(&id).expect("count after the dump");
+    cri.stop_container(&id, 0).expect("StopContainer");
+    cri.remove_container(&id).expect("RemoveContainer");
+    assert_no_cgroup(&id);
+
+    // The archive as the image of a new container in the same pod.
+    let mut cfg = cri.container_config("counter", &["sh", "-c", script]);
+    cfg.image = Some(k8s_cri::v1::ImageSpec {
+        image: location.clone(),
+        ..Default::default()
+    });
+    let restored = cri
+        .create_container(&pod, &podcfg, cfg)
+        .unwrap_or_else(|e| {
+            panic!(
+                "CreateContainer from {location}: {e}\n{}",
+                cri.containerd.log()
+            )
+        });
+    assert_ne!(restored, id);
+    cri.start_container(&restored)
+        .unwrap_or_else(|e| panic!("StartContainer (restore): {e}\n{}", cri.containerd.log()));
+    let st = cri.container_status(&restored).expect("status");
+    assert_eq!(
+        st.state,
+        k8s_cri::v1::ContainerState::ContainerRunning as i32
+    );
+    assert_eq!(
+        st.annotations.get("restored").map(String::as_str),
+        Some("true")
+    );
+    let first = read(&restored).expect("count after restore");
+    assert_eq!(first.1, token, "a fresh start, not the dumped process");
+    assert!(
+        first.0 >= before && first.0 <= after + 20,
+        "restored count {} not from the dump ({before}..={after})",
+        first.0
+    );
+    assert!(
+        wren_tests::wait_for(10, || read(&restored).is_some_and(|(n, _)| n > first.0 + 3)),
+        "the restored counter does not run"
+    );
+    let (_, marker, _) = cri
+        .exec_sync(&restored, &["cat", "/tmp/marker"], 5)
+        .expect("exec");
+    assert_eq!(marker.trim(), "before-dump");
+
+    cri.stop_container(&restored, 0).expect("StopContainer");
+    cri.remove_container(&restored).expect("RemoveContainer");
+    cri.teardown(&pod);
+    assert!(
+        wren_tests::wait_for(10, || cri.shims().is_empty()),
+        "shim left: {:?}",
+        cri.shims()
+    );
+    assert_no_cgroup(&restored);
+    let state = cri
+        .containerd
+        .host_path(&cri.containerd.inner.join("wren-root").join(&restored));
+    assert!(!state.exists(), "wren state left: {}", state.display());
+}
+
 /// The value of cgroup file `v2` (or `v1`) of container `id`, in whichever
 /// hierarchy has it.
 fn cgroup_value(id: &str, v2: &str, v1: &str) -> Option<String> {
@@ -1266,18 +1662,10 @@ fn restored_cgroup_gets_the_bundle_limits() {
     assert_eq!(mem().as_deref(), Some("67108864"));
     assert_eq!(pids().as_deref(), Some("77"));
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     assert_no_cgroup(&id);
     set(&mut b, 96 << 20, 88);
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &s.inner(b.path()),
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     let (at, _) = count(&b).expect("count");
     wait_count(&b, at);
     assert_eq!(
@@ -1301,13 +1689,7 @@ fn paused_container_checkpoints_and_stays_paused() {
     let b = start_counter(&s, &id);
     s.ok(&["pause", &id]);
     let (_, img_in) = s.image("img");
-    s.ok(&[
-        "checkpoint",
-        "--leave-running",
-        "--image-path",
-        &img_in,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &img_in, &["--leave-running"]);
     assert_eq!(s.state(&id).expect("state")["status"], "paused");
     let (n, _) = count(&b).expect("count");
     std::thread::sleep(Duration::from_millis(400));
@@ -1316,15 +1698,7 @@ fn paused_container_checkpoints_and_stays_paused() {
     wait_count(&b, n + 2);
     s.ok(&["delete", "--force", &id]);
     let id2 = format!("{id}-2");
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &s.inner(b.path()),
-        &id2,
-    ]);
+    s.restore_ok(&id2, &img_in, &b, &[]);
     assert_eq!(s.state(&id2).expect("state")["status"], "running");
     let (m, _) = count(&b).expect("count");
     wait_count(&b, m);
@@ -1355,15 +1729,7 @@ fn wren_restores_an_image_runc_made() {
     let (code, out) = runc(&["checkpoint", "--image-path", &img_in, &id]);
     assert_eq!(code, 0, "runc checkpoint: {out}");
     let (at, _) = count(&b).expect("count");
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &bundle,
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     let now = wait_count(&b, at);
     assert!(now < at + 50, "counter restarted? {at} -> {now}");
     assert_eq!(s.state(&id).expect("state")["status"], "running");
@@ -1391,20 +1757,12 @@ fn restore_runs_prestart_and_create_runtime_hooks_with_the_state() {
     s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
     wait_count(&b, 2);
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     // Hooks added after the dump: only the restore can run them.
     b.config["hooks"] = json!({"prestart": [hook("prestart")],
                                "createRuntime": [hook("createRuntime")]});
     b.save();
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &bundle,
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     let pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
     for name in ["prestart", "createRuntime"] {
         let text = std::fs::read_to_string(out_dir.join(format!("{name}.json")))
@@ -1430,16 +1788,8 @@ fn empty_ns_network_restores_into_an_empty_network_namespace() {
     let Some(s) = Sid::new(t) else { return };
     let id = format!("ck-emptyns-{}", std::process::id());
     let b = start_counter(&s, &id);
-    let bundle = s.inner(b.path());
     let (img, img_in) = s.image("img");
-    s.ok(&[
-        "checkpoint",
-        "--empty-ns",
-        "network",
-        "--image-path",
-        &img_in,
-        &id,
-    ]);
+    s.checkpoint_ok(&id, &img_in, &["--empty-ns", "network"]);
     let names: Vec<String> = std::fs::read_dir(&img)
         .expect("image dir")
         .flatten()
@@ -1452,17 +1802,7 @@ fn empty_ns_network_restores_into_an_empty_network_namespace() {
         "network contents were dumped: {names:?}"
     );
     let (at, _) = count(&b).expect("count");
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--empty-ns",
-        "network",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &bundle,
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &["--empty-ns", "network"]);
     wait_count(&b, at);
     let pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
     let links = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).expect("net/dev");
@@ -1499,7 +1839,7 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
     let id = format!("ck-lazy-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (_, img_in) = s.image("img");
-    let (ok, out) = s.oci(&["checkpoint", "--lazy-pages", "--image-path", &img_in, &id]);
+    let (ok, out) = s.checkpoint(&id, &img_in, &["--lazy-pages"]);
     assert!(!ok, "lazy pages without uffd succeeded: {out}");
     assert!(out.contains("userfaultfd"), "{out}");
     assert_eq!(s.state(&id).expect("state")["status"], "running");
@@ -1507,6 +1847,231 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
     wait_count(&b, n + 2);
     s.ok(&["delete", "--force", &id]);
     assert_no_cgroup(&id);
+}
+
+/// `checkpoint --lazy-pages --page-server ADDR:PORT --status-fd 5` (runc's
+/// flags; Podman and runc's tests wait on this fd): the `\0` comes while
+/// the dump is still running, once its page server listens (criu's
+/// "status-ready" notification), with the images but the lazy memory
+/// written. A client that connects and hangs up ends the transfer; the
+/// dump then finishes and the container is gone, as after any checkpoint.
+#[test]
+fn status_fd_gets_its_byte_when_the_page_server_listens() {
+    let t = "status_fd_gets_its_byte_when_the_page_server_listens";
+    let Some(s) = Sid::new(t) else { return };
+    let (_, check) = s.run(&["criu", "check", "--feature", "uffd-noncoop"], &[]);
+    if !check.contains("is supported") {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Host(format!("no userfaultfd ({})", check.trim())),
+        );
+        return;
+    }
+    let id = format!("ck-stfd-{}", std::process::id());
+    let _b = start_counter(&s, &id);
+    let (img, img_in) = s.image("img");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let oci = s.inner(&s.dir().join("wren-oci"));
+    let root = s.inner(&s.dir().join("state"));
+    let mut dump = s.spawn(
+        "dump.out",
+        &[&oci, "--root", &root],
+        &[
+            "checkpoint",
+            "--lazy-pages",
+            "--page-server",
+            &format!("127.0.0.1:{port}"),
+            "--status-fd",
+            "5",
+            "--image-path",
+            &img_in,
+            &id,
+        ],
+        Some(&wr),
+    );
+    drop(wr);
+    // Everything the status fd carries until its end (or 30 s).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::fs::File::from(rd), &mut all);
+        let _ = tx.send(all);
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    // One \0, then the fd is closed (the reader sees its end).
+    assert_eq!(
+        got,
+        Ok(vec![0u8]),
+        "the status fd did not carry one \\0 and end: {}",
+        s.spawned_out("dump.out")
+    );
+    assert!(
+        matches!(dump.try_wait(), Ok(None)),
+        "the dump ended before any page was asked for: {}",
+        s.spawned_out("dump.out")
+    );
+    assert!(img.join("inventory.img").exists(), "no inventory.img yet");
+    assert_eq!(s.state(&id).expect("state")["status"], "running");
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the page server"));
+    assert!(
+        wren_tests::wait_for(30, || matches!(dump.try_wait(), Ok(Some(_)))),
+        "the dump did not end after its client left"
+    );
+    let st = dump.wait().expect("wait");
+    wren_tests::unregister(dump.id());
+    assert!(st.success(), "checkpoint: {}", s.spawned_out("dump.out"));
+    assert!(
+        s.state(&id).is_none(),
+        "the checkpointed container is still there"
+    );
+    assert_no_cgroup(&id);
+}
+
+/// Lazy migration as runc does it, with this kernel's userfaultfd:
+/// `checkpoint --lazy-pages --page-server ADDR:PORT --status-fd 5` dumps
+/// everything but the memory and serves the pages; the \0 on the status fd
+/// says it is ready (criu's "status-ready" notification). `criu lazy-pages`
+/// fetches from it for the restore; `restore --lazy-pages` (under another
+/// id, as the dumped container is only gone once every page has moved)
+/// brings the counter back, its pages faulted in on demand; then both
+/// criu processes end and the old container is gone.
+///
+/// Ignored: here the status byte comes, but criu 4.2.1's page server fails
+/// as `criu lazy-pages` connects ("page-pipe: splice: -1: Bad file
+/// descriptor", "Lazy pages transfer FAILED") and the restore then waits
+/// on the dead lazy-pages daemon (bounded here by `timeout 60`, whose
+/// SIGKILL leaves the restored container's cgroup behind).
+#[test]
+#[ignore = "criu 4.2.1's lazy page server fails with splice EBADF on this host"]
+fn lazy_pages_migrate_through_a_page_server() {
+    let t = "lazy_pages_migrate_through_a_page_server";
+    let Some(s) = Sid::new(t) else { return };
+    let (_, check) = s.run(&["criu", "check", "--feature", "uffd-noncoop"], &[]);
+    if !check.contains("is supported") {
+        wren_tests::skip(
+            t,
+            wren_tests::Skip::Host(format!("no userfaultfd ({})", check.trim())),
+        );
+        return;
+    }
+    let id = format!("ck-lazy-{}", std::process::id());
+    let id2 = format!("{id}-moved");
+    let b = start_counter(&s, &id);
+    let (img, img_in) = s.image("img");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    let oci = s.inner(&s.dir().join("wren-oci"));
+    let root = s.inner(&s.dir().join("state"));
+    let mut dump = s.spawn(
+        "dump.out",
+        &[&oci, "--root", &root],
+        &[
+            "checkpoint",
+            "--lazy-pages",
+            "--page-server",
+            &format!("127.0.0.1:{port}"),
+            "--status-fd",
+            "5",
+            "--manage-cgroups-mode",
+            "ignore",
+            "--image-path",
+            &img_in,
+            &id,
+        ],
+        Some(&wr),
+    );
+    drop(wr);
+    let mut ready = [1u8; 1];
+    let got = std::io::Read::read(&mut std::fs::File::from(rd), &mut ready).unwrap_or(0);
+    assert_eq!(
+        (got, ready[0]),
+        (1, 0),
+        "no \\0 on the status fd: {}",
+        s.spawned_out("dump.out")
+    );
+    assert!(img.join("inventory.img").exists(), "no inventory.img");
+    let mut lazy = s.spawn(
+        "lazy.out",
+        &[
+            "criu",
+            "lazy-pages",
+            "--page-server",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "-D",
+            &img_in,
+        ],
+        &[],
+        None,
+    );
+    // The restore connects to the daemon's socket in the image dir.
+    assert!(
+        wren_tests::wait_for(10, || img.join("lazy-pages.socket").exists()),
+        "criu lazy-pages did not come up: {}",
+        s.spawned_out("lazy.out")
+    );
+    let at_dump = count(&b).expect("count").0;
+    let bundle = s.inner(b.path());
+    let (code, out) = s.run(
+        &["timeout", "-s", "KILL", "60", &oci, "--root", &root],
+        &[
+            "restore",
+            "--detach",
+            "--lazy-pages",
+            "--manage-cgroups-mode",
+            "ignore",
+            "--image-path",
+            &img_in,
+            "--bundle",
+            &bundle,
+            &id2,
+        ],
+    );
+    if code != 0 {
+        let _ = lazy.kill();
+        let _ = dump.kill();
+        panic!(
+            "restore --lazy-pages: {out}\ndump: {}\nlazy-pages: {}",
+            s.spawned_out("dump.out"),
+            s.spawned_out("lazy.out")
+        );
+    }
+    wait_count(&b, at_dump + 5);
+    let held = held_lines(&b);
+    assert!(
+        held.iter().zip(1..).all(|(n, want)| *n == want),
+        "the count restarted: {held:?}"
+    );
+    assert!(
+        wren_tests::wait_for(30, || matches!(dump.try_wait(), Ok(Some(_)))),
+        "the dump did not end"
+    );
+    let st = dump.wait().expect("wait dump");
+    wren_tests::unregister(dump.id());
+    assert!(st.success(), "checkpoint: {}", s.spawned_out("dump.out"));
+    assert!(
+        wren_tests::wait_for(30, || matches!(lazy.try_wait(), Ok(Some(_)))),
+        "criu lazy-pages did not end"
+    );
+    wren_tests::unregister(lazy.id());
+    assert!(
+        s.state(&id).is_none(),
+        "the dumped container is still there"
+    );
+    assert_eq!(s.state(&id2).expect("state")["status"], "running");
+    s.ok(&["delete", "--force", &id2]);
+    assert_no_cgroup(&id);
+    assert_no_cgroup(&id2);
 }
 
 /// `--manage-cgroups-mode` on checkpoint and restore: what each mode does
@@ -1529,27 +2094,10 @@ fn manage_cgroups_modes_restore_into_the_containers_cgroup() {
         s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
         wait_count(&b, 2);
         let (_, img_in) = s.image(&format!("img-{mode}"));
-        let (ok, out) = s.oci(&[
-            "checkpoint",
-            "--manage-cgroups-mode",
-            mode,
-            "--image-path",
-            &img_in,
-            &id,
-        ]);
+        let (ok, out) = s.checkpoint(&id, &img_in, &["--manage-cgroups-mode", mode]);
         assert!(ok, "checkpoint --manage-cgroups-mode {mode}: {out}");
         let (at, _) = count(&b).expect("count");
-        let (ok, out) = s.oci(&[
-            "restore",
-            "--detach",
-            "--manage-cgroups-mode",
-            mode,
-            "--image-path",
-            &img_in,
-            "--bundle",
-            &bundle,
-            &id,
-        ]);
+        let (ok, out) = s.restore(&id, &img_in, &b, &["--manage-cgroups-mode", mode]);
         if mode == "strict" {
             // criu restores the cgroup tree itself and will not reuse the
             // one wren (as runc) made for the container: a clear failure
@@ -1614,17 +2162,9 @@ fn bind_mount_and_masked_paths_survive_restore() {
     s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
     assert!(wren_tests::wait_for(10, || lines() > 3));
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     let at = lines();
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &bundle,
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     assert!(
         wren_tests::wait_for(10, || lines() > at + 3),
         "no new lines on the bind mount after restore ({at})"
@@ -1667,17 +2207,9 @@ fn user_namespace_container_survives_restore() {
     s.ok(&["run", "--detach", "--bundle", &bundle, &id]);
     wait_count(&b, 3);
     let (_, img_in) = s.image("img");
-    s.ok(&["checkpoint", "--image-path", &img_in, &id]);
+    s.checkpoint_ok(&id, &img_in, &[]);
     let (at, _) = count(&b).expect("count");
-    s.ok(&[
-        "restore",
-        "--detach",
-        "--image-path",
-        &img_in,
-        "--bundle",
-        &bundle,
-        &id,
-    ]);
+    s.restore_ok(&id, &img_in, &b, &[]);
     let now = wait_count(&b, at);
     assert!(now < at + 50, "{at} -> {now}");
     let pid = s.state(&id).expect("state")["pid"].as_i64().expect("pid");
@@ -1794,4 +2326,107 @@ fn wrend_terminal_container_checkpoint_restore() {
     assert!(w.inspect(&name)["terminal"].as_bool().unwrap_or(false));
     w.ok(&["rm", "-f", &name]);
     assert_no_cgroup(&name);
+}
+
+/// `wren restore DIR NAME` when NAME does not exist: the checkpoint holds
+/// the container's create request and its overlay upper dir, so it comes
+/// back under a new name (the old one still there, stopped), under its
+/// own name after `rm`, and on another wrend with another root (the image
+/// imported there too): each time the count goes on from the dump and the
+/// rootfs changes are there. A directory without the request, or without
+/// a checkpoint, makes nothing.
+#[test]
+fn wrend_restore_makes_the_container_under_a_new_name_after_rm_and_elsewhere() {
+    use wren_tests::registry::{Compression, Layer, Layout};
+    let t = "wrend_restore_makes_the_container_under_a_new_name_after_rm_and_elsewhere";
+    let Some(w) = TreeWrend::start(t) else { return };
+    let mut layout = Layout::new();
+    let base = Layer::busybox_base().finish();
+    layout.image(
+        "test/ck:1",
+        &[(&base, Compression::Gzip)],
+        json!({"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]}),
+    );
+    let tar = w.dir.path().join("image.tar");
+    layout.tar(&tar);
+    w.ok(&["import", &w.inner(&tar)]);
+    let pid = std::process::id();
+    let (a, b, c) = (
+        format!("ck-mva-{pid}"),
+        format!("ck-mvb-{pid}"),
+        format!("ck-mvc-{pid}"),
+    );
+    // fd 3 stays open on a file of the upper dir: criu checks its size.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &a,
+        "test/ck:1",
+        "sh",
+        "-c",
+        "echo before >/marker; exec 3>>/held; i=0; \
+         while true; do i=$((i+1)); echo tick $i; echo $i >&3; sleep 0.1; done",
+    ]);
+    w.wait_status(&a, "running");
+    assert!(wren_tests::wait_for(10, || w.ticks(&a).len() >= 3));
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &a, &img]);
+    let img_host = w.dir.path().join("img");
+    assert!(img_host.join("wren-create.pb").is_file());
+    assert!(img_host.join("wren-upper/marker").is_file());
+    let at_dump = *w.ticks(&a).last().expect("ticks");
+    let goes_on = |w: &TreeWrend, name: &str| {
+        assert!(
+            wren_tests::wait_for(10, || w.ticks(name).len() >= 3),
+            "{name}: no ticks after restore\n{}",
+            w.log()
+        );
+        let ticks = w.ticks(name);
+        assert!(
+            ticks.iter().zip(at_dump + 1..).all(|(n, want)| *n == want),
+            "{name} did not go on from tick {at_dump}: {ticks:?}"
+        );
+        let out = w.ok(&["exec", name, "--", "cat", "/marker"]);
+        assert_eq!(out.trim(), "before");
+    };
+
+    // A new name, next to the stopped original.
+    w.ok(&["restore", &img, &b]);
+    goes_on(&w, &b);
+    assert_eq!(w.status(&a), "stopped");
+    assert_eq!(w.inspect(&b)["image"], w.inspect(&a)["image"]);
+    w.ok(&["rm", "-f", &b]);
+
+    // Its own name after rm.
+    w.ok(&["rm", &a]);
+    w.ok(&["restore", &img, &a]);
+    goes_on(&w, &a);
+    w.ok(&["rm", "-f", &a]);
+    assert_no_cgroup(&a);
+    assert_no_cgroup(&b);
+
+    // Another wrend (another root, the same image imported).
+    let Some(w2) = TreeWrend::start(t) else {
+        return;
+    };
+    w2.ok(&["import", &w.inner(&tar)]);
+    w2.ok(&["restore", &img, &c]);
+    goes_on(&w2, &c);
+    w2.ok(&["rm", "-f", &c]);
+    assert_no_cgroup(&c);
+
+    // Bad input: no create request / no checkpoint: nothing is made.
+    std::fs::remove_file(img_host.join("wren-create.pb")).expect("rm wren-create.pb");
+    let err = w.fails(&["restore", &img, &c]);
+    assert!(err.contains("wren-create.pb"), "{err}");
+    let empty = w.dir.path().join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let err = w.fails(&["restore", &w.inner(&empty), &c]);
+    assert!(err.contains("no inventory.img"), "{err}");
+    assert!(!w.wren(&["inspect", &c]).status.success(), "{c} was made");
+    assert!(
+        !w.dir.path().join("root/lib/containers").join(&c).exists(),
+        "{c}'s record directory was left"
+    );
 }

@@ -30,6 +30,7 @@
 
 pub mod api;
 pub mod config;
+pub mod copytree;
 pub mod error;
 pub mod event_log;
 pub mod event_loop;

@@ -220,9 +220,6 @@ fn base_opts(flags: &CriuFlags, log: &str, images: &OwnedFd, work: &OwnedFd) -> 
     if flags.lazy_pages {
         o.set_lazy_pages(true);
     }
-    if let Some(f) = &flags.status_fd {
-        o.set_status_fd(f.as_raw_fd());
-    }
     if let Some(m) = flags.cgroups_mode {
         o.set_manage_cgroups_mode(match m {
             CgroupsMode::Soft => rpc::Criu_cg_mode::SOFT,
@@ -446,21 +443,31 @@ impl Container {
         });
         req.opts = protobuf::MessageField::some(o);
         let op = if opts.pre_dump { "pre-dump" } else { "dump" };
-        let CriuFlags { status_fd, .. } = opts.flags;
+        // The status fd gets its \0 from us on criu's "status-ready"
+        // notification (the page server listens), as runc does with criu
+        // 3.15+ (criu's own status_fd option is obsolete there), then is
+        // closed so a reader sees the end.
+        let CriuFlags { mut status_fd, .. } = opts.flags;
         criu::call(
             &criu_bin,
             op,
             req,
             Fds {
-                held: [Some(images), Some(work), status_fd]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
+                held: vec![images, work],
                 ..Fds::default()
             },
             &work_path.join(log_name),
             &mut |_| Ok(()),
-            &mut |_| Ok(()),
+            &mut |n| {
+                if n.script == "status-ready" {
+                    if let Some(fd) = status_fd.take() {
+                        let mut f = std::fs::File::from(fd);
+                        std::io::Write::write_all(&mut f, &[0])
+                            .map_err(|e| format!("write the status fd: {e}"))?;
+                    }
+                }
+                Ok(())
+            },
         )
         .map_err(criu_err)?;
         Ok(())

@@ -5,6 +5,16 @@
 //! container: its record, log file, network settings and restart policy
 //! go on; only its task comes from the image instead of a fresh start.
 //!
+//! A checkpoint directory also carries what makes the container again
+//! (`wren restore DIR NEW-NAME`, after `rm`, or on another host's wrend):
+//! [`CREATE_FILE`], the request it was created with (protobuf), and for
+//! an image container [`UPPER_DIR`], a copy of its overlay's upper dir
+//! (the rootfs changes criu's images rely on: open files, their sizes).
+//! The CLI reads the request and resolves the image's layers in its own
+//! store; wrend makes the record from it (new network attachment, new
+//! cgroup) and restores into it. Copy the whole directory, keeping owners,
+//! device nodes and xattrs (`cp -a`, `rsync -aX`), to move it.
+//!
 //! Runs in wrend's loop thread, which waits for the shim's answer (up to
 //! [`CRIU_TIMEOUT`]): the dump or restore of a big container blocks other
 //! requests meanwhile, as a slow Create does.
@@ -20,6 +30,11 @@ use wren_protocol::task as shimapi;
 
 use crate::wrend::error::ManagerError;
 use crate::wrend::registry::{encode, Registry, State};
+
+/// In a checkpoint directory: the container's create request.
+pub const CREATE_FILE: &str = "wren-create.pb";
+/// In a checkpoint directory: an image container's overlay upper dir.
+pub const UPPER_DIR: &str = "wren-upper";
 
 /// Longest wait for a shim's Checkpoint, or Start of a checkpoint's task.
 pub const CRIU_TIMEOUT: Duration = Duration::from_secs(300);
@@ -110,7 +125,48 @@ impl Registry {
                 Err(e) => log::warn!("{}", wren_runtime::error::chain(&e)),
             }
         }
+        self.keep_for_restore(name, dir)?;
         self.container_response(name)
+    }
+
+    /// Puts the create request and an image container's upper dir into
+    /// the checkpoint directory `dir`.
+    fn keep_for_restore(&self, name: &str, dir: &Path) -> Result<(), ManagerError> {
+        let record_dir = self.cfg.record_dir(name);
+        let io = |what, path: &Path, source| ManagerError::Io {
+            name: name.to_string(),
+            what,
+            path: path.to_path_buf(),
+            source,
+        };
+        let req = record_dir.join(super::create::CREATE_REQUEST);
+        if req.exists() {
+            std::fs::copy(&req, dir.join(CREATE_FILE))
+                .map_err(|e| io("copy the create request into", dir, e))?;
+        } else {
+            // A container made by a wrend before requests were kept: it
+            // can only be restored into itself.
+            log::warn!(
+                "{name}: no {}; the checkpoint restores only into {name}",
+                req.display()
+            );
+        }
+        let image = self
+            .containers
+            .get(name)
+            .is_some_and(|m| !m.rec.image_layers.is_empty());
+        if image {
+            let upper = dir.join(UPPER_DIR);
+            if upper.exists() {
+                std::fs::remove_dir_all(&upper).map_err(|e| io("remove", &upper, e))?;
+            }
+            crate::wrend::copytree::copy_tree(
+                &record_dir.join(super::create::OVERLAY_UPPER),
+                &upper,
+            )
+            .map_err(|e| io("copy the overlay upper dir to", &upper, e))?;
+        }
+        Ok(())
     }
 
     /// Brings a stopped container back from the checkpoint in `req.path`:
@@ -122,6 +178,10 @@ impl Registry {
     ) -> Result<api::ContainerResponse, ManagerError> {
         let name = req.name.as_str();
         let dir = image_dir("restore", &req.path)?.to_path_buf();
+        let made = !self.containers.contains_key(name);
+        if made {
+            self.create_for_restore(req, &dir)?;
+        }
         let m = self.get(name)?;
         if m.state.is_live() {
             return Err(ManagerError::FailedPrecondition(format!(
@@ -143,20 +203,69 @@ impl Registry {
         let result = self
             .create_task_from(name, Some(&dir))
             .and_then(|()| self.start_task_for(name, CRIU_TIMEOUT));
-        if let Err(e) = &result {
-            let msg = wren_runtime::error::chain(e);
+        if let Err(e) = result {
+            let msg = wren_runtime::error::chain(&e);
             self.events
                 .emit("/container/restore-failed", name, msg.clone());
+            if made {
+                // A container made for this restore is not left behind.
+                self.delete_task_if_any(name);
+                self.discard(name);
+                return Err(e);
+            }
             if let Some(m) = self.containers.get_mut(name) {
                 m.rec.last_error = msg;
                 m.state = State::Stopped;
             }
             self.delete_task_if_any(name);
             self.save(name);
-            result?;
+            return Err(e);
         }
         self.events
             .emit("/container/restore", name, dir.display().to_string());
         self.container_response(name)
+    }
+
+    /// Makes container `req.name` from the checkpoint's create request
+    /// (sent by the CLI) and, for an image container, its upper dir from
+    /// the checkpoint's copy. Nothing is made when the directory holds no
+    /// checkpoint or the request is missing; a failure removes what was.
+    fn create_for_restore(
+        &mut self,
+        req: &api::RestoreRequest,
+        dir: &Path,
+    ) -> Result<(), ManagerError> {
+        let name = req.name.as_str();
+        if !dir.join("inventory.img").is_file() {
+            return Err(ManagerError::InvalidArgument(format!(
+                "restore: {} holds no checkpoint (no inventory.img)",
+                dir.display()
+            )));
+        }
+        let Some(create) = req.create.as_ref() else {
+            return Err(ManagerError::NotFound(format!(
+                "{name} (and {} has no {CREATE_FILE} to make it from)",
+                dir.display()
+            )));
+        };
+        let mut create = create.clone();
+        create.name = name.to_string();
+        create.start = false;
+        let image = !create.image_layers.is_empty();
+        self.create_record(create)?;
+        let upper = dir.join(UPPER_DIR);
+        if image && upper.is_dir() {
+            let to = self.cfg.record_dir(name).join(super::create::OVERLAY_UPPER);
+            if let Err(source) = crate::wrend::copytree::copy_tree(&upper, &to) {
+                self.discard(name);
+                return Err(ManagerError::Io {
+                    name: name.to_string(),
+                    what: "copy the checkpoint's upper dir to",
+                    path: to,
+                    source,
+                });
+            }
+        }
+        Ok(())
     }
 }

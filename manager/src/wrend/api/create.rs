@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 /// A container's overlay upper and work dirs, inside its record directory.
 pub const OVERLAY_UPPER: &str = "overlay/upper";
 pub const OVERLAY_WORK: &str = "overlay/work";
+/// The request a container was made with (protobuf, `start` cleared), in
+/// its record directory: `wren checkpoint` puts a copy in the checkpoint
+/// so `wren restore` can make the container again under any name.
+pub const CREATE_REQUEST: &str = "create-request.pb";
 
 use serde_json::Value;
 use wren_protocol::manager as api;
@@ -29,6 +33,32 @@ impl Registry {
     ) -> Result<api::ContainerResponse, ManagerError> {
         let name = req.name.clone();
         timing::mark(&name, "wrend.create");
+        let start = req.start;
+        self.create_record(req)?;
+        let created = self.create_task(&name).and_then(|()| {
+            if start {
+                self.start_task(&name)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = created {
+            // Nothing may be left behind for a container that failed to start.
+            self.delete_task_if_any(&name);
+            self.discard(&name);
+            crate::wrend::health::give_back_heap();
+            return Err(e);
+        }
+        // The spec, bundle and /etc files were built in memory.
+        crate::wrend::health::give_back_heap();
+        self.container_response(&name)
+    }
+
+    /// The checked request's bundle, record and network settings, without
+    /// a task (`create` then creates it; a restore creates it from a
+    /// checkpoint). A failure leaves nothing.
+    pub(crate) fn create_record(&mut self, req: api::CreateRequest) -> Result<(), ManagerError> {
+        let name = req.name.clone();
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
@@ -61,6 +91,13 @@ impl Registry {
             .and_then(|()| match &net {
                 Some(n) => crate::wrend::network::save(&record_dir, n),
                 None => Ok(()),
+            })
+            .and_then(|()| {
+                let mut saved = req.clone();
+                saved.start = false;
+                let bytes =
+                    protobuf::Message::write_to_bytes(&saved).map_err(std::io::Error::other)?;
+                std::fs::write(record_dir.join(CREATE_REQUEST), bytes)
             });
         if let Err(source) = written {
             self.remove_files(&name);
@@ -104,23 +141,7 @@ impl Registry {
         self.containers
             .insert(name.as_str().into(), self.new_managed(rec));
         self.save(&name);
-        let created = self.create_task(&name).and_then(|()| {
-            if req.start {
-                self.start_task(&name)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = created {
-            // Nothing may be left behind for a container that failed to start.
-            self.delete_task_if_any(&name);
-            self.discard(&name);
-            crate::wrend::health::give_back_heap();
-            return Err(e);
-        }
-        // The spec, bundle and /etc files were built in memory.
-        crate::wrend::health::give_back_heap();
-        self.container_response(&name)
+        Ok(())
     }
 }
 
