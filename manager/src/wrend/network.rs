@@ -22,7 +22,6 @@
 //! Runs in wrend's loop thread (the namespace is made on a short-lived
 //! thread that `unshare`s only itself).
 
-use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -223,8 +222,11 @@ pub(super) struct Helper {
     /// The container was removed meanwhile: its files go when this is done.
     pub(super) remove_files: bool,
     /// `rm`/`stop` callers and their prepared answers.
-    pub(super) replies: Vec<(Responder, Vec<u8>)>,
+    pub(super) replies: Vec<(Responder, Reply)>,
 }
+
+/// A prepared answer.
+pub(super) type Reply = Result<Vec<u8>, wren_protocol::ttrpc_wire::Status>;
 
 /// Spawns the helper with its stdout on a non-blocking pipe.
 fn spawn_helper(
@@ -415,13 +417,25 @@ impl Registry {
         let Some(h) = self.helpers.get_mut(&fd) else {
             return;
         };
-        let mut rest = Vec::new();
-        let mut f = std::fs::File::from(h.out.try_clone().expect("dup the helper's pipe"));
-        // SAFETY: fcntl(F_SETFL) on our duplicate of the pipe: the loop
-        // needs it blocking for this read only (the helper is done after).
-        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, 0) };
-        let _ = f.read_to_end(&mut rest);
-        h.buf.extend_from_slice(&rest);
+        // SAFETY: fcntl(F_SETFL) on the pipe we own: blocking for this read
+        // to EOF (the helper is done and the fd closed right after).
+        unsafe { libc::fcntl(h.out.as_raw_fd(), libc::F_SETFL, 0) };
+        let mut chunk = [0u8; 512];
+        loop {
+            // SAFETY: read(2) into a local buffer from a pipe fd we own.
+            let n =
+                unsafe { libc::read(h.out.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n > 0 {
+                if h.buf.len() < 64 << 10 {
+                    h.buf.extend_from_slice(&chunk[..n as usize]);
+                }
+                continue;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
     }
 
     fn take_helper(&mut self, fd: RawFd) -> Option<Helper> {
@@ -523,7 +537,8 @@ impl Registry {
                     self.delete_task_if_any(name);
                     self.discard(name);
                     super::health::give_back_heap();
-                    return responder.send(Err(e.to_status()));
+                    // After its detach, if one runs: nothing is left then.
+                    return self.reply_when_gone(name, responder, Err(e.to_status()));
                 }
                 super::health::give_back_heap();
                 self.reply_container(name, responder);
@@ -567,20 +582,17 @@ impl Registry {
     /// init exited, or when it goes), in a helper the loop does not wait
     /// for.
     pub(super) fn detach_network(&mut self, name: &str) {
-        if let Some(fd) = self.helper_of(name) {
-            if self.helpers.get(&fd).is_some_and(|h| !h.attach) {
-                return; // already detaching
-            }
-            self.settle(name);
-        }
+        // An attach still running finishes first (what follows it may
+        // itself start this detach).
+        self.settle_attach(name);
         if let Some(m) = self.containers.get_mut(name) {
             if !m.rec.ip_address.is_empty() {
                 m.rec.ip_address.clear();
                 self.save(name);
             }
         }
-        if !attached(&self.cfg, name) {
-            return;
+        if self.helper_of(name).is_some() || !attached(&self.cfg, name) {
+            return; // already detaching, or nothing to detach
         }
         timing::mark(name, "wrend.net.detach");
         match spawn_helper(&self.cfg, name, "detach", false) {
@@ -599,9 +611,9 @@ impl Registry {
         }
     }
 
-    /// Sends an `rm`/`stop` answer once nothing of the container runs:
-    /// neither its shim nor its network helper.
-    pub(super) fn reply_when_gone(&mut self, name: &str, r: Responder, reply: Vec<u8>) {
+    /// Sends an `rm`/`stop` answer (or a failed `Create`'s) once nothing
+    /// of the container runs: neither its shim nor its network helper.
+    pub(super) fn reply_when_gone(&mut self, name: &str, r: Responder, reply: Reply) {
         if let Some(d) = self.departing.values_mut().find(|d| d.name == name) {
             return d.replies.push((r, reply));
         }
@@ -610,7 +622,7 @@ impl Registry {
                 return h.replies.push((r, reply));
             }
         }
-        r.send(Ok(reply));
+        r.send(reply);
     }
 
     /// Removes a container's files now, or when its detach is done.

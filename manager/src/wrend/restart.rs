@@ -80,7 +80,7 @@ impl Registry {
         }
         for r in stop_waiters {
             match self.container_response(name) {
-                Ok(c) => self.reply_when_gone(name, r, encode(&c)),
+                Ok(c) => self.reply_when_gone(name, r, Ok(encode(&c))),
                 Err(e) => r.send(Err(e.to_status())),
             }
         }

@@ -38,7 +38,7 @@ pub(super) struct Departing {
     pub(super) pidfd: OwnedFd,
     pub(super) deadline: Instant,
     /// `rm` callers and their prepared answers.
-    pub(super) replies: Vec<(Responder, Vec<u8>)>,
+    pub(super) replies: Vec<(Responder, super::network::Reply)>,
 }
 
 /// A pidfd for `pid` (a shim, our child), if the kernel gives one.

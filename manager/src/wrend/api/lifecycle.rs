@@ -184,7 +184,7 @@ impl Registry {
             Err(e) => return responder.send(Err(e.to_status())),
         };
         // Once its shim has exited and its network is detached.
-        self.reply_when_gone(name, responder, reply);
+        self.reply_when_gone(name, responder, Ok(reply));
     }
 
     /// Removes a container; a live one needs `force` (it is killed first).
