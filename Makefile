@@ -60,6 +60,7 @@ install: release
 	install -m 0755 $(REL)/containerd-shim-wren-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-wren-v2
 	install -m 0755 $(REL)/wrend $(DESTDIR)$(PREFIX)/bin/wrend
 	install -m 0755 $(REL)/wren $(DESTDIR)$(PREFIX)/bin/wren
+	install -m 0755 $(REL)/wren-net $(DESTDIR)$(PREFIX)/bin/wren-net
 
 # The whole suite: unit tests beside the code and the root integration
 # tests in tests/. A test that cannot run here records why

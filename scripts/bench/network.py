@@ -69,7 +69,9 @@ def free_port():
 def measure(wren_bin, wrend_bin, shim, n=10):
     """The figure as a dict (raw samples in ms)."""
     wren_bin, wrend_bin, shim = (os.path.abspath(b) for b in (wren_bin, wrend_bin, shim))
-    for b in (wren_bin, wrend_bin, shim):
+    # wrend runs its CNI helper, wren-net, from beside itself.
+    helper = os.path.join(os.path.dirname(wrend_bin), "wren-net")
+    for b in (wren_bin, wrend_bin, shim, helper):
         if not os.path.exists(b):
             raise OSError(f"{b} is not built (make release)")
     for tool in ("docker-registry", "skopeo", "podman", "unshare"):

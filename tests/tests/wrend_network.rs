@@ -1,8 +1,9 @@
 //! Container networking through wrend end to end: Debian's CNI plugins
 //! (bridge, host-local, portmap, firewall) driven by wren's network helper,
 //! published TCP and UDP ports, peers by name, host and none, teardown
-//! after wrend was SIGKILLed, addresses kept across restarts, and bad input
-//! that must leave nothing behind.
+//! after wrend was SIGKILLed, addresses kept across restarts, bad input
+//! that must leave nothing behind, and wrend serving other requests while
+//! a (deliberately slow) plugin runs.
 //!
 //! Every test runs its private wrend inside a network namespace the test
 //! made ([`Wrend::start_in_netns`]), so bridges, veths and iptables rules
@@ -13,10 +14,11 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use wren_tests::wrend::{name, Wrend};
-use wren_tests::{require_root, skip, wait_for, Bundle, Skip};
+use wren_tests::{require_root, skip, spawn_registered, unregister, wait_for, Bundle, Skip};
 
 fn ready(test: &str) -> bool {
     if !require_root(test) {
@@ -693,4 +695,116 @@ fn a_container_that_exits_on_its_own_is_detached_once() {
     w.ok(&["rm", &n]);
     w.assert_clean(&n);
     assert_eq!(w.log().matches(&format!("{n}: network detach")).count(), 1);
+}
+
+#[test]
+fn wrend_serves_other_requests_while_the_plugins_run() {
+    if !ready("wrend_serves_other_requests_while_the_plugins_run") {
+        return;
+    }
+    // The real plugins, the firewall made slow: 2 s before each of its
+    // ADDs and DELs.
+    let cni = tempfile::tempdir().unwrap();
+    for p in ["bridge", "host-local", "portmap"] {
+        std::os::unix::fs::symlink(Path::new("/usr/lib/cni").join(p), cni.path().join(p)).unwrap();
+    }
+    let slow = cni.path().join("firewall");
+    std::fs::write(
+        &slow,
+        "#!/bin/sh\nsleep 2\nexec /usr/lib/cni/firewall \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = cni.path().to_str().unwrap().to_string();
+    let w = Wrend::start_in_netns(&[], &[("WREN_CNI_PATH", &path)]);
+    let b = web_rootfs("slow plugins");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    // What the network itself keeps (bridge, shared chains) made first.
+    let warm = name("warm");
+    w.ok(&[
+        "run", "--rm", "--rootfs", r, "-p", "18211:80", &warm, "--", "true",
+    ]);
+    let base = net_state(&w);
+
+    let quick = |what: &str, args: &[&str]| {
+        let t = Instant::now();
+        w.ok(args);
+        assert!(
+            t.elapsed() < Duration::from_millis(1500),
+            "{what} took {:?} while a plugin ran",
+            t.elapsed()
+        );
+    };
+    let n = name("slow");
+    let t = Instant::now();
+    let mut run = spawn_registered(
+        w.cmd()
+            .args(["run", "-d", "--rootfs", r, "-p", "127.0.0.1:18210:80", &n])
+            .args(["--", "httpd", "-f", "-p", "80", "-h", "/www"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Its firewall ADD sleeps: wrend answers meanwhile, and creates other
+    // containers.
+    quick("ls", &["ls"]);
+    let other = name("other");
+    quick(
+        "run --network none",
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--rootfs",
+            r,
+            &other,
+            "--",
+            "sleep",
+            "100",
+        ],
+    );
+    assert!(
+        run.try_wait().unwrap().is_none(),
+        "run -d returned before its attach"
+    );
+    let status = run.wait().unwrap();
+    unregister(run.id());
+    assert!(status.success(), "run -d failed\n{}", w.log());
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    assert_eq!(w.status(&n), "running");
+    assert!(get_until(&w, 18210, "slow plugins"), "{}", w.log());
+
+    // rm answers only once the DEL is done (the firewall's sleeps first),
+    // and wrend serves meanwhile.
+    let t = Instant::now();
+    let mut rm = spawn_registered(
+        w.cmd()
+            .args(["rm", "-f", &n])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    quick("inspect", &["inspect", &other]);
+    assert!(
+        rm.try_wait().unwrap().is_none(),
+        "rm returned before its detach"
+    );
+    let status = rm.wait().unwrap();
+    unregister(rm.id());
+    assert!(status.success(), "rm failed\n{}", w.log());
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    let after = net_state(&w);
+    let diff: Vec<&str> = after
+        .lines()
+        .filter(|l| !base.lines().any(|b| b == *l))
+        .chain(base.lines().filter(|b| !after.lines().any(|l| l == *b)))
+        .collect();
+    assert!(diff.is_empty(), "left or lost: {diff:#?}");
+    w.assert_clean(&n);
+    assert_nothing_of(&w, &n);
+    w.ok(&["rm", "-f", &other]);
 }

@@ -232,7 +232,8 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
             Ok(0)
         }
         NetworkSub::Attach(h) => {
-            let ip = attach::attach(&h.records, &h.state, &h.container).map_err(|e| chain(&e))?;
+            let ip =
+                attach::attach(&h.records, &h.state, &h.container, false).map_err(|e| chain(&e))?;
             println!("{ip}");
             Ok(0)
         }

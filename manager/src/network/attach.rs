@@ -88,7 +88,17 @@ fn cache_path(records: &Path, container: &str) -> PathBuf {
 }
 
 /// Attaches `container` as its `net/config.json` asks; its address.
-pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, AttachError> {
+/// `netns_made`: wrend made the container's network namespace already
+/// (it does when nothing of an earlier attachment is left, so the task can
+/// be created while the plugins run); it is used as it is and left to
+/// wrend if the attach fails (the task may be joining it right then).
+/// Otherwise a leftover attachment is undone and the namespace made here.
+pub fn attach(
+    records: &Path,
+    state: &Path,
+    container: &str,
+    netns_made: bool,
+) -> Result<String, AttachError> {
     let cdir = container_dir(records, container);
     let mut req = NetRequest::load(&cdir).map_err(|source| AttachError::Request {
         container: container.to_string(),
@@ -98,14 +108,19 @@ pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, A
         return Ok(String::new());
     }
     let _lock = store::lock(records)?;
-    // A leftover attachment (wrend died between ADD and the task): undo it.
-    detach_locked(records, state, container)?;
+    if !netns_made {
+        // A leftover attachment (wrend died between ADD and the task):
+        // undo it.
+        detach_locked(records, state, container, true)?;
+    }
     let net = store::ensure(records, &req.network)?;
     let conflist = store::conflist(records, &net);
     cni::check_plugins(&conflist)?;
     check_ports(records, container, &mut req.ports)?;
     let netns = netns_path(state, container);
-    make_netns(&netns)?;
+    if !netns_made {
+        make_netns(&netns)?;
+    }
     let mut rc = Map::new();
     if !req.ports.is_empty() {
         rc.insert("portMappings".into(), cni::port_mappings(&req.ports));
@@ -144,7 +159,9 @@ pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, A
         None => match cni::add(&conflist, &att) {
             Ok(r) => r,
             Err(e) => {
-                remove_netns(&netns);
+                if !netns_made {
+                    remove_netns(&netns);
+                }
                 return Err(e.into());
             }
         },
@@ -178,10 +195,12 @@ pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, A
             req.save(&cdir).map_err(io("write", &cdir))
         });
     if let Err(e) = done {
-        let _ = detach_locked(records, state, container);
+        let _ = detach_locked(records, state, container, !netns_made);
         // The cache may not have been written: DEL with what we have.
         let _ = cni::del(&cache.conflist, &att, Some(&cache.result));
-        remove_netns(&netns);
+        if !netns_made {
+            remove_netns(&netns);
+        }
         return Err(e);
     }
     rewrite_hosts(records, &net.name, &req.add_hosts, Some(container));
@@ -191,10 +210,17 @@ pub fn attach(records: &Path, state: &Path, container: &str) -> Result<String, A
 /// Detaches `container` if it is attached (nothing to do otherwise).
 pub fn detach(records: &Path, state: &Path, container: &str) -> Result<(), AttachError> {
     let _lock = store::lock(records)?;
-    detach_locked(records, state, container)
+    detach_locked(records, state, container, true)
 }
 
-fn detach_locked(records: &Path, state: &Path, container: &str) -> Result<(), AttachError> {
+/// DEL of the cached attachment; the namespace removed too with
+/// `remove_ns`.
+fn detach_locked(
+    records: &Path,
+    state: &Path,
+    container: &str,
+    remove_ns: bool,
+) -> Result<(), AttachError> {
     let path = cache_path(records, container);
     let cache: Option<Cache> = std::fs::read(&path)
         .ok()
@@ -216,7 +242,9 @@ fn detach_locked(records: &Path, state: &Path, container: &str) -> Result<(), At
         let _ = std::fs::remove_file(store::member_path(records, &c.network, container));
         rewrite_hosts(records, &c.network, &[], None);
     }
-    remove_netns(&netns_path(state, container));
+    if remove_ns {
+        remove_netns(&netns_path(state, container));
+    }
     Ok(())
 }
 

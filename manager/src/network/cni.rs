@@ -124,6 +124,12 @@ fn exec(command: &'static str, conf: &Value, att: &Attachment) -> Result<Value, 
         plugin: bin.clone(),
         source,
     };
+    let mark = |what: &str| {
+        if wren_runtime::timing::enabled() {
+            wren_runtime::timing::mark(att.container_id, &format!("cni.{plugin}.{command}{what}"));
+        }
+    };
+    mark("");
     let mut child = Command::new(&bin)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", att.container_id)
@@ -141,6 +147,7 @@ fn exec(command: &'static str, conf: &Value, att: &Attachment) -> Result<Value, 
         stdin.write_all(&input).map_err(spawn_err)?;
     }
     let out = child.wait_with_output().map_err(spawn_err)?;
+    mark(".done");
     let parsed: Value = if out.stdout.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {

@@ -15,6 +15,7 @@
 pub mod attach;
 pub mod cni;
 pub mod files;
+pub mod helper;
 pub mod store;
 
 use std::path::{Path, PathBuf};

@@ -1,10 +1,11 @@
 //! wrend's single epoll loop: the API socket (which also receives the shims'
 //! `containerd.services.events.ttrpc.v1.Events/Forward` calls), a signalfd
 //! (SIGCHLD, SIGTERM, SIGINT), the containers' stdout/stderr fifos, the
-//! shims' pidfds, and the registry's timers as the epoll timeout. It only
-//! routes: requests to [`super::api`], readable fifos to
-//! [`super::stdio`], shim deaths to [`super::shim_lifecycle`], due timers
-//! to [`super::restart`].
+//! shims' pidfds, the network helpers' stdout pipes, and the registry's
+//! timers as the epoll timeout. It only routes: requests to
+//! [`super::api`], readable fifos to [`super::stdio`], shim deaths to
+//! [`super::shim_lifecycle`], helper output to [`super::network`], due
+//! timers to [`super::restart`].
 //!
 //! wrend is a child subreaper so the shims it starts (and anything they
 //! leave behind) are reaped here. SIGTERM/SIGINT stop wrend only: shims and
@@ -33,6 +34,7 @@ const TOKEN_SIGNALS: u64 = 1;
 const CONN_BIT: u64 = 1 << 40;
 const FIFO_BIT: u64 = 1 << 41;
 const SHIM_BIT: u64 = 1 << 42;
+const HELPER_BIT: u64 = 1 << 43;
 const FD_MASK: u64 = (1 << 32) - 1;
 
 /// Why wrend could not run.
@@ -180,6 +182,7 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
                 }
                 t if t & FIFO_BIT != 0 => reg.fifo_readable((t & FD_MASK) as RawFd),
                 t if t & SHIM_BIT != 0 => reg.shim_exited((t & FD_MASK) as RawFd),
+                t if t & HELPER_BIT != 0 => reg.helper_readable((t & FD_MASK) as RawFd),
                 t => {
                     let Some(c) = conns.get_mut(&t) else {
                         continue;
@@ -249,6 +252,7 @@ fn apply_watches(epoll: &Epoll, reg: &mut Registry) {
                 let bit = match kind {
                     WatchKind::Fifo => FIFO_BIT,
                     WatchKind::Shim => SHIM_BIT,
+                    WatchKind::Helper => HELPER_BIT,
                 };
                 // SAFETY: the registry keeps the fd open until it asks for
                 // its removal, which comes before the close.

@@ -3,32 +3,47 @@
 //! join `<state>/netns/NAME` by path; every mode: /etc/hosts,
 //! /etc/resolv.conf and /etc/hostname bind-mounted from the container's
 //! `net/` directory), the request saved for the helper, and running that
-//! helper — `wren network attach|detach NAME`, a separate short-lived
-//! process that does the CNI work ([`crate::network::attach`]) — before a
-//! task is created and after its init exits. wrend links no CNI code and
-//! holds nothing between those calls; whether a container is attached is
-//! the presence of its CNI cache file, so detach happens exactly once.
+//! helper — `wren-net attach|detach NAME`, a separate short-lived process
+//! that does the CNI work ([`crate::network::helper`]) — before a task is
+//! created and after its init exits. wrend links no CNI code and holds
+//! nothing between those calls; whether a container is attached is the
+//! presence of its CNI cache file, so detach happens exactly once.
 //!
-//! Runs in wrend's loop thread (the helper is waited for, like a shim call).
+//! The loop never waits for a plugin: a helper is spawned with its stdout
+//! on a pipe the loop watches ([`Helper`]), and what follows (start the
+//! task, answer `Create`, `Start` or `rm`, remove a deleted container's
+//! files) runs when the pipe reaches EOF ([`Registry::helper_readable`]).
+//! For a clean attach wrend makes the network namespace itself first (on
+//! a short-lived thread, `lo` up), so the shim and its task are created
+//! while the plugins run. A request about a container whose helper still
+//! runs waits for it ([`Registry::settle`]): rare, and bounded by one
+//! ADD or DEL.
+//!
+//! Runs in wrend's loop thread (the namespace is made on a short-lived
+//! thread that `unshare`s only itself).
 
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use wren_protocol::manager as api;
+use wren_ttrpc::server::Responder;
 
 use super::config::Config;
 use super::error::ManagerError;
-use crate::network::{files, netns_path, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
+use super::registry::{Registry, WatchKind};
+use crate::network::{files, helper, netns_path, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
+use wren_runtime::timing;
 
-/// The `wren` binary that serves as the network helper: beside wrend, or
-/// on PATH.
+/// The helper binary, `wren-net`: beside wrend, or on PATH.
 fn helper_binary() -> PathBuf {
     std::env::current_exe()
         .ok()
-        .and_then(|p| p.parent().map(|d| d.join("wren")))
+        .and_then(|p| p.parent().map(|d| d.join("wren-net")))
         .filter(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("wren"))
+        .unwrap_or_else(|| PathBuf::from("wren-net"))
 }
 
 /// Checks the request's networking fields and edits `spec` for them; the
@@ -130,44 +145,494 @@ pub fn attached(cfg: &Config, name: &str) -> bool {
         || netns_path(&cfg.state_dir, name).exists()
 }
 
-fn run_helper(cfg: &Config, name: &str, action: &str) -> Result<String, ManagerError> {
-    let t = std::time::Instant::now();
-    let out = Command::new(helper_binary())
-        .args(["network", action, "--records"])
+fn helper_command(cfg: &Config, name: &str, action: &str, netns_made: bool) -> Command {
+    let mut cmd = Command::new(helper_binary());
+    cmd.arg(action)
+        .arg("--records")
         .arg(&cfg.records_dir)
         .arg("--state")
-        .arg(&cfg.state_dir)
-        .arg(name)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| ManagerError::Network {
-            name: name.to_string(),
-            message: format!("run {}: {e}", helper_binary().display()),
-        })?;
-    log::debug!("{name}: network {action} took {:?}", t.elapsed());
-    if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stderr);
-        let text = text.trim().trim_start_matches("wren: ");
-        return Err(ManagerError::Network {
-            name: name.to_string(),
-            message: text.to_string(),
-        });
+        .arg(&cfg.state_dir);
+    if netns_made {
+        cmd.arg("--netns-made");
     }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    cmd.arg(name).stdin(Stdio::null());
+    cmd
 }
 
-/// CNI ADD of a container on a CNI network (before its task is created);
-/// its address.
+fn helper_error(name: &str, message: String) -> ManagerError {
+    ManagerError::Network {
+        name: name.to_string(),
+        message,
+    }
+}
+
+/// Runs the helper and waits for it (the checkpoint-restore path, and a
+/// start at wrend's boot); its address.
+fn run_helper(cfg: &Config, name: &str, action: &str) -> Result<String, ManagerError> {
+    let t = Instant::now();
+    let out = helper_command(cfg, name, action, false)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| helper_error(name, format!("run {}: {e}", helper_binary().display())))?;
+    log::debug!("{name}: network {action} took {:?}", t.elapsed());
+    helper::outcome(&out.stdout).map_err(|m| helper_error(name, m))
+}
+
+/// CNI ADD of a container on a CNI network (before its task is created),
+/// waited for; its address.
 pub fn attach(cfg: &Config, name: &str) -> Result<String, ManagerError> {
     run_helper(cfg, name, "attach")
 }
 
-/// CNI DEL, if the container is attached.
+/// CNI DEL, if the container is attached, waited for.
 pub fn detach(cfg: &Config, name: &str) {
     if !attached(cfg, name) {
         return;
     }
     if let Err(e) = run_helper(cfg, name, "detach") {
         log::warn!("{}", wren_runtime::error::chain(&e));
+    }
+}
+
+/// What follows a helper the loop waits for.
+pub(super) enum Then {
+    /// `Create`: start the task if asked, answer with the container.
+    Create { start: bool, responder: Responder },
+    /// `Start` of a stopped container: start the task, answer.
+    Start { responder: Responder },
+    /// A restart (policy, health action): start the task; a failure
+    /// counts as a failed run.
+    Restart,
+    /// Nothing (a detach).
+    Nothing,
+}
+
+/// A helper process the loop waits for: its stdout pipe is watched and
+/// read to EOF.
+pub(super) struct Helper {
+    pub(super) name: String,
+    pub(super) attach: bool,
+    /// The task is created once the attach is done (an earlier
+    /// attachment was left over, so the helper makes the namespace).
+    pub(super) create_after: bool,
+    pub(super) out: OwnedFd,
+    pub(super) buf: Vec<u8>,
+    pub(super) then: Then,
+    pub(super) started: Instant,
+    /// The container was removed meanwhile: its files go when this is done.
+    pub(super) remove_files: bool,
+    /// `rm`/`stop` callers and their prepared answers.
+    pub(super) replies: Vec<(Responder, Reply)>,
+}
+
+/// A prepared answer.
+pub(super) type Reply = Result<Vec<u8>, wren_protocol::ttrpc_wire::Status>;
+
+/// Spawns the helper with its stdout on a non-blocking pipe.
+fn spawn_helper(
+    cfg: &Config,
+    name: &str,
+    action: &str,
+    netns_made: bool,
+) -> Result<OwnedFd, ManagerError> {
+    let mut child = helper_command(cfg, name, action, netns_made)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| helper_error(name, format!("run {}: {e}", helper_binary().display())))?;
+    // The loop reaps it on SIGCHLD; its outcome is its stdout line.
+    let out: OwnedFd = child
+        .stdout
+        .take()
+        .map(OwnedFd::from)
+        .ok_or_else(|| helper_error(name, "no stdout pipe".into()))?;
+    // SAFETY: fcntl(F_SETFL) on a pipe fd we own.
+    unsafe {
+        let fl = libc::fcntl(out.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(out.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    Ok(out)
+}
+
+/// Makes the network namespace at `path` (a new one, bind-mounted, `lo`
+/// up) on a short-lived thread, so wrend's own thread never leaves its
+/// namespace.
+fn make_netns(path: &Path) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    std::fs::File::create(path)?;
+    let target = path.to_owned();
+    let made = std::thread::Builder::new()
+        .name("wrend-netns".into())
+        .stack_size(64 << 10)
+        .spawn(move || -> std::io::Result<()> {
+            use nix::mount::{mount, MsFlags};
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| std::io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| std::io::Error::other(format!("bind-mount the namespace: {e}")))?;
+            super::loopback::lo_up()
+        })?
+        .join()
+        .map_err(|_| std::io::Error::other("the netns thread panicked"))
+        .and_then(|r| r);
+    if let Err(e) = made {
+        remove_netns(path);
+        return Err(std::io::Error::other(format!("{}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+fn remove_netns(path: &Path) {
+    while nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+    let _ = std::fs::remove_file(path);
+}
+
+impl Registry {
+    /// The fd of the helper running for `name`, if any.
+    pub(super) fn helper_of(&self, name: &str) -> Option<RawFd> {
+        self.helpers
+            .iter()
+            .find(|(_, h)| h.name == name)
+            .map(|(fd, _)| *fd)
+    }
+
+    fn add_helper(&mut self, h: Helper) {
+        let raw = h.out.as_raw_fd();
+        let name = h.name.clone();
+        self.helpers.insert(raw, h);
+        self.watch(&name, raw, WatchKind::Helper);
+    }
+
+    /// (Re)creates the task of `name` and attaches it to its network;
+    /// `then` runs when both are done (at once for none and host, after
+    /// the helper otherwise) — or with the error if one failed.
+    pub(super) fn create_task_then(&mut self, name: &str, then: Then) {
+        self.settle(name);
+        let cni = self
+            .containers
+            .get(name)
+            .is_some_and(|m| !matches!(m.rec.network.as_str(), "" | "none" | "host"));
+        if !cni {
+            let r = self.create_task(name);
+            return self.after_attach(name, r, then);
+        }
+        timing::mark(name, "wrend.net.attach");
+        let netns = netns_path(&self.cfg.state_dir, name);
+        // Nothing left of an earlier attachment: make the namespace here,
+        // so the task can be created while the plugins run.
+        let made = !attached(&self.cfg, name) && {
+            match make_netns(&netns) {
+                Ok(()) => true,
+                Err(e) => {
+                    log::warn!("{name}: make its network namespace: {e}");
+                    false
+                }
+            }
+        };
+        let fd = match spawn_helper(&self.cfg, name, "attach", made) {
+            Ok(fd) => fd,
+            Err(e) => {
+                if made {
+                    remove_netns(&netns);
+                }
+                return self.after_attach(name, Err(e), then);
+            }
+        };
+        let raw = fd.as_raw_fd();
+        self.add_helper(Helper {
+            name: name.to_string(),
+            attach: true,
+            create_after: !made,
+            out: fd,
+            buf: Vec::new(),
+            then,
+            started: Instant::now(),
+            remove_files: false,
+            replies: Vec::new(),
+        });
+        if made {
+            if let Err(e) = self.create_task_without_network(name) {
+                // Wait for the attach and undo it; its own error (a port
+                // taken, a plugin missing) says more than the task's.
+                self.wait_helper(raw);
+                let Some(h) = self.take_helper(raw) else {
+                    return;
+                };
+                let e = match helper::outcome(&h.buf) {
+                    Ok(_) => {
+                        detach(&self.cfg, name);
+                        e
+                    }
+                    Err(m) => {
+                        self.remove_unattached_netns(name);
+                        helper_error(name, m)
+                    }
+                };
+                self.after_attach(name, Err(e), h.then);
+            }
+        }
+    }
+
+    /// The helper behind `fd` has output (or exited).
+    pub fn helper_readable(&mut self, fd: RawFd) {
+        let Some(h) = self.helpers.get_mut(&fd) else {
+            return;
+        };
+        let mut chunk = [0u8; 512];
+        loop {
+            // SAFETY: read(2) into a local buffer from a pipe fd we own.
+            let n =
+                unsafe { libc::read(h.out.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            match n {
+                0 => break,
+                n if n > 0 => {
+                    // One line is all a helper says; keep no more.
+                    if h.buf.len() < 64 << 10 {
+                        h.buf.extend_from_slice(&chunk[..n as usize]);
+                    }
+                }
+                _ => {
+                    let e = std::io::Error::last_os_error();
+                    match e.kind() {
+                        std::io::ErrorKind::Interrupted => continue,
+                        std::io::ErrorKind::WouldBlock => return,
+                        _ => break,
+                    }
+                }
+            }
+        }
+        self.helper_done(fd);
+    }
+
+    /// Blocks until the helper behind `fd` closes its stdout (exits).
+    fn wait_helper(&mut self, fd: RawFd) {
+        let Some(h) = self.helpers.get_mut(&fd) else {
+            return;
+        };
+        // SAFETY: fcntl(F_SETFL) on the pipe we own: blocking for this read
+        // to EOF (the helper is done and the fd closed right after).
+        unsafe { libc::fcntl(h.out.as_raw_fd(), libc::F_SETFL, 0) };
+        let mut chunk = [0u8; 512];
+        loop {
+            // SAFETY: read(2) into a local buffer from a pipe fd we own.
+            let n =
+                unsafe { libc::read(h.out.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+            if n > 0 {
+                if h.buf.len() < 64 << 10 {
+                    h.buf.extend_from_slice(&chunk[..n as usize]);
+                }
+                continue;
+            }
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn take_helper(&mut self, fd: RawFd) -> Option<Helper> {
+        let h = self.helpers.remove(&fd)?;
+        self.unwatch(fd);
+        Some(h)
+    }
+
+    /// Waits for the helper running for `name`, if any, and does what
+    /// follows it (a request about `name` arrived meanwhile).
+    pub(super) fn settle(&mut self, name: &str) {
+        while let Some(fd) = self.helper_of(name) {
+            log::debug!("{name}: waiting for its network helper");
+            self.wait_helper(fd);
+            self.helper_done(fd);
+        }
+    }
+
+    /// [`Self::settle`] for an attach only (a detach may run on while the
+    /// container is removed: its files and the `rm` answer wait for it).
+    pub(super) fn settle_attach(&mut self, name: &str) {
+        if let Some(fd) = self.helper_of(name) {
+            if self.helpers.get(&fd).is_some_and(|h| h.attach) {
+                self.wait_helper(fd);
+                self.helper_done(fd);
+            }
+        }
+    }
+
+    fn helper_done(&mut self, fd: RawFd) {
+        let Some(h) = self.take_helper(fd) else {
+            return;
+        };
+        let name = h.name.clone();
+        let action = if h.attach { "attach" } else { "detach" };
+        log::debug!("{name}: network {action} took {:?}", h.started.elapsed());
+        let outcome = helper::outcome(&h.buf).map_err(|m| helper_error(&name, m));
+        if h.attach {
+            timing::mark(&name, "wrend.net.attached");
+            let r = match outcome {
+                Ok(ip) => {
+                    let record_dir = self.cfg.record_dir(&name);
+                    let ports = NetRequest::load(&record_dir)
+                        .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
+                        .unwrap_or_default();
+                    if let Some(m) = self.containers.get_mut(name.as_str()) {
+                        m.rec.ip_address = ip;
+                        m.rec.ports = ports;
+                    }
+                    if h.create_after {
+                        let r = self.create_task_without_network(&name);
+                        if r.is_err() {
+                            detach(&self.cfg, &name);
+                        }
+                        r
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(e) => {
+                    if !h.create_after {
+                        self.remove_unattached_netns(&name);
+                    }
+                    Err(e)
+                }
+            };
+            self.after_attach(&name, r, h.then);
+        } else {
+            timing::mark(&name, "wrend.net.detached");
+            if let Err(e) = outcome {
+                log::warn!("{}", wren_runtime::error::chain(&e));
+            }
+            if h.remove_files {
+                self.remove_files(&name);
+            }
+        }
+        for (r, reply) in h.replies {
+            self.reply_when_gone(&name, r, reply);
+        }
+    }
+
+    /// Removes the namespace wrend made for an attach that failed (the
+    /// helper undid the rest and leaves the namespace to wrend).
+    fn remove_unattached_netns(&self, name: &str) {
+        let cache = self.cfg.record_dir(name).join(NET_DIR).join(CACHE_FILE);
+        if !cache.exists() {
+            remove_netns(&netns_path(&self.cfg.state_dir, name));
+        }
+    }
+
+    /// What follows an attach (or a task created without one).
+    pub(super) fn after_attach(&mut self, name: &str, r: Result<(), ManagerError>, then: Then) {
+        match then {
+            Then::Create { start, responder } => {
+                let r = r.and_then(|()| if start { self.start_task(name) } else { Ok(()) });
+                if let Err(e) = r {
+                    // Nothing may be left behind for a container that
+                    // failed to start.
+                    self.delete_task_if_any(name);
+                    self.discard(name);
+                    super::health::give_back_heap();
+                    // After its detach, if one runs: nothing is left then.
+                    return self.reply_when_gone(name, responder, Err(e.to_status()));
+                }
+                super::health::give_back_heap();
+                self.reply_container(name, responder);
+            }
+            Then::Start { responder } => match r.and_then(|()| self.start_task(name)) {
+                Ok(()) => self.reply_container(name, responder),
+                Err(e) => {
+                    self.start_failed(name, &e);
+                    responder.send(Err(e.to_status()));
+                }
+            },
+            Then::Restart => {
+                if let Err(e) = r.and_then(|()| self.start_task(name)) {
+                    self.start_failed(name, &e);
+                    // A failed start counts as a failed run (no run time,
+                    // so the backoff keeps doubling).
+                    self.init_exited(
+                        name,
+                        super::restart::START_FAILED_STATUS,
+                        super::event_log::now_nanos(),
+                    );
+                }
+            }
+            Then::Nothing => {
+                if let Err(e) = r {
+                    log::warn!("{}", wren_runtime::error::chain(&e));
+                }
+            }
+        }
+    }
+
+    fn reply_container(&self, name: &str, responder: Responder) {
+        responder.send(
+            self.container_response(name)
+                .map(|c| super::registry::encode(&c))
+                .map_err(|e| e.to_status()),
+        );
+    }
+
+    /// CNI DEL of the container's attachment, if it has one (after its
+    /// init exited, or when it goes), in a helper the loop does not wait
+    /// for.
+    pub(super) fn detach_network(&mut self, name: &str) {
+        // An attach still running finishes first (what follows it may
+        // itself start this detach).
+        self.settle_attach(name);
+        if let Some(m) = self.containers.get_mut(name) {
+            if !m.rec.ip_address.is_empty() {
+                m.rec.ip_address.clear();
+                self.save(name);
+            }
+        }
+        if self.helper_of(name).is_some() || !attached(&self.cfg, name) {
+            return; // already detaching, or nothing to detach
+        }
+        timing::mark(name, "wrend.net.detach");
+        match spawn_helper(&self.cfg, name, "detach", false) {
+            Ok(fd) => self.add_helper(Helper {
+                name: name.to_string(),
+                attach: false,
+                create_after: false,
+                out: fd,
+                buf: Vec::new(),
+                then: Then::Nothing,
+                started: Instant::now(),
+                remove_files: false,
+                replies: Vec::new(),
+            }),
+            Err(e) => log::warn!("{}", wren_runtime::error::chain(&e)),
+        }
+    }
+
+    /// Sends an `rm`/`stop` answer (or a failed `Create`'s) once nothing
+    /// of the container runs: neither its shim nor its network helper.
+    pub(super) fn reply_when_gone(&mut self, name: &str, r: Responder, reply: Reply) {
+        if let Some(d) = self.departing.values_mut().find(|d| d.name == name) {
+            return d.replies.push((r, reply));
+        }
+        if let Some(fd) = self.helper_of(name) {
+            if let Some(h) = self.helpers.get_mut(&fd) {
+                return h.replies.push((r, reply));
+            }
+        }
+        r.send(reply);
+    }
+
+    /// Removes a container's files now, or when its detach is done.
+    pub(super) fn remove_files_when_detached(&mut self, name: &str) {
+        if let Some(fd) = self.helper_of(name) {
+            if let Some(h) = self.helpers.get_mut(&fd) {
+                h.remove_files = true;
+                return;
+            }
+        }
+        self.remove_files(name);
     }
 }

@@ -69,6 +69,8 @@ pub enum WatchKind {
     Fifo,
     /// A shim's pidfd.
     Shim,
+    /// A network helper's stdout ([`super::network::Helper`]).
+    Helper,
 }
 
 /// One managed container.
@@ -101,6 +103,8 @@ pub(super) struct Managed {
 /// Everything wrend manages.
 pub struct Registry {
     pub(super) departing: HashMap<RawFd, Departing>,
+    /// Network helpers running, by their stdout pipe.
+    pub(super) helpers: HashMap<RawFd, super::network::Helper>,
     pub(super) cfg: Config,
     pub(super) address: String,
     pub(super) socket_dir: PathBuf,
@@ -126,6 +130,7 @@ impl Registry {
             socket_dir: cfg.shim_socket_dir(),
             cfg,
             departing: HashMap::new(),
+            helpers: HashMap::new(),
             containers: BTreeMap::new(),
             owners: HashMap::new(),
             watches: Vec::new(),
@@ -285,7 +290,8 @@ impl Registry {
             }
         }
         self.containers.remove(name);
-        self.remove_files(name);
+        // Its detach (if one runs) still reads the record directory.
+        self.remove_files_when_detached(name);
     }
 
     pub(super) fn remove_files(&self, name: &str) {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use wren_protocol::manager as api;
 use wren_protocol::task as shimapi;
 
-use super::event_log::now_nanos;
+use super::network::Then;
 use super::registry::{encode, Registry, State};
 use super::restart_policy::{self, RestartPolicy};
 use super::shim_lifecycle::kill_pidfd;
@@ -20,13 +20,16 @@ use wren_runtime::timing;
 
 /// Exit status recorded when a (re)start failed.
 pub const START_FAILED_STATUS: u32 = 255;
+/// How soon a restart due while the container's detach runs is tried again.
+const HELPER_POLL: Duration = Duration::from_millis(20);
 
 impl Registry {
     /// The init of `name` exited with `status` (event, State, or shim death).
     pub(super) fn init_exited(&mut self, name: &str, status: u32, at: i64) {
         self.drain_stdio(name);
         // Its network goes with its processes (a restart attaches again,
-        // asking for the same address).
+        // asking for the same address), in a helper the loop does not wait
+        // for: `stop` and `rm` answer once it is done, a restart waits.
         self.detach_network(name);
         // The `restart` health action starts it again whatever the policy.
         let forced = self.health_stopped(name);
@@ -76,11 +79,10 @@ impl Registry {
             );
         }
         for r in stop_waiters {
-            r.send(
-                self.container_response(name)
-                    .map(|c| encode(&c))
-                    .map_err(|e| e.to_status()),
-            );
+            match self.container_response(name) {
+                Ok(c) => self.reply_when_gone(name, r, Ok(encode(&c))),
+                Err(e) => r.send(Err(e.to_status())),
+            }
         }
         if auto_remove {
             if let Err(e) = self.remove(name, true) {
@@ -182,16 +184,22 @@ impl Registry {
             .collect();
         for (name, is_restart) in due {
             if is_restart {
+                if self.helper_of(&name).is_some() {
+                    // Its last run's detach still runs: look again soon
+                    // rather than wait for it in the loop.
+                    if let Some(m) = self.containers.get_mut(name.as_str()) {
+                        m.restart_at = Some(now + HELPER_POLL);
+                    }
+                    continue;
+                }
                 if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.restart_at = None;
                     m.rec.restart_count += 1;
                 }
                 self.events.emit("/container/restart", &name, String::new());
-                if self.run_task(&name).is_err() {
-                    // A failed start counts as a failed run (no run time,
-                    // so the backoff keeps doubling).
-                    self.init_exited(&name, START_FAILED_STATUS, now_nanos());
-                }
+                // A failed start counts as a failed run (no run time, so
+                // the backoff keeps doubling): `Then::Restart`.
+                self.run_task_then(&name, Then::Restart);
             } else {
                 if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.kill_at = None;

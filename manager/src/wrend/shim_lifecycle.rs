@@ -38,7 +38,7 @@ pub(super) struct Departing {
     pub(super) pidfd: OwnedFd,
     pub(super) deadline: Instant,
     /// `rm` callers and their prepared answers.
-    pub(super) replies: Vec<(Responder, Vec<u8>)>,
+    pub(super) replies: Vec<(Responder, super::network::Reply)>,
 }
 
 /// A pidfd for `pid` (a shim, our child), if the kernel gives one.
@@ -183,7 +183,44 @@ impl Registry {
 
     /// [`Self::create_task`]; with `checkpoint`, the shim prepares a task
     /// that its Start restores from that CRIU image (pid 0 until then).
+    /// A CNI container's attach is waited for here (the loop does not run
+    /// meanwhile): the checkpoint-restore path and a start at wrend's boot;
+    /// everything else goes through [`Self::create_task_then`].
     pub(super) fn create_task_from(
+        &mut self,
+        name: &str,
+        checkpoint: Option<&Path>,
+    ) -> Result<(), ManagerError> {
+        self.settle(name);
+        let cni = {
+            let m = self.get(name)?;
+            !matches!(m.rec.network.as_str(), "" | "none" | "host")
+        };
+        if cni {
+            // The namespace the spec joins by path, attached through CNI
+            // by the short-lived helper.
+            let ip = super::network::attach(&self.cfg, name)?;
+            let ports = crate::network::NetRequest::load(&self.cfg.record_dir(name))
+                .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
+                .unwrap_or_default();
+            let m = self.get(name)?;
+            m.rec.ip_address = ip;
+            m.rec.ports = ports;
+        }
+        let created = self.create_task_checkpoint(name, checkpoint);
+        if created.is_err() && cni {
+            super::network::detach(&self.cfg, name);
+        }
+        created
+    }
+
+    /// Creates the task in the shim, its network (if any) attached or
+    /// being attached by the caller.
+    pub(super) fn create_task_without_network(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.create_task_checkpoint(name, None)
+    }
+
+    fn create_task_checkpoint(
         &mut self,
         name: &str,
         checkpoint: Option<&Path>,
@@ -197,7 +234,6 @@ impl Registry {
         req.id = name.to_string();
         req.bundle = m.rec.bundle.display().to_string();
         req.terminal = m.rec.terminal;
-        let cni = !matches!(m.rec.network.as_str(), "" | "none" | "host");
         if !m.rec.image_layers.is_empty() {
             // The shim mounts it on <bundle>/rootfs and takes it down on
             // Delete, as it does for containerd's snapshots.
@@ -217,26 +253,11 @@ impl Registry {
         any.type_url = wren_protocol::type_urls::RUNC_OPTIONS.to_string();
         any.value = encode(&opts);
         req.options = MessageField::some(any);
-        if cni {
-            // The namespace the spec joins by path, attached through CNI
-            // by the short-lived helper.
-            let ip = super::network::attach(&self.cfg, name)?;
-            let ports = crate::network::NetRequest::load(&record_dir)
-                .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
-                .unwrap_or_default();
-            let m = self.get(name)?;
-            m.rec.ip_address = ip;
-            m.rec.ports = ports;
-        }
         let t = Instant::now();
         if let Some(dir) = checkpoint {
             req.checkpoint = dir.display().to_string();
         }
-        let created: Result<shimapi::CreateTaskResponse, _> = self.shim_call(name, "Create", &req);
-        if created.is_err() && cni {
-            self.detach_network(name);
-        }
-        let resp = created?;
+        let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
         timing::mark(name, "wrend.created");
         // Before the process runs: its own 127.0.0.1 must answer. (A
@@ -255,18 +276,6 @@ impl Registry {
         self.events
             .emit("/container/create", name, format!("pid {}", resp.pid));
         Ok(())
-    }
-
-    /// CNI DEL of the container's attachment, if it has one (after its
-    /// init exited, or when it goes).
-    pub(super) fn detach_network(&mut self, name: &str) {
-        super::network::detach(&self.cfg, name);
-        if let Some(m) = self.containers.get_mut(name) {
-            if !m.rec.ip_address.is_empty() {
-                m.rec.ip_address.clear();
-                self.save(name);
-            }
-        }
     }
 
     pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {
@@ -307,24 +316,38 @@ impl Registry {
         }
     }
 
-    /// (Re)creates and starts the task; a failure is recorded and handled
-    /// like an exit, so the restart policy applies to it too.
+    /// (Re)creates and starts the task, waiting for its network (a start
+    /// at wrend's boot); a failure is recorded as in [`Self::start_failed`].
     pub(super) fn run_task(&mut self, name: &str) -> Result<(), ManagerError> {
         self.delete_task_if_any(name);
         let result = self.create_task(name).and_then(|()| self.start_task(name));
         if let Err(e) = &result {
-            let msg = wren_runtime::error::chain(e);
-            self.events
-                .emit("/container/start-failed", name, msg.clone());
-            if let Some(m) = self.containers.get_mut(name) {
-                m.rec.last_error = msg;
-                m.state = State::Stopped;
-            }
-            // A created but unstarted task must not linger.
-            self.delete_task_if_any(name);
-            self.save(name);
+            self.start_failed(name, e);
         }
         result
+    }
+
+    /// (Re)creates and starts the task without waiting for its network in
+    /// the loop; `then` (a `Start` answer, or a restart's failure
+    /// handling) follows.
+    pub(super) fn run_task_then(&mut self, name: &str, then: super::network::Then) {
+        self.delete_task_if_any(name);
+        self.create_task_then(name, then);
+    }
+
+    /// A (re)start that failed: recorded, so the restart policy applies to
+    /// it too, and its created task removed.
+    pub(super) fn start_failed(&mut self, name: &str, e: &ManagerError) {
+        let msg = wren_runtime::error::chain(e);
+        self.events
+            .emit("/container/start-failed", name, msg.clone());
+        if let Some(m) = self.containers.get_mut(name) {
+            m.rec.last_error = msg;
+            m.state = State::Stopped;
+        }
+        // A created but unstarted task must not linger.
+        self.delete_task_if_any(name);
+        self.save(name);
     }
 
     pub(super) fn delete_task_if_any(&mut self, name: &str) {
@@ -380,7 +403,8 @@ impl Registry {
             self.unwatch(fd);
             remove_socket(&d.address);
             for (r, reply) in d.replies {
-                r.send(Ok(reply));
+                // Its network helper may still run (DEL).
+                self.reply_when_gone(&d.name, r, reply);
             }
             drop(d.pidfd);
         }

@@ -1,6 +1,7 @@
 //! `Create` (`wren create`, `wren run`): the request checked before anything
 //! is made, the bundle written, the record saved, the shim launched and the
-//! task created (and started, for `run -d`). A failure leaves nothing.
+//! task created (and started, for `run -d`) while the network helper
+//! attaches it; answered when both are done. A failure leaves nothing.
 //!
 //! Runs in wrend's loop thread.
 
@@ -20,38 +21,36 @@ use wren_protocol::manager as api;
 use crate::wrend::config;
 use crate::wrend::error::ManagerError;
 use crate::wrend::event_log::now_nanos;
+use crate::wrend::network::Then;
 use crate::wrend::record::Record;
 use crate::wrend::registry::Registry;
 use crate::wrend::restart_policy::RestartPolicy;
 use crate::wrend::spec;
 use wren_runtime::timing;
+use wren_ttrpc::server::Responder;
 
 impl Registry {
-    pub fn create(
-        &mut self,
-        req: api::CreateRequest,
-    ) -> Result<api::ContainerResponse, ManagerError> {
+    /// `Create`: answered at once if it is refused, else when the task
+    /// is created (and started) and the container attached.
+    pub fn create_request(&mut self, req: api::CreateRequest, responder: Responder) {
+        if let Err(e) = self.create(req, responder) {
+            // `create` hands the responder on only once nothing can fail
+            // before the helper.
+            e.send();
+        }
+    }
+
+    fn create(&mut self, req: api::CreateRequest, responder: Responder) -> Result<(), Refused> {
         let name = req.name.clone();
         timing::mark(&name, "wrend.create");
         let start = req.start;
-        self.create_record(req)?;
-        let created = self.create_task(&name).and_then(|()| {
-            if start {
-                self.start_task(&name)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = created {
-            // Nothing may be left behind for a container that failed to start.
-            self.delete_task_if_any(&name);
-            self.discard(&name);
-            crate::wrend::health::give_back_heap();
-            return Err(e);
+        if let Err(e) = self.create_record(req) {
+            return Err(Refused(e, responder));
         }
-        // The spec, bundle and /etc files were built in memory.
-        crate::wrend::health::give_back_heap();
-        self.container_response(&name)
+        // The rest (start, answer; undo on a failure) follows the attach:
+        // [`crate::wrend::network`]'s `after_attach`.
+        self.create_task_then(&name, Then::Create { start, responder });
+        Ok(())
     }
 
     /// The checked request's bundle, record and network settings, without
@@ -59,12 +58,17 @@ impl Registry {
     /// checkpoint). A failure leaves nothing.
     pub(crate) fn create_record(&mut self, req: api::CreateRequest) -> Result<(), ManagerError> {
         let name = req.name.clone();
+        // A detach of an earlier container of that name may still run.
+        self.settle(&name);
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        let (policy, mut spec) = validate_create(&req)?;
-        let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
-        let health = crate::wrend::health::HealthConfig::from_request(&req)?;
+        let checked = validate_create(&req).and_then(|(policy, mut spec)| {
+            let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
+            let health = crate::wrend::health::HealthConfig::from_request(&req)?;
+            Ok((policy, spec, net, health))
+        });
+        let (policy, spec, net, health) = checked?;
         let terminal = spec["process"]["terminal"].as_bool().unwrap_or(false);
         let record_dir = self.cfg.record_dir(&name);
         let bundle = record_dir.join("bundle");
@@ -101,12 +105,13 @@ impl Registry {
             });
         if let Err(source) = written {
             self.remove_files(&name);
-            return Err(ManagerError::Io {
+            let e = ManagerError::Io {
                 name,
                 what: "write bundle",
                 path: bundle,
                 source,
-            });
+            };
+            return Err(e);
         }
         let rec = Record {
             name: name.clone(),
@@ -142,6 +147,17 @@ impl Registry {
             .insert(name.as_str().into(), self.new_managed(rec));
         self.save(&name);
         Ok(())
+    }
+}
+
+/// A `Create` refused before anything was made, with its caller.
+struct Refused(ManagerError, Responder);
+
+impl Refused {
+    fn send(self) {
+        // The spec was built in memory.
+        crate::wrend::health::give_back_heap();
+        self.1.send(Err(self.0.to_status()));
     }
 }
 

@@ -13,6 +13,7 @@ use wren_protocol::manager as api;
 use wren_protocol::task as shimapi;
 
 use crate::wrend::error::ManagerError;
+use crate::wrend::network::Then;
 use crate::wrend::registry::{encode, Registry, State};
 use wren_runtime::timing;
 use wren_ttrpc::server::Responder;
@@ -21,25 +22,33 @@ use wren_ttrpc::server::Responder;
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Registry {
-    pub fn start(&mut self, name: &str) -> Result<api::ContainerResponse, ManagerError> {
+    /// `Start`: a created task is started at once; a stopped container is
+    /// created again and answered once its network is attached too.
+    pub fn start_request(&mut self, name: &str, responder: Responder) {
         timing::mark(name, "wrend.start");
-        let m = self.get(name)?;
-        match m.state {
-            State::Running | State::Paused => {
-                return Err(ManagerError::FailedPrecondition(format!(
-                    "container {name} is already running"
-                )))
-            }
-            State::Created => self.start_task(name)?,
+        self.settle(name);
+        let m = match self.get(name) {
+            Ok(m) => m,
+            Err(e) => return responder.send(Err(e.to_status())),
+        };
+        let r = match m.state {
+            State::Running | State::Paused => Err(ManagerError::FailedPrecondition(format!(
+                "container {name} is already running"
+            ))),
+            State::Created => self.start_task(name),
             _ => {
                 m.rec.stopped_by_user = false;
                 m.restart_at = None;
                 m.backoff = None;
                 m.rec.restart_count = 0;
-                self.run_task(name)?;
+                return self.run_task_then(name, Then::Start { responder });
             }
-        }
-        self.container_response(name)
+        };
+        responder.send(
+            r.and_then(|()| self.container_response(name))
+                .map(|c| encode(&c))
+                .map_err(|e| e.to_status()),
+        );
     }
 
     pub fn wait(&mut self, name: &str, exec_id: &str, responder: Responder) {
@@ -174,10 +183,8 @@ impl Registry {
             Ok(r) => encode(&r),
             Err(e) => return responder.send(Err(e.to_status())),
         };
-        match self.departing.values_mut().find(|d| d.name == name) {
-            Some(d) => d.replies.push((responder, reply)),
-            None => responder.send(Ok(reply)),
-        }
+        // Once its shim has exited and its network is detached.
+        self.reply_when_gone(name, responder, Ok(reply));
     }
 
     /// Removes a container; a live one needs `force` (it is killed first).
@@ -186,6 +193,7 @@ impl Registry {
         name: &str,
         force: bool,
     ) -> Result<api::ContainerResponse, ManagerError> {
+        self.settle_attach(name);
         let m = self.get(name)?;
         let state = m.state;
         if state.is_live() && state != State::Created && !force {

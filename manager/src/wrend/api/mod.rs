@@ -32,6 +32,8 @@ fn reply<M: Message>(responder: Responder, result: Result<M, ManagerError>) {
     );
 }
 
+/// Routes one request. A request about a container whose network is
+/// still being attached waits for that first (`settle_attach`).
 pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
     if req.service == services::EVENTS && req.method == services::EVENTS_FORWARD {
         shim_events::forward(reg, &req.payload);
@@ -59,11 +61,11 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
     match req.method.as_str() {
         "Create" => {
             let r = decode!(api::CreateRequest);
-            reply(responder, reg.create(r))
+            reg.create_request(r, responder)
         }
         "Start" => {
             let r = decode!(api::NameRequest);
-            reply(responder, reg.start(&r.name))
+            reg.start_request(&r.name, responder)
         }
         "Wait" => {
             let r = decode!(api::WaitRequest);
@@ -71,10 +73,12 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         }
         "Kill" => {
             let r = decode!(api::KillRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.kill(&r))
         }
         "Stop" => {
             let r = decode!(api::StopRequest);
+            reg.settle_attach(&r.name);
             reg.stop(&r, responder)
         }
         "Delete" => {
@@ -88,18 +92,22 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         }
         "Exec" => {
             let r = decode!(api::ExecRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.exec(&r))
         }
         "ResizePty" => {
             let r = decode!(api::ResizeRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.resize(&r))
         }
         "CloseStdin" => {
             let r = decode!(api::CloseStdinRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.close_stdin(&r))
         }
         "Attach" => {
             let r = decode!(api::AttachRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.attach(&r.name))
         }
         "Detach" => {
@@ -108,14 +116,17 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         }
         "Pause" => {
             let r = decode!(api::NameRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.pause_resume(&r.name, true))
         }
         "Resume" => {
             let r = decode!(api::NameRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.pause_resume(&r.name, false))
         }
         "Update" => {
             let r = decode!(api::UpdateRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.update(&r))
         }
         "Stats" => {
@@ -128,10 +139,12 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         }
         "Checkpoint" => {
             let r = decode!(api::CheckpointRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.checkpoint(&r))
         }
         "Restore" => {
             let r = decode!(api::RestoreRequest);
+            reg.settle_attach(&r.name);
             reply(responder, reg.restore_from(&r))
         }
         "Events" => {
