@@ -180,6 +180,9 @@ pub struct RestoreOptions {
     pub stdio: Stdio,
     pub console: ConsoleMode,
     pub pid_file: Option<PathBuf>,
+    /// The systemd cgroup driver: the restored container's cgroup is a
+    /// transient unit made with criu in it.
+    pub systemd_cgroup: bool,
 }
 
 fn criu_err(e: CriuError) -> Error {
@@ -515,16 +518,24 @@ impl Container {
             cgroup: None,
             pidfds: Vec::new(),
         };
-        let cgroup = Cgroup::new(
-            &cgroot,
-            linux.cgroups_path().as_deref().and_then(|p| p.to_str()),
-            &opts.id,
-        )?;
-        cgroup.create()?;
+        let cgroups_path = linux.cgroups_path().as_deref().and_then(|p| p.to_str());
+        let cgroup = if opts.systemd_cgroup {
+            Cgroup::new_systemd(&cgroot, cgroups_path, &opts.id)?
+        } else {
+            Cgroup::new(&cgroot, cgroups_path, &opts.id)?
+        };
         guard.cgroup = Some(cgroup.clone());
-        if let Some(res) = linux.resources() {
-            let res = super::with_default_devices(res, linux.devices().as_deref().unwrap_or(&[]));
-            cgroup.apply(&res)?;
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| super::with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
+        // With the systemd driver the unit is made with criu in it
+        // (`Cgroup::place_restorer` below).
+        if cgroup.systemd_unit().is_none() {
+            cgroup.create()?;
+            if let Some(res) = &resources {
+                cgroup.apply(res)?;
+            }
         }
 
         // criu wants the root to be a mount point: a recursive bind of the
@@ -642,8 +653,11 @@ impl Container {
         };
         let mut started = |pid: u32| -> Result<(), String> {
             // Restored tasks land in criu's cgroup, rooted at ours.
-            cgroup.add_pid(pid as i32).map_err(|e| e.to_string())?;
-            Ok(())
+            let extra =
+                cgroups::systemd::annotation_properties(spec.annotations().iter().flatten());
+            cgroup
+                .place_restorer(pid as i32, resources.as_ref(), extra)
+                .map_err(|e| e.to_string())
         };
         let cg_mounts: Vec<String> = match std::fs::read(image.join(CGROUP_MOUNTS)) {
             Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {
