@@ -97,6 +97,10 @@ fn cgroup_bind_mounts(pid: i32) -> Vec<String> {
 /// mount point's last component), else the restoring process's own (named
 /// hierarchies such as name=systemd, which wren does not manage).
 fn cgroup_mount_source(cgroup: &Cgroup, mount_point: &str) -> Option<PathBuf> {
+    // Pure v2: the one hierarchy is mounted at /sys/fs/cgroup itself.
+    if cgroup.layout().is_v2() && Path::new(mount_point) == Path::new("/sys/fs/cgroup") {
+        return cgroup.unified_dir();
+    }
     let name = Path::new(mount_point)
         .file_name()?
         .to_string_lossy()
