@@ -8,10 +8,13 @@
 #       its modules and a busybox initramfs; <key> hashes the inputs (kernel
 #       package, busybox, the code that builds them), so a change makes a new one. Prints
 #       the directory.
-#   scripts/cgroupv2-vm.sh run [--systemd] [--rw DIR]... [--env NAME]... -- CMD...
+#   scripts/cgroupv2-vm.sh run [--systemd | --hybrid] [--rw DIR]... [--env NAME]... -- CMD...
 #       Boots the guest under QEMU (TCG), runs CMD as root in the current
 #       directory, prints its output and exits with its status (124 on
 #       timeout, 125 when the guest ended without a status).
+#       --hybrid is --systemd with systemd's hybrid cgroup layout instead
+#       of pure v2 (v1 controllers, a controller-less cgroup2 at
+#       /sys/fs/cgroup/unified: the build machines' layout, with systemd).
 #
 # The guest's / is the host's /, shared read-only over virtio-9p under a
 # tmpfs overlay: guest writes never reach the host except in the --rw
@@ -180,17 +183,18 @@ EOF
 }
 
 run() {
-  local systemd=0 rw=() envs=()
+  local systemd=0 hybrid=0 rw=() envs=()
   while [ $# -gt 0 ]; do
     case $1 in
       --systemd) systemd=1; shift ;;
+      --hybrid) systemd=1; hybrid=1; shift ;;
       --rw) rw+=("$(readlink -f "$2")"); shift 2 ;;
       --env) envs+=("$2"); shift 2 ;;
       --) shift; break ;;
       *) echo "cgroupv2-vm: unknown option $1" >&2; exit 2 ;;
     esac
   done
-  [ $# -gt 0 ] || { echo "usage: cgroupv2-vm.sh run [--systemd] [--rw DIR]... [--env NAME]... -- CMD..." >&2; exit 2; }
+  [ $# -gt 0 ] || { echo "usage: cgroupv2-vm.sh run [--systemd | --hybrid] [--rw DIR]... [--env NAME]... -- CMD..." >&2; exit 2; }
   need_tools
   local dir kver share qemu_pid st
   dir=$(prepare)
@@ -225,6 +229,12 @@ run() {
   chmod 0755 "$share/cmd.sh"
   : >"$share/out"
   local cmdline="console=ttyS0 panic=-1 cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1 loglevel=4"
+  if [ $hybrid = 1 ]; then
+    # systemd 252 mounts the v1 controllers, its name=systemd hierarchy
+    # and cgroup2 at /sys/fs/cgroup/unified (hybrid is its default when
+    # the unified hierarchy is off; no legacy-force switch before 256).
+    cmdline="console=ttyS0 panic=-1 systemd.unified_cgroup_hierarchy=0 loglevel=4"
+  fi
   if [ $systemd = 1 ]; then
     # systemd runs the command as a oneshot service after basic.target,
     # then powers off; units the host image enables are masked.
@@ -292,5 +302,5 @@ EOF
 case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) echo "usage: cgroupv2-vm.sh prepare | run [--systemd] [--rw DIR]... [--env NAME]... -- CMD..." >&2; exit 2 ;;
+  *) echo "usage: cgroupv2-vm.sh prepare | run [--systemd | --hybrid] [--rw DIR]... [--env NAME]... -- CMD..." >&2; exit 2 ;;
 esac

@@ -138,6 +138,7 @@ pub fn restore(g: &Global, r: Restore) -> Result<ExitCode> {
         stdio: Stdio::default(),
         console,
         pid_file,
+        systemd_cgroup: g.systemd_cgroup,
     })?;
     let master = c.take_console();
     if r.detach {

@@ -194,14 +194,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Checkpoint(c) => ok(checkpoint::checkpoint(g, *c)),
-        // A restore makes its cgroup with cgroupfs, which under systemd
-        // would be behind systemd's back.
-        Command::Restore(_) if g.systemd_cgroup => refuse(
-            "restore",
-            "--systemd-cgroup",
-            "restoring into a systemd unit is not implemented",
-        )
-        .map(|()| ExitCode::FAILURE),
         Command::Restore(r) => checkpoint::restore(g, *r),
     }
 }

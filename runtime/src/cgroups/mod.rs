@@ -205,6 +205,32 @@ impl Cgroup {
         res
     }
 
+    /// Restore: puts `pid`, the restorer (criu), into the container's
+    /// cgroup before it restores the container's processes there, as runc
+    /// does. Without the systemd driver the cgroup was made and its
+    /// resources applied already: `pid` joins it. With the driver the unit
+    /// is made now, holding `pid` ([`Cgroup::start_unit`], with `extra`
+    /// properties), then the v1 directories systemd does not make, the
+    /// joins and the resources follow, as for a new container. On an
+    /// error the caller deletes the cgroup (which stops the unit).
+    pub fn place_restorer(
+        &self,
+        pid: i32,
+        resources: Option<&LinuxResources>,
+        extra: Vec<systemd::Property>,
+    ) -> Result<(), CgroupError> {
+        if self.systemd.is_none() {
+            return self.add_pid(pid);
+        }
+        self.start_unit(pid, resources, extra)?;
+        self.create_v1()?;
+        self.add_pid(pid)?;
+        if let Some(r) = resources {
+            self.apply(r)?;
+        }
+        Ok(())
+    }
+
     /// Whether `/proc/<pid>/cgroup` puts `pid` in this cgroup (in any
     /// hierarchy: systemd's own on v1 hosts).
     fn holds(&self, pid: i32) -> bool {
@@ -496,9 +522,22 @@ impl Cgroup {
         validate(resources, &self.layout)?;
         if let Some(unit) = &self.systemd {
             let props = systemd::properties(resources, self.layout.is_v2())?;
-            if !props.is_empty() {
-                systemd::Bus::connect(&unit.name)?.set(props)?;
+            // On v1 systemd rewrites the device rules deny-all first: the
+            // container is frozen meanwhile (as runc does), so it never
+            // sees a device refused that stays allowed.
+            let freeze = props.iter().any(|(n, _)| n == "DevicePolicy")
+                && self.freezer_state().ok() == Some(FreezerState::Thawed)
+                && self.freeze().is_ok();
+            let res = if props.is_empty() {
+                Ok(())
+            } else {
+                systemd::Bus::connect(&unit.name).and_then(|mut b| b.set(props))
             }
+            .and_then(|()| self.write_resources(resources));
+            if freeze {
+                self.thaw()?;
+            }
+            return res;
         }
         self.write_resources(resources)
     }

@@ -21,8 +21,12 @@
 //! Devices stay with wren's own eBPF program (written with the other files):
 //! it implements the spec's ordered allow/deny rules exactly, which
 //! `DeviceAllow=` cannot express (no deny after allow, no `m` on wildcards).
-//! The unit gets no `DevicePolicy`/`DeviceAllow`, so on cgroup v2 systemd
-//! attaches no device program of its own (and never detaches ours).
+//! On cgroup v2 the unit gets no `DevicePolicy`/`DeviceAllow`, so systemd
+//! attaches no device program of its own (and never detaches ours). On v1
+//! and hybrid hosts systemd rewrites the unit's `devices.allow`/`deny`
+//! whenever it applies the unit's cgroup: there the unit gets the spec's
+//! allow list as `DevicePolicy=strict` + `DeviceAllow` ([`device_properties`]),
+//! so systemd's rewrite equals wren's.
 
 use std::time::{Duration, Instant};
 
@@ -140,6 +144,17 @@ pub fn properties(r: &LinuxResources, v2: bool) -> Result<Vec<Property>, CgroupE
             }
         }
     }
+    if !v2 {
+        if let Some(devs) = r.devices() {
+            let rules = super::devices::rules_from_oci(devs)?;
+            let table = std::fs::read_to_string("/proc/devices").unwrap_or_default();
+            let (props, left_out) = device_properties(&rules, &table);
+            for l in left_out {
+                log::warn!("systemd cannot express device rule {l}; left out of DeviceAllow");
+            }
+            out.extend(props);
+        }
+    }
     if v2 {
         if let Some(h) = r.unified().as_ref().and_then(|u| u.get("memory.high")) {
             let v = if h.trim() == "max" {
@@ -154,6 +169,105 @@ pub fn properties(r: &LinuxResources, v2: bool) -> Result<Vec<Property>, CgroupE
         }
     }
     Ok(out)
+}
+
+/// `DevicePolicy`/`DeviceAllow` for the device rules `r` on a cgroup v1
+/// (or hybrid) host, where systemd's own device settings for the unit are
+/// written to the v1 `devices` files whenever systemd applies the unit's
+/// cgroup (`daemon-reload`, `daemon-reexec`, property changes): with no
+/// device properties (policy "auto") it writes `a` to `devices.allow`,
+/// which gives the container every device (measured in the hybrid VM). So,
+/// as runc does, the unit gets the spec's allow list under
+/// `DevicePolicy=strict`: a later rewrite by systemd leaves what wren
+/// wrote. `proc_devices` is `/proc/devices` (major numbers by name, for a
+/// rule with a wildcard minor). Not used on v2, where wren's eBPF program
+/// applies the rules and systemd must attach none of its own.
+///
+/// What systemd cannot express: an allow-by-default list with denied
+/// exceptions gets "strict" with no entries (deny all when systemd
+/// rewrites the files; runc does the same), a rule with a wildcard major
+/// and a given minor, or a major missing from `/proc/devices`, is left out.
+/// The returned strings say what was left out (for a warning).
+pub fn device_properties(
+    rules: &[super::devices::DevRule],
+    proc_devices: &str,
+) -> (Vec<Property>, Vec<String>) {
+    use super::devices::{access_string, v1_line, DevKind, DeviceState};
+    let st = DeviceState::from_rules(rules);
+    let none: Vec<(String, String)> = Vec::new();
+    if st.default_allow && st.exceptions.is_empty() {
+        return (
+            vec![
+                prop("DevicePolicy", "auto".to_string()),
+                prop("DeviceAllow", none),
+            ],
+            Vec::new(),
+        );
+    }
+    let mut left_out = Vec::new();
+    let mut allow: Vec<(String, String)> = Vec::new();
+    if st.default_allow {
+        left_out.push(format!(
+            "the deny list ({} exceptions to allow-all): systemd can only allow",
+            st.exceptions.len()
+        ));
+    } else {
+        for (key, bits) in &st.exceptions {
+            let (kind, major, minor) = *key;
+            let (word, section) = match kind {
+                DevKind::Char => ("char", "Character devices:"),
+                DevKind::Block => ("block", "Block devices:"),
+                // "a" rules reset the state: never an exception.
+                DevKind::All => continue,
+            };
+            let path = match (major, minor) {
+                (None, None) => format!("{word}-*"),
+                (Some(ma), Some(mi)) => format!("/dev/{word}/{ma}:{mi}"),
+                (Some(ma), None) => match major_name(proc_devices, section, ma) {
+                    Some(name) => format!("{word}-{name}"),
+                    None => {
+                        left_out.push(format!(
+                            "{} (major not in /proc/devices)",
+                            v1_line(key, *bits)
+                        ));
+                        continue;
+                    }
+                },
+                (None, Some(_)) => {
+                    left_out.push(format!("{} (wildcard major)", v1_line(key, *bits)));
+                    continue;
+                }
+            };
+            allow.push((path, access_string(*bits)));
+        }
+    }
+    (
+        vec![
+            prop("DevicePolicy", "strict".to_string()),
+            prop("DeviceAllow", allow),
+        ],
+        left_out,
+    )
+}
+
+/// The name `/proc/devices` gives major `major` in `section`.
+fn major_name(proc_devices: &str, section: &str, major: u32) -> Option<String> {
+    let mut inside = false;
+    for line in proc_devices.lines() {
+        let line = line.trim();
+        if line.ends_with(':') {
+            inside = line == section;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let mut it = line.split_whitespace();
+        if it.next().and_then(|n| n.parse::<u32>().ok()) == Some(major) {
+            return it.next().map(str::to_owned);
+        }
+    }
+    None
 }
 
 /// A cpuset list (`0-3,8`) as systemd's bitmask bytes: bit `n % 8` of byte
@@ -538,6 +652,99 @@ mod tests {
         assert_eq!(p[0].1 .0.as_str(), Some("inactive-or-failed"));
         assert_eq!(p[1].1 .0.signature().to_string(), "b");
         assert_eq!(p[2].1 .0.as_u64(), Some(5_000_000));
+    }
+
+    fn device_allow(p: &[Property]) -> (String, Vec<(String, String)>) {
+        let policy = p
+            .iter()
+            .find(|(n, _)| n == "DevicePolicy")
+            .and_then(|(_, v)| v.0.as_str().map(str::to_owned))
+            .expect("DevicePolicy");
+        let (_, list) = p
+            .iter()
+            .find(|(n, _)| n == "DeviceAllow")
+            .expect("DeviceAllow");
+        assert_eq!(list.0.signature().to_string(), "a(ss)");
+        let mut out = Vec::new();
+        let mut it = list.0.as_iter().expect("array");
+        for entry in it.by_ref() {
+            let mut f = entry.as_iter().expect("struct");
+            let path = f
+                .next()
+                .and_then(|x| x.as_str().map(str::to_owned))
+                .unwrap();
+            let acc = f
+                .next()
+                .and_then(|x| x.as_str().map(str::to_owned))
+                .unwrap();
+            out.push((path, acc));
+        }
+        (policy, out)
+    }
+
+    const PROC_DEVICES: &str =
+        "Character devices:\n  1 mem\n  5 /dev/tty\n136 pts\n\nBlock devices:\n  8 sd\n";
+
+    #[test]
+    fn v1_device_rules_become_a_strict_allow_list() {
+        let devs: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":false,"access":"rwm"},
+                {"allow":true,"type":"c","access":"m"},
+                {"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"},
+                {"allow":true,"type":"c","major":136,"access":"rw"},
+                {"allow":true,"type":"b","major":8,"access":"r"},
+                {"allow":true,"type":"c","major":250,"access":"r"},
+                {"allow":true,"type":"c","minor":3,"access":"r"}]"#,
+        )
+        .unwrap();
+        let rules = crate::cgroups::devices::rules_from_oci(&devs).unwrap();
+        let (p, left_out) = device_properties(&rules, PROC_DEVICES);
+        let (policy, allow) = device_allow(&p);
+        assert_eq!(policy, "strict");
+        let want: Vec<(String, String)> = [
+            ("/dev/char/1:3", "rwm"),
+            ("char-pts", "rw"),
+            ("char-*", "m"),
+            ("block-sd", "r"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let mut got = allow.clone();
+        got.sort();
+        let mut want_sorted = want.clone();
+        want_sorted.sort();
+        assert_eq!(got, want_sorted);
+        assert_eq!(left_out.len(), 2, "{left_out:?}");
+        assert!(left_out[0].contains("c 250:* r") || left_out[1].contains("c 250:* r"));
+    }
+
+    #[test]
+    fn v1_allow_all_and_deny_lists() {
+        let all: Vec<oci_spec::runtime::LinuxDeviceCgroup> =
+            serde_json::from_str(r#"[{"allow":true,"access":"rwm"}]"#).unwrap();
+        let rules = crate::cgroups::devices::rules_from_oci(&all).unwrap();
+        let (p, left_out) = device_properties(&rules, PROC_DEVICES);
+        assert_eq!(device_allow(&p), ("auto".to_string(), Vec::new()));
+        assert!(left_out.is_empty());
+        let deny: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+            r#"[{"allow":true,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":5}]"#,
+        )
+        .unwrap();
+        let rules = crate::cgroups::devices::rules_from_oci(&deny).unwrap();
+        let (p, left_out) = device_properties(&rules, PROC_DEVICES);
+        assert_eq!(device_allow(&p), ("strict".to_string(), Vec::new()));
+        assert_eq!(left_out.len(), 1);
+        // Not on v2: the eBPF program is wren's alone.
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"}]}"#).unwrap();
+        assert!(properties(&r, true).unwrap().is_empty());
+        let names: Vec<String> = properties(&r, false)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        assert_eq!(names, ["DevicePolicy", "DeviceAllow"]);
     }
 
     #[test]

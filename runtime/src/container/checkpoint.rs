@@ -97,6 +97,10 @@ fn cgroup_bind_mounts(pid: i32) -> Vec<String> {
 /// mount point's last component), else the restoring process's own (named
 /// hierarchies such as name=systemd, which wren does not manage).
 fn cgroup_mount_source(cgroup: &Cgroup, mount_point: &str) -> Option<PathBuf> {
+    // Pure v2: the one hierarchy is mounted at /sys/fs/cgroup itself.
+    if cgroup.layout().is_v2() && Path::new(mount_point) == Path::new("/sys/fs/cgroup") {
+        return cgroup.unified_dir();
+    }
     let name = Path::new(mount_point)
         .file_name()?
         .to_string_lossy()
@@ -180,6 +184,9 @@ pub struct RestoreOptions {
     pub stdio: Stdio,
     pub console: ConsoleMode,
     pub pid_file: Option<PathBuf>,
+    /// The systemd cgroup driver: the restored container's cgroup is a
+    /// transient unit made with criu in it.
+    pub systemd_cgroup: bool,
 }
 
 fn criu_err(e: CriuError) -> Error {
@@ -522,16 +529,24 @@ impl Container {
             cgroup: None,
             pidfds: Vec::new(),
         };
-        let cgroup = Cgroup::new(
-            &cgroot,
-            linux.cgroups_path().as_deref().and_then(|p| p.to_str()),
-            &opts.id,
-        )?;
-        cgroup.create()?;
+        let cgroups_path = linux.cgroups_path().as_deref().and_then(|p| p.to_str());
+        let cgroup = if opts.systemd_cgroup {
+            Cgroup::new_systemd(&cgroot, cgroups_path, &opts.id)?
+        } else {
+            Cgroup::new(&cgroot, cgroups_path, &opts.id)?
+        };
         guard.cgroup = Some(cgroup.clone());
-        if let Some(res) = linux.resources() {
-            let res = super::with_default_devices(res, linux.devices().as_deref().unwrap_or(&[]));
-            cgroup.apply(&res)?;
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| super::with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
+        // With the systemd driver the unit is made with criu in it
+        // (`Cgroup::place_restorer` below).
+        if cgroup.systemd_unit().is_none() {
+            cgroup.create()?;
+            if let Some(res) = &resources {
+                cgroup.apply(res)?;
+            }
         }
 
         // criu wants the root to be a mount point: a recursive bind of the
@@ -649,8 +664,11 @@ impl Container {
         };
         let mut started = |pid: u32| -> Result<(), String> {
             // Restored tasks land in criu's cgroup, rooted at ours.
-            cgroup.add_pid(pid as i32).map_err(|e| e.to_string())?;
-            Ok(())
+            let extra =
+                cgroups::systemd::annotation_properties(spec.annotations().iter().flatten());
+            cgroup
+                .place_restorer(pid as i32, resources.as_ref(), extra)
+                .map_err(|e| e.to_string())
         };
         let cg_mounts: Vec<String> = match std::fs::read(image.join(CGROUP_MOUNTS)) {
             Ok(d) => serde_json::from_slice(&d).map_err(|e| Error::Io {

@@ -49,14 +49,6 @@ impl<O: ContainerOps> TaskService<O> {
         if let Some(refused) = options.refusal() {
             return Err(TaskError::invalid("create", id)(refused));
         }
-        if options.systemd_cgroup && !req.checkpoint.is_empty() {
-            // A restore makes its cgroup with cgroupfs: under systemd that
-            // would be behind systemd's back, which systemd may undo.
-            return Err(TaskError::Unimplemented(format!(
-                "create {id}: restoring a checkpoint with runtime option \
-                 SystemdCgroup = true is not supported yet"
-            )));
-        }
         let bundle = PathBuf::from(&req.bundle);
         let state_root = if options.root.is_empty() {
             self.state_root.clone()
@@ -107,6 +99,7 @@ impl<O: ContainerOps> TaskService<O> {
                 stdio: fds.into(),
                 console: ConsoleMode::Return,
                 pid_file: None,
+                systemd_cgroup: options.systemd_cgroup,
             };
             let init = Process {
                 status: Status::CREATED,

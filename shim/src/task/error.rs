@@ -31,7 +31,6 @@
 //! | Pause / Resume | not running / not paused | Unknown |
 //! | ResizePty | exec has exited | Unknown; no console: success |
 //! | Checkpoint | no image path, bad options / criu missing / criu fails | InvalidArgument / Unimplemented / Unknown |
-//! | Create | runtime option `SystemdCgroup = true` (no systemd driver yet) | Unimplemented |
 //! | any | a runtime failure of kind AlreadyExists / NotFound / FailedPrecondition | AlreadyExists / NotFound / FailedPrecondition |
 //! | any | undecodable request, or an unknown method | InvalidArgument, Unimplemented |
 //!
