@@ -163,7 +163,14 @@ impl Flags {
             cfg.socket = s.clone();
         }
         if let Some(s) = &self.shim {
-            cfg.shim_binary = s.clone();
+            // Shims are started in their bundle directory: a relative path
+            // with a directory part is made absolute here (a bare name is
+            // still looked up on PATH).
+            cfg.shim_binary = if s.components().count() > 1 && s.is_relative() {
+                std::path::absolute(s).unwrap_or_else(|_| s.clone())
+            } else {
+                s.clone()
+            };
         }
         if let Some(n) = self.log_max_size {
             cfg.log_max_size = n;
@@ -214,6 +221,14 @@ mod tests {
         assert_eq!(c.records_dir, Path::new("/r/lib"));
         assert_eq!((c.log_max_size, c.log_keep), (2000, 2));
         assert_eq!(c.shim_binary, Path::new("/bin/shim"));
+        // Shims start in their bundle directory: a relative path is made
+        // absolute, a bare name stays a PATH lookup.
+        let rel = cfg(&["--shim", "target/shim"]).shim_binary;
+        assert_eq!(rel, std::env::current_dir().unwrap().join("target/shim"));
+        assert_eq!(
+            cfg(&["--shim", "my-shim"]).shim_binary,
+            Path::new("my-shim")
+        );
         assert!(c.debug);
         assert!(!cfg(&["--debug=false"]).debug);
         assert!(cfg(&["--debug"]).debug);
