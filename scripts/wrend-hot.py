@@ -52,7 +52,7 @@ def workload(wrend, wren, shim, cg_out):
     # wrend re-executes itself once for its malloc tunables
     # (wren_runtime::malloc_tunables), and valgrind does not follow an exec:
     # start it as the re-executed wrend, with what that one gets.
-    env = dict(os.environ, _WREN_TUNED="1", GLIBC_TUNABLES="glibc.malloc.tcache_count=0")
+    env = dict(os.environ, _WREN_TUNED="1", GLIBC_TUNABLES="glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1")
     d = subprocess.Popen(["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={cg_out}",
                           wrend, "--root", root, "--shim", shim, "--default-network", "none"],
                          stderr=log, stdout=log, env=env)

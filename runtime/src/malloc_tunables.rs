@@ -17,7 +17,9 @@
 use std::ffi::{OsStr, OsString};
 
 /// The tunables a daemon runs with.
-pub const DAEMON_TUNABLES: &str = "glibc.malloc.tcache_count=0";
+/// One arena, too: a short-lived thread would otherwise make its own (a
+/// 64 MiB reservation, a page or two resident for good).
+pub const DAEMON_TUNABLES: &str = "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1";
 /// The caller's own GLIBC_TUNABLES, for the daemon to put back.
 const CALLER_TUNABLES_ENV: &str = "_WREN_CALLER_TUNABLES";
 /// Set in a daemon exec'd with [`DAEMON_TUNABLES`] (so wrend re-executes
@@ -107,7 +109,7 @@ mod tests {
                 (CALLER_TUNABLES_ENV, "glibc.malloc.arena_max=2".into()),
                 (
                     "GLIBC_TUNABLES",
-                    "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=2".into()
+                    format!("{DAEMON_TUNABLES}:glibc.malloc.arena_max=2").into()
                 ),
             ]
         );
