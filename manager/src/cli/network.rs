@@ -1,8 +1,8 @@
 //! `wren network create|ls|inspect|rm`, the networking flags of `run` and
 //! `create` (`--network`, `-p`, `-P`, `--dns`, `--add-host`), and the
-//! hidden helper commands wrend runs: `wren network attach|detach NAME`
-//! (CNI ADD / DEL of one container, [`crate::network::attach`]) and
-//! `wren network check NAME` (CNI CHECK).
+//! hidden commands `wren network attach|detach|check NAME` (CNI ADD, DEL
+//! and CHECK of one container, [`crate::network::attach`]) for debugging by
+//! hand; wrend itself runs `wren-net`.
 //!
 //! Runs in `wren`.
 

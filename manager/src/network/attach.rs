@@ -1,6 +1,6 @@
 //! One container's attachment to a CNI network, made and undone by the
-//! short-lived helper `wren network attach|detach` that wrend runs (and
-//! waits for) before a task is created and after its init exits:
+//! short-lived helper `wren-net attach|detach` that wrend runs beside its
+//! loop while a task is created and after its init exits:
 //!
 //! - attach: the network (the default one made if needed), its plugins
 //!   checked, published ports checked against other containers and the

@@ -6,9 +6,9 @@
 //!
 //! The CNI work itself ([`cni`]: running plugins per the CNI spec;
 //! [`attach`]: one container's ADD/DEL with its cache; [`store`]: the
-//! networks `wren network` manages) runs only in the `wren` binary: in the
-//! CLI, or as the short-lived helper `wren network attach|detach` that
-//! wrend spawns and waits for. wrend links only this file and [`files`].
+//! networks `wren network` manages) runs in the `wren` CLI and in
+//! `wren-net`, the short-lived helper wrend spawns and watches from its
+//! loop. wrend links only this file and [`files`].
 //!
 //! Pure data and path arithmetic here; runs in `wren` and `wrend`.
 

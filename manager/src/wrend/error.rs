@@ -53,7 +53,7 @@ pub enum ManagerError {
         #[source]
         source: FifoError,
     },
-    /// The network helper (`wren network attach|detach`) failed; its
+    /// The network helper (`wren-net attach|detach`) failed; its
     /// message names the plugin, port or path.
     #[error("container {name}: network: {message}")]
     Network { name: String, message: String },
