@@ -231,6 +231,12 @@ mod tests {
         assert_eq!(dmode, 0o700);
         assert!(matches!(listen(&path).unwrap(), Listened::Existing));
         drop(l);
+        // Another test's fork may still hold a copy of the listener until
+        // its exec closes it; once nothing listens the file is stale.
+        let t0 = std::time::Instant::now();
+        while is_live(&path) && t0.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(matches!(listen(&path).unwrap(), Listened::New(_)));
     }
 }
