@@ -23,6 +23,7 @@ pub mod hooks;
 pub mod init;
 pub mod keyring;
 pub mod logrus;
+pub mod loopback;
 pub mod lsm;
 pub mod malloc_tunables;
 pub mod mempolicy;

@@ -2489,3 +2489,55 @@ fn wrend_restore_makes_the_container_under_a_new_name_after_rm_and_elsewhere() {
         "{c}'s record directory was left"
     );
 }
+
+/// A container's own network namespace that holds nothing but `lo` is left
+/// out of the dump (the image says so: runc leaves every one out) and
+/// restore makes a new one with `lo` up: the container's server on its
+/// 127.0.0.1 answers again. One that holds more (an address the container
+/// added, having CAP_NET_ADMIN) is dumped by criu and comes back with it.
+#[test]
+fn plain_network_namespace_is_made_anew_and_a_richer_one_is_dumped() {
+    let t = "plain_network_namespace_is_made_anew_and_a_richer_one_is_dumped";
+    let Some(s) = Sid::new(t) else { return };
+    const HTTPD: &str = "exec </dev/null >/dev/null 2>&1; mkdir -p /www; \
+        echo hello >/www/index.html; exec httpd -f -p 127.0.0.1:8080 -h /www";
+    let get = |id: &str| s.oci_code(&["exec", id, "wget", "-q", "-O-", "http://127.0.0.1:8080/"]);
+    for (name, setup) in [
+        ("plain", ""),
+        ("rich", "ip addr add 10.200.0.1/32 dev lo; "),
+    ] {
+        let id = format!("ck-netns-{name}-{}", std::process::id());
+        let mut b = s.bundle(&format!("{setup}{HTTPD}"));
+        if !setup.is_empty() {
+            for set in ["bounding", "effective", "permitted"] {
+                b.config["process"]["capabilities"][set]
+                    .as_array_mut()
+                    .expect("caps")
+                    .push(json!("CAP_NET_ADMIN"));
+            }
+            b.save();
+        }
+        s.ok(&["run", "--detach", "--bundle", &s.inner(b.path()), &id]);
+        assert!(
+            wren_tests::wait_for(10, || get(&id) == (0, "hello\n".into())),
+            "{name}: httpd does not answer: {:?}",
+            get(&id)
+        );
+        let (img, img_in) = s.image(&format!("img-{name}"));
+        s.checkpoint_ok(&id, &img_in, &[]);
+        let marker = img.join("wren-netns-loopback").exists();
+        assert_eq!(marker, name == "plain", "{name}: the image's netns marker");
+        s.restore_ok(&id, &img_in, &b, &[]);
+        assert_eq!(get(&id), (0, "hello\n".into()), "{name}: after restore");
+        let (_, lo) = s.oci_code(&["exec", &id, "ip", "-o", "addr", "show", "lo"]);
+        assert!(lo.contains("127.0.0.1/8"), "{name}: {lo}");
+        assert_eq!(lo.contains("10.200.0.1/32"), name == "rich", "{name}: {lo}");
+        let (_, link) = s.oci_code(&["exec", &id, "ip", "-o", "link", "show", "lo"]);
+        assert!(
+            link.contains(",UP"),
+            "{name}: lo is down after restore: {link}"
+        );
+        s.ok(&["delete", "--force", &id]);
+        assert_no_cgroup(&id);
+    }
+}

@@ -908,3 +908,59 @@ fn each_container_gets_its_own_session_keyring_unless_no_new_keyring() {
         assert!(out.contains(&format!("_ses.{rid}")), "runc: {out}");
     }
 }
+
+/// `lo`'s state as the container sees it: "up" or "down".
+const LO_STATE: &str = "ip -o link show lo | grep -q '<[^>]*UP' && echo up || echo down";
+
+/// A private network namespace gets `lo` up before the process runs (runc's
+/// "loopback" network), so the container's own 127.0.0.1 answers; a joined
+/// one is left as it is.
+#[test]
+fn a_private_network_namespace_has_lo_up_and_a_joined_one_is_left_alone() {
+    let test = "a_private_network_namespace_has_lo_up_and_a_joined_one_is_left_alone";
+    if !require_root(test) {
+        return;
+    }
+    let b = Bundle::busybox(&["sh", "-c", LO_STATE]);
+    let oci = Oci::new("lo");
+    let (code, out, err) = oci.run_bundle(&b, &oci.id("own"), &[]);
+    assert_eq!((code, out.as_str()), (0, "up\n"), "{err}");
+
+    // A namespace the test holds with `lo` down, joined by path.
+    let mut holder = wren_tests::spawn_registered(
+        std::process::Command::new("unshare").args(["--net", "sleep", "1000"]),
+    );
+    let ns = format!("/proc/{}/ns/net", holder.id());
+    assert!(wren_tests::wait_for(5, || std::fs::read_link(&ns)
+        .ok()
+        .zip(std::fs::read_link("/proc/self/ns/net").ok())
+        .is_some_and(|(a, b)| a != b)));
+    let mut joined = Bundle::busybox(&["sh", "-c", LO_STATE]);
+    for n in joined.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        if n["type"] == "network" {
+            n["path"] = json!(ns);
+        }
+    }
+    joined.save();
+    let (code, out, err) = oci.run_bundle(&joined, &oci.id("joined"), &[]);
+    let runc_out = Runc::find(test).map(|runc| {
+        let a = text(
+            &runc
+                .run(&["run", "--bundle", b.path_str(), &runc.id("own")])
+                .stdout,
+        );
+        let j = text(
+            &runc
+                .run(&["run", "--bundle", joined.path_str(), &runc.id("joined")])
+                .stdout,
+        );
+        (a, j)
+    });
+    let _ = holder.kill();
+    let _ = holder.wait();
+    wren_tests::unregister(holder.id());
+    assert_eq!((code, out.as_str()), (0, "down\n"), "{err}");
+    if let Some((a, j)) = runc_out {
+        assert_eq!((a.as_str(), j.as_str()), ("up\n", "down\n"), "runc");
+    }
+}

@@ -36,7 +36,6 @@ pub mod event_log;
 pub mod event_loop;
 pub mod flags;
 pub mod health;
-pub mod loopback;
 pub mod network;
 pub mod record;
 pub mod registry;

@@ -254,35 +254,25 @@ fn spawn_helper(
     Ok(out)
 }
 
-/// Makes the network namespace at `path` (a new one, bind-mounted, `lo`
-/// up) on a short-lived thread, so wrend's own thread never leaves its
-/// namespace.
+/// Makes the network namespace at `path` (a new one, `lo` up, made on a
+/// short-lived thread so wrend's own never leaves its namespace), held by
+/// a bind mount.
 fn make_netns(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d)?;
     }
     std::fs::File::create(path)?;
-    let target = path.to_owned();
-    let made = std::thread::Builder::new()
-        .name("wrend-netns".into())
-        .stack_size(64 << 10)
-        .spawn(move || -> std::io::Result<()> {
-            use nix::mount::{mount, MsFlags};
-            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| std::io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(|e| std::io::Error::other(format!("bind-mount the namespace: {e}")))?;
-            super::loopback::lo_up()
-        })?
-        .join()
-        .map_err(|_| std::io::Error::other("the netns thread panicked"))
-        .and_then(|r| r);
+    let made = wren_runtime::loopback::new_namespace().and_then(|ns| {
+        nix::mount::mount(
+            Some(format!("/proc/self/fd/{}", ns.as_raw_fd()).as_str()),
+            path,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| std::io::Error::other(format!("bind-mount the namespace: {e}")))
+    });
     if let Err(e) = made {
         remove_netns(path);
         return Err(std::io::Error::other(format!("{}: {e}", path.display())));

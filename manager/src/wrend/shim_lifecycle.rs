@@ -260,14 +260,6 @@ impl Registry {
         let resp: shimapi::CreateTaskResponse = self.shim_call(name, "Create", &req)?;
         log::debug!("{name}: task created in {:?}", t.elapsed());
         timing::mark(name, "wrend.created");
-        // Before the process runs: its own 127.0.0.1 must answer. (A
-        // checkpoint's task has no process before Start: criu restores
-        // the namespace, loopback included.)
-        if resp.pid != 0 {
-            if let Err(e) = super::loopback::up_in(resp.pid) {
-                log::warn!("{name}: set loopback up in its network namespace: {e}");
-            }
-        }
         let m = self.get(name)?;
         m.rec.pid = resp.pid;
         m.rec.started = false;

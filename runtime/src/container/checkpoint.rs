@@ -21,6 +21,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::cleanup::Cleanup;
 use super::error::{io_err, sys_err};
+use super::plain_netns;
 use super::{validate_id, write_pid_file, ConsoleMode, Container, Error, Stdio};
 use crate::cgroups::{self, Cgroup, CgroupRoot, V1Controller};
 use crate::criu::{self, rpc, CriuError, Fds};
@@ -404,6 +405,29 @@ impl Container {
                 ));
             }
         }
+        // A plain network namespace of its own is left out (restore makes
+        // a new one): see `plain_netns`.
+        let marker = opts.flags.image_path.join(plain_netns::NETNS_LOOPBACK);
+        let _ = std::fs::remove_file(&marker);
+        let empty_net = opts.flags.empty_ns & libc::CLONE_NEWNET as u32 != 0;
+        if !opts.pre_dump && !empty_net {
+            match plain_netns::is_plain(&self.state.spec, self.state.pid) {
+                Ok(()) => {
+                    let path = PathBuf::from(format!("/proc/{}/ns/net", self.state.pid));
+                    let st = std::fs::metadata(&path).map_err(io_err("stat namespace", &path))?;
+                    o.external.push(format!(
+                        "net[{}]:{}",
+                        std::os::unix::fs::MetadataExt::ino(&st),
+                        plain_netns::NETNS_KEY
+                    ));
+                    std::fs::write(&marker, b"").map_err(io_err("write", &marker))?;
+                }
+                Err(why) => log::debug!(
+                    "checkpoint {}: criu dumps the network namespace ({why})",
+                    self.state.id
+                ),
+            }
+        }
         // A terminal: the pty slave's master is outside the container (the
         // shim, conmon, a console socket's receiver); criu dumps the slave
         // as an orphan and restore gets a new master (orphan-pts-master).
@@ -586,6 +610,15 @@ impl Container {
                 o.inherit_fd.push(i);
                 extra.push(fd);
             }
+        }
+        if let Some(fd) = plain_netns::for_restore(image, &spec)
+            .map_err(io_err("make a network namespace for", image))?
+        {
+            let mut i = rpc::Inherit_fd::new();
+            i.set_key(plain_netns::NETNS_KEY.into());
+            i.set_fd(criu::EXTRA_FD + extra.len() as i32);
+            o.inherit_fd.push(i);
+            extra.push(fd);
         }
         // The init's pipes come back as the new stdio (fds 0-2 of criu).
         for (n, d) in descriptors.iter().enumerate().take(3) {

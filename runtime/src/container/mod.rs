@@ -28,6 +28,7 @@ mod exec;
 mod host_mounts;
 mod init_driver;
 mod lifecycle;
+mod plain_netns;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};

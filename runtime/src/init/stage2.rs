@@ -21,7 +21,7 @@ use crate::mounts::{self, MountContext};
 use crate::path::Root;
 use crate::procfs::Procfs;
 use crate::sync::{Channel, Msg, SetupFailure};
-use crate::{devices, hooks, process, rootfs, sys, sysctl, timing};
+use crate::{devices, hooks, loopback, process, rootfs, sys, sysctl, timing};
 
 pub(super) fn stage2(
     chan: &Channel,
@@ -97,6 +97,15 @@ fn create_container(
     in_userns: bool,
     new_cgroupns: bool,
 ) -> Result<(String, Option<Procfs>), SetupFailure> {
+    // A network namespace of its own starts with `lo` down; runc raises
+    // it before anything else, and so do we.
+    if cfg
+        .namespaces
+        .iter()
+        .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none())
+    {
+        loopback::up().map_err(fail("set lo up in the new network namespace"))?;
+    }
     let root = rootfs::prepare(
         &setup.rootfs,
         setup.host_mount_ns,
