@@ -1923,6 +1923,10 @@ fn status_fd_gets_its_byte_when_the_page_server_listens() {
         );
         return;
     }
+    let _serial = LAZY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+    // A host that refuses criu's 4 MiB pipe gets a refusal up front
+    // (lazy_pages_migrate_through_a_page_server checks it).
+    let _raised = (!big_pipe_allowed()).then(PipeMaxSize::raise);
     let id = format!("ck-stfd-{}", std::process::id());
     let _b = start_counter(&s, &id);
     let (img, img_in) = s.image("img");
@@ -1999,16 +2003,18 @@ fn status_fd_gets_its_byte_when_the_page_server_listens() {
 /// brings the counter back, its pages faulted in on demand; then both
 /// criu processes end and the old container is gone.
 ///
-/// Ignored: here the status byte comes, but criu 4.2.1's page server fails
-/// as `criu lazy-pages` connects ("page-pipe: splice: -1: Bad file
-/// descriptor", "Lazy pages transfer FAILED") and the restore then waits
-/// on the dead lazy-pages daemon (bounded here by `timeout 60`, whose
-/// SIGKILL leaves the restored container's cgroup behind).
+/// criu's lazy page server grows a pipe to 4 MiB as `criu lazy-pages`
+/// connects, and without that fails with "page-pipe: splice: -1: Bad file
+/// descriptor" (runc 1.3.6 fails the same way here). These machines' root
+/// lacks CAP_SYS_RESOURCE and fs.pipe-max-size is 1 MiB: the checkpoint
+/// must then refuse up front, naming the setting, and leave the container
+/// running; the migration itself runs with the setting raised for the test
+/// (put back afterwards).
 #[test]
-#[ignore = "criu 4.2.1's lazy page server fails with splice EBADF on this host"]
 fn lazy_pages_migrate_through_a_page_server() {
     let t = "lazy_pages_migrate_through_a_page_server";
     let Some(s) = Sid::new(t) else { return };
+    let _serial = LAZY_TESTS.lock().unwrap_or_else(|e| e.into_inner());
     let (_, check) = s.run(&["criu", "check", "--feature", "uffd-noncoop"], &[]);
     if !check.contains("is supported") {
         wren_tests::skip(
@@ -2021,6 +2027,26 @@ fn lazy_pages_migrate_through_a_page_server() {
     let id2 = format!("{id}-moved");
     let b = start_counter(&s, &id);
     let (img, img_in) = s.image("img");
+    let _raised = if big_pipe_allowed() {
+        None
+    } else {
+        let (ok, out) = s.checkpoint(
+            &id,
+            &img_in,
+            &["--lazy-pages", "--page-server", "127.0.0.1:1"],
+        );
+        assert!(
+            !ok,
+            "a lazy checkpoint the host cannot serve was not refused"
+        );
+        assert!(
+            out.contains("fs.pipe-max-size") && out.contains("4194304"),
+            "the refusal does not name the setting: {out}"
+        );
+        assert_eq!(s.state(&id).expect("state")["status"], "running");
+        Some(PipeMaxSize::raise())
+    };
+    assert!(big_pipe_allowed(), "fs.pipe-max-size could not be raised");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -2539,5 +2565,50 @@ fn plain_network_namespace_is_made_anew_and_a_richer_one_is_dumped() {
         );
         s.ok(&["delete", "--force", &id]);
         assert_no_cgroup(&id);
+    }
+}
+
+/// Whether this process may grow a pipe to 4 MiB (what criu's lazy page
+/// server does).
+fn big_pipe_allowed() -> bool {
+    use std::os::fd::AsRawFd;
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+    // SAFETY: F_SETPIPE_SZ on a pipe fd we own; no pointers.
+    unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 4 << 20) >= 0 }
+}
+
+/// Held by each lazy-pages test for its whole run: they change and look at
+/// fs.pipe-max-size, a host-wide setting.
+static LAZY_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// fs.pipe-max-size raised to 4 MiB while any test holds one of these, put
+/// back when the last is dropped.
+struct PipeMaxSize;
+
+/// (holders, the value to put back).
+static PIPE_MAX_SIZE: std::sync::Mutex<(usize, String)> = std::sync::Mutex::new((0, String::new()));
+
+impl PipeMaxSize {
+    const PATH: &'static str = "/proc/sys/fs/pipe-max-size";
+
+    fn raise() -> Self {
+        let mut g = PIPE_MAX_SIZE.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 == 0 {
+            let old = std::fs::read_to_string(Self::PATH).expect("read fs.pipe-max-size");
+            std::fs::write(Self::PATH, (4 << 20).to_string()).expect("raise fs.pipe-max-size");
+            g.1 = old.trim().to_string();
+        }
+        g.0 += 1;
+        Self
+    }
+}
+
+impl Drop for PipeMaxSize {
+    fn drop(&mut self) {
+        let mut g = PIPE_MAX_SIZE.lock().unwrap_or_else(|e| e.into_inner());
+        g.0 -= 1;
+        if g.0 == 0 {
+            let _ = std::fs::write(Self::PATH, &g.1);
+        }
     }
 }

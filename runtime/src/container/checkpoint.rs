@@ -190,6 +190,30 @@ pub struct RestoreOptions {
     pub systemd_cgroup: bool,
 }
 
+/// What criu's lazy page server needs of the host: it grows a pipe to 4 MiB
+/// (its tee pipe) when `criu lazy-pages` connects and, if the kernel says
+/// no, fails later with "page-pipe: splice: -1: Bad file descriptor". The
+/// kernel allows that only up to fs.pipe-max-size (1 MiB by default) unless
+/// the caller has CAP_SYS_RESOURCE. Probed the way criu will meet it: the
+/// same resize on a pipe of our own (criu runs with our credentials).
+fn lazy_pipe_allowed() -> Result<(), String> {
+    const NEED: libc::c_int = 4 << 20;
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("lazy pages: pipe2: {e}"))?;
+    // SAFETY: F_SETPIPE_SZ on a pipe fd we own; no pointers.
+    if unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, NEED) } >= 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    let max = std::fs::read_to_string("/proc/sys/fs/pipe-max-size").unwrap_or_default();
+    Err(format!(
+        "lazy pages: criu's page server needs a 4 MiB pipe, which this host refuses \
+         (F_SETPIPE_SZ: {err}; fs.pipe-max-size is {} bytes and the caller lacks \
+         CAP_SYS_RESOURCE): raise fs.pipe-max-size to {NEED}",
+        max.trim()
+    ))
+}
+
 fn criu_err(e: CriuError) -> Error {
     Error::Criu(e)
 }
@@ -354,6 +378,9 @@ impl Container {
                      kernel or criu does not offer"
                         .into(),
                 )));
+            }
+            if opts.flags.lazy_pages {
+                lazy_pipe_allowed().map_err(|why| criu_err(CriuError::Unsupported(why)))?;
             }
         }
         let (images, work, work_path) = open_dirs(&opts.flags, true)?;
