@@ -165,6 +165,8 @@ def main():
         "$GT$17h*",
         "_RNvXsi_NtCsjrHSEGnQ3l9_3std4pathNtB5_10ComponentsNtNtNtNtCsgEmfK2I1SDS_4core4iter6traits"
         "8iterator8Iterator4next",
+        # a B-tree node merge: `rm` of one of many containers
+        "_ZN5alloc11collections5btree4node29BalancingContext$LT$K$C$V$GT$25merge_tracking_child_edge17h*",
     ])
     if len(rust) < 100:
         sys.exit(f"only {len(rust)} Rust functions ran under callgrind: the workload failed "
