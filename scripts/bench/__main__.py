@@ -138,7 +138,7 @@ def standalone_figures(args, work, figs, levels):
     try:
         with standalone.running(args) as w:
             if "standalone_run_rm" not in figs:
-                measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, work, args.n)
+                measure(figs, "standalone_run_rm", standalone.run_rm, w, args.bundle, args.n)
             measure(figs, "standalone_memory", standalone.memory, w,
                     os.path.join(args.bundle, "rootfs"), levels)
         # Idle containers with a health check every 2 s: checks are timers
