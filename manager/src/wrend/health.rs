@@ -84,8 +84,9 @@ impl HealthState {
 pub struct HealthTimers {
     /// When the next check starts (None: none scheduled).
     next_at: Option<Instant>,
-    /// The check running now.
-    running: Option<Running>,
+    /// The check running now (boxed: a container without checks, or
+    /// between them, pays one pointer).
+    running: Option<Box<Running>>,
     /// When the container's init started (for the start period).
     started: Option<Instant>,
     /// The on-failure action `restart` killed it: start it again whatever
@@ -309,12 +310,12 @@ impl Registry {
         match self.exec(&req) {
             Ok(_) => {
                 if let Some(m) = self.containers.get_mut(name) {
-                    m.health.running = Some(Running {
+                    m.health.running = Some(Box::new(Running {
                         exec_id,
                         deadline: Instant::now() + cfg.timeout(),
                         start_ns,
                         timed_out: false,
-                    });
+                    }));
                 }
             }
             Err(e) => {
@@ -322,12 +323,12 @@ impl Registry {
                 // failure whose output says why.
                 let msg = wren_runtime::error::chain(&e);
                 if let Some(m) = self.containers.get_mut(name) {
-                    m.health.running = Some(Running {
+                    m.health.running = Some(Box::new(Running {
                         exec_id,
                         deadline: Instant::now(),
                         start_ns,
                         timed_out: false,
-                    });
+                    }));
                 }
                 self.health_result(name, 127, msg);
             }

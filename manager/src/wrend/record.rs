@@ -82,7 +82,9 @@ pub struct Record {
     pub ports: Vec<String>,
     /// The health check, if any, and the health it found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub health: Option<super::health::HealthConfig>,
+    /// Boxed: most containers have none, and a record is resident per
+    /// container in wrend.
+    pub health: Option<Box<super::health::HealthConfig>>,
     #[serde(default, skip_serializing_if = "super::health::HealthState::is_empty")]
     pub health_state: super::health::HealthState,
 }

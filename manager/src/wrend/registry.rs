@@ -96,8 +96,17 @@ pub(super) struct Managed {
     pub(super) stopping: bool,
     pub(super) waiters: Vec<Responder>,
     pub(super) stop_waiters: Vec<Responder>,
-    pub(super) exec_waiters: HashMap<String, Vec<Responder>>,
-    pub(super) exec_exits: HashMap<String, (u32, i64)>,
+    /// Exec processes' exits and their waiters; None until the first exec.
+    pub(super) execs: Option<Box<Execs>>,
+}
+
+/// The exits of a container's exec processes that nobody waited for yet,
+/// and the clients waiting for the others. Boxed in [`Managed`]: most
+/// containers never run an exec, and a `Managed` is resident per container.
+#[derive(Default)]
+pub(super) struct Execs {
+    pub(super) waiters: HashMap<String, Vec<Responder>>,
+    pub(super) exits: HashMap<String, (u32, i64)>,
 }
 
 /// Everything wrend manages.
@@ -270,8 +279,7 @@ impl Registry {
             stopping: false,
             waiters: Vec::new(),
             stop_waiters: Vec::new(),
-            exec_waiters: HashMap::new(),
-            exec_exits: HashMap::new(),
+            execs: None,
             health: Default::default(),
         })
     }

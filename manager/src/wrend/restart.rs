@@ -39,7 +39,12 @@ impl Registry {
         m.state = State::Stopped;
         m.rec.started = false;
         // Exec exits nobody waited for die with the init.
-        m.exec_exits.clear();
+        if let Some(e) = &mut m.execs {
+            e.exits.clear();
+            if e.waiters.is_empty() {
+                m.execs = None;
+            }
+        }
         m.rec.exit_status = Some(status);
         m.rec.exited_at = at;
         let ran_for = m.started_at.take().map_or(Duration::ZERO, |t| t.elapsed());
@@ -107,10 +112,10 @@ impl Registry {
             return;
         };
         if id != name {
-            m.exec_exits.insert(id.to_string(), (status, at));
-            let waiters = m.exec_waiters.remove(id).unwrap_or_default();
-            if !waiters.is_empty() {
-                m.exec_exits.remove(id);
+            let execs = m.execs.get_or_insert_with(Default::default);
+            let waiters = execs.waiters.remove(id).unwrap_or_default();
+            if waiters.is_empty() {
+                execs.exits.insert(id.to_string(), (status, at));
             }
             let mut w = api::WaitResponse::new();
             w.exit_status = status;

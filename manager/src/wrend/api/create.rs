@@ -134,7 +134,7 @@ impl Registry {
                 .as_ref()
                 .map(|n| n.ports.iter().map(|p| p.to_string()).collect())
                 .unwrap_or_default(),
-            health,
+            health: health.map(Box::new),
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
             auto_remove: req.auto_remove,

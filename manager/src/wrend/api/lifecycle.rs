@@ -58,12 +58,14 @@ impl Registry {
         };
         let mut w = api::WaitResponse::new();
         if !exec_id.is_empty() {
-            if let Some((status, at)) = m.exec_exits.remove(exec_id) {
+            let execs = m.execs.get_or_insert_with(Default::default);
+            if let Some((status, at)) = execs.exits.remove(exec_id) {
                 w.exit_status = status;
                 w.exited_at = at;
                 return responder.send(Ok(encode(&w)));
             }
-            m.exec_waiters
+            execs
+                .waiters
                 .entry(exec_id.to_string())
                 .or_default()
                 .push(responder);
