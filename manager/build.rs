@@ -6,7 +6,8 @@
 //! hot function in a cold stretch makes the whole stretch resident; grouped,
 //! wrend's idle RSS holds the code it runs rather than most of the binary.
 //! Dev builds and the `wren` CLI are linked as usual. WREN_NO_HOT_TEXT=1
-//! turns it off (docs/ARCHITECTURE.md, "wrend's resident text").
+//! turns it off (docs/ARCHITECTURE.md, "wrend's resident text"). The
+//! link map goes to OUT_DIR/wrend.map.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -56,4 +57,10 @@ fn main() {
     let path = out.join("wrend-hot.ld");
     std::fs::write(&path, script).expect("write wrend-hot.ld");
     println!("cargo:rustc-link-arg-bin=wrend=-Wl,-T,{}", path.display());
+    // Where each function landed (the binary is stripped): what a trace of
+    // its page faults needs to name the cold functions a release wrend ran.
+    println!(
+        "cargo:rustc-link-arg-bin=wrend=-Wl,-Map={}",
+        out.join("wrend.map").display()
+    );
 }
