@@ -999,7 +999,7 @@ fn ctr_checkpoint_restore_in(t: &str, tree_name: &str) {
     };
     let before_dirs = unpacked();
     let c = Containerd::start_in(Some(&tree), "ckr", true, None);
-    let id = format!("ck-ctrr-{}", std::process::id());
+    let id = format!("ck-ctrr-{tree_name}-{}", std::process::id());
     containerd::run_detached(
         &c,
         &id,
@@ -1892,7 +1892,7 @@ fn lazy_pages_refuses_clearly_without_userfaultfd() {
         );
         return;
     }
-    let id = format!("ck-lazy-{}", std::process::id());
+    let id = format!("ck-nouffd-{}", std::process::id());
     let b = start_counter(&s, &id);
     let (_, img_in) = s.image("img");
     let (ok, out) = s.checkpoint(&id, &img_in, &["--lazy-pages"]);
