@@ -998,7 +998,7 @@ fn ctr_checkpoint_restore_in(t: &str, tree_name: &str) {
             .unwrap_or_default()
     };
     let before_dirs = unpacked();
-    let c = Containerd::start_in(Some(&tree), "ckr", true, None);
+    let c = Containerd::start_in(Some(&tree), &format!("ckr-{tree_name}"), true, None);
     let id = format!("ck-ctrr-{tree_name}-{}", std::process::id());
     containerd::run_detached(
         &c,
