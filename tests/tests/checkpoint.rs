@@ -459,6 +459,12 @@ fn tcp_bundle(s: &Sid) -> Bundle {
          i=0; while true; do i=$((i+1)); echo $i; echo $i >/tmp/count; sleep 0.1; done \
          | nc 127.0.0.1 5000",
     );
+    with_net_admin(&mut b);
+    b
+}
+
+/// Gives the bundle's process CAP_NET_ADMIN (and saves the bundle).
+fn with_net_admin(b: &mut Bundle) {
     for set in ["bounding", "effective", "permitted"] {
         b.config["process"]["capabilities"][set]
             .as_array_mut()
@@ -466,7 +472,6 @@ fn tcp_bundle(s: &Sid) -> Bundle {
             .push(json!("CAP_NET_ADMIN"));
     }
     b.save();
-    b
 }
 
 fn recv_last(b: &Bundle) -> u64 {
@@ -2535,13 +2540,7 @@ fn plain_network_namespace_is_made_anew_and_a_richer_one_is_dumped() {
         let id = format!("ck-netns-{name}-{}", std::process::id());
         let mut b = s.bundle(&format!("{setup}{HTTPD}"));
         if !setup.is_empty() {
-            for set in ["bounding", "effective", "permitted"] {
-                b.config["process"]["capabilities"][set]
-                    .as_array_mut()
-                    .expect("caps")
-                    .push(json!("CAP_NET_ADMIN"));
-            }
-            b.save();
+            with_net_admin(&mut b);
         }
         s.ok(&["run", "--detach", "--bundle", &s.inner(b.path()), &id]);
         assert!(
