@@ -2552,6 +2552,21 @@ fn plain_network_namespace_is_made_anew_and_a_richer_one_is_dumped() {
         s.checkpoint_ok(&id, &img_in, &[]);
         let marker = img.join("wren-netns-loopback").exists();
         assert_eq!(marker, name == "plain", "{name}: the image's netns marker");
+        if name == "plain" {
+            // Bad input: such an image into a bundle without a network
+            // namespace is refused by name, and leaves nothing.
+            let mut host = s.snapshot(&b);
+            host.config["linux"]["namespaces"]
+                .as_array_mut()
+                .expect("namespaces")
+                .retain(|n| n["type"] != "network");
+            host.save();
+            let (ok, out) = s.restore(&id, &img_in, &host, &[]);
+            assert!(!ok, "restored a left-out namespace into none");
+            assert!(out.contains("linux.namespaces"), "{out}");
+            assert!(s.state(&id).is_none(), "state left: {out}");
+            assert_no_cgroup(&id);
+        }
         s.restore_ok(&id, &img_in, &b, &[]);
         assert_eq!(get(&id), (0, "hello\n".into()), "{name}: after restore");
         let (_, lo) = s.oci_code(&["exec", &id, "ip", "-o", "addr", "show", "lo"]);

@@ -146,9 +146,17 @@ pub fn for_restore(image: &Path, spec: &Spec) -> Result<Option<OwnedFd>, io::Err
     let ns = spec::namespaces(spec).map_err(io::Error::other)?;
     match ns.iter().find(|n| n.kind == LinuxNamespaceType::Network) {
         Some(n) if n.path.is_none() => crate::loopback::new_namespace().map(Some),
-        // A joined one is handed over by the caller; without a network
-        // namespace the restored tasks share the caller's.
-        _ => Ok(None),
+        // A joined one is handed over by the caller.
+        Some(_) => Ok(None),
+        // criu would only say it has no fd for the key.
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "the checkpoint left the container's own network namespace out \
+                 ({NETNS_LOOPBACK}): the bundle must give it a network namespace \
+                 (linux.namespaces)"
+            ),
+        )),
     }
 }
 
