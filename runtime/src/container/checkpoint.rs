@@ -347,9 +347,30 @@ fn external_mounts(
 /// the dump: criu records them under runc's keys and gets them back on
 /// restore as inherited fds.
 const EXTERNAL_NS: [(LinuxNamespaceType, &str, &str); 2] = [
-    (LinuxNamespaceType::Network, "net", "extRootNetNS"),
+    (LinuxNamespaceType::Network, "net", plain_netns::NETNS_KEY),
     (LinuxNamespaceType::Pid, "pid", "extRootPidNS"),
 ];
+
+/// Declares the namespace at `path` (a /proc or bind-mounted nsfs file)
+/// external to the dump under `key`: criu records `name[inode]:key`.
+fn external_ns(o: &mut rpc::Criu_opts, name: &str, key: &str, path: &Path) -> Result<(), Error> {
+    let st = std::fs::metadata(path).map_err(io_err("stat namespace", path))?;
+    o.external.push(format!(
+        "{name}[{}]:{key}",
+        std::os::unix::fs::MetadataExt::ino(&st)
+    ));
+    Ok(())
+}
+
+/// Hands criu `fd` under `key` (an external namespace on restore); the fd
+/// lands at the next of criu's extra fd numbers.
+fn inherit_ns(o: &mut rpc::Criu_opts, extra: &mut Vec<OwnedFd>, key: &str, fd: OwnedFd) {
+    let mut i = rpc::Inherit_fd::new();
+    i.set_key(key.into());
+    i.set_fd(criu::EXTRA_FD + extra.len() as i32);
+    o.inherit_fd.push(i);
+    extra.push(fd);
+}
 
 impl Container {
     /// Checkpoint the container into `opts.flags.image_path`. Without
@@ -425,11 +446,7 @@ impl Container {
                 .find(|n| n.kind == kind)
                 .and_then(|n| n.path.clone())
             {
-                let st = std::fs::metadata(&path).map_err(io_err("stat namespace", &path))?;
-                o.external.push(format!(
-                    "{name}[{}]:{key}",
-                    std::os::unix::fs::MetadataExt::ino(&st)
-                ));
+                external_ns(&mut o, name, key, &path)?;
             }
         }
         // A plain network namespace of its own is left out (restore makes
@@ -441,12 +458,7 @@ impl Container {
             match plain_netns::is_plain(&self.state.spec, self.state.pid) {
                 Ok(()) => {
                     let path = PathBuf::from(format!("/proc/{}/ns/net", self.state.pid));
-                    let st = std::fs::metadata(&path).map_err(io_err("stat namespace", &path))?;
-                    o.external.push(format!(
-                        "net[{}]:{}",
-                        std::os::unix::fs::MetadataExt::ino(&st),
-                        plain_netns::NETNS_KEY
-                    ));
+                    external_ns(&mut o, "net", plain_netns::NETNS_KEY, &path)?;
                     std::fs::write(&marker, b"").map_err(io_err("write", &marker))?;
                 }
                 Err(why) => log::debug!(
@@ -631,21 +643,13 @@ impl Container {
             {
                 let fd =
                     sys::open(&path, libc::O_RDONLY, 0).map_err(io_err("open namespace", &path))?;
-                let mut i = rpc::Inherit_fd::new();
-                i.set_key(key.into());
-                i.set_fd(criu::EXTRA_FD + extra.len() as i32);
-                o.inherit_fd.push(i);
-                extra.push(fd);
+                inherit_ns(&mut o, &mut extra, key, fd);
             }
         }
         if let Some(fd) = plain_netns::for_restore(image, &spec)
             .map_err(io_err("make a network namespace for", image))?
         {
-            let mut i = rpc::Inherit_fd::new();
-            i.set_key(plain_netns::NETNS_KEY.into());
-            i.set_fd(criu::EXTRA_FD + extra.len() as i32);
-            o.inherit_fd.push(i);
-            extra.push(fd);
+            inherit_ns(&mut o, &mut extra, plain_netns::NETNS_KEY, fd);
         }
         // The init's pipes come back as the new stdio (fds 0-2 of criu).
         for (n, d) in descriptors.iter().enumerate().take(3) {
