@@ -37,6 +37,8 @@ pub const SPAWNED_AT_ENV: &str = "_WREN_SHIM_SPAWNED_AT";
 
 const TOKEN_LISTENER: u64 = 0;
 const TOKEN_SIGNALS: u64 = 1;
+/// How long stdio must stay quiet before the loop trims memory.
+const QUIET_TRIM: Duration = Duration::from_secs(1);
 // Connections use fd + 16; the service's tokens carry PIDFD_BIT, OOM_BIT
 // or RELAY_BIT.
 
@@ -174,8 +176,16 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
         let ms = timing::now_ns().saturating_sub(t) as f64 / 1e6;
         log::debug!("serving {ms:.3} ms after `start` spawned the daemon");
     }
+    // After stdio moved bytes, memory is trimmed once it has been quiet
+    // for QUIET_TRIM (a pump dirties the stack and may grow the heap; no
+    // RPC follows to trim, and an idle shim must hand that back).
+    let mut trim_at: Option<std::time::Instant> = None;
     while !stop && !service.shutdown_requested() {
-        let timeout = match service.next_deadline() {
+        let deadline = match (service.next_deadline(), trim_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = match deadline {
             None => EpollTimeout::NONE,
             Some(at) => {
                 let ms = at
@@ -274,6 +284,7 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
                     }
                     if heavy {
                         crate::memory::trim();
+                        trim_at = None;
                     }
                     if outcome.closed {
                         if let Some(conn) = connections.remove(&token) {
@@ -293,6 +304,13 @@ pub fn run(flags: &Flags) -> Result<(), DaemonError> {
             }
         }
         service.tick();
+        let now = std::time::Instant::now();
+        if service.take_output_moved() {
+            trim_at = Some(now + QUIET_TRIM);
+        } else if trim_at.is_some_and(|at| now >= at) {
+            crate::memory::trim();
+            trim_at = None;
+        }
     }
     service.wait_loggers();
     service.publisher().flush(Duration::from_secs(5));

@@ -113,7 +113,7 @@ impl<O: ContainerOps> TaskService<O> {
             };
             self.containers.insert(
                 id.to_string(),
-                Container {
+                Box::new(Container {
                     runtime: None,
                     pending_restore: Some(pending),
                     bundle,
@@ -124,7 +124,7 @@ impl<O: ContainerOps> TaskService<O> {
                     oom: None,
                     io_uid: options.io_uid,
                     io_gid: options.io_gid,
-                },
+                }),
             );
             self.publish_create(&req, 0);
             return Ok(CreateTaskResponse::new());
@@ -178,7 +178,7 @@ impl<O: ContainerOps> TaskService<O> {
         let pidfd = self.watch_pidfd(id, created.pid, created.pidfd);
         self.containers.insert(
             id.to_string(),
-            Container {
+            Box::new(Container {
                 runtime: Some(runtime),
                 pending_restore: None,
                 bundle,
@@ -199,7 +199,7 @@ impl<O: ContainerOps> TaskService<O> {
                 oom,
                 io_uid: options.io_uid,
                 io_gid: options.io_gid,
-            },
+            }),
         );
         self.publish_create(&req, created.pid);
         let mut r = CreateTaskResponse::new();

@@ -68,7 +68,11 @@ pub const PIDFD_BIT: u64 = 1 << 40;
 
 /// The service state: every container this shim owns, by id.
 pub struct TaskService<O: ContainerOps> {
-    containers: HashMap<String, Container<O::Container>>,
+    /// Boxed: a record is ~4 KiB (the runtime's handle holds the parsed
+    /// spec inline), and the map's table keeps room for several entries
+    /// (4 slots for a shim's one container): unboxed that is ~16 KiB of
+    /// heap held by every idle shim, boxed ~4 KiB.
+    containers: HashMap<String, Box<Container<O::Container>>>,
     ops: O,
     publisher: Publisher,
     state_root: PathBuf,
@@ -138,6 +142,12 @@ impl<O: ContainerOps> TaskService<O> {
     /// True once Shutdown was called with no container left.
     pub fn shutdown_requested(&self) -> bool {
         self.shutdown
+    }
+
+    /// Did a container's stdio move bytes since the last call? (The loop
+    /// trims memory once output has been quiet for a while.)
+    pub fn take_output_moved(&mut self) -> bool {
+        self.relays.take_moved()
     }
 
     /// The publisher, for flushing at exit.

@@ -77,11 +77,12 @@ pub(super) struct Container<C> {
 /// The container `id`, or NotFound. A free function so a caller can borrow
 /// the record and the service's other fields at once.
 pub(super) fn find<'a, C>(
-    containers: &'a mut HashMap<String, Container<C>>,
+    containers: &'a mut HashMap<String, Box<Container<C>>>,
     id: &str,
 ) -> Result<&'a mut Container<C>, TaskError> {
     containers
         .get_mut(id)
+        .map(|c| &mut **c)
         .ok_or_else(|| TaskError::NotFound(format!("container {id}")))
 }
 
