@@ -96,7 +96,8 @@ pub(super) struct Managed {
     pub(super) stopping: bool,
     pub(super) waiters: Vec<Responder>,
     pub(super) stop_waiters: Vec<Responder>,
-    /// Exec processes' exits and their waiters; None until the first exec.
+    /// Exec processes' exits and their waiters; None while there are none
+    /// (dropped again once every exit was collected).
     pub(super) execs: Option<Box<Execs>>,
 }
 
@@ -107,6 +108,13 @@ pub(super) struct Managed {
 pub(super) struct Execs {
     pub(super) waiters: HashMap<String, Vec<Responder>>,
     pub(super) exits: HashMap<String, (u32, i64)>,
+}
+
+impl Execs {
+    /// Nothing kept and nobody waiting: the box can go.
+    pub(super) fn is_idle(&self) -> bool {
+        self.waiters.is_empty() && self.exits.is_empty()
+    }
 }
 
 /// Everything wrend manages.

@@ -41,7 +41,7 @@ impl Registry {
         // Exec exits nobody waited for die with the init.
         if let Some(e) = &mut m.execs {
             e.exits.clear();
-            if e.waiters.is_empty() {
+            if e.is_idle() {
                 m.execs = None;
             }
         }
@@ -116,6 +116,8 @@ impl Registry {
             let waiters = execs.waiters.remove(id).unwrap_or_default();
             if waiters.is_empty() {
                 execs.exits.insert(id.to_string(), (status, at));
+            } else if execs.is_idle() {
+                m.execs = None;
             }
             let mut w = api::WaitResponse::new();
             w.exit_status = status;

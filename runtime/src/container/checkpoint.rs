@@ -450,11 +450,15 @@ impl Container {
             }
         }
         // A plain network namespace of its own is left out (restore makes
-        // a new one): see `plain_netns`.
+        // a new one): see `plain_netns`. A joined one is external above;
+        // without one the container is in the caller's, which criu leaves.
         let marker = opts.flags.image_path.join(plain_netns::NETNS_LOOPBACK);
         let _ = std::fs::remove_file(&marker);
         let empty_net = opts.flags.empty_ns & libc::CLONE_NEWNET as u32 != 0;
-        if !opts.pre_dump && !empty_net {
+        let own_net = ns
+            .iter()
+            .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none());
+        if !opts.pre_dump && !empty_net && own_net {
             match plain_netns::is_plain(&self.state.spec, self.state.pid) {
                 Ok(()) => {
                     let path = PathBuf::from(format!("/proc/{}/ns/net", self.state.pid));

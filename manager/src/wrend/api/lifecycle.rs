@@ -60,6 +60,9 @@ impl Registry {
         if !exec_id.is_empty() {
             let execs = m.execs.get_or_insert_with(Default::default);
             if let Some((status, at)) = execs.exits.remove(exec_id) {
+                if execs.is_idle() {
+                    m.execs = None;
+                }
                 w.exit_status = status;
                 w.exited_at = at;
                 return responder.send(Ok(encode(&w)));
