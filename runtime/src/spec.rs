@@ -79,10 +79,27 @@ pub fn load(bundle: &Path) -> Result<Spec, SpecError> {
     parse(&data, &path)
 }
 
-/// Parse config.json bytes (`path` only names the source in errors). The
-/// seccomp profile and capabilities are checked on the raw JSON first, so
-/// their errors name the exact field instead of a line and column.
+/// Parse config.json bytes (`path` only names the source in errors).
+///
+/// A spec is deserialized straight from the bytes: one pass, no tree of
+/// the whole document (a containerd spec with the default seccomp profile
+/// is ~25 KB, most of it the profile). Only when that fails does
+/// [`parse_diagnosed`] go through a `serde_json::Value`, which names the
+/// exact field at fault and takes what Go's encoding/json takes and the
+/// direct path refuses (a repeated key: the last one wins). Its checks
+/// use the same oci-spec types as the direct path, so both accept the same
+/// specs and give the same result.
 pub fn parse(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
+    match serde_json::from_slice::<Spec>(data) {
+        Ok(spec) => Ok(spec),
+        Err(_) => parse_diagnosed(data, path),
+    }
+}
+
+/// The slow path of [`parse`]: the seccomp profile and capabilities are
+/// checked on the JSON tree first, so their errors name the exact field
+/// instead of a line and column.
+fn parse_diagnosed(data: &[u8], path: &Path) -> Result<Spec, SpecError> {
     let parse_err = |e: serde_json::Error| SpecError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
@@ -745,6 +762,57 @@ mod tests {
         // Not JSON at all: the path and serde's line and column.
         let err = parse(b"{", Path::new("config.json")).unwrap_err();
         assert!(matches!(err, SpecError::Parse { .. }), "{err}");
+    }
+
+    /// The direct path and the diagnosing one give the same spec, and a
+    /// repeated key (which only the diagnosing one takes) still parses,
+    /// the last value winning as in Go.
+    #[test]
+    fn direct_and_diagnosed_parses_agree() {
+        let full = serde_json::json!({
+            "ociVersion": "1.1.0",
+            "root": {"path": "rootfs", "readonly": true},
+            "hostname": "h",
+            "annotations": {"a": "b"},
+            "mounts": [{"destination": "/proc", "type": "proc", "source": "proc",
+                        "options": ["nosuid", "noexec"]}],
+            "process": {"args": ["sh", "-c", "true"], "cwd": "/", "env": ["A=1"],
+                        "user": {"uid": 1000, "gid": 1000, "additionalGids": [5]},
+                        "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"],
+                                         "effective": ["CAP_KILL"]},
+                        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+                        "noNewPrivileges": true},
+            "linux": {
+                "namespaces": [{"type": "mount"}, {"type": "pid"}, {"type": "network"}],
+                "resources": {"memory": {"limit": 67108864},
+                              "devices": [{"allow": false, "access": "rwm"}],
+                              "pids": {"limit": 100}},
+                "maskedPaths": ["/proc/kcore"],
+                "readonlyPaths": ["/proc/sys"],
+                "sysctl": {"net.ipv4.ip_forward": "1"},
+                "seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1,
+                            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
+                            "syscalls": [
+                                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+                                {"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                                 "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]}]}
+            }
+        })
+        .to_string();
+        let direct = parse(full.as_bytes(), Path::new("c")).unwrap();
+        let diagnosed = parse_diagnosed(full.as_bytes(), Path::new("c")).unwrap();
+        assert_eq!(direct, diagnosed);
+        assert!(
+            serde_json::from_slice::<Spec>(full.as_bytes()).is_ok(),
+            "the direct path took it"
+        );
+
+        let repeated = BASE.replace(
+            r#""ociVersion":"1.0.2","#,
+            r#""ociVersion":"0.0.0","ociVersion":"1.0.2","#,
+        );
+        assert!(serde_json::from_slice::<Spec>(repeated.as_bytes()).is_err());
+        assert_eq!(spec(&repeated).version(), "1.0.2");
     }
 
     #[test]
