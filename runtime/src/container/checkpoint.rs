@@ -450,25 +450,22 @@ impl Container {
             }
         }
         // A plain network namespace of its own is left out (restore makes
-        // a new one): see `plain_netns`. A joined one is external above;
-        // without one the container is in the caller's, which criu leaves.
+        // a new one): see `plain_netns`.
         let marker = opts.flags.image_path.join(plain_netns::NETNS_LOOPBACK);
         let _ = std::fs::remove_file(&marker);
         let empty_net = opts.flags.empty_ns & libc::CLONE_NEWNET as u32 != 0;
-        let own_net = ns
-            .iter()
-            .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none());
-        if !opts.pre_dump && !empty_net && own_net {
-            match plain_netns::is_plain(&self.state.spec, self.state.pid) {
-                Ok(()) => {
+        if !opts.pre_dump && !empty_net {
+            match plain_netns::at_dump(&self.state.spec, self.state.pid) {
+                plain_netns::AtDump::Plain => {
                     let path = PathBuf::from(format!("/proc/{}/ns/net", self.state.pid));
                     external_ns(&mut o, "net", plain_netns::NETNS_KEY, &path)?;
                     std::fs::write(&marker, b"").map_err(io_err("write", &marker))?;
                 }
-                Err(why) => log::debug!(
+                plain_netns::AtDump::Dumped(why) => log::debug!(
                     "checkpoint {}: criu dumps the network namespace ({why})",
                     self.state.id
                 ),
+                plain_netns::AtDump::NotOwn => {}
             }
         }
         // A terminal: the pty slave's master is outside the container (the

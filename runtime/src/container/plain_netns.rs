@@ -44,16 +44,39 @@ pub const NETNS_KEY: &str = "extRootNetNS";
 
 const CAP_NET_ADMIN: u32 = 12;
 
-/// Whether the dump of `pid` (the init of a container with `spec`) may
-/// leave its network namespace out; the reason when not.
-pub fn is_plain(spec: &Spec, pid: i32) -> Result<(), String> {
-    let ns = spec::namespaces(spec).map_err(|e| e.to_string())?;
-    if !ns
-        .iter()
-        .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none())
-    {
-        return Err("no network namespace of its own".into());
+/// What a dump does with a container's network namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AtDump {
+    /// None of its own: a joined one is external anyway, and without one
+    /// the container is in the caller's, which criu leaves alone.
+    NotOwn,
+    /// Its own and plain: left out, made anew at restore.
+    Plain,
+    /// Its own and more than plain (why): criu dumps it.
+    Dumped(String),
+}
+
+/// What the dump of `pid` (the init of a container with `spec`) does with
+/// its network namespace.
+pub fn at_dump(spec: &Spec, pid: i32) -> AtDump {
+    let own = spec::namespaces(spec).map(|ns| {
+        ns.iter()
+            .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none())
+    });
+    match own {
+        Ok(false) => AtDump::NotOwn,
+        Ok(true) => match is_plain(spec, pid) {
+            Ok(()) => AtDump::Plain,
+            Err(why) => AtDump::Dumped(why),
+        },
+        Err(e) => AtDump::Dumped(e.to_string()),
     }
+}
+
+/// Whether a container's own network namespace is plain; the reason when
+/// not.
+fn is_plain(spec: &Spec, pid: i32) -> Result<(), String> {
+    let ns = spec::namespaces(spec).map_err(|e| e.to_string())?;
     if ns.iter().any(|n| n.kind == LinuxNamespaceType::User) {
         return Err("a user namespace owns it".into());
     }
@@ -168,6 +191,28 @@ mod tests {
     const FIB: &str = "Main:\n  +-- 127.0.0.0/8 2 0 2\n     +-- 127.0.0.0/31 1 0 0\n        |-- 127.0.0.0\n           /8 host LOCAL\n        |-- 127.0.0.1\n           /32 host LOCAL\n     |-- 127.255.255.255\n        /32 link BROADCAST\n";
     const ROUTE: &str = "Iface\tDestination\tGateway \tFlags\n";
     const V6: &str = "00000000000000000000000000000001 01 80 10 80       lo\n";
+
+    /// Only a namespace of its own is judged: a joined one or none is
+    /// not looked at (no /proc read for a pid that does not exist here).
+    #[test]
+    fn a_joined_or_missing_namespace_is_not_judged() {
+        let spec = |ns: &str| {
+            let json = format!(
+                r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},
+                "process":{{"args":["sh"],"cwd":"/","user":{{"uid":0,"gid":0}}}},
+                "linux":{{"namespaces":[{{"type":"mount"}}{ns}]}}}}"#
+            );
+            crate::spec::parse(json.as_bytes(), Path::new("config.json")).unwrap()
+        };
+        let no_pid = i32::MAX;
+        assert_eq!(at_dump(&spec(""), no_pid), AtDump::NotOwn);
+        let joined = r#",{"type":"network","path":"/proc/self/ns/net"}"#;
+        assert_eq!(at_dump(&spec(joined), no_pid), AtDump::NotOwn);
+        match at_dump(&spec(r#",{"type":"network"}"#), no_pid) {
+            AtDump::Dumped(why) => assert!(why.contains("/proc/"), "{why}"),
+            other => panic!("own namespace of a missing pid: {other:?}"),
+        }
+    }
 
     #[test]
     fn a_fresh_namespace_is_plain() {

@@ -29,7 +29,7 @@ const DST_BIT: u64 = 1;
 const BURST: usize = 16;
 /// Read size. The buffer is on the stack of [`Relays::pump`], not kept
 /// with the relays: a kept one stays resident in every idle shim whose
-/// container has stdio (16 KiB of its ~150 KiB), while the stack pages are
+/// container has stdio (16 KiB of its ~110 KiB), while the stack pages are
 /// handed back by the loop's trim once output goes quiet.
 const SCRATCH: usize = 16 * 1024;
 
