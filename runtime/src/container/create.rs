@@ -7,12 +7,13 @@
 //!
 //! Runs in the caller.
 
+use std::borrow::Cow;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxNamespaceType, LinuxResources};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, LinuxResources, Process};
 
 use super::cleanup::Cleanup;
 use super::error::{io_err, sys_err};
@@ -42,8 +43,16 @@ impl Container {
         spec::validate(&spec)?;
         let rootfs = spec::rootfs(&spec, &bundle)?;
         let ns = spec::namespaces(&spec)?;
-        let linux = spec.linux().clone().unwrap_or_default();
-        let process = spec.process().clone().unwrap_or_default();
+        // Borrowed, not cloned: a containerd spec's seccomp profile alone is
+        // hundreds of strings, and the spec itself moves into the state.
+        let linux: Cow<Linux> = spec
+            .linux()
+            .as_ref()
+            .map_or_else(|| Cow::Owned(Linux::default()), Cow::Borrowed);
+        let process: Cow<Process> = spec
+            .process()
+            .as_ref()
+            .map_or_else(|| Cow::Owned(Process::default()), Cow::Borrowed);
         let seccomp_cache = seccomp::cache::dir_for(&opts.state_root);
         // Split the seccomp filter (cache lookup or compile) from the rest of
         // create in the WREN_TIMING breakdown.
@@ -113,7 +122,7 @@ impl Container {
             });
         let config = InitConfig {
             id: opts.id.clone(),
-            process: process.clone(),
+            process: process.clone().into_owned(),
             caps,
             namespaces: ns.clone(),
             time_offsets: linux
@@ -165,6 +174,10 @@ impl Container {
             guard.host_mounts = Some((rootfs.clone(), before.clone()));
             Some(before)
         };
+        let resources = linux
+            .resources()
+            .as_ref()
+            .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
         let mut st = State {
             host_mounts_before,
             no_new_keyring: opts.no_new_keyring,
@@ -177,7 +190,7 @@ impl Container {
             // SAFETY: geteuid cannot fail.
             owner: unsafe { libc::geteuid() },
             cgroup: Some(cgroup.clone()),
-            spec: spec.clone(),
+            spec,
         };
         let creating = st.oci(Status::Creating);
         let listener = seccomp.as_ref().and_then(|s| {
@@ -188,10 +201,6 @@ impl Container {
                 )
             })
         });
-        let resources = linux
-            .resources()
-            .as_ref()
-            .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
         let mut on_hooks = |pid: i32| -> Result<String, Error> {
             let mut s = creating.clone();
             s.pid = pid;
@@ -224,7 +233,7 @@ impl Container {
                 initial_affinity: None,
                 cgroup_work: CgroupWork::FinishNew {
                     resources: resources.as_ref(),
-                    unit_properties: spec.annotations().as_ref(),
+                    unit_properties: st.spec.annotations().as_ref(),
                 },
             },
             &mut on_hooks,

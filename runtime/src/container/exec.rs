@@ -62,10 +62,10 @@ impl Container {
                 .spec
                 .linux()
                 .as_ref()
-                .and_then(|l| l.seccomp().clone())
+                .and_then(|l| l.seccomp().as_ref())
             {
                 let cache = self.dir.parent().map(seccomp::cache::dir_for);
-                self.seccomp = Some(seccomp::compile_cached(&s, cache.as_deref())?);
+                self.seccomp = Some(seccomp::compile_cached(s, cache.as_deref())?);
             }
         }
         let caps = opts
