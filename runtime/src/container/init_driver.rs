@@ -96,9 +96,11 @@ fn stdio_fd<'a>(given: &'a Option<OwnedFd>, own: i32, null: &'a OwnedFd) -> Borr
 
 pub(super) fn launch(args: LaunchArgs<'_>, on_hooks: &mut OnHooks<'_>) -> Result<Launched, Error> {
     let id = args.id.to_string();
-    let json = serde_json::to_vec(args.config)
+    let encoded = args
+        .config
+        .encode()
         .map_err(|e| sys_err("encode init config")(io::Error::other(e)))?;
-    let memfd = crate::sync::sealed_memfd(c"wren-config", &json)
+    let memfd = crate::sync::sealed_memfd(c"wren-config", &encoded)
         .map_err(sys_err("memfd for init config"))?;
     let (ours, theirs) = Channel::pair().map_err(sys_err("socketpair"))?;
     let null = sys::open(Path::new("/dev/null"), libc::O_RDWR, 0)

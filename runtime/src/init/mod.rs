@@ -214,9 +214,44 @@ fn read_config(fd: OwnedFd) -> Result<InitConfig, SetupFailure> {
 }
 
 impl InitConfig {
-    /// Decodes the configuration read from the caller's sealed memfd (fuzzed).
+    /// What the caller writes into the sealed memfd: the configuration as
+    /// JSON, then, with a seccomp filter, a NUL (which JSON text never
+    /// holds) and the filter's native BPF bytes.
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = serde_json::to_vec(self)?;
+        if let Some(program) = &self.seccomp {
+            out.push(0);
+            program.append_bpf(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// Decodes what [`encode`](Self::encode) wrote, read from the caller's
+    /// sealed memfd (fuzzed).
     pub fn decode(data: &[u8]) -> Result<InitConfig, serde_json::Error> {
-        serde_json::from_slice(data)
+        use serde::de::Error as _;
+        let (json, bpf) = match data.iter().position(|&b| b == 0) {
+            Some(at) => (&data[..at], Some(&data[at + 1..])),
+            None => (data, None),
+        };
+        let mut config: InitConfig = serde_json::from_slice(json)?;
+        match (&mut config.seccomp, bpf) {
+            (Some(program), Some(bpf)) => program
+                .set_bpf(bpf)
+                .map_err(|e| serde_json::Error::custom(format!("seccomp program: {e}")))?,
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(serde_json::Error::custom(
+                    "seccomp filter configured but no program follows",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(serde_json::Error::custom(
+                    "a seccomp program follows but no filter is configured",
+                ))
+            }
+        }
+        Ok(config)
     }
 }
 
@@ -224,4 +259,58 @@ impl InitConfig {
 /// preserved fds (they take 3..3+n).
 pub fn channel_fd(preserve_fds: u32) -> i32 {
     3 + preserve_fds as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(seccomp: Option<SeccompProgram>) -> InitConfig {
+        InitConfig {
+            id: "c".into(),
+            process: Process::default(),
+            caps: None,
+            namespaces: Vec::new(),
+            time_offsets: None,
+            seccomp,
+            preserve_fds: 0,
+            new_keyring: true,
+            setup: Setup::Exec {
+                ns_flags: 0,
+                root_of: None,
+            },
+            timing: false,
+        }
+    }
+
+    /// The filter's instructions travel as raw bytes after the JSON: they
+    /// arrive whole, and a configuration whose two parts disagree is refused.
+    #[test]
+    fn the_filter_travels_after_the_json() {
+        let profile = serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]
+        });
+        let program =
+            crate::seccomp::compile(&crate::seccomp::from_json(&profile).unwrap()).unwrap();
+        let bytes = config(Some(program.clone())).encode().unwrap();
+        let back = InitConfig::decode(&bytes).unwrap();
+        assert_eq!(back.seccomp.as_ref(), Some(&program));
+        assert_eq!(back.seccomp.unwrap().bpf(), program.bpf());
+
+        let plain = config(None).encode().unwrap();
+        assert!(!plain.contains(&0));
+        assert!(InitConfig::decode(&plain).unwrap().seccomp.is_none());
+
+        let json_only = &bytes[..bytes.iter().position(|&b| b == 0).unwrap()];
+        assert!(InitConfig::decode(json_only).is_err());
+        let mut extra = plain.clone();
+        extra.push(0);
+        extra.extend_from_slice(&program.bpf());
+        assert!(InitConfig::decode(&extra).is_err());
+        let mut torn = bytes.clone();
+        torn.pop();
+        assert!(InitConfig::decode(&torn).is_err());
+    }
 }

@@ -144,16 +144,23 @@ pub enum SeccompError {
 }
 
 /// One classic-BPF instruction (`struct sock_filter`): code, jt, jf, k.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Insn(u16, u8, u8, u32);
+
+fn no_insns() -> Arc<[Insn]> {
+    Arc::from(Vec::new())
+}
 
 /// A compiled seccomp filter, ready to be sent to the init process and loaded
 /// there without libseccomp.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SeccompProgram {
     /// The BPF program, as the kernel will run it. Shared: every clone (the
-    /// filter cache's, each container's) points at one buffer.
-    #[serde(with = "shared_insns")]
+    /// filter cache's, each container's) points at one buffer. Not part of
+    /// the serialized form: on its way to the init it travels as raw bytes
+    /// after the configuration ([`crate::init::InitConfig::encode`]), where
+    /// hex inside the JSON cost tens of microseconds on each side.
+    #[serde(skip, default = "no_insns")]
     insns: Arc<[Insn]>,
     /// `SECCOMP_FILTER_FLAG_*` passed to `seccomp(2)`, including
     /// `NEW_LISTENER` when a rule uses SCMP_ACT_NOTIFY.
@@ -164,55 +171,6 @@ pub struct SeccompProgram {
     listener_path: Option<PathBuf>,
     /// `linux.seccomp.listenerMetadata`, passed through to the agent.
     listener_metadata: Option<String>,
-}
-
-/// (De)serializes the shared instruction buffer as one hex string of the
-/// program's native bytes (`struct sock_filter`s as the kernel reads them):
-/// the init decodes a 1,000-instruction program from ~16 KB of hex in
-/// microseconds, where a JSON array of 4-tuples took tens of them (it only
-/// travels from the caller to its own init, the same binary).
-mod shared_insns {
-    use super::{decode, Insn, INSN_SIZE};
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-    use std::sync::Arc;
-
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-
-    pub fn serialize<S: Serializer>(insns: &Arc<[Insn]>, s: S) -> Result<S::Ok, S::Error> {
-        let mut text = String::with_capacity(insns.len() * INSN_SIZE * 2);
-        for &Insn(code, jt, jf, k) in insns.iter() {
-            let bytes = code
-                .to_ne_bytes()
-                .into_iter()
-                .chain([jt, jf])
-                .chain(k.to_ne_bytes());
-            for b in bytes {
-                text.push(HEX[usize::from(b >> 4)] as char);
-                text.push(HEX[usize::from(b & 15)] as char);
-            }
-        }
-        s.serialize_str(&text)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<[Insn]>, D::Error> {
-        let text = String::deserialize(d)?;
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            _ => Err(D::Error::custom("seccomp program: not lower-case hex")),
-        };
-        let bytes = text
-            .as_bytes()
-            .chunks(2)
-            .map(|p| match p {
-                [hi, lo] => Ok(nibble(*hi)? << 4 | nibble(*lo)?),
-                _ => Err(D::Error::custom(
-                    "seccomp program: odd number of hex digits",
-                )),
-            })
-            .collect::<Result<Vec<u8>, D::Error>>()?;
-        decode(&bytes).map(Arc::from).map_err(D::Error::custom)
-    }
 }
 
 /// A filter ready to attach: [`load`](Self::load) makes one syscall and
@@ -361,13 +319,27 @@ impl SeccompProgram {
     /// The program as the kernel reads it: native `struct sock_filter`s.
     pub fn bpf(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.insns.len() * INSN_SIZE);
+        self.append_bpf(&mut out);
+        out
+    }
+
+    /// Appends [`bpf`](Self::bpf) to `out`.
+    pub fn append_bpf(&self, out: &mut Vec<u8>) {
+        out.reserve(self.insns.len() * INSN_SIZE);
         for &Insn(code, jt, jf, k) in self.insns.iter() {
             out.extend_from_slice(&code.to_ne_bytes());
             out.push(jt);
             out.push(jf);
             out.extend_from_slice(&k.to_ne_bytes());
         }
-        out
+    }
+
+    /// Puts back the instructions of a program that was deserialized (which
+    /// carries everything but them) from the bytes [`append_bpf`](Self::append_bpf)
+    /// wrote.
+    pub fn set_bpf(&mut self, bytes: &[u8]) -> Result<(), SeccompError> {
+        self.insns = decode(bytes)?.into();
+        Ok(())
     }
 
     /// `linux.seccomp.listenerPath`, if set.
