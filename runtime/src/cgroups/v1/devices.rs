@@ -5,16 +5,44 @@
 //! difference is written, so a live update never opens or closes devices that
 //! do not change. Otherwise the cgroup is reset with an `a` write first.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::Path;
 
 use crate::cgroups::devices::{v1_line, DevRule, DeviceState};
 use crate::cgroups::{fs, CgroupError};
 
+/// Each of `devices.allow` and `devices.deny` is opened once and takes one
+/// rule per `write(2)` (the kernel parses every write as one rule): a new
+/// container's dozen default rules cost a dozen writes, not a dozen path
+/// walks from /sys.
 pub(crate) fn apply(dir: &Path, rules: &[DevRule]) -> Result<(), CgroupError> {
     let target = DeviceState::from_rules(rules);
     let current = fs::read_opt(dir, "devices.list")?.and_then(|t| DeviceState::from_v1_list(&t));
+    let mut open: Vec<(&str, File)> = Vec::with_capacity(2);
     for (file, line) in plan(current.as_ref(), &target) {
-        fs::write(dir, file, &line)?;
+        let failed = |source| CgroupError::Write {
+            path: dir.join(file),
+            value: line.clone(),
+            source,
+        };
+        let at = match open.iter().position(|(name, _)| *name == file) {
+            Some(at) => at,
+            None => {
+                let f = File::options()
+                    .write(true)
+                    .truncate(true)
+                    .open(dir.join(file))
+                    .map_err(failed)?;
+                open.push((file, f));
+                open.len() - 1
+            }
+        };
+        match open[at].1.write(line.as_bytes()) {
+            Ok(n) if n == line.len() => {}
+            Ok(_) => return Err(failed(std::io::ErrorKind::WriteZero.into())),
+            Err(e) => return Err(failed(e)),
+        }
     }
     Ok(())
 }
