@@ -401,23 +401,36 @@ impl CapabilitySets {
 
     /// Drops every capability not in the bounding set. Needs `CAP_SETPCAP`
     /// in the effective set, so the init calls it before changing uid.
-    /// Capabilities already gone are not dropped again, so calling this a
-    /// second time without `CAP_SETPCAP` succeeds.
+    /// One `PR_CAPBSET_DROP` per capability (dropping one already gone is a
+    /// no-op); only where the kernel refuses (no `CAP_SETPCAP`, as in a
+    /// second call after the uid change) is the capability read back, and
+    /// one already gone is fine.
     pub fn drop_bounding(&self) -> Result<(), CapsError> {
         for cap in 0..=self.last_cap {
             if self.bounding & (1u64 << cap) != 0 {
                 continue;
             }
-            let present =
-                raw::bounding_contains(cap).map_err(|source| CapsError::ReadBounding {
-                    cap: name(cap),
-                    source,
-                })?;
-            if present {
-                raw::bounding_drop(cap).map_err(|source| CapsError::DropBounding {
-                    cap: name(cap),
-                    source,
-                })?;
+            match raw::bounding_drop(cap) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    let present =
+                        raw::bounding_contains(cap).map_err(|source| CapsError::ReadBounding {
+                            cap: name(cap),
+                            source,
+                        })?;
+                    if present {
+                        return Err(CapsError::DropBounding {
+                            cap: name(cap),
+                            source: e,
+                        });
+                    }
+                }
+                Err(source) => {
+                    return Err(CapsError::DropBounding {
+                        cap: name(cap),
+                        source,
+                    })
+                }
             }
         }
         Ok(())
@@ -430,6 +443,12 @@ impl CapabilitySets {
     /// the uid change.
     pub fn apply(&self) -> Result<(), CapsError> {
         self.drop_bounding()?;
+        self.apply_after_bounding()
+    }
+
+    /// [`apply`](Self::apply) for a caller that ran
+    /// [`drop_bounding`](Self::drop_bounding) already: the other four sets.
+    pub fn apply_after_bounding(&self) -> Result<(), CapsError> {
         let sets = raw::CapSets {
             effective: self.effective,
             permitted: self.permitted,

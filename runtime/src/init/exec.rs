@@ -101,7 +101,9 @@ pub(super) fn finish(
     }
     process::set_user(p.user()).map_err(fail("process.user"))?;
     if let Some(caps) = &cfg.caps {
-        caps.apply().map_err(fail("process.capabilities"))?;
+        // The bounding set was dropped above.
+        caps.apply_after_bounding()
+            .map_err(fail("process.capabilities"))?;
     }
     process::set_umask(p.user());
     process::enter_cwd(p.cwd()).map_err(fail("process.cwd"))?;
