@@ -944,7 +944,7 @@ mod tests {
     }
 
     #[test]
-    fn program_round_trips_through_json() {
+    fn program_round_trips_through_json_and_its_bytes() {
         let p = compile(&profile(json!({
             "defaultAction": "SCMP_ACT_ERRNO",
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
@@ -957,9 +957,15 @@ mod tests {
         })))
         .unwrap();
         assert!(!p.is_empty() && p.len() <= MAX_INSNS);
+        // The JSON carries everything but the instructions; they follow
+        // as the kernel's bytes (InitConfig::encode).
         let text = serde_json::to_string(&p).unwrap();
-        let back: SeccompProgram = serde_json::from_str(&text).unwrap();
+        let mut back: SeccompProgram = serde_json::from_str(&text).unwrap();
+        assert!(back.is_empty());
+        back.set_bpf(&p.bpf()).unwrap();
         assert_eq!(back, p);
+        assert!(back.set_bpf(&p.bpf()[..INSN_SIZE * 2 - 1]).is_err());
+        assert!(back.set_bpf(&[]).is_err());
     }
 
     #[test]
