@@ -206,13 +206,29 @@ pub fn kill_registered(mut child: std::process::Child) {
     unregister(child.id());
 }
 
-/// Reap zombie children that no test is waiting for (orphaned containers).
+/// How long a zombie child must have been one before [`reap`] takes it.
+/// A child that some test thread spawned with `Command::status`/`output`
+/// (not through [`run`]) is also an unregistered child of ours: its waiter
+/// collects it within moments, and reaping it first makes that wait fail
+/// with ECHILD. An orphaned container has no waiter and stays a zombie.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+
+/// Zombies seen by [`reap`], by (pid, start time), with when first seen.
+static ZOMBIES: Mutex<Option<std::collections::HashMap<(u32, u64), std::time::Instant>>> =
+    Mutex::new(None);
+
+/// Reap zombie children that no test is waiting for (orphaned containers):
+/// those not registered and a zombie for at least [`ORPHAN_GRACE`].
 pub fn reap() {
     let g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut seen = ZOMBIES.lock().unwrap_or_else(|e| e.into_inner());
+    let seen = seen.get_or_insert_with(Default::default);
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
+    let now = std::time::Instant::now();
+    let mut still = std::collections::HashMap::new();
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -226,13 +242,23 @@ pub fn reap() {
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
             continue;
         };
+        // Fields from the 3rd (state): ppid is the 4th, starttime the 22nd.
         let f: Vec<&str> = rest.split(' ').collect();
-        if f.first() == Some(&"Z") && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me) {
+        let ours = f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me);
+        if f.first() != Some(&"Z") || !ours {
+            continue;
+        }
+        let start = f.get(19).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        let first = *seen.get(&(pid, start)).unwrap_or(&now);
+        if now.duration_since(first) >= ORPHAN_GRACE {
             let mut status = 0;
             // SAFETY: reaping one specific zombie child of ours.
             unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
+        } else {
+            still.insert((pid, start), first);
         }
     }
+    *seen = still;
 }
 
 /// A private `wren-oci` with its own state root and a unique prefix for
