@@ -66,7 +66,7 @@ LABELS = {
     ("init.config", "init.namespaces"): "join cgroups, rlimits, join and unshare namespaces",
     ("init.namespaces", "init.stage2"): "clone3 of stage 2 (pid 1 of the new pid namespace)",
     ("init.stage2", "init.mounts"): "mounts and /dev (caller: cgroup resources meanwhile)",
-    ("init.mounts", "init.hooks"): "round trip: prestart/createRuntime hooks",
+    ("init.mounts", "init.hooks"): "hooks: a round trip for prestart/createRuntime, createContainer (none in the spec: skipped)",
     ("init.hooks", "init.pivot"): "pivot_root",
     ("init.pivot", "init.paths"): "console, read-only and masked paths, hostname, sysctl",
     ("init.paths", "init.ready"): "caps, user, cwd, executable lookup",

@@ -159,6 +159,15 @@ impl Container {
                     .transpose()?,
                 create_container_hooks: hooks_spec.create_container().clone().unwrap_or_default(),
                 start_container_hooks: hooks_spec.start_container().clone().unwrap_or_default(),
+                #[allow(deprecated)]
+                host_hooks: hooks_spec
+                    .prestart()
+                    .as_ref()
+                    .is_some_and(|h| !h.is_empty())
+                    || hooks_spec
+                        .create_runtime()
+                        .as_ref()
+                        .is_some_and(|h| !h.is_empty()),
                 container_id_maps: id_maps.clone(),
                 reaper: crate::spec::init_reaper(&spec)?,
             })),

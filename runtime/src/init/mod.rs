@@ -113,6 +113,12 @@ pub struct CreateSetup {
     pub memory_policy: Option<crate::mempolicy::MemoryPolicy>,
     pub create_container_hooks: Vec<Hook>,
     pub start_container_hooks: Vec<Hook>,
+    /// The spec has prestart or createRuntime hooks, which the caller runs
+    /// when the init asks after its mounts. With none of those and none of
+    /// the two above, the init skips that round trip (and the state JSON
+    /// it brings back for them).
+    #[serde(default)]
+    pub host_hooks: bool,
     /// The new user namespace's uid_map and gid_map, for idmapped mounts
     /// without mappings of their own.
     pub container_id_maps: Option<(String, String)>,

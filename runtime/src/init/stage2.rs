@@ -137,23 +137,33 @@ fn create_container(
     }
     timing::init_mark("init.mounts");
 
-    chan.send(&Msg::RunHooks, &[])
-        .map_err(fail("ask for prestart hooks"))?;
-    let (msg, _) = expect(
-        chan,
-        |m| matches!(m, Msg::HooksDone { .. }),
-        "wait for prestart hooks",
-    )?;
-    let Msg::HooksDone { state } = msg else {
-        unreachable!("checked by expect")
+    // The state the hooks read comes with the caller's answer; without any
+    // hook there is nothing to ask for.
+    let any_hooks = setup.host_hooks
+        || !setup.create_container_hooks.is_empty()
+        || !setup.start_container_hooks.is_empty();
+    let state = if any_hooks {
+        chan.send(&Msg::RunHooks, &[])
+            .map_err(fail("ask for prestart hooks"))?;
+        let (msg, _) = expect(
+            chan,
+            |m| matches!(m, Msg::HooksDone { .. }),
+            "wait for prestart hooks",
+        )?;
+        let Msg::HooksDone { state } = msg else {
+            unreachable!("checked by expect")
+        };
+        hooks::run_all_with_env(
+            "createContainer",
+            &setup.create_container_hooks,
+            state.as_bytes(),
+            &super::exec::container_env(&cfg.process),
+        )
+        .map_err(fail("run hooks in the container"))?;
+        state
+    } else {
+        String::new()
     };
-    hooks::run_all_with_env(
-        "createContainer",
-        &setup.create_container_hooks,
-        state.as_bytes(),
-        &super::exec::container_env(&cfg.process),
-    )
-    .map_err(fail("run hooks in the container"))?;
     timing::init_mark("init.hooks");
 
     rootfs::pivot(&root, setup.no_pivot, setup.host_mount_ns).map_err(fail("root.path"))?;
