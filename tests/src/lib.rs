@@ -169,6 +169,17 @@ fn run_inner(cmd: &mut Command) -> Output {
     }
 }
 
+/// Run `cmd` as it is set up (its stdio untouched) and wait for it,
+/// registered so `reap` never takes it: for a command whose output goes
+/// where the test points it.
+pub fn run_status(cmd: &mut Command) -> std::process::ExitStatus {
+    let mut child = spawn_registered(cmd);
+    let status = child.wait().expect("wait");
+    unregister(child.id());
+    reap();
+    status
+}
+
 /// Spawn `cmd`, registered so `reap` never takes its exit status; wait for
 /// it with `child.wait()` and then [`unregister`] it (or use [`run`]).
 pub fn spawn_registered(cmd: &mut Command) -> std::process::Child {
@@ -206,29 +217,17 @@ pub fn kill_registered(mut child: std::process::Child) {
     unregister(child.id());
 }
 
-/// How long a zombie child must have been one before [`reap`] takes it.
-/// A child that some test thread spawned with `Command::status`/`output`
-/// (not through [`run`]) is also an unregistered child of ours: its waiter
-/// collects it within moments, and reaping it first makes that wait fail
-/// with ECHILD. An orphaned container has no waiter and stays a zombie.
-const ORPHAN_GRACE: Duration = Duration::from_secs(2);
-
-/// Zombies seen by [`reap`], by (pid, start time), with when first seen.
-static ZOMBIES: Mutex<Option<std::collections::HashMap<(u32, u64), std::time::Instant>>> =
-    Mutex::new(None);
-
-/// Reap zombie children that no test is waiting for (orphaned containers):
-/// those not registered and a zombie for at least [`ORPHAN_GRACE`].
+/// Reap zombie children that no test is waiting for (orphaned containers).
+/// Every child a test waits for must be spawned through [`run`],
+/// [`run_status`] or [`spawn_registered`]: one started with a bare
+/// `Command::output`/`status` can be reaped here first, and its wait then
+/// fails with ECHILD.
 pub fn reap() {
     let g = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    let mut seen = ZOMBIES.lock().unwrap_or_else(|e| e.into_inner());
-    let seen = seen.get_or_insert_with(Default::default);
     let me = std::process::id();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return;
     };
-    let now = std::time::Instant::now();
-    let mut still = std::collections::HashMap::new();
     for e in dir.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -242,23 +241,13 @@ pub fn reap() {
         let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
             continue;
         };
-        // Fields from the 3rd (state): ppid is the 4th, starttime the 22nd.
         let f: Vec<&str> = rest.split(' ').collect();
-        let ours = f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me);
-        if f.first() != Some(&"Z") || !ours {
-            continue;
-        }
-        let start = f.get(19).and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
-        let first = *seen.get(&(pid, start)).unwrap_or(&now);
-        if now.duration_since(first) >= ORPHAN_GRACE {
+        if f.first() == Some(&"Z") && f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(me) {
             let mut status = 0;
             // SAFETY: reaping one specific zombie child of ours.
             unsafe { libc::waitpid(pid as i32, &mut status, libc::WNOHANG) };
-        } else {
-            still.insert((pid, start), first);
         }
     }
-    *seen = still;
 }
 
 /// A private `wren-oci` with its own state root and a unique prefix for

@@ -79,12 +79,9 @@ fn v2_guest_suite() {
         return;
     }
     for tool in ["qemu-system-x86_64", "cpio", "apt-get", "dpkg"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let found = wren_tests::run(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
+            .status
+            .success();
         if !found {
             wren_tests::skip(TEST, Skip::Missing(format!("{tool} (make deps)")));
             return;
@@ -196,12 +193,9 @@ fn systemd_boot(test: &str, mode: &str, prefix: &str) {
         "dpkg",
         "/lib/systemd/systemd",
     ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let found = wren_tests::run(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
+            .status
+            .success();
         if !found {
             wren_tests::skip(test, Skip::Missing(format!("{tool} (make deps)")));
             return;

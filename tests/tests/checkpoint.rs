@@ -228,12 +228,12 @@ impl Sid {
     /// restores only onto the rootfs as it was at the dump.
     fn snapshot(&self, b: &Bundle) -> Bundle {
         let dir = tempfile::tempdir_in(self.dir()).expect("tempdir");
-        let out = Command::new("cp")
-            .arg("-a")
-            .arg(format!("{}/.", b.path().display()))
-            .arg(dir.path())
-            .output()
-            .expect("cp");
+        let out = wren_tests::run(
+            Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", b.path().display()))
+                .arg(dir.path()),
+        );
         assert!(out.status.success(), "cp -a: {out:?}");
         Bundle {
             dir,
@@ -1491,11 +1491,7 @@ fn cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2() {
         st.state,
         k8s_cri::v1::ContainerState::ContainerRunning as i32
     );
-    let list = Command::new("tar")
-        .arg("-tf")
-        .arg(&archive)
-        .output()
-        .expect("tar");
+    let list = wren_tests::run(Command::new("tar").arg("-tf").arg(&archive));
     let names = String::from_utf8_lossy(&list.stdout).into_owned();
     for want in [
         "checkpoint/inventory.img",
@@ -1511,13 +1507,13 @@ fn cri_checkpoint_container_writes_the_forensic_archive_under_containerd_2() {
         );
     }
     // The rootfs changes and the container's log are in it too.
-    let diff = Command::new("sh")
-        .arg("-c")
-        .arg("tar -xOf \"$1\" rootfs-diff.tar | tar -tzf - 2>/dev/null || tar -xOf \"$1\" rootfs-diff.tar | tar -tf -")
-        .arg("sh")
-        .arg(&archive)
-        .output()
-        .expect("tar");
+    let diff = wren_tests::run(
+        Command::new("sh")
+            .arg("-c")
+            .arg("tar -xOf \"$1\" rootfs-diff.tar | tar -tzf - 2>/dev/null || tar -xOf \"$1\" rootfs-diff.tar | tar -tf -")
+            .arg("sh")
+            .arg(&archive),
+    );
     let diff = String::from_utf8_lossy(&diff.stdout).into_owned();
     assert!(
         diff.contains("tmp/marker"),
@@ -2280,11 +2276,12 @@ fn user_namespace_container_survives_restore() {
     let id = format!("ck-userns-{}", std::process::id());
     let mut b = s.bundle(COUNTER);
     let base = 200_000u32;
-    let status = Command::new("chown")
-        .args(["-R", &format!("{base}:{base}")])
-        .arg(b.rootfs())
-        .status()
-        .expect("chown");
+    let status = wren_tests::run(
+        Command::new("chown")
+            .args(["-R", &format!("{base}:{base}")])
+            .arg(b.rootfs()),
+    )
+    .status;
     assert!(status.success());
     b.config["linux"]["namespaces"]
         .as_array_mut()

@@ -1382,10 +1382,10 @@ fn save_keeps_the_pulled_and_imported_digests() {
         w.ok(&["save", "-o", out.to_str().unwrap(), image]);
 
         // skopeo reads the same manifest digest and layer digests.
-        let sk = std::process::Command::new("skopeo")
-            .args(["inspect", &format!("oci-archive:{}", out.display())])
-            .output()
-            .unwrap();
+        let sk = wren_tests::run(
+            std::process::Command::new("skopeo")
+                .args(["inspect", &format!("oci-archive:{}", out.display())]),
+        );
         assert!(sk.status.success(), "{sk:?}");
         let sk: Value = serde_json::from_slice(&sk.stdout).unwrap();
         assert_eq!(sk["Digest"], id.as_str(), "{sk}");

@@ -180,7 +180,7 @@ fn user_namespace_maps_root_to_an_unprivileged_host_uid() {
     let mut cmd = oci.cmd();
     cmd.args(["create", "--bundle", b.path_str(), &id])
         .stdout(out_file);
-    let st = cmd.status().unwrap();
+    let st = wren_tests::run_status(&mut cmd);
     assert!(st.success());
     oci.ok(&["start", &id]);
     let pid = oci.init_pid(&id);

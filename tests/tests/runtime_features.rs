@@ -989,11 +989,12 @@ fn ridmap_maps_submounts_and_idmap_only_the_top() {
     // A tmpfs (idmappable since Linux 6.3) mounted inside the source.
     let sub = src.join("sub");
     std::fs::create_dir(&sub).unwrap();
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "tmpfs"])
-        .arg(&sub)
-        .status()
-        .unwrap();
+    let status = wren_tests::run(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "tmpfs"])
+            .arg(&sub),
+    )
+    .status;
     assert!(status.success());
     let _unmount = Unmount(sub.clone());
     std::fs::write(sub.join("f"), "f\n").unwrap();

@@ -148,11 +148,11 @@ fn errno_rule_unknown_name_and_log_flag() {
     assert!(!target.exists());
 
     // The same through a real program.
-    let out = Command::new("/bin/mkdir")
-        .arg(&target)
-        .pre_exec_load(prog.clone())
-        .output()
-        .unwrap();
+    let out = wren_tests::run(
+        Command::new("/bin/mkdir")
+            .arg(&target)
+            .pre_exec_load(prog.clone()),
+    );
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("1234"),
@@ -192,11 +192,11 @@ fn proc_status_shows_one_filter() {
         "defaultAction": "SCMP_ACT_ALLOW",
         "syscalls": [{"names": ["kexec_load"], "action": "SCMP_ACT_ERRNO"}]
     }));
-    let out = Command::new("/bin/cat")
-        .arg("/proc/self/status")
-        .pre_exec_load(prog)
-        .output()
-        .unwrap();
+    let out = wren_tests::run(
+        Command::new("/bin/cat")
+            .arg("/proc/self/status")
+            .pre_exec_load(prog),
+    );
     assert!(out.status.success(), "{out:?}");
     let status = String::from_utf8_lossy(&out.stdout);
     assert_eq!(status_field(&status, "Seccomp"), "2");
