@@ -145,15 +145,7 @@ fn run_inner(cmd: &mut Command) -> Output {
     let err_file = tempfile::tempfile().expect("tempfile");
     cmd.stdout(out_file.try_clone().expect("dup"))
         .stderr(err_file.try_clone().expect("dup"));
-    let mut child = spawn_registered(cmd);
-    let pid = child.id();
-    let status = child.wait().expect("wait");
-    CHILDREN
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get_or_insert_with(HashSet::new)
-        .remove(&pid);
-    reap();
+    let status = run_status(cmd);
     let read = |mut f: std::fs::File| {
         use std::io::{Read, Seek};
         let mut v = Vec::new();

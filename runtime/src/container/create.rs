@@ -122,7 +122,7 @@ impl Container {
             });
         let config = InitConfig {
             id: opts.id.clone(),
-            process: process.clone().into_owned(),
+            process: process.into_owned(),
             caps,
             namespaces: ns.clone(),
             time_offsets: linux

@@ -32,6 +32,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::namespaces::Namespace;
 use crate::spec;
 
 /// The marker wren writes next to the images of a dump that left the
@@ -59,24 +60,25 @@ pub enum AtDump {
 /// What the dump of `pid` (the init of a container with `spec`) does with
 /// its network namespace.
 pub fn at_dump(spec: &Spec, pid: i32) -> AtDump {
-    let own = spec::namespaces(spec).map(|ns| {
-        ns.iter()
-            .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none())
-    });
-    match own {
-        Ok(false) => AtDump::NotOwn,
-        Ok(true) => match is_plain(spec, pid) {
-            Ok(()) => AtDump::Plain,
-            Err(why) => AtDump::Dumped(why),
-        },
-        Err(e) => AtDump::Dumped(e.to_string()),
+    let ns = match spec::namespaces(spec) {
+        Ok(ns) => ns,
+        Err(e) => return AtDump::Dumped(e.to_string()),
+    };
+    if !ns
+        .iter()
+        .any(|n| n.kind == LinuxNamespaceType::Network && n.path.is_none())
+    {
+        return AtDump::NotOwn;
+    }
+    match is_plain(spec, &ns, pid) {
+        Ok(()) => AtDump::Plain,
+        Err(why) => AtDump::Dumped(why),
     }
 }
 
 /// Whether a container's own network namespace is plain; the reason when
 /// not.
-fn is_plain(spec: &Spec, pid: i32) -> Result<(), String> {
-    let ns = spec::namespaces(spec).map_err(|e| e.to_string())?;
+fn is_plain(spec: &Spec, ns: &[Namespace], pid: i32) -> Result<(), String> {
     if ns.iter().any(|n| n.kind == LinuxNamespaceType::User) {
         return Err("a user namespace owns it".into());
     }
