@@ -271,9 +271,20 @@ impl Containerd {
                 String::new(),
             ),
         };
+        // containerd 2.x starts NRI by default, on the host-wide
+        // /var/run/nri/nri.sock: a second private containerd (tests run in
+        // parallel) then dies with "address already in use". Its own socket.
+        let nri = if version >= 3 {
+            format!(
+                "[plugins.\"io.containerd.nri.v1.nri\"]\n  socket_path = \"{}/nri.sock\"\n",
+                inner.display()
+            )
+        } else {
+            String::new()
+        };
         let config = format!(
             "version = {version}\nroot = \"{0}/root\"\nstate = \"{0}/state\"\n{top}\
-             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n{tables}",
+             [grpc]\n  address = \"{0}/c.sock\"\n[ttrpc]\n  address = \"{0}/c.sock.ttrpc\"\n{nri}{tables}",
             inner.display(),
         );
         std::fs::write(d.join("config.toml"), config).expect("config");
