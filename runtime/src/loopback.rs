@@ -22,7 +22,7 @@ pub fn up() -> io::Result<()> {
     // SAFETY: as above; SIOCSIFFLAGS reads `req`, which outlives the call.
     unsafe {
         req.ifr_ifru.ifru_flags |= flags;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &req) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
@@ -51,7 +51,14 @@ fn lo_request() -> io::Result<(OwnedFd, libc::ifreq)> {
         *d = *s as libc::c_char;
     }
     // SAFETY: SIOCGIFFLAGS writes into `req`, which outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } != 0 {
+    if unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req,
+        )
+    } != 0
+    {
         return Err(io::Error::last_os_error());
     }
     Ok((sock, req))

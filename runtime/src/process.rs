@@ -61,7 +61,14 @@ pub enum ProcessError {
     },
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> (libc::__rlimit_resource_t, &'static str) {
+/// The resource argument of `setrlimit`/`prlimit`: an enum in glibc, an int
+/// in musl.
+#[cfg(target_env = "gnu")]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type RlimitResource = libc::c_int;
+
+fn rlimit_resource(t: PosixRlimitType) -> (RlimitResource, &'static str) {
     use PosixRlimitType::*;
     match t {
         RlimitCpu => (libc::RLIMIT_CPU, "RLIMIT_CPU"),

@@ -161,7 +161,13 @@ pub(super) fn finish(
     drop(fifo);
     w.write_all(b"0").map_err(fail("write the exec fifo"))?;
     timing::init_mark("init.released");
-    let hooks_state = created_state(&state);
+    // Only with hooks to give it to: parsing an empty state would fail, and
+    // the error's position lookup costs a CPU feature probe (memchr).
+    let hooks_state = if hooks_list.is_empty() {
+        String::new()
+    } else {
+        created_state(&state)
+    };
     let failure = match early_failure {
         Some(f) => f,
         None => match hooks::run_all_with_env(
