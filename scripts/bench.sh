@@ -12,7 +12,9 @@ out=target/bench
 # for an explicit --target, non-PIE).
 rel=${REL:-target/release}
 mkdir -p "$out"
-oci=$(realpath "$rel/wren-oci")
+# wren-oci: OCI if given (`make bench` passes the musl build when it made
+# one, scripts/release-oci.sh), else the one beside the others.
+oci=$(realpath "${OCI:-$rel/wren-oci}")
 WREN_OCI=$oci bash scripts/make-bundle.sh "$out/bundle" /bin/true
 args=(--n "${BENCH_N:-30}" --wren-oci "$oci" --shim "$(realpath "$rel/containerd-shim-wren-v2")"
       --bundle "$out/bundle" --out "$out")

@@ -250,12 +250,22 @@ pub struct Oci {
     pub binary: PathBuf,
 }
 
+/// The wren-oci the suites drive: `WREN_TEST_OCI` if set (`make test`
+/// runs the runtime suite again on the musl release build that way), else
+/// the dev build.
+fn oci_binary() -> PathBuf {
+    match std::env::var_os("WREN_TEST_OCI") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => bin("wren-oci"),
+    }
+}
+
 impl Oci {
     pub fn new(test: &str) -> Oci {
         Oci {
             root: tempfile::tempdir().expect("tempdir"),
             prefix: format!("{test}-{}", std::process::id()),
-            binary: bin("wren-oci"),
+            binary: oci_binary(),
         }
     }
 
