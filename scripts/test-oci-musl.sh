@@ -17,4 +17,4 @@ fi
 echo "the wren-oci suites again, on the musl release build $oci"
 WREN_TEST_OCI=$oci "${CARGO:-cargo}" test -p wren-tests --no-fail-fast \
   --test runtime --test runtime_features --test runc_fidelity --test security_escape \
-  --test security_hardening --test seccomp_cache --test timing
+  --test security_hardening --test seccomp_cache --test timing --test checkpoint

@@ -16,6 +16,8 @@ mod exec;
 mod forward;
 mod inspect;
 mod lifecycle;
+#[cfg(target_env = "musl")]
+mod musl_heap;
 mod reaper;
 mod tty;
 mod update;
