@@ -53,6 +53,8 @@ pub fn refuse(command: &str, flag: &str, why: &str) -> Result<()> {
 fn main() -> ExitCode {
     // Must come first: this binary is also the container init.
     wren_runtime::run_if_init();
+    // One container or exec per invocation.
+    wren_runtime::container::one_init_per_process();
     let cli = match cli::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => return parse_failed(e),

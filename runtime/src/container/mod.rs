@@ -38,6 +38,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 pub use checkpoint::{CgroupsMode, CheckpointOptions, CriuFlags, RestoreOptions, DESCRIPTORS};
 pub use create::with_default_devices;
 pub use error::Error;
+pub use init_driver::one_init_per_process;
 
 use crate::cgroups::Cgroup;
 use crate::seccomp::SeccompProgram;
