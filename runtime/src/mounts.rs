@@ -610,9 +610,14 @@ fn mount_cgroup(
         if h.name.is_empty() || h.name.contains('/') {
             continue;
         }
-        let sub = tmpfs
-            .mkdir_all(Path::new(&h.name), 0o755, true)
-            .map_err(|e| err(&h.name, e))?;
+        // The tmpfs is ours and empty, and nothing of the container runs
+        // yet: one plain directory per hierarchy, no walk.
+        let name = Path::new(&h.name);
+        let sub = match sys::mkdirat(tmpfs.fd(), name, 0o755) {
+            Err(e) if e.raw_os_error() != Some(libc::EEXIST) => Err(e),
+            _ => tmpfs.open_path(name, true),
+        }
+        .map_err(|e| err(&h.name, e))?;
         mount_hierarchy(ctx, h, sub.as_fd(), base | ro).map_err(|e| err(&h.name, e))?;
         // Co-mounted controllers ("cpu,cpuacct") get a link per controller.
         if h.name.contains(',') {

@@ -72,6 +72,12 @@ impl Root {
             return Err(io::Error::from_raw_os_error(libc::ELOOP));
         }
         let rel = clean(path);
+        // Most targets exist (/proc, /dev, /sys in any image): one lookup,
+        // under the same rules as the walk below.
+        match self.resolve(&rel, libc::O_PATH | libc::O_DIRECTORY, strict) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            done => return done,
+        }
         let mut prefix = PathBuf::new();
         let mut current = self.resolve(Path::new("."), libc::O_PATH | libc::O_DIRECTORY, strict)?;
         let comps: Vec<_> = rel.components().collect();
