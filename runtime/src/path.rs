@@ -195,7 +195,7 @@ pub fn clean(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{symlink, MetadataExt};
 
     #[test]
     fn clean_clamps_parent_dirs() {
@@ -237,6 +237,41 @@ mod tests {
         let err = r.open_path(Path::new("/proc"), true).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
         r.open_path(Path::new("/proc"), false).unwrap();
+    }
+
+    #[test]
+    fn mkdir_all_finds_existing_targets_under_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("proc")).unwrap();
+        std::fs::write(root.join("file"), "").unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        symlink(&outside, root.join("abs")).unwrap();
+        symlink("proc", root.join("sys")).unwrap();
+        let r = Root::open(&root).unwrap();
+        let ino = |fd: OwnedFd| sys::fstat(fd.as_fd()).unwrap().st_ino;
+        let proc_ino = std::fs::metadata(root.join("proc")).unwrap().ino();
+        // Found at once, through an in-root link when not strict ...
+        assert_eq!(
+            ino(r.mkdir_all(Path::new("/proc"), 0o755, true).unwrap()),
+            proc_ino
+        );
+        assert_eq!(
+            ino(r.mkdir_all(Path::new("/sys"), 0o755, false).unwrap()),
+            proc_ino
+        );
+        // ... refused through one when strict, and a file is no directory.
+        let strict = r.mkdir_all(Path::new("/sys"), 0o755, true).unwrap_err();
+        assert_eq!(strict.raw_os_error(), Some(libc::ELOOP));
+        let file = r.mkdir_all(Path::new("/file"), 0o755, false).unwrap_err();
+        assert_eq!(file.raw_os_error(), Some(libc::ENOTDIR));
+        // A link aimed at the host is followed inside the root: the host's
+        // directory is never the one returned.
+        let outside_ino = std::fs::metadata(&outside).unwrap().ino();
+        let made = r.mkdir_all(Path::new("/abs"), 0o755, false).unwrap();
+        assert_ne!(ino(made), outside_ino);
+        assert!(std::fs::read_dir(&outside).unwrap().next().is_none());
     }
 
     #[test]
