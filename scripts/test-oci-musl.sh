@@ -9,9 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 oci=$(bash scripts/release-oci.sh "$1" "$2")
 if [ -z "$oci" ]; then
-  file="${CARGO_TARGET_DIR:-target}/test-skips/skips.tsv"
-  mkdir -p "$(dirname "$file")"
-  printf 'host\tmake test: suites on the musl wren-oci\tcannot build wren-oci for %s (see above)\n' "$1" >>"$file"
+  bash scripts/test-skips.sh add host "make test: suites on the musl wren-oci" \
+    "cannot build wren-oci for $1 (see above)"
   exit 0
 fi
 echo "the wren-oci suites again, on the musl release build $oci"

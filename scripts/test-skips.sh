@@ -8,6 +8,9 @@
 #
 #   scripts/test-skips.sh clear    before the run
 #   scripts/test-skips.sh report   after it
+#   scripts/test-skips.sh add CLASS TEST WHY
+#                                  a skip decided outside cargo test
+#                                  (scripts/test-oci-musl.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${CARGO_TARGET_DIR:-target}/test-skips/skips.tsv"
@@ -31,8 +34,13 @@ report)
     fi
   fi
   ;;
+add)
+  [ $# -eq 4 ] || { echo "usage: $0 add CLASS TEST WHY" >&2; exit 2; }
+  mkdir -p "$(dirname "$file")"
+  printf '%s\t%s\t%s\n' "$2" "$3" "$4" >>"$file"
+  ;;
 *)
-  echo "usage: $0 clear|report" >&2
+  echo "usage: $0 clear|report|add CLASS TEST WHY" >&2
   exit 2
   ;;
 esac
