@@ -708,7 +708,10 @@ fn check_entry_stat(st: &FileStat) -> Option<&'static str> {
     if st.st_mode & 0o7777 != 0o600 {
         return Some("mode is not 0600");
     }
-    if st.st_nlink != 1 {
+    // 0 is an entry a concurrent `put` renamed over after we opened it:
+    // its bytes are still that whole entry. More than 1 is a hard link
+    // from elsewhere.
+    if st.st_nlink > 1 {
         return Some("has other links");
     }
     let possible = (HEADER_LEN + INSN_SIZE + SUM_LEN) as i64..=MAX_ENTRY_LEN as i64;
