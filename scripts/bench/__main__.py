@@ -47,6 +47,7 @@ def parse():
     p.add_argument("--rounds", type=int, default=3, help="throughput rounds per side")
     p.add_argument("--storm", type=int, default=100, help="containers in the start storm")
     p.add_argument("--storm-parallel", type=int, default=8)
+    p.add_argument("--storm-rounds", type=int, default=3, help="start storm rounds per side")
     p.add_argument("--density", type=int, default=200, help="idle containers for the density figure")
     p.add_argument("--breakdown-n", type=int, default=10)
     p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of " + ",".join(ALL))
@@ -120,7 +121,8 @@ def containerd_figures(args, work, figs, only, levels, applets):
         if "seccomp" in only:
             measure(figs, "seccomp", figures.ctr_run_rm_seccomp, cd, args.n)
         if "storm" in only:
-            measure(figs, "storm", figures.start_storm, cd, args.storm, args.storm_parallel)
+            measure(figs, "storm", figures.start_storm, cd, args.storm, args.storm_parallel,
+                    args.storm_rounds)
         if "density" in only:
             measure(figs, "density", figures.memory, cd, [args.density])
     except procs.Failed as e:
