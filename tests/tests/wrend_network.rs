@@ -1,6 +1,6 @@
 //! Container networking through wrend end to end: Debian's CNI plugins
 //! (bridge, host-local, portmap, firewall) driven by wren's network helper,
-//! published TCP and UDP ports, peers by name, host and none, teardown
+//! published TCP and UDP ports (and port ranges), peers by name, host and none, teardown
 //! after wrend was SIGKILLed, addresses kept across restarts, bad input
 //! that must leave nothing behind, and wrend serving other requests while
 //! a (deliberately slow) plugin runs.
@@ -166,6 +166,103 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
     w.assert_clean(&web);
     w.assert_clean(&cl);
     assert_eq!(http_get(&w, 18080), "");
+}
+
+#[test]
+fn port_ranges_publish_each_port_and_a_host_range_takes_a_free_one() {
+    if !ready("port_ranges_publish_each_port_and_a_host_range_takes_a_free_one") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("from the range\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+
+    // Two container ports from two host ports, as Docker's `A-B:C-D`.
+    let pair = name("pair");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "127.0.0.1:18110-18111:80-81",
+        &pair,
+        "--",
+        "sh",
+        "-c",
+        "httpd -p 80 -h /www; exec httpd -f -p 81 -h /www",
+    ]);
+    w.wait_status(&pair, "running", 10);
+    assert_eq!(
+        w.inspect(&pair)["ports"],
+        serde_json::json!(["127.0.0.1:18110:80/tcp", "127.0.0.1:18111:81/tcp"])
+    );
+    assert!(get_until(&w, 18110, "from the range"), "{}", w.log());
+    assert!(get_until(&w, 18111, "from the range"), "{}", w.log());
+
+    // A host range for one container port: the first free port of it.
+    // 18110-18111 are published above and 18112 is held by a host process.
+    let holder = w.on_netns(|| std::net::TcpListener::bind("127.0.0.1:18112").unwrap());
+    let one = name("one");
+    run_web(&w, r, &one, &["-p", "127.0.0.1:18110-18115:80"]);
+    assert_eq!(
+        w.inspect(&one)["ports"],
+        serde_json::json!(["127.0.0.1:18113:80/tcp"])
+    );
+    assert!(get_until(&w, 18113, "from the range"), "{}", w.log());
+    let base = net_state(&w);
+    assert!(base.contains("18113"), "{base}");
+
+    // A range with no free port left, and one host port given twice: each
+    // refused by name, nothing made.
+    let full = name("full");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "127.0.0.1:18110-18112:80",
+        &full,
+        "--",
+        "true",
+    ]);
+    assert!(
+        e.contains("127.0.0.1:18110-18112:80/tcp") && e.contains("no port of the range is free"),
+        "{e}"
+    );
+    assert_nothing_of(&w, &full);
+    let twice = name("twice");
+    let e = w.fails(&[
+        "run", "-d", "--rootfs", r, "-p", "18120:80", "-p", "18120:81", &twice, "--", "true",
+    ]);
+    assert!(e.contains("host port 18120/tcp is given twice"), "{e}");
+    assert_nothing_of(&w, &twice);
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "-p",
+        "18130-18132:80-81",
+        &name("odd"),
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("differ in length"), "{e}");
+    drop(holder);
+    assert_eq!(net_state(&w), base);
+
+    w.ok(&["rm", "-f", &one]);
+    assert_nothing_of(&w, &one);
+    let after = net_state(&w);
+    assert!(
+        !after.contains("18113") && after.contains("18111"),
+        "{after}"
+    );
+    w.ok(&["rm", "-f", &pair]);
+    w.assert_clean(&pair);
 }
 
 #[test]

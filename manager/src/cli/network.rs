@@ -22,7 +22,7 @@ pub struct NetworkFlags {
     /// none, host, bridge (the default network) or a network's name
     #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
-    /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (repeatable)
+    /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp], either port a range N-M (repeatable)
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]")]
     pub publish: Vec<String>,
     /// Publish every port the image exposes on a free host port
@@ -51,7 +51,7 @@ impl NetworkFlags {
         }
         let mut ports = Vec::new();
         for p in &self.publish {
-            ports.push(PortMapping::parse(p).map_err(CliError::usage)?);
+            ports.extend(PortMapping::parse(p).map_err(CliError::usage)?);
         }
         if self.publish_all {
             for e in exposed {
@@ -69,6 +69,7 @@ impl NetworkFlags {
                         host_port: 0,
                         container_port: port,
                         protocol: proto.to_string(),
+                        host_port_last: 0,
                     });
                 }
             }

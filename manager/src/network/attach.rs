@@ -340,51 +340,89 @@ fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Optio
 
 /// Refuses a published port another container publishes, or that a host
 /// process holds (checked by binding it here, in wrend's namespace).
-/// A host port of 0 becomes a free one.
+/// A host port of 0 becomes a free one; a host range, the first of its
+/// ports that is free.
 fn check_ports(
     records: &Path,
     container: &str,
     ports: &mut [PortMapping],
 ) -> Result<(), AttachError> {
     let others = store::all_members(records);
+    let mut taken: Vec<PortMapping> = Vec::new();
     for p in ports.iter_mut() {
         if p.host_port == 0 {
             p.host_port = free_port(p)?;
         }
-        let p = &*p;
-        let clash = |q: &PortMapping| {
-            q.protocol == p.protocol
-                && q.host_port == p.host_port
-                && (q.host_ip.is_empty() || p.host_ip.is_empty() || q.host_ip == p.host_ip)
-        };
-        if let Some(m) = others
-            .iter()
-            .find(|m| m.container != container && m.ports.iter().any(clash))
-        {
+        let mut why = String::new();
+        let pick = p.host_ports().find(|&port| {
+            let q = PortMapping {
+                host_port: port,
+                host_port_last: 0,
+                ..p.clone()
+            };
+            match port_free(&q, container, &others, &taken) {
+                Ok(()) => true,
+                Err(e) => {
+                    why = e;
+                    false
+                }
+            }
+        });
+        let Some(port) = pick else {
+            let why = if p.host_port_last > p.host_port {
+                format!("no port of the range is free (the last: {why})")
+            } else {
+                why
+            };
             return Err(AttachError::Port {
                 port: p.to_string(),
-                why: format!("already published by container {}", m.container),
+                why,
             });
-        }
-        let ip = if p.host_ip.is_empty() {
-            "0.0.0.0"
-        } else {
-            p.host_ip.as_str()
         };
-        let addr = format!("{ip}:{}", p.host_port);
-        let bound = if p.protocol == "udp" {
-            std::net::UdpSocket::bind(&addr).map(drop)
-        } else {
-            std::net::TcpListener::bind(&addr).map(drop)
-        };
-        if let Err(e) = bound {
-            return Err(AttachError::Port {
-                port: p.to_string(),
-                why: format!("{addr} is in use on the host ({e})"),
-            });
-        }
+        p.host_port = port;
+        p.host_port_last = 0;
+        taken.push(p.clone());
     }
     Ok(())
+}
+
+/// Whether `p` (one host port) is free: published by no other container
+/// (`others`) nor earlier in this request (`taken`), and bindable here.
+fn port_free(
+    p: &PortMapping,
+    container: &str,
+    others: &[store::Member],
+    taken: &[PortMapping],
+) -> Result<(), String> {
+    let clash = |q: &PortMapping| {
+        q.protocol == p.protocol
+            && q.host_port == p.host_port
+            && (q.host_ip.is_empty() || p.host_ip.is_empty() || q.host_ip == p.host_ip)
+    };
+    if let Some(m) = others
+        .iter()
+        .find(|m| m.container != container && m.ports.iter().any(clash))
+    {
+        return Err(format!("already published by container {}", m.container));
+    }
+    if taken.iter().any(clash) {
+        return Err(format!(
+            "host port {}/{} is given twice",
+            p.host_port, p.protocol
+        ));
+    }
+    let ip = if p.host_ip.is_empty() {
+        "0.0.0.0"
+    } else {
+        p.host_ip.as_str()
+    };
+    let addr = format!("{ip}:{}", p.host_port);
+    let bound = if p.protocol == "udp" {
+        std::net::UdpSocket::bind(&addr).map(drop)
+    } else {
+        std::net::TcpListener::bind(&addr).map(drop)
+    };
+    bound.map_err(|e| format!("{addr} is in use on the host ({e})"))
 }
 
 /// A port the kernel gives for an ephemeral bind (in wrend's namespace).

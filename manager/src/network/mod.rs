@@ -105,12 +105,34 @@ pub struct PortMapping {
     pub host_port: u16,
     pub container_port: u16,
     pub protocol: String,
+    /// Non-zero: the host port is the first free one of
+    /// `host_port..=host_port_last` (`-p 8000-8010:80`, as Docker), picked
+    /// when the container is attached; 0 once picked.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port_last: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// `N` or `N-M` (inclusive, N <= M), each in 1-65535.
+fn port_range(p: &str) -> Option<(u16, u16)> {
+    let one = |p: &str| p.parse::<u16>().ok().filter(|n| *n > 0);
+    match p.split_once('-') {
+        Some((a, b)) => Some((one(a)?, one(b)?)).filter(|(a, b)| a <= b),
+        None => one(p).map(|n| (n, n)),
+    }
 }
 
 impl PortMapping {
-    /// Parses `-p`'s value. A missing or 0 host port (`80`, `IP::80`,
-    /// `0:80`) means a free one, picked when the container is attached.
-    pub fn parse(s: &str) -> Result<PortMapping, String> {
+    /// Parses `-p`'s value, one mapping per port: `[IP:]HOST:CTR[/PROTO]`,
+    /// where CTR may be a range `C1-C2` (with HOST a range of the same
+    /// length, or empty or 0 for free ports), and HOST may be a range for a
+    /// single CTR (the first free port of the range, as Docker). A missing
+    /// or 0 host port (`80`, `IP::80`, `0:80`) means a free one, picked
+    /// when the container is attached.
+    pub fn parse(s: &str) -> Result<Vec<PortMapping>, String> {
         let bad =
             |why: &str| format!("-p {s:?}: {why}; want [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]");
         let (spec, protocol) = match s.rsplit_once('/') {
@@ -131,22 +153,42 @@ impl PortMapping {
         if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
             return Err(bad(&format!("{ip:?} is not an IP address")));
         }
-        let port = |p: &str, what: &str| -> Result<u16, String> {
-            p.parse::<u16>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| bad(&format!("{what} port {p:?} is not a number in 1-65535")))
+        let range = |p: &str, what: &str| {
+            port_range(p).ok_or_else(|| {
+                bad(&format!(
+                    "{what} port {p:?} is not a number in 1-65535 or a range N-M of them"
+                ))
+            })
         };
-        let host_port = match host {
-            "" | "0" => 0,
-            h => port(h, "host")?,
+        let (c1, c2) = range(ctr, "container")?;
+        let (h1, h2) = match host {
+            "" | "0" => (0, 0),
+            h => range(h, "host")?,
         };
-        Ok(PortMapping {
+        let one = |host_port, host_port_last, container_port| PortMapping {
             host_ip: ip.to_string(),
             host_port,
-            container_port: port(ctr, "container")?,
-            protocol,
-        })
+            container_port,
+            protocol: protocol.clone(),
+            host_port_last,
+        };
+        if c1 == c2 {
+            // One container port: a host range means "a free one of them".
+            return Ok(vec![one(h1, if h2 > h1 { h2 } else { 0 }, c1)]);
+        }
+        if h1 != 0 && h2 - h1 != c2 - c1 {
+            return Err(bad(&format!(
+                "host range {host} and container range {ctr} differ in length"
+            )));
+        }
+        Ok((0..=c2 - c1)
+            .map(|i| one(if h1 == 0 { 0 } else { h1 + i }, 0, c1 + i))
+            .collect())
+    }
+
+    /// The host ports this mapping may take: its one port, or its range.
+    pub fn host_ports(&self) -> std::ops::RangeInclusive<u16> {
+        self.host_port..=self.host_port_last.max(self.host_port)
     }
 }
 
@@ -155,11 +197,11 @@ impl std::fmt::Display for PortMapping {
         if !self.host_ip.is_empty() {
             write!(f, "{}:", self.host_ip)?;
         }
-        write!(
-            f,
-            "{}:{}/{}",
-            self.host_port, self.container_port, self.protocol
-        )
+        write!(f, "{}", self.host_port)?;
+        if self.host_port_last > self.host_port {
+            write!(f, "-{}", self.host_port_last)?;
+        }
+        write!(f, ":{}/{}", self.container_port, self.protocol)
     }
 }
 
@@ -167,9 +209,15 @@ impl std::fmt::Display for PortMapping {
 mod tests {
     use super::*;
 
+    fn one(s: &str) -> PortMapping {
+        let mut v = PortMapping::parse(s).unwrap();
+        assert_eq!(v.len(), 1, "{s}");
+        v.remove(0)
+    }
+
     #[test]
     fn ports() {
-        let p = PortMapping::parse("127.0.0.1:8080:80").unwrap();
+        let p = one("127.0.0.1:8080:80");
         assert_eq!(
             (
                 p.host_ip.as_str(),
@@ -180,12 +228,53 @@ mod tests {
             ("127.0.0.1", 8080, 80, "tcp")
         );
         assert_eq!(p.to_string(), "127.0.0.1:8080:80/tcp");
-        let p = PortMapping::parse("5353:53/udp").unwrap();
+        let p = one("5353:53/udp");
         assert_eq!((p.host_ip.as_str(), p.protocol.as_str()), ("", "udp"));
-        assert_eq!(PortMapping::parse("80").unwrap().host_port, 0);
-        assert_eq!(PortMapping::parse("127.0.0.1::80").unwrap().host_port, 0);
-        for bad in ["a:80", "1:2/sctp", "x.y:1:2", "1:0", "1:70000", "1:2:3:4"] {
+        assert_eq!(one("80").host_port, 0);
+        assert_eq!(one("127.0.0.1::80").host_port, 0);
+        for bad in [
+            "a:80",
+            "1:2/sctp",
+            "x.y:1:2",
+            "1:0",
+            "1:70000",
+            "1:2:3:4",
+            "9-8:80",
+            "1-:80",
+            "8000-8002:80-81",
+            "80-81-82",
+        ] {
             assert!(PortMapping::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn port_ranges() {
+        let v = PortMapping::parse("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        let got: Vec<String> = v.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1:8000:80/udp",
+                "127.0.0.1:8001:81/udp",
+                "127.0.0.1:8002:82/udp"
+            ]
+        );
+        // A container range alone: free host ports, one per container port.
+        let v = PortMapping::parse("9000-9001").unwrap();
+        assert_eq!(
+            v.iter()
+                .map(|p| (p.host_port, p.container_port))
+                .collect::<Vec<_>>(),
+            [(0, 9000), (0, 9001)]
+        );
+        // A host range for one container port: the first free of them,
+        // and the text form carries the range to wrend unchanged.
+        let p = one("8000-8010:80");
+        assert_eq!((p.host_port, p.host_port_last), (8000, 8010));
+        assert_eq!(p.host_ports(), 8000..=8010);
+        assert_eq!(p.to_string(), "8000-8010:80/tcp");
+        assert_eq!(one(&p.to_string()), p);
+        assert_eq!(one("8000-8000:80").host_port_last, 0);
     }
 }

@@ -65,7 +65,7 @@ pub fn prepare(
     };
     let mut ports = Vec::new();
     for p in &req.publish {
-        ports.push(PortMapping::parse(p).map_err(ManagerError::InvalidArgument)?);
+        ports.extend(PortMapping::parse(p).map_err(ManagerError::InvalidArgument)?);
     }
     let cni = !matches!(network.as_str(), "none" | "host");
     if cni && !crate::network::valid_network_name(&network) {
