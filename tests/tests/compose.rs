@@ -62,7 +62,13 @@ services:
     command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
     environment:
       MODE: one
-    volumes: ["shared:/shared"]
+    volumes:
+      - type: volume
+        source: shared
+        target: /shared
+      - type: tmpfs
+        target: /scratch
+        tmpfs: {size: 1m}
     restart: always
     depends_on:
       web:
@@ -141,6 +147,14 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     assert!(std::fs::read_to_string(data.join("worker.env"))
         .unwrap()
         .contains("MODE=one"));
+    // The long-syntax tmpfs, with its size.
+    let mounts = w.ok(&["exec", "shop-worker-1", "--", "cat", "/proc/mounts"]);
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.starts_with("tmpfs /scratch tmpfs") && l.contains("size=1024k")),
+        "{mounts}"
+    );
 
     // Unchanged: nothing is touched.
     let pids: Vec<Value> = list(&w).iter().map(|c| c["pid"].clone()).collect();
@@ -214,6 +228,14 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    ports: [\"99999:80\"]\n",
             "99999",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    ports:\n      - {target: 80, app_protocol: http}\n",
+            "unknown field `app_protocol`",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {required: false}\n  b:\n    image: test/web:1\n",
+            "depends_on.b.required: only true",
         ),
         ("services:\n  a:\n    image: no/such:image\n", "no/such"),
     ] {

@@ -105,6 +105,13 @@ fn check(f: &ComposeFile, path: &Path) -> Result<(), CliError> {
         if !crate::network::valid_network_name(name) {
             return bad(format!("services.{name}: invalid service name"));
         }
+        if let Some(model::ListOrMap::Map(m)) = &s.depends_on {
+            if let Some(dep) = m.keys().find(|d| m[*d].required == Some(false)) {
+                return bad(format!(
+                    "services.{name}.depends_on.{dep}.required: only true is in the subset"
+                ));
+            }
+        }
         for (dep, cond) in s.depends() {
             if !f.services.contains_key(&dep) {
                 return bad(format!("services.{name}.depends_on: no service {dep:?}"));

@@ -6,9 +6,13 @@
 //! Runs in `wren`.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A compose file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -48,14 +52,6 @@ pub enum StrOrList {
     List(Vec<String>),
 }
 
-/// `KEY=VALUE` lines or a map.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum ListOrMap {
-    List(Vec<String>),
-    Map(BTreeMap<String, Option<Scalar>>),
-}
-
 /// A YAML scalar a map value may be.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -77,7 +73,123 @@ impl Scalar {
     }
 }
 
-impl ListOrMap {
+/// A list of strings or a mapping `M` (`environment`, `labels`,
+/// `depends_on`, `networks`). Read by shape, not as a serde untagged enum:
+/// an untagged enum reports a mapping with a key outside the subset only as
+/// "did not match any variant", where this names the key.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ListOrMap<M> {
+    List(Vec<String>),
+    Map(M),
+}
+
+impl<'de, M: Deserialize<'de>> Deserialize<'de> for ListOrMap<M> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<M>(PhantomData<M>);
+        impl<'de, M: Deserialize<'de>> Visitor<'de> for V<M> {
+            type Value = ListOrMap<M>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list or a mapping")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(SeqAccessDeserializer::new(a)).map(ListOrMap::List)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                M::deserialize(MapAccessDeserializer::new(a)).map(ListOrMap::Map)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// An entry in Compose's short syntax (a scalar: `"8080:80"`, `data:/www`)
+/// or long syntax (a mapping `L`, whose keys outside the subset are named).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ShortOrLong<L> {
+    Short(Scalar),
+    Long(L),
+}
+
+impl<'de, L: Deserialize<'de>> Deserialize<'de> for ShortOrLong<L> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<L>(PhantomData<L>);
+        impl<'de, L: Deserialize<'de>> Visitor<'de> for V<L> {
+            type Value = ShortOrLong<L>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, a number or a mapping")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(ShortOrLong::Short(Scalar::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(ShortOrLong::Short(Scalar::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                i64::try_from(v)
+                    .map(|v| ShortOrLong::Short(Scalar::Int(v)))
+                    .map_err(|_| E::custom(format!("{v} is too large")))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(ShortOrLong::Short(Scalar::Float(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ShortOrLong::Short(Scalar::Str(v.to_string())))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                L::deserialize(MapAccessDeserializer::new(a)).map(ShortOrLong::Long)
+            }
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
+/// `ports:` long syntax. `mode` (`host`, `ingress`) only matters to a
+/// swarm and is accepted as Docker Compose accepts it without one.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortLong {
+    pub target: Scalar,
+    #[serde(default)]
+    pub published: Option<Scalar>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// `volumes:` long syntax of a service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeLong {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub tmpfs: Option<TmpfsLong>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsLong {
+    #[serde(default)]
+    pub size: Option<Scalar>,
+    #[serde(default)]
+    pub mode: Option<Scalar>,
+}
+
+/// `environment` and `labels`: `KEY=VALUE` lines or a map.
+pub type Pairs = ListOrMap<BTreeMap<String, Option<Scalar>>>;
+
+impl Pairs {
     fn pairs(&self) -> Vec<String> {
         match self {
             Self::List(l) => l.clone(),
@@ -109,18 +221,21 @@ pub struct Healthcheck {
     pub disable: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum DependsOn {
-    List(Vec<String>),
-    Map(BTreeMap<String, Dependency>),
-}
+/// `depends_on`: service names, or a map of them to their condition.
+pub type DependsOn = ListOrMap<BTreeMap<String, Dependency>>;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
     #[serde(default = "started")]
     pub condition: String,
+    /// Compose's "restart this service when the dependency is updated":
+    /// `apply` recreates a changed service's dependants anyway; accepted.
+    #[serde(default)]
+    pub restart: Option<bool>,
+    /// Only `true` (the default) is in the subset.
+    #[serde(default)]
+    pub required: Option<bool>,
 }
 
 fn started() -> String {
@@ -137,15 +252,15 @@ pub struct Service {
     #[serde(default)]
     pub entrypoint: Option<StrOrList>,
     #[serde(default)]
-    pub environment: Option<ListOrMap>,
+    pub environment: Option<Pairs>,
     #[serde(default)]
     pub env_file: Option<StrOrList>,
     #[serde(default)]
-    pub ports: Vec<Scalar>,
+    pub ports: Vec<ShortOrLong<PortLong>>,
     #[serde(default)]
-    pub volumes: Vec<String>,
+    pub volumes: Vec<ShortOrLong<VolumeLong>>,
     #[serde(default)]
-    pub networks: Option<StrOrListOrNullMap>,
+    pub networks: Option<ServiceNetworks>,
     #[serde(default)]
     pub restart: Option<String>,
     #[serde(default)]
@@ -167,19 +282,14 @@ pub struct Service {
     #[serde(default)]
     pub pids_limit: Option<i64>,
     #[serde(default)]
-    pub labels: Option<ListOrMap>,
+    pub labels: Option<Pairs>,
 }
 
 /// `networks:` of a service: a list of names, or a map of names to
 /// nothing (aliases and addresses are outside the subset).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(untagged)]
-pub enum StrOrListOrNullMap {
-    List(Vec<String>),
-    Map(BTreeMap<String, Option<Empty>>),
-}
+pub type ServiceNetworks = ListOrMap<BTreeMap<String, Option<Empty>>>;
 
-impl StrOrListOrNullMap {
+impl ServiceNetworks {
     fn names(&self) -> Vec<String> {
         match self {
             Self::List(l) => l.clone(),
@@ -193,8 +303,8 @@ impl Service {
     pub fn depends(&self) -> Vec<(String, String)> {
         match &self.depends_on {
             None => Vec::new(),
-            Some(DependsOn::List(l)) => l.iter().map(|s| (s.clone(), started())).collect(),
-            Some(DependsOn::Map(m)) => m
+            Some(ListOrMap::List(l)) => l.iter().map(|s| (s.clone(), started())).collect(),
+            Some(ListOrMap::Map(m)) => m
                 .iter()
                 .map(|(k, d)| (k.clone(), d.condition.clone()))
                 .collect(),
@@ -257,6 +367,32 @@ pub fn volume_name(project: &str, vol: &str) -> String {
     format!("{project}_{vol}")
 }
 
+/// A long-syntax port as `-p` text: `[IP:][PUBLISHED]:TARGET[/PROTO]`.
+fn port_text(p: &PortLong) -> Result<String, String> {
+    if let Some(m) = &p.mode {
+        if !matches!(m.as_str(), "host" | "ingress") {
+            return Err(format!("mode {m:?}: want host or ingress"));
+        }
+    }
+    let mut t = String::new();
+    if let Some(ip) = &p.host_ip {
+        if ip.contains(':') {
+            t.push_str(&format!("[{ip}]:"));
+        } else {
+            t.push_str(&format!("{ip}:"));
+        }
+    }
+    let published = p.published.as_ref().map(Scalar::text).unwrap_or_default();
+    if !t.is_empty() || !published.is_empty() {
+        t.push_str(&format!("{published}:"));
+    }
+    t.push_str(&p.target.text());
+    if let Some(proto) = &p.protocol {
+        t.push_str(&format!("/{proto}"));
+    }
+    Ok(t)
+}
+
 /// The `wren run -d` arguments (after `run`) that make service `name`.
 /// `dir` is the compose file's directory (relative paths start there).
 pub fn run_args(
@@ -293,24 +429,102 @@ pub fn run_args(
         }
     }
     for p in &s.ports {
-        a.extend(["-p".into(), p.text()]);
+        let text = match p {
+            ShortOrLong::Short(p) => p.text(),
+            ShortOrLong::Long(p) => port_text(p).map_err(|e| format!("{}: {e}", at("ports")))?,
+        };
+        a.extend(["-p".into(), text]);
     }
     for v in &s.volumes {
-        let (src, rest) = v
-            .split_once(':')
-            .ok_or_else(|| format!("{}: {v:?}: want SOURCE:TARGET[:ro]", at("volumes")))?;
-        let src = if src.starts_with('.') || src.starts_with('/') {
-            let p = dir.join(src);
-            std::path::absolute(&p).unwrap_or(p).display().to_string()
-        } else if file.volumes.contains_key(src) {
-            volume_name(project, src)
-        } else {
-            return Err(format!(
-                "{}: volume {src:?} is not declared under the top-level volumes",
-                at("volumes")
-            ));
+        let (kind, src, target, ro, tmpfs) = match v {
+            ShortOrLong::Short(v) => {
+                let v = v.text();
+                let (src, rest) = v
+                    .split_once(':')
+                    .ok_or_else(|| format!("{}: {v:?}: want SOURCE:TARGET[:ro]", at("volumes")))?;
+                let kind = if src.starts_with('.') || src.starts_with('/') {
+                    "bind"
+                } else {
+                    "volume"
+                };
+                let (target, mode) = rest.split_once(':').unwrap_or((rest, ""));
+                if !matches!(mode, "" | "ro" | "rw") {
+                    return Err(format!(
+                        "{}: {v:?}: mode {mode:?} is not in the subset (ro or rw)",
+                        at("volumes")
+                    ));
+                }
+                (
+                    kind,
+                    Some(src.to_string()),
+                    target.to_string(),
+                    mode == "ro",
+                    None,
+                )
+            }
+            ShortOrLong::Long(v) => (
+                v.kind.as_str(),
+                v.source.clone(),
+                v.target.clone(),
+                v.read_only,
+                v.tmpfs.as_ref(),
+            ),
         };
-        a.extend(["-v".into(), format!("{src}:{rest}")]);
+        let ro = if ro { ":ro" } else { "" };
+        match (kind, src) {
+            ("bind", Some(src)) => {
+                let p = dir.join(&src);
+                let p = std::path::absolute(&p).unwrap_or(p);
+                a.extend(["-v".into(), format!("{}:{target}{ro}", p.display())]);
+            }
+            ("volume", Some(src)) if file.volumes.contains_key(&src) => {
+                a.extend([
+                    "-v".into(),
+                    format!("{}:{target}{ro}", volume_name(project, &src)),
+                ]);
+            }
+            ("volume", Some(src)) => {
+                return Err(format!(
+                    "{}: volume {src:?} is not declared under the top-level volumes",
+                    at("volumes")
+                ))
+            }
+            ("tmpfs", None) => {
+                let mut opts = Vec::new();
+                if let Some(t) = tmpfs {
+                    if let Some(size) = &t.size {
+                        opts.push(format!("size={}", size.text()));
+                    }
+                    if let Some(mode) = &t.mode {
+                        opts.push(format!("mode={}", mode.text()));
+                    }
+                }
+                let opts = if opts.is_empty() {
+                    String::new()
+                } else {
+                    format!(":{}", opts.join(","))
+                };
+                a.extend(["--tmpfs".into(), format!("{target}{opts}")]);
+            }
+            ("bind" | "volume", None) => {
+                return Err(format!(
+                "{}: {target}: a {kind} needs a source (anonymous volumes are not in the subset)",
+                at("volumes")
+            ))
+            }
+            ("tmpfs", Some(_)) => {
+                return Err(format!(
+                    "{}: {target}: a tmpfs takes no source",
+                    at("volumes")
+                ))
+            }
+            (other, _) => {
+                return Err(format!(
+                    "{}: {target}: type {other:?} is not in the subset (bind, volume, tmpfs)",
+                    at("volumes")
+                ))
+            }
+        }
     }
     let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
     let net = match nets.as_slice() {
@@ -476,10 +690,60 @@ mod tests {
         );
         assert!(j.ends_with("busybox -- httpd -f -p 8080"), "{j}");
         let mut bad = s.clone();
-        bad.volumes = vec!["nope:/x".into()];
+        bad.volumes = vec![ShortOrLong::Short(Scalar::Str("nope:/x".into()))];
         assert!(run_args("p", "web", &bad, &f, Path::new("/d"), "h")
             .unwrap_err()
             .contains("volume \"nope\""));
+    }
+
+    #[test]
+    fn long_syntax_ports_and_volumes() {
+        let f = parse(
+            "name: p\nservices:\n  web:\n    image: busybox\n    ports:\n      \
+             - target: 80\n        published: \"8080\"\n        host_ip: 127.0.0.1\n        protocol: tcp\n        mode: host\n      \
+             - target: 53\n        protocol: udp\n      \
+             - {target: 90, published: 9000-9010}\n    volumes:\n      \
+             - type: volume\n        source: data\n        target: /data\n        read_only: true\n      \
+             - {type: bind, source: ./site, target: /www}\n      \
+             - {type: tmpfs, target: /run, tmpfs: {size: 64m}}\n      \
+             - data:/more:rw\nvolumes:\n  data: {}\n",
+        )
+        .unwrap();
+        let a = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h").unwrap();
+        let j = a.join(" ");
+        assert!(
+            j.contains("-p 127.0.0.1:8080:80/tcp -p 53/udp -p 9000-9010:90 "),
+            "{j}"
+        );
+        assert!(
+            j.contains("-v p_data:/data:ro -v /d/site:/www --tmpfs /run:size=64m -v p_data:/more "),
+            "{j}"
+        );
+    }
+
+    #[test]
+    fn keys_outside_the_subset_are_named_in_every_form() {
+        for (y, key) in [
+            ("ports:\n      - {target: 80, name: web}\n", "name"),
+            ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {propagation: shared}}\n", "bind"),
+            ("depends_on:\n      db: {condition: service_healthy, mystery: 1}\n", "mystery"),
+            ("networks:\n      front: {aliases: [w]}\n", "aliases"),
+        ] {
+            let e = parse(&format!("services:\n  web:\n    image: a\n    {y}")).unwrap_err();
+            assert!(e.contains(key) && !e.contains("did not match any variant"), "{y}: {e}");
+        }
+        let f = parse(
+            "services:\n  web:\n    image: a\n    volumes:\n      - {type: npipe, source: a, target: /b}\n",
+        )
+        .unwrap();
+        let e = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h").unwrap_err();
+        assert!(
+            e.contains("services.web.volumes") && e.contains("npipe"),
+            "{e}"
+        );
+        let f = parse("services:\n  web:\n    image: a\n    volumes: [\"/a:/b:z\"]\n").unwrap();
+        let e = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h").unwrap_err();
+        assert!(e.contains("mode \"z\""), "{e}");
     }
 
     #[test]
