@@ -81,6 +81,11 @@ services:
     pids_limit: 50
     labels:
       tier: cache
+    container_name: shop-cache
+    extra_hosts: ["db.internal:10.1.2.3", "peer=192.0.2.7"]
+    stop_grace_period: 1m30s
+    init: true
+    cap_drop: [NET_RAW]
 volumes:
   shared:
 "#;
@@ -134,7 +139,25 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         .map(|r| r["end"].as_str().unwrap().to_string())
         .unwrap();
     assert!(worker["created_at"].as_str().unwrap() >= healthy_at.as_str());
-    assert_eq!(w.inspect("shop-cache-1")["labels"]["tier"], "cache");
+    // The keys that map to `wren run` flags.
+    let cache = w.inspect("shop-cache");
+    assert_eq!(cache["labels"]["tier"], "cache");
+    let hosts = w.ok(&["exec", "shop-cache", "--", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains("10.1.2.3\tdb.internal") && hosts.contains("192.0.2.7\tpeer"),
+        "{hosts}"
+    );
+    let rec: Value = serde_json::from_slice(
+        &std::fs::read(w.root.path().join("lib/containers/shop-cache/record.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(rec["stop_timeout"], 90, "{rec}");
+    let status = w.ok(&["exec", "shop-cache", "--", "cat", "/proc/self/status"]);
+    let cap_bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
+    let bits = u64::from_str_radix(cap_bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(bits & (1 << 13), 0, "CAP_NET_RAW kept: {cap_bnd}");
+    let ps = w.ok(&["exec", "shop-cache", "--", "cat", "/proc/1/cmdline"]);
+    assert!(!ps.starts_with("sleep"), "no init as pid 1: {ps:?}");
     assert!(wait_for(10, || http_get(&w, 18100).contains("compose web")));
     // The worker reaches web by its service name and writes the shared volume.
     let data = w.root.path().join("lib/volumes/shop_shared/_data");
@@ -185,7 +208,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     let out = w.ok(&["down", "-f", f]);
     assert!(out.contains("network shop_default: removed"), "{out}");
     assert!(list(&w).is_empty());
-    for c in ["shop-web-1", "shop-worker-1", "shop-cache-1"] {
+    for c in ["shop-web-1", "shop-worker-1", "shop-cache"] {
         w.assert_clean(c);
     }
     assert!(!w.root.path().join("lib/networks/shop_default").exists());
@@ -205,8 +228,8 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
     let f = file.to_str().unwrap();
     for (yaml, want) in [
         (
-            "services:\n  web:\n    image: test/web:1\n    privileged: true\n",
-            "privileged",
+            "services:\n  web:\n    image: test/web:1\n    build: .\n",
+            "build",
         ),
         ("services:\n  web:\n    image: test/web:1\nsecrets: {}\n", "secrets"),
         (
@@ -232,6 +255,10 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    ports:\n      - {target: 80, app_protocol: http}\n",
             "unknown field `app_protocol`",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    container_name: same\n  b:\n    image: test/web:1\n    container_name: same\n",
+            "has the same container name",
         ),
         (
             "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {required: false}\n  b:\n    image: test/web:1\n",

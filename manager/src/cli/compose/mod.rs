@@ -101,9 +101,15 @@ fn check(f: &ComposeFile, path: &Path) -> Result<(), CliError> {
             }
         }
     }
+    let mut names: BTreeMap<String, &str> = BTreeMap::new();
     for (name, s) in &f.services {
         if !crate::network::valid_network_name(name) {
             return bad(format!("services.{name}: invalid service name"));
+        }
+        if let Some(other) = names.insert(model::container_name("", name, s), name) {
+            return bad(format!(
+                "services.{name}.container_name: {other} has the same container name"
+            ));
         }
         if let Some(model::ListOrMap::Map(m)) = &s.depends_on {
             if let Some(dep) = m.keys().find(|d| m[*d].required == Some(false)) {
@@ -312,7 +318,9 @@ fn make(
         let mut nets: BTreeSet<String> = BTreeSet::new();
         for (_, run) in lines.values() {
             if let Some(n) = &run.container.network.network {
-                nets.insert(n.clone());
+                if !matches!(n.as_str(), "host" | "none") {
+                    nets.insert(n.clone());
+                }
             }
         }
         for n in nets {
@@ -336,10 +344,11 @@ fn make(
         let (hash, run) = &lines[name];
         for (dep, cond) in f.services[name].depends() {
             if cond == "service_healthy" {
-                wait_healthy(g, &model::container_name(project, &dep), name)?;
+                let dep_name = model::container_name(project, &dep, &f.services[&dep]);
+                wait_healthy(g, &dep_name, name)?;
             }
         }
-        let cname = model::container_name(project, name);
+        let cname = model::container_name(project, name, &f.services[name]);
         let state = match existing.get(&cname) {
             Some(c)
                 if label(c, "wren.compose.hash") == Some(hash.as_str())

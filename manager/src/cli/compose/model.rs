@@ -230,11 +230,11 @@ pub struct Dependency {
     #[serde(default = "started")]
     pub condition: String,
     /// Compose's "restart this service when the dependency is updated":
-    /// `apply` recreates a changed service's dependants anyway; accepted.
-    #[serde(default)]
+    /// accepted; `apply` recreates only what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<bool>,
     /// Only `true` (the default) is in the subset.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required: Option<bool>,
 }
 
@@ -283,6 +283,34 @@ pub struct Service {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub labels: Option<Pairs>,
+    // Keys added later: left out of the serialized form when unset, so the
+    // hash of a service that does not use them (its change detection) stays
+    // what an older wren computed.
+    /// The container's name instead of `PROJECT-SERVICE-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// `NAME:IP` / `NAME=IP` lines, or a map of names to addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_hosts: Option<ListOrMap<BTreeMap<String, Scalar>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<StrOrList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_period: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privileged: Option<bool>,
+    /// `host` or `none` (instead of `networks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
 }
 
 /// `networks:` of a service: a list of names, or a map of names to
@@ -354,9 +382,12 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Names given to what a project makes.
-pub fn container_name(project: &str, service: &str) -> String {
-    format!("{project}-{service}-1")
+/// Names given to what a project makes: a service's container is its
+/// `container_name`, else `PROJECT-SERVICE-1`.
+pub fn container_name(project: &str, service: &str, s: &Service) -> String {
+    s.container_name
+        .clone()
+        .unwrap_or_else(|| format!("{project}-{service}-1"))
 }
 
 pub fn network_name(project: &str, net: &str) -> String {
@@ -404,7 +435,11 @@ pub fn run_args(
     hash: &str,
 ) -> Result<Vec<String>, String> {
     let at = |key: &str| format!("services.{name}.{key}");
-    let mut a: Vec<String> = vec!["-d".into(), "--name".into(), container_name(project, name)];
+    let mut a: Vec<String> = vec![
+        "-d".into(),
+        "--name".into(),
+        container_name(project, name, s),
+    ];
     a.extend(["--hostname".into(), name.to_string()]);
     a.extend(["--label".into(), format!("wren.compose.project={project}")]);
     a.extend(["--label".into(), format!("wren.compose.service={name}")]);
@@ -527,7 +562,20 @@ pub fn run_args(
         }
     }
     let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
+    let net = match (s.network_mode.as_deref(), nets.as_slice()) {
+        (Some(m), []) if matches!(m, "host" | "none") => Ok(m.to_string()),
+        (Some(m), []) => Err(format!(
+            "{}: {m:?} is not in the subset (host, none)",
+            at("network_mode")
+        )),
+        (Some(_), _) => Err(format!(
+            "{}: give network_mode or networks, not both",
+            at("network_mode")
+        )),
+        (None, _) => Ok(String::new()),
+    }?;
     let net = match nets.as_slice() {
+        _ if !net.is_empty() => net,
         [] => network_name(project, "default"),
         [one] if file.networks.contains_key(one) || one == "default" => network_name(project, one),
         [one] => {
@@ -588,6 +636,52 @@ pub fn run_args(
             if let Some(r) = h.retries {
                 a.extend(["--health-retries".into(), r.to_string()]);
             }
+        }
+    }
+    if let Some(h) = &s.extra_hosts {
+        let lines = match h {
+            ListOrMap::List(l) => l.clone(),
+            ListOrMap::Map(m) => m.iter().map(|(k, v)| format!("{k}={}", v.text())).collect(),
+        };
+        for l in lines {
+            // `NAME=IP` (any address) or `NAME:IP`: --add-host's NAME:IP.
+            let (n, ip) = l
+                .split_once('=')
+                .or_else(|| l.split_once(':'))
+                .ok_or_else(|| format!("{}: {l:?}: want NAME:IP or NAME=IP", at("extra_hosts")))?;
+            a.extend(["--add-host".into(), format!("{n}:{ip}")]);
+        }
+    }
+    if let Some(d) = &s.dns {
+        let list = match d {
+            StrOrList::Str(s) => vec![s.clone()],
+            StrOrList::List(l) => l.clone(),
+        };
+        for d in list {
+            a.extend(["--dns".into(), d]);
+        }
+    }
+    if let Some(sig) = &s.stop_signal {
+        a.extend(["--stop-signal".into(), sig.clone()]);
+    }
+    if let Some(g) = &s.stop_grace_period {
+        let ms = crate::cli::health::parse_duration(&at("stop_grace_period"), g)
+            .map_err(|e| e.message)?;
+        a.extend(["--stop-timeout".into(), ms.div_ceil(1000).to_string()]);
+    }
+    if s.init == Some(true) {
+        a.push("--init".into());
+    }
+    if s.privileged == Some(true) {
+        a.push("--privileged".into());
+    }
+    for (flag, list) in [
+        ("--cap-add", &s.cap_add),
+        ("--cap-drop", &s.cap_drop),
+        ("--security-opt", &s.security_opt),
+    ] {
+        for v in list {
+            a.extend([flag.into(), v.clone()]);
         }
     }
     if let Some(u) = &s.user {
@@ -656,8 +750,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = parse("services:\n  web:\n    image: a\n    privileged: true\n").unwrap_err();
-        assert!(e.contains("privileged"), "{e}");
+        let e = parse("services:\n  web:\n    image: a\n    build: .\n").unwrap_err();
+        assert!(e.contains("build"), "{e}");
         let e = parse("services: {}\nsecrets: {}\n").unwrap_err();
         assert!(e.contains("secrets"), "{e}");
     }
@@ -744,6 +838,73 @@ mod tests {
         let f = parse("services:\n  web:\n    image: a\n    volumes: [\"/a:/b:z\"]\n").unwrap();
         let e = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h").unwrap_err();
         assert!(e.contains("mode \"z\""), "{e}");
+    }
+
+    #[test]
+    fn run_flag_keys() {
+        let f = parse(
+            "services:\n  a:\n    image: i\n    network_mode: host\n    dns: 10.0.0.2\n    \
+             extra_hosts: {x: \"::1\"}\n    stop_signal: SIGINT\n    stop_grace_period: 1500ms\n    \
+             security_opt: [\"no-new-privileges:true\"]\n    cap_add: [SYS_TIME]\n    privileged: false\n",
+        )
+        .unwrap();
+        let j = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--name p-a-1 "), "{j}");
+        assert!(j.contains("--network host "), "{j}");
+        assert!(
+            j.contains(
+                "--add-host x:::1 --dns 10.0.0.2 --stop-signal SIGINT --stop-timeout 2 \
+                 --cap-add SYS_TIME --security-opt no-new-privileges:true "
+            ),
+            "{j}"
+        );
+        assert!(!j.contains("--privileged"), "{j}");
+        for (y, want) in [
+            (
+                "network_mode: \"service:b\"",
+                "not in the subset (host, none)",
+            ),
+            ("network_mode: none\n    networks: [default]", "not both"),
+            ("stop_grace_period: soon", "services.a.stop_grace_period"),
+        ] {
+            let f = parse(&format!("services:\n  a:\n    image: i\n    {y}\n")).unwrap();
+            let e = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h").unwrap_err();
+            assert!(e.contains(want), "{y}: {e}");
+        }
+    }
+
+    #[test]
+    fn unset_newer_keys_leave_the_hashed_form_as_before() {
+        // apply's change detection hashes this form: a service written
+        // before these keys existed must not look changed.
+        let f = parse(
+            "services:\n  a:\n    image: i\n    depends_on:\n      b: {condition: service_started}\n  \
+             b:\n    image: i\n",
+        )
+        .unwrap();
+        let j = serde_json::to_string(&f.services["a"]).unwrap();
+        for k in [
+            "container_name",
+            "extra_hosts",
+            "dns",
+            "stop_signal",
+            "stop_grace_period",
+            "init",
+            "cap_add",
+            "cap_drop",
+            "security_opt",
+            "privileged",
+            "network_mode",
+            "required",
+        ] {
+            assert!(!j.contains(k), "{k} in {j}");
+        }
+        assert!(
+            j.contains(r#""depends_on":{"b":{"condition":"service_started"}}"#),
+            "{j}"
+        );
     }
 
     #[test]
