@@ -51,7 +51,7 @@ services:
   web:
     image: test/web:1
     command: httpd -f -p 80 -h /www
-    ports: ["127.0.0.1:18100:80"]
+    ports: ["127.0.0.1:${WEB_PORT:-18100}:80"]
     volumes: ["shared:/shared"]
     healthcheck:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
@@ -61,7 +61,7 @@ services:
     image: test/web:1
     command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
     environment:
-      MODE: one
+      MODE: ${WORKER_MODE}
     volumes:
       - type: volume
         source: shared
@@ -81,6 +81,7 @@ services:
     pids_limit: 50
     labels:
       tier: cache
+      price: $$5
     container_name: shop-cache
     extra_hosts: ["db.internal:10.1.2.3", "peer=192.0.2.7"]
     stop_grace_period: 1m30s
@@ -117,6 +118,12 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, COMPOSE).unwrap();
+    // Interpolated from the .env beside the file (and a default).
+    std::fs::write(
+        dir.path().join(".env"),
+        "# the worker's mode\nWORKER_MODE=one\n",
+    )
+    .unwrap();
     let f = file.to_str().unwrap();
 
     let out = w.ok(&["apply", "-f", f]);
@@ -142,6 +149,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     // The keys that map to `wren run` flags.
     let cache = w.inspect("shop-cache");
     assert_eq!(cache["labels"]["tier"], "cache");
+    assert_eq!(cache["labels"]["price"], "$5");
     let hosts = w.ok(&["exec", "shop-cache", "--", "cat", "/etc/hosts"]);
     assert!(
         hosts.contains("10.1.2.3\tdb.internal") && hosts.contains("192.0.2.7\tpeer"),
@@ -191,8 +199,8 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         pids
     );
 
-    // Changed: only the worker is made again.
-    std::fs::write(&file, COMPOSE.replace("MODE: one", "MODE: two")).unwrap();
+    // Changed (a variable it uses): only the worker is made again.
+    std::fs::write(dir.path().join(".env"), "WORKER_MODE=two\n").unwrap();
     let out = w.ok(&["apply", "-f", f]);
     assert!(out.contains("worker: recreated"), "{out}");
     assert!(
@@ -255,6 +263,10 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    ports:\n      - {target: 80, app_protocol: http}\n",
             "unknown field `app_protocol`",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    environment:\n      KEY: ${NO_SUCH_KEY:?give NO_SUCH_KEY}\n",
+            "give NO_SUCH_KEY",
         ),
         (
             "services:\n  a:\n    image: test/web:1\n    container_name: same\n  b:\n    image: test/web:1\n    container_name: same\n",

@@ -16,6 +16,7 @@
 //!
 //! Runs in `wren`.
 
+mod dotenv;
 pub mod model;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,12 +59,16 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
     let path = &a.file;
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())))?;
-    let file: ComposeFile = serde_saphyr::from_str(&text)
-        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let dir = std::path::absolute(path)
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
+    let options = serde_saphyr::options! {
+        property_syntax: serde_saphyr::PropertySyntax::DockerCompose,
+    }
+    .with_properties(dotenv::variables(&dir).map_err(CliError::failed)?);
+    let file: ComposeFile = serde_saphyr::from_str_with_options(&text, options)
+        .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let project = a
         .project
         .clone()
