@@ -83,13 +83,17 @@ fn inherited_listener() -> Result<UnixListener, DaemonError> {
 }
 
 /// Runs one Task request, logging how long it took at debug level and, with
-/// `WREN_TIMING`, marking the calls of a container's life: Create, Start,
-/// Delete, Shutdown. Wait parks its responder, so its time here is only the
-/// dispatch.
+/// `WREN_TIMING`, marking the calls of a container's life and of an exec:
+/// Create, Exec, Start, State, Wait, Delete, Shutdown. Wait parks its
+/// responder, so its time here is only the dispatch (the answer is
+/// `shim.exit_reported`).
 fn rpc_timed(id: &str, method: &str, dispatch: impl FnOnce()) {
     let marks = match method {
         "Create" => Some(("rpc.create", "rpc.created")),
+        "Exec" => Some(("rpc.exec", "rpc.exec.done")),
         "Start" => Some(("rpc.start", "rpc.started")),
+        "State" => Some(("rpc.state", "rpc.state.done")),
+        "Wait" => Some(("rpc.wait", "rpc.wait.parked")),
         "Delete" => Some(("rpc.delete", "rpc.deleted")),
         "Shutdown" => Some(("rpc.shutdown", "rpc.shutdown.done")),
         _ => None,

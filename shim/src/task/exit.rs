@@ -246,6 +246,7 @@ impl<O: ContainerOps> TaskService<O> {
         ev.pid = pid;
         ev.exit_status = e.status;
         ev.exited_at = MessageField::some(e.at.clone());
+        wren_runtime::timing::mark(id, "shim.exit_reported");
         self.publisher.publish("/tasks/exit", &ev);
         for w in waiters {
             let mut r = WaitResponse::new();
