@@ -77,8 +77,10 @@ services:
     image: test/web:1
     command: sleep 100000
     depends_on: [web]
-    mem_limit: 64m
-    pids_limit: 50
+    deploy:
+      resources:
+        limits: {memory: 64m, pids: 50, cpus: "0.5"}
+    expose: ["6379"]
     labels:
       tier: cache
       price: $$5
@@ -160,6 +162,19 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     )
     .unwrap();
     assert_eq!(rec["stop_timeout"], 90, "{rec}");
+    let spec: Value = serde_json::from_slice(
+        &std::fs::read(
+            w.root
+                .path()
+                .join("lib/containers/shop-cache/bundle/config.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let res = &spec["linux"]["resources"];
+    assert_eq!(res["memory"]["limit"], 64 << 20, "{res}");
+    assert_eq!(res["pids"]["limit"], 50, "{res}");
+    assert_eq!(res["cpu"]["quota"], 50_000, "{res}");
     let status = w.ok(&["exec", "shop-cache", "--", "cat", "/proc/self/status"]);
     let cap_bnd = status.lines().find(|l| l.starts_with("CapBnd:")).unwrap();
     let bits = u64::from_str_radix(cap_bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();

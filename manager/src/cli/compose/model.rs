@@ -311,6 +311,39 @@ pub struct Service {
     /// `host` or `none` (instead of `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// Only `resources.limits` (as Docker Compose applies it without a
+    /// swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
+    /// Ports the service listens on, for its peers: documentation only, as
+    /// in Compose (peers reach every port of a service on its network).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<Scalar>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    #[serde(default)]
+    pub resources: Option<Resources>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default)]
+    pub limits: Option<Limits>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub cpus: Option<Scalar>,
+    #[serde(default)]
+    pub memory: Option<Scalar>,
+    #[serde(default)]
+    pub pids: Option<i64>,
 }
 
 /// `networks:` of a service: a list of names, or a map of names to
@@ -702,13 +735,47 @@ pub fn run_args(
             a.extend(["--tmpfs".into(), t]);
         }
     }
-    if let Some(m) = &s.mem_limit {
-        a.extend(["--memory".into(), m.text()]);
+    let limits = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
+    // A limit given both ways must agree (Compose refuses a conflict too).
+    fn one<T: Clone + PartialEq>(
+        key: &str,
+        service_key: Option<&T>,
+        deploy_key: Option<&T>,
+    ) -> Result<Option<T>, String> {
+        match (service_key, deploy_key) {
+            (Some(a), Some(b)) if a != b => Err(format!(
+                "{key} and deploy.resources.limits disagree; give one"
+            )),
+            (a, b) => Ok(a.or(b).cloned()),
+        }
     }
-    if let Some(c) = &s.cpus {
-        a.extend(["--cpus".into(), c.text()]);
+    let text = |v: Option<&Scalar>| v.map(Scalar::text);
+    let memory = one(
+        &at("mem_limit"),
+        text(s.mem_limit.as_ref()).as_ref(),
+        text(limits.and_then(|l| l.memory.as_ref())).as_ref(),
+    )?;
+    let cpus = one(
+        &at("cpus"),
+        text(s.cpus.as_ref()).as_ref(),
+        text(limits.and_then(|l| l.cpus.as_ref())).as_ref(),
+    )?;
+    let pids = one(
+        &at("pids_limit"),
+        s.pids_limit.as_ref(),
+        limits.and_then(|l| l.pids.as_ref()),
+    )?;
+    if let Some(m) = memory {
+        a.extend(["--memory".into(), m]);
     }
-    if let Some(p) = s.pids_limit {
+    if let Some(c) = cpus {
+        a.extend(["--cpus".into(), c]);
+    }
+    if let Some(p) = pids {
         a.extend(["--pids-limit".into(), p.to_string()]);
     }
     let mut cmd: Vec<String> = match &s.command {
@@ -897,6 +964,8 @@ mod tests {
             "security_opt",
             "privileged",
             "network_mode",
+            "deploy",
+            "expose",
             "required",
         ] {
             assert!(!j.contains(k), "{k} in {j}");
@@ -905,6 +974,33 @@ mod tests {
             j.contains(r#""depends_on":{"b":{"condition":"service_started"}}"#),
             "{j}"
         );
+    }
+
+    #[test]
+    fn deploy_limits_and_expose() {
+        let f = parse(
+            "services:\n  a:\n    image: i\n    expose: [\"80\", 81]\n    deploy:\n      resources:\n        \
+             limits: {cpus: \"0.5\", memory: 64M, pids: 20}\n",
+        )
+        .unwrap();
+        let j = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(
+            j.contains("--memory 64M --cpus 0.5 --pids-limit 20 "),
+            "{j}"
+        );
+        let f = parse(
+            "services:\n  a:\n    image: i\n    mem_limit: 1g\n    deploy: {resources: {limits: {memory: 2g}}}\n",
+        )
+        .unwrap();
+        let e = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h").unwrap_err();
+        assert!(
+            e.contains("services.a.mem_limit and deploy.resources.limits disagree"),
+            "{e}"
+        );
+        let e = parse("services:\n  a:\n    image: i\n    deploy: {replicas: 2}\n").unwrap_err();
+        assert!(e.contains("replicas"), "{e}");
     }
 
     #[test]
