@@ -50,6 +50,7 @@ name: shop
 services:
   web:
     image: test/web:1
+    hostname: webhost
     command: httpd -f -p 80 -h /www
     ports: ["127.0.0.1:${WEB_PORT:-18100}:80"]
     volumes: ["shared:/shared"]
@@ -148,6 +149,19 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         .map(|r| r["end"].as_str().unwrap().to_string())
         .unwrap();
     assert!(worker["created_at"].as_str().unwrap() >= healthy_at.as_str());
+    // web's hostname is its own; its peers still find it by its service
+    // name (the worker's fetches below), and by the hostname too.
+    assert_eq!(
+        w.ok(&["exec", "shop-web-1", "--", "hostname"]).trim(),
+        "webhost"
+    );
+    let hosts = w.ok(&["exec", "shop-cache", "--", "cat", "/etc/hosts"]);
+    assert!(
+        hosts
+            .lines()
+            .any(|l| l.ends_with("\tshop-web-1 webhost web")),
+        "{hosts}"
+    );
     // The keys that map to `wren run` flags.
     let cache = w.inspect("shop-cache");
     assert_eq!(cache["labels"]["tier"], "cache");

@@ -143,7 +143,17 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
     let r = b.rootfs();
     let r = r.to_str().unwrap();
     let web = name("web");
-    run_web(&w, r, &web, &["-p", "127.0.0.1:18080:80"]);
+    run_web(
+        &w,
+        r,
+        &web,
+        &[
+            "-p",
+            "127.0.0.1:18080:80",
+            "--network-alias",
+            "www.internal",
+        ],
+    );
     assert!(get_until(&w, 18080, "hello from web"), "{}", w.log());
     let i = w.inspect(&web);
     assert_eq!(i["network"], "bridge");
@@ -155,8 +165,14 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
     let cl = name("client");
     w.ok(&["run", "-d", "--rootfs", r, &cl, "--", "sleep", "1000"]);
     let hosts = w.ok(&["exec", &cl, "--", "cat", "/etc/hosts"]);
-    assert!(hosts.contains(&format!("{ip}\t{web}\n")), "{hosts}");
     let body = w.ok(&["exec", &cl, "--", "wget", "-qO-", &format!("http://{web}/")]);
+    assert_eq!(body, "hello from web\n");
+    // And by its --network-alias.
+    assert!(
+        hosts.contains(&format!("{ip}\t{web} www.internal\n")),
+        "{hosts}"
+    );
+    let body = w.ok(&["exec", &cl, "--", "wget", "-qO-", "http://www.internal/"]);
     assert_eq!(body, "hello from web\n");
     // And the first one learned the second's name too.
     let hosts = w.ok(&["exec", &web, "--", "cat", "/etc/hosts"]);
@@ -649,6 +665,35 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
         "true",
     ]);
     assert!(e.contains("-p \"80:x\""), "{e}");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network-alias",
+        "not_a host",
+        &name("p"),
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("--network-alias \"not_a host\""), "{e}");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "none",
+        "--network-alias",
+        "x",
+        &name("p"),
+        "--",
+        "true",
+    ]);
+    assert!(
+        e.contains("--network-alias: a container on network none"),
+        "{e}"
+    );
     let e = w.fails(&["network", "rm", "bridge"]);
     assert!(e.contains("cannot be removed"), "{e}");
     w.ok(&["network", "rm", "big"]);

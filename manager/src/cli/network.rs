@@ -34,6 +34,9 @@ pub struct NetworkFlags {
     /// An /etc/hosts entry NAME:IP (repeatable)
     #[arg(long, value_name = "NAME:IP")]
     pub add_host: Vec<String>,
+    /// Another name the container's peers on its network find it by (repeatable)
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_alias: Vec<String>,
 }
 
 impl NetworkFlags {
@@ -92,10 +95,23 @@ impl NetworkFlags {
                 return Err(CliError::usage(format!("--add-host {h:?}: want NAME:IP")));
             }
         }
+        for a in &self.network_alias {
+            if !network::valid_host_name(a) {
+                return Err(CliError::usage(format!(
+                    "--network-alias {a:?}: want a host name (letters, digits, '-' and '.')"
+                )));
+            }
+        }
+        if !self.network_alias.is_empty() && matches!(mode.as_str(), "none" | "host") {
+            return Err(CliError::usage(format!(
+                "--network-alias: a container on network {mode} has no peers to be found by"
+            )));
+        }
         req.network = mode;
         req.publish = ports.iter().map(PortMapping::to_string).collect();
         req.dns = self.dns.clone();
         req.add_hosts = self.add_host.clone();
+        req.network_aliases = self.network_alias.clone();
         Ok(())
     }
 
@@ -109,6 +125,8 @@ impl NetworkFlags {
             Some("--dns")
         } else if !self.add_host.is_empty() {
             Some("--add-host")
+        } else if !self.network_alias.is_empty() {
+            Some("--network-alias")
         } else {
             None
         }

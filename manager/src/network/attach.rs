@@ -185,6 +185,7 @@ pub fn attach(
         container: container.to_string(),
         ip: ip.clone(),
         hostname,
+        aliases: req.aliases.clone(),
         ports: req.ports.clone(),
         hosts_file: cdir.join(NET_DIR).join("hosts"),
     };
@@ -299,6 +300,23 @@ fn write_member(
     .map_err(io("write", dir))
 }
 
+/// The names of a member on its /etc/hosts line: hostname first on its
+/// own line (what `hostname -f` finds), container name first on its peers'.
+fn names_of(m: &Member, own: bool) -> String {
+    let mut names: Vec<&str> = match own {
+        true => vec![&m.hostname, &m.container],
+        false => vec![&m.container, &m.hostname],
+    };
+    names.extend(m.aliases.iter().map(String::as_str));
+    let mut seen = Vec::new();
+    names.retain(|n| {
+        let new = !seen.contains(n);
+        seen.push(*n);
+        new
+    });
+    names.join(" ")
+}
+
 /// Rewrites /etc/hosts of every member of `network`: its own name and
 /// address, then every other member's. `own_extra` are the `--add-host`s
 /// of `own` (the others keep theirs from their request files).
@@ -312,24 +330,13 @@ fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Optio
                 .map(|r| r.add_hosts)
                 .unwrap_or_default()
         };
-        let names = if m.hostname == m.container {
-            m.container.clone()
-        } else {
-            format!("{} {}", m.hostname, m.container)
-        };
-        // Peers by container name and by hostname (a compose service's
-        // name).
+        let names = names_of(m, true);
+        // Peers by container name, hostname and aliases (a compose
+        // service's name is one).
         let peers: Vec<(String, String)> = members
             .iter()
             .filter(|p| p.container != m.container)
-            .map(|p| {
-                let names = if p.hostname == p.container {
-                    p.container.clone()
-                } else {
-                    format!("{} {}", p.container, p.hostname)
-                };
-                (names, p.ip.clone())
-            })
+            .map(|p| (names_of(p, false), p.ip.clone()))
             .collect();
         let text = files::hosts(&extra, Some((&m.ip, &names)), &peers);
         if let Err(e) = files::write_in_place(&m.hosts_file, &text) {

@@ -48,6 +48,9 @@ pub struct NetRequest {
     pub add_hosts: Vec<String>,
     #[serde(default)]
     pub hostname: String,
+    /// More names peers find it by (`--network-alias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     /// The address the last attachment got (asked for again on a restart).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_ip: String,
@@ -77,6 +80,20 @@ impl NetRequest {
 
 /// A network name `wren network create` accepts (it names a directory and
 /// appears in /etc/hosts of no one): like a container name.
+/// A DNS-style host name: labels of letters, digits and `-` (not at
+/// either end), joined by dots; at most 253 bytes.
+pub fn valid_host_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+}
+
 pub fn valid_network_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()

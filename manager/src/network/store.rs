@@ -39,6 +39,9 @@ pub struct Member {
     pub container: String,
     pub ip: String,
     pub hostname: String,
+    /// More names peers find it by.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
     /// Its /etc/hosts (rewritten in place when peers come and go).

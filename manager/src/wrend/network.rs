@@ -107,6 +107,7 @@ pub fn prepare(
         ports,
         dns: req.dns.clone(),
         add_hosts: req.add_hosts.clone(),
+        aliases: req.network_aliases.clone(),
         hostname: spec["hostname"].as_str().unwrap_or(name).to_string(),
         last_ip: String::new(),
     }))

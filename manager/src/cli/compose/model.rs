@@ -286,6 +286,10 @@ pub struct Service {
     // Keys added later: left out of the serialized form when unset, so the
     // hash of a service that does not use them (its change detection) stays
     // what an older wren computed.
+    /// The container's hostname (default: the service's name, which peers
+    /// find it by either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// The container's name instead of `PROJECT-SERVICE-1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
@@ -346,9 +350,17 @@ pub struct Limits {
     pub pids: Option<i64>,
 }
 
-/// `networks:` of a service: a list of names, or a map of names to
-/// nothing (aliases and addresses are outside the subset).
-pub type ServiceNetworks = ListOrMap<BTreeMap<String, Option<Empty>>>;
+/// `networks:` of a service: a list of names, or a map of names to their
+/// aliases (addresses are outside the subset).
+pub type ServiceNetworks = ListOrMap<BTreeMap<String, Option<NetworkAttach>>>;
+
+/// A service's settings on one network: more names peers find it by.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkAttach {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
 
 impl ServiceNetworks {
     fn names(&self) -> Vec<String> {
@@ -473,7 +485,10 @@ pub fn run_args(
         "--name".into(),
         container_name(project, name, s),
     ];
-    a.extend(["--hostname".into(), name.to_string()]);
+    a.extend([
+        "--hostname".into(),
+        s.hostname.clone().unwrap_or_else(|| name.to_string()),
+    ]);
     a.extend(["--label".into(), format!("wren.compose.project={project}")]);
     a.extend(["--label".into(), format!("wren.compose.service={name}")]);
     a.extend(["--label".into(), format!("wren.compose.hash={hash}")]);
@@ -624,6 +639,21 @@ pub fn run_args(
             ))
         }
     };
+    if !matches!(net.as_str(), "host" | "none") {
+        // Peers find a service by its name whatever its hostname and
+        // container name, as in Compose; and by its aliases.
+        let mut aliases = vec![name.to_string()];
+        if let Some(ListOrMap::Map(m)) = &s.networks {
+            for a in m.values().flatten().flat_map(|n| n.aliases.iter()) {
+                if !aliases.contains(a) {
+                    aliases.push(a.clone());
+                }
+            }
+        }
+        for alias in aliases {
+            a.extend(["--network-alias".into(), alias]);
+        }
+    }
     a.extend(["--network".into(), net]);
     if let Some(r) = &s.restart {
         a.extend(["--restart".into(), r.clone()]);
@@ -888,7 +918,7 @@ mod tests {
             ("ports:\n      - {target: 80, name: web}\n", "name"),
             ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {propagation: shared}}\n", "bind"),
             ("depends_on:\n      db: {condition: service_healthy, mystery: 1}\n", "mystery"),
-            ("networks:\n      front: {aliases: [w]}\n", "aliases"),
+            ("networks:\n      front: {ipv4_address: 10.0.0.9}\n", "ipv4_address"),
         ] {
             let e = parse(&format!("services:\n  web:\n    image: a\n    {y}")).unwrap_err();
             assert!(e.contains(key) && !e.contains("did not match any variant"), "{y}: {e}");
@@ -964,6 +994,8 @@ mod tests {
             "security_opt",
             "privileged",
             "network_mode",
+            "hostname",
+            "aliases",
             "deploy",
             "expose",
             "required",
@@ -1001,6 +1033,28 @@ mod tests {
         );
         let e = parse("services:\n  a:\n    image: i\n    deploy: {replicas: 2}\n").unwrap_err();
         assert!(e.contains("replicas"), "{e}");
+    }
+
+    #[test]
+    fn service_names_and_aliases_on_the_network() {
+        let f = parse(
+            "services:\n  db:\n    image: i\n    hostname: database\n    networks:\n      back: {aliases: [pg, db]}\n\
+             networks:\n  back:\n",
+        )
+        .unwrap();
+        let j = run_args("p", "db", &f.services["db"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--hostname database "), "{j}");
+        assert!(
+            j.contains("--network-alias db --network-alias pg --network p_back "),
+            "{j}"
+        );
+        let f = parse("services:\n  a:\n    image: i\n    network_mode: host\n").unwrap();
+        let j = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(!j.contains("--network-alias"), "{j}");
     }
 
     #[test]
