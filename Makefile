@@ -43,14 +43,17 @@ build:
 
 release:
 	$(RELEASE_FLAGS) $(CARGO) build --release --target $(TRIPLE) --workspace --bins
-	@bash scripts/release-oci.sh $(MUSL) $(SECCOMP_LIBDIR) > target/release-oci.path
+	@bash scripts/release-musl.sh $(MUSL) $(SECCOMP_LIBDIR) > target/release-musl.dir
 
-# The release wren-oci: the musl build where this machine can make it, else
-# the glibc one. wren-oci is exec'd for every runtime operation and re-execs
-# itself as each container's init; glibc's start-up costs ~0.5 ms of CPUID
-# in a VM, musl's none (docs/ARCHITECTURE.md, "wren-oci on musl").
+# The release wren-oci and shim: the musl builds where this machine can make
+# them, else the glibc ones beside the others. Both are exec'd per container
+# (the shim three times: start, daemon, each init) and re-exec themselves as
+# its init; glibc's start-up costs ~0.5 ms of CPUID in a VM, musl's none
+# (docs/ARCHITECTURE.md, "wren-oci and the shim on musl").
 MUSL := $(shell uname -m)-unknown-linux-musl
-OCI_BIN = $$(p=$$(cat target/release-oci.path 2>/dev/null); [ -n "$$p" ] && [ -x "$$p" ] && echo "$$p" || echo $(REL)/wren-oci)
+MUSL_BIN = $$(d=$$(cat target/release-musl.dir 2>/dev/null); [ -n "$$d" ] && [ -x "$$d/$(1)" ] && echo "$$d/$(1)" || echo $(REL)/$(1))
+OCI_BIN = $(call MUSL_BIN,wren-oci)
+SHIM_BIN = $(call MUSL_BIN,containerd-shim-wren-v2)
 
 # Regenerates manager/wrend-hot.txt, the functions a release wrend keeps
 # together at the front of its text (docs/ARCHITECTURE.md, "wrend's resident
@@ -65,7 +68,7 @@ wrend-hot:
 
 install: release
 	install -m 0755 $(OCI_BIN) $(DESTDIR)$(PREFIX)/bin/wren-oci
-	install -m 0755 $(REL)/containerd-shim-wren-v2 $(DESTDIR)$(PREFIX)/bin/containerd-shim-wren-v2
+	install -m 0755 $(SHIM_BIN) $(DESTDIR)$(PREFIX)/bin/containerd-shim-wren-v2
 	install -m 0755 $(REL)/wrend $(DESTDIR)$(PREFIX)/bin/wrend
 	install -m 0755 $(REL)/wren $(DESTDIR)$(PREFIX)/bin/wren
 	install -m 0755 $(REL)/wren-net $(DESTDIR)$(PREFIX)/bin/wren-net
@@ -79,7 +82,7 @@ install: release
 test: deps trees vm build
 	@bash scripts/test-skips.sh clear
 	$(CARGO) test --workspace --no-fail-fast || { bash scripts/test-skips.sh report; exit 1; }
-	@bash scripts/test-oci-musl.sh $(MUSL) $(SECCOMP_LIBDIR) || { bash scripts/test-skips.sh report; exit 1; }
+	@bash scripts/test-musl.sh $(MUSL) $(SECCOMP_LIBDIR) || { bash scripts/test-skips.sh report; exit 1; }
 	@bash scripts/test-skips.sh report
 	$(MAKE) fuzz-ci
 
@@ -112,7 +115,7 @@ demo: deps
 # minutes). Never part of `make test`; never fails on a number. See
 # docs/BENCHMARKS.md. BENCH_PUBLISH=1 copies the report to docs/bench/.
 bench: deps trees release
-	@REL=$(REL) OCI=$(OCI_BIN) bash scripts/bench.sh
+	@REL=$(REL) OCI=$(OCI_BIN) SHIM=$(SHIM_BIN) bash scripts/bench.sh
 
 # Only the image figures of the bench report (pull + unpack against podman
 # and ctr, run --rm IMAGE, wrend RSS with image containers), against a

@@ -1,5 +1,5 @@
-//! Build script: only for musl targets, where the release `wren-oci` is
-//! built (docs/ARCHITECTURE.md, "wren-oci on musl"). Debian's libseccomp.a
+//! Build script: only for musl targets, where the release `wren-oci` and
+//! shim are built (docs/ARCHITECTURE.md, "wren-oci and the shim on musl"). Debian's libseccomp.a
 //! is compiled against glibc with `_FORTIFY_SOURCE`, so it calls glibc's
 //! `__fprintf_chk`, which musl lacks; `src/sys/fprintf_chk.c` supplies it.
 //! Only libseccomp's filter text export (unused by wren) calls it.

@@ -12,11 +12,13 @@ out=target/bench
 # for an explicit --target, non-PIE).
 rel=${REL:-target/release}
 mkdir -p "$out"
-# wren-oci: OCI if given (`make bench` passes the musl build when it made
-# one, scripts/release-oci.sh), else the one beside the others.
+# wren-oci and the shim: OCI and SHIM if given (`make bench` passes the
+# musl builds when it made them, scripts/release-musl.sh), else the ones
+# beside the others.
 oci=$(realpath "${OCI:-$rel/wren-oci}")
+shim=$(realpath "${SHIM:-$rel/containerd-shim-wren-v2}")
 WREN_OCI=$oci bash scripts/make-bundle.sh "$out/bundle" /bin/true
-args=(--n "${BENCH_N:-30}" --wren-oci "$oci" --shim "$(realpath "$rel/containerd-shim-wren-v2")"
+args=(--n "${BENCH_N:-30}" --wren-oci "$oci" --shim "$shim"
       --bundle "$out/bundle" --out "$out")
 [ -x "$rel/wrend" ] && args+=(--wrend "$(realpath "$rel/wrend")")
 [ -x "$rel/wren" ] && args+=(--wren "$(realpath "$rel/wren")")

@@ -36,7 +36,7 @@ if [ "$(uname -m)" = x86_64 ]; then
   command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
   command -v cpio >/dev/null 2>&1 || need+=(cpio)
 fi
-# The release wren-oci is built for musl (scripts/release-oci.sh).
+# The release wren-oci and shim are built for musl (scripts/release-musl.sh).
 command -v musl-gcc >/dev/null 2>&1 || need+=(musl-tools)
 [ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then
@@ -51,10 +51,10 @@ if ! file -L "$(command -v busybox)" 2>/dev/null | grep -q static; then
     echo "warning: busybox is not statically linked; test images may not run" >&2
   fi
 fi
-# The Rust musl target for the release wren-oci, best effort: without it
-# the release wren-oci is the glibc build (scripts/release-oci.sh).
+# The Rust musl target for the release wren-oci and shim, best effort: without it
+# they are the glibc builds (scripts/release-musl.sh).
 musl_target="$(uname -m)-unknown-linux-musl"
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed 2>/dev/null | grep -qx "$musl_target"; then
   rustup target add "$musl_target" >/dev/null 2>&1 ||
-    echo "warning: could not add the Rust target $musl_target; the release wren-oci stays on glibc" >&2
+    echo "warning: could not add the Rust target $musl_target; the release wren-oci and shim stay on glibc" >&2
 fi

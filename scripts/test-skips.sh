@@ -10,7 +10,7 @@
 #   scripts/test-skips.sh report   after it
 #   scripts/test-skips.sh add CLASS TEST WHY
 #                                  a skip decided outside cargo test
-#                                  (scripts/test-oci-musl.sh)
+#                                  (scripts/test-musl.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 file="${CARGO_TARGET_DIR:-target}/test-skips/skips.tsv"

@@ -28,8 +28,12 @@ const TUNED_ENV: &str = "_WREN_TUNED";
 
 /// The environment variables to give a daemon being spawned: ours first,
 /// then the caller's own tunables (`caller`, the current GLIBC_TUNABLES),
-/// so that a setting of theirs wins.
+/// so that a setting of theirs wins. None for a build on another libc
+/// (musl's malloc keeps no per-thread cache and returns freed memory).
 pub fn daemon_environment(caller: Option<&OsStr>) -> Vec<(&'static str, OsString)> {
+    if !cfg!(target_env = "gnu") {
+        return Vec::new();
+    }
     let mut tunables = OsString::from(DAEMON_TUNABLES);
     let mut env = vec![(TUNED_ENV, OsString::from("1"))];
     if let Some(c) = caller.filter(|c| !c.is_empty()) {

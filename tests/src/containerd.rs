@@ -10,7 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 pub const IMAGE: &str = "docker.io/library/wren-busybox:test";
 pub const RUNTIME: &str = "io.containerd.wren.v2";
 
-/// The built shim, or `WREN_SHIM_BIN`.
+/// The built shim, or `WREN_SHIM_BIN` (`make test` runs the shim suites
+/// again on the musl release build that way).
 pub fn shim_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("WREN_SHIM_BIN") {
         return Some(p.into());

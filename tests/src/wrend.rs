@@ -134,6 +134,10 @@ impl Wrend {
             None => Command::new(bin("wrend")),
         };
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        // `make test` runs the wrend suites again on the musl release shim.
+        if let Some(shim) = std::env::var_os("WREN_SHIM_BIN").filter(|s| !s.is_empty()) {
+            cmd.arg("--shim").arg(shim);
+        }
         let child = spawn_registered(
             cmd.arg("--root")
                 .arg(self.root.path())
