@@ -16,8 +16,6 @@ mod exec;
 mod forward;
 mod inspect;
 mod lifecycle;
-#[cfg(target_env = "musl")]
-mod musl_heap;
 mod reaper;
 mod tty;
 mod update;
@@ -25,6 +23,11 @@ mod update;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// talc on musl (docs/ARCHITECTURE.md, "wren-oci and the shim on musl").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static HEAP: wren_runtime::musl_heap::Heap = wren_runtime::musl_heap::Heap::new();
 
 use clap::error::ErrorKind;
 use cli::{Cli, Command, Global, LogFormat};

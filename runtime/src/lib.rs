@@ -29,6 +29,8 @@ pub mod malloc_tunables;
 pub mod mempolicy;
 pub mod mountinfo;
 pub mod mounts;
+#[cfg(target_env = "musl")]
+pub mod musl_heap;
 pub mod namespaces;
 pub mod path;
 pub mod process;

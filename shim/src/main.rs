@@ -9,6 +9,13 @@ use std::io::Write;
 use wren_shim::flags::{Action, Flags};
 use wren_shim::{delete, info, serve, start, task};
 
+/// talc on musl for the short processes (`start`, each container init);
+/// the daemon switches to musl's malloc, which gives memory back
+/// (docs/ARCHITECTURE.md, "wren-oci and the shim on musl").
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static HEAP: wren_runtime::musl_heap::Heap = wren_runtime::musl_heap::Heap::new();
+
 fn fail(what: &str, e: &dyn std::error::Error) -> ! {
     let _ = writeln!(
         std::io::stderr(),
@@ -56,6 +63,8 @@ fn main() {
             let _ = std::io::stdout().write_all(&out);
         }
         Action::Serve => {
+            #[cfg(target_env = "musl")]
+            wren_runtime::musl_heap::use_system_malloc();
             if let Err(e) = serve::run(&flags) {
                 ::log::error!("{}", wren_runtime::error::chain(&e));
                 fail("shim daemon", &e);
