@@ -302,6 +302,11 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
             "has the same container name",
         ),
         (
+            // A container_name that is another service's default name.
+            "services:\n  a:\n    image: test/web:1\n    container_name: bad-b-1\n  b:\n    image: test/web:1\n",
+            "has the same container name",
+        ),
+        (
             "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {required: false}\n  b:\n    image: test/web:1\n",
             "depends_on.b.required: only true",
         ),

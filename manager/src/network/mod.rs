@@ -78,8 +78,6 @@ impl NetRequest {
     }
 }
 
-/// A network name `wren network create` accepts (it names a directory and
-/// appears in /etc/hosts of no one): like a container name.
 /// A DNS-style host name: labels of letters, digits and `-` (not at
 /// either end), joined by dots; at most 253 bytes.
 pub fn valid_host_name(n: &str) -> bool {
@@ -94,6 +92,8 @@ pub fn valid_host_name(n: &str) -> bool {
         })
 }
 
+/// A network name `wren network create` accepts (it names a directory and
+/// appears in /etc/hosts of no one): like a container name.
 pub fn valid_network_name(n: &str) -> bool {
     let b = n.as_bytes();
     !b.is_empty()

@@ -87,12 +87,12 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
             "project name {project:?}: give -p NAME (letters, digits, _ and -)"
         )));
     }
-    check(&file, path)?;
+    check(&file, &project, path)?;
     Ok(Loaded { file, dir, project })
 }
 
 /// What serde cannot check: references, conditions, cycles.
-fn check(f: &ComposeFile, path: &Path) -> Result<(), CliError> {
+fn check(f: &ComposeFile, project: &str, path: &Path) -> Result<(), CliError> {
     let bad = |m: String| Err(CliError::failed(format!("{}: {m}", path.display())));
     if f.services.is_empty() {
         return bad("no services".into());
@@ -111,7 +111,7 @@ fn check(f: &ComposeFile, path: &Path) -> Result<(), CliError> {
         if !crate::network::valid_network_name(name) {
             return bad(format!("services.{name}: invalid service name"));
         }
-        if let Some(other) = names.insert(model::container_name("", name, s), name) {
+        if let Some(other) = names.insert(model::container_name(project, name, s), name) {
             return bad(format!(
                 "services.{name}.container_name: {other} has the same container name"
             ));

@@ -611,28 +611,30 @@ pub fn run_args(
     }
     let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
     let net = match (s.network_mode.as_deref(), nets.as_slice()) {
-        (Some(m), []) if matches!(m, "host" | "none") => Ok(m.to_string()),
-        (Some(m), []) => Err(format!(
-            "{}: {m:?} is not in the subset (host, none)",
-            at("network_mode")
-        )),
-        (Some(_), _) => Err(format!(
-            "{}: give network_mode or networks, not both",
-            at("network_mode")
-        )),
-        (None, _) => Ok(String::new()),
-    }?;
-    let net = match nets.as_slice() {
-        _ if !net.is_empty() => net,
-        [] => network_name(project, "default"),
-        [one] if file.networks.contains_key(one) || one == "default" => network_name(project, one),
-        [one] => {
+        (Some(m @ ("host" | "none")), []) => m.to_string(),
+        (Some(m), []) => {
+            return Err(format!(
+                "{}: {m:?} is not in the subset (host, none)",
+                at("network_mode")
+            ))
+        }
+        (Some(_), _) => {
+            return Err(format!(
+                "{}: give network_mode or networks, not both",
+                at("network_mode")
+            ))
+        }
+        (None, []) => network_name(project, "default"),
+        (None, [one]) if file.networks.contains_key(one) || one == "default" => {
+            network_name(project, one)
+        }
+        (None, [one]) => {
             return Err(format!(
                 "{}: network {one:?} is not declared under the top-level networks",
                 at("networks")
             ))
         }
-        _ => {
+        (None, _) => {
             return Err(format!(
                 "{}: at most one network per service is supported",
                 at("networks")
