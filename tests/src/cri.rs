@@ -288,19 +288,6 @@ impl Cri {
             format!("Root = \"{}\"\nSystemdCgroup = true\n", root.display()),
         )
         .expect("write wren-systemd-options.toml");
-        for tar in [
-            busybox_image(containerd.dir.path()),
-            pause_image(containerd.dir.path()),
-        ] {
-            let tar = containerd.inner_path(&tar);
-            let out = containerd.ctr(&["images", "import", tar.to_str().expect("utf-8")]);
-            assert!(
-                out.status.success(),
-                "import: {}\n{}",
-                crate::text(&out.stderr),
-                containerd.log()
-            );
-        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -337,7 +324,52 @@ impl Cri {
             "CRI did not come up:\n{}",
             cri.containerd.log()
         );
-        cri
+        // Import only now, and wait until CRI's own image store has both
+        // images: containerd 2.x's CRI fills that store from image events,
+        // and an image imported while the plugin was still starting can be
+        // missed, after which RunPodSandbox tries to pull the pause image
+        // from docker.io (seen in CI under sid's containerd).
+        let tars = [
+            busybox_image(cri.containerd.dir.path()),
+            pause_image(cri.containerd.dir.path()),
+        ];
+        for attempt in 0..3 {
+            for tar in &tars {
+                let tar = cri.containerd.inner_path(tar);
+                let out = cri
+                    .containerd
+                    .ctr(&["images", "import", tar.to_str().expect("utf-8")]);
+                assert!(
+                    out.status.success(),
+                    "import: {}\n{}",
+                    crate::text(&out.stderr),
+                    cri.containerd.log()
+                );
+            }
+            if crate::wait_for(5, || cri.image_known(IMAGE) && cri.image_known(PAUSE_IMAGE)) {
+                return cri;
+            }
+            eprintln!(
+                "CRI does not see the imported images yet (attempt {attempt}); importing again"
+            );
+        }
+        panic!(
+            "CRI never saw the imported images {IMAGE} and {PAUSE_IMAGE}:\n{}",
+            cri.containerd.log()
+        );
+    }
+
+    /// Whether CRI's image service knows `image` (ImageStatus has it).
+    pub fn image_known(&self, image: &str) -> bool {
+        let mut is = self.images.clone();
+        self.block(is.image_status(ImageStatusRequest {
+            image: Some(ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            verbose: false,
+        }))
+        .is_ok_and(|r| r.into_inner().image.is_some())
     }
 
     /// Runs one async call to completion.
