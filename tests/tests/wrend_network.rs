@@ -267,14 +267,48 @@ fn port_ranges_publish_each_port_and_a_host_range_takes_a_free_one() {
         "true",
     ]);
     assert!(e.contains("differ in length"), "{e}");
-    drop(holder);
     assert_eq!(net_state(&w), base);
+
+    // Each start picks from the range again: the last pick first while it
+    // is free (a restarted container keeps its port), another once
+    // something else holds it (as Docker). The request keeps the range.
+    w.ok(&["stop", "-t", "1", &one]);
+    w.wait_status(&one, "stopped", 10);
+    let held = w.on_netns(|| std::net::TcpListener::bind("127.0.0.1:18113").unwrap());
+    w.ok(&["start", &one]);
+    w.wait_status(&one, "running", 10);
+    assert_eq!(
+        w.inspect(&one)["ports"],
+        serde_json::json!(["127.0.0.1:18114:80/tcp"])
+    );
+    assert!(get_until(&w, 18114, "from the range"), "{}", w.log());
+    w.ok(&["stop", "-t", "1", &one]);
+    w.wait_status(&one, "stopped", 10);
+    drop(held);
+    w.ok(&["start", &one]);
+    w.wait_status(&one, "running", 10);
+    assert_eq!(
+        w.inspect(&one)["ports"],
+        serde_json::json!(["127.0.0.1:18114:80/tcp"]),
+        "the last pick is taken again while it is free"
+    );
+    assert!(get_until(&w, 18114, "from the range"), "{}", w.log());
+    let request = std::fs::read_to_string(
+        w.root
+            .path()
+            .join("lib/containers")
+            .join(&one)
+            .join("net/config.json"),
+    )
+    .expect("the network request");
+    assert!(request.contains("18115"), "the range is kept: {request}");
+    drop(holder);
 
     w.ok(&["rm", "-f", &one]);
     assert_nothing_of(&w, &one);
     let after = net_state(&w);
     assert!(
-        !after.contains("18113") && after.contains("18111"),
+        !after.contains("18113") && !after.contains("18114") && after.contains("18111"),
         "{after}"
     );
     w.ok(&["rm", "-f", &pair]);
@@ -566,7 +600,7 @@ fn a_restarted_container_keeps_its_address() {
         "--",
         "sh",
         "-c",
-        "ip -o -4 addr show eth0; sleep 1",
+        "echo at $(ip -o -4 addr show eth0 | awk '{print $4}') $(cat /sys/class/net/eth0/address); sleep 1",
     ]);
     assert!(
         wait_for(20, || w.inspect(&n)["restart_count"].as_u64() >= Some(2)),
@@ -574,9 +608,14 @@ fn a_restarted_container_keeps_its_address() {
         w.log()
     );
     let logs = w.ok(&["logs", &n]);
-    let addrs: Vec<&str> = logs
+    // The address and the MAC address: the same MAC behind the same
+    // address keeps the neighbour tables of the host and of peers right.
+    let addrs: Vec<(&str, &str)> = logs
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(3))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"at")).then_some((*f.get(1)?, *f.get(2)?))
+        })
         .collect();
     assert!(addrs.len() >= 2, "{logs}");
     assert!(addrs.iter().all(|a| *a == addrs[0]), "{logs}");

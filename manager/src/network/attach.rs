@@ -116,14 +116,14 @@ pub fn attach(
     let net = store::ensure(records, &req.network)?;
     let conflist = store::conflist(records, &net);
     cni::check_plugins(&conflist)?;
-    check_ports(records, container, &mut req.ports)?;
+    let ports = check_ports(records, container, &req.ports, &req.last_ports)?;
     let netns = netns_path(state, container);
     if !netns_made {
         make_netns(&netns)?;
     }
     let mut rc = Map::new();
-    if !req.ports.is_empty() {
-        rc.insert("portMappings".into(), cni::port_mappings(&req.ports));
+    if !ports.is_empty() {
+        rc.insert("portMappings".into(), cni::port_mappings(&ports));
     }
     let mut att = Attachment {
         container_id: container,
@@ -142,6 +142,10 @@ pub fn attach(
     if !req.last_ip.is_empty() && in_subnet(&req.last_ip).is_some() {
         let mut again = att.clone();
         again.args = format!("IgnoreUnknown=1;IP={}", req.last_ip);
+        if cni::valid_mac(&req.last_mac) {
+            // The bridge plugin takes `MAC` from CNI_ARGS (others ignore it).
+            again.args.push_str(&format!(";MAC={}", req.last_mac));
+        }
         match cni::add(&conflist, &again) {
             Ok(r) => {
                 added = Some(r);
@@ -174,7 +178,7 @@ pub fn attach(
         netns: netns.clone(),
         conflist,
         result,
-        ports: req.ports.clone(),
+        ports: ports.clone(),
     };
     let hostname = if req.hostname.is_empty() {
         container.to_string()
@@ -186,13 +190,15 @@ pub fn attach(
         ip: ip.clone(),
         hostname,
         aliases: req.aliases.clone(),
-        ports: req.ports.clone(),
+        ports: ports.clone(),
         hosts_file: cdir.join(NET_DIR).join("hosts"),
     };
     let done = write_cache(records, container, &cache)
         .and_then(|()| write_member(records, &net.name, &member, &req))
         .and_then(|()| {
             req.last_ip = ip.clone();
+            req.last_mac = cni::result_mac(&cache.result, IFNAME).unwrap_or_default();
+            req.last_ports = ports;
             req.save(&cdir).map_err(io("write", &cdir))
         });
     if let Err(e) = done {
@@ -345,29 +351,52 @@ fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Optio
     }
 }
 
-/// Refuses a published port another container publishes, or that a host
-/// process holds (checked by binding it here, in wrend's namespace).
-/// A host port of 0 becomes a free one; a host range, the first of its
-/// ports that is free.
+/// The host ports to publish for `asked`: each refused if another
+/// container publishes it or a host process holds it (checked by binding
+/// it here, in wrend's namespace). A host port of 0 becomes a free one and
+/// a host range the first of its ports that is free; either way `last`'s
+/// pick for that entry (the previous attachment's) is tried first, so a
+/// restarted container keeps its port while it can, and takes another
+/// (as Docker) once something else holds it.
 fn check_ports(
     records: &Path,
     container: &str,
-    ports: &mut [PortMapping],
-) -> Result<(), AttachError> {
+    asked: &[PortMapping],
+    last: &[PortMapping],
+) -> Result<Vec<PortMapping>, AttachError> {
     let others = store::all_members(records);
     let mut taken: Vec<PortMapping> = Vec::new();
-    for p in ports.iter_mut() {
-        if p.host_port == 0 {
-            p.host_port = free_port(p)?;
+    for (i, p) in asked.iter().enumerate() {
+        let one = |port| PortMapping {
+            host_port: port,
+            host_port_last: 0,
+            ..p.clone()
+        };
+        let picked = p.host_port == 0 || p.host_port_last > p.host_port;
+        let before = last
+            .get(i)
+            .filter(|l| {
+                picked
+                    && l.host_port != 0
+                    && (p.host_port == 0 || p.host_ports().contains(&l.host_port))
+                    && **l == one(l.host_port)
+            })
+            .map(|l| l.host_port);
+        if let Some(port) = before {
+            if port_free(&one(port), container, &others, &taken).is_ok() {
+                taken.push(one(port));
+                continue;
+            }
         }
+        let first = if p.host_port == 0 {
+            free_port(p)?
+        } else {
+            p.host_port
+        };
         let mut why = String::new();
-        let pick = p.host_ports().find(|&port| {
-            let q = PortMapping {
-                host_port: port,
-                host_port_last: 0,
-                ..p.clone()
-            };
-            match port_free(&q, container, &others, &taken) {
+        let range = first..=p.host_port_last.max(first);
+        let pick = range.into_iter().find(|&port| {
+            match port_free(&one(port), container, &others, &taken) {
                 Ok(()) => true,
                 Err(e) => {
                     why = e;
@@ -386,11 +415,9 @@ fn check_ports(
                 why,
             });
         };
-        p.host_port = port;
-        p.host_port_last = 0;
-        taken.push(p.clone());
+        taken.push(one(port));
     }
-    Ok(())
+    Ok(taken)
 }
 
 /// Whether `p` (one host port) is free: published by no other container

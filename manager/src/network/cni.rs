@@ -222,6 +222,27 @@ pub fn result_ip(result: &Value) -> Option<String> {
         .find(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
 }
 
+/// The MAC address of the container's interface `ifname` in an ADD result
+/// (the interface with a sandbox), if it is a well-formed one.
+pub fn result_mac(result: &Value, ifname: &str) -> Option<String> {
+    result["interfaces"]
+        .as_array()?
+        .iter()
+        .filter(|i| i["name"] == ifname && i["sandbox"].as_str().is_some_and(|s| !s.is_empty()))
+        .filter_map(|i| i["mac"].as_str())
+        .find(|m| valid_mac(m))
+        .map(str::to_string)
+}
+
+/// `aa:bb:cc:dd:ee:ff`: six hex pairs (what may go in `CNI_ARGS`' `MAC=`).
+pub fn valid_mac(m: &str) -> bool {
+    let parts: Vec<&str> = m.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// `portMappings` as the portmap plugin reads them.
 pub fn port_mappings(ports: &[super::PortMapping]) -> Value {
     Value::Array(
@@ -245,6 +266,21 @@ pub fn port_mappings(ports: &[super::PortMapping]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_containers_mac_comes_from_the_sandbox_interface() {
+        let r = json!({"interfaces": [
+            {"name": "wren0", "mac": "aa:aa:aa:aa:aa:aa"},
+            {"name": "veth1", "mac": "bb:bb:bb:bb:bb:bb"},
+            {"name": "eth0", "mac": "0e:12:34:56:78:9A", "sandbox": "/run/netns/x"}
+        ]});
+        assert_eq!(result_mac(&r, "eth0").as_deref(), Some("0e:12:34:56:78:9A"));
+        assert_eq!(result_mac(&r, "eth1"), None);
+        let bad = json!({"interfaces": [{"name": "eth0", "mac": "0e:12;IP=1", "sandbox": "/x"}]});
+        assert_eq!(result_mac(&bad, "eth0"), None);
+        assert!(!valid_mac("0e:12:34:56:78"));
+        assert!(!valid_mac("0e:12:34:56:78:9g"));
+    }
 
     #[test]
     fn plugin_conf_adds_name_version_prev_and_capabilities() {

@@ -54,12 +54,34 @@ pub struct NetRequest {
     /// The address the last attachment got (asked for again on a restart).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_ip: String,
+    /// The MAC address the container's interface last had, asked for again
+    /// with the address: peers and the host keep the old address in their
+    /// neighbour tables (REACHABLE for up to a minute), and a new MAC
+    /// behind the same address leaves the container unreachable till then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_mac: String,
+    /// The host ports the last attachment published, one per entry of
+    /// `ports`: a free port (`-p 80`) or one of a range (`-p 8000-8010:80`)
+    /// is picked at each attach, this one first if it is still free.
+    /// `ports` itself stays as asked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_ports: Vec<PortMapping>,
 }
 
 impl NetRequest {
     /// Whether this container is attached through CNI (not none or host).
     pub fn uses_cni(&self) -> bool {
         !matches!(self.network.as_str(), "none" | "host")
+    }
+
+    /// The ports as published by the last attachment (as asked, for a
+    /// request saved before any attach or by an older wren).
+    pub fn published_ports(&self) -> &[PortMapping] {
+        if self.last_ports.len() == self.ports.len() {
+            &self.last_ports
+        } else {
+            &self.ports
+        }
     }
 
     pub fn load(container_dir: &Path) -> std::io::Result<NetRequest> {

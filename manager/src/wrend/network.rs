@@ -110,6 +110,8 @@ pub fn prepare(
         aliases: req.network_aliases.clone(),
         hostname: spec["hostname"].as_str().unwrap_or(name).to_string(),
         last_ip: String::new(),
+        last_mac: String::new(),
+        last_ports: Vec::new(),
     }))
 }
 
@@ -470,7 +472,7 @@ impl Registry {
                 Ok(ip) => {
                     let record_dir = self.cfg.record_dir(&name);
                     let ports = NetRequest::load(&record_dir)
-                        .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
+                        .map(|r| r.published_ports().iter().map(|p| p.to_string()).collect())
                         .unwrap_or_default();
                     if let Some(m) = self.containers.get_mut(name.as_str()) {
                         m.rec.ip_address = ip;

@@ -201,7 +201,7 @@ impl Registry {
             // by the short-lived helper.
             let ip = super::network::attach(&self.cfg, name)?;
             let ports = crate::network::NetRequest::load(&self.cfg.record_dir(name))
-                .map(|r| r.ports.iter().map(|p| p.to_string()).collect())
+                .map(|r| r.published_ports().iter().map(|p| p.to_string()).collect())
                 .unwrap_or_default();
             let m = self.get(name)?;
             m.rec.ip_address = ip;
