@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use wren_tests::registry::{Compression, Layer, Layout};
 use wren_tests::wrend::Wrend;
-use wren_tests::{require_root, skip, wait_for, Skip};
+use wren_tests::{require_root, skip, text, wait_for, Skip};
 
 fn ready(test: &str) -> bool {
     if !require_root(test) {
@@ -63,6 +63,8 @@ services:
     command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
     environment:
       MODE: ${WORKER_MODE}
+      # Unset: an empty string and a warning (not for $IN_A_COMMENT).
+      NOTE: "${WREN_TEST_UNSET_NOTE}and $$literal"
     volumes:
       - type: volume
         source: shared
@@ -129,7 +131,16 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     .unwrap();
     let f = file.to_str().unwrap();
 
-    let out = w.ok(&["apply", "-f", f]);
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let warned = text(&out.stderr);
+    assert!(
+        warned.contains("the variable WREN_TEST_UNSET_NOTE is not set")
+            && !warned.contains("IN_A_COMMENT")
+            && !warned.contains("WEB_PORT"),
+        "{warned}"
+    );
+    let out = text(&out.stdout);
     for s in [
         "web: created",
         "worker: created",
@@ -204,9 +215,11 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         "{}",
         w.ok(&["logs", "shop-worker-1"])
     );
-    assert!(std::fs::read_to_string(data.join("worker.env"))
-        .unwrap()
-        .contains("MODE=one"));
+    let env = std::fs::read_to_string(data.join("worker.env")).unwrap();
+    assert!(
+        env.contains("MODE=one\n") && env.contains("NOTE=and $literal\n"),
+        "{env}"
+    );
     // The long-syntax tmpfs, with its size.
     let mounts = w.ok(&["exec", "shop-worker-1", "--", "cat", "/proc/mounts"]);
     assert!(

@@ -37,6 +37,59 @@ fn name_len(s: &str) -> usize {
         .unwrap_or(b.len())
 }
 
+/// The variables that `value` names as a plain `$NAME` or `${NAME}` and
+/// `vars` lacks: Compose makes each an empty string with a warning, and so
+/// does wren. A name with a default, alternative or required form
+/// (`${NAME:-x}`, `${NAME+x}`, `${NAME?x}`) is the file's own choice and
+/// not reported; `$$` is a literal `$`.
+pub fn unset_references<'a>(value: &'a str, vars: &HashMap<String, String>) -> Vec<&'a str> {
+    let b = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        match b.get(i + 1) {
+            Some(b'$') => i += 2,
+            Some(b'{') => {
+                let name = &value[i + 2..i + 2 + name_len(&value[i + 2..])];
+                let end = i + 2 + name.len();
+                if !name.is_empty() && b.get(end) == Some(&b'}') {
+                    out.push(name);
+                    i = end + 1;
+                } else {
+                    // An operator form: skip to its closing brace.
+                    let mut depth = 0usize;
+                    let mut j = i + 1;
+                    while j < b.len() {
+                        match b[j] {
+                            b'{' => depth += 1,
+                            b'}' => depth -= 1,
+                            _ => {}
+                        }
+                        j += 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    i = j;
+                }
+            }
+            _ => {
+                let n = name_len(&value[i + 1..]);
+                if n > 0 {
+                    out.push(&value[i + 1..i + 1 + n]);
+                }
+                i += 1 + n;
+            }
+        }
+    }
+    out.retain(|n| !vars.contains_key(*n));
+    out
+}
+
 /// `KEY=VALUE` lines (`export ` allowed, `#` comments, values optionally
 /// in matching single or double quotes).
 fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, String> {
@@ -66,6 +119,17 @@ fn parse_dotenv(text: &str) -> Result<BTreeMap<String, String>, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unset_plain_references_are_found_and_the_rest_left_alone() {
+        let vars: HashMap<String, String> = [("SET".to_string(), String::new())].into();
+        let found = unset_references(
+            "$A ${B} $$C ${SET} $SET ${D:-x} ${E-${F}} ${G?no} ${H:+y} $9 tail$",
+            &vars,
+        );
+        assert_eq!(found, ["A", "B"]);
+        assert!(unset_references("${unclosed", &vars).is_empty());
+    }
+
     use super::*;
 
     #[test]

@@ -19,7 +19,7 @@
 mod dotenv;
 pub mod model;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -63,10 +63,12 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."));
+    let vars = dotenv::variables(&dir).map_err(CliError::failed)?;
+    warn_unset(&text, &vars, path);
     let options = serde_saphyr::options! {
         property_syntax: serde_saphyr::PropertySyntax::DockerCompose,
     }
-    .with_properties(dotenv::variables(&dir).map_err(CliError::failed)?);
+    .with_properties(vars);
     let file: ComposeFile = serde_saphyr::from_str_with_options(&text, options)
         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let project = a
@@ -89,6 +91,39 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
     }
     check(&file, &project, path)?;
     Ok(Loaded { file, dir, project })
+}
+
+/// Warns, once per name, of each variable a value of the file uses with
+/// no default and neither the environment nor `.env` sets (Compose's
+/// warning; the value gets an empty string). Reads the file's values
+/// uninterpolated, so comments and keys are not taken for references; a
+/// file that does not parse is left to the real read to report.
+fn warn_unset(text: &str, vars: &HashMap<String, String>, path: &Path) {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(m) => m.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let Ok(raw) = serde_saphyr::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    let mut values = Vec::new();
+    strings(&raw, &mut values);
+    let mut unset: Vec<&str> = values
+        .iter()
+        .flat_map(|v| dotenv::unset_references(v, vars))
+        .collect();
+    unset.sort_unstable();
+    unset.dedup();
+    for name in unset {
+        eprintln!(
+            "warning: {}: the variable {name} is not set; it becomes an empty string",
+            path.display()
+        );
+    }
 }
 
 /// What serde cannot check: references, conditions, cycles.
