@@ -47,6 +47,9 @@ fn import_web(w: &Wrend) {
 
 const COMPOSE: &str = r#"
 name: shop
+# An extension field, merged into a service through its anchor.
+x-keep-running: &keep-running
+  restart: always
 services:
   web:
     image: test/web:1
@@ -72,7 +75,8 @@ services:
       - type: tmpfs
         target: /scratch
         tmpfs: {size: 1m}
-    restart: always
+    <<: *keep-running
+    x-owner: the shop team
     depends_on:
       web:
         condition: service_healthy
@@ -152,6 +156,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     // worker was made only once web was healthy.
     let web = w.inspect("shop-web-1");
     let worker = w.inspect("shop-worker-1");
+    assert_eq!(worker["restart_policy"], "always", "merged from x-keep-running");
     let healthy_at = web["health"]["log"]
         .as_array()
         .unwrap()

@@ -29,7 +29,7 @@ use wren_protocol::manager as api;
 use super::client::Wrend;
 use super::{CliError, Global};
 use crate::network::store;
-use model::ComposeFile;
+use model::{ComposeFile, Ext};
 
 /// How long `service_healthy` waits for a dependency.
 const HEALTHY_WAIT: Duration = Duration::from_secs(120);
@@ -69,7 +69,8 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
         property_syntax: serde_saphyr::PropertySyntax::DockerCompose,
     }
     .with_properties(vars);
-    let file: ComposeFile = serde_saphyr::from_str_with_options(&text, options)
+    let file: ComposeFile = serde_saphyr::from_str_with_options::<Ext<ComposeFile>>(&text, options)
+        .map(|f| f.0)
         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let project = a
         .project

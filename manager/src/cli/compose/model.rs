@@ -24,11 +24,85 @@ pub struct ComposeFile {
     /// Obsolete in the Compose spec; accepted and ignored.
     #[serde(default)]
     pub version: Option<String>,
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<String, Ext<Service>>,
     #[serde(default)]
     pub volumes: BTreeMap<String, Option<Empty>>,
     #[serde(default)]
     pub networks: BTreeMap<String, Option<NetworkDef>>,
+}
+
+/// `T` read from a map whose `x-` keys are skipped: Compose's extension
+/// fields (often a YAML anchor that services merge), which Compose ignores
+/// at the top level and in a service. Every other key still reaches `T`'s
+/// derived deserializer, which refuses an unknown one by name and line;
+/// values are read straight from the YAML, so their errors keep theirs.
+/// Serialized as `T` (the services' change hashes do not move).
+#[derive(Debug, Clone)]
+pub struct Ext<T>(pub T);
+
+impl<T> std::ops::Deref for Ext<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> std::ops::DerefMut for Ext<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
+
+impl<T: Serialize> Serialize for Ext<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ext<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Ext<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Ext<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(SkipExtensions(map))).map(Ext)
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// A map without its `x-` entries (their values read and dropped).
+struct SkipExtensions<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for SkipExtensions<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        while let Some(key) = self.0.next_key::<String>()? {
+            if key.starts_with("x-") {
+                self.0.next_value::<de::IgnoredAny>()?;
+                continue;
+            }
+            return seed
+                .deserialize(de::value::StringDeserializer::<A::Error>::new(key))
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(seed)
+    }
 }
 
 /// A top-level entry that takes no settings here.
@@ -844,7 +918,33 @@ mod tests {
     use super::*;
 
     fn parse(y: &str) -> Result<ComposeFile, String> {
-        serde_saphyr::from_str(y).map_err(|e| e.to_string())
+        serde_saphyr::from_str::<Ext<ComposeFile>>(y)
+            .map(|f| f.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn extension_keys_are_skipped_and_anchors_merge() {
+        let f = parse(
+            "x-common: &common\n  restart: always\n  labels: {team: edge}\n\
+             services:\n  web:\n    <<: *common\n    x-note: anything\n    image: a\n",
+        )
+        .unwrap();
+        let s = &f.services["web"];
+        assert_eq!(s.restart.as_deref(), Some("always"));
+        assert!(s.labels.is_some());
+        // Not an extension: still refused by name.
+        let e = parse("services:\n  web:\n    image: a\n    xnote: 1\n").unwrap_err();
+        assert!(e.contains("xnote"), "{e}");
+        let e = parse("services: {}\ny-top: 1\n").unwrap_err();
+        assert!(e.contains("y-top"), "{e}");
+        // The hashed form is the service's own, without the extension.
+        let plain = parse("services:\n  web:\n    image: a\n").unwrap();
+        let with = parse("services:\n  web:\n    image: a\n    x-a: 1\n").unwrap();
+        assert_eq!(
+            serde_json::to_string(&*plain.services["web"]).unwrap(),
+            serde_json::to_string(&*with.services["web"]).unwrap()
+        );
     }
 
     #[test]
