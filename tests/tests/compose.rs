@@ -80,10 +80,20 @@ services:
     depends_on:
       web:
         condition: service_healthy
+  # A one-shot job: cache starts only once it has exited 0.
+  migrate:
+    image: test/web:1
+    command: ["sh", "-c", "sleep 0.3; echo migrated > /shared/migrated"]
+    volumes: ["shared:/shared"]
   cache:
     image: test/web:1
-    command: sleep 100000
-    depends_on: [web]
+    command: ["sh", "-c", "cat /shared/migrated > /tmp/seen; exec sleep 100000"]
+    volumes: ["shared:/shared"]
+    depends_on:
+      web:
+        condition: service_started
+      migrate:
+        condition: service_completed_successfully
     deploy:
       resources:
         limits: {memory: 64m, pids: 50, cpus: "0.5"}
@@ -149,6 +159,8 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         "web: created",
         "worker: created",
         "cache: created",
+        "migrate: created",
+        "cache: waiting for shop-migrate-1 to complete",
         "network shop_default: created",
     ] {
         assert!(out.contains(s), "{out}");
@@ -156,7 +168,10 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     // worker was made only once web was healthy.
     let web = w.inspect("shop-web-1");
     let worker = w.inspect("shop-worker-1");
-    assert_eq!(worker["restart_policy"], "always", "merged from x-keep-running");
+    assert_eq!(
+        worker["restart_policy"], "always",
+        "merged from x-keep-running"
+    );
     let healthy_at = web["health"]["log"]
         .as_array()
         .unwrap()
@@ -178,6 +193,12 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
             .any(|l| l.ends_with("\tshop-web-1 webhost web")),
         "{hosts}"
     );
+    // cache started after the job had finished.
+    assert_eq!(
+        w.ok(&["exec", "shop-cache", "--", "cat", "/tmp/seen"]),
+        "migrated\n"
+    );
+    assert_eq!(w.inspect("shop-migrate-1")["exit_status"], 0);
     // The keys that map to `wren run` flags.
     let cache = w.inspect("shop-cache");
     assert_eq!(cache["labels"]["tier"], "cache");
@@ -234,17 +255,20 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         "{mounts}"
     );
 
-    // Unchanged: nothing is touched.
-    let pids: Vec<Value> = list(&w).iter().map(|c| c["pid"].clone()).collect();
+    // Unchanged: nothing that runs is touched; the finished job runs
+    // again, as `docker compose up` starts it again.
+    let running = |w: &Wrend| -> Vec<Value> {
+        list(w)
+            .iter()
+            .filter(|c| c["name"] != "shop-migrate-1")
+            .map(|c| c["pid"].clone())
+            .collect()
+    };
+    let pids = running(&w);
     let out = w.ok(&["apply", "-f", f]);
     assert_eq!(out.matches(": unchanged").count(), 3, "{out}");
-    assert_eq!(
-        list(&w)
-            .iter()
-            .map(|c| c["pid"].clone())
-            .collect::<Vec<_>>(),
-        pids
-    );
+    assert!(out.contains("migrate: recreated"), "{out}");
+    assert_eq!(running(&w), pids);
 
     // Changed (a variable it uses): only the worker is made again.
     std::fs::write(dir.path().join(".env"), "WORKER_MODE=two\n").unwrap();
@@ -263,7 +287,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     let out = w.ok(&["down", "-f", f]);
     assert!(out.contains("network shop_default: removed"), "{out}");
     assert!(list(&w).is_empty());
-    for c in ["shop-web-1", "shop-worker-1", "shop-cache"] {
+    for c in ["shop-web-1", "shop-worker-1", "shop-cache", "shop-migrate-1"] {
         w.assert_clean(c);
     }
     assert!(!w.root.path().join("lib/networks/shop_default").exists());
@@ -327,6 +351,15 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {required: false}\n  b:\n    image: test/web:1\n",
             "depends_on.b.required: only true",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {condition: service_completed_successfully}\n  b:\n    image: test/web:1\n    restart: always\n",
+            "restart: always never lets it",
+        ),
+        (
+            // A job that fails: its status and output, and nothing left.
+            "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {condition: service_completed_successfully}\n  b:\n    image: test/web:1\n    command: sh -c 'echo the schema is broken; exit 3'\n",
+            "exited with status 3; its last output:\nthe schema is broken",
         ),
         ("services:\n  a:\n    image: no/such:image\n", "no/such"),
     ] {

@@ -10,8 +10,8 @@
 //! service's settings and env files) is unchanged and that runs is left
 //! alone; a changed one is removed and made again; a dependency with
 //! `condition: service_healthy` is waited for until its health check
-//! passes. Containers of the project whose service left the file are
-//! removed. down: the project's containers, then its networks (named
+//! passes, one with `service_completed_successfully` until it exits 0.
+//! Containers of the project whose service left the file are removed. down: the project's containers, then its networks (named
 //! volumes are kept, as `docker compose down` keeps them).
 //!
 //! Runs in `wren`.
@@ -163,9 +163,20 @@ fn check(f: &ComposeFile, project: &str, path: &Path) -> Result<(), CliError> {
             if !f.services.contains_key(&dep) {
                 return bad(format!("services.{name}.depends_on: no service {dep:?}"));
             }
-            if cond != "service_started" && cond != "service_healthy" {
+            if !matches!(
+                cond.as_str(),
+                "service_started" | "service_healthy" | "service_completed_successfully"
+            ) {
                 return bad(format!(
-                    "services.{name}.depends_on.{dep}.condition: {cond:?} is outside the subset (service_started, service_healthy)"
+                    "services.{name}.depends_on.{dep}.condition: {cond:?} is outside the subset (service_started, service_healthy, service_completed_successfully)"
+                ));
+            }
+            let restart = f.services[&dep].restart.as_deref().unwrap_or("no");
+            if cond == "service_completed_successfully"
+                && matches!(restart, "always" | "unless-stopped")
+            {
+                return bad(format!(
+                    "services.{name}.depends_on.{dep}: service_completed_successfully waits for {dep} to exit, and restart: {restart} never lets it"
                 ));
             }
             if cond == "service_healthy" && f.services[&dep].healthcheck.is_none() {
@@ -280,6 +291,43 @@ fn wait_healthy(g: &Global, name: &str, for_service: &str) -> Result<(), CliErro
     }
 }
 
+/// Waits for `name` to exit, as `condition: service_completed_successfully`
+/// asks (a migration, a one-shot setup): fine with status 0, an error with
+/// the status and the tail of its output otherwise (the container goes
+/// with the rest of a failed apply, so its log is quoted here). No time
+/// limit, as in Compose: such a job takes as long as it takes.
+fn wait_completed(g: &Global, name: &str, for_service: &str) -> Result<(), CliError> {
+    let mut said = false;
+    loop {
+        let c = Wrend::connect(&g.socket)?.inspect(name)?;
+        if c.status == "stopped" {
+            if c.exit_status == 0 {
+                return Ok(());
+            }
+            let path = std::path::PathBuf::from(&c.log_path);
+            let mut current = std::fs::File::open(&path).ok();
+            let tail =
+                crate::logfile::tail_from(&path, crate::logfile::READ_KEEP, 10, current.as_mut())
+                    .map(|b| String::from_utf8_lossy(&b).trim_end().to_string())
+                    .unwrap_or_default();
+            return Err(CliError::failed(format!(
+                "{for_service} depends on {name} completing successfully, and it exited with status {}{}",
+                c.exit_status,
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its last output:\n{tail}")
+                }
+            )));
+        }
+        if !said {
+            println!("{for_service}: waiting for {name} to complete");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `wren apply`.
 pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
     let l = load(a)?;
@@ -384,9 +432,11 @@ fn make(
     for name in order {
         let (hash, run) = &lines[name];
         for (dep, cond) in f.services[name].depends() {
-            if cond == "service_healthy" {
-                let dep_name = model::container_name(project, &dep, &f.services[&dep]);
-                wait_healthy(g, &dep_name, name)?;
+            let dep_name = model::container_name(project, &dep, &f.services[&dep]);
+            match cond.as_str() {
+                "service_healthy" => wait_healthy(g, &dep_name, name)?,
+                "service_completed_successfully" => wait_completed(g, &dep_name, name)?,
+                _ => {}
             }
         }
         let cname = model::container_name(project, name, &f.services[name]);
