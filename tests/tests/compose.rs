@@ -80,6 +80,11 @@ services:
     depends_on:
       web:
         condition: service_healthy
+  # Made only with --profile tools (or COMPOSE_PROFILES).
+  toolbox:
+    image: test/web:1
+    command: sleep 100000
+    profiles: [tools]
   # A one-shot job: cache starts only once it has exited 0.
   migrate:
     image: test/web:1
@@ -283,11 +288,30 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     )
     .is_ok_and(|t| t.contains("MODE=two"))));
 
+    // A profile's service is made once the profile is active, and left
+    // alone (not removed) by an apply without it.
+    assert!(!w.ok(&["list"]).contains("shop-toolbox-1"));
+    let out = w.ok(&["apply", "-f", f, "--profile", "tools"]);
+    assert!(
+        out.contains("toolbox: created") && out.contains("web: unchanged"),
+        "{out}"
+    );
+    w.wait_status("shop-toolbox-1", "running", 10);
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(!out.contains("toolbox"), "{out}");
+    assert_eq!(w.status("shop-toolbox-1"), "running");
+
     // Down: containers and the project network go; the volume stays.
     let out = w.ok(&["down", "-f", f]);
     assert!(out.contains("network shop_default: removed"), "{out}");
     assert!(list(&w).is_empty());
-    for c in ["shop-web-1", "shop-worker-1", "shop-cache", "shop-migrate-1"] {
+    for c in [
+        "shop-web-1",
+        "shop-worker-1",
+        "shop-cache",
+        "shop-migrate-1",
+        "shop-toolbox-1",
+    ] {
         w.assert_clean(c);
     }
     assert!(!w.root.path().join("lib/networks/shop_default").exists());

@@ -47,12 +47,47 @@ pub struct ComposeArgs {
     /// The project name [default: the file's `name`, else its directory's name]
     #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project: Option<String>,
+    /// Activate a profile: its services are made too ("*": every profile)
+    /// [default: COMPOSE_PROFILES, comma-separated]
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
 }
 
 struct Loaded {
+    /// The file, without the services of inactive profiles.
     file: ComposeFile,
+    /// Services left out for their profiles: neither made nor removed.
+    inactive: BTreeSet<String>,
     dir: PathBuf,
     project: String,
+}
+
+/// Takes the services none of whose profiles is active out of `f`; their
+/// names. An active service that depends on one is an error naming the
+/// profiles that would bring it in.
+fn apply_profiles(f: &mut ComposeFile, active: &[String]) -> Result<BTreeSet<String>, String> {
+    let on = |s: &model::Service| {
+        s.profiles.is_empty() || active.iter().any(|a| a == "*" || s.profiles.contains(a))
+    };
+    let inactive: BTreeSet<String> = f
+        .services
+        .iter()
+        .filter(|(_, s)| !on(s))
+        .map(|(n, _)| n.clone())
+        .collect();
+    for (name, s) in f.services.iter().filter(|(_, s)| on(s)) {
+        if let Some((dep, _)) = s.depends().into_iter().find(|(d, _)| inactive.contains(d)) {
+            return Err(format!(
+                "services.{name}.depends_on: {dep} is only in profile(s) {}, none active (--profile)",
+                f.services[&dep].profiles.join(", ")
+            ));
+        }
+    }
+    if !f.services.is_empty() && inactive.len() == f.services.len() {
+        return Err("every service is in a profile, and none is active (--profile NAME)".into());
+    }
+    f.services.retain(|n, _| !inactive.contains(n));
+    Ok(inactive)
 }
 
 fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
@@ -65,12 +100,25 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
         .unwrap_or_else(|| PathBuf::from("."));
     let vars = dotenv::variables(&dir).map_err(CliError::failed)?;
     warn_unset(&text, &vars, path);
+    let mut active = a.profiles.clone();
+    if active.is_empty() {
+        if let Some(p) = vars.get("COMPOSE_PROFILES") {
+            active = p
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+    }
     let options = serde_saphyr::options! {
         property_syntax: serde_saphyr::PropertySyntax::DockerCompose,
     }
     .with_properties(vars);
-    let file: ComposeFile = serde_saphyr::from_str_with_options::<Ext<ComposeFile>>(&text, options)
-        .map(|f| f.0)
+    let mut file: ComposeFile =
+        serde_saphyr::from_str_with_options::<Ext<ComposeFile>>(&text, options)
+            .map(|f| f.0)
+            .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
+    let inactive = apply_profiles(&mut file, &active)
         .map_err(|e| CliError::failed(format!("{}: {e}", path.display())))?;
     let project = a
         .project
@@ -91,7 +139,12 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
         )));
     }
     check(&file, &project, path)?;
-    Ok(Loaded { file, dir, project })
+    Ok(Loaded {
+        file,
+        inactive,
+        dir,
+        project,
+    })
 }
 
 /// Warns, once per name, of each variable a value of the file uses with
@@ -460,7 +513,7 @@ fn make(
     }
     for (cname, c) in &existing {
         let service = label(c, "wren.compose.service").unwrap_or_default();
-        if !f.services.contains_key(service) {
+        if !f.services.contains_key(service) && !l.inactive.contains(service) {
             remove(&mut w, cname)?;
             println!("{service}: removed (no longer in the file)");
         }
@@ -492,4 +545,40 @@ pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
         }
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(y: &str) -> ComposeFile {
+        serde_saphyr::from_str::<Ext<ComposeFile>>(y).unwrap().0
+    }
+
+    #[test]
+    fn profiles_leave_out_inactive_services_and_name_what_needs_them() {
+        let y =
+            "services:\n  app:\n    image: a\n  debug:\n    image: a\n    profiles: [debug, all]\n";
+        let mut f = file(y);
+        let off = apply_profiles(&mut f, &[]).unwrap();
+        assert_eq!(off.into_iter().collect::<Vec<_>>(), ["debug"]);
+        assert_eq!(f.services.keys().collect::<Vec<_>>(), ["app"]);
+        for active in [["all"], ["*"]] {
+            let mut f = file(y);
+            assert!(apply_profiles(&mut f, &active.map(String::from))
+                .unwrap()
+                .is_empty());
+            assert_eq!(f.services.len(), 2);
+        }
+        let mut f = file("services:\n  app:\n    image: a\n    depends_on: [debug]\n  debug:\n    image: a\n    profiles: [debug]\n");
+        let e = apply_profiles(&mut f, &[]).unwrap_err();
+        assert!(
+            e.contains("services.app.depends_on: debug is only in profile(s) debug"),
+            "{e}"
+        );
+        let mut f = file("services:\n  debug:\n    image: a\n    profiles: [debug]\n");
+        assert!(apply_profiles(&mut f, &[])
+            .unwrap_err()
+            .contains("none is active"));
+    }
 }

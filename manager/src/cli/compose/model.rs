@@ -389,6 +389,11 @@ pub struct Service {
     /// `host` or `none` (instead of `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// The service is made only when one of these profiles is active
+    /// (`--profile`, `COMPOSE_PROFILES`); none: always. Not part of the
+    /// change hash: it says whether the container exists, not what it is.
+    #[serde(default, skip_serializing)]
+    pub profiles: Vec<String>,
     /// Only `resources.limits` (as Docker Compose applies it without a
     /// swarm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
