@@ -107,6 +107,9 @@ services:
       tier: cache
       price: $$5
     container_name: shop-cache
+    logging:
+      driver: json-file
+      options: {max-size: 1m, max-file: "2"}
     extra_hosts: ["db.internal:10.1.2.3", "peer=192.0.2.7"]
     stop_grace_period: 1m30s
     init: true
@@ -218,6 +221,11 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     )
     .unwrap();
     assert_eq!(rec["stop_timeout"], 90, "{rec}");
+    assert_eq!(
+        (&rec["log_max_size"], &rec["log_max_files"]),
+        (&json!(1 << 20), &json!(2)),
+        "{rec}"
+    );
     let spec: Value = serde_json::from_slice(
         &std::fs::read(
             w.root
@@ -384,6 +392,14 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
             // A job that fails: its status and output, and nothing left.
             "services:\n  a:\n    image: test/web:1\n    depends_on:\n      b: {condition: service_completed_successfully}\n  b:\n    image: test/web:1\n    command: sh -c 'echo the schema is broken; exit 3'\n",
             "exited with status 3; its last output:\nthe schema is broken",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    logging: {driver: syslog}\n",
+            "services.a.logging.driver: \"syslog\" is outside the subset",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    logging:\n      options: {compress: \"true\"}\n",
+            "services.a.logging.options.compress: outside the subset",
         ),
         ("services:\n  a:\n    image: no/such:image\n", "no/such"),
     ] {

@@ -314,6 +314,87 @@ fn logs_follow_and_rotation() {
     w.assert_clean(&n);
 }
 
+#[test]
+fn log_opts_rotate_one_containers_log_and_survive_a_wrend_restart() {
+    if !require_root("log_opts_rotate_one_containers_log_and_survive_a_wrend_restart") {
+        return;
+    }
+    // wrend's defaults (10 MiB, 3 files) would not rotate 3000 bytes.
+    let mut w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let n = name("logopt");
+    let script = "i=0; while [ $i -lt 60 ]; do printf '%049d\\n' $i; i=$((i+1)); done";
+    let files = |log: &str| -> Vec<u64> {
+        (0..5)
+            .map(|i| match i {
+                0 => log.to_string(),
+                i => format!("{log}.{i}"),
+            })
+            .map_while(|p| std::fs::metadata(p).ok().map(|m| m.len()))
+            .collect()
+    };
+    w.ok(&[
+        "run",
+        "-d",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "--rootfs",
+        r,
+        &n,
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    w.wait_status(&n, "stopped", 10);
+    let log = w.inspect(&n)["log_path"].as_str().unwrap().to_string();
+    let sizes = files(&log);
+    assert_eq!(sizes.len(), 2, "max-file=2 keeps two files: {sizes:?}");
+    assert!(sizes.iter().all(|s| *s <= 1024), "{sizes:?}");
+    let tail = w.ok(&["logs", "--tail", "2", &n]);
+    assert_eq!(tail, format!("{:049}\n{:049}\n", 58, 59));
+    // The options are the container's: kept across a wrend restart.
+    w.restart();
+    w.ok(&["start", &n]);
+    w.wait_status(&n, "stopped", 10);
+    let sizes = files(&log);
+    assert!(
+        sizes.len() == 2 && sizes.iter().all(|s| *s <= 1024),
+        "{sizes:?}"
+    );
+    w.ok(&["rm", &n]);
+    w.assert_clean(&n);
+
+    for (opt, want) in [
+        ("max-size=lots", "max-size is a size"),
+        ("max-file=0", "max-file is a number of files from 1 to 16"),
+        ("compress=true", "unknown key (max-size, max-file)"),
+        ("max-size", "want KEY=VALUE"),
+    ] {
+        let bad = name("badlog");
+        let e = w.fails(&[
+            "run",
+            "-d",
+            "--log-opt",
+            opt,
+            "--rootfs",
+            r,
+            &bad,
+            "--",
+            "true",
+        ]);
+        assert!(
+            e.contains(&format!("--log-opt {opt:?}")) && e.contains(want),
+            "{e}"
+        );
+        w.assert_clean(&bad);
+    }
+}
+
 /// The `restart-scheduled` delays of `name`, in ms, from `wren events`' ring.
 fn restart_delays(events: &str, name: &str) -> Vec<u64> {
     events

@@ -168,6 +168,10 @@ pub struct ContainerArgs {
     /// Working directory inside the container
     #[arg(short = 'w', long, value_name = "DIR")]
     pub cwd: Option<String>,
+    /// The container's log: max-size=SIZE (rotate at, k/m/g), max-file=N
+    /// (files kept) [default: wrend's --log-max-size and --log-keep]
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
     #[command(flatten)]
     pub source: Source,
     #[command(flatten)]

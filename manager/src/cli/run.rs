@@ -77,6 +77,9 @@ fn create_request(
     req.start_at_boot = c.start_at_boot;
     req.terminal = c.tty;
     req.stdin = c.interactive || c.tty;
+    for o in &c.log_opt {
+        log_opt(o, &mut req)?;
+    }
     if c.source.bundle.is_none() && c.source.rootfs.is_none() {
         let lock = image_request(g, c, &mut req)?;
         return Ok((req, Some(lock)));
@@ -391,6 +394,32 @@ fn volume(v: &str) -> Result<api::MountSpec, CliError> {
 /// `NAME` in `-v NAME:/path` when it names a volume (not a host path).
 fn named_volume(source: &str) -> Option<&str> {
     (!source.starts_with('/') && super::volumes::valid_name(source)).then_some(source)
+}
+
+/// One `--log-opt KEY=VALUE` (Docker's json-file keys wren's rotated log
+/// files have): `max-size` and `max-file`.
+fn log_opt(o: &str, req: &mut api::CreateRequest) -> Result<(), CliError> {
+    let bad = |why: &str| Err(CliError::usage(format!("--log-opt {o:?}: {why}")));
+    let Some((key, value)) = o.split_once('=') else {
+        return bad("want KEY=VALUE");
+    };
+    match key {
+        "max-size" => match parse_size(value) {
+            Some(n) => req.log_max_size = n as u64,
+            None => return bad("max-size is a size: BYTES, or a number with k, m or g"),
+        },
+        "max-file" => match value.parse::<u32>() {
+            Ok(n) if (1..=crate::logfile::READ_KEEP).contains(&n) => req.log_max_files = n,
+            _ => {
+                return bad(&format!(
+                    "max-file is a number of files from 1 to {}",
+                    crate::logfile::READ_KEEP
+                ))
+            }
+        },
+        _ => return bad("unknown key (max-size, max-file)"),
+    }
+    Ok(())
 }
 
 /// `512`, `64k`, `100m`, `1g` (powers of 1024, as docker reads them).

@@ -71,6 +71,11 @@ pub struct Record {
     /// `--label KEY=VALUE`s.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// `--log-opt max-size` and `max-file`; 0: wrend's defaults.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub log_max_size: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub log_max_files: u32,
     /// none, host, or a CNI network's name; "" for a bundle container
     /// (its own namespaces). The rest is in `net/config.json`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -90,6 +95,10 @@ pub struct Record {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 

@@ -259,10 +259,17 @@ impl Registry {
     }
 
     pub(super) fn new_managed(&self, rec: Record) -> Box<Managed> {
+        // The container's own --log-opt, else wrend's.
         let log = LogFile::new(
             self.cfg.record_dir(&rec.name).join("log"),
-            self.cfg.log_max_size,
-            self.cfg.log_keep,
+            match rec.log_max_size {
+                0 => self.cfg.log_max_size,
+                n => n,
+            },
+            match rec.log_max_files {
+                0 => self.cfg.log_keep,
+                n => n,
+            },
         );
         let shim_log = LogFile::new(
             self.cfg.record_dir(&rec.name).join("shim.log"),

@@ -389,6 +389,10 @@ pub struct Service {
     /// `host` or `none` (instead of `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// `driver: json-file|local` (wren's own rotated files either way)
+    /// and `options` `max-size`, `max-file`: `--log-opt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
     /// The service is made only when one of these profiles is active
     /// (`--profile`, `COMPOSE_PROFILES`); none: always. Not part of the
     /// change hash: it says whether the container exists, not what it is.
@@ -402,6 +406,15 @@ pub struct Service {
     /// in Compose (peers reach every port of a service on its network).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<Scalar>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, Scalar>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -826,6 +839,27 @@ pub fn run_args(
     ] {
         for v in list {
             a.extend([flag.into(), v.clone()]);
+        }
+    }
+    if let Some(l) = &s.logging {
+        if let Some(d) = l
+            .driver
+            .as_deref()
+            .filter(|d| !matches!(*d, "json-file" | "local"))
+        {
+            return Err(format!(
+                "{}: {d:?} is outside the subset (json-file, local: wren's own rotated log files)",
+                at("logging.driver")
+            ));
+        }
+        for (k, v) in &l.options {
+            if !matches!(k.as_str(), "max-size" | "max-file") {
+                return Err(format!(
+                    "{}: outside the subset (max-size, max-file)",
+                    at(&format!("logging.options.{k}"))
+                ));
+            }
+            a.extend(["--log-opt".into(), format!("{k}={}", v.text())]);
         }
     }
     if let Some(u) = &s.user {

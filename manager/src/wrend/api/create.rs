@@ -129,6 +129,8 @@ impl Registry {
             stop_signal: req.stop_signal,
             stop_timeout: req.stop_timeout,
             labels: req.labels,
+            log_max_size: req.log_max_size,
+            log_max_files: req.log_max_files,
             network: net.as_ref().map(|n| n.network.clone()).unwrap_or_default(),
             ports: net
                 .as_ref()
@@ -188,6 +190,13 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
     if let Some(l) = req.image_layers.iter().find(|l| !l.starts_with('/')) {
         return Err(ManagerError::InvalidArgument(format!(
             "image layer {l:?} is not an absolute path"
+        )));
+    }
+    if req.log_max_files > crate::logfile::READ_KEEP {
+        return Err(ManagerError::InvalidArgument(format!(
+            "log_max_files {}: at most {} (wren logs reads no further)",
+            req.log_max_files,
+            crate::logfile::READ_KEEP
         )));
     }
     if req.auto_remove && policy != RestartPolicy::No {
