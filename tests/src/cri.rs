@@ -293,8 +293,11 @@ impl Cri {
             .build()
             .expect("tokio runtime");
         let sock = containerd.dir.path().join("c.sock");
-        let channel = rt
-            .block_on(async {
+        // containerd's socket may not answer yet: the import used to wait
+        // for it before, by running first.
+        let connect = || {
+            let sock = sock.clone();
+            rt.block_on(async {
                 Endpoint::try_from("http://[::]:50051")
                     .expect("endpoint")
                     .connect_with_connector(tower::service_fn(move |_: Uri| {
@@ -307,7 +310,17 @@ impl Cri {
                     }))
                     .await
             })
-            .expect("connect to containerd's CRI");
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let channel = loop {
+            match connect() {
+                Ok(c) => break c,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                Err(e) => panic!("connect to containerd's CRI: {e}\n{}", containerd.log()),
+            }
+        };
         let logs = containerd.dir.path().join("pod-logs");
         std::fs::create_dir_all(&logs).expect("mkdir pod-logs");
         let cri = Cri {
