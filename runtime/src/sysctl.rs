@@ -29,20 +29,30 @@ const IPC_KEYS: [&str; 8] = [
     "kernel.shm_rmid_forced",
 ];
 
+/// The namespace a sysctl `key` belongs to (and its name), if any.
+pub fn namespace_of(key: &str) -> Option<(LinuxNamespaceType, &'static str)> {
+    if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
+        Some((LinuxNamespaceType::Ipc, "ipc"))
+    } else if key.starts_with("net.") {
+        Some((LinuxNamespaceType::Network, "network"))
+    } else if key == "kernel.hostname" || key == "kernel.domainname" {
+        Some((LinuxNamespaceType::Uts, "uts"))
+    } else if key.starts_with("user.") {
+        Some((LinuxNamespaceType::User, "user"))
+    } else {
+        None
+    }
+}
+
+/// What a refused key is told.
+pub const NOT_NAMESPACED: &str = "not a namespaced sysctl; it would change the host";
+
 /// Is `key` namespaced by a namespace the container creates?
 pub fn check_namespaced(key: &str, namespaces: &[Namespace]) -> Result<(), String> {
     let own = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t && n.path.is_none());
     let joined = |t: LinuxNamespaceType| namespaces.iter().any(|n| n.kind == t);
-    let (needs, what) = if IPC_KEYS.contains(&key) || key.starts_with("fs.mqueue.") {
-        (LinuxNamespaceType::Ipc, "ipc")
-    } else if key.starts_with("net.") {
-        (LinuxNamespaceType::Network, "network")
-    } else if key == "kernel.hostname" || key == "kernel.domainname" {
-        (LinuxNamespaceType::Uts, "uts")
-    } else if key.starts_with("user.") {
-        (LinuxNamespaceType::User, "user")
-    } else {
-        return Err("not a namespaced sysctl; it would change the host".into());
+    let Some((needs, what)) = namespace_of(key) else {
+        return Err(NOT_NAMESPACED.into());
     };
     if own(needs) || joined(needs) {
         Ok(())

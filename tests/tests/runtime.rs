@@ -652,14 +652,19 @@ fn devices_from_the_spec_exist_and_are_the_only_ones_allowed() {
     }
     let oci = Oci::new("dev");
     let script = "stat -c '%F %t:%T %a' /dev/fuse; echo x > /dev/null && echo null-ok; \
-                  mknod /tmp/sda b 8 0 && head -c1 /tmp/sda 2>&1 | grep -c 'not permitted'; true";
+                  mknod /tmp/sda b 8 0 && head -c1 /tmp/sda 2>&1 | grep -c 'not permitted'; \
+                  (exec 3</dev/fuse) && echo fuse-read; (exec 4>/dev/fuse) && echo fuse-write; true";
     let mut b = Bundle::busybox(&["sh", "-c", script]);
     b.config["root"]["readonly"] = json!(false);
     b.config["linux"]["devices"] =
         json!([{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o600}]);
-    // Deny everything: only the defaults and linux.devices are allowed, so
-    // a block device made with mknod cannot be read.
-    b.config["linux"]["resources"]["devices"] = json!([{"allow": false, "access": "rwm"}]);
+    // Deny everything but reads of the fuse node: the defaults are added,
+    // a block device made with mknod cannot be read, and the listed node
+    // gets exactly its rule (`--device /dev/fuse:r`), no implicit rwm.
+    b.config["linux"]["resources"]["devices"] = json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
+    ]);
     for set in ["bounding", "effective", "permitted"] {
         b.config["process"]["capabilities"][set]
             .as_array_mut()
@@ -675,6 +680,11 @@ fn devices_from_the_spec_exist_and_are_the_only_ones_allowed() {
     assert_eq!(
         l[2], "1",
         "the device cgroup must deny an unlisted device: {out}"
+    );
+    assert_eq!(l.get(3), Some(&"fuse-read"), "{out}\n{err}");
+    assert!(
+        !out.contains("fuse-write") && err.contains("Operation not permitted"),
+        "a read-only device rule let a write open through: {out}\n{err}"
     );
 }
 

@@ -233,8 +233,8 @@ impl DeviceState {
 
 /// The devices every container needs (runc's defaults): mknod of any device,
 /// and rwm on null, zero, full, random, urandom, tty, console, ptmx, the pts
-/// and /dev/net/tun. The create path appends these (and an allow rule per
-/// `linux.devices` entry) after the spec's own rules.
+/// and /dev/net/tun. The create path appends these after the spec's own
+/// rules (a `linux.devices` node is allowed only by the spec's rules).
 pub fn default_device_rules() -> Vec<LinuxDeviceCgroup> {
     let rule = |typ, major: Option<i64>, minor: Option<i64>, access: &str| {
         let mut d = LinuxDeviceCgroup::default();

@@ -600,10 +600,7 @@ impl Container {
             Cgroup::new(&cgroot, cgroups_path, &opts.id)?
         };
         guard.cgroup = Some(cgroup.clone());
-        let resources = linux
-            .resources()
-            .as_ref()
-            .map(|r| super::with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
+        let resources = linux.resources().as_ref().map(super::with_default_devices);
         // With the systemd driver the unit is made with criu in it
         // (`Cgroup::place_restorer` below).
         if cgroup.systemd_unit().is_none() {

@@ -183,10 +183,7 @@ impl Container {
             guard.host_mounts = Some((rootfs.clone(), before.clone()));
             Some(before)
         };
-        let resources = linux
-            .resources()
-            .as_ref()
-            .map(|r| with_default_devices(r, linux.devices().as_deref().unwrap_or(&[])));
+        let resources = linux.resources().as_ref().map(with_default_devices);
         let mut st = State {
             host_mounts_before,
             no_new_keyring: opts.no_new_keyring,
@@ -277,29 +274,13 @@ impl Container {
 }
 
 /// The device cgroup rules to apply: the spec's, then (as runc does) the
-/// default devices every container has and the nodes of `linux.devices`,
-/// so a "deny all" spec still leaves /dev/null and the pty usable.
-pub fn with_default_devices(
-    res: &LinuxResources,
-    devices: &[oci_spec::runtime::LinuxDevice],
-) -> LinuxResources {
-    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+/// default devices every container has, so a "deny all" spec still leaves
+/// /dev/null and the pty usable. A `linux.devices` node gets no rule of its
+/// own: its access is what `resources.devices` grants (Docker's and
+/// Podman's `--device X:r` write an `r` rule and rely on that), as in runc.
+pub fn with_default_devices(res: &LinuxResources) -> LinuxResources {
     let mut rules = res.devices().clone().unwrap_or_default();
     rules.extend(cgroups::default_device_rules());
-    for d in devices {
-        let typ = match d.typ() {
-            LinuxDeviceType::B => LinuxDeviceType::B,
-            LinuxDeviceType::P => continue,
-            _ => LinuxDeviceType::C,
-        };
-        let mut r = LinuxDeviceCgroup::default();
-        r.set_allow(true);
-        r.set_typ(Some(typ));
-        r.set_major(Some(d.major()));
-        r.set_minor(Some(d.minor()));
-        r.set_access(Some("rwm".into()));
-        rules.push(r);
-    }
     let mut out = res.clone();
     out.set_devices(Some(rules));
     out
