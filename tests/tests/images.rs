@@ -9,8 +9,8 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use wren_tests::registry::{Compression, Layer, Layout};
-use wren_tests::require_root;
 use wren_tests::wrend::{name, Wrend};
+use wren_tests::{require_root, skip, Skip};
 
 /// The base layer (busybox + /etc), gzip; shared by every test image.
 fn base() -> Vec<u8> {
@@ -1098,6 +1098,136 @@ fn status_field(out: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in {out}"))
         .trim()
         .to_string()
+}
+
+#[test]
+fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
+    if !require_root("devices_ulimits_sysctls_and_shm_size_reach_the_container") {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        skip(
+            "devices_ulimits_sysctls_and_shm_size_reach_the_container",
+            Skip::Host("no /dev/fuse on this host".into()),
+        );
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let mut layout = Layout::new();
+    layout.image(
+        "test/dev:1",
+        &[(&base(), Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    // /dev/fuse (10:229) is not among the devices every container gets:
+    // opening it shows both the node and the device-cgroup rule.
+    let opens = "(exec 3</dev/fuse) && echo OPEN-R; (exec 4>/dev/fuse) && echo OPEN-W";
+    let probe = format!(
+        "ls -l /dev/fuse; {opens}; \
+         echo nofile=$(ulimit -n):$(ulimit -Hn) core=$(ulimit -c); \
+         cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmax; \
+         grep ' /dev/shm ' /proc/mounts"
+    );
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/fuse",
+        "--ulimit",
+        "nofile=4096:8192",
+        "--ulimit",
+        "core=0",
+        "--sysctl",
+        "net.ipv4.ip_unprivileged_port_start=80",
+        "--sysctl",
+        "kernel.shmmax=1073741824",
+        "--shm-size",
+        "8m",
+        "test/dev:1",
+        &probe,
+    ]);
+    assert!(
+        out.contains("10, 229") && out.contains("OPEN-R\nOPEN-W"),
+        "{out}"
+    );
+    assert!(out.contains("nofile=4096:8192 core=0"), "{out}");
+    assert!(out.contains("\n80\n1073741824\n"), "{out}");
+    assert!(out.contains("size=8192k"), "{out}");
+    // Read-only at another path: opened for reading, not for writing.
+    let out = w.wren(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/fuse:/dev/fuse-ro:r",
+        "test/dev:1",
+        &opens.replace("/dev/fuse", "/dev/fuse-ro"),
+    ]);
+    let text = format!(
+        "{}{}",
+        wren_tests::text(&out.stdout),
+        wren_tests::text(&out.stderr)
+    );
+    assert!(
+        text.contains("OPEN-R")
+            && !text.contains("OPEN-W")
+            && text.contains("Operation not permitted"),
+        "{text}"
+    );
+    // Without --device the node is not there, and one made by hand is
+    // refused by the device cgroup.
+    let out = w.wren(&[
+        "run",
+        "--rm",
+        "test/dev:1",
+        "test ! -e /dev/fuse && mknod /tmp/fuse c 10 229 && exec 3</tmp/fuse",
+    ]);
+    let text = format!(
+        "{}{}",
+        wren_tests::text(&out.stdout),
+        wren_tests::text(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("Operation not permitted"),
+        "{text}"
+    );
+
+    let before = w.ok(&["list"]);
+    for (args, want) in [
+        (
+            vec!["--device", "/etc/passwd"],
+            "--device \"/etc/passwd\": /etc/passwd is not a device node",
+        ),
+        (
+            vec!["--device", "/dev/no-such"],
+            "--device \"/dev/no-such\": /dev/no-such: No such file",
+        ),
+        (
+            vec!["--device", "/dev/net/tun:/dev/t:rwx"],
+            "permissions \"rwx\"",
+        ),
+        (
+            vec!["--ulimit", "nofile=10:5"],
+            "--ulimit \"nofile=10:5\": the soft limit is above the hard one",
+        ),
+        (vec!["--ulimit", "files=10"], "unknown limit \"files\""),
+        (
+            vec!["--sysctl", "kernel.core_pattern=x"],
+            "not a namespaced sysctl",
+        ),
+        (
+            vec!["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+            "shares the host's network settings",
+        ),
+        (vec!["--shm-size", "lots"], "--shm-size: invalid size"),
+    ] {
+        let mut a = vec!["run", "-d", "--name", "bad-dev"];
+        a.extend(args);
+        a.extend(["test/dev:1", "sleep 100"]);
+        let e = w.fails(&a);
+        assert!(e.contains(want), "{a:?}: {e}");
+        assert_eq!(w.ok(&["list"]), before, "{a:?} left a container");
+    }
 }
 
 #[test]

@@ -263,6 +263,18 @@ pub struct ImageFlags {
     /// KEY=VALUE metadata (repeatable)
     #[arg(short = 'l', long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// A host device in the container: HOST[:CONTAINER[:PERMS]], PERMS of rwm (repeatable)
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Vec<String>,
+    /// A process limit: NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1: unlimited) (repeatable)
+    #[arg(long, value_name = "NAME=LIMIT")]
+    pub ulimit: Vec<String>,
+    /// A namespaced kernel setting: KEY=VALUE (net.*, kernel.shm*, fs.mqueue.*, ...) (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// The size of /dev/shm: BYTES, or a number with k, m or g [default: 64m]
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
 }
 
 impl ImageFlags {
@@ -290,6 +302,10 @@ impl ImageFlags {
             (self.stop_signal.is_some(), "--stop-signal"),
             (self.stop_timeout.is_some(), "--stop-timeout"),
             (!self.label.is_empty(), "--label"),
+            (!self.device.is_empty(), "--device"),
+            (!self.ulimit.is_empty(), "--ulimit"),
+            (!self.sysctl.is_empty(), "--sysctl"),
+            (self.shm_size.is_some(), "--shm-size"),
         ]
         .into_iter()
         .find(|(given, _)| *given)

@@ -192,6 +192,13 @@ fn image_request(
         return Err(CliError::usage(format!("--label {l:?}: want KEY=VALUE")));
     }
     req.labels = f.label.clone();
+    req.devices = f.device.clone();
+    req.ulimits = f.ulimit.clone();
+    req.sysctls = f.sysctl.clone();
+    if let Some(sz) = &f.shm_size {
+        req.shm_size = parse_size(sz)
+            .ok_or_else(|| CliError::usage(format!("--shm-size: invalid size {sz:?}")))?;
+    }
     let mut volumes = f.volume.clone();
     let mut tmpfs = f.tmpfs.clone();
     for m in &f.mount {

@@ -46,6 +46,12 @@ pub enum SpecError {
     UnknownCapability(String),
     #[error("mount on {destination}: {reason}")]
     BadMount { destination: String, reason: String },
+    #[error("--{flag} {value:?}: {reason}")]
+    BadFlag {
+        flag: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 /// What the user asked for, besides the bundle or rootfs.
@@ -83,6 +89,17 @@ pub struct ImageOverrides {
     pub no_new_privileges: Option<bool>,
     /// `--init`: the runtime's reaper is the container's pid 1.
     pub init: bool,
+    /// `--device HOST[:CONTAINER[:PERMS]]`s.
+    pub devices: Vec<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`s.
+    pub ulimits: Vec<String>,
+    /// `--sysctl KEY=VALUE`s.
+    pub sysctls: Vec<String>,
+    /// `--shm-size` in bytes; 0: the default (64 MiB).
+    pub shm_size: i64,
+    /// `--network host`: the container shares the host's network
+    /// namespace, so no `net.*` sysctl is its own.
+    pub host_network: bool,
 }
 
 /// The capabilities an image's container gets by default: Docker's set, so
@@ -250,6 +267,63 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     if x.init {
         spec["annotations"][wren_runtime::spec::INIT_ANNOTATION] = Value::from("true");
     }
+    for d in &x.devices {
+        add_device(&mut spec, d)?;
+    }
+    for u in &x.ulimits {
+        let (kind, soft, hard) = ulimit(u)?;
+        if let Some(a) = spec["process"]["rlimits"].as_array_mut() {
+            a.retain(|r| r["type"] != kind.as_str());
+        }
+        let rl = serde_json::json!({"type": kind, "soft": soft, "hard": hard});
+        match spec["process"]["rlimits"].as_array_mut() {
+            Some(a) => a.push(rl),
+            None => spec["process"]["rlimits"] = Value::from(vec![rl]),
+        }
+    }
+    for kv in &x.sysctls {
+        let bad = |reason: String| SpecError::BadFlag {
+            flag: "sysctl",
+            value: kv.clone(),
+            reason,
+        };
+        let (key, value) = kv
+            .split_once('=')
+            .filter(|(k, _)| {
+                !k.is_empty()
+                    && k.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"._-/".contains(&c))
+            })
+            .ok_or_else(|| bad("want KEY=VALUE".into()))?;
+        let key = key.replace('/', ".");
+        // An image container has its own ipc, uts and (unless host)
+        // network namespaces, and no user namespace.
+        match wren_runtime::sysctl::namespace_of(&key) {
+            None => return Err(bad(wren_runtime::sysctl::NOT_NAMESPACED.into())),
+            Some((_, "network")) if x.host_network => {
+                return Err(bad(
+                    "a --network host container shares the host's network settings".into(),
+                ))
+            }
+            Some((_, "user")) => {
+                return Err(bad("the container has no user namespace of its own".into()))
+            }
+            Some(_) => {}
+        }
+        spec["linux"]["sysctl"][key] = Value::from(value);
+    }
+    if x.shm_size > 0 {
+        let size = format!("size={}k", (x.shm_size as u64).div_ceil(1024));
+        if let Some(m) = spec["mounts"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|m| m["destination"] == "/dev/shm"))
+        {
+            if let Some(o) = m["options"].as_array_mut() {
+                o.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("size=")));
+                o.push(Value::from(size));
+            }
+        }
+    }
     let r = &mut spec["linux"]["resources"];
     if x.cpus > 0.0 || x.cpu_shares > 0 {
         let mut cpu = serde_json::json!({});
@@ -269,6 +343,114 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         r["pids"] = serde_json::json!({"limit": x.pids_limit});
     }
     Ok(spec)
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]` (Docker's form; `HOST:PERMS` too):
+/// the host node's type and numbers (through symlinks, so
+/// /dev/serial/by-id/… works) under the container path, and a device-cgroup
+/// rule allowing PERMS (default rwm) on it.
+fn add_device(spec: &mut Value, d: &str) -> Result<(), SpecError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let bad = |reason: String| SpecError::BadFlag {
+        flag: "device",
+        value: d.to_string(),
+        reason,
+    };
+    let perms_ok = |p: &str| !p.is_empty() && p.bytes().all(|c| b"rwm".contains(&c));
+    let parts: Vec<&str> = d.split(':').collect();
+    let (host, ctr, perms) = match parts[..] {
+        [h] => (h, h, "rwm"),
+        [h, p] if perms_ok(p) => (h, h, p),
+        [h, c] => (h, c, "rwm"),
+        [h, c, p] => (h, c, p),
+        _ => return Err(bad("want HOST[:CONTAINER[:PERMS]]".into())),
+    };
+    if !perms_ok(perms) {
+        return Err(bad(format!("permissions {perms:?}: some of r, w and m")));
+    }
+    if !host.starts_with('/') || !ctr.starts_with('/') {
+        return Err(bad("device paths are absolute".into()));
+    }
+    let md = std::fs::metadata(host).map_err(|e| bad(format!("{host}: {e}")))?;
+    let kind = if md.file_type().is_char_device() {
+        "c"
+    } else if md.file_type().is_block_device() {
+        "b"
+    } else {
+        return Err(bad(format!("{host} is not a device node")));
+    };
+    let (major, minor) = (libc::major(md.rdev()), libc::minor(md.rdev()));
+    let node = serde_json::json!({
+        "path": ctr, "type": kind, "major": major, "minor": minor,
+        "fileMode": md.mode() & 0o7777, "uid": md.uid(), "gid": md.gid(),
+    });
+    let rule = serde_json::json!({
+        "allow": true, "type": kind, "major": major, "minor": minor, "access": perms,
+    });
+    let l = &mut spec["linux"];
+    match l["devices"].as_array_mut() {
+        Some(a) => {
+            a.retain(|n| n["path"] != ctr);
+            a.push(node);
+        }
+        None => l["devices"] = Value::from(vec![node]),
+    }
+    match l["resources"]["devices"].as_array_mut() {
+        Some(a) => a.push(rule),
+        None => l["resources"]["devices"] = Value::from(vec![rule]),
+    }
+    Ok(())
+}
+
+/// `--ulimit NAME=SOFT[:HARD]` (Docker's form; -1 is unlimited, HARD
+/// defaults to SOFT): `(RLIMIT_NAME, soft, hard)`.
+fn ulimit(u: &str) -> Result<(String, u64, u64), SpecError> {
+    const NAMES: [&str; 16] = [
+        "as",
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+    ];
+    let bad = |reason: String| SpecError::BadFlag {
+        flag: "ulimit",
+        value: u.to_string(),
+        reason,
+    };
+    let (name, limits) = u
+        .split_once('=')
+        .ok_or_else(|| bad("want NAME=SOFT[:HARD]".into()))?;
+    if !NAMES.contains(&name) {
+        return Err(bad(format!(
+            "unknown limit {name:?} ({})",
+            NAMES.join(", ")
+        )));
+    }
+    let value = |v: &str| match v.trim() {
+        "-1" | "unlimited" => Ok(u64::MAX),
+        v => v
+            .parse::<u64>()
+            .map_err(|_| bad(format!("{v:?} is not a number (or -1, unlimited)"))),
+    };
+    let (soft, hard) = match limits.split_once(':') {
+        Some((s, h)) => (value(s)?, value(h)?),
+        None => (value(limits)?, value(limits)?),
+    };
+    if soft > hard {
+        return Err(bad("the soft limit is above the hard one".into()));
+    }
+    Ok((format!("RLIMIT_{}", name.to_ascii_uppercase()), soft, hard))
 }
 
 /// What `--privileged` changes, as Docker and Podman do: no seccomp filter

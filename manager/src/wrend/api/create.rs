@@ -240,6 +240,11 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             seccomp: req.seccomp.clone(),
             privileged: req.privileged,
             init: req.init,
+            devices: req.devices.clone(),
+            ulimits: req.ulimits.clone(),
+            sysctls: req.sysctls.clone(),
+            shm_size: req.shm_size,
+            host_network: req.network == "host",
             no_new_privileges: match req.no_new_privileges.as_str() {
                 "" => None,
                 "true" => Some(true),
