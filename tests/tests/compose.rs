@@ -107,6 +107,12 @@ services:
       tier: cache
       price: $$5
     container_name: shop-cache
+    ulimits:
+      nofile: {soft: 4096, hard: 8192}
+      core: 0
+    sysctls:
+      net.ipv4.ip_unprivileged_port_start: 80
+    shm_size: 8m
     logging:
       driver: json-file
       options: {max-size: 1m, max-file: "2"}
@@ -208,6 +214,14 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     );
     assert_eq!(w.inspect("shop-migrate-1")["exit_status"], 0);
     // The keys that map to `wren run` flags.
+    let limits = w.ok(&[
+        "exec", "shop-cache", "--", "sh", "-c",
+        "echo $(ulimit -n):$(ulimit -Hn):$(ulimit -c) $(cat /proc/sys/net/ipv4/ip_unprivileged_port_start); grep ' /dev/shm ' /proc/mounts",
+    ]);
+    assert!(
+        limits.starts_with("4096:8192:0 80\n") && limits.contains("size=8192k"),
+        "{limits}"
+    );
     let cache = w.inspect("shop-cache");
     assert_eq!(cache["labels"]["tier"], "cache");
     assert_eq!(cache["labels"]["price"], "$5");

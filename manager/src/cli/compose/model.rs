@@ -389,6 +389,18 @@ pub struct Service {
     /// `host` or `none` (instead of `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// Host devices, `HOST[:CONTAINER[:PERMS]]` each: `--device`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+    /// `NAME: N` or `NAME: {soft, hard}`: `--ulimit`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, ShortOrLong<UlimitLong>>,
+    /// `KEY=VALUE` lines or a map: `--sysctl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysctls: Option<ListOrMap<BTreeMap<String, Scalar>>>,
+    /// `--shm-size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<Scalar>,
     /// `driver: json-file|local` (wren's own rotated files either way)
     /// and `options` `max-size`, `max-file`: `--log-opt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +418,13 @@ pub struct Service {
     /// in Compose (peers reach every port of a service on its network).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<Scalar>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UlimitLong {
+    pub soft: i64,
+    pub hard: i64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -841,6 +860,28 @@ pub fn run_args(
             a.extend([flag.into(), v.clone()]);
         }
     }
+    for d in &s.devices {
+        a.extend(["--device".into(), d.clone()]);
+    }
+    for (name, u) in &s.ulimits {
+        let limit = match u {
+            ShortOrLong::Short(n) => n.text(),
+            ShortOrLong::Long(l) => format!("{}:{}", l.soft, l.hard),
+        };
+        a.extend(["--ulimit".into(), format!("{name}={limit}")]);
+    }
+    if let Some(sc) = &s.sysctls {
+        let lines = match sc {
+            ListOrMap::List(l) => l.clone(),
+            ListOrMap::Map(m) => m.iter().map(|(k, v)| format!("{k}={}", v.text())).collect(),
+        };
+        for l in lines {
+            a.extend(["--sysctl".into(), l]);
+        }
+    }
+    if let Some(sz) = &s.shm_size {
+        a.extend(["--shm-size".into(), sz.text()]);
+    }
     if let Some(l) = &s.logging {
         if let Some(d) = l
             .driver
@@ -984,6 +1025,30 @@ mod tests {
             serde_json::to_string(&*plain.services["web"]).unwrap(),
             serde_json::to_string(&*with.services["web"]).unwrap()
         );
+    }
+
+    #[test]
+    fn devices_limits_sysctls_and_shm_become_flags() {
+        let f = parse(
+            "services:\n  a:\n    image: i\n    devices: [\"/dev/ttyUSB0:/dev/serial:rw\"]\n    \
+             ulimits:\n      nofile: {soft: 10, hard: 20}\n      nproc: 5\n    \
+             sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n",
+        )
+        .unwrap();
+        let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
+        let line = args.join(" ");
+        for want in [
+            "--device /dev/ttyUSB0:/dev/serial:rw",
+            "--ulimit nofile=10:20 --ulimit nproc=5",
+            "--sysctl net.core.somaxconn=1024",
+            "--shm-size 1g",
+        ] {
+            assert!(line.contains(want), "{want}: {line}");
+        }
+        let e =
+            parse("services:\n  a:\n    image: i\n    ulimits:\n      nofile: {soft: 1, max: 2}\n")
+                .unwrap_err();
+        assert!(e.contains("max"), "{e}");
     }
 
     #[test]
