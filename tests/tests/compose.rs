@@ -107,6 +107,10 @@ services:
       tier: cache
       price: $$5
     container_name: shop-cache
+    secrets: [token]
+    configs:
+      - source: app
+        target: /etc/app.conf
     ulimits:
       nofile: {soft: 4096, hard: 8192}
       core: 0
@@ -122,6 +126,12 @@ services:
     cap_drop: [NET_RAW]
 volumes:
   shared:
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  app:
+    file: ./app.conf
 "#;
 
 fn http_get(w: &Wrend, port: u16) -> String {
@@ -151,6 +161,8 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, COMPOSE).unwrap();
+    std::fs::write(dir.path().join("token.txt"), "s3cret\n").unwrap();
+    std::fs::write(dir.path().join("app.conf"), "level=debug\n").unwrap();
     // Interpolated from the .env beside the file (and a default).
     std::fs::write(
         dir.path().join(".env"),
@@ -222,6 +234,16 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         limits.starts_with("4096:8192:0 80\n") && limits.contains("size=8192k"),
         "{limits}"
     );
+    // File secrets and configs, read-only where Compose puts them.
+    let files = w.ok(&[
+        "exec",
+        "shop-cache",
+        "--",
+        "sh",
+        "-c",
+        "cat /run/secrets/token /etc/app.conf; echo x > /run/secrets/token || echo READ-ONLY",
+    ]);
+    assert_eq!(files, "s3cret\nlevel=debug\nREAD-ONLY\n");
     let cache = w.inspect("shop-cache");
     assert_eq!(cache["labels"]["tier"], "cache");
     assert_eq!(cache["labels"]["price"], "$5");
@@ -356,7 +378,7 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
             "services:\n  web:\n    image: test/web:1\n    build: .\n",
             "build",
         ),
-        ("services:\n  web:\n    image: test/web:1\nsecrets: {}\n", "secrets"),
+        ("services:\n  web:\n    image: test/web:1\ninclude: [more.yaml]\n", "include"),
         (
             "services:\n  a:\n    image: test/web:1\n    depends_on: [b]\n  b:\n    image: test/web:1\n    depends_on: [a]\n",
             "depends_on cycle",
@@ -414,6 +436,18 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    logging:\n      options: {compress: \"true\"}\n",
             "services.a.logging.options.compress: outside the subset",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    secrets: [nope]\n",
+            "services.a.secrets: \"nope\" is not declared under the top-level secrets",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\nsecrets:\n  s: {external: true}\n",
+            "unknown field `external`",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    configs: [c]\nconfigs:\n  c: {file: ./missing.conf}\n",
+            "configs.c.file:",
         ),
         ("services:\n  a:\n    image: no/such:image\n", "no/such"),
     ] {

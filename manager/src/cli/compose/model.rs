@@ -29,6 +29,39 @@ pub struct ComposeFile {
     pub volumes: BTreeMap<String, Option<Empty>>,
     #[serde(default)]
     pub networks: BTreeMap<String, Option<NetworkDef>>,
+    /// File-based secrets (`file:`), bind-mounted read-only at
+    /// /run/secrets/NAME, as Compose does without a swarm.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, FileSource>,
+    /// File-based configs, bind-mounted read-only at /NAME (or a target).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, FileSource>,
+}
+
+/// A top-level secret or config: a file beside the compose file (the
+/// swarm's `external`, and `environment`/`content` sources, are refused by
+/// name).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    pub file: String,
+}
+
+/// A service's secret or config: the top-level name, where it goes, and
+/// the swarm's ownership settings, which a bind mount cannot apply (Compose
+/// ignores them too, with a warning).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRef {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Scalar>,
 }
 
 /// `T` read from a map whose `x-` keys are skipped: Compose's extension
@@ -389,6 +422,12 @@ pub struct Service {
     /// `host` or `none` (instead of `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// Top-level secrets it gets, by name or long form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<ShortOrLong<FileRef>>,
+    /// Top-level configs it gets, by name or long form.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<ShortOrLong<FileRef>>,
     /// Host devices, `HOST[:CONTAINER[:PERMS]]` each: `--device`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
@@ -860,6 +899,47 @@ pub fn run_args(
             a.extend([flag.into(), v.clone()]);
         }
     }
+    for (key, refs, declared, default_dir) in [
+        ("secrets", &s.secrets, &file.secrets, "/run/secrets"),
+        ("configs", &s.configs, &file.configs, "/"),
+    ] {
+        for r in refs {
+            let (source, target, owner) = match r {
+                ShortOrLong::Short(n) => (n.text(), None, false),
+                ShortOrLong::Long(l) => (
+                    l.source.clone(),
+                    l.target.clone(),
+                    l.uid.is_some() || l.gid.is_some() || l.mode.is_some(),
+                ),
+            };
+            let Some(def) = declared.get(&source) else {
+                return Err(format!(
+                    "{}: {source:?} is not declared under the top-level {key}",
+                    at(key)
+                ));
+            };
+            if owner {
+                eprintln!(
+                    "warning: {}: uid, gid and mode of {source:?} are ignored (a bind mount keeps the file's own), as Compose does",
+                    at(key)
+                );
+            }
+            let host = dir.join(&def.file);
+            let host = std::path::absolute(&host).unwrap_or(host);
+            if !host.is_file() {
+                return Err(format!(
+                    "{key}.{source}.file: {} is not a file",
+                    host.display()
+                ));
+            }
+            let target = target.unwrap_or_else(|| source.clone());
+            let target = Path::new(default_dir).join(&target);
+            a.extend([
+                "-v".into(),
+                format!("{}:{}:ro", host.display(), target.display()),
+            ]);
+        }
+    }
     for d in &s.devices {
         a.extend(["--device".into(), d.clone()]);
     }
@@ -1055,8 +1135,8 @@ mod tests {
     fn unknown_keys_are_named() {
         let e = parse("services:\n  web:\n    image: a\n    build: .\n").unwrap_err();
         assert!(e.contains("build"), "{e}");
-        let e = parse("services: {}\nsecrets: {}\n").unwrap_err();
-        assert!(e.contains("secrets"), "{e}");
+        let e = parse("services: {}\ninclude: [more.yaml]\n").unwrap_err();
+        assert!(e.contains("include"), "{e}");
     }
 
     #[test]
