@@ -35,6 +35,9 @@ pub struct Overrides {
     pub cwd: Option<String>,
     /// `-u`: `user`, `uid`, `user:group`, `uid:gid`.
     pub user: Option<String>,
+    /// `--group-add`: more supplementary groups, names (from the image's
+    /// /etc/group) or numbers.
+    pub group_add: Vec<String>,
 }
 
 /// The resolved process of the container.
@@ -100,7 +103,27 @@ pub fn resolve(
         .clone()
         .or_else(|| cfg.user().clone())
         .unwrap_or_default();
-    let (uid, gid, additional_gids) = resolve_user(&image.name, layers, &user)?;
+    let (uid, gid, mut additional_gids) = resolve_user(&image.name, layers, &user)?;
+    if !o.group_add.is_empty() {
+        let groups = read_file(layers, "etc/group").unwrap_or_default();
+        for g in &o.group_add {
+            let n = match g.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => groups
+                    .lines()
+                    .map(|l| l.split(':').collect::<Vec<_>>())
+                    .find(|f| f.len() >= 3 && f[0] == g)
+                    .and_then(|f| f[2].parse().ok())
+                    .ok_or_else(|| RunConfigError::NoGroup {
+                        image: image.name.clone(),
+                        group: g.clone(),
+                    })?,
+            };
+            if n != gid && !additional_gids.contains(&n) {
+                additional_gids.push(n);
+            }
+        }
+    }
     Ok(RunConfig {
         args,
         env,

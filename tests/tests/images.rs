@@ -162,6 +162,29 @@ fn import_run_image_applies_config_and_layers() {
         "echo $GREETING; pwd; id -u",
     ]);
     assert_eq!(out, "bye\n/opq\n0\n");
+    // --group-add: a name from the image's /etc/group and a bare GID.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-u",
+        "0:0",
+        "--group-add",
+        "wheel",
+        "--group-add",
+        "4242",
+        "test/app:1",
+        "id -G",
+    ]);
+    assert_eq!(out, "0 10 4242\n");
+    let e = w.fails(&[
+        "run",
+        "--rm",
+        "--group-add",
+        "dialout",
+        "test/app:1",
+        "true",
+    ]);
+    assert!(e.contains("dialout"), "{e}");
     let out = w.ok(&[
         "run",
         "--rm",

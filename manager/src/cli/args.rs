@@ -263,6 +263,9 @@ pub struct ImageFlags {
     /// KEY=VALUE metadata (repeatable)
     #[arg(short = 'l', long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Another supplementary group: a name from the image's /etc/group, or a GID (repeatable)
+    #[arg(long, value_name = "GROUP")]
+    pub group_add: Vec<String>,
     /// A host device in the container: HOST[:CONTAINER[:PERMS]], PERMS of rwm (repeatable)
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
@@ -303,6 +306,7 @@ impl ImageFlags {
             (self.stop_timeout.is_some(), "--stop-timeout"),
             (!self.label.is_empty(), "--label"),
             (!self.device.is_empty(), "--device"),
+            (!self.group_add.is_empty(), "--group-add"),
             (!self.ulimit.is_empty(), "--ulimit"),
             (!self.sysctl.is_empty(), "--sysctl"),
             (self.shm_size.is_some(), "--shm-size"),

@@ -143,6 +143,7 @@ fn image_request(
         env,
         cwd: c.cwd.clone(),
         user: f.user.clone(),
+        group_add: f.group_add.clone(),
     };
     let rc =
         wren_images::runconfig::resolve(&image, &layers, &o).map_err(|e| CliError::chain(&e))?;

@@ -428,6 +428,9 @@ pub struct Service {
     /// Top-level configs it gets, by name or long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<ShortOrLong<FileRef>>,
+    /// More supplementary groups (names or GIDs): `--group-add`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<Scalar>,
     /// Host devices, `HOST[:CONTAINER[:PERMS]]` each: `--device`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<String>,
@@ -943,6 +946,9 @@ pub fn run_args(
     for d in &s.devices {
         a.extend(["--device".into(), d.clone()]);
     }
+    for g in &s.group_add {
+        a.extend(["--group-add".into(), g.text()]);
+    }
     for (name, u) in &s.ulimits {
         let limit = match u {
             ShortOrLong::Short(n) => n.text(),
@@ -1112,7 +1118,7 @@ mod tests {
         let f = parse(
             "services:\n  a:\n    image: i\n    devices: [\"/dev/ttyUSB0:/dev/serial:rw\"]\n    \
              ulimits:\n      nofile: {soft: 10, hard: 20}\n      nproc: 5\n    \
-             sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n",
+             sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1122,6 +1128,7 @@ mod tests {
             "--ulimit nofile=10:20 --ulimit nproc=5",
             "--sysctl net.core.somaxconn=1024",
             "--shm-size 1g",
+            "--group-add dialout --group-add 20",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }
