@@ -449,7 +449,14 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
             "services:\n  a:\n    image: test/web:1\n    configs: [c]\nconfigs:\n  c: {file: ./missing.conf}\n",
             "configs.c.file:",
         ),
-        ("services:\n  a:\n    image: no/such:image\n", "no/such"),
+        (
+            "services:\n  a:\n    image: no/such:image\n    pull_policy: never\n",
+            "services.a.image: no such image: no/such:image",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    pull_policy: build\n",
+            "services.a.pull_policy: \"build\" is outside the subset",
+        ),
     ] {
         std::fs::write(&file, yaml).unwrap();
         let e = w.fails(&["apply", "-f", f, "-p", "bad"]);

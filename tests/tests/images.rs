@@ -308,7 +308,7 @@ fn rmi_refuses_an_image_in_use_and_prune_frees_layers() {
     w.ok(&["rmi", "docker.io/test/app:1"]);
     assert!(images_json(&w).is_empty());
     assert!(layers(&w).is_empty(), "{:?}", layers(&w));
-    let err = w.fails(&["run", "--rm", "test/app:1"]);
+    let err = w.fails(&["run", "--rm", "--pull", "never", "test/app:1"]);
     assert!(err.contains("no such image: test/app:1"), "{err}");
     w.ok(&["image", "prune"]);
 }
@@ -401,7 +401,7 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let empty = tempfile::tempdir().unwrap();
     let err = import_fails(&w, empty.path(), &before);
     assert!(err.contains("neither an OCI image layout"), "{err}");
-    let err = w.fails(&["run", "--rm", "test/absent:1"]);
+    let err = w.fails(&["run", "--rm", "--pull", "never", "test/absent:1"]);
     assert!(err.contains("no such image: test/absent:1"), "{err}");
     let err = w.fails(&["rmi", "nope"]);
     assert!(err.contains("no such image: nope"), "{err}");
@@ -483,8 +483,39 @@ fn pull_from_a_local_registry_shares_layers() {
     let out = w.ok(&["run", "--rm", &app, "echo $GREETING; ls /opq"]);
     assert_eq!(out, "hello\nnew\n");
 
-    // The second image shares the base: only its own layer is fetched.
+    // run pulls an image the store lacks (--pull missing, the default),
+    // with the same registry flags; --pull never refuses it; --pull
+    // always fetches again (nothing new here).
     let second = format!("{}/team/second:v2", reg.addr);
+    let err = w.fails(&["run", "--rm", "--pull", "never", &second]);
+    assert!(err.contains(&format!("no such image: {second}")), "{err}");
+    let mut args = vec!["run", "--rm"];
+    args.extend(insecure);
+    args.push(&second);
+    let out = w.wren(&args);
+    let err = wren_tests::text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        wren_tests::text(&out.stdout),
+        "x\n",
+        "the pull's lines go to stderr"
+    );
+    assert!(
+        err.contains("not in the store, pulling") && err.contains(&format!("pulled {second}")),
+        "{err}"
+    );
+    let mut args = vec!["run", "--rm", "--pull", "always"];
+    args.extend(insecure);
+    args.push(&second);
+    let out = w.wren(&args);
+    assert!(
+        wren_tests::text(&out.stderr).contains("0 new layers"),
+        "{}",
+        wren_tests::text(&out.stderr)
+    );
+    w.ok(&["rmi", &second]);
+
+    // The second image shares the base: only its own layer is fetched.
     let mut args = vec!["pull"];
     args.extend(insecure);
     args.push(&second);

@@ -263,6 +263,11 @@ pub struct ImageFlags {
     /// KEY=VALUE metadata (repeatable)
     #[arg(short = 'l', long, value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// When to pull the image: missing (when not in the store), always, never
+    #[arg(long, value_name = "POLICY", value_parser = ["missing", "always", "never"])]
+    pub pull: Option<String>,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
     /// Another supplementary group: a name from the image's /etc/group, or a GID (repeatable)
     #[arg(long, value_name = "GROUP")]
     pub group_add: Vec<String>,
@@ -307,6 +312,11 @@ impl ImageFlags {
             (!self.label.is_empty(), "--label"),
             (!self.device.is_empty(), "--device"),
             (!self.group_add.is_empty(), "--group-add"),
+            (self.pull.is_some(), "--pull"),
+            (
+                self.registry.given(),
+                "--platform/--insecure-registry/--authfile/--ca-cert",
+            ),
             (!self.ulimit.is_empty(), "--ulimit"),
             (!self.sysctl.is_empty(), "--sysctl"),
             (self.shm_size.is_some(), "--shm-size"),
@@ -317,8 +327,10 @@ impl ImageFlags {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct Pull {
+/// How `pull` (and `run`, `create`, `apply` when they pull) reach a
+/// registry.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RegistryFlags {
     /// Platform to take from a multi-platform image [default: the host's]
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
@@ -332,6 +344,22 @@ pub struct Pull {
     /// /etc/{containers,docker}/certs.d/HOST/*.crt (repeatable)
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
+}
+
+impl RegistryFlags {
+    /// Whether any was given (they are for image containers only).
+    pub fn given(&self) -> bool {
+        self.platform.is_some()
+            || !self.insecure_registry.is_empty()
+            || self.authfile.is_some()
+            || !self.ca_cert.is_empty()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Pull {
+    #[command(flatten)]
+    pub registry: RegistryFlags,
     /// Print only the image id
     #[arg(short, long)]
     pub quiet: bool,

@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wren_images::platform::Platform;
 use wren_images::pull::{self, auth, Options, Progress, Silent};
 
-use super::args::{Login, Logout, Pull};
+use super::args::{Login, Logout, Pull, RegistryFlags};
 use super::{CliError, Global};
 
 /// Progress bars per layer, and one for the total.
@@ -99,31 +99,46 @@ impl From<pull::PullError> for CliError {
 /// `wren pull IMAGE`.
 pub fn pull(g: &Global, a: &Pull) -> Result<i32, CliError> {
     let store = super::images::store(g)?;
-    let platform = match &a.platform {
+    let done = fetch(&store, &a.image, &a.registry, a.quiet, false)?;
+    if a.quiet {
+        println!("{}", done.id);
+    }
+    Ok(0)
+}
+
+/// Pulls `image` into `store` as `wren pull` does: progress bars on a
+/// terminal, then the summary line (to stderr with `to_stderr`, for
+/// `run`'s pulls, whose stdout is the container's) unless `quiet`.
+pub fn fetch(
+    store: &wren_images::Store,
+    image: &str,
+    r: &RegistryFlags,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<pull::Pulled, CliError> {
+    let platform = match &r.platform {
         Some(p) => Platform::parse(p).map_err(CliError::usage)?,
         None => Platform::host(),
     };
     let opts = Options {
         platform,
-        insecure: a.insecure_registry.clone(),
-        authfile: a.authfile.clone(),
-        ca_certs: a.ca_cert.clone(),
+        insecure: r.insecure_registry.clone(),
+        authfile: r.authfile.clone(),
+        ca_certs: r.ca_cert.clone(),
     };
     let _lock = store.lock_shared()?;
-    let on_tty = !a.quiet && super::tty::is_tty(2);
+    let on_tty = !quiet && super::tty::is_tty(2);
     let t = std::time::Instant::now();
     let done = if on_tty {
         let bars = Bars::new();
-        let r = pull::pull(&store, &a.image, &opts, &bars);
+        let r = pull::pull(store, image, &opts, &bars);
         bars.total.finish_and_clear();
         r?
     } else {
-        pull::pull(&store, &a.image, &opts, &Silent)?
+        pull::pull(store, image, &opts, &Silent)?
     };
-    if a.quiet {
-        println!("{}", done.id);
-    } else {
-        println!(
+    if !quiet {
+        let line = format!(
             "pulled {} ({}): {} new layers ({} bytes fetched), {} already present, in {:.2?}",
             done.name,
             done.id,
@@ -132,8 +147,46 @@ pub fn pull(g: &Global, a: &Pull) -> Result<i32, CliError> {
             done.shared_layers,
             t.elapsed()
         );
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
-    Ok(0)
+    Ok(done)
+}
+
+/// The image `reference` in `store`, pulled first as `policy` says
+/// (`missing`, the default: only when the store lacks it; `always`;
+/// `never`: absent is an error).
+pub fn ensure(
+    store: &wren_images::Store,
+    reference: &str,
+    policy: Option<&str>,
+    r: &RegistryFlags,
+) -> Result<wren_images::Image, CliError> {
+    match policy.unwrap_or("missing") {
+        "always" => {
+            fetch(store, reference, r, false, true)?;
+        }
+        "missing" | "never" => {}
+        other => {
+            return Err(CliError::usage(format!(
+                "pull policy {other:?}: missing, always or never"
+            )))
+        }
+    }
+    match store.image(reference) {
+        Err(wren_images::StoreError::NoImage(_)) if policy.unwrap_or("missing") == "missing" => {
+            eprintln!("{reference}: not in the store, pulling");
+            fetch(store, reference, r, false, true)?;
+            Ok(store.image(reference)?)
+        }
+        Err(wren_images::StoreError::NoImage(n)) if policy == Some("never") => Err(
+            CliError::failed(format!("no such image: {n} (and --pull never)")),
+        ),
+        r => Ok(r?),
+    }
 }
 
 /// `wren login [-u USER] [--password-stdin] REGISTRY`.

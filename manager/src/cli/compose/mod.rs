@@ -51,11 +51,16 @@ pub struct ComposeArgs {
     /// [default: COMPOSE_PROFILES, comma-separated]
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// How images missing from the store (or `pull_policy: always`) are pulled
+    #[command(flatten)]
+    pub registry: super::args::RegistryFlags,
 }
 
 struct Loaded {
     /// The file, without the services of inactive profiles.
     file: ComposeFile,
+    /// How to reach registries for the images to pull.
+    registry: super::args::RegistryFlags,
     /// Services left out for their profiles: neither made nor removed.
     inactive: BTreeSet<String>,
     dir: PathBuf,
@@ -141,6 +146,7 @@ fn load(a: &ComposeArgs) -> Result<Loaded, CliError> {
     check(&file, &project, path)?;
     Ok(Loaded {
         file,
+        registry: a.registry.clone(),
         inactive,
         dir,
         project,
@@ -209,6 +215,13 @@ fn check(f: &ComposeFile, project: &str, path: &Path) -> Result<(), CliError> {
             if let Some(dep) = m.keys().find(|d| m[*d].required == Some(false)) {
                 return bad(format!(
                     "services.{name}.depends_on.{dep}.required: only true is in the subset"
+                ));
+            }
+        }
+        if let Some(p) = s.pull_policy.as_deref() {
+            if !matches!(p, "missing" | "if_not_present" | "always" | "never") {
+                return bad(format!(
+                    "services.{name}.pull_policy: {p:?} is outside the subset (missing, if_not_present, always, never)"
                 ));
             }
         }
@@ -442,16 +455,18 @@ fn make(
     made: &mut Vec<String>,
 ) -> Result<(), CliError> {
     let (f, project) = (&l.file, &l.project);
-    // Every image first.
+    // Every image first, pulled as each service's pull_policy says
+    // (missing by default, as Compose).
     {
         let st = super::images::store(g)?;
         for name in order {
-            st.image(&f.services[name].image).map_err(|e| {
-                CliError::failed(format!(
-                    "services.{name}.image: {}",
-                    wren_runtime::error::chain(&e)
-                ))
-            })?;
+            let s = &f.services[name];
+            let policy = match s.pull_policy.as_deref() {
+                Some("if_not_present") => Some("missing"),
+                p => p,
+            };
+            super::pull::ensure(&st, &s.image, policy, &l.registry)
+                .map_err(|e| CliError::failed(format!("services.{name}.image: {}", e.message)))?;
         }
     }
     // Networks the services use.

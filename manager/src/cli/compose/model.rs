@@ -428,6 +428,11 @@ pub struct Service {
     /// Top-level configs it gets, by name or long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<ShortOrLong<FileRef>>,
+    /// `missing` (or `if_not_present`), `always` or `never`: whether
+    /// `apply` pulls the image first. Not hashed (the container is the
+    /// same either way).
+    #[serde(default, skip_serializing)]
+    pub pull_policy: Option<String>,
     /// More supplementary groups (names or GIDs): `--group-add`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<Scalar>,
