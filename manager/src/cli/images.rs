@@ -213,3 +213,57 @@ pub fn prune(g: &Global) -> Result<i32, CliError> {
     }
     Ok(0)
 }
+
+/// The image `reference` in `store`, pulled first as `policy` says
+/// (`missing`, the default: only when the store lacks it; `always`;
+/// `never`: absent is an error).
+pub fn ensure(
+    store: &wren_images::Store,
+    reference: &str,
+    policy: Option<&str>,
+    r: &super::args::RegistryFlags,
+) -> Result<wren_images::Image, CliError> {
+    match policy.unwrap_or("missing") {
+        "always" => {
+            fetch(store, reference, r)?;
+        }
+        "missing" | "never" => {}
+        other => {
+            return Err(CliError::usage(format!(
+                "pull policy {other:?}: missing, always or never"
+            )))
+        }
+    }
+    match store.image(reference) {
+        Err(wren_images::StoreError::NoImage(_)) if policy.unwrap_or("missing") == "missing" => {
+            eprintln!("{reference}: not in the store, pulling");
+            fetch(store, reference, r)?;
+            Ok(store.image(reference)?)
+        }
+        Err(wren_images::StoreError::NoImage(n)) if policy == Some("never") => Err(
+            CliError::failed(format!("no such image: {n} (and --pull never)")),
+        ),
+        r => Ok(r?),
+    }
+}
+
+/// A pull for `run` and `apply`: its lines on stderr.
+#[cfg(feature = "pull")]
+fn fetch(
+    store: &wren_images::Store,
+    reference: &str,
+    r: &super::args::RegistryFlags,
+) -> Result<(), CliError> {
+    super::pull::fetch(store, reference, r, false, true).map(drop)
+}
+
+#[cfg(not(feature = "pull"))]
+fn fetch(
+    _: &wren_images::Store,
+    reference: &str,
+    _: &super::args::RegistryFlags,
+) -> Result<(), CliError> {
+    Err(CliError::failed(format!(
+        "{reference}: not in the store, and this wren was built without registry support (cargo feature \"pull\"): import it"
+    )))
+}

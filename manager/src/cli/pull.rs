@@ -156,39 +156,6 @@ pub fn fetch(
     Ok(done)
 }
 
-/// The image `reference` in `store`, pulled first as `policy` says
-/// (`missing`, the default: only when the store lacks it; `always`;
-/// `never`: absent is an error).
-pub fn ensure(
-    store: &wren_images::Store,
-    reference: &str,
-    policy: Option<&str>,
-    r: &RegistryFlags,
-) -> Result<wren_images::Image, CliError> {
-    match policy.unwrap_or("missing") {
-        "always" => {
-            fetch(store, reference, r, false, true)?;
-        }
-        "missing" | "never" => {}
-        other => {
-            return Err(CliError::usage(format!(
-                "pull policy {other:?}: missing, always or never"
-            )))
-        }
-    }
-    match store.image(reference) {
-        Err(wren_images::StoreError::NoImage(_)) if policy.unwrap_or("missing") == "missing" => {
-            eprintln!("{reference}: not in the store, pulling");
-            fetch(store, reference, r, false, true)?;
-            Ok(store.image(reference)?)
-        }
-        Err(wren_images::StoreError::NoImage(n)) if policy == Some("never") => Err(
-            CliError::failed(format!("no such image: {n} (and --pull never)")),
-        ),
-        r => Ok(r?),
-    }
-}
-
 /// `wren login [-u USER] [--password-stdin] REGISTRY`.
 pub fn login(a: &Login) -> Result<i32, CliError> {
     let password = match (&a.password, a.password_stdin) {

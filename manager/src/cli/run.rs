@@ -119,7 +119,7 @@ fn image_request(
     let f = &c.image;
     let store = super::images::store(g)?;
     let lock = store.lock_shared()?;
-    let image = super::pull::ensure(&store, &c.name, f.pull.as_deref(), &f.registry)?;
+    let image = super::images::ensure(&store, &c.name, f.pull.as_deref(), &f.registry)?;
     let layers = store.layer_dirs(&image)?;
     let mut env = Vec::new();
     for file in &f.env_file {
