@@ -64,6 +64,10 @@ services:
   worker:
     image: test/web:1
     command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
+    env_file:
+      - ./common.env
+      - path: ./local.env
+        required: false
     environment:
       MODE: ${WORKER_MODE}
       # Unset: an empty string and a warning (not for $IN_A_COMMENT).
@@ -161,6 +165,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, COMPOSE).unwrap();
+    std::fs::write(dir.path().join("common.env"), "FROM_FILE=yes\n").unwrap();
     std::fs::write(dir.path().join("token.txt"), "s3cret\n").unwrap();
     std::fs::write(dir.path().join("app.conf"), "level=debug\n").unwrap();
     // Interpolated from the .env beside the file (and a default).
@@ -292,7 +297,9 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     );
     let env = std::fs::read_to_string(data.join("worker.env")).unwrap();
     assert!(
-        env.contains("MODE=one\n") && env.contains("NOTE=and $literal\n"),
+        env.contains("MODE=one\n")
+            && env.contains("NOTE=and $literal\n")
+            && env.contains("FROM_FILE=yes\n"),
         "{env}"
     );
     // The long-syntax tmpfs, with its size.
@@ -436,6 +443,10 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
         (
             "services:\n  a:\n    image: test/web:1\n    logging:\n      options: {compress: \"true\"}\n",
             "services.a.logging.options.compress: outside the subset",
+        ),
+        (
+            "services:\n  a:\n    image: test/web:1\n    env_file:\n      - path: ./absent.env\n",
+            "services.a.env_file:",
         ),
         (
             "services:\n  a:\n    image: test/web:1\n    secrets: [nope]\n",

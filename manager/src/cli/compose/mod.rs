@@ -315,14 +315,8 @@ fn remove(w: &mut Wrend, name: &str) -> Result<(), CliError> {
 /// content of its env files.
 fn service_hash(s: &model::Service, dir: &Path) -> String {
     let mut bytes = serde_json::to_vec(s).unwrap_or_default();
-    if let Some(f) = &s.env_file {
-        let files = match f {
-            model::StrOrList::Str(x) => vec![x.clone()],
-            model::StrOrList::List(l) => l.clone(),
-        };
-        for f in files {
-            bytes.extend(std::fs::read(dir.join(f)).unwrap_or_default());
-        }
+    for f in s.env_files(dir) {
+        bytes.extend(std::fs::read(f).unwrap_or_default());
     }
     wren_images::store::sha256(&bytes)
 }
@@ -465,7 +459,7 @@ fn make(
                 Some("if_not_present") => Some("missing"),
                 p => p,
             };
-            super::pull::ensure(&st, &s.image, policy, &l.registry)
+            super::images::ensure(&st, &s.image, policy, &l.registry)
                 .map_err(|e| CliError::failed(format!("services.{name}.image: {}", e.message)))?;
         }
     }

@@ -151,6 +151,26 @@ pub struct NetworkDef {
     pub driver: Option<String>,
 }
 
+/// `env_file`: one path, or a list whose entries are paths or long forms.
+/// Serialized as written, so the change hash of a short form is the one an
+/// older wren computed.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum EnvFiles {
+    One(String),
+    Many(Vec<ShortOrLong<EnvFileLong>>),
+}
+
+/// An `env_file` entry's long form.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvFileLong {
+    pub path: String,
+    /// false: a missing file is skipped (Compose 2.24).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required: Option<bool>,
+}
+
 /// A string or a list of strings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -360,8 +380,9 @@ pub struct Service {
     pub entrypoint: Option<StrOrList>,
     #[serde(default)]
     pub environment: Option<Pairs>,
+    /// A path, or a list of paths and `{path, required}` entries.
     #[serde(default)]
-    pub env_file: Option<StrOrList>,
+    pub env_file: Option<EnvFiles>,
     #[serde(default)]
     pub ports: Vec<ShortOrLong<PortLong>>,
     #[serde(default)]
@@ -531,6 +552,28 @@ impl ServiceNetworks {
 
 impl Service {
     /// (dependency, condition) pairs.
+    /// The env files to read, resolved against `dir`: every required one,
+    /// and an optional one (`required: false`) only if it is there.
+    pub fn env_files(&self, dir: &Path) -> Vec<std::path::PathBuf> {
+        let entries: Vec<(String, bool)> = match &self.env_file {
+            None => Vec::new(),
+            Some(EnvFiles::One(p)) => vec![(p.clone(), true)],
+            Some(EnvFiles::Many(l)) => l
+                .iter()
+                .map(|e| match e {
+                    ShortOrLong::Short(p) => (p.text(), true),
+                    ShortOrLong::Long(l) => (l.path.clone(), l.required != Some(false)),
+                })
+                .collect(),
+        };
+        entries
+            .into_iter()
+            .map(|(p, required)| (dir.join(p), required))
+            .filter(|(p, required)| *required || p.exists())
+            .map(|(p, _)| p)
+            .collect()
+    }
+
     pub fn depends(&self) -> Vec<(String, String)> {
         match &self.depends_on {
             None => Vec::new(),
@@ -660,14 +703,11 @@ pub fn run_args(
             a.extend(["-e".into(), p]);
         }
     }
-    if let Some(f) = &s.env_file {
-        let files = match f {
-            StrOrList::Str(s) => vec![s.clone()],
-            StrOrList::List(l) => l.clone(),
-        };
-        for f in files {
-            a.extend(["--env-file".into(), dir.join(f).display().to_string()]);
+    for f in s.env_files(dir) {
+        if !f.is_file() {
+            return Err(format!("{}: {} is not a file", at("env_file"), f.display()));
         }
+        a.extend(["--env-file".into(), f.display().to_string()]);
     }
     for p in &s.ports {
         let text = match p {
