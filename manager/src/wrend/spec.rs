@@ -282,11 +282,7 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         }
     }
     for kv in &x.sysctls {
-        let bad = |reason: String| SpecError::BadFlag {
-            flag: "sysctl",
-            value: kv.clone(),
-            reason,
-        };
+        let bad = bad_flag("sysctl", kv);
         let (key, value) = kv
             .split_once('=')
             .filter(|(k, _)| {
@@ -345,17 +341,22 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     Ok(spec)
 }
 
+/// The error for a bad `--flag value`, given why.
+fn bad_flag<'a>(flag: &'static str, value: &'a str) -> impl Fn(String) -> SpecError + 'a {
+    move |reason| SpecError::BadFlag {
+        flag,
+        value: value.to_string(),
+        reason,
+    }
+}
+
 /// `--device HOST[:CONTAINER[:PERMS]]` (Docker's form; `HOST:PERMS` too):
 /// the host node's type and numbers (through symlinks, so
 /// /dev/serial/by-id/… works) under the container path, and a device-cgroup
 /// rule allowing PERMS (default rwm) on it.
 fn add_device(spec: &mut Value, d: &str) -> Result<(), SpecError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let bad = |reason: String| SpecError::BadFlag {
-        flag: "device",
-        value: d.to_string(),
-        reason,
-    };
+    let bad = bad_flag("device", d);
     let perms_ok = |p: &str| !p.is_empty() && p.bytes().all(|c| b"rwm".contains(&c));
     let parts: Vec<&str> = d.split(':').collect();
     let (host, ctr, perms) = match parts[..] {
@@ -423,11 +424,7 @@ fn ulimit(u: &str) -> Result<(String, u64, u64), SpecError> {
         "sigpending",
         "stack",
     ];
-    let bad = |reason: String| SpecError::BadFlag {
-        flag: "ulimit",
-        value: u.to_string(),
-        reason,
-    };
+    let bad = bad_flag("ulimit", u);
     let (name, limits) = u
         .split_once('=')
         .ok_or_else(|| bad("want NAME=SOFT[:HARD]".into()))?;
