@@ -223,10 +223,9 @@ pub fn ensure(
     policy: Option<&str>,
     r: &super::args::RegistryFlags,
 ) -> Result<wren_images::Image, CliError> {
-    match policy.unwrap_or("missing") {
-        "always" => {
-            fetch(store, reference, r)?;
-        }
+    let policy = policy.unwrap_or("missing");
+    match policy {
+        "always" => fetch(store, reference, r)?,
         "missing" | "never" => {}
         other => {
             return Err(CliError::usage(format!(
@@ -235,14 +234,14 @@ pub fn ensure(
         }
     }
     match store.image(reference) {
-        Err(wren_images::StoreError::NoImage(_)) if policy.unwrap_or("missing") == "missing" => {
+        Err(wren_images::StoreError::NoImage(_)) if policy == "missing" => {
             eprintln!("{reference}: not in the store, pulling");
             fetch(store, reference, r)?;
             Ok(store.image(reference)?)
         }
-        Err(wren_images::StoreError::NoImage(n)) if policy == Some("never") => Err(
-            CliError::failed(format!("no such image: {n} (and --pull never)")),
-        ),
+        Err(wren_images::StoreError::NoImage(n)) if policy == "never" => Err(CliError::failed(
+            format!("no such image: {n} (and --pull never)"),
+        )),
         r => Ok(r?),
     }
 }

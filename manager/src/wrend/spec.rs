@@ -272,14 +272,8 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     }
     for u in &x.ulimits {
         let (kind, soft, hard) = ulimit(u)?;
-        if let Some(a) = spec["process"]["rlimits"].as_array_mut() {
-            a.retain(|r| r["type"] != kind.as_str());
-        }
         let rl = serde_json::json!({"type": kind, "soft": soft, "hard": hard});
-        match spec["process"]["rlimits"].as_array_mut() {
-            Some(a) => a.push(rl),
-            None => spec["process"]["rlimits"] = Value::from(vec![rl]),
-        }
+        put(&mut spec["process"]["rlimits"], "type", rl);
     }
     for kv in &x.sysctls {
         let bad = bad_flag("sysctl", kv);
@@ -388,19 +382,23 @@ fn add_device(spec: &mut Value, d: &str) -> Result<(), SpecError> {
     let rule = serde_json::json!({
         "allow": true, "type": kind, "major": major, "minor": minor, "access": perms,
     });
-    let l = &mut spec["linux"];
-    match l["devices"].as_array_mut() {
-        Some(a) => {
-            a.retain(|n| n["path"] != ctr);
-            a.push(node);
-        }
-        None => l["devices"] = Value::from(vec![node]),
-    }
-    match l["resources"]["devices"].as_array_mut() {
-        Some(a) => a.push(rule),
-        None => l["resources"]["devices"] = Value::from(vec![rule]),
-    }
+    put(&mut spec["linux"]["devices"], "path", node);
+    put(&mut spec["linux"]["resources"]["devices"], "", rule);
     Ok(())
+}
+
+/// Appends `item` to the array at `slot` (made if absent), replacing an
+/// entry with the same `key` field (none with an empty `key`).
+fn put(slot: &mut Value, key: &str, item: Value) {
+    match slot.as_array_mut() {
+        Some(a) => {
+            if !key.is_empty() {
+                a.retain(|e| e[key] != item[key]);
+            }
+            a.push(item);
+        }
+        None => *slot = Value::from(vec![item]),
+    }
 }
 
 /// `--ulimit NAME=SOFT[:HARD]` (Docker's form; -1 is unlimited, HARD

@@ -179,6 +179,16 @@ pub enum StrOrList {
     List(Vec<String>),
 }
 
+impl StrOrList {
+    /// The strings, one for the single form.
+    fn items(&self) -> Vec<String> {
+        match self {
+            Self::Str(s) => vec![s.clone()],
+            Self::List(l) => l.clone(),
+        }
+    }
+}
+
 /// A YAML scalar a map value may be.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
@@ -314,6 +324,16 @@ pub struct TmpfsLong {
 }
 
 /// `environment` and `labels`: `KEY=VALUE` lines or a map.
+impl ListOrMap<BTreeMap<String, Scalar>> {
+    /// The list as written, or the map as `KEY=VALUE` lines.
+    fn lines(&self) -> Vec<String> {
+        match self {
+            Self::List(l) => l.clone(),
+            Self::Map(m) => m.iter().map(|(k, v)| format!("{k}={}", v.text())).collect(),
+        }
+    }
+}
+
 pub type Pairs = ListOrMap<BTreeMap<String, Option<Scalar>>>;
 
 impl Pairs {
@@ -902,11 +922,7 @@ pub fn run_args(
         }
     }
     if let Some(h) = &s.extra_hosts {
-        let lines = match h {
-            ListOrMap::List(l) => l.clone(),
-            ListOrMap::Map(m) => m.iter().map(|(k, v)| format!("{k}={}", v.text())).collect(),
-        };
-        for l in lines {
+        for l in h.lines() {
             // `NAME=IP` (any address) or `NAME:IP`: --add-host's NAME:IP.
             let (n, ip) = l
                 .split_once('=')
@@ -916,11 +932,7 @@ pub fn run_args(
         }
     }
     if let Some(d) = &s.dns {
-        let list = match d {
-            StrOrList::Str(s) => vec![s.clone()],
-            StrOrList::List(l) => l.clone(),
-        };
-        for d in list {
+        for d in d.items() {
             a.extend(["--dns".into(), d]);
         }
     }
@@ -1002,11 +1014,7 @@ pub fn run_args(
         a.extend(["--ulimit".into(), format!("{name}={limit}")]);
     }
     if let Some(sc) = &s.sysctls {
-        let lines = match sc {
-            ListOrMap::List(l) => l.clone(),
-            ListOrMap::Map(m) => m.iter().map(|(k, v)| format!("{k}={}", v.text())).collect(),
-        };
-        for l in lines {
+        for l in sc.lines() {
             a.extend(["--sysctl".into(), l]);
         }
     }
@@ -1044,11 +1052,7 @@ pub fn run_args(
         a.push("--read-only".into());
     }
     if let Some(t) = &s.tmpfs {
-        let list = match t {
-            StrOrList::Str(s) => vec![s.clone()],
-            StrOrList::List(l) => l.clone(),
-        };
-        for t in list {
+        for t in t.items() {
             a.extend(["--tmpfs".into(), t]);
         }
     }
