@@ -121,6 +121,8 @@ services:
     sysctls:
       net.ipv4.ip_unprivileged_port_start: 80
     shm_size: 8m
+    tty: true
+    stdin_open: true
     logging:
       driver: json-file
       options: {max-size: 1m, max-file: "2"}
@@ -238,6 +240,12 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     assert!(
         limits.starts_with("4096:8192:0 80\n") && limits.contains("size=8192k"),
         "{limits}"
+    );
+    // tty and stdin_open: a terminal for `wren attach`, made detached.
+    let cache = w.inspect("shop-cache");
+    assert_eq!(
+        (&cache["terminal"], &cache["stdin"]),
+        (&json!(true), &json!(true))
     );
     // File secrets and configs, read-only where Compose puts them.
     let files = w.ok(&[

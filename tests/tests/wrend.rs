@@ -903,6 +903,214 @@ fn interactive_tty_session() {
     w.assert_clean(&d);
 }
 
+/// Reads `master` until `want` appears (or `secs` pass); everything read.
+fn read_until(master: &mut std::fs::File, want: &str, secs: u64) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline && !String::from_utf8_lossy(&out).contains(want) {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&*master),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+            match master.read(&mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => {}
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether process `pid` has a handler for `sig` (its SigCgt mask).
+fn catches(pid: u32, sig: i32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+#[test]
+fn detached_terminal_attach_wait_and_restart() {
+    if !require_root("detached_terminal_attach_wait_and_restart") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+
+    // `run -dit` from a script (no terminal on wren's stdin): the
+    // container's terminal output goes to its log until someone attaches.
+    let t = name("dtty");
+    w.ok(&[
+        "run",
+        "-dit",
+        "--rootfs",
+        r,
+        &t,
+        "--",
+        "sh",
+        "-c",
+        "echo before-attach; exec sh",
+    ]);
+    w.wait_status(&t, "running", 10);
+    assert!(
+        wait_for(10, || w.ok(&["logs", &t]).contains("before-attach")),
+        "{}",
+        w.ok(&["logs", &t])
+    );
+    // In the foreground, -t still wants a terminal.
+    let e = w.fails(&["run", "-t", "--rootfs", r, &name("fg"), "--", "true"]);
+    assert!(e.contains("-t in the foreground needs a terminal"), "{e}");
+
+    let attach = |input: &[u8], until: &str| {
+        let (mut master, slave) = openpty();
+        let tty = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&slave)
+                .unwrap()
+        };
+        let mut cmd = w.cmd();
+        cmd.args(["attach", &t])
+            .stdin(tty())
+            .stdout(tty())
+            .stderr(tty());
+        let child = wren_tests::spawn_registered(&mut cmd);
+        drop(cmd);
+        std::thread::sleep(Duration::from_millis(300));
+        master.write_all(input).unwrap();
+        let text = read_until(&mut master, until, 10);
+        (child, text, master)
+    };
+    // Attach, run a command in its shell, detach with Ctrl-P Ctrl-Q.
+    let (mut child, text, mut master) = attach(b"echo attached-$((6*7))\n", "attached-42");
+    assert!(text.contains("attached-42"), "{text}");
+    master.write_all(&[0x10, 0x11]).unwrap();
+    assert_eq!(child_wait(&mut child, 10), Some(0), "did not detach");
+    assert_eq!(w.status(&t), "running");
+    // Attach again; the shell's exit is attach's status.
+    let (mut child, text, _m) = attach(b"exit 5\n", "");
+    assert_eq!(child_wait(&mut child, 10), Some(5), "{text}");
+    w.wait_status(&t, "stopped", 10);
+    let e = w.fails(&["attach", &t]);
+    assert!(e.contains(&t) && e.contains("is stopped"), "{e}");
+
+    // Without a terminal: `-di` takes attach's stdin (and stays open when
+    // it ends), the output comes from the log from now on.
+    let i = name("dstdin");
+    w.ok(&["run", "-di", "--rootfs", r, &i, "--", "sh"]);
+    w.wait_status(&i, "running", 10);
+    let mut cmd = w.cmd();
+    cmd.args(["attach", &i])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo piped-$((2*3))\nexit 4\n").unwrap();
+    drop(stdin);
+    let status = child_wait(&mut child, 10);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status, Some(4), "{out}");
+    assert!(out.contains("piped-6"), "{out}");
+
+    // Output only, and attach passes SIGTERM on to the container.
+    let o = name("dout");
+    w.run_detached(
+        r,
+        &o,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ],
+    );
+    assert!(wait_for(10, || w.ok(&["logs", &o]).contains("ready")));
+    let mut cmd = w.cmd();
+    cmd.args(["attach", &o])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    assert!(
+        wait_for(10, || catches(child.id(), libc::SIGTERM)),
+        "attach never caught SIGTERM"
+    );
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child_wait(&mut child, 10);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status, Some(7), "{out}");
+    assert!(out.contains("got-term") && !out.contains("ready"), "{out}");
+
+    // `wait`: the exit status, one line per name.
+    let d = name("dwait");
+    w.run_detached(r, &d, &["sh", "-c", "sleep 0.5; exit 3"]);
+    assert_eq!(w.ok(&["wait", &d, &o]), "3\n7\n");
+    let e = w.fails(&["wait", "no-such-box"]);
+    assert!(e.contains("no-such-box"), "{e}");
+
+    // `restart`: a running one stopped and started (a new process), a
+    // stopped one started; a bad name among good ones fails alone.
+    let s = name("drestart");
+    w.run_detached(r, &s, &["sleep", "1000"]);
+    w.wait_status(&s, "running", 10);
+    let pid = w.inspect(&s)["pid"].as_u64().unwrap();
+    assert_eq!(w.ok(&["restart", "-t", "1", &s]), format!("{s}\n"));
+    assert_eq!(w.status(&s), "running");
+    let pid2 = w.inspect(&s)["pid"].as_u64().unwrap();
+    assert_ne!(pid, pid2);
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    w.ok(&["stop", "-t", "1", &s]);
+    let out = w.wren(&["restart", &s, "no-such-box", &d]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{s}\n{d}\n"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-box"));
+    assert_eq!(w.status(&s), "running");
+
+    for n in [&t, &i, &o, &d, &s] {
+        w.ok(&["rm", "-f", n]);
+        w.assert_clean(n);
+    }
+}
+
+/// Waits up to `secs` for `child`'s exit code (None: killed, or it hung).
+fn child_wait(child: &mut std::process::Child, secs: u64) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    wren_tests::unregister(child.id());
+    status
+}
+
 #[test]
 fn exec_env_replaces_the_containers_value() {
     if !require_root("exec_env_replaces_the_containers_value") {

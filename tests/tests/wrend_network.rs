@@ -216,6 +216,16 @@ fn port_ranges_publish_each_port_and_a_host_range_takes_a_free_one() {
     );
     assert!(get_until(&w, 18110, "from the range"), "{}", w.log());
     assert!(get_until(&w, 18111, "from the range"), "{}", w.log());
+    // `wren port`, as Docker prints it: all, then one container port.
+    assert_eq!(
+        w.ok(&["port", &pair]),
+        "80/tcp -> 127.0.0.1:18110\n81/tcp -> 127.0.0.1:18111\n"
+    );
+    assert_eq!(w.ok(&["port", &pair, "81/tcp"]), "127.0.0.1:18111\n");
+    let e = w.fails(&["port", &pair, "82"]);
+    assert!(e.contains(&pair) && e.contains("no port 82"), "{e}");
+    let e = w.fails(&["port", &pair, "80/sctp"]);
+    assert!(e.contains("80/sctp") && e.contains("PORT/tcp|udp"), "{e}");
 
     // A host range for one container port: the first free port of it.
     // 18110-18111 are published above and 18112 is held by a host process.

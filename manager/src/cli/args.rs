@@ -65,6 +65,12 @@ pub enum Command {
     Start(Name),
     /// Stop a container: a signal (default SIGTERM), then SIGKILL after a grace period
     Stop(Stop),
+    /// Stop containers (if running), then start them again
+    Restart(Restart),
+    /// Wait until containers exit; print each one's exit status
+    Wait(Names),
+    /// Connect to a running container's output (and its stdin or terminal, if it has one)
+    Attach(Attach),
     /// Send a signal (default SIGKILL) to a container
     Kill(Kill),
     /// Remove containers
@@ -85,6 +91,8 @@ pub enum Command {
     Ps(Name),
     /// Print a container's CPU, memory and pids figures
     Stats(Name),
+    /// List a container's published ports, or the host addresses of one
+    Port(Port),
     /// Change the resource limits of a running container
     Update(Update),
     /// Print a container's output
@@ -134,6 +142,46 @@ pub struct Name {
     pub name: String,
 }
 
+/// A command that takes one or more container names.
+#[derive(Debug, Args)]
+pub struct Names {
+    /// The containers' names
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct Restart {
+    /// Seconds to wait for each to stop before SIGKILL [default: 10]
+    #[arg(short = 't', long = "time", value_name = "SECS")]
+    pub timeout: Option<u32>,
+    /// The containers' names
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Ctrl-P Ctrl-Q detaches from a terminal; without one, \
+SIGINT, SIGTERM and SIGHUP go to the container.")]
+pub struct Attach {
+    /// Do not pass wren's stdin to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// The container's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Port {
+    /// The container's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Only this container port: PORT or PORT/tcp|udp
+    #[arg(value_name = "PORT[/PROTO]")]
+    pub port: Option<String>,
+}
+
 /// Where a new container's root filesystem comes from: an image (the
 /// first word), or one of these.
 #[derive(Debug, Args, Clone)]
@@ -153,7 +201,7 @@ pub struct ContainerArgs {
     /// Keep stdin open: wren's stdin feeds the container
     #[arg(short, long)]
     pub interactive: bool,
-    /// Give the container a terminal (stdin must be one)
+    /// Give the container a terminal (stdin must be one, unless -d)
     #[arg(short, long)]
     pub tty: bool,
     /// When to restart the container after it exits

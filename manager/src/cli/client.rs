@@ -110,7 +110,8 @@ impl Wrend {
     }
 }
 
-fn wait(socket: &Path, name: &str, exec_id: &str) -> Result<u32, ClientError> {
+/// Waits on a connection of its own until the process exits; its status.
+pub fn wait(socket: &Path, name: &str, exec_id: &str) -> Result<u32, ClientError> {
     let mut w = Wrend::connect(socket)?;
     let mut r = api::WaitRequest::new();
     r.name = name.to_string();

@@ -95,7 +95,7 @@ pub fn exec(g: &Global, a: &Exec) -> Result<i32, CliError> {
         return tty::relay(&mut w, &a.name, &exec_id, stdin, outs, done).map(|s| s as i32);
     }
     if let Some(f) = stdin {
-        stdio::feed_stdin(&g.socket, &a.name, &exec_id, f);
+        stdio::feed_stdin(&g.socket, &a.name, &exec_id, f, true);
     }
     let status = stdio::pump_until(outs, &done)?;
     Ok(status as i32)

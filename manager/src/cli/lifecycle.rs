@@ -1,12 +1,12 @@
-//! The commands that change a container: `start`, `stop`, `kill`, `rm`,
-//! `pause`, `resume` and `update`.
+//! The commands that change a container: `start`, `stop`, `restart`,
+//! `kill`, `rm`, `pause`, `resume` and `update`; and `wait`.
 //!
 //! Runs in `wren`.
 
 use wren_protocol::manager as api;
 
-use super::args::{Kill, Rm, Stop, Update};
-use super::client::{name_req, Wrend};
+use super::args::{Kill, Restart, Rm, Stop, Update};
+use super::client::{name_req, ClientError, Wrend};
 use super::{CliError, Global};
 
 /// `wren start NAME`.
@@ -36,6 +36,51 @@ pub fn stop(g: &Global, a: &Stop) -> Result<i32, CliError> {
     let _: api::ContainerResponse = w.call("Stop", &r, true)?;
     println!("{}", a.name);
     Ok(0)
+}
+
+/// `wren restart NAME...`: each one stopped if it runs (as `stop`), then
+/// started; every name is tried, status 1 if any failed.
+pub fn restart(g: &Global, a: &Restart) -> Result<i32, CliError> {
+    let mut w = Wrend::connect(&g.socket)?;
+    let mut status = 0;
+    for name in &a.names {
+        let mut restart_one = || -> Result<(), ClientError> {
+            let c = w.inspect(name)?;
+            if matches!(c.status.as_str(), "running" | "paused" | "restarting") {
+                let mut r = api::StopRequest::new();
+                r.name = name.clone();
+                r.timeout_secs = a.timeout.unwrap_or(0);
+                let _: api::ContainerResponse = w.call("Stop", &r, true)?;
+            }
+            let _: api::ContainerResponse = w.call("Start", &name_req(name), false)?;
+            Ok(())
+        };
+        match restart_one() {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("wren: {}", wren_runtime::error::chain(&e));
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
+}
+
+/// `wren wait NAME...`: blocks until each has exited and prints its exit
+/// status, one line per name in order; status 1 if any could not be waited
+/// for.
+pub fn wait(g: &Global, names: &[String]) -> Result<i32, CliError> {
+    let mut status = 0;
+    for name in names {
+        match super::client::wait(&g.socket, name, "") {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("wren: {}", wren_runtime::error::chain(&e));
+                status = 1;
+            }
+        }
+    }
+    Ok(status)
 }
 
 /// `wren kill`.

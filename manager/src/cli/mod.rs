@@ -15,6 +15,7 @@
 //! Runs in the short-lived `wren` process.
 
 pub mod args;
+pub mod attach;
 pub mod checkpoint;
 pub mod client;
 pub mod compose;
@@ -152,6 +153,9 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Create(a) => run::create(g, &a),
         Command::Start(a) => lifecycle::start(g, &a.name),
         Command::Stop(a) => lifecycle::stop(g, &a),
+        Command::Restart(a) => lifecycle::restart(g, &a),
+        Command::Wait(a) => lifecycle::wait(g, &a.names),
+        Command::Attach(a) => attach::attach(g, &a),
         Command::Kill(a) => lifecycle::kill(g, &a),
         Command::Rm(a) => lifecycle::rm(g, &a),
         Command::Pause(a) => lifecycle::pause_resume(g, &a.name, true),
@@ -162,6 +166,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Inspect(a) => query::inspect(g, &a.name),
         Command::Ps(a) => query::ps(g, &a.name),
         Command::Stats(a) => query::stats(g, &a.name),
+        Command::Port(a) => query::port(g, &a),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Checkpoint(a) => checkpoint::checkpoint(g, &a),
         Command::Restore(a) => checkpoint::restore(g, &a),

@@ -36,6 +36,7 @@ pub fn container_json(c: &api::Container) -> Value {
         "auto_remove": c.auto_remove,
         "stopped_by_user": c.stopped_by_user,
         "terminal": c.terminal,
+        "stdin": c.stdin,
         "args": c.args,
         "bundle": c.bundle,
         "log_path": c.log_path,

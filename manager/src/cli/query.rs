@@ -1,11 +1,14 @@
-//! The commands that only look: `list`, `inspect`, `ps` and `stats`.
+//! The commands that only look: `list`, `inspect`, `ps`, `stats` and
+//! `port`.
 //!
 //! Runs in `wren`.
 
 use wren_protocol::manager as api;
 
+use super::args::Port;
 use super::client::{name_req, Wrend};
 use super::{output, CliError, Global};
+use crate::network::PortMapping;
 
 /// `wren list`.
 pub fn list(g: &Global) -> Result<i32, CliError> {
@@ -69,4 +72,64 @@ pub fn stats(g: &Global, name: &str) -> Result<i32, CliError> {
         );
     }
     Ok(0)
+}
+
+/// `wren port NAME [PORT[/PROTO]]`: `80/tcp -> 127.0.0.1:8080` for each port
+/// a running container publishes, as Docker prints them; with a port, only
+/// its host addresses, and an error if it is not published.
+pub fn port(g: &Global, a: &Port) -> Result<i32, CliError> {
+    let mut w = Wrend::connect(&g.socket)?;
+    let c = w.inspect(&a.name)?;
+    let live = matches!(c.status.as_str(), "running" | "paused");
+    let mut maps = Vec::new();
+    for p in c.ports.iter().filter(|_| live) {
+        maps.extend(
+            PortMapping::parse(p)
+                .map_err(|e| CliError::failed(format!("container {}: {e}", a.name)))?,
+        );
+    }
+    let wanted = match &a.port {
+        None => None,
+        Some(s) => Some(port_filter(s)?),
+    };
+    let mut found = false;
+    for m in &maps {
+        let host_ip = if m.host_ip.is_empty() {
+            "0.0.0.0".to_string()
+        } else if m.host_ip.contains(':') {
+            format!("[{}]", m.host_ip)
+        } else {
+            m.host_ip.clone()
+        };
+        match &wanted {
+            None => println!(
+                "{}/{} -> {host_ip}:{}",
+                m.container_port, m.protocol, m.host_port
+            ),
+            Some((port, proto)) if *port == m.container_port && *proto == m.protocol => {
+                found = true;
+                println!("{host_ip}:{}", m.host_port);
+            }
+            Some(_) => {}
+        }
+    }
+    match (&a.port, wanted.is_some() && !found) {
+        (Some(p), true) => Err(CliError::failed(format!(
+            "container {} publishes no port {p}",
+            a.name
+        ))),
+        _ => Ok(0),
+    }
+}
+
+/// `PORT` or `PORT/tcp|udp` of `wren port`.
+fn port_filter(s: &str) -> Result<(u16, String), CliError> {
+    let (port, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    match port.parse::<u16>() {
+        Ok(n) if n > 0 && (proto == "tcp" || proto == "udp") => Ok((n, proto)),
+        _ => Err(CliError::usage(format!(
+            "port {s:?}: want PORT or PORT/tcp|udp"
+        ))),
+    }
 }

@@ -26,6 +26,12 @@ pub fn run(g: &Global, a: &Run) -> Result<i32, CliError> {
     let c = &a.container;
     let terminal = c.tty;
     let interactive = c.interactive || terminal;
+    if terminal && !a.detach && !tty::is_tty(0) {
+        // A detached one's terminal output goes to its log until `attach`.
+        return Err(CliError::failed(
+            "-t in the foreground needs a terminal on stdin (or run -d, then wren attach)",
+        ));
+    }
     let (mut req, lock) = create_request(g, c)?;
     req.auto_remove = a.rm && a.detach;
     req.start = a.detach;
@@ -69,9 +75,6 @@ fn create_request(
     g: &Global,
     c: &ContainerArgs,
 ) -> Result<(api::CreateRequest, Option<ImageLock>), CliError> {
-    if c.tty && !super::tty::is_tty(0) {
-        return Err(CliError::failed("-t needs a terminal on stdin"));
-    }
     let mut req = api::CreateRequest::new();
     req.restart_policy = c.restart.clone().unwrap_or_default();
     req.start_at_boot = c.start_at_boot;
@@ -499,17 +502,43 @@ fn foreground(
     log_path: &str,
     stdin: bool,
 ) -> Result<u32, CliError> {
-    let mut follower = Follower::open(Path::new(log_path));
+    let follower = Follower::open(Path::new(log_path));
     let done = wait_for_exit(&g.socket, name, "");
     let _: api::ContainerResponse = w.call("Start", &name_req(name), false)?;
     if stdin {
-        let mut a = api::AttachRequest::new();
-        a.name = name.to_string();
-        let paths: api::AttachResponse = w.call("Attach", &a, false)?;
-        let _: api::Empty = w.call("Detach", &a, false)?;
-        let f = crate::fifo::open(Path::new(&paths.stdin))?;
-        stdio::feed_stdin(&g.socket, name, "", File::from(f));
+        feed_stdin(g, w, name, true)?;
     }
+    follow(w, name, follower, done)
+}
+
+/// Feeds wren's stdin to the container's stdin fifo on a thread; with
+/// `close`, the container's stdin is closed when ours ends (a foreground
+/// `run -i`), else it stays open for the next client (`attach`).
+pub(super) fn feed_stdin(
+    g: &Global,
+    w: &mut Wrend,
+    name: &str,
+    close: bool,
+) -> Result<(), CliError> {
+    // The fifo's path, without taking the output from the log (a container
+    // without a terminal logs its output whether or not a client is there).
+    let mut a = api::AttachRequest::new();
+    a.name = name.to_string();
+    let paths: api::AttachResponse = w.call("Attach", &a, false)?;
+    let _: api::Empty = w.call("Detach", &a, false)?;
+    let f = crate::fifo::open(Path::new(&paths.stdin))?;
+    stdio::feed_stdin(&g.socket, name, "", File::from(f), close);
+    Ok(())
+}
+
+/// Prints what `follower` reads until `done` reports the container's exit
+/// (returns its status), passing SIGINT, SIGTERM and SIGHUP on to it.
+pub(super) fn follow(
+    w: &mut Wrend,
+    name: &str,
+    mut follower: Follower,
+    done: mpsc::Receiver<Result<u32, super::client::ClientError>>,
+) -> Result<u32, CliError> {
     forward_signals();
     let pump = |f: &mut Follower| f.pump(&mut std::io::stdout().lock());
     loop {

@@ -16,9 +16,9 @@ use super::client::{ClientError, Wrend};
 use super::CliError;
 
 /// Copies our stdin into the process's stdin fifo on another thread; at
-/// end of input, asks for CloseIO so the process sees EOF (the shim holds a
-/// writer of the fifo until then).
-pub fn feed_stdin(socket: &Path, name: &str, exec_id: &str, fifo: File) {
+/// end of input and with `close`, asks for CloseIO so the process sees EOF
+/// (the shim holds a writer of the fifo until then).
+pub fn feed_stdin(socket: &Path, name: &str, exec_id: &str, fifo: File, close: bool) {
     let (socket, name, exec_id) = (socket.to_owned(), name.to_string(), exec_id.to_string());
     std::thread::spawn(move || {
         let mut fifo = fifo;
@@ -26,6 +26,9 @@ pub fn feed_stdin(socket: &Path, name: &str, exec_id: &str, fifo: File) {
         crate::fifo::set_blocking(&fifo);
         let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
         drop(fifo);
+        if !close {
+            return;
+        }
         if let Ok(mut w) = Wrend::connect(&socket) {
             let mut r = api::CloseStdinRequest::new();
             r.name = name;

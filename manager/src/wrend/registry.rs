@@ -210,6 +210,7 @@ impl Registry {
         c.log_path = m.log.path().display().to_string();
         c.created_at = m.rec.created_at;
         c.terminal = m.rec.terminal;
+        c.stdin = m.rec.stdin;
         c.stopped_by_user = m.rec.stopped_by_user;
         c.last_error = m.rec.last_error.clone();
         c.image = m.rec.image.clone();

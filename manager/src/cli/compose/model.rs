@@ -502,6 +502,12 @@ pub struct Service {
     /// swarm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
+    /// A terminal (`-t`): its output goes to the log; `wren attach` joins it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Keep stdin open (`-i`), for `wren attach`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
     /// Ports the service listens on, for its peers: documentation only, as
     /// in Compose (peers reach every port of a service on its network).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1003,6 +1009,12 @@ pub fn run_args(
     for d in &s.devices {
         a.extend(["--device".into(), d.clone()]);
     }
+    if s.tty {
+        a.push("--tty".into());
+    }
+    if s.stdin_open {
+        a.push("--interactive".into());
+    }
     for g in &s.group_add {
         a.extend(["--group-add".into(), g.text()]);
     }
@@ -1167,7 +1179,8 @@ mod tests {
         let f = parse(
             "services:\n  a:\n    image: i\n    devices: [\"/dev/ttyUSB0:/dev/serial:rw\"]\n    \
              ulimits:\n      nofile: {soft: 10, hard: 20}\n      nproc: 5\n    \
-             sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n",
+             sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n    \
+             tty: true\n    stdin_open: true\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1178,6 +1191,7 @@ mod tests {
             "--sysctl net.core.somaxconn=1024",
             "--shm-size 1g",
             "--group-add dialout --group-add 20",
+            "--tty --interactive",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }
