@@ -135,8 +135,8 @@ pub fn resolve(
     })
 }
 
-/// `user[:group]` to uid, gid and the supplementary groups /etc/group
-/// lists the user in. Numbers need no entry; an unknown name is an error.
+/// `user[:group]` to uid, gid and the supplementary groups, from the
+/// image's /etc/passwd and /etc/group.
 fn resolve_user(
     image: &str,
     layers: &[PathBuf],
@@ -145,12 +145,37 @@ fn resolve_user(
     if spec.is_empty() {
         return Ok((0, 0, Vec::new()));
     }
+    let passwd = read_file(layers, "etc/passwd").unwrap_or_default();
+    let groups = read_file(layers, "etc/group").unwrap_or_default();
+    user_ids(&passwd, &groups, spec).map_err(|m| match m {
+        MissingId::User(user) => RunConfigError::NoUser {
+            image: image.to_string(),
+            user,
+        },
+        MissingId::Group(group) => RunConfigError::NoGroup {
+            image: image.to_string(),
+            group,
+        },
+    })
+}
+
+/// The name [`user_ids`] found in neither file.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MissingId {
+    User(String),
+    Group(String),
+}
+
+/// `user[:group]` (names or numbers) to uid, gid and the supplementary
+/// groups `groups` lists the user in, given the contents of an /etc/passwd
+/// and /etc/group. Numbers need no entry; an unknown name is an error.
+/// Shared by image containers (the image's files) and `wren exec -u` (the
+/// running container's).
+pub fn user_ids(passwd: &str, groups: &str, spec: &str) -> Result<(u32, u32, Vec<u32>), MissingId> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let passwd = read_file(layers, "etc/passwd").unwrap_or_default();
-    let groups = read_file(layers, "etc/group").unwrap_or_default();
     // name:x:uid:gid:...
     let pw = passwd
         .lines()
@@ -163,12 +188,7 @@ fn resolve_user(
             Some(f[0].to_string()),
         ),
         (None, Ok(n)) => (n, 0, None),
-        (None, Err(_)) => {
-            return Err(RunConfigError::NoUser {
-                image: image.to_string(),
-                user: user.to_string(),
-            })
-        }
+        (None, Err(_)) => return Err(MissingId::User(user.to_string())),
     };
     // name:x:gid:member,member
     let group_lines: Vec<Vec<&str>> = groups
@@ -180,12 +200,7 @@ fn resolve_user(
         gid = match (g.parse::<u32>(), group_lines.iter().find(|f| f[0] == g)) {
             (Ok(n), _) => n,
             (Err(_), Some(f)) => f[2].parse().unwrap_or(0),
-            (Err(_), None) => {
-                return Err(RunConfigError::NoGroup {
-                    image: image.to_string(),
-                    group: g.to_string(),
-                })
-            }
+            (Err(_), None) => return Err(MissingId::Group(g.to_string())),
         };
     }
     let mut extra = Vec::new();

@@ -1093,6 +1093,67 @@ fn detached_terminal_attach_wait_and_restart() {
     }
 }
 
+#[test]
+fn exec_as_another_user_resolved_in_the_container() {
+    if !require_root("exec_as_another_user_resolved_in_the_container") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let n = name("execu");
+    // The container's /etc/group is an absolute link to a file of its own:
+    // resolved inside its root, never on the host's.
+    w.run_detached(
+        r.to_str().unwrap(),
+        &n,
+        &[
+            "sh",
+            "-c",
+            "printf 'root:x:0:\\nuser:x:1000:\\nstaff:x:4321:user\\n' > /tmp/g; \
+             ln -sf /tmp/g /etc/group; echo ready; exec sleep 1000",
+        ],
+    );
+    assert!(wait_for(10, || w.ok(&["logs", &n]).contains("ready")));
+    let id = |u: &str| w.ok(&["exec", "-u", u, &n, "--", "id"]);
+    let by_name = id("user");
+    assert!(
+        by_name.starts_with("uid=1000(user) gid=1000(user)") && by_name.contains("4321(staff)"),
+        "{by_name}"
+    );
+    assert!(id("user:staff").starts_with("uid=1000(user) gid=4321(staff)"));
+    assert!(id("1234:5678").starts_with("uid=1234 gid=5678"));
+    assert!(id("0").starts_with("uid=0(root) gid=0(root)"));
+    // HOME follows the user, as in the container's init.
+    let home = w.ok(&["exec", "--user", "user", &n, "--", "sh", "-c", "echo $HOME"]);
+    assert_eq!(home, "/tmp\n");
+    // Without -u: the container's own user.
+    assert!(w.ok(&["exec", &n, "--", "id"]).starts_with("uid=0(root)"));
+
+    let e = w.fails(&["exec", "-u", "nobody", &n, "--", "id"]);
+    assert!(
+        e.contains(&n) && e.contains("\"nobody\" is not in its /etc/passwd"),
+        "{e}"
+    );
+    let e = w.fails(&["exec", "-u", "user:wheel", &n, "--", "id"]);
+    assert!(e.contains("\"wheel\" is not in its /etc/group"), "{e}");
+    let e = w.fails(&["exec", "-u", ":5", &n, "--", "id"]);
+    assert!(e.contains("NAME|UID[:GROUP|GID]"), "{e}");
+    // A fifo where /etc/passwd should be: refused, not waited on.
+    w.ok(&[
+        "exec",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "rm /etc/passwd && mkfifo /etc/passwd",
+    ]);
+    let e = w.fails(&["exec", "-u", "user", &n, "--", "id"]);
+    assert!(e.contains("/etc/passwd is not a regular file"), "{e}");
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}
+
 /// Waits up to `secs` for `child`'s exit code (None: killed, or it hung).
 fn child_wait(child: &mut std::process::Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);

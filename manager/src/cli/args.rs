@@ -214,7 +214,7 @@ pub struct ContainerArgs {
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory inside the container
-    #[arg(short = 'w', long, value_name = "DIR")]
+    #[arg(short = 'w', long, visible_alias = "workdir", value_name = "DIR")]
     pub cwd: Option<String>,
     /// The container's log: max-size=SIZE (rotate at, k/m/g), max-file=N
     /// (files kept) [default: wrend's --log-max-size and --log-keep]
@@ -611,8 +611,12 @@ pub struct Exec {
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory inside the container
-    #[arg(short = 'w', long, value_name = "DIR")]
+    #[arg(short = 'w', long, visible_alias = "workdir", value_name = "DIR")]
     pub cwd: Option<String>,
+    /// Run as this user: NAME|UID[:GROUP|GID], names from the container's
+    /// /etc/passwd and /etc/group [default: the container's user]
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
     /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,

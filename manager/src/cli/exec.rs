@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use wren_protocol::manager as api;
 
+use wren_images::runconfig::MissingId;
+
 use super::args::Exec;
 use super::client::{wait_for_exit, Wrend};
 use super::{stdio, tty, CliError, Global};
@@ -67,6 +69,14 @@ pub fn exec(g: &Global, a: &Exec) -> Result<i32, CliError> {
     req.env = a.env.clone();
     req.cwd = a.cwd.clone().unwrap_or_default();
     req.terminal = terminal;
+    let mut w = Wrend::connect(&g.socket)?;
+    if let Some(user) = &a.user {
+        let (uid, gid, more) = container_user(&mut w, &a.name, user)?;
+        req.user_set = true;
+        req.uid = uid;
+        req.gid = gid;
+        req.additional_gids = more;
+    }
     let mut stdin = None;
     let mut outs = Vec::new();
     if !detach {
@@ -84,7 +94,6 @@ pub fn exec(g: &Global, a: &Exec) -> Result<i32, CliError> {
             outs.push((f, true));
         }
     }
-    let mut w = Wrend::connect(&g.socket)?;
     let done = wait_for_exit(&g.socket, &a.name, &exec_id);
     let started: api::ExecResponse = w.call("Exec", &req, false)?;
     if detach {
@@ -99,4 +108,68 @@ pub fn exec(g: &Global, a: &Exec) -> Result<i32, CliError> {
     }
     let status = stdio::pump_until(outs, &done)?;
     Ok(status as i32)
+}
+
+/// `exec -u USER`: the ids of `user` as the running container's own
+/// /etc/passwd and /etc/group say (read through /proc/PID/root, with every
+/// symlink kept inside the container's root).
+fn container_user(w: &mut Wrend, name: &str, user: &str) -> Result<(u32, u32, Vec<u32>), CliError> {
+    if user.is_empty() || user.starts_with(':') || user.ends_with(':') {
+        return Err(CliError::usage(format!(
+            "-u {user:?}: want NAME|UID[:GROUP|GID]"
+        )));
+    }
+    let c = w.inspect(name)?;
+    if c.status != "running" || c.pid == 0 {
+        return Err(CliError::failed(format!(
+            "container {name} is {}, not running",
+            c.status
+        )));
+    }
+    let root_path = PathBuf::from(format!("/proc/{}/root", c.pid));
+    let root = wren_runtime::path::Root::open(&root_path)
+        .map_err(|e| CliError::failed(format!("open {}: {e}", root_path.display())))?;
+    let passwd = read_small(&root, "/etc/passwd")?;
+    let groups = read_small(&root, "/etc/group")?;
+    wren_images::runconfig::user_ids(&passwd, &groups, user).map_err(|m| {
+        CliError::failed(match m {
+            MissingId::User(u) => {
+                format!("container {name}: user {u:?} is not in its /etc/passwd")
+            }
+            MissingId::Group(g) => {
+                format!("container {name}: group {g:?} is not in its /etc/group")
+            }
+        })
+    })
+}
+
+/// A regular file of the container (at most 1 MiB of it), or "" if it has
+/// none; never a fifo or device to block on.
+fn read_small(root: &wren_runtime::path::Root, path: &str) -> Result<String, CliError> {
+    use std::io::Read;
+    let fd = match root.resolve(
+        std::path::Path::new(path),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        false,
+    ) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => {
+            return Err(CliError::failed(format!(
+                "open the container's {path}: {e}"
+            )))
+        }
+    };
+    let f = File::from(fd);
+    let regular = f.metadata().map(|m| m.is_file()).unwrap_or(false);
+    if !regular {
+        return Err(CliError::failed(format!(
+            "the container's {path} is not a regular file"
+        )));
+    }
+    let mut text = String::new();
+    f.take(1 << 20)
+        .read_to_string(&mut text)
+        .map_err(|e| CliError::failed(format!("read the container's {path}: {e}")))?;
+    Ok(text)
 }

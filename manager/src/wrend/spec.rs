@@ -555,6 +555,12 @@ fn apply(spec: &mut Value, o: &Overrides) {
     if o.terminal {
         process["terminal"] = Value::Bool(true);
     }
+    if let Some((uid, gid, extra)) = &o.image.user {
+        // `exec -u`: the ids only; the process keeps the spec's umask.
+        process["user"]["uid"] = Value::from(*uid);
+        process["user"]["gid"] = Value::from(*gid);
+        process["user"]["additionalGids"] = Value::from(extra.clone());
+    }
 }
 
 /// Syscalls the default profile refuses with EPERM: kernel modules, kexec,

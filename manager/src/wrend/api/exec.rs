@@ -37,7 +37,12 @@ impl Registry {
             cwd: req.cwd.clone(),
             terminal: req.terminal,
             hostname: String::new(),
-            image: spec::ImageOverrides::default(),
+            image: spec::ImageOverrides {
+                user: req
+                    .user_set
+                    .then(|| (req.uid, req.gid, req.additional_gids.clone())),
+                ..Default::default()
+            },
         };
         let process = spec::exec_process(&m.rec.bundle.join("config.json"), &overrides).map_err(
             |source| ManagerError::Spec {
