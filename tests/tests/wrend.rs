@@ -5,6 +5,7 @@
 //! Needs root and busybox-static; without root each test says so and skips.
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -1150,6 +1151,138 @@ fn exec_as_another_user_resolved_in_the_container() {
     ]);
     let e = w.fails(&["exec", "-u", "user", &n, "--", "id"]);
     assert!(e.contains("/etc/passwd is not a regular file"), "{e}");
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}
+
+#[test]
+fn cp_copies_in_and_out_and_stays_inside_the_container() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !require_root("cp_copies_in_and_out_and_stays_inside_the_container") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let n = name("cp");
+    w.run_detached(
+        r.to_str().unwrap(),
+        &n,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /data/dir/sub && echo one > /data/dir/a && echo two > /data/dir/sub/b \
+             && chmod 750 /data/dir/a \
+             && ln -s /etc/passwd /data/dir/link && ln -s / /data/escape \
+             && ln -s /etc/passwd /data/lnk && echo ready && exec sleep 1000",
+        ],
+    );
+    assert!(
+        wait_for(10, || w.ok(&["logs", &n]).contains("ready")),
+        "{}",
+        w.ok(&["logs", &n])
+    );
+    // (--rootfs containers have no CAP_CHOWN: from the host's side.)
+    std::os::unix::fs::chown(r.join("data/dir/a"), Some(1000), Some(1000)).unwrap();
+    let host = tempfile::tempdir().unwrap();
+    let h = |p: &str| host.path().join(p);
+    let hs = |p: &str| h(p).to_str().unwrap().to_string();
+    let at = |p: &str| format!("{n}:{p}");
+
+    // Out: a directory onto a missing path becomes it; links stay links;
+    // modes kept, owner the caller (-a keeps it).
+    w.ok(&["cp", &at("/data/dir"), &hs("out")]);
+    assert_eq!(std::fs::read_to_string(h("out/a")).unwrap(), "one\n");
+    assert_eq!(std::fs::read_to_string(h("out/sub/b")).unwrap(), "two\n");
+    let a = std::fs::metadata(h("out/a")).unwrap();
+    assert_eq!((a.permissions().mode() & 0o7777, a.uid()), (0o750, 0));
+    assert_eq!(
+        std::fs::read_link(h("out/link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    w.ok(&["cp", "-a", &at("/data/dir/a"), &hs("kept")]);
+    assert_eq!(std::fs::metadata(h("kept")).unwrap().uid(), 1000);
+    // Into an existing directory: by its name; `/.`: its contents.
+    std::fs::create_dir(h("into")).unwrap();
+    w.ok(&["cp", &at("/data/dir"), &hs("into")]);
+    assert!(h("into/dir/sub/b").is_file());
+    std::fs::create_dir(h("merge")).unwrap();
+    w.ok(&["cp", &at("/data/dir/."), &hs("merge")]);
+    assert!(h("merge/sub/b").is_file() && !h("merge/dir").exists());
+    // The container's absolute links resolve inside its root: its passwd.
+    w.ok(&["cp", &at("/data/escape/etc/passwd"), &hs("passwd")]);
+    assert_eq!(
+        std::fs::read_to_string(h("passwd")).unwrap(),
+        std::fs::read_to_string(r.join("etc/passwd")).unwrap()
+    );
+    // -L follows SRC itself (a link to the container's passwd).
+    w.ok(&["cp", "-L", &at("/data/lnk"), &hs("followed")]);
+    assert!(std::fs::read_to_string(h("followed"))
+        .unwrap()
+        .contains("user:x:1000"));
+
+    // In: a file, owned by the container's root; a directory by its name.
+    std::fs::write(h("in.txt"), "hello\n").unwrap();
+    std::fs::set_permissions(h("in.txt"), std::fs::Permissions::from_mode(0o640)).unwrap();
+    std::os::unix::fs::chown(h("in.txt"), Some(1234), Some(1234)).unwrap();
+    w.ok(&["cp", &hs("in.txt"), &at("/data/in.txt")]);
+    assert_eq!(
+        w.ok(&["exec", &n, "--", "stat", "-c", "%u:%g %a", "/data/in.txt"]),
+        "0:0 640\n"
+    );
+    w.ok(&["cp", "-a", &hs("in.txt"), &at("/data/kept.txt")]);
+    assert_eq!(
+        w.ok(&["exec", &n, "--", "stat", "-c", "%u:%g", "/data/kept.txt"]),
+        "1234:1234\n"
+    );
+    // Into a mount of the container's own (its /dev/shm tmpfs).
+    w.ok(&["cp", &hs("in.txt"), &at("/dev/shm/")]);
+    assert_eq!(
+        w.ok(&["exec", &n, "--", "cat", "/dev/shm/in.txt"]),
+        "hello\n"
+    );
+    w.ok(&["cp", &hs("out"), &at("/data/")]);
+    assert_eq!(w.ok(&["exec", &n, "--", "cat", "/data/out/sub/b"]), "two\n");
+    // Through the container's link to its /: its /tmp, not the host's.
+    let marker = format!("wren-cp-{}", std::process::id());
+    w.ok(&[
+        "cp",
+        &hs("in.txt"),
+        &at(&format!("/data/escape/tmp/{marker}")),
+    ]);
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "wrote on the host"
+    );
+    assert_eq!(
+        w.ok(&["exec", &n, "--", "cat", &format!("/tmp/{marker}")]),
+        "hello\n"
+    );
+    // A link where a file goes is replaced, never written through.
+    w.ok(&["cp", &hs("in.txt"), &at("/data/lnk")]);
+    assert_eq!(w.ok(&["exec", &n, "--", "cat", "/data/lnk"]), "hello\n");
+    assert!(w
+        .ok(&["exec", &n, "--", "cat", "/etc/passwd"])
+        .contains("root:x:0:0"));
+
+    // Bad input: named, nothing made.
+    let e = w.fails(&["cp", &hs("in.txt"), &hs("x")]);
+    assert!(e.contains("NAME:PATH"), "{e}");
+    let e = w.fails(&["cp", &at("/nope"), &hs("x")]);
+    assert!(
+        e.contains(&at("/nope")) && e.contains("No such file"),
+        "{e}"
+    );
+    let e = w.fails(&["cp", &hs("in.txt"), &at("/data/nodir/")]);
+    assert!(e.contains("no such directory"), "{e}");
+    let e = w.fails(&["cp", &hs("out"), &at("/data/in.txt")]);
+    assert!(e.contains("cannot copy directory"), "{e}");
+    let e = w.fails(&["cp", &hs("in.txt"), &at("/data/missing/x")]);
+    assert!(e.contains(&at("/data/missing")), "{e}");
+    assert!(!h("x").exists());
+    w.ok(&["stop", "-t", "1", &n]);
+    let e = w.fails(&["cp", &at("/data/in.txt"), &hs("x")]);
+    assert!(e.contains("is stopped"), "{e}");
     w.ok(&["rm", "-f", &n]);
     w.assert_clean(&n);
 }

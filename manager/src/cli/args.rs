@@ -93,6 +93,8 @@ pub enum Command {
     Stats(Name),
     /// List a container's published ports, or the host addresses of one
     Port(Port),
+    /// Copy files and directories between a running container and the host
+    Cp(super::copy::Cp),
     /// Change the resource limits of a running container
     Update(Update),
     /// Print a container's output

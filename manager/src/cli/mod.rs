@@ -19,6 +19,7 @@ pub mod attach;
 pub mod checkpoint;
 pub mod client;
 pub mod compose;
+pub mod copy;
 pub mod events;
 pub mod exec;
 pub mod health;
@@ -167,6 +168,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Ps(a) => query::ps(g, &a.name),
         Command::Stats(a) => query::stats(g, &a.name),
         Command::Port(a) => query::port(g, &a),
+        Command::Cp(a) => copy::cp(g, &a),
         Command::Logs(a) => logs::logs(g, &a),
         Command::Checkpoint(a) => checkpoint::checkpoint(g, &a),
         Command::Restore(a) => checkpoint::restore(g, &a),
