@@ -1287,6 +1287,90 @@ fn cp_copies_in_and_out_and_stays_inside_the_container() {
     w.assert_clean(&n);
 }
 
+#[test]
+fn update_keeps_limits_and_policy_for_later_starts() {
+    if !require_root("update_keeps_limits_and_policy_for_later_starts") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let n = name("upd");
+    w.run_detached(r, &n, &["sleep", "1000"]);
+    w.wait_status(&n, "running", 10);
+    let stats = || -> Value { serde_json::from_str(&w.ok(&["stats", "--json", &n])).unwrap() };
+    w.ok(&[
+        "update",
+        "-m",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "50",
+        "--restart",
+        "on-failure:2",
+        &n,
+    ]);
+    let s = stats();
+    assert_eq!(
+        (&s["pids_limit"], &s["memory_limit"]),
+        (&json_u(50), &json_u(64 << 20)),
+        "{s}"
+    );
+    assert_eq!(w.inspect(&n)["restart_policy"], "on-failure:2");
+    // A new task (stop, start) keeps them: they are in its spec now.
+    w.ok(&["stop", "-t", "1", &n]);
+    w.ok(&["start", &n]);
+    w.wait_status(&n, "running", 10);
+    let s = stats();
+    assert_eq!(
+        (&s["pids_limit"], &s["memory_limit"]),
+        (&json_u(50), &json_u(64 << 20)),
+        "{s}"
+    );
+    // A stopped container's update waits for its next start.
+    w.ok(&["stop", "-t", "1", &n]);
+    w.ok(&["update", "--pids-limit", "60", &n]);
+    w.ok(&["start", &n]);
+    w.wait_status(&n, "running", 10);
+    assert_eq!(stats()["pids_limit"], 60);
+    // ... and a policy set by update applies: on-failure restarts a kill.
+    w.ok(&["update", "--restart", "always", &n]);
+    let pid = w.inspect(&n)["pid"].as_i64().unwrap();
+    // SAFETY: kill(2) of the container's process, which this test made.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(
+        wait_for(10, || w.inspect(&n)["restart_count"].as_u64() == Some(1)
+            && w.status(&n) == "running"),
+        "{}",
+        w.inspect(&n)
+    );
+
+    // Bad input: named; nothing changes.
+    let e = w.fails(&["update", "--restart", "sometimes", &n]);
+    assert!(e.contains("\"sometimes\""), "{e}");
+    let e = w.fails(&["update", "-m", "lots", &n]);
+    assert!(e.contains("--memory \"lots\""), "{e}");
+    let e = w.fails(&["update", &n]);
+    assert!(e.contains("required"), "{e}");
+    assert_eq!(w.inspect(&n)["restart_policy"], "always");
+    let once = name("updrm");
+    w.ok(&[
+        "run", "-d", "--rm", "--rootfs", r, &once, "--", "sleep", "1000",
+    ]);
+    let e = w.fails(&["update", "--restart", "always", &once]);
+    assert!(e.contains(&once) && e.contains("--rm"), "{e}");
+    for c in [&n, &once] {
+        w.ok(&["rm", "-f", c]);
+        w.assert_clean(c);
+    }
+}
+
+fn json_u(n: u64) -> Value {
+    Value::from(n)
+}
+
 /// Waits up to `secs` for `child`'s exit code (None: killed, or it hung).
 fn child_wait(child: &mut std::process::Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);

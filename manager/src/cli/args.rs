@@ -632,19 +632,23 @@ pub struct Exec {
     pub command: Vec<String>,
 }
 
-/// `update`: the per-resource flags, or a whole LinuxResources JSON.
+/// `update`: the per-resource flags, or a whole LinuxResources JSON; and
+/// the restart policy.
 #[derive(Debug, Args)]
 #[group(skip)]
 #[command(group(
-    clap::ArgGroup::new("limits")
+    clap::ArgGroup::new("changes")
         .required(true)
         .multiple(true)
-        .args(["memory", "cpu_shares", "pids_limit", "resources"])
+        .args(["memory", "cpus", "cpu_shares", "pids_limit", "resources", "restart"])
 ))]
 pub struct Update {
-    /// Memory limit in bytes (-1: none)
-    #[arg(long, value_name = "BYTES", allow_negative_numbers = true)]
-    pub memory: Option<i64>,
+    /// Memory limit: BYTES, or a number with k, m or g (-1: none)
+    #[arg(short = 'm', long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// CPU limit, in CPUs (1.5: one and a half; 0: none)
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<f64>,
     /// CPU shares (relative weight)
     #[arg(long, value_name = "N")]
     pub cpu_shares: Option<u64>,
@@ -655,9 +659,12 @@ pub struct Update {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["memory", "cpu_shares", "pids_limit"]
+        conflicts_with_all = ["memory", "cpus", "cpu_shares", "pids_limit"]
     )]
     pub resources: Option<PathBuf>,
+    /// A new restart policy (no, on-failure[:N], always, unless-stopped)
+    #[arg(long, value_name = "POLICY")]
+    pub restart: Option<String>,
     /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
@@ -907,8 +914,15 @@ mod tests {
             panic!()
         };
         assert_eq!(
-            (u.memory, u.cpu_shares, u.pids_limit),
-            (Some(-1), Some(512), Some(50))
+            (u.memory.as_deref(), u.cpu_shares, u.pids_limit),
+            (Some("-1"), Some(512), Some(50))
+        );
+        let Command::Update(u) = ok(&["update", "-m", "-1", "--restart", "always", "web"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (u.memory.as_deref(), u.restart.as_deref()),
+            (Some("-1"), Some("always"))
         );
         let Command::Exec(x) = ok(&[
             "exec", "-i", "-e=A=1", "-w=/tmp", "web", "-t", "--", "sh", "-c", "x",

@@ -113,21 +113,45 @@ pub fn rm(g: &Global, a: &Rm) -> Result<i32, CliError> {
     Ok(status)
 }
 
-/// The LinuxResources JSON of `wren update`'s flags.
+/// The LinuxResources JSON of `wren update`'s flags; empty when none is
+/// given (only the restart policy changes).
 fn resources_json(a: &Update) -> Result<String, CliError> {
     if let Some(path) = &a.resources {
         return std::fs::read_to_string(path)
             .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())));
     }
     let mut v = serde_json::json!({});
-    if let Some(m) = a.memory {
-        v["memory"] = serde_json::json!({"limit": m});
+    if let Some(m) = &a.memory {
+        let limit = match m.trim() {
+            "-1" => -1,
+            s => super::run::parse_size(s).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--memory {m:?}: want BYTES or a number with k, m or g (-1: none)"
+                ))
+            })?,
+        };
+        v["memory"] = serde_json::json!({"limit": limit});
+    }
+    if let Some(c) = a.cpus {
+        if !(c >= 0.0 && c.is_finite()) {
+            return Err(CliError::usage(format!("--cpus {c}: want 0 or more")));
+        }
+        // As `run --cpus`: a quota per 100 ms period; 0 (-1 to the kernel) is none.
+        let quota = if c == 0.0 {
+            -1
+        } else {
+            (c * 100_000.0).round() as i64
+        };
+        v["cpu"] = serde_json::json!({"quota": quota, "period": 100_000});
     }
     if let Some(s) = a.cpu_shares {
-        v["cpu"] = serde_json::json!({"shares": s});
+        v["cpu"]["shares"] = serde_json::json!(s);
     }
     if let Some(l) = a.pids_limit {
         v["pids"] = serde_json::json!({"limit": l});
+    }
+    if v.as_object().is_some_and(|o| o.is_empty()) {
+        return Ok(String::new());
     }
     Ok(v.to_string())
 }
@@ -137,6 +161,7 @@ pub fn update(g: &Global, a: &Update) -> Result<i32, CliError> {
     let mut r = api::UpdateRequest::new();
     r.name = a.name.clone();
     r.resources_json = resources_json(a)?;
+    r.restart_policy = a.restart.clone().unwrap_or_default();
     let mut w = Wrend::connect(&g.socket)?;
     let _: api::Empty = w.call("Update", &r, false)?;
     Ok(0)

@@ -434,7 +434,7 @@ fn log_opt(o: &str, req: &mut api::CreateRequest) -> Result<(), CliError> {
 }
 
 /// `512`, `64k`, `100m`, `1g` (powers of 1024, as docker reads them).
-fn parse_size(s: &str) -> Option<i64> {
+pub(super) fn parse_size(s: &str) -> Option<i64> {
     let s = s.trim().to_ascii_lowercase();
     let s = s.strip_suffix('b').unwrap_or(&s);
     let (num, mult) = match s.chars().last()? {

@@ -34,6 +34,12 @@ pub enum SpecError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("rootfs {path} is not a directory")]
     NoRootfs { path: PathBuf },
     #[error("a command is needed with --rootfs")]
@@ -752,9 +758,62 @@ pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
     Ok(process)
 }
 
+/// Merges `resources` (OCI LinuxResources) into the `linux.resources` of
+/// the spec at `config`, key by key (an object into an object, anything
+/// else replaced), and writes the spec back atomically: `wren update`.
+pub fn merge_resources(config: &Path, resources: &Value) -> Result<(), SpecError> {
+    let text = std::fs::read(config).map_err(|source| SpecError::Read {
+        path: config.to_owned(),
+        source,
+    })?;
+    let mut spec: Value = serde_json::from_slice(&text).map_err(|source| SpecError::Parse {
+        path: config.to_owned(),
+        source,
+    })?;
+    merge(&mut spec["linux"]["resources"], resources);
+    let tmp = config.with_extension("json.tmp");
+    let write = |source| SpecError::Write {
+        path: config.to_owned(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(&spec).map_err(|e| write(std::io::Error::other(e)))?;
+    std::fs::write(&tmp, json).map_err(write)?;
+    std::fs::rename(&tmp, config).map_err(write)
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn update_merges_resources_into_the_spec() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"process":{},"linux":{"resources":{"memory":{"limit":100,"swap":200},"devices":[{"allow":false}]}}}"#,
+        )
+        .unwrap();
+        let up = serde_json::json!({"memory": {"limit": 50}, "pids": {"limit": 7}});
+        merge_resources(&config, &up).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+        let r = &v["linux"]["resources"];
+        assert_eq!(r["memory"], serde_json::json!({"limit": 50, "swap": 200}));
+        assert_eq!(r["pids"]["limit"], 7);
+        assert_eq!(r["devices"][0]["allow"], false);
+        assert!(!tmp.path().join("config.json.tmp").exists());
+    }
 
     #[test]
     fn image_spec_takes_the_resolved_process_and_extras() {

@@ -15,6 +15,8 @@ use wren_protocol::task as shimapi;
 use crate::wrend::error::ManagerError;
 use crate::wrend::network::Then;
 use crate::wrend::registry::{encode, Registry, State};
+use crate::wrend::restart_policy::RestartPolicy;
+use crate::wrend::spec;
 use wren_runtime::timing;
 use wren_ttrpc::server::Responder;
 
@@ -261,19 +263,67 @@ impl Registry {
         Ok(api::Empty::new())
     }
 
+    /// `Update`: new limits go to a live task through its shim and into the
+    /// container's config.json, so its next start (a restart, `wren
+    /// start`, a wrend restart) keeps them, as Docker's update does; a
+    /// stopped container's only into config.json. A new restart policy
+    /// goes into the record. Everything is checked before anything changes.
     pub fn update(&mut self, req: &api::UpdateRequest) -> Result<api::Empty, ManagerError> {
-        if serde_json::from_str::<serde_json::Value>(&req.resources_json).is_err() {
+        let name = req.name.as_str();
+        let resources = if req.resources_json.is_empty() {
+            None
+        } else {
+            match serde_json::from_str::<serde_json::Value>(&req.resources_json) {
+                Ok(v) if v.is_object() => Some(v),
+                _ => {
+                    return Err(ManagerError::InvalidArgument(
+                        "resources must be a JSON object (OCI LinuxResources)".into(),
+                    ))
+                }
+            }
+        };
+        let policy = if req.restart_policy.is_empty() {
+            None
+        } else {
+            Some(
+                RestartPolicy::parse(&req.restart_policy)
+                    .map_err(|e| ManagerError::InvalidArgument(e.to_string()))?,
+            )
+        };
+        if resources.is_none() && policy.is_none() {
             return Err(ManagerError::InvalidArgument(
-                "resources must be JSON OCI LinuxResources".into(),
+                "update needs resources or a restart policy".into(),
             ));
         }
-        let mut r = shimapi::UpdateTaskRequest::new();
-        r.id = req.name.clone();
-        let mut any = Any::new();
-        any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
-        any.value = req.resources_json.as_bytes().to_vec();
-        r.resources = MessageField::some(any);
-        self.shim_call::<_, Empty>(&req.name, "Update", &r)?;
+        let m = self.get(name)?;
+        if policy.is_some() && m.rec.auto_remove {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {name} is removed when it exits (--rm): it takes no restart policy"
+            )));
+        }
+        let live = m.state.is_live();
+        let config = m.rec.bundle.join("config.json");
+        if let Some(res) = &resources {
+            if live {
+                let mut r = shimapi::UpdateTaskRequest::new();
+                r.id = name.to_string();
+                let mut any = Any::new();
+                any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
+                any.value = req.resources_json.as_bytes().to_vec();
+                r.resources = MessageField::some(any);
+                self.shim_call::<_, Empty>(name, "Update", &r)?;
+            }
+            spec::merge_resources(&config, res).map_err(|source| ManagerError::Spec {
+                name: name.to_string(),
+                source,
+            })?;
+        }
+        if let Some(p) = policy {
+            let m = self.get(name)?;
+            m.rec.restart_policy = p.to_string();
+            self.save(name);
+        }
+        self.events.emit("/container/update", name, String::new());
         Ok(api::Empty::new())
     }
 }
