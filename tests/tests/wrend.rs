@@ -1069,6 +1069,47 @@ fn detached_terminal_attach_wait_and_restart() {
     assert_eq!(w.ok(&["wait", &d, &o]), "3\n7\n");
     let e = w.fails(&["wait", "no-such-box"]);
     assert!(e.contains("no-such-box"), "{e}");
+    // `list -q` with filters: names only, every filter must match.
+    assert_eq!(
+        w.ok(&[
+            "list",
+            "-q",
+            "-f",
+            "status=exited",
+            "-f",
+            &format!("name={d}")
+        ]),
+        format!("{d}\n")
+    );
+    assert_eq!(w.ok(&["ls", "-q", "-f", "status=paused"]), "");
+    let e = w.fails(&["list", "-f", "colour=red"]);
+    assert!(e.contains("colour=red"), "{e}");
+
+    // `start -a`: a stopped container again, its new status (not the old
+    // one); `-ai` with stdin.
+    let out = w.wren(&["start", "-a", &d]);
+    assert_eq!(out.status.code(), Some(3));
+    let mut cmd = w.cmd();
+    cmd.args(["start", "-ai", &i])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"echo again-$((3*3))\nexit 6\n").unwrap();
+    drop(stdin);
+    let status = child_wait(&mut child, 10);
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(status, Some(6), "{out}");
+    assert!(out.contains("again-9") && !out.contains("piped-6"), "{out}");
+    let e = w.fails(&["start", "-ai", &d]);
+    assert!(e.contains("not created with -i"), "{e}");
 
     // `restart`: a running one stopped and started (a new process), a
     // stopped one started; a bad name among good ones fails alone.

@@ -62,7 +62,7 @@ pub enum Command {
     /// Create a container; `start` starts it
     Create(Create),
     /// Start a created or stopped container
-    Start(Name),
+    Start(StartArgs),
     /// Stop a container: a signal (default SIGTERM), then SIGKILL after a grace period
     Stop(Stop),
     /// Stop containers (if running), then start them again
@@ -84,7 +84,7 @@ pub enum Command {
     Exec(Exec),
     /// List the containers
     #[command(visible_alias = "ls")]
-    List,
+    List(ListArgs),
     /// Print everything wrend knows of a container, as JSON
     Inspect(Name),
     /// List the processes of a container
@@ -139,6 +139,35 @@ pub enum Command {
 /// A command that takes a container name and nothing else.
 #[derive(Debug, Args)]
 pub struct Name {
+    /// The container's name
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+#[derive(Debug, Args, Default)]
+#[command(
+    after_help = "Filters: status=created|running|paused|stopped|restarting, \
+name=TEXT (a part of the name), label=KEY or label=KEY=VALUE, health=starting|healthy|unhealthy. \
+Several filters must all match."
+)]
+pub struct ListArgs {
+    /// Print only the names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Only the containers that match KEY=VALUE (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Stay attached: print its output (its terminal, if it has one) and
+    /// exit with its status
+    #[arg(short, long)]
+    pub attach: bool,
+    /// With -a: pass wren's stdin to it (a container made with -i or -t)
+    #[arg(short, long)]
+    pub interactive: bool,
     /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
@@ -936,10 +965,10 @@ mod tests {
         let cli = p(&["list", "--root=/r", "--json"]).unwrap();
         assert_eq!(cli.global.root, Some(PathBuf::from("/r")));
         assert!(cli.global.json);
-        assert!(matches!(cli.command, Some(Command::List)));
+        assert!(matches!(cli.command, Some(Command::List(_))));
         let cli = p(&["--socket", "/s.sock", "ls"]).unwrap();
         assert_eq!(cli.global.socket, Some(PathBuf::from("/s.sock")));
-        assert!(matches!(cli.command, Some(Command::List)));
+        assert!(matches!(cli.command, Some(Command::List(_))));
         let Command::Completion(c) = ok(&["completion", "fish"]) else {
             panic!()
         };

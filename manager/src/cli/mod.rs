@@ -152,6 +152,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
     match command {
         Command::Run(a) => run::run(g, &a),
         Command::Create(a) => run::create(g, &a),
+        Command::Start(a) if a.attach || a.interactive => attach::start(g, &a),
         Command::Start(a) => lifecycle::start(g, &a.name),
         Command::Stop(a) => lifecycle::stop(g, &a),
         Command::Restart(a) => lifecycle::restart(g, &a),
@@ -163,7 +164,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Resume(a) => lifecycle::pause_resume(g, &a.name, false),
         Command::Update(a) => lifecycle::update(g, &a),
         Command::Exec(a) => exec::exec(g, &a),
-        Command::List => query::list(g),
+        Command::List(a) => query::list(g, &a),
         Command::Inspect(a) => query::inspect(g, &a.name),
         Command::Ps(a) => query::ps(g, &a.name),
         Command::Stats(a) => query::stats(g, &a.name),

@@ -5,22 +5,89 @@
 
 use wren_protocol::manager as api;
 
-use super::args::Port;
+use super::args::{ListArgs, Port};
 use super::client::{name_req, Wrend};
 use super::{output, CliError, Global};
 use crate::network::PortMapping;
 
-/// `wren list`.
-pub fn list(g: &Global) -> Result<i32, CliError> {
+/// `wren list`: every container, or those its filters match.
+pub fn list(g: &Global, a: &ListArgs) -> Result<i32, CliError> {
+    let filters = a
+        .filter
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut w = Wrend::connect(&g.socket)?;
     let r: api::ListResponse = w.call("List", &api::ListRequest::new(), false)?;
-    if g.json {
-        let all: Vec<serde_json::Value> = r.containers.iter().map(output::container_json).collect();
+    let shown: Vec<api::Container> = r
+        .containers
+        .into_iter()
+        .filter(|c| filters.iter().all(|f| f.matches(c)))
+        .collect();
+    if a.quiet {
+        for c in &shown {
+            println!("{}", c.name);
+        }
+    } else if g.json {
+        let all: Vec<serde_json::Value> = shown.iter().map(output::container_json).collect();
         println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
     } else {
-        print!("{}", output::table(&r.containers));
+        print!("{}", output::table(&shown));
     }
     Ok(0)
+}
+
+/// One `--filter KEY=VALUE` of `wren list`.
+#[derive(Debug, PartialEq)]
+enum Filter {
+    Status(String),
+    Name(String),
+    Label(String, Option<String>),
+    Health(String),
+}
+
+impl Filter {
+    fn parse(s: &str) -> Result<Filter, CliError> {
+        let bad = |why: &str| CliError::usage(format!("--filter {s:?}: {why}"));
+        let (key, value) = s.split_once('=').ok_or_else(|| bad("want KEY=VALUE"))?;
+        Ok(match key {
+            "status" => match value {
+                "created" | "running" | "paused" | "stopped" | "restarting" => {
+                    Filter::Status(value.to_string())
+                }
+                // Docker's word for a stopped container.
+                "exited" => Filter::Status("stopped".into()),
+                _ => {
+                    return Err(bad(
+                        "status is created, running, paused, stopped or restarting",
+                    ))
+                }
+            },
+            "name" => Filter::Name(value.to_string()),
+            "label" if !value.is_empty() => match value.split_once('=') {
+                Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
+                None => Filter::Label(value.to_string(), None),
+            },
+            "health" => match value {
+                "starting" | "healthy" | "unhealthy" | "none" => Filter::Health(value.to_string()),
+                _ => return Err(bad("health is starting, healthy, unhealthy or none")),
+            },
+            _ => return Err(bad("filter by status, name, label or health")),
+        })
+    }
+
+    fn matches(&self, c: &api::Container) -> bool {
+        match self {
+            Filter::Status(s) => c.status == *s,
+            Filter::Name(n) => c.name.contains(n.as_str()),
+            Filter::Label(k, v) => c.labels.iter().any(|l| {
+                let (lk, lv) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                lk == k && v.as_deref().is_none_or(|v| v == lv)
+            }),
+            Filter::Health(h) if h == "none" => c.health_status.is_empty(),
+            Filter::Health(h) => c.health_status == *h,
+        }
+    }
 }
 
 /// `wren inspect NAME`: always JSON.
@@ -131,5 +198,26 @@ fn port_filter(s: &str) -> Result<(u16, String), CliError> {
         _ => Err(CliError::usage(format!(
             "port {s:?}: want PORT or PORT/tcp|udp"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_filters() {
+        let mut c = api::Container::new();
+        c.name = "shop-web-1".into();
+        c.status = "running".into();
+        c.labels = vec!["tier=web".into(), "flag".into()];
+        let m = |f: &str| Filter::parse(f).unwrap().matches(&c);
+        assert!(m("status=running") && !m("status=exited"));
+        assert!(m("name=web") && !m("name=db"));
+        assert!(m("label=tier") && m("label=tier=web") && !m("label=tier=db") && m("label=flag"));
+        assert!(m("health=none") && !m("health=healthy"));
+        for bad in ["status", "status=up", "colour=red", "label=", "health=ok"] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
     }
 }

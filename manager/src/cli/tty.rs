@@ -99,12 +99,14 @@ pub fn session(
     let open = |p: &str| crate::fifo::open(std::path::Path::new(p)).map(File::from);
     let stdin = open(&paths.stdin)?;
     let stdout = open(&paths.stdout)?;
-    let done = wait_for_exit(&g.socket, name, exec_id);
     if start {
         let mut r = api::NameRequest::new();
         r.name = name.to_string();
         let _: api::ContainerResponse = w.call("Start", &r, false)?;
     }
+    // After the start: a stopped container's Wait would answer with its
+    // previous exit.
+    let done = wait_for_exit(&g.socket, name, exec_id);
     let result = relay(w, name, exec_id, Some(stdin), vec![(stdout, false)], done);
     let _ = w.call::<_, api::Empty>("Detach", &a, false);
     result
