@@ -301,6 +301,26 @@ fn rmi_refuses_an_image_in_use_and_prune_frees_layers() {
     assert!(err.contains(&c) && err.contains("in use"), "{err}");
     assert_eq!(images_json(&w).len(), 2);
 
+    // tag: another name for the same image, which runs by it; removing
+    // that name keeps the image.
+    assert_eq!(
+        w.ok(&["tag", "test/other:2", "edge/app:stable"]),
+        "docker.io/edge/app:stable\n"
+    );
+    assert_eq!(
+        w.ok(&["run", "--rm", "--pull", "never", "edge/app:stable"]),
+        "x\n"
+    );
+    let e = w.fails(&["tag", "test/other:2", "Bad Name"]);
+    assert!(e.contains("Bad Name"), "{e}");
+    let e = w.fails(&["image", "tag", "nope", "a:b"]);
+    assert!(e.contains("nope"), "{e}");
+    let e = w.fails(&["tag", "test/other:2", "a@sha256:00"]);
+    assert!(e.contains("digest cannot be a name"), "{e}");
+    w.ok(&["rmi", "edge/app:stable"]);
+    assert_eq!(images_json(&w).len(), 2);
+    assert_eq!(layers(&w).len(), 4);
+
     // Removing the other image keeps the shared base layer.
     w.ok(&["rmi", "test/other:2"]);
     assert_eq!(layers(&w).len(), 3);
@@ -1096,6 +1116,12 @@ fn named_volumes_are_filled_from_the_image_and_kept() {
     assert_eq!(v[0]["used_by"], json!([c.clone()]));
     let err = w.fails(&["volume", "rm", "vol1"]);
     assert!(err.contains(&c) && err.contains("in use"), "{err}");
+    // prune takes the unused ones only, and wants -f without a terminal.
+    w.ok(&["volume", "create", "spare"]);
+    let err = w.fails(&["volume", "prune"]);
+    assert!(err.contains("-f"), "{err}");
+    assert_eq!(w.ok(&["volume", "prune", "-f"]), "spare\n");
+    assert!(w.ok(&["volume", "ls"]).contains("vol1"));
     w.ok(&["rm", &c]);
     w.ok(&["volume", "rm", "vol1"]);
     let err = w.fails(&["volume", "rm", "vol1"]);

@@ -1376,6 +1376,18 @@ fn update_keeps_limits_and_policy_for_later_starts() {
     w.ok(&["start", &n]);
     w.wait_status(&n, "running", 10);
     assert_eq!(stats()["pids_limit"], 60);
+    // Without a name: every running container's figures.
+    let all: Value = serde_json::from_str(&w.ok(&["stats", "--json"])).unwrap();
+    let mine = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == n.as_str());
+    assert_eq!(mine.map(|v| &v["pids_limit"]), Some(&json_u(60)), "{all}");
+    assert!(w
+        .ok(&["stats"])
+        .lines()
+        .any(|l| l.starts_with(&format!("{n}\t"))));
     // ... and a policy set by update applies: on-failure restarts a kill.
     w.ok(&["update", "--restart", "always", &n]);
     let pid = w.inspect(&n)["pid"].as_i64().unwrap();

@@ -89,8 +89,8 @@ pub enum Command {
     Inspect(Name),
     /// List the processes of a container
     Ps(Name),
-    /// Print a container's CPU, memory and pids figures
-    Stats(Name),
+    /// Print the CPU, memory and pids figures of a container (or of every running one)
+    Stats(StatsArgs),
     /// List a container's published ports, or the host addresses of one
     Port(Port),
     /// Copy files and directories between a running container and the host
@@ -119,6 +119,8 @@ pub enum Command {
     Images,
     /// Remove images
     Rmi(Rmi),
+    /// Give an image another name
+    Tag(Tag),
     /// Manage images: ls, inspect, rm, prune, import
     Image(ImageCmd),
     /// Manage named volumes: create, ls, inspect, rm
@@ -171,6 +173,13 @@ pub struct StartArgs {
     /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// The container's name [default: every running or paused container]
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// A command that takes one or more container names.
@@ -533,6 +542,18 @@ pub enum ImageSub {
     Prune,
     /// Import images (as `wren import`)
     Import(Import),
+    /// Give an image another name (as `wren tag`)
+    Tag(Tag),
+}
+
+#[derive(Debug, Args)]
+pub struct Tag {
+    /// The image: a name, id or id prefix
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// Its new name: [REGISTRY/]REPOSITORY[:TAG]
+    #[arg(value_name = "TARGET")]
+    pub target: String,
 }
 
 #[derive(Debug, Args)]
@@ -552,6 +573,15 @@ pub enum VolumeSub {
     Inspect(VolumeNames),
     /// Remove volumes no container uses
     Rm(VolumeNames),
+    /// Remove every volume no container uses, and its data
+    Prune(Prune),
+}
+
+#[derive(Debug, Args)]
+pub struct Prune {
+    /// Do not ask first (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -16,7 +16,7 @@ use wren_images::import::{self, Options};
 use wren_images::platform::Platform;
 use wren_images::Store;
 
-use super::args::{Import, Rmi, Save};
+use super::args::{Import, Rmi, Save, Tag};
 use super::{CliError, Global};
 
 impl From<wren_images::StoreError> for CliError {
@@ -162,6 +162,26 @@ pub fn users_of(records: &Path, id: &str) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// `wren tag SOURCE TARGET`: TARGET (normalised, as `pull` names images)
+/// names SOURCE's image too; a TARGET that named another image moves.
+pub fn tag(g: &Global, a: &Tag) -> Result<i32, CliError> {
+    if a.target.contains('@') {
+        return Err(CliError::usage(format!(
+            "tag {:?}: a digest cannot be a name; want [REGISTRY/]REPOSITORY[:TAG]",
+            a.target
+        )));
+    }
+    let target = wren_images::reference::parse(&a.target)
+        .map_err(CliError::usage)?
+        .whole();
+    let store = store(g)?;
+    let _lock = store.lock_exclusive()?;
+    let (_, id) = store.find(&a.source)?;
+    store.tag(&target, &id)?;
+    println!("{target}");
+    Ok(0)
 }
 
 /// `wren rmi IMAGE...`: untags, refusing an image a container uses, then

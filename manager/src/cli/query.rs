@@ -124,19 +124,50 @@ pub fn ps(g: &Global, name: &str) -> Result<i32, CliError> {
     Ok(0)
 }
 
-/// `wren stats NAME`.
-pub fn stats(g: &Global, name: &str) -> Result<i32, CliError> {
+/// `wren stats [NAME]`: one container's figures, or every live one's (a
+/// container that stops meanwhile is left out).
+pub fn stats(g: &Global, name: Option<&str>) -> Result<i32, CliError> {
     let mut w = Wrend::connect(&g.socket)?;
-    let r: api::StatsResponse = w.call("Stats", &name_req(name), false)?;
-    let v = output::stats_json(&r);
+    let names = match name {
+        Some(n) => vec![n.to_string()],
+        None => {
+            let r: api::ListResponse = w.call("List", &api::ListRequest::new(), false)?;
+            r.containers
+                .into_iter()
+                .filter(|c| matches!(c.status.as_str(), "running" | "paused"))
+                .map(|c| c.name)
+                .collect()
+        }
+    };
+    let mut rows = Vec::new();
+    for n in &names {
+        match w.call::<_, api::StatsResponse>("Stats", &name_req(n), false) {
+            Ok(r) => rows.push((n.clone(), output::stats_json(&r))),
+            Err(e) if name.is_some() => return Err(e.into()),
+            Err(_) => {}
+        }
+    }
     if g.json {
+        let v = match name {
+            Some(_) => rows.pop().map(|(_, v)| v).unwrap_or_default(),
+            None => serde_json::Value::from(
+                rows.into_iter()
+                    .map(|(n, mut v)| {
+                        v["name"] = serde_json::Value::from(n);
+                        v
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         println!("NAME\tCPU(ns)\tMEMORY(bytes)\tLIMIT\tPIDS");
-        println!(
-            "{name}\t{}\t{}\t{}\t{}",
-            v["cpu_ns"], v["memory_bytes"], v["memory_limit"], v["pids"]
-        );
+        for (n, v) in rows {
+            println!(
+                "{n}\t{}\t{}\t{}\t{}",
+                v["cpu_ns"], v["memory_bytes"], v["memory_limit"], v["pids"]
+            );
+        }
     }
     Ok(0)
 }

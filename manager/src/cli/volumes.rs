@@ -1,4 +1,4 @@
-//! Named volumes: `wren volume create|ls|inspect|rm` and `run -v NAME:/path`.
+//! Named volumes: `wren volume create|ls|inspect|rm|prune` and `run -v NAME:/path`.
 //! A volume is a directory, `<records>/volumes/NAME/_data`, bind-mounted
 //! into containers. An empty one is filled from the image's content at the
 //! mount path when a container is made with it, as Docker does. A volume a container's spec mounts
@@ -128,6 +128,36 @@ pub fn rm(g: &Global, names: &[String]) -> Result<i32, CliError> {
                 "volume {n} is in use by container {}; remove the container first",
                 u.join(", ")
             )));
+        }
+        std::fs::remove_dir_all(&d)
+            .map_err(|e| CliError::failed(format!("remove volume {n} ({}): {e}", d.display())))?;
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// `wren volume prune`: removes every volume no container's spec mounts
+/// (asking first on a terminal, unless `force`).
+pub fn prune(g: &Global, force: bool) -> Result<i32, CliError> {
+    if !force {
+        if !super::tty::is_tty(0) {
+            return Err(CliError::usage(
+                "volume prune deletes data: confirm with -f (stdin is not a terminal to ask on)",
+            ));
+        }
+        eprint!("Remove every volume no container uses, with its data? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(1);
+        }
+    }
+    let store = super::images::store(g)?;
+    let _lock = store.lock_exclusive()?;
+    for n in names(g) {
+        let d = dir(g, &n);
+        if !valid_name(&n) || !d.join("_data").is_dir() || !users(g, &d.join("_data")).is_empty() {
+            continue;
         }
         std::fs::remove_dir_all(&d)
             .map_err(|e| CliError::failed(format!("remove volume {n} ({}): {e}", d.display())))?;
