@@ -5,6 +5,15 @@
 //! the tail ([`tail_from`]) and follow the current file across rotations
 //! ([`Follower`]), on the same host, without asking wrend for the data.
 //!
+//! The log itself is the container's bytes, unchanged. When it was
+//! written is beside it, in `log.times` (rotated with it): one 16-byte
+//! record per write, the offset in the file where that write's bytes
+//! begin and the time wrend read them (little-endian u64 and i64
+//! nanoseconds since the epoch). A line's time is that of the write its
+//! first byte came in ([`stamped_lines`]); `wren logs -t`, `--since` and
+//! `--until` read them. A missing or short record file (a log written by an
+//! older wrend) gives its lines the file's modification time.
+//!
 //! Runs in `wrend` (writing, on its loop thread) and in `wren` (reading).
 
 use std::fs::{File, OpenOptions};
@@ -25,10 +34,21 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(format!("{}.{n}", path.display()))
 }
 
+/// The record file beside log file `path`.
+pub fn times_path(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.times", path.display()))
+}
+
+/// Size of one record of a `.times` file.
+const TIME_RECORD: usize = 16;
+
 /// The writer: one container's log file, with size-based rotation.
 pub struct LogFile {
     path: PathBuf,
     file: Option<File>,
+    /// The `.times` records, when this log keeps them ([`LogFile::timed`]).
+    times: Option<File>,
+    timed: bool,
     size: u64,
     max_size: u64,
     keep: u32,
@@ -39,10 +59,18 @@ impl LogFile {
         Self {
             path,
             file: None,
+            times: None,
+            timed: false,
             size: 0,
             max_size: max_size.max(1),
             keep: keep.max(1),
         }
+    }
+
+    /// Keeps a `.times` record of each write beside the log.
+    pub fn timed(mut self) -> Self {
+        self.timed = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -59,24 +87,65 @@ impl LogFile {
                 .open(&self.path)?;
             self.size = f.metadata()?.len();
             self.file = Some(f);
+            if self.timed {
+                // Best effort: a log without times still works.
+                self.times = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o640)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(times_path(&self.path))
+                    .ok();
+            }
         }
         self.file
             .as_mut()
             .ok_or_else(|| io::Error::other("log file not open"))
     }
 
-    /// Shifts `log.N` up by one (dropping the oldest) and starts a new file.
+    /// Records that the bytes written next, at the current end, arrived at
+    /// `nanos`.
+    fn stamp(&mut self, nanos: i64) {
+        if let Some(t) = self.times.as_mut() {
+            let mut rec = [0u8; TIME_RECORD];
+            rec[..8].copy_from_slice(&self.size.to_le_bytes());
+            rec[8..].copy_from_slice(&nanos.to_le_bytes());
+            if t.write_all(&rec).is_err() {
+                self.times = None;
+            }
+        }
+    }
+
+    /// Shifts `log.N` up by one (dropping the oldest) and starts a new file;
+    /// the `.times` files move with them.
     fn rotate(&mut self) -> io::Result<()> {
         self.file = None;
+        self.times = None;
+        let both = |p: PathBuf| [times_path(&p), p];
         if self.keep == 1 {
-            return std::fs::remove_file(&self.path).or_else(ignore_missing);
+            for p in both(self.path.clone()) {
+                std::fs::remove_file(p).or_else(ignore_missing)?;
+            }
+            return Ok(());
         }
-        std::fs::remove_file(rotated(&self.path, self.keep - 1)).or_else(ignore_missing)?;
+        for p in both(rotated(&self.path, self.keep - 1)) {
+            std::fs::remove_file(p).or_else(ignore_missing)?;
+        }
         for n in (1..self.keep - 1).rev() {
-            std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1))
-                .or_else(ignore_missing)?;
+            let (from, to) = (
+                both(rotated(&self.path, n)),
+                both(rotated(&self.path, n + 1)),
+            );
+            for (f, t) in from.into_iter().zip(to) {
+                std::fs::rename(f, t).or_else(ignore_missing)?;
+            }
         }
-        std::fs::rename(&self.path, rotated(&self.path, 1)).or_else(ignore_missing)?;
+        for (f, t) in both(self.path.clone())
+            .into_iter()
+            .zip(both(rotated(&self.path, 1)))
+        {
+            std::fs::rename(f, t).or_else(ignore_missing)?;
+        }
         self.size = 0;
         Ok(())
     }
@@ -85,28 +154,122 @@ impl LogFile {
     /// is cut after the last whole line that fits, or at the size limit
     /// when a line is longer than that.
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let now = if self.timed { now_nanos() } else { 0 };
         while !data.is_empty() {
             self.open()?;
             let room = self.max_size.saturating_sub(self.size) as usize;
-            if data.len() <= room {
-                self.open()?.write_all(data)?;
-                self.size += data.len() as u64;
-                return Ok(());
-            }
-            let cut = data[..room]
-                .iter()
-                .rposition(|&b| b == b'\n')
-                .map(|i| i + 1)
-                .unwrap_or(if self.size == 0 { room } else { 0 });
+            let cut = if data.len() <= room {
+                data.len()
+            } else {
+                data[..room]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map(|i| i + 1)
+                    .unwrap_or(if self.size == 0 { room } else { 0 })
+            };
             if cut > 0 {
+                // The record goes down before the bytes it describes.
+                self.stamp(now);
                 self.open()?.write_all(&data[..cut])?;
                 self.size += cut as u64;
                 data = &data[cut..];
             }
-            self.rotate()?;
+            if !data.is_empty() {
+                self.rotate()?;
+            }
         }
         Ok(())
     }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// The lines of `data` (the contents of log file `path`) with the time
+/// each began to be written, from the file's `.times` records; lines
+/// before the first record, or all of them without one, get the file's
+/// modification time. A last line without a newline is included.
+pub fn stamped_lines<'a>(path: &Path, data: &'a [u8]) -> Vec<(i64, &'a [u8])> {
+    let records = read_times(&times_path(path));
+    let fallback = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i64);
+    let mut out = Vec::new();
+    let mut start = 0usize;
+    let mut r = 0usize;
+    let mut at = records
+        .first()
+        .filter(|(o, _)| *o == 0)
+        .map_or(fallback, |&(_, t)| t);
+    while start < data.len() {
+        while r < records.len() && records[r].0 <= start as u64 {
+            at = records[r].1;
+            r += 1;
+        }
+        let end = data[start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(data.len(), |i| start + i + 1);
+        out.push((at, &data[start..end]));
+        start = end;
+    }
+    out
+}
+
+/// The `(offset, nanos)` records of a `.times` file, in order (a torn last
+/// record is left out).
+pub fn read_times(path: &Path) -> Vec<(u64, i64)> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    bytes
+        .chunks_exact(TIME_RECORD)
+        .map(|c| {
+            let mut o = [0u8; 8];
+            let mut t = [0u8; 8];
+            o.copy_from_slice(&c[..8]);
+            t.copy_from_slice(&c[8..]);
+            (u64::from_le_bytes(o), i64::from_le_bytes(t))
+        })
+        .collect()
+}
+
+/// Every line of the log at `path` and its rotated files (up to `keep`),
+/// oldest first, with its time ([`stamped_lines`]); the current file is
+/// read through `current` to its end, for a follower to go on from there.
+pub fn read_stamped(
+    path: &Path,
+    keep: u32,
+    current: Option<&mut File>,
+) -> io::Result<Vec<(i64, Vec<u8>)>> {
+    let mut files = Vec::new();
+    for i in (1..keep.max(1)).rev() {
+        let p = rotated(path, i);
+        match std::fs::read(&p) {
+            Ok(data) => files.push((p, data)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut data = Vec::new();
+    if let Some(f) = current {
+        f.read_to_end(&mut data)?;
+    }
+    files.push((path.to_owned(), data));
+    let mut out = Vec::new();
+    for (p, data) in &files {
+        out.extend(
+            stamped_lines(p, data)
+                .into_iter()
+                .map(|(t, l)| (t, l.to_vec())),
+        );
+    }
+    Ok(out)
 }
 
 fn ignore_missing(e: io::Error) -> io::Result<()> {
@@ -220,6 +383,43 @@ mod tests {
     fn tail(path: &Path, keep: u32, n: usize) -> Vec<u8> {
         let mut current = File::open(path).ok();
         tail_from(path, keep, n, current.as_mut()).unwrap()
+    }
+
+    #[test]
+    fn times_are_recorded_per_write_and_rotate_with_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut log = LogFile::new(path.clone(), 12, 2).timed();
+        log.write(b"one\ntwo\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        log.write(b"three\n").unwrap(); // 8 + 6 > 12: a new file
+        let t = read_times(&times_path(&path));
+        let t1 = read_times(&times_path(&rotated(&path, 1)));
+        assert_eq!(t1.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(t.iter().map(|r| r.0).collect::<Vec<_>>(), vec![0]);
+        assert!(t[0].1 > t1[0].1);
+        let data = std::fs::read(rotated(&path, 1)).unwrap();
+        let lines = stamped_lines(&rotated(&path, 1), &data);
+        assert_eq!(
+            lines,
+            vec![(t1[0].1, &b"one\n"[..]), (t1[0].1, &b"two\n"[..])]
+        );
+        let all = read_stamped(&path, 16, File::open(&path).ok().as_mut()).unwrap();
+        assert_eq!(
+            all.iter().map(|(_, l)| l.as_slice()).collect::<Vec<_>>(),
+            vec![&b"one\n"[..], b"two\n", b"three\n"]
+        );
+        assert_eq!(all[2].0, t[0].1);
+        // The oldest goes with its records.
+        log.write(b"four\nfive\n").unwrap();
+        log.write(b"six\n").unwrap();
+        assert!(!times_path(&rotated(&path, 2)).exists());
+        // A log without records: its lines get the file's time.
+        let old = tmp.path().join("old");
+        std::fs::write(&old, "a\nb").unwrap();
+        let lines = stamped_lines(&old, b"a\nb");
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].0 > 0 && lines[0].0 == lines[1].0);
     }
 
     #[test]

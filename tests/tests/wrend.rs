@@ -1424,6 +1424,83 @@ fn json_u(n: u64) -> Value {
     Value::from(n)
 }
 
+#[test]
+fn logs_timestamps_since_and_until() {
+    if !require_root("logs_timestamps_since_and_until") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let n = name("logt");
+    w.run_detached(
+        r.to_str().unwrap(),
+        &n,
+        &[
+            "sh",
+            "-c",
+            "echo early; sleep 1.5; echo late; for i in 1 2 3; do sleep 0.3; echo tick$i; done",
+        ],
+    );
+    // Followed with times from the start, until the container exits.
+    let followed = w.ok(&["logs", "-f", "-t", &n]);
+    let stamped: Vec<(String, String)> = followed
+        .lines()
+        .map(|l| {
+            let (t, rest) = l.split_once(' ').unwrap();
+            (t.to_string(), rest.to_string())
+        })
+        .collect();
+    let texts: Vec<&str> = stamped.iter().map(|(_, l)| l.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["early", "late", "tick1", "tick2", "tick3"],
+        "{followed}"
+    );
+    for (t, _) in &stamped {
+        assert!(
+            t.ends_with('Z') && t.len() >= 20 && &t[10..11] == "T",
+            "{t}"
+        );
+    }
+    // Times in order, the sleep between early and late visible.
+    let secs = |t: &str| -> f64 {
+        let hms = &t[11..t.len() - 1];
+        let mut p = hms.split(':');
+        let h: f64 = p.next().unwrap().parse().unwrap();
+        let m: f64 = p.next().unwrap().parse().unwrap();
+        let s: f64 = p.next().unwrap().parse().unwrap();
+        h * 3600.0 + m * 60.0 + s
+    };
+    let ts: Vec<f64> = stamped.iter().map(|(t, _)| secs(t)).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{followed}");
+    assert!(ts[1] - ts[0] >= 1.0, "{followed}");
+    // The same times when read again, not followed.
+    assert_eq!(w.ok(&["logs", "--timestamps", &n]), followed);
+
+    // --since and --until at late's time split the log there.
+    let late = &stamped[1].0;
+    assert_eq!(
+        w.ok(&["logs", "--since", late, &n]),
+        "late\ntick1\ntick2\ntick3\n"
+    );
+    assert_eq!(w.ok(&["logs", "--until", late, &n]), "early\n");
+    assert_eq!(
+        w.ok(&["logs", "--since", late, "--tail", "1", &n]),
+        "tick3\n"
+    );
+    assert_eq!(w.ok(&["logs", "--since", "1h", &n]).lines().count(), 5);
+    assert_eq!(w.ok(&["logs", "--since", "2100-01-01", &n]), "");
+    let e = w.fails(&["logs", "--since", "yesterday", &n]);
+    assert!(e.contains("--since \"yesterday\""), "{e}");
+    // Kept on disk: a restarted wrend reads the same times.
+    let mut w = w;
+    w.restart();
+    assert_eq!(w.ok(&["logs", "-t", &n]), followed);
+    w.ok(&["rm", "-f", &n]);
+    w.assert_clean(&n);
+}
+
 /// Waits up to `secs` for `child`'s exit code (None: killed, or it hung).
 fn child_wait(child: &mut std::process::Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);

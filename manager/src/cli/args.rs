@@ -737,6 +737,16 @@ pub struct Logs {
     /// Print only the last N lines first
     #[arg(long, short = 'n', value_name = "N")]
     pub tail: Option<usize>,
+    /// Put the time each line was written before it (RFC 3339, UTC)
+    #[arg(short, long)]
+    pub timestamps: bool,
+    /// Only lines written since TIME: a duration before now (10m, 1h30m),
+    /// an RFC 3339 time or date (UTC unless it says), or Unix seconds
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only lines written before TIME (as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// The container's name
     #[arg(value_name = "NAME")]
     pub name: String,

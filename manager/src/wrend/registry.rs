@@ -271,7 +271,8 @@ impl Registry {
                 0 => self.cfg.log_keep,
                 n => n,
             },
-        );
+        )
+        .timed();
         let shim_log = LogFile::new(
             self.cfg.record_dir(&rec.name).join("shim.log"),
             self.cfg.log_max_size,
