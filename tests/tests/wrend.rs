@@ -1555,6 +1555,19 @@ fn exec_env_replaces_the_containers_value() {
         "env | grep -E '^(X|Y)=' | sort -s -t= -k1,1",
     ]);
     assert_eq!(out, "X=new\nY=kept\n");
+    // `-e KEY` alone: wren's own value, and nothing when wren has none.
+    let out = w
+        .cmd()
+        .env("WREN_T_SET", "from-wren")
+        .env_remove("WREN_T_UNSET")
+        .args(["exec", "-e", "WREN_T_SET", "-e", "WREN_T_UNSET", &n, "--"])
+        .args(["sh", "-c", "env | grep '^WREN_T' || true"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "WREN_T_SET=from-wren\n"
+    );
     w.ok(&["rm", "-f", &n]);
     w.assert_clean(&n);
 }

@@ -88,6 +88,7 @@ pub enum Command {
     /// Print everything wrend knows of a container, as JSON
     Inspect(Name),
     /// List the processes of a container
+    #[command(visible_alias = "top")]
     Ps(Name),
     /// Print the CPU, memory and pids figures of a container (or of every running one)
     Stats(StatsArgs),
@@ -250,7 +251,7 @@ pub struct ContainerArgs {
     /// Start the container when wrend starts
     #[arg(long)]
     pub start_at_boot: bool,
-    /// Set an environment variable (repeatable)
+    /// Set an environment variable: KEY=VALUE, or KEY for wren's own value (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory inside the container
@@ -668,7 +669,7 @@ pub struct Exec {
     /// Give the process a terminal (stdin must be one)
     #[arg(short, long)]
     pub tty: bool,
-    /// Set an environment variable (repeatable)
+    /// Set an environment variable: KEY=VALUE, or KEY for wren's own value (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// Working directory inside the container

@@ -66,7 +66,11 @@ pub fn exec(g: &Global, a: &Exec) -> Result<i32, CliError> {
     req.name = a.name.clone();
     req.exec_id = exec_id.clone();
     req.args = a.command.clone();
-    req.env = a.env.clone();
+    req.env = a
+        .env
+        .iter()
+        .filter_map(|e| super::run::host_env(e))
+        .collect();
     req.cwd = a.cwd.clone().unwrap_or_default();
     req.terminal = terminal;
     let mut w = Wrend::connect(&g.socket)?;

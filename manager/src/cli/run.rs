@@ -105,7 +105,7 @@ fn create_request(
     req.bundle = c.source.bundle.as_deref().map(abs).unwrap_or_default();
     req.rootfs = c.source.rootfs.as_deref().map(abs).unwrap_or_default();
     req.args = c.command.clone();
-    req.env = c.env.clone();
+    req.env = c.env.iter().filter_map(|e| host_env(e)).collect();
     req.cwd = c.cwd.clone().unwrap_or_default();
     Ok((req, None))
 }
@@ -132,14 +132,10 @@ fn image_request(
             text.lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(|l| match l.contains('=') {
-                    true => l.to_string(),
-                    // `KEY` alone: this process's value, as docker does.
-                    false => format!("{l}={}", std::env::var(l).unwrap_or_default()),
-                }),
+                .filter_map(host_env),
         );
     }
-    env.extend(c.env.iter().cloned());
+    env.extend(c.env.iter().filter_map(|e| host_env(e)));
     let o = wren_images::runconfig::Overrides {
         entrypoint: f.entrypoint.clone(),
         cmd: c.command.clone(),
@@ -469,6 +465,15 @@ fn generated_name(image: &str) -> String {
         base
     };
     format!("{base}-{:02x}{:02x}{:02x}", buf[0], buf[1], buf[2])
+}
+
+/// An `-e`/`--env-file` entry: `KEY=VALUE` as it is; `KEY` alone takes
+/// wren's own value, and is left out when wren has none (as Docker).
+pub(super) fn host_env(e: &str) -> Option<String> {
+    if e.contains('=') {
+        return Some(e.to_string());
+    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
 }
 
 fn abs(p: &Path) -> String {
