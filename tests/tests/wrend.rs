@@ -1128,6 +1128,15 @@ fn detached_terminal_attach_wait_and_restart() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{s}\n{d}\n"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-box"));
     assert_eq!(w.status(&s), "running");
+    // A --rm container would be gone after its stop: refused, left running.
+    let once = name("drm");
+    w.ok(&[
+        "run", "-d", "--rm", "--rootfs", r, &once, "--", "sleep", "1000",
+    ]);
+    let e = w.fails(&["restart", &once]);
+    assert!(e.contains(&once) && e.contains("--rm"), "{e}");
+    assert_eq!(w.status(&once), "running");
+    w.ok(&["rm", "-f", &once]);
 
     for n in [&t, &i, &o, &d, &s] {
         w.ok(&["rm", "-f", n]);

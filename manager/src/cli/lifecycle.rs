@@ -46,7 +46,17 @@ pub fn restart(g: &Global, a: &Restart) -> Result<i32, CliError> {
     for name in &a.names {
         let mut restart_one = || -> Result<(), ClientError> {
             let c = w.inspect(name)?;
-            if matches!(c.status.as_str(), "running" | "paused" | "restarting") {
+            let live = matches!(c.status.as_str(), "running" | "paused" | "restarting");
+            if live && c.auto_remove {
+                // Its stop would remove it, and there would be nothing to start.
+                return Err(ClientError::Refused {
+                    message: format!(
+                        "container {name} is removed when it stops (--rm): not restarted"
+                    ),
+                    not_found: false,
+                });
+            }
+            if live {
                 let mut r = api::StopRequest::new();
                 r.name = name.clone();
                 r.timeout_secs = a.timeout.unwrap_or(0);
