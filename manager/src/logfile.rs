@@ -332,6 +332,14 @@ pub fn last_lines(data: &[u8], n: usize) -> &[u8] {
     data
 }
 
+/// Whether `path` now names another file than `file` (or a file where
+/// there was none): the log was rotated, or made.
+pub fn replaced(path: &Path, file: Option<&File>) -> bool {
+    let current = std::fs::metadata(path).ok().map(|m| m.ino());
+    let mine = file.and_then(|f| f.metadata().ok()).map(|m| m.ino());
+    current.is_some() && current != mine
+}
+
 /// The reader that follows a log across rotations: it copies what is new
 /// in its file and, when the path names a new file (a rotation happened),
 /// finishes the old one and switches.
@@ -360,13 +368,7 @@ impl Follower {
             if let Some(f) = self.file.as_mut() {
                 let _ = io::copy(f, out);
             }
-            let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
-            let mine = self
-                .file
-                .as_ref()
-                .and_then(|f| f.metadata().ok())
-                .map(|m| m.ino());
-            if current.is_some() && current != mine {
+            if replaced(&self.path, self.file.as_ref()) {
                 self.file = File::open(&self.path).ok();
                 continue;
             }

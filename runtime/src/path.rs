@@ -121,23 +121,7 @@ impl Root {
         if sys::fstat(fd.as_fd())?.st_mode & libc::S_IFMT != libc::S_IFLNK {
             return Ok(None);
         }
-        let mut buf = vec![0u8; libc::PATH_MAX as usize];
-        // SAFETY: readlinkat on an O_PATH symlink fd with an empty path and a
-        // buffer of the size given.
-        let n = unsafe {
-            libc::readlinkat(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                c"".as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        buf.truncate(n as usize);
-        let s: std::ffi::OsString = std::os::unix::ffi::OsStringExt::from_vec(buf);
-        Ok(Some(PathBuf::from(s)))
+        Ok(Some(PathBuf::from(sys::readlink_fd(fd.as_fd())?)))
     }
 
     /// Make sure a regular file exists at `path` (for bind-mounting a file

@@ -370,7 +370,7 @@ impl Copy<'_> {
                     .map_err(|e| dfail("set owner, mode or times of", e))
             }
             libc::S_IFLNK => {
-                let target = readlink(src.as_fd()).map_err(|e| sfail("readlink", e))?;
+                let target = sys::readlink_fd(src.as_fd()).map_err(|e| sfail("readlink", e))?;
                 match sys::symlinkat(Path::new(&target), dir, Path::new(name)) {
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                         unlink(dir, &cname).map_err(|e| dfail("replace", e))?;
@@ -461,25 +461,6 @@ fn read_dir(fd: BorrowedFd<'_>) -> io::Result<Vec<OsString>> {
     unsafe { libc::closedir(d) };
     names.sort();
     Ok(names)
-}
-
-/// The target of the symlink `fd` (an `O_PATH | O_NOFOLLOW` fd) stands for.
-fn readlink(fd: BorrowedFd<'_>) -> io::Result<OsString> {
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: an empty path reads the link `fd` itself; `buf` is valid for its length.
-    let n = unsafe {
-        libc::readlinkat(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(n as usize);
-    Ok(OsString::from(std::ffi::OsStr::from_bytes(&buf)))
 }
 
 fn unlink(dir: BorrowedFd<'_>, name: &CString) -> io::Result<()> {

@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -189,13 +188,7 @@ impl StampedFollower {
                 emit(t, &line);
                 self.at += line.len() as u64;
             }
-            let current = std::fs::metadata(&self.path).ok().map(|m| m.ino());
-            let mine = self
-                .file
-                .as_ref()
-                .and_then(|f| f.metadata().ok())
-                .map(|m| m.ino());
-            if current.is_some() && current != mine {
+            if logfile::replaced(&self.path, self.file.as_ref()) {
                 // Rotated: the old file is complete; go on in the new one.
                 if !self.partial.is_empty() {
                     let t = self.time_of(self.at);

@@ -741,17 +741,22 @@ pub fn build(
     Ok(spec)
 }
 
-/// The exec process for a container: its init's process with `args`, extra
-/// `env`, `cwd` and `terminal` replaced.
-pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
+/// The spec at `config`, as JSON.
+fn read_spec(config: &Path) -> Result<Value, SpecError> {
     let text = std::fs::read(config).map_err(|source| SpecError::Read {
         path: config.to_owned(),
         source,
     })?;
-    let mut spec: Value = serde_json::from_slice(&text).map_err(|source| SpecError::Parse {
+    serde_json::from_slice(&text).map_err(|source| SpecError::Parse {
         path: config.to_owned(),
         source,
-    })?;
+    })
+}
+
+/// The exec process for a container: its init's process with `args`, extra
+/// `env`, `cwd` and `terminal` replaced.
+pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
+    let mut spec = read_spec(config)?;
     apply(&mut spec, o);
     let mut process = spec["process"].take();
     process["terminal"] = Value::Bool(o.terminal);
@@ -762,14 +767,7 @@ pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
 /// the spec at `config`, key by key (an object into an object, anything
 /// else replaced), and writes the spec back atomically: `wren update`.
 pub fn merge_resources(config: &Path, resources: &Value) -> Result<(), SpecError> {
-    let text = std::fs::read(config).map_err(|source| SpecError::Read {
-        path: config.to_owned(),
-        source,
-    })?;
-    let mut spec: Value = serde_json::from_slice(&text).map_err(|source| SpecError::Parse {
-        path: config.to_owned(),
-        source,
-    })?;
+    let mut spec = read_spec(config)?;
     merge(&mut spec["linux"]["resources"], resources);
     let tmp = config.with_extension("json.tmp");
     let write = |source| SpecError::Write {

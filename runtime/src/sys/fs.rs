@@ -155,6 +155,26 @@ pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &Path) -> io::Result<
     check(ret as libc::c_long).map(drop)
 }
 
+/// The target of the symlink an `O_PATH | O_NOFOLLOW` fd stands for.
+pub fn readlink_fd(fd: BorrowedFd<'_>) -> io::Result<std::ffi::OsString> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: readlinkat on a symlink fd with an empty path (the link
+    // itself) and a buffer of the size given.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(std::os::unix::ffi::OsStringExt::from_vec(buf))
+}
+
 /// `fchownat(fd, "", AT_EMPTY_PATH)`: chown the inode behind `fd`.
 pub fn fchown(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: a live fd.
