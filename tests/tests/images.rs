@@ -819,6 +819,33 @@ fn image_container_keeps_its_writes_across_restarts() {
         std::fs::read_to_string(upper.join("data/count")).unwrap(),
         "run\nrun\nrun\n"
     );
+    // `cp` from and into the stopped container: its layers and writes as
+    // one tree (a whited-out file stays gone), mounted only while copying.
+    let host = tempfile::tempdir().unwrap();
+    let h = |p: &str| host.path().join(p).to_str().unwrap().to_string();
+    w.ok(&["cp", &format!("{c}:/data"), &h("data")]);
+    assert_eq!(
+        std::fs::read_to_string(h("data") + "/count").unwrap(),
+        "run\nrun\nrun\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(h("data") + "/keep").unwrap(),
+        "kept\n"
+    );
+    assert!(!Path::new(&(h("data") + "/gone")).exists());
+    std::fs::write(h("fix"), "patched\n").unwrap();
+    w.ok(&["cp", &h("fix"), &format!("{c}:/data/fix")]);
+    assert_eq!(
+        std::fs::read_to_string(upper.join("data/fix")).unwrap(),
+        "patched\n"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("wren-cp-"), "{mounts}");
+    let left = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("wren-cp-"));
+    assert!(!left, "a wren-cp- directory was left in the temp dir");
     w.ok(&["rm", &c]);
     w.assert_clean(&c);
 

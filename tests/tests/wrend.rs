@@ -1330,9 +1330,15 @@ fn cp_copies_in_and_out_and_stays_inside_the_container() {
     let e = w.fails(&["cp", &hs("in.txt"), &at("/data/missing/x")]);
     assert!(e.contains(&at("/data/missing")), "{e}");
     assert!(!h("x").exists());
+    // A stopped container: its root directory, both ways.
     w.ok(&["stop", "-t", "1", &n]);
-    let e = w.fails(&["cp", &at("/data/in.txt"), &hs("x")]);
-    assert!(e.contains("is stopped"), "{e}");
+    w.ok(&["cp", &at("/data/in.txt"), &hs("x")]);
+    assert_eq!(std::fs::read_to_string(h("x")).unwrap(), "hello\n");
+    w.ok(&["cp", &hs("x"), &at("/data/while-stopped")]);
+    assert_eq!(
+        std::fs::read_to_string(r.join("data/while-stopped")).unwrap(),
+        "hello\n"
+    );
     w.ok(&["rm", "-f", &n]);
     w.assert_clean(&n);
 }

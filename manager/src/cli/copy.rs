@@ -1,5 +1,5 @@
-//! `wren cp`: files and directories between the host and a running (or
-//! paused) container, with `docker cp`'s rules for where things land:
+//! `wren cp`: files and directories between the host and a container
+//! (running or not), with `docker cp`'s rules for where things land:
 //!
 //! - a file onto a file overwrites it; into a directory it keeps its name;
 //!   a DEST ending in `/` must be an existing directory;
@@ -17,8 +17,10 @@
 //! with `*at` calls on directory fds and `O_NOFOLLOW`, so a container that
 //! swaps a directory for a symlink meanwhile makes the copy fail, never
 //! escape (the `docker cp` races of CVE-2018-15664 and CVE-2019-14271).
-//! Hard links are copied as separate files; devices, fifos and sockets are
-//! skipped with a warning.
+//! A stopped container's files are its root directory, or its image layers
+//! and upper directory mounted as an overlay in wren's own mount namespace
+//! (its volumes are not there, as with Docker). Hard links are copied as
+//! separate files; devices, fifos and sockets are skipped with a warning.
 //!
 //! Runs in `wren`.
 
@@ -85,17 +87,88 @@ enum Fs {
         root: Root,
         uids: Vec<(u32, u32, u32)>,
         gids: Vec<(u32, u32, u32)>,
+        /// A stopped image container's overlay, unmounted when dropped.
+        _mount: Option<TempMount>,
     },
 }
 
+/// An overlay of a stopped container's layers on a temporary directory, in
+/// a mount namespace of wren's own: unmounted and removed when dropped (and
+/// gone with the namespace if wren dies first; only the empty directory
+/// would stay).
+struct TempMount {
+    path: PathBuf,
+}
+
+impl TempMount {
+    fn overlay(layers: &[PathBuf], record_dir: &Path, write: bool) -> io::Result<TempMount> {
+        use nix::mount::{mount, MsFlags};
+        use nix::sched::{unshare, CloneFlags};
+        unshare(CloneFlags::CLONE_NEWNS).map_err(io::Error::from)?;
+        // Nothing mounted here may reach the host's namespace.
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .map_err(io::Error::from)?;
+        let upper = record_dir.join(crate::wrend::api::create::OVERLAY_UPPER);
+        let work = record_dir.join(crate::wrend::api::create::OVERLAY_WORK);
+        let lower: Vec<String> = layers
+            .iter()
+            .rev()
+            .map(|l| l.display().to_string())
+            .collect();
+        let (opts, flags) = if write {
+            (
+                format!(
+                    "lowerdir={},upperdir={},workdir={}",
+                    lower.join(":"),
+                    upper.display(),
+                    work.display()
+                ),
+                MsFlags::empty(),
+            )
+        } else {
+            // Read-only, its changes as the top layer: no claim on workdir.
+            (
+                format!("lowerdir={}:{}", upper.display(), lower.join(":")),
+                MsFlags::MS_RDONLY,
+            )
+        };
+        let path = std::env::temp_dir().join(format!("wren-cp-{}", std::process::id()));
+        std::fs::create_dir(&path)?;
+        if let Err(e) = mount(
+            Some("overlay"),
+            &path,
+            Some("overlay"),
+            flags,
+            Some(opts.as_str()),
+        ) {
+            let _ = std::fs::remove_dir(&path);
+            return Err(e.into());
+        }
+        Ok(TempMount { path })
+    }
+}
+
+impl Drop for TempMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
 impl Fs {
-    fn container(w: &mut Wrend, name: &str) -> Result<Fs, CliError> {
+    /// A container's files: a live one's through `/proc/PID/root`; a
+    /// stopped one's root filesystem as its record describes it (`write`:
+    /// it is the destination).
+    fn container(g: &Global, w: &mut Wrend, name: &str, write: bool) -> Result<Fs, CliError> {
         let c = w.inspect(name)?;
-        if !matches!(c.status.as_str(), "running" | "paused") || c.pid == 0 {
-            return Err(CliError::failed(format!(
-                "container {name} is {}: only a running or paused container's files can be copied",
-                c.status
-            )));
+        if !matches!(c.status.as_str(), "running" | "paused" | "created") || c.pid == 0 {
+            return Fs::stopped(g, name, write);
         }
         let proc_root = format!("/proc/{}/root", c.pid);
         let root = Root::open(Path::new(&proc_root))
@@ -109,6 +182,72 @@ impl Fs {
             root,
             uids: map("uid_map"),
             gids: map("gid_map"),
+            _mount: None,
+        })
+    }
+
+    /// A stopped container: its `--rootfs` or bundle root directory, or
+    /// its image layers and upper directory put together by an overlay
+    /// mount in a mount namespace of this process's own (read-only, of the
+    /// layers and the upper directory, when only read), which goes when
+    /// wren exits.
+    fn stopped(g: &Global, name: &str, write: bool) -> Result<Fs, CliError> {
+        let dir = crate::paths::containers_in(&g.records).join(name);
+        let rec = crate::wrend::record::Record::load(&dir).map_err(|e| {
+            CliError::failed(format!(
+                "container {name}: {}",
+                wren_runtime::error::chain(&e)
+            ))
+        })?;
+        let config = rec.bundle.join("config.json");
+        let spec: serde_json::Value = std::fs::read(&config)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                CliError::failed(format!("container {name}: read {}", config.display()))
+            })?;
+        let maps = |key: &str| -> Vec<(u32, u32, u32)> {
+            spec["linux"][key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| {
+                            let n = |k: &str| m[k].as_u64().map(|v| v as u32);
+                            Some((n("containerID")?, n("hostID")?, n("size")?))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (uids, gids) = (maps("uidMappings"), maps("gidMappings"));
+        let identity = vec![(0, 0, u32::MAX)];
+        let or_identity = |m: Vec<_>| if m.is_empty() { identity.clone() } else { m };
+        let (root, mount) = if rec.image_layers.is_empty() {
+            let path = match spec["root"]["path"].as_str() {
+                Some(p) if p.starts_with('/') => PathBuf::from(p),
+                Some(p) => rec.bundle.join(p),
+                None => {
+                    return Err(CliError::failed(format!(
+                        "container {name}: its spec has no root.path"
+                    )))
+                }
+            };
+            let root = Root::open(&path)
+                .map_err(|e| CliError::failed(format!("open {}: {e}", path.display())))?;
+            (root, None)
+        } else {
+            let m = TempMount::overlay(&rec.image_layers, &dir, write)
+                .map_err(|e| CliError::failed(format!("container {name}: mount its files: {e}")))?;
+            let root = Root::open(&m.path)
+                .map_err(|e| CliError::failed(format!("open {}: {e}", m.path.display())))?;
+            (root, Some(m))
+        };
+        Ok(Fs::Container {
+            name: name.to_string(),
+            root,
+            uids: or_identity(uids),
+            gids: or_identity(gids),
+            _mount: mount,
         })
     }
 
@@ -191,10 +330,10 @@ pub fn cp(g: &Global, a: &Cp) -> Result<i32, CliError> {
             ))
         }
         (Side::Container { name, path }, Side::Host(h)) => {
-            (Fs::container(&mut w, &name)?, path, Fs::Host, h)
+            (Fs::container(g, &mut w, &name, false)?, path, Fs::Host, h)
         }
         (Side::Host(h), Side::Container { name, path }) => {
-            (Fs::Host, h, Fs::container(&mut w, &name)?, path)
+            (Fs::Host, h, Fs::container(g, &mut w, &name, true)?, path)
         }
     };
     let owner = match (&dst_fs, a.archive) {
