@@ -297,6 +297,36 @@ fn rmi_refuses_an_image_in_use_and_prune_frees_layers() {
 
     let c = name("user");
     w.ok(&["create", "--name", &c, "test/app:1"]);
+    // system df: test/app:1 is in use, test/other:2 is not; only other's
+    // own layer (and its manifest and config) could be freed.
+    let df: Value = serde_json::from_str(&w.ok(&["system", "df", "--json"])).unwrap();
+    let row = |k: &str| {
+        df.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["type"] == k)
+            .unwrap()
+            .clone()
+    };
+    let (im, ct) = (row("Images"), row("Containers"));
+    assert_eq!(
+        (&im["total"], &im["active"]),
+        (&json!(2), &json!(1)),
+        "{df}"
+    );
+    let (size, free) = (
+        im["size"].as_u64().unwrap(),
+        im["reclaimable"].as_u64().unwrap(),
+    );
+    assert!(free > 0 && free < size / 2, "{df}");
+    assert_eq!(
+        (&ct["total"], &ct["active"]),
+        (&json!(1), &json!(0)),
+        "{df}"
+    );
+    assert_eq!(ct["reclaimable"], ct["size"]);
+    assert_eq!(row("Local Volumes")["total"], 0);
+    assert!(w.ok(&["system", "df"]).starts_with("TYPE"));
     let err = w.fails(&["rmi", "test/app:1"]);
     assert!(err.contains(&c) && err.contains("in use"), "{err}");
     assert_eq!(images_json(&w).len(), 2);

@@ -122,9 +122,11 @@ pub enum Command {
     Rmi(Rmi),
     /// Give an image another name
     Tag(Tag),
-    /// Manage images: ls, inspect, rm, prune, import
+    /// Manage images: ls, inspect, rm, prune, import, tag
     Image(ImageCmd),
-    /// Manage named volumes: create, ls, inspect, rm
+    /// Disk use: df
+    System(SystemCmd),
+    /// Manage named volumes: create, ls, inspect, rm, prune
     Volume(VolumeCmd),
     /// Manage networks: create, ls, inspect, rm
     Network(super::network::NetworkCmd),
@@ -555,6 +557,18 @@ pub struct Tag {
     /// Its new name: [REGISTRY/]REPOSITORY[:TAG]
     #[arg(value_name = "TARGET")]
     pub target: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SystemCmd {
+    #[command(subcommand)]
+    pub command: SystemSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemSub {
+    /// What images, containers and volumes take on disk, and what could be freed
+    Df,
 }
 
 #[derive(Debug, Args)]

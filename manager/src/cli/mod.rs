@@ -20,6 +20,7 @@ pub mod checkpoint;
 pub mod client;
 pub mod compose;
 pub mod copy;
+pub mod disk;
 pub mod events;
 pub mod exec;
 pub mod health;
@@ -196,6 +197,9 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::ImageSub::Prune => images::prune(g),
             args::ImageSub::Import(a) => images::import(g, &a),
             args::ImageSub::Tag(a) => images::tag(g, &a),
+        },
+        Command::System(a) => match a.command {
+            args::SystemSub::Df => disk::df(g),
         },
         Command::Volume(a) => match a.command {
             args::VolumeSub::Create(v) => volumes::create(g, &v.names),

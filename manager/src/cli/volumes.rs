@@ -27,6 +27,11 @@ fn dir(g: &Global, name: &str) -> PathBuf {
     crate::paths::volumes_in(&g.records).join(name)
 }
 
+/// Where volume `name`'s files are.
+pub(super) fn data_dir(g: &Global, name: &str) -> PathBuf {
+    dir(g, name).join("_data")
+}
+
 /// The volume's data directory, created if needed; whether it was new.
 pub fn ensure(g: &Global, name: &str) -> Result<(PathBuf, bool), CliError> {
     if !valid_name(name) {
@@ -44,7 +49,7 @@ pub fn ensure(g: &Global, name: &str) -> Result<(PathBuf, bool), CliError> {
 }
 
 /// Containers whose spec mounts `data`.
-fn users(g: &Global, data: &Path) -> Vec<String> {
+pub(super) fn users(g: &Global, data: &Path) -> Vec<String> {
     let want = data.display().to_string();
     let Ok(rd) = std::fs::read_dir(crate::paths::containers_in(&g.records)) else {
         return Vec::new();
@@ -72,7 +77,7 @@ pub fn create(g: &Global, names: &[String]) -> Result<i32, CliError> {
     Ok(0)
 }
 
-fn names(g: &Global) -> Vec<String> {
+pub(super) fn names(g: &Global) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(crate::paths::volumes_in(&g.records))
         .map(|rd| {
             rd.flatten()
