@@ -1048,6 +1048,64 @@ fn resource_and_security_flags_reach_the_spec_and_the_container() {
     assert!(spec["linux"]["seccomp"].is_object());
     w.ok(&["rm", &c]);
 
+    // Swap, reservation, cpuset and OOM score: in the spec and the process.
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--memory-reservation",
+        "32m",
+        "--cpuset-cpus",
+        "0",
+        "--oom-score-adj",
+        "500",
+        "--entrypoint",
+        "sh",
+        "test/flags:1",
+        "-c",
+        "cat /proc/self/oom_score_adj; grep Cpus_allowed_list /proc/self/status",
+    ]);
+    assert_eq!(out, "500\nCpus_allowed_list:\t0\n");
+    for (args, want) in [
+        (&["--memory-swap", "1g"][..], "--memory-swap needs --memory"),
+        (
+            &["--memory", "64m", "--memory-swap", "32m"],
+            "less than --memory",
+        ),
+        (&["--cpuset-cpus", "0-x"], "--cpuset-cpus \"0-x\""),
+        (&["--oom-score-adj", "2000"], "--oom-score-adj 2000"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.push("test/flags:1");
+        let e = w.fails(&a);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    // update: the cpuset of a running one, kept in its spec.
+    let u = name("cpuset");
+    w.ok(&["run", "-d", "--name", &u, "--memory", "64m", "test/flags:1"]);
+    w.wait_status(&u, "running", 10);
+    w.ok(&["update", "--cpuset-cpus", "0", "--memory-swap", "256m", &u]);
+    assert_eq!(
+        w.ok(&["exec", &u, "grep", "Cpus_allowed_list", "/proc/1/status"]),
+        "Cpus_allowed_list:\t0\n"
+    );
+    let config = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&u)
+        .join("bundle/config.json");
+    let spec: Value = serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
+    assert_eq!(spec["linux"]["resources"]["cpu"]["cpus"], "0");
+    assert_eq!(spec["linux"]["resources"]["memory"]["swap"], 256 << 20);
+    let e = w.fails(&["update", "--cpuset-mems", "a", &u]);
+    assert!(e.contains("--cpuset-mems \"a\""), "{e}");
+    w.ok(&["rm", "-f", &u]);
+
     // --stop-timeout: stop waits that long before SIGKILL; labels show.
     let d = name("stoptime");
     w.ok(&[

@@ -327,6 +327,21 @@ pub struct ImageFlags {
     /// CPU weight relative to other containers (cgroup v1 shares)
     #[arg(long, value_name = "N")]
     pub cpu_shares: Option<u64>,
+    /// Memory plus swap limit (-1: unlimited swap); needs --memory
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// A soft memory limit, reclaimed down to under pressure
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// The CPUs it may run on (0-3, 0,2)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// The NUMA memory nodes it may use (0-1, 0)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
+    /// Its processes' OOM-killer score adjustment (-1000 to 1000)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub oom_score_adj: Option<i32>,
     /// seccomp=unconfined|FILE (an OCI LinuxSeccomp JSON profile),
     /// no-new-privileges[:true|false], label=disable, apparmor=unconfined
     #[arg(long, value_name = "OPT")]
@@ -393,6 +408,11 @@ impl ImageFlags {
             (self.pids_limit.is_some(), "--pids-limit"),
             (self.cpus.is_some(), "--cpus"),
             (self.cpu_shares.is_some(), "--cpu-shares"),
+            (self.memory_swap.is_some(), "--memory-swap"),
+            (self.memory_reservation.is_some(), "--memory-reservation"),
+            (self.cpuset_cpus.is_some(), "--cpuset-cpus"),
+            (self.cpuset_mems.is_some(), "--cpuset-mems"),
+            (self.oom_score_adj.is_some(), "--oom-score-adj"),
             (!self.security_opt.is_empty(), "--security-opt"),
             (self.privileged, "--privileged"),
             (self.init, "--init"),
@@ -714,7 +734,8 @@ pub struct Exec {
     clap::ArgGroup::new("changes")
         .required(true)
         .multiple(true)
-        .args(["memory", "cpus", "cpu_shares", "pids_limit", "resources", "restart"])
+        .args(["memory", "cpus", "cpu_shares", "pids_limit", "memory_swap", "memory_reservation",
+               "cpuset_cpus", "cpuset_mems", "resources", "restart"])
 ))]
 pub struct Update {
     /// Memory limit: BYTES, or a number with k, m or g (-1: none)
@@ -729,11 +750,24 @@ pub struct Update {
     /// Maximum number of tasks (-1: none)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// Memory plus swap limit (-1: unlimited swap)
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// A soft memory limit
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// The CPUs it may run on (0-3, 0,2)
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// The NUMA memory nodes it may use
+    #[arg(long, value_name = "LIST")]
+    pub cpuset_mems: Option<String>,
     /// OCI LinuxResources JSON from FILE, instead of the flags above
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = ["memory", "cpus", "cpu_shares", "pids_limit"]
+        conflicts_with_all = ["memory", "cpus", "cpu_shares", "pids_limit", "memory_swap",
+                              "memory_reservation", "cpuset_cpus", "cpuset_mems"]
     )]
     pub resources: Option<PathBuf>,
     /// A new restart policy (no, on-failure[:N], always, unless-stopped)

@@ -160,6 +160,31 @@ fn resources_json(a: &Update) -> Result<String, CliError> {
     if let Some(l) = a.pids_limit {
         v["pids"] = serde_json::json!({"limit": l});
     }
+    for (flag, given, key) in [
+        ("--memory-swap", &a.memory_swap, "swap"),
+        ("--memory-reservation", &a.memory_reservation, "reservation"),
+    ] {
+        if let Some(m) = given {
+            let n = match m.trim() {
+                "-1" if key == "swap" => -1,
+                s => super::run::parse_size(s).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "{flag} {m:?}: want BYTES or a number with k, m or g"
+                    ))
+                })?,
+            };
+            v["memory"][key] = serde_json::json!(n);
+        }
+    }
+    for (flag, given, key) in [
+        ("--cpuset-cpus", &a.cpuset_cpus, "cpus"),
+        ("--cpuset-mems", &a.cpuset_mems, "mems"),
+    ] {
+        if let Some(list) = given {
+            super::run::cpu_list(flag, list)?;
+            v["cpu"][key] = serde_json::json!(list);
+        }
+    }
     if v.as_object().is_some_and(|o| o.is_empty()) {
         return Ok(String::new());
     }

@@ -258,6 +258,45 @@ fn image_request(
         req.cpus = c;
     }
     req.cpu_shares = f.cpu_shares.unwrap_or(0);
+    if let Some(m) = &f.memory_swap {
+        if req.memory == 0 {
+            return Err(CliError::usage(
+                "--memory-swap needs --memory (it is memory plus swap)",
+            ));
+        }
+        req.memory_swap = match m.trim() {
+            "-1" => -1,
+            s => parse_size(s)
+                .ok_or_else(|| CliError::usage(format!("--memory-swap: invalid size {m:?}")))?,
+        };
+        if req.memory_swap > 0 && req.memory_swap < req.memory {
+            return Err(CliError::usage(format!(
+                "--memory-swap {m}: less than --memory (it is memory plus swap)"
+            )));
+        }
+    }
+    if let Some(m) = &f.memory_reservation {
+        req.memory_reservation = parse_size(m)
+            .ok_or_else(|| CliError::usage(format!("--memory-reservation: invalid size {m:?}")))?;
+    }
+    for (flag, v, out) in [
+        ("--cpuset-cpus", &f.cpuset_cpus, &mut req.cpuset_cpus),
+        ("--cpuset-mems", &f.cpuset_mems, &mut req.cpuset_mems),
+    ] {
+        if let Some(v) = v {
+            cpu_list(flag, v)?;
+            *out = v.clone();
+        }
+    }
+    if let Some(n) = f.oom_score_adj {
+        if !(-1000..=1000).contains(&n) {
+            return Err(CliError::usage(format!(
+                "--oom-score-adj {n}: want -1000 to 1000"
+            )));
+        }
+        req.oom_score_adj_set = true;
+        req.oom_score_adj = n;
+    }
     security_opts(f, req)?;
     req.privileged = f.privileged;
     req.init = f.init;
@@ -427,6 +466,25 @@ fn log_opt(o: &str, req: &mut api::CreateRequest) -> Result<(), CliError> {
         _ => return bad("unknown key (max-size, max-file)"),
     }
     Ok(())
+}
+
+/// Checks a cpuset list: `N`, `N-M`, joined by commas (`0-3,6`).
+pub(super) fn cpu_list(flag: &str, v: &str) -> Result<(), CliError> {
+    let ok = !v.is_empty()
+        && v.split(',').all(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            match (a.parse::<u32>(), b.parse::<u32>()) {
+                (Ok(a), Ok(b)) => a <= b,
+                _ => false,
+            }
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!(
+            "{flag} {v:?}: want CPU or node numbers and ranges, like 0-3,6"
+        )))
+    }
 }
 
 /// `512`, `64k`, `100m`, `1g` (powers of 1024, as docker reads them).

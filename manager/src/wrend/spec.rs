@@ -103,6 +103,15 @@ pub struct ImageOverrides {
     pub sysctls: Vec<String>,
     /// `--shm-size` in bytes; 0: the default (64 MiB).
     pub shm_size: i64,
+    /// `--memory-swap` (memory plus swap; -1: unlimited swap; 0: not set)
+    /// and `--memory-reservation` in bytes (0: none).
+    pub memory_swap: i64,
+    pub memory_reservation: i64,
+    /// `--cpuset-cpus`, `--cpuset-mems` ("": any).
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i32>,
     /// `--network host`: the container shares the host's network
     /// namespace, so no `net.*` sysctl is its own.
     pub host_network: bool,
@@ -320,6 +329,9 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
             }
         }
     }
+    if let Some(n) = x.oom_score_adj {
+        spec["process"]["oomScoreAdj"] = Value::from(n);
+    }
     let r = &mut spec["linux"]["resources"];
     if x.cpus > 0.0 || x.cpu_shares > 0 {
         let mut cpu = serde_json::json!({});
@@ -332,8 +344,19 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         }
         r["cpu"] = cpu;
     }
+    for (key, v) in [("cpus", &x.cpuset_cpus), ("mems", &x.cpuset_mems)] {
+        if !v.is_empty() {
+            r["cpu"][key] = Value::from(v.clone());
+        }
+    }
     if x.memory > 0 {
         r["memory"] = serde_json::json!({"limit": x.memory});
+    }
+    if x.memory_swap != 0 {
+        r["memory"]["swap"] = Value::from(x.memory_swap);
+    }
+    if x.memory_reservation > 0 {
+        r["memory"]["reservation"] = Value::from(x.memory_reservation);
     }
     if x.pids_limit > 0 {
         r["pids"] = serde_json::json!({"limit": x.pids_limit});

@@ -489,6 +489,16 @@ pub struct Service {
     /// `--shm-size`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shm_size: Option<Scalar>,
+    /// `--memory-swap`, `--memory-reservation`, `--cpuset-cpus`,
+    /// `--oom-score-adj`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_reservation: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
     /// `driver: json-file|local` (wren's own rotated files either way)
     /// and `options` `max-size`, `max-file`: `--log-opt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1033,6 +1043,19 @@ pub fn run_args(
     if let Some(sz) = &s.shm_size {
         a.extend(["--shm-size".into(), sz.text()]);
     }
+    for (flag, v) in [
+        ("--memory-swap", s.memswap_limit.as_ref().map(Scalar::text)),
+        (
+            "--memory-reservation",
+            s.mem_reservation.as_ref().map(Scalar::text),
+        ),
+        ("--cpuset-cpus", s.cpuset.clone()),
+        ("--oom-score-adj", s.oom_score_adj.map(|n| n.to_string())),
+    ] {
+        if let Some(v) = v {
+            a.extend([flag.into(), v]);
+        }
+    }
     if let Some(l) = &s.logging {
         if let Some(d) = l
             .driver
@@ -1180,7 +1203,8 @@ mod tests {
             "services:\n  a:\n    image: i\n    devices: [\"/dev/ttyUSB0:/dev/serial:rw\"]\n    \
              ulimits:\n      nofile: {soft: 10, hard: 20}\n      nproc: 5\n    \
              sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n    \
-             tty: true\n    stdin_open: true\n",
+             tty: true\n    stdin_open: true\n    mem_limit: 64m\n    memswap_limit: 128m\n    \
+             mem_reservation: 32m\n    cpuset: \"0-1\"\n    oom_score_adj: -100\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1192,6 +1216,7 @@ mod tests {
             "--shm-size 1g",
             "--group-add dialout --group-add 20",
             "--tty --interactive",
+            "--memory-swap 128m --memory-reservation 32m --cpuset-cpus 0-1 --oom-score-adj -100",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }

@@ -244,6 +244,11 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             ulimits: req.ulimits.clone(),
             sysctls: req.sysctls.clone(),
             shm_size: req.shm_size,
+            memory_swap: req.memory_swap,
+            memory_reservation: req.memory_reservation,
+            cpuset_cpus: req.cpuset_cpus.clone(),
+            cpuset_mems: req.cpuset_mems.clone(),
+            oom_score_adj: req.oom_score_adj_set.then_some(req.oom_score_adj),
             host_network: req.network == "host",
             no_new_privileges: match req.no_new_privileges.as_str() {
                 "" => None,
