@@ -1516,6 +1516,104 @@ fn logs_timestamps_since_and_until() {
     w.assert_clean(&n);
 }
 
+#[test]
+fn events_since_until_and_filters() {
+    if !require_root("events_since_until_and_filters") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let (a, z) = (name("eva"), name("evz"));
+    w.ok(&["run", "--rootfs", r, &a, "--", "true"]);
+    w.ok(&["run", "--rootfs", r, &z, "--", "true"]);
+    // The kept events of one container, one kind, then the end (--until now).
+    let out = w.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "-f",
+        &format!("container={a}"),
+        "-f",
+        "event=/container/start",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains(&format!("/container/start {a} ")),
+        "{out}"
+    );
+    let starts = w.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "-f",
+        "event=start",
+    ]);
+    assert!(
+        starts.lines().count() >= 4 && starts.lines().all(|l| l.contains("start ")),
+        "{starts}"
+    );
+    let all = w.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "-f",
+        &format!("container={z}"),
+    ]);
+    assert!(
+        all.lines().count() >= 3 && all.lines().all(|l| l.contains(&z)),
+        "{all}"
+    );
+    // A future --until: new events until then, and the command ends.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + 2.0;
+    let mut cmd = w.cmd();
+    cmd.args([
+        "events",
+        "--until",
+        &format!("{soon:.3}"),
+        "-f",
+        &format!("container={a}"),
+    ])
+    .stdout(Stdio::piped());
+    let mut child = wren_tests::spawn_registered(&mut cmd);
+    std::thread::sleep(Duration::from_millis(300));
+    w.ok(&["start", &a]);
+    assert_eq!(
+        child_wait(&mut child, 10),
+        Some(0),
+        "--until did not end it"
+    );
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(
+        out.contains(&format!("/container/start {a} ")) && !out.contains(&z),
+        "{out}"
+    );
+    let e = w.fails(&["events", "-f", "image=x"]);
+    assert!(e.contains("image=x"), "{e}");
+    for n in [&a, &z] {
+        w.ok(&["rm", "-f", n]);
+        w.assert_clean(n);
+    }
+}
+
 /// Waits up to `secs` for `child`'s exit code (None: killed, or it hung).
 fn child_wait(child: &mut std::process::Child, secs: u64) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -104,8 +104,8 @@ pub enum Command {
     Checkpoint(super::checkpoint::CheckpointArgs),
     /// Bring a stopped container back from the checkpoint in DIR
     Restore(super::checkpoint::RestoreArgs),
-    /// Print wrend's events as they happen
-    Events,
+    /// Print wrend's events as they happen (or those it kept, with --since)
+    Events(EventsArgs),
     /// Pull an image from a registry
     Pull(Pull),
     /// Store credentials for a registry (Docker's config.json format)
@@ -183,6 +183,25 @@ pub struct StatsArgs {
     /// The container's name [default: every running or paused container]
     #[arg(value_name = "NAME")]
     pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "wrend keeps its last 256 events for --since. Filters: container=NAME, \
+event=WORD (the last part of the topic: start, exit, ...) or event=TOPIC (/container/start). \
+Several filters of one key match any; of different keys, all."
+)]
+pub struct EventsArgs {
+    /// Also the kept events since TIME (a duration before now, an RFC 3339
+    /// time or Unix seconds)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Stop at TIME (as --since); a past TIME prints the kept events and ends
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only the events that match KEY=VALUE (repeatable)
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 /// A command that takes one or more container names.

@@ -128,7 +128,7 @@ fn emit(out: &mut impl Write, timestamps: bool, t: i64, line: &[u8]) {
     }
 }
 
-fn now_nanos() -> i64 {
+pub(super) fn now_nanos() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i64)
@@ -212,7 +212,7 @@ impl StampedFollower {
 /// before `now` (`10m`), Unix seconds (`1700000000[.5]`), or an RFC 3339
 /// date or time (`2026-12-06`, `2026-12-06T21:35[:13[.5]][Z|+01:00]`,
 /// UTC when it names no zone).
-fn parse_time(flag: &str, s: &str, now: i64) -> Result<i64, CliError> {
+pub(super) fn parse_time(flag: &str, s: &str, now: i64) -> Result<i64, CliError> {
     let bad = || {
         CliError::usage(format!(
             "{flag} {s:?}: want a duration (10m, 1h30m), an RFC 3339 time (2026-12-06T21:35:00Z) or Unix seconds"

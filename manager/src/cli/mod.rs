@@ -174,7 +174,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Logs(a) => logs::logs(g, &a),
         Command::Checkpoint(a) => checkpoint::checkpoint(g, &a),
         Command::Restore(a) => checkpoint::restore(g, &a),
-        Command::Events => events::events(g),
+        Command::Events(a) => events::events(g, &a),
         #[cfg(feature = "pull")]
         Command::Pull(a) => pull::pull(g, &a),
         #[cfg(feature = "pull")]

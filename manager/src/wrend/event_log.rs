@@ -102,6 +102,11 @@ impl EventLog {
         }
     }
 
+    /// Answers at once with every event still kept.
+    pub fn kept(&self, responder: Responder) {
+        responder.send(Ok(self.since(0).write_to_bytes().unwrap_or_default()));
+    }
+
     /// The current sequence number.
     pub fn seq(&self) -> u64 {
         self.seq

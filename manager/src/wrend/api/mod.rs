@@ -149,7 +149,11 @@ pub fn dispatch(reg: &mut Registry, req: &Request, responder: Responder) {
         }
         "Events" => {
             let r = decode!(api::EventsRequest);
-            reg.events.next(r.after, responder)
+            if r.kept {
+                reg.events.kept(responder)
+            } else {
+                reg.events.next(r.after, responder)
+            }
         }
         m => responder.send(Err(server::status(
             Code::UNIMPLEMENTED,
