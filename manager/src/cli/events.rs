@@ -13,7 +13,7 @@ use wren_protocol::manager as api;
 
 use super::args::EventsArgs;
 use super::client::{ClientError, Wrend};
-use super::logs::{now_nanos, parse_time};
+use super::logs::{now_nanos, Window};
 use super::{output, CliError, Global};
 
 /// The `--filter`s of `wren events`: a key's values match any, all keys
@@ -51,23 +51,11 @@ impl Filters {
 /// `wren events`.
 pub fn events(g: &Global, a: &EventsArgs) -> Result<i32, CliError> {
     let filters = Filters::parse(&a.filter)?;
-    let now = now_nanos();
-    let since = a
-        .since
-        .as_deref()
-        .map(|s| parse_time("--since", s, now))
-        .transpose()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|s| parse_time("--until", s, now))
-        .transpose()?;
+    let window = Window::parse(a.since.as_deref(), a.until.as_deref())?;
+    let (since, until) = (window.since, window.until);
     let mut w = Wrend::connect(&g.socket)?;
     let print = |e: &api::Event| -> bool {
-        if since.is_some_and(|s| e.timestamp < s)
-            || until.is_some_and(|u| e.timestamp >= u)
-            || !filters.matches(e)
-        {
+        if !window.contains(e.timestamp) || !filters.matches(e) {
             return true;
         }
         let line = if g.json {

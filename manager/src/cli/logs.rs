@@ -54,18 +54,9 @@ pub fn logs(g: &Global, a: &Logs) -> Result<i32, CliError> {
 /// `wren logs` with `-t`, `--since` or `--until`: line by line, with the
 /// time each was written.
 fn stamped(w: &mut Wrend, a: &Logs, path: &Path, tail: usize) -> Result<i32, CliError> {
-    let now = now_nanos();
-    let since = a
-        .since
-        .as_deref()
-        .map(|s| parse_time("--since", s, now))
-        .transpose()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(|s| parse_time("--until", s, now))
-        .transpose()?;
-    let keep = |t: i64| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+    let window = Window::parse(a.since.as_deref(), a.until.as_deref())?;
+    let until = window.until;
+    let keep = |t: i64| window.contains(t);
     let mut current = File::open(path).ok();
     let mut lines = logfile::read_stamped(path, logfile::READ_KEEP, current.as_mut())
         .map_err(|e| CliError::failed(format!("read {}: {e}", path.display())))?;
@@ -208,11 +199,33 @@ impl StampedFollower {
     }
 }
 
+/// The `--since`/`--until` of `logs` and `events`, as nanoseconds since
+/// the epoch.
+pub(super) struct Window {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl Window {
+    pub fn parse(since: Option<&str>, until: Option<&str>) -> Result<Window, CliError> {
+        let now = now_nanos();
+        Ok(Window {
+            since: since.map(|s| parse_time("--since", s, now)).transpose()?,
+            until: until.map(|s| parse_time("--until", s, now)).transpose()?,
+        })
+    }
+
+    /// Whether time `t` is at or after `since` and before `until`.
+    pub fn contains(&self, t: i64) -> bool {
+        self.since.is_none_or(|s| t >= s) && self.until.is_none_or(|u| t < u)
+    }
+}
+
 /// A `--since`/`--until` TIME as nanoseconds since the epoch: a duration
 /// before `now` (`10m`), Unix seconds (`1700000000[.5]`), or an RFC 3339
 /// date or time (`2026-12-06`, `2026-12-06T21:35[:13[.5]][Z|+01:00]`,
 /// UTC when it names no zone).
-pub(super) fn parse_time(flag: &str, s: &str, now: i64) -> Result<i64, CliError> {
+fn parse_time(flag: &str, s: &str, now: i64) -> Result<i64, CliError> {
     let bad = || {
         CliError::usage(format!(
             "{flag} {s:?}: want a duration (10m, 1h30m), an RFC 3339 time (2026-12-06T21:35:00Z) or Unix seconds"
