@@ -7,7 +7,9 @@
 //!   as overlayfs reads them);
 //! - [`import`]: OCI layouts and `docker save` archives; [`save`]: back out;
 //! - [`runconfig`]: the image config turned into a container's process;
-//! - [`reference`], [`platform`]: names and platforms as users type them.
+//! - [`reference`], [`platform`]: names and platforms as users type them;
+//! - `pull` and `registries` (feature `pull`): a registry client, and
+//!   registries.conf's mirrors, locations and insecure or blocked names.
 //!
 //! Runs in the `wren` CLI process only: wrend links none of it (its idle
 //! RSS budget), it gets layer paths and a resolved process from the CLI.
@@ -18,6 +20,8 @@ pub mod platform;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod reference;
+#[cfg(feature = "pull")]
+pub mod registries;
 pub mod runconfig;
 pub mod save;
 pub mod store;

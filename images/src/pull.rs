@@ -18,6 +18,12 @@
 //! being installed by a concurrent pull (its per-layer lock), is not
 //! fetched.
 //!
+//! Where the bytes come from is registries.conf's business
+//! ([`crate::registries`]): mirrors first, then the primary location, each
+//! tried until one has the image (a later source is tried when one cannot
+//! be reached, lacks the image, or gives wrong bytes); the image is named
+//! as asked either way.
+//!
 //! Credentials come from a Docker-format `config.json` ([`auth`]); the
 //! registry's Bearer challenge (token auth) and Basic auth are handled by
 //! oci-client.
@@ -92,6 +98,42 @@ pub enum PullError {
     },
     #[error("start the download runtime")]
     Runtime(#[source] io::Error),
+    #[error("pull {image}: registries.conf")]
+    Registries {
+        image: String,
+        #[source]
+        source: crate::registries::RegistriesError,
+    },
+    #[error("pull {image}: no source had it: {tried}")]
+    NoSource { image: String, tried: String },
+}
+
+impl PullError {
+    /// Whether another source (a mirror, the primary location) may
+    /// succeed where this one failed: it did not have the image, or could
+    /// not be reached, or gave bytes that were wrong.
+    fn next_source_may_help(&self) -> bool {
+        matches!(
+            self,
+            Self::Registry { .. }
+                | Self::Mismatch { .. }
+                | Self::Parse { .. }
+                | Self::NoPlatform { .. }
+                | Self::Download { .. }
+        )
+    }
+}
+
+/// `e` and its causes, `: `-joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// What `pull` was asked for besides the reference.
@@ -104,6 +146,8 @@ pub struct Options {
     pub authfile: Option<PathBuf>,
     /// PEM CA certificates trusted besides the system's (`--ca-cert`).
     pub ca_certs: Vec<PathBuf>,
+    /// registries.conf: mirrors, locations, insecure and blocked names.
+    pub registries: crate::registries::Registries,
 }
 
 /// Where Docker and Podman keep a registry's own CA:
@@ -156,6 +200,9 @@ pub struct Pulled {
     pub shared_layers: usize,
     /// Compressed layer bytes fetched.
     pub bytes: u64,
+    /// Where the image came from when registries.conf sent the pull
+    /// elsewhere (a mirror, another location); `None` for its own name.
+    pub source: Option<String>,
 }
 
 const MANIFEST_TYPES: &[&str] = &[
@@ -205,9 +252,63 @@ pub fn pull(
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
     let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
-    let auth = auth::for_registry(opts.authfile.as_deref(), r.registry())?;
+    let name = r.whole();
+    let sources = opts
+        .registries
+        .sources(&r)
+        .map_err(|source| PullError::Registries {
+            image: name.clone(),
+            source,
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PullError::Runtime)?;
+    // Each source in turn (mirrors first), until one has the image; the
+    // image is named as asked, whichever gave it.
+    let mut tried = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        match pull_from(&rt, store, &name, s, opts, progress) {
+            Ok(mut done) => {
+                if s.reference.whole() != name {
+                    done.source = Some(s.describe());
+                }
+                return Ok(done);
+            }
+            Err(e) if sources.len() == 1 => return Err(e),
+            Err(e) if e.next_source_may_help() => {
+                let why = chain(&e);
+                let why = why.strip_prefix(&format!("pull {name}: ")).unwrap_or(&why);
+                if i + 1 < sources.len() {
+                    log::info!(
+                        "pull {name}: {}: {why}; trying the next source",
+                        s.describe()
+                    );
+                }
+                tried.push(format!("{}: {why}", s.describe()));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(PullError::NoSource {
+        image: name,
+        tried: tried.join("; "),
+    })
+}
+
+/// The pull of `name` from one source: its credentials, CAs and protocol.
+fn pull_from(
+    rt: &tokio::runtime::Runtime,
+    store: &Store,
+    name: &str,
+    s: &crate::registries::Source,
+    opts: &Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let registry = s.reference.registry();
+    let auth = auth::for_registry(opts.authfile.as_deref(), registry)?;
     let mut certs = Vec::new();
-    for path in opts.ca_certs.iter().cloned().chain(certs_d(r.registry())) {
+    for path in opts.ca_certs.iter().cloned().chain(certs_d(registry)) {
         let data = std::fs::read(&path).map_err(|source| PullError::Ca {
             path: path.clone(),
             source,
@@ -217,29 +318,42 @@ pub fn pull(
             data,
         });
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(PullError::Runtime)?;
-    pull_on(&rt, store, &r, auth, certs, opts, progress)
-}
-
-/// The pull, driving each network step on `rt` from this thread.
-fn pull_on(
-    rt: &tokio::runtime::Runtime,
-    store: &Store,
-    r: &Reference,
-    auth: RegistryAuth,
-    certs: Vec<Certificate>,
-    opts: &Options,
-    progress: &(dyn Progress + Sync),
-) -> Result<Pulled, PullError> {
-    let image = r.whole();
+    let mut insecure = opts.insecure.clone();
+    if s.insecure {
+        insecure.push(registry.to_string());
+    }
     let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(opts.insecure.clone()),
+        protocol: ClientProtocol::HttpsExcept(insecure),
         extra_root_certificates: certs,
         ..ClientConfig::default()
     });
+    let remote = Remote {
+        client,
+        reference: &s.reference,
+        auth,
+    };
+    pull_on(rt, &remote, store, name, &opts.platform, progress)
+}
+
+/// One source's client, the image's name there, and the credentials.
+struct Remote<'a> {
+    client: Client,
+    reference: &'a Reference,
+    auth: RegistryAuth,
+}
+
+/// The pull from `remote`, driving each network step on `rt` from this
+/// thread; the image is tagged `name`.
+fn pull_on(
+    rt: &tokio::runtime::Runtime,
+    remote: &Remote,
+    store: &Store,
+    name: &str,
+    platform: &Platform,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let (client, r, auth) = (&remote.client, remote.reference, &remote.auth);
+    let image = name.to_string();
     let reg = |what: &str| {
         let image = image.clone();
         let what = what.to_string();
@@ -250,7 +364,7 @@ fn pull_on(
         }
     };
     let (mut bytes, mut digest) = rt
-        .block_on(client.pull_manifest_raw(r, &auth, MANIFEST_TYPES))
+        .block_on(client.pull_manifest_raw(r, auth, MANIFEST_TYPES))
         .map_err(reg("fetch the manifest"))?;
     let media = |b: &[u8]| {
         serde_json::from_slice::<serde_json::Value>(b)
@@ -265,15 +379,15 @@ fn pull_on(
                 what: format!("index {digest}"),
                 source,
             })?;
-        let Some(m) = index.manifests().iter().find(|m| opts.platform.matches(m)) else {
+        let Some(m) = index.manifests().iter().find(|m| platform.matches(m)) else {
             return Err(PullError::NoPlatform {
                 image,
-                platform: opts.platform.to_string(),
+                platform: platform.to_string(),
             });
         };
         let by_digest = r.clone_with_digest(m.digest().to_string());
         (bytes, digest) = rt
-            .block_on(client.pull_manifest_raw(&by_digest, &auth, MANIFEST_TYPES))
+            .block_on(client.pull_manifest_raw(&by_digest, auth, MANIFEST_TYPES))
             .map_err(reg("fetch the platform's manifest"))?;
     }
     let id = sha256(&bytes);
@@ -323,7 +437,7 @@ fn pull_on(
             size: Some(l.size()),
             diff_id: diff_ids.get(i).cloned(),
         };
-        fetch_layer(&client, r, store, want, progress)
+        fetch_layer(client, r, store, want, progress)
     });
     let results = rt.block_on(futures_util::future::join_all(jobs));
     let (mut new_layers, mut shared_layers, mut fetched) = (0, 0, 0u64);
@@ -356,6 +470,7 @@ fn pull_on(
         new_layers,
         shared_layers,
         bytes: fetched,
+        source: None,
     })
 }
 

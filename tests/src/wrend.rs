@@ -184,10 +184,16 @@ impl Wrend {
         self.spawn();
     }
 
-    /// A `wren` command for this wrend.
+    /// A `wren` command for this wrend. Its pulls read no registries.conf
+    /// (a missing file is an empty one): the host's mirrors or blocks must
+    /// not change what a test fetches; a test that wants one sets its own.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(bin("wren"));
         c.arg("--root").arg(self.root.path());
+        c.env(
+            "CONTAINERS_REGISTRIES_CONF",
+            self.root.path().join("no-registries.conf"),
+        );
         c
     }
 

@@ -633,6 +633,139 @@ fn pull_from_a_local_registry_shares_layers() {
     assert_eq!(w.ok(&["run", "--rm", &by_digest]), "x\n");
 }
 
+/// A free 127.0.0.1 port that nothing listens on: a registry that is down.
+fn closed_port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// registries.conf, as Podman reads it: a name served by a mirror after
+/// one that is down (the primary location down too), plain HTTP without
+/// the flag, a blocked name, every source down, a file that is not TOML.
+/// The image keeps the name asked for; a failed pull keeps nothing.
+#[test]
+fn registries_conf_mirrors_locations_and_blocks() {
+    let test = "registries_conf_mirrors_locations_and_blocks";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    small_image(&mut layout, &base, "v1", "mirrored");
+    reg.push(&layout, "v1", "cache/team/app:v1");
+    let (down, down2) = (closed_port(), closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"
+unqualified-search-registries = ["docker.io"]
+[aliases]
+"app" = "registry.example.invalid/team/app"
+
+# The name users write; served from the mirror, the "real" one is down.
+[[registry]]
+prefix = "registry.example.invalid/team"
+location = "{down}/team"
+insecure = true
+[[registry.mirror]]
+location = "{down2}/nothing"
+insecure = true
+[[registry.mirror]]
+location = "{reg}/cache/team"
+insecure = true
+
+[[registry]]
+prefix = "{reg}/blocked"
+blocked = true
+
+[[registry]]
+location = "{reg}"
+insecure = true
+
+[[registry]]
+prefix = "gone.example.invalid"
+location = "{down}"
+insecure = true
+[[registry.mirror]]
+location = "{down2}/m"
+insecure = true
+"#,
+            reg = reg.addr
+        ),
+    )
+    .unwrap();
+    let with_conf = |conf: &Path, args: &[&str]| {
+        wren_tests::run(w.cmd().env("CONTAINERS_REGISTRIES_CONF", conf).args(args))
+    };
+    let name = "registry.example.invalid/team/app:v1";
+    let out = with_conf(&conf, &["pull", name]);
+    let (stdout, stderr) = (wren_tests::text(&out.stdout), wren_tests::text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("pulled {name} (sha256:"))
+            && stdout.contains(&format!("from mirror {}/cache/team/app:v1", reg.addr)),
+        "{stdout}"
+    );
+    assert_eq!(figure(&stdout, "new layers"), 2, "{stdout}");
+    // Named as asked, and runs by that name with no registry involved.
+    let listed: Vec<String> = images_json(&w)
+        .iter()
+        .filter_map(|i| i["name"].as_str().map(String::from))
+        .collect();
+    assert!(listed.iter().any(|n| n == name), "{listed:?}");
+    assert_eq!(w.ok(&["run", "--rm", "--pull", "never", name]), "x\n");
+    // `run` pulls through the same file.
+    w.ok(&["rmi", name]);
+    let out = with_conf(&conf, &["run", "--rm", name]);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    assert_eq!(wren_tests::text(&out.stdout), "x\n");
+    assert!(wren_tests::text(&out.stderr).contains("from mirror"));
+
+    // Plain HTTP to the registry through its `insecure` table; without
+    // the file (and without --insecure-registry) the same pull fails.
+    let direct = format!("{}/cache/team/app:v1", reg.addr);
+    let out = with_conf(&conf, &["pull", &direct]);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    assert!(!wren_tests::text(&out.stdout).contains(" from "));
+    w.ok(&["rmi", &direct]);
+    w.fails(&["pull", &direct]);
+
+    // Blocked (before any connection), every source down, a bad file:
+    // errors naming the file or each source; the store is as it was.
+    let before = layers(&w);
+    let blocked = format!("{}/blocked/app:v1", reg.addr);
+    let out = with_conf(&conf, &["pull", &blocked]);
+    let err = wren_tests::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&blocked) && err.contains("blocked") && err.contains(&*conf.to_string_lossy()),
+        "{err}"
+    );
+    let out = with_conf(&conf, &["pull", "gone.example.invalid/x:1"]);
+    let err = wren_tests::text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no source had it")
+            && err.contains(&format!("mirror {down2}/m/x:1"))
+            && err.contains(&format!("{down}/x:1")),
+        "{err}"
+    );
+    let bad = dir.path().join("bad.conf");
+    std::fs::write(&bad, "[[registry]\nprefix = \"x\"\n").unwrap();
+    let out = with_conf(&bad, &["pull", &direct]);
+    let err = wren_tests::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&*bad.to_string_lossy()) && err.contains("line 1"),
+        "{err}"
+    );
+    assert_eq!(layers(&w), before);
+    assert!(tmp_empty(&w));
+}
+
 #[test]
 fn pull_with_basic_auth_and_login() {
     let test = "pull_with_basic_auth_and_login";

@@ -2,7 +2,9 @@
 //! The download and unpack run here, in the short-lived `wren` process
 //! (`wren_images::pull`), never in wrend. On a terminal each layer gets a
 //! progress bar (bytes of its size) and a total; otherwise one summary line,
-//! or only the image id with `--quiet`.
+//! or only the image id with `--quiet`. registries.conf (Podman's file,
+//! `wren_images::registries`) may send a pull to mirrors or another
+//! location; the summary line then says where the image came from.
 //!
 //! Runs in `wren`.
 
@@ -13,6 +15,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wren_images::platform::Platform;
 use wren_images::pull::{self, auth, Options, Progress, Silent};
+use wren_images::registries::Registries;
 
 use super::args::{Login, Logout, Pull, RegistryFlags};
 use super::{CliError, Global};
@@ -125,6 +128,7 @@ pub fn fetch(
         insecure: r.insecure_registry.clone(),
         authfile: r.authfile.clone(),
         ca_certs: r.ca_cert.clone(),
+        registries: Registries::load().map_err(|e| CliError::chain(&e))?,
     };
     let _lock = store.lock_shared()?;
     let on_tty = !quiet && super::tty::is_tty(2);
@@ -138,8 +142,13 @@ pub fn fetch(
         pull::pull(store, image, &opts, &Silent)?
     };
     if !quiet {
+        let from = done
+            .source
+            .as_ref()
+            .map(|s| format!(" from {s}"))
+            .unwrap_or_default();
         let line = format!(
-            "pulled {} ({}): {} new layers ({} bytes fetched), {} already present, in {:.2?}",
+            "pulled {} ({}){from}: {} new layers ({} bytes fetched), {} already present, in {:.2?}",
             done.name,
             done.id,
             done.new_layers,
