@@ -10,7 +10,8 @@
 //! - [`paths`]: the default state directory, the socket's name, the layout
 //!   under `--root`;
 //! - [`fifo`]: how stdio fifos are made and opened;
-//! - [`logfile`]: the rotated log format wrend writes and wren tails.
+//! - [`logfile`]: the rotated log format wrend writes and wren tails;
+//! - [`overlay_lock`]: who may mount an image container's overlay.
 //!
 //! `cli` never imports `wrend`, and `wrend` never imports `cli`.
 
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod fifo;
 pub mod logfile;
 pub mod network;
+pub mod overlay_lock;
 pub mod paths;
 pub mod wrend;

@@ -983,7 +983,8 @@ fn image_container_keeps_its_writes_across_restarts() {
         "run\nrun\nrun\n"
     );
     // `cp` from and into the stopped container: its layers and writes as
-    // one tree (a whited-out file stays gone), mounted only while copying.
+    // one tree (a whited-out file stays gone), through the overlay its
+    // kept task still has mounted.
     let host = tempfile::tempdir().unwrap();
     let h = |p: &str| host.path().join(p).to_str().unwrap().to_string();
     w.ok(&["cp", &format!("{c}:/data"), &h("data")]);
@@ -1009,7 +1010,55 @@ fn image_container_keeps_its_writes_across_restarts() {
         .flatten()
         .any(|e| e.file_name().to_string_lossy().starts_with("wren-cp-"));
     assert!(!left, "a wren-cp- directory was left in the temp dir");
-    w.ok(&["rm", &c]);
+
+    // The copy and a start take turns on the container's overlay (one
+    // mount of its upper dir at a time): with the lock held, as a copy
+    // holds it, `start` is refused and leaves the container as it was; a
+    // copy waits while the lock is held, as wrend holds it for a start.
+    let lock_path = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&c)
+        .join("overlay.lock");
+    let held = nix::fcntl::Flock::lock(
+        std::fs::File::options()
+            .write(true)
+            .open(&lock_path)
+            .unwrap(),
+        nix::fcntl::FlockArg::LockExclusive,
+    )
+    .map_err(|(_, e)| e)
+    .unwrap();
+    let err = w.fails(&["start", &c]);
+    assert!(err.contains("`wren cp` is copying its files"), "{err}");
+    assert_eq!(w.inspect(&c)["status"], "stopped");
+    let mut copy = wren_tests::spawn_registered(
+        w.cmd()
+            .args(["cp", &h("fix"), &format!("{c}:/data/fix2")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(copy.try_wait().unwrap().is_none(), "cp did not wait");
+    drop(held);
+    let st = copy.wait().unwrap();
+    wren_tests::unregister(copy.id());
+    assert!(st.success());
+    assert!(upper.join("data/fix2").exists());
+    // The refused start removed the old task, so that copy (and this one
+    // out) mounted the layers and upper dir themselves, read-write and
+    // read-only: the same tree, the whited-out file still gone.
+    w.ok(&["cp", &format!("{c}:/data"), &h("again")]);
+    assert!(Path::new(&(h("again") + "/fix2")).exists());
+    assert!(Path::new(&(h("again") + "/keep")).exists());
+    assert!(!Path::new(&(h("again") + "/gone")).exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("wren-cp-"), "{mounts}");
+    w.ok(&["start", &c]);
+    w.wait_status(&c, "stopped", 10);
+    w.ok(&["rm", "-f", &c]);
     w.assert_clean(&c);
 
     // A SIGKILLed and restarted wrend finds the container and its overlay.

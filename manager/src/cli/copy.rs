@@ -17,10 +17,14 @@
 //! with `*at` calls on directory fds and `O_NOFOLLOW`, so a container that
 //! swaps a directory for a symlink meanwhile makes the copy fail, never
 //! escape (the `docker cp` races of CVE-2018-15664 and CVE-2019-14271).
-//! A stopped container's files are its root directory, or its image layers
-//! and upper directory mounted as an overlay in wren's own mount namespace
-//! (its volumes are not there, as with Docker). Hard links are copied as
-//! separate files; devices, fifos and sockets are skipped with a warning.
+//! A stopped container's files are its root directory, or (image
+//! containers) the overlay its last task still has mounted, or else its
+//! image layers and upper directory mounted as an overlay in wren's own
+//! mount namespace (its volumes are not there, as with Docker), under the
+//! container's overlay lock (`crate::overlay_lock`): wrend refuses to
+//! start it until the copy is done, and a copy waits for a start that is
+//! mounting it. Hard links are copied as separate files; devices, fifos
+//! and sockets are skipped with a warning.
 //!
 //! Runs in `wren`.
 
@@ -29,6 +33,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -37,6 +42,7 @@ use wren_runtime::sys;
 
 use super::client::Wrend;
 use super::{CliError, Global};
+use crate::overlay_lock::{self, OverlayLock};
 
 /// `wren cp`'s arguments.
 #[derive(Debug, Args)]
@@ -89,6 +95,9 @@ enum Fs {
         gids: Vec<(u32, u32, u32)>,
         /// A stopped image container's overlay, unmounted when dropped.
         _mount: Option<TempMount>,
+        /// Its overlay lock, released after the unmount (fields drop in
+        /// order): wrend refuses to start the container meanwhile.
+        _lock: Option<OverlayLock>,
     },
 }
 
@@ -166,10 +175,16 @@ impl Fs {
     /// stopped one's root filesystem as its record describes it (`write`:
     /// it is the destination).
     fn container(g: &Global, w: &mut Wrend, name: &str, write: bool) -> Result<Fs, CliError> {
+        // Taken before the status is read, so a start cannot slip between
+        // "stopped" and the mount of its files (wrend holds it while the
+        // shim mounts the overlay for a task); kept only for a stopped
+        // container's copy.
+        let lock = Self::lock(g, name)?;
         let c = w.inspect(name)?;
         if !matches!(c.status.as_str(), "running" | "paused" | "created") || c.pid == 0 {
-            return Fs::stopped(g, name, write);
+            return Fs::stopped(g, name, write, lock);
         }
+        drop(lock);
         let proc_root = format!("/proc/{}/root", c.pid);
         let root = Root::open(Path::new(&proc_root))
             .map_err(|e| CliError::failed(format!("open {proc_root}: {e}")))?;
@@ -183,6 +198,25 @@ impl Fs {
             uids: map("uid_map"),
             gids: map("gid_map"),
             _mount: None,
+            _lock: None,
+        })
+    }
+
+    /// The overlay lock of container `name`, once it is free; `None` when
+    /// there is no such record (inspect then names the error).
+    fn lock(g: &Global, name: &str) -> Result<Option<OverlayLock>, CliError> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Ok(None);
+        }
+        let dir = crate::paths::containers_in(&g.records).join(name);
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        overlay_lock::lock(&dir).map(Some).map_err(|e| {
+            CliError::failed(format!(
+                "container {name}: lock {}: {e}",
+                dir.join(overlay_lock::FILE).display()
+            ))
         })
     }
 
@@ -191,7 +225,12 @@ impl Fs {
     /// mount in a mount namespace of this process's own (read-only, of the
     /// layers and the upper directory, when only read), which goes when
     /// wren exits.
-    fn stopped(g: &Global, name: &str, write: bool) -> Result<Fs, CliError> {
+    fn stopped(
+        g: &Global,
+        name: &str,
+        write: bool,
+        lock: Option<OverlayLock>,
+    ) -> Result<Fs, CliError> {
         let dir = crate::paths::containers_in(&g.records).join(name);
         let rec = crate::wrend::record::Record::load(&dir).map_err(|e| {
             CliError::failed(format!(
@@ -235,6 +274,16 @@ impl Fs {
             let root = Root::open(&path)
                 .map_err(|e| CliError::failed(format!("open {}: {e}", path.display())))?;
             (root, None)
+        } else if Self::still_mounted(&rec.bundle) {
+            // wrend keeps an exited container's task until its next start
+            // or its removal, and the shim keeps the task's overlay mounted
+            // on <bundle>/rootfs (in this mount namespace) meanwhile: copy
+            // through that mount, never a second overlay on the same
+            // upper dir, whose results the kernel leaves undefined.
+            let rootfs = rec.bundle.join("rootfs");
+            let root = Root::open(&rootfs)
+                .map_err(|e| CliError::failed(format!("open {}: {e}", rootfs.display())))?;
+            (root, None)
         } else {
             let m = TempMount::overlay(&rec.image_layers, &dir, write)
                 .map_err(|e| CliError::failed(format!("container {name}: mount its files: {e}")))?;
@@ -248,7 +297,15 @@ impl Fs {
             uids: or_identity(uids),
             gids: or_identity(gids),
             _mount: mount,
+            _lock: lock,
         })
+    }
+
+    /// Whether `<bundle>/rootfs` is a mount point (its device differs).
+    fn still_mounted(bundle: &Path) -> bool {
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let rootfs = dev(&bundle.join("rootfs"));
+        rootfs.is_some() && rootfs != dev(bundle)
     }
 
     /// Opens `path` with `flags` (`O_NOFOLLOW` applies to its last part).

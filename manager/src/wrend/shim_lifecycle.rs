@@ -225,10 +225,30 @@ impl Registry {
         name: &str,
         checkpoint: Option<&Path>,
     ) -> Result<(), ManagerError> {
+        let record_dir = self.cfg.record_dir(name);
+        let image = !self.get(name)?.rec.image_layers.is_empty();
+        // Held until the shim has mounted the overlay and answered: a
+        // `wren cp` into the stopped container mounts the same upper dir.
+        let _overlay = if image {
+            let held =
+                crate::overlay_lock::try_lock(&record_dir).map_err(|source| ManagerError::Io {
+                    name: name.to_string(),
+                    what: "lock",
+                    path: record_dir.join(crate::overlay_lock::FILE),
+                    source,
+                })?;
+            Some(held.ok_or_else(|| {
+                ManagerError::FailedPrecondition(format!(
+                    "container {name}: `wren cp` is copying its files (its overlay is mounted \
+                     for that); start it when the copy is done"
+                ))
+            })?)
+        } else {
+            None
+        };
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
-        let record_dir = self.cfg.record_dir(name);
         let m = self.get(name)?;
         let mut req = shimapi::CreateTaskRequest::new();
         req.id = name.to_string();
