@@ -365,6 +365,108 @@ fn rmi_refuses_an_image_in_use_and_prune_frees_layers() {
 
 /// Imports `layout` expecting failure; returns stderr. The store must hold
 /// exactly what it held before.
+/// `container prune` and `system prune` (`-a`, `--volumes`): stopped and
+/// created containers go, a running one stays with its image and volume;
+/// an unused network goes, the default stays; without `-f` and a terminal
+/// nothing happens.
+#[test]
+fn prune_containers_networks_images_and_volumes() {
+    if !require_root("prune_containers_networks_images_and_volumes") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    small_image(&mut layout, &base, "test/other:1", "other");
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let (live, made, done) = (name("live"), name("made"), name("done"));
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &live,
+        "-v",
+        "pr-live:/v",
+        "test/app:1",
+        "sleep 100",
+    ]);
+    w.ok(&["create", "--name", &made, "test/other:1"]);
+    w.ok(&[
+        "run",
+        "--name",
+        &done,
+        "-v",
+        "pr-done:/d",
+        "test/app:1",
+        "true",
+    ]);
+    w.ok(&["network", "create", "pr-net"]);
+    let names =
+        |w: &Wrend| -> Vec<String> { w.ok(&["list", "-q"]).lines().map(String::from).collect() };
+    assert_eq!(names(&w).len(), 3);
+
+    let err = w.fails(&["container", "prune"]);
+    assert!(err.contains("confirm with -f"), "{err}");
+    let err = w.fails(&["system", "prune", "-a", "--volumes"]);
+    assert!(err.contains("confirm with -f"), "{err}");
+    assert_eq!(names(&w).len(), 3);
+
+    let out = w.ok(&["container", "prune", "-f"]);
+    assert!(
+        out.contains(&format!("deleted container {made}"))
+            && out.contains(&format!("deleted container {done}"))
+            && !out.contains(&live)
+            && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
+    assert_eq!(names(&w), std::slice::from_ref(&live));
+
+    // No -a: images stay, the unused network goes, the default stays.
+    let images = images_json(&w).len();
+    let out = w.ok(&["system", "prune", "-f"]);
+    assert!(out.contains("deleted network pr-net"), "{out}");
+    assert_eq!(images_json(&w).len(), images);
+    let nets = w.ok(&["network", "ls"]);
+    assert!(
+        !nets.contains("pr-net") && nets.contains("bridge"),
+        "{nets}"
+    );
+
+    // -a: the image no container was made from goes, with its own layer;
+    // the running container's image and the shared base stay.
+    let before = layers(&w);
+    let out = w.ok(&["system", "prune", "-a", "-f"]);
+    assert!(out.contains("untagged docker.io/test/other:1"), "{out}");
+    assert!(!out.contains("test/app:1"), "{out}");
+    let after = layers(&w);
+    assert_eq!(after.len(), before.len() - 1, "{out}");
+    let left: Vec<String> = images_json(&w)
+        .iter()
+        .filter_map(|i| i["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(left, ["docker.io/test/app:1"]);
+    let vols = w.ok(&["volume", "ls"]);
+    assert!(
+        vols.contains("pr-done") && vols.contains("pr-live"),
+        "{vols}"
+    );
+
+    // --volumes: the volume of the removed container goes, data and all.
+    let out = w.ok(&["system", "prune", "-a", "--volumes", "-f"]);
+    assert!(out.contains("deleted volume pr-done"), "{out}");
+    let vols = w.ok(&["volume", "ls"]);
+    assert!(
+        !vols.contains("pr-done") && vols.contains("pr-live"),
+        "{vols}"
+    );
+    assert_eq!(w.ok(&["exec", &live, "echo", "still"]), "still\n");
+    w.ok(&["rm", "-f", &live]);
+    for c in [&live, &made, &done] {
+        w.assert_clean(c);
+    }
+}
+
 fn import_fails(w: &Wrend, layout: &Path, before: &[String]) -> String {
     let err = w.fails(&["import", layout.to_str().unwrap()]);
     assert_eq!(

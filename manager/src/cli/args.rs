@@ -124,7 +124,9 @@ pub enum Command {
     Tag(Tag),
     /// Manage images: ls, inspect, rm, prune, import, tag
     Image(ImageCmd),
-    /// Disk use: df
+    /// Manage containers: prune
+    Container(ContainerCmd),
+    /// Disk use and clean-up: df, prune
     System(SystemCmd),
     /// Manage named volumes: create, ls, inspect, rm, prune
     Volume(VolumeCmd),
@@ -608,6 +610,20 @@ pub struct SystemCmd {
 pub enum SystemSub {
     /// What images, containers and volumes take on disk, and what could be freed
     Df,
+    /// Remove stopped containers, unused networks and unused layers (-a: images; --volumes)
+    Prune(super::prune::SystemPrune),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerCmd {
+    #[command(subcommand)]
+    pub command: ContainerSub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerSub {
+    /// Remove every stopped container
+    Prune(Prune),
 }
 
 #[derive(Debug, Args)]

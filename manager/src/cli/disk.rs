@@ -146,7 +146,7 @@ fn volumes_row(g: &Global) -> Row {
 }
 
 /// `1.5MB`: decimal units, as Docker prints sizes.
-fn human(n: u64) -> String {
+pub(super) fn human(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut u = 0;

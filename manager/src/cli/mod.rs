@@ -5,7 +5,8 @@
 //! `create`), [`exec`], [`lifecycle`] (`start`, `stop`, `kill`, `rm`,
 //! `pause`, `resume`, `update`), [`checkpoint`] (`checkpoint`,
 //! `restore`), [`query`] (`list`, `inspect`, `ps`,
-//! `stats`), [`logs`], [`events`]; a process's stdio is relayed by
+//! `stats`), [`logs`], [`events`], [`disk`] (`system df`), [`prune`]
+//! (`container prune`, `system prune`); a process's stdio is relayed by
 //! [`stdio`] (pipes) and [`tty`] (interactive terminal sessions).
 //!
 //! Exit status: 0 on success, 1 on an error (printed as one `wren: ...`
@@ -29,6 +30,7 @@ pub mod lifecycle;
 pub mod logs;
 pub mod network;
 pub mod output;
+pub mod prune;
 #[cfg(feature = "pull")]
 pub mod pull;
 pub mod query;
@@ -200,6 +202,10 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         },
         Command::System(a) => match a.command {
             args::SystemSub::Df => disk::df(g),
+            args::SystemSub::Prune(p) => prune::system(g, &p),
+        },
+        Command::Container(a) => match a.command {
+            args::ContainerSub::Prune(p) => prune::containers(g, p.force),
         },
         Command::Volume(a) => match a.command {
             args::VolumeSub::Create(v) => volumes::create(g, &v.names),

@@ -144,29 +144,33 @@ pub fn rm(g: &Global, names: &[String]) -> Result<i32, CliError> {
 /// `wren volume prune`: removes every volume no container's spec mounts
 /// (asking first on a terminal, unless `force`).
 pub fn prune(g: &Global, force: bool) -> Result<i32, CliError> {
-    if !force {
-        if !super::tty::is_tty(0) {
-            return Err(CliError::usage(
-                "volume prune deletes data: confirm with -f (stdin is not a terminal to ask on)",
-            ));
-        }
-        eprint!("Remove every volume no container uses, with its data? [y/N] ");
-        let mut answer = String::new();
-        let _ = std::io::stdin().read_line(&mut answer);
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            return Ok(1);
-        }
+    if !super::prune::confirm(
+        force,
+        "volume prune deletes data",
+        "Remove every volume no container uses, with its data?",
+    )? {
+        return Ok(1);
     }
+    for (n, _) in prune_unused(g)? {
+        println!("{n}");
+    }
+    Ok(0)
+}
+
+/// Removes every volume no container's spec mounts: (name, bytes) each.
+pub fn prune_unused(g: &Global) -> Result<Vec<(String, u64)>, CliError> {
     let store = super::images::store(g)?;
     let _lock = store.lock_exclusive()?;
+    let mut out = Vec::new();
     for n in names(g) {
         let d = dir(g, &n);
         if !valid_name(&n) || !d.join("_data").is_dir() || !users(g, &d.join("_data")).is_empty() {
             continue;
         }
+        let size = wren_images::Store::du(&d);
         std::fs::remove_dir_all(&d)
             .map_err(|e| CliError::failed(format!("remove volume {n} ({}): {e}", d.display())))?;
-        println!("{n}");
+        out.push((n, size));
     }
-    Ok(0)
+    Ok(out)
 }
