@@ -596,6 +596,60 @@ fn start_at_boot_after_wrend_restart() {
     w.assert_clean(&boot);
 }
 
+/// A start at wrend's boot that fails is a failed run for the restart
+/// policy: with `--restart always` wrend tries again (with backoff), and
+/// the container comes up once what it needs is there (here its root
+/// directory, moved away over the "reboot" like a disk not yet mounted),
+/// instead of staying down until someone looks.
+#[test]
+fn a_failed_start_at_boot_is_retried_by_policy() {
+    if !require_root("a_failed_start_at_boot_is_retried_by_policy") {
+        return;
+    }
+    let mut w = Wrend::start(&[]);
+    let b = rootfs();
+    let r = b.rootfs();
+    let c = name("bootretry");
+    w.ok(&[
+        "create",
+        "--restart",
+        "always",
+        "--rootfs",
+        r.to_str().unwrap(),
+        &c,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.kill9();
+    for pid in shim_pids(w.root.path(), &c) {
+        // SAFETY: kill(2) on a shim this test started (through wrend).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(wait_for(5, || shim_pids(w.root.path(), &c).is_empty()));
+    let away = r.with_extension("away");
+    std::fs::rename(&r, &away).unwrap();
+    w.restart();
+    assert!(
+        wait_for(10, || w.inspect(&c)["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())),
+        "{}",
+        w.inspect(&c)
+    );
+    // wrend answers meanwhile, and the container waits for its retry.
+    let status = w.status(&c);
+    assert!(
+        matches!(status.as_str(), "restarting" | "stopped"),
+        "{status}"
+    );
+    std::fs::rename(&away, &r).unwrap();
+    w.wait_status(&c, "running", 20);
+    assert_eq!(w.ok(&["exec", &c, "echo", "up"]), "up\n");
+    w.ok(&["rm", "-f", &c]);
+    w.assert_clean(&c);
+}
+
 #[test]
 fn twenty_containers_at_once() {
     if !require_root("twenty_containers_at_once") {

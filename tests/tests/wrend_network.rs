@@ -571,6 +571,62 @@ fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
     assert_eq!(link_names(&w), link_names_of(&before_net));
 }
 
+/// A container started at wrend's boot gets its network as a restart does
+/// (the helper beside the loop): after a simulated reboot (wrend and the
+/// shim of a created `--start-at-boot` container killed, its attachment
+/// left over) it runs and answers on its published port; `rm` then
+/// leaves the namespace as it was.
+#[test]
+fn a_container_started_at_boot_gets_its_network() {
+    if !ready("a_container_started_at_boot_gets_its_network") {
+        return;
+    }
+    let mut w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("booted\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let warm = name("bwarm");
+    run_web(&w, r, &warm, &["-p", "127.0.0.1:18093:80"]);
+    w.ok(&["rm", "-f", &warm]);
+    let base = net_state(&w);
+
+    let c = name("booted");
+    w.ok(&[
+        "create",
+        "--start-at-boot",
+        "-p",
+        "127.0.0.1:18094:80",
+        "--rootfs",
+        r,
+        &c,
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    assert_eq!(w.status(&c), "created");
+    w.kill9();
+    let shims = wren_tests::wrend::shim_pids(w.root.path(), &c);
+    for pid in shims {
+        // SAFETY: kill(2) on a shim this test started (through wrend).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    assert!(wait_for(5, || wren_tests::wrend::shim_pids(
+        w.root.path(),
+        &c
+    )
+    .is_empty()));
+    w.restart();
+    w.wait_status(&c, "running", 15);
+    assert!(get_until(&w, 18094, "booted"), "{}", w.log());
+    w.ok(&["rm", "-f", &c]);
+    w.assert_clean(&c);
+    assert_eq!(net_state(&w), base);
+}
+
 /// The interface names in wrend's namespace.
 fn link_names(w: &Wrend) -> Vec<String> {
     let out = w.in_netns(&["ip", "-o", "link"]);

@@ -203,8 +203,8 @@ pub(super) enum Then {
     Create { start: bool, responder: Responder },
     /// `Start` of a stopped container: start the task, answer.
     Start { responder: Responder },
-    /// A restart (policy, health action): start the task; a failure
-    /// counts as a failed run.
+    /// A restart (policy, health action) or a start at wrend's boot:
+    /// start the task; a failure counts as a failed run.
     Restart,
     /// Nothing (a detach).
     Nothing,

@@ -1,7 +1,8 @@
 //! wrend's start after a restart of its own (or of the host): every record
 //! loaded, live shims reconnected and asked for their task's state, exits
 //! that happened meanwhile handled as exits, dead shims cleaned up, and the
-//! containers marked to start at boot started.
+//! containers marked to start at boot started (as restarts are: their
+//! networks attached beside the loop, a failed start retried by policy).
 //!
 //! Runs in wrend's loop thread, before the loop serves anything.
 
@@ -60,9 +61,12 @@ impl Registry {
                 }
                 self.events
                     .emit("/container/boot-start", &name, String::new());
-                if let Err(e) = self.run_task(&name) {
-                    log::error!("start at boot: {}", wren_runtime::error::chain(&e));
-                }
+                // As a restart: the network helper runs beside the loop
+                // (which serves requests while the boot's containers get
+                // their networks), and a start that fails counts as a
+                // failed run, so `--restart always` tries again with
+                // backoff instead of leaving it down until someone looks.
+                self.run_task_then(&name, super::network::Then::Restart);
             } else if pending {
                 if let Some(m) = self.containers.get_mut(name.as_str()) {
                     m.restart_at = Some(Instant::now() + restart_policy::BACKOFF_INITIAL);

@@ -184,8 +184,8 @@ impl Registry {
     /// [`Self::create_task`]; with `checkpoint`, the shim prepares a task
     /// that its Start restores from that CRIU image (pid 0 until then).
     /// A CNI container's attach is waited for here (the loop does not run
-    /// meanwhile): the checkpoint-restore path and a start at wrend's boot;
-    /// everything else goes through [`Self::create_task_then`].
+    /// meanwhile): the checkpoint-restore path only; everything else goes
+    /// through [`Self::create_task_then`].
     pub(super) fn create_task_from(
         &mut self,
         name: &str,
@@ -326,17 +326,6 @@ impl Registry {
             Err(ManagerError::Shim { source, .. }) if is_not_found(&source) => {}
             Err(e) => log::warn!("{}", wren_runtime::error::chain(&e)),
         }
-    }
-
-    /// (Re)creates and starts the task, waiting for its network (a start
-    /// at wrend's boot); a failure is recorded as in [`Self::start_failed`].
-    pub(super) fn run_task(&mut self, name: &str) -> Result<(), ManagerError> {
-        self.delete_task_if_any(name);
-        let result = self.create_task(name).and_then(|()| self.start_task(name));
-        if let Err(e) = &result {
-            self.start_failed(name, e);
-        }
-        result
     }
 
     /// (Re)creates and starts the task without waiting for its network in
