@@ -2457,10 +2457,22 @@ fn wrend_restore_makes_the_container_under_a_new_name_after_rm_and_elsewhere() {
     ]);
     w.wait_status(&a, "running");
     assert!(wren_tests::wait_for(10, || w.ticks(&a).len() >= 3));
+    // Changed after creation: a restore under another name keeps it.
+    w.ok(&[
+        "update",
+        "--pids-limit",
+        "77",
+        "--memory",
+        "96m",
+        "--restart",
+        "unless-stopped",
+        &a,
+    ]);
     let img = format!("{}/img", w.inner(w.dir.path()));
     w.ok(&["checkpoint", &a, &img]);
     let img_host = w.dir.path().join("img");
     assert!(img_host.join("wren-create.pb").is_file());
+    assert!(img_host.join("wren-updates.json").is_file());
     assert!(img_host.join("wren-upper/marker").is_file());
     let at_dump = *w.ticks(&a).last().expect("ticks");
     let goes_on = |w: &TreeWrend, name: &str| {
@@ -2483,6 +2495,23 @@ fn wrend_restore_makes_the_container_under_a_new_name_after_rm_and_elsewhere() {
     goes_on(&w, &b);
     assert_eq!(w.status(&a), "stopped");
     assert_eq!(w.inspect(&b)["image"], w.inspect(&a)["image"]);
+    assert_eq!(w.inspect(&b)["restart_policy"], "unless-stopped");
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            w.dir
+                .path()
+                .join("root/lib/containers")
+                .join(&b)
+                .join("bundle/config.json"),
+        )
+        .expect("config.json"),
+    )
+    .expect("json");
+    let res = &config["linux"]["resources"];
+    assert_eq!(res["pids"]["limit"], 77, "{res}");
+    assert_eq!(res["memory"]["limit"], 100663296, "{res}");
+    let out = w.ok(&["exec", &b, "--", "cat", "/sys/fs/cgroup/pids/pids.max"]);
+    assert_eq!(out.trim(), "77");
     w.ok(&["rm", "-f", &b]);
 
     // Its own name after rm.

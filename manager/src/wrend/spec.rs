@@ -765,7 +765,7 @@ pub fn build(
 }
 
 /// The spec at `config`, as JSON.
-fn read_spec(config: &Path) -> Result<Value, SpecError> {
+pub fn read_spec(config: &Path) -> Result<Value, SpecError> {
     let text = std::fs::read(config).map_err(|source| SpecError::Read {
         path: config.to_owned(),
         source,

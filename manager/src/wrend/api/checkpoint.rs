@@ -7,9 +7,11 @@
 //!
 //! A checkpoint directory also carries what makes the container again
 //! (`wren restore DIR NEW-NAME`, after `rm`, or on another host's wrend):
-//! [`CREATE_FILE`], the request it was created with (protobuf), and for
-//! an image container [`UPPER_DIR`], a copy of its overlay's upper dir
-//! (the rootfs changes criu's images rely on: open files, their sizes).
+//! [`CREATE_FILE`], the request it was created with (protobuf),
+//! [`UPDATES_FILE`], its resources and restart policy as `update` left
+//! them, and for an image container [`UPPER_DIR`], a copy of its overlay's
+//! upper dir (the rootfs changes criu's images rely on: open files, their
+//! sizes).
 //! The CLI reads the request and resolves the image's layers in its own
 //! store; wrend makes the record from it (new network attachment, new
 //! cgroup) and restores into it. Copy the whole directory, keeping owners,
@@ -35,6 +37,9 @@ use crate::wrend::registry::{encode, Registry, State};
 pub const CREATE_FILE: &str = "wren-create.pb";
 /// In a checkpoint directory: an image container's overlay upper dir.
 pub const UPPER_DIR: &str = "wren-upper";
+/// In a checkpoint directory: what `update` changed after the create
+/// request (`{"resources": LinuxResources, "restart_policy": "..."}`).
+pub const UPDATES_FILE: &str = "wren-updates.json";
 
 /// Longest wait for a shim's Checkpoint, or Start of a checkpoint's task.
 pub const CRIU_TIMEOUT: Duration = Duration::from_secs(300);
@@ -151,6 +156,21 @@ impl Registry {
                 req.display()
             );
         }
+        // The create request predates any `update`: keep what that changed.
+        if let Some(m) = self.containers.get(name) {
+            let config = m.rec.bundle.join("config.json");
+            let spec =
+                crate::wrend::spec::read_spec(&config).map_err(|source| ManagerError::Spec {
+                    name: name.to_string(),
+                    source,
+                })?;
+            let updates = serde_json::json!({
+                "resources": spec["linux"]["resources"],
+                "restart_policy": m.rec.restart_policy,
+            });
+            let path = dir.join(UPDATES_FILE);
+            std::fs::write(&path, updates.to_string()).map_err(|e| io("write", &path, e))?;
+        }
         let image = self
             .containers
             .get(name)
@@ -253,6 +273,10 @@ impl Registry {
         create.start = false;
         let image = !create.image_layers.is_empty();
         self.create_record(create)?;
+        if let Err(e) = self.apply_updates(name, dir) {
+            self.discard(name);
+            return Err(e);
+        }
         let upper = dir.join(UPPER_DIR);
         if image && upper.is_dir() {
             let to = self.cfg.record_dir(name).join(super::create::OVERLAY_UPPER);
@@ -266,6 +290,54 @@ impl Registry {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// The checkpoint's [`UPDATES_FILE`] (if any) applied to container
+    /// `name` just made from its create request: the resources merged into
+    /// its config.json, the restart policy into its record.
+    fn apply_updates(&mut self, name: &str, dir: &Path) -> Result<(), ManagerError> {
+        let path = dir.join(UPDATES_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(ManagerError::Io {
+                    name: name.to_string(),
+                    what: "read",
+                    path,
+                    source,
+                })
+            }
+        };
+        let bad = |why: String| {
+            ManagerError::InvalidArgument(format!("restore: {}: {why}", path.display()))
+        };
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        let policy = match v["restart_policy"].as_str() {
+            None | Some("") => None,
+            Some(p) => Some(
+                crate::wrend::restart_policy::RestartPolicy::parse(p)
+                    .map_err(|e| bad(e.to_string()))?,
+            ),
+        };
+        let m = self.get(name)?;
+        if v["resources"].is_object() {
+            let config = m.rec.bundle.join("config.json");
+            crate::wrend::spec::merge_resources(&config, &v["resources"]).map_err(|source| {
+                ManagerError::Spec {
+                    name: name.to_string(),
+                    source,
+                }
+            })?;
+        }
+        if let Some(p) = policy {
+            if !m.rec.auto_remove {
+                m.rec.restart_policy = p.to_string();
+            }
+        }
+        self.save(name);
         Ok(())
     }
 }
