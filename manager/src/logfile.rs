@@ -7,10 +7,12 @@
 //!
 //! The log itself is the container's bytes, unchanged. When it was
 //! written is beside it, in `log.times` (rotated with it): one 16-byte
-//! record per write, the offset in the file where that write's bytes
-//! begin and the time wrend read them (little-endian u64 and i64
-//! nanoseconds since the epoch). A line's time is that of the write its
-//! first byte came in ([`stamped_lines`]); `wren logs -t`, `--since` and
+//! record per write in which a line begins, the offset in the file where
+//! that write's bytes begin and the time wrend read them (little-endian
+//! u64 and i64 nanoseconds since the epoch), never more bytes of records
+//! than the file's size limit (the log rotates early first). A line's
+//! time is that of the write its first byte came in ([`stamped_lines`]);
+//! a write that only continues a line needs no record. `wren logs -t`, `--since` and
 //! `--until` read them. A missing or short record file (a log written by an
 //! older wrend) gives its lines the file's modification time.
 //!
@@ -49,6 +51,10 @@ pub struct LogFile {
     /// The `.times` records, when this log keeps them ([`LogFile::timed`]).
     times: Option<File>,
     timed: bool,
+    /// Bytes in the current `.times` file.
+    times_size: u64,
+    /// The current file ends inside a line (its last byte is not `\n`).
+    mid_line: bool,
     size: u64,
     max_size: u64,
     keep: u32,
@@ -61,6 +67,8 @@ impl LogFile {
             file: None,
             times: None,
             timed: false,
+            times_size: 0,
+            mid_line: false,
             size: 0,
             max_size: max_size.max(1),
             keep: keep.max(1),
@@ -86,6 +94,14 @@ impl LogFile {
                 .custom_flags(libc::O_CLOEXEC)
                 .open(&self.path)?;
             self.size = f.metadata()?.len();
+            self.mid_line = false;
+            if self.size > 0 {
+                use std::os::unix::fs::FileExt;
+                let mut last = [0u8; 1];
+                if f.read_exact_at(&mut last, self.size - 1).is_ok() {
+                    self.mid_line = last[0] != b'\n';
+                }
+            }
             self.file = Some(f);
             if self.timed {
                 // Best effort: a log without times still works.
@@ -96,6 +112,11 @@ impl LogFile {
                     .custom_flags(libc::O_CLOEXEC)
                     .open(times_path(&self.path))
                     .ok();
+                self.times_size = self
+                    .times
+                    .as_ref()
+                    .and_then(|t| t.metadata().ok())
+                    .map_or(0, |m| m.len());
             }
         }
         self.file
@@ -113,6 +134,7 @@ impl LogFile {
             if t.write_all(&rec).is_err() {
                 self.times = None;
             }
+            self.times_size += TIME_RECORD as u64;
         }
     }
 
@@ -147,6 +169,8 @@ impl LogFile {
             std::fs::rename(f, t).or_else(ignore_missing)?;
         }
         self.size = 0;
+        self.times_size = 0;
+        self.mid_line = false;
         Ok(())
     }
 
@@ -167,11 +191,25 @@ impl LogFile {
                     .map(|i| i + 1)
                     .unwrap_or(if self.size == 0 { room } else { 0 })
             };
+            // Records never outgrow the file they describe (a writer of
+            // many tiny lines): the log is rotated early instead.
+            if self.timed && self.size > 0 && self.times_size + TIME_RECORD as u64 > self.max_size {
+                self.rotate()?;
+                continue;
+            }
             if cut > 0 {
-                // The record goes down before the bytes it describes.
-                self.stamp(now);
-                self.open()?.write_all(&data[..cut])?;
+                let chunk = &data[..cut];
+                // Only a write in which a line begins needs a record: a
+                // line's time is that of the write its first byte came in.
+                let starts_line =
+                    self.size == 0 || !self.mid_line || chunk[..cut - 1].contains(&b'\n');
+                if starts_line {
+                    // The record goes down before the bytes it describes.
+                    self.stamp(now);
+                }
+                self.open()?.write_all(chunk)?;
                 self.size += cut as u64;
+                self.mid_line = chunk[cut - 1] != b'\n';
                 data = &data[cut..];
             }
             if !data.is_empty() {
@@ -422,6 +460,45 @@ mod tests {
         let lines = stamped_lines(&old, b"a\nb");
         assert_eq!(lines.len(), 2);
         assert!(lines[0].0 > 0 && lines[0].0 == lines[1].0);
+    }
+
+    #[test]
+    fn only_writes_that_begin_a_line_are_recorded_and_records_stay_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        let mut log = LogFile::new(path.clone(), 1 << 20, 2).timed();
+        // A line written a byte at a time: one record, at its start.
+        for b in b"slow line\n" {
+            log.write(&[*b]).unwrap();
+        }
+        log.write(b"tail of nothing").unwrap(); // a new line begins
+        log.write(b" more").unwrap(); // continues it
+        log.write(b"\nnext\n").unwrap(); // a line begins inside
+        let offsets: Vec<u64> = read_times(&times_path(&path)).iter().map(|r| r.0).collect();
+        assert_eq!(offsets, vec![0, 10, 30]);
+        let data = std::fs::read(&path).unwrap();
+        let lines = stamped_lines(&path, &data);
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2].1, b"next\n");
+        // A fresh writer on the same file knows it ends with a newline.
+        drop(log);
+        let mut log = LogFile::new(path.clone(), 1 << 20, 2).timed();
+        log.write(b"x").unwrap();
+        assert_eq!(read_times(&times_path(&path)).len(), 4);
+
+        // Two-byte lines, one write each: the records (16 bytes a line)
+        // would be 8 times the log; the log rotates once they reach its
+        // size limit, so no file's records exceed it.
+        let small = tmp.path().join("small");
+        let mut log = LogFile::new(small.clone(), 160, 3).timed();
+        for _ in 0..25 {
+            log.write(b"a\n").unwrap();
+        }
+        for p in [small.clone(), rotated(&small, 1), rotated(&small, 2)] {
+            let t = std::fs::metadata(times_path(&p)).map_or(0, |m| m.len());
+            assert!(t <= 160, "{}: {t} bytes of records", p.display());
+        }
+        assert_eq!(read_times(&times_path(&small)).len(), 5);
     }
 
     #[test]
