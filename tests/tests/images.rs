@@ -697,10 +697,7 @@ fn pull_from_a_local_registry_shares_layers() {
     assert!(err.contains(&absent), "{err}");
     let err = w.fails(&["pull", "Bad Name"]);
     assert!(err.contains("invalid image reference"), "{err}");
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().to_string()
-    };
+    let down = closed_port();
     let gone = format!("{down}/team/app:1");
     let err = w.fails(&["pull", "--insecure-registry", &down, &gone]);
     assert!(err.contains(&gone), "{err}");
