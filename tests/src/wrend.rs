@@ -178,6 +178,19 @@ impl Wrend {
         }
     }
 
+    /// SIGKILLs the shims of container `name` (a host reboot loses them)
+    /// and waits until they are gone.
+    pub fn kill_shims(&self, name: &str) {
+        for pid in shim_pids(self.root.path(), name) {
+            // SAFETY: kill(2) on a shim this test's wrend started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        assert!(
+            wait_for(5, || shim_pids(self.root.path(), name).is_empty()),
+            "the shims of {name} are still there"
+        );
+    }
+
     /// Starts wrend again on the same root.
     pub fn restart(&mut self) {
         self.kill9();

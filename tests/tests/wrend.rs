@@ -585,11 +585,7 @@ fn start_at_boot_after_wrend_restart() {
     assert_eq!(w.status(&boot), "created");
     // A host reboot loses every shim: simulate it by killing wrend and the shim.
     w.kill9();
-    for pid in shim_pids(w.root.path(), &boot) {
-        // SAFETY: kill(2) on a shim this test started (through wrend).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-    assert!(wait_for(5, || shim_pids(w.root.path(), &boot).is_empty()));
+    w.kill_shims(&boot);
     w.restart();
     w.wait_status(&boot, "running", 10);
     w.ok(&["rm", "-f", &boot]);
@@ -622,11 +618,7 @@ fn a_failed_start_at_boot_is_retried_by_policy() {
         "1000",
     ]);
     w.kill9();
-    for pid in shim_pids(w.root.path(), &c) {
-        // SAFETY: kill(2) on a shim this test started (through wrend).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-    assert!(wait_for(5, || shim_pids(w.root.path(), &c).is_empty()));
+    w.kill_shims(&c);
     let away = r.with_extension("away");
     std::fs::rename(&r, &away).unwrap();
     w.restart();

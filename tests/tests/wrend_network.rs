@@ -609,16 +609,7 @@ fn a_container_started_at_boot_gets_its_network() {
     ]);
     assert_eq!(w.status(&c), "created");
     w.kill9();
-    let shims = wren_tests::wrend::shim_pids(w.root.path(), &c);
-    for pid in shims {
-        // SAFETY: kill(2) on a shim this test started (through wrend).
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    }
-    assert!(wait_for(5, || wren_tests::wrend::shim_pids(
-        w.root.path(),
-        &c
-    )
-    .is_empty()));
+    w.kill_shims(&c);
     w.restart();
     w.wait_status(&c, "running", 15);
     assert!(get_until(&w, 18094, "booted"), "{}", w.log());
