@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use wren_tests::registry::{Compression, Layer, Layout};
 use wren_tests::wrend::{name, Wrend};
-use wren_tests::{require_root, skip, Skip};
+use wren_tests::{require_root, skip, wait_for, Skip};
 
 /// The base layer (busybox + /etc), gzip; shared by every test image.
 fn base() -> Vec<u8> {
@@ -1112,8 +1112,9 @@ fn image_container_keeps_its_writes_across_restarts() {
 
     // The copy and a start take turns on the container's overlay (one
     // mount of its upper dir at a time): with the lock held, as a copy
-    // holds it, `start` is refused and leaves the container as it was; a
-    // copy waits while the lock is held, as wrend holds it for a start.
+    // holds it, `start` is refused before anything is touched (the kept
+    // task and its mount stay, for the copy); a copy waits while the lock
+    // is held, as wrend holds it for a start.
     let lock_path = w
         .root
         .path()
@@ -1129,9 +1130,26 @@ fn image_container_keeps_its_writes_across_restarts() {
     )
     .map_err(|(_, e)| e)
     .unwrap();
+    let rootfs = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&c)
+        .join("bundle/rootfs");
+    let mounted = |p: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(p.to_str().unwrap()))
+    };
+    assert!(mounted(&rootfs), "the kept task's overlay");
     let err = w.fails(&["start", &c]);
     assert!(err.contains("`wren cp` is copying its files"), "{err}");
     assert_eq!(w.inspect(&c)["status"], "stopped");
+    assert!(
+        mounted(&rootfs),
+        "a refused start took the kept task's mount"
+    );
     let mut copy = wren_tests::spawn_registered(
         w.cmd()
             .args(["cp", &h("fix"), &format!("{c}:/data/fix2")])
@@ -1146,13 +1164,21 @@ fn image_container_keeps_its_writes_across_restarts() {
     wren_tests::unregister(copy.id());
     assert!(st.success());
     assert!(upper.join("data/fix2").exists());
-    // The refused start removed the old task, so that copy (and this one
-    // out) mounted the layers and upper dir themselves, read-write and
-    // read-only: the same tree, the whited-out file still gone.
+    // With no task left (a "reboot": wrend and the shim killed; the shim's
+    // delete unmounts the rootfs), copies mount the layers and upper dir
+    // themselves, read-only out and read-write in: the same tree, the
+    // whited-out file still gone.
+    w.kill9();
+    w.kill_shims(&c);
+    w.restart();
+    w.wait_status(&c, "stopped", 10);
+    assert!(!mounted(&rootfs));
     w.ok(&["cp", &format!("{c}:/data"), &h("again")]);
     assert!(Path::new(&(h("again") + "/fix2")).exists());
     assert!(Path::new(&(h("again") + "/keep")).exists());
     assert!(!Path::new(&(h("again") + "/gone")).exists());
+    w.ok(&["cp", &h("fix"), &format!("{c}:/data/fix3")]);
+    assert!(upper.join("data/fix3").exists());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("wren-cp-"), "{mounts}");
     w.ok(&["start", &c]);
@@ -1179,6 +1205,67 @@ fn image_container_keeps_its_writes_across_restarts() {
     assert_eq!(w.ok(&["exec", &d, "cat", "/data/new"]), "kept\n");
     w.ok(&["rm", "-f", &d]);
     w.assert_clean(&d);
+}
+
+/// A restart that falls due while `wren cp` holds the container's overlay
+/// waits for the copy, and is not counted as a restart meanwhile.
+#[test]
+fn a_restart_waits_for_a_copy() {
+    if !require_root("a_restart_waits_for_a_copy") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base());
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let c = name("waits");
+    w.ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "always",
+        "--name",
+        &c,
+        "test/app:1",
+        "sleep 0.3; exit 3",
+    ]);
+    w.wait_status(&c, "running", 10);
+    let lock_path = w
+        .root
+        .path()
+        .join("lib/containers")
+        .join(&c)
+        .join("overlay.lock");
+    let held = nix::fcntl::Flock::lock(
+        std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .unwrap(),
+        nix::fcntl::FlockArg::LockExclusive,
+    )
+    .map_err(|(_, e)| e)
+    .unwrap();
+    assert!(
+        wait_for(10, || w.status(&c) == "restarting"),
+        "{}",
+        w.inspect(&c)
+    );
+    let count = w.inspect(&c)["restart_count"].clone();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let v = w.inspect(&c);
+    assert_eq!(v["status"], "restarting", "{v}");
+    assert_eq!(v["restart_count"], count, "{v}");
+    assert_eq!(v["last_error"], "", "{v}");
+    drop(held);
+    assert!(
+        wait_for(10, || w.inspect(&c)["restart_count"] != count),
+        "{}",
+        w.inspect(&c)
+    );
+    w.ok(&["rm", "-f", &c]);
+    w.assert_clean(&c);
 }
 
 fn upper_has(w: &Wrend, name: &str) -> bool {

@@ -22,6 +22,8 @@ use wren_runtime::timing;
 pub const START_FAILED_STATUS: u32 = 255;
 /// How soon a restart due while the container's detach runs is tried again.
 const HELPER_POLL: Duration = Duration::from_millis(20);
+/// How often a restart due while `wren cp` holds the overlay looks again.
+const COPY_POLL: Duration = Duration::from_millis(200);
 
 impl Registry {
     /// The init of `name` exited with `status` (event, State, or shim death).
@@ -196,6 +198,14 @@ impl Registry {
                     // rather than wait for it in the loop.
                     if let Some(m) = self.containers.get_mut(name.as_str()) {
                         m.restart_at = Some(now + HELPER_POLL);
+                    }
+                    continue;
+                }
+                if self.overlay_busy(&name).is_some() {
+                    // `wren cp` is copying its files: after the copy, and
+                    // not counted as a restart.
+                    if let Some(m) = self.containers.get_mut(name.as_str()) {
+                        m.restart_at = Some(now + COPY_POLL);
                     }
                     continue;
                 }

@@ -220,6 +220,25 @@ impl Registry {
         self.create_task_checkpoint(name, None)
     }
 
+    /// The refusal a start of image container `name` gets while `wren cp`
+    /// holds its overlay lock (checked before its kept task is deleted, so
+    /// the copy keeps the mount it uses); `None` when the start may go on.
+    pub(super) fn overlay_busy(&self, name: &str) -> Option<ManagerError> {
+        let m = self.containers.get(name)?;
+        if m.rec.image_layers.is_empty() {
+            return None;
+        }
+        match crate::overlay_lock::try_lock(&self.cfg.record_dir(name)) {
+            Ok(None) => Some(ManagerError::FailedPrecondition(format!(
+                "container {name}: `wren cp` is copying its files (its overlay is mounted \
+                 for that); start it when the copy is done"
+            ))),
+            // Free (released again at once), or no lock file to take:
+            // the create path takes it for real.
+            _ => None,
+        }
+    }
+
     fn create_task_checkpoint(
         &mut self,
         name: &str,

@@ -29,16 +29,26 @@ impl Registry {
     pub fn start_request(&mut self, name: &str, responder: Responder) {
         timing::mark(name, "wrend.start");
         self.settle(name);
-        let m = match self.get(name) {
-            Ok(m) => m,
+        let state = match self.get(name) {
+            Ok(m) => m.state,
             Err(e) => return responder.send(Err(e.to_status())),
         };
-        let r = match m.state {
-            State::Running | State::Paused => Err(ManagerError::FailedPrecondition(format!(
+        // Asked before its kept task goes: the copy keeps the mount it uses.
+        let busy = match state {
+            State::Running | State::Paused | State::Created => None,
+            _ => self.overlay_busy(name),
+        };
+        let r = match (state, busy) {
+            (State::Running | State::Paused, _) => Err(ManagerError::FailedPrecondition(format!(
                 "container {name} is already running"
             ))),
-            State::Created => self.start_task(name),
+            (State::Created, _) => self.start_task(name),
+            (_, Some(refused)) => Err(refused),
             _ => {
+                let m = match self.get(name) {
+                    Ok(m) => m,
+                    Err(e) => return responder.send(Err(e.to_status())),
+                };
                 m.rec.stopped_by_user = false;
                 m.restart_at = None;
                 m.backoff = None;
