@@ -273,7 +273,7 @@ fn net_json(n: &store::Network) -> Value {
 }
 
 /// Containers whose request names network `name` (running or not).
-fn users(g: &Global, name: &str) -> Vec<String> {
+pub(super) fn users(g: &Global, name: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(crate::paths::containers_in(&g.records))
         .into_iter()
         .flatten()

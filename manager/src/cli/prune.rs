@@ -116,15 +116,8 @@ pub fn system(g: &Global, a: &SystemPrune) -> Result<i32, CliError> {
 
     {
         let _l = netstore::lock(&g.records).map_err(|e| CliError::chain(&e))?;
-        let dir = crate::paths::containers_in(&g.records);
-        let used: Vec<String> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| network::NetRequest::load(&e.path()).ok().map(|r| r.network))
-            .collect();
         for n in netstore::list(&g.records) {
-            if n.name == network::DEFAULT_NETWORK || used.contains(&n.name) {
+            if n.name == network::DEFAULT_NETWORK || !super::network::users(g, &n.name).is_empty() {
                 continue;
             }
             netstore::remove(&g.records, &n.name, Vec::new()).map_err(|e| CliError::chain(&e))?;
