@@ -229,10 +229,7 @@ impl Registry {
             return None;
         }
         match crate::overlay_lock::try_lock(&self.cfg.record_dir(name)) {
-            Ok(None) => Some(ManagerError::FailedPrecondition(format!(
-                "container {name}: `wren cp` is copying its files (its overlay is mounted \
-                 for that); start it when the copy is done"
-            ))),
+            Ok(None) => Some(copying(name)),
             // Free (released again at once), or no lock file to take:
             // the create path takes it for real.
             _ => None,
@@ -256,12 +253,7 @@ impl Registry {
                     path: record_dir.join(crate::overlay_lock::FILE),
                     source,
                 })?;
-            Some(held.ok_or_else(|| {
-                ManagerError::FailedPrecondition(format!(
-                    "container {name}: `wren cp` is copying its files (its overlay is mounted \
-                     for that); start it when the copy is done"
-                ))
-            })?)
+            Some(held.ok_or_else(|| copying(name))?)
         } else {
             None
         };
@@ -487,4 +479,12 @@ pub(super) fn overlay_mount(
         ),
     ];
     m
+}
+
+/// The refusal of a start while `wren cp` holds container `name`'s overlay.
+fn copying(name: &str) -> ManagerError {
+    ManagerError::FailedPrecondition(format!(
+        "container {name}: `wren cp` is copying its files (its overlay is mounted for that); \
+         start it when the copy is done"
+    ))
 }
