@@ -8,13 +8,19 @@
 //! - [`import`]: OCI layouts and `docker save` archives; [`save`]: back out;
 //! - [`runconfig`]: the image config turned into a container's process;
 //! - [`reference`], [`platform`]: names and platforms as users type them;
-//! - `pull` and `registries` (feature `pull`): a registry client, and
-//!   registries.conf's mirrors, locations and insecure or blocked names.
+//! - `pull`, `registries`, `endpoint` and `auth` (feature `pull`): a
+//!   registry client; registries.conf's mirrors, locations and insecure or
+//!   blocked names; how a registry is reached (TLS, insecure, a login
+//!   checked); credentials in Docker's and Podman's files and helpers.
 //!
 //! Runs in the `wren` CLI process only: wrend links none of it (its idle
 //! RSS budget), it gets layer paths and a resolved process from the CLI.
 
+#[cfg(feature = "pull")]
+pub mod auth;
 pub mod copyout;
+#[cfg(feature = "pull")]
+pub mod endpoint;
 pub mod import;
 pub mod platform;
 #[cfg(feature = "pull")]

@@ -24,7 +24,9 @@
 //! be reached, lacks the image, or gives wrong bytes); the image is named
 //! as asked either way.
 //!
-//! Credentials come from a Docker-format `config.json` ([`auth`]); the
+//! Credentials come from Docker's or Podman's files or the helpers they
+//! name ([`crate::auth`]); how a registry is reached (TLS, or an insecure
+//! one's unverified TLS or plain HTTP) is [`crate::endpoint`]'s; the
 //! registry's Bearer challenge (token auth) and Basic auth are handled by
 //! oci-client.
 //!
@@ -34,7 +36,6 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use oci_spec::image::{ImageIndex, ImageManifest};
@@ -106,6 +107,29 @@ pub enum PullError {
     },
     #[error("pull {image}: no source had it: {tried}")]
     NoSource { image: String, tried: String },
+    #[error("credential helper {helper} (named in {}): {what}", file.display())]
+    Helper {
+        helper: String,
+        file: PathBuf,
+        what: String,
+    },
+    #[error("{}registry {registry} cannot be reached: {tried}", pulling(.image))]
+    Unreachable {
+        /// The image being pulled (`None` for `wren login`).
+        image: Option<String>,
+        registry: String,
+        tried: String,
+    },
+    #[error("login {registry}: {what}")]
+    Login { registry: String, what: String },
+}
+
+/// `pull IMAGE: ` when there is an image.
+fn pulling(image: &Option<String>) -> String {
+    image
+        .as_ref()
+        .map(|i| format!("pull {i}: "))
+        .unwrap_or_default()
 }
 
 impl PullError {
@@ -120,17 +144,22 @@ impl PullError {
                 | Self::Parse { .. }
                 | Self::NoPlatform { .. }
                 | Self::Download { .. }
+                | Self::Unreachable { .. }
         )
     }
 }
 
-/// `e` and its causes, `: `-joined.
-fn chain(e: &dyn std::error::Error) -> String {
+/// `e` and its causes, `: `-joined (a cause whose words its parent
+/// already gave is left out, as reqwest's often are).
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
         cause = c.source();
     }
     s
@@ -140,7 +169,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub platform: Platform,
-    /// Registries (`host[:port]`) spoken to over plain HTTP.
+    /// Insecure registries (`host[:port]`): HTTPS without verification,
+    /// or plain HTTP when they speak no TLS.
     pub insecure: Vec<String>,
     /// A Docker-format config.json with `auths`; `None`: the default one.
     pub authfile: Option<PathBuf>,
@@ -306,33 +336,64 @@ fn pull_from(
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
     let registry = s.reference.registry();
-    let auth = auth::for_registry(opts.authfile.as_deref(), registry)?;
+    let auth =
+        crate::auth::for_image(opts.authfile.as_deref(), registry, s.reference.repository())?;
+    let endpoint = endpoint(rt, registry, s.insecure, opts).map_err(|e| match e {
+        PullError::Unreachable {
+            registry, tried, ..
+        } => PullError::Unreachable {
+            image: Some(name.to_string()),
+            registry,
+            tried,
+        },
+        e => e,
+    })?;
+    let remote = Remote {
+        client: Client::new(endpoint.client_config()),
+        reference: &s.reference,
+        auth,
+    };
+    pull_on(rt, &remote, store, name, &opts.platform, progress)
+}
+
+/// Whether `registry` takes `user` / `password` (`wren login`), reached
+/// as a pull would reach it.
+pub fn check_login(
+    registry: &str,
+    user: &str,
+    password: &str,
+    opts: &Options,
+) -> Result<(), PullError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PullError::Runtime)?;
+    endpoint(&rt, registry, false, opts)?.check_login(&rt, user, password)
+}
+
+/// How `registry` is reached: the CAs given and its certs.d ones trusted;
+/// when it is insecure (`--insecure-registry`, or registries.conf's
+/// `insecure` for this source), HTTPS without verification, else plain
+/// HTTP.
+pub fn endpoint(
+    rt: &tokio::runtime::Runtime,
+    registry: &str,
+    insecure_source: bool,
+    opts: &Options,
+) -> Result<crate::endpoint::Endpoint, PullError> {
     let mut certs = Vec::new();
     for path in opts.ca_certs.iter().cloned().chain(certs_d(registry)) {
         let data = std::fs::read(&path).map_err(|source| PullError::Ca {
             path: path.clone(),
             source,
         })?;
-        certs.push(Certificate {
-            encoding: CertificateEncoding::Pem,
-            data,
-        });
+        certs.push(data);
     }
-    let mut insecure = opts.insecure.clone();
-    if s.insecure {
-        insecure.push(registry.to_string());
+    if insecure_source || opts.insecure.iter().any(|r| r == registry) {
+        crate::endpoint::Endpoint::insecure(rt, registry, certs)
+    } else {
+        Ok(crate::endpoint::Endpoint::secure(registry, certs))
     }
-    let client = Client::new(ClientConfig {
-        protocol: ClientProtocol::HttpsExcept(insecure),
-        extra_root_certificates: certs,
-        ..ClientConfig::default()
-    });
-    let remote = Remote {
-        client,
-        reference: &s.reference,
-        auth,
-    };
-    pull_on(rt, &remote, store, name, &opts.platform, progress)
 }
 
 /// One source's client, the image's name there, and the credentials.
@@ -581,130 +642,5 @@ async fn fetch_layer(
             Layer::Present
         }
         (Err(e), None) => Layer::Failed(e),
-    }
-}
-
-/// Credentials in the Docker `config.json` format (`auths` →
-/// registry → `auth`: base64 of `user:password`), which `wren login`
-/// writes and docker, podman and skopeo read.
-pub mod auth {
-    use super::*;
-    use base64::Engine;
-
-    /// The file: `--authfile`, `$REGISTRY_AUTH_FILE`,
-    /// `$DOCKER_CONFIG/config.json`, or `~/.docker/config.json`.
-    pub fn default_file(given: Option<&Path>) -> PathBuf {
-        if let Some(p) = given {
-            return p.to_owned();
-        }
-        if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
-            return p.into();
-        }
-        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-            return Path::new(&d).join("config.json");
-        }
-        let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-        Path::new(&home).join(".docker/config.json")
-    }
-
-    /// The keys a registry may be stored under.
-    fn keys(registry: &str) -> Vec<String> {
-        let mut k = vec![
-            registry.to_string(),
-            format!("https://{registry}"),
-            format!("http://{registry}"),
-        ];
-        if registry == "docker.io" {
-            k.push("https://index.docker.io/v1/".into());
-            k.push("index.docker.io".into());
-        }
-        k
-    }
-
-    fn read(path: &Path) -> Result<serde_json::Value, PullError> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| PullError::Auth {
-                path: path.to_owned(),
-                source: io::Error::new(io::ErrorKind::InvalidData, e),
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(serde_json::json!({})),
-            Err(source) => Err(PullError::Auth {
-                path: path.to_owned(),
-                source,
-            }),
-        }
-    }
-
-    /// The credentials stored for `registry`, else anonymous.
-    pub fn for_registry(file: Option<&Path>, registry: &str) -> Result<RegistryAuth, PullError> {
-        let path = default_file(file);
-        let v = read(&path)?;
-        for k in keys(registry) {
-            let Some(a) = v["auths"][&k]["auth"].as_str() else {
-                continue;
-            };
-            let bad = |what: &str| PullError::Auth {
-                path: path.clone(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("auths.{k}.auth: {what}"),
-                ),
-            };
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(a)
-                .map_err(|_| bad("not base64"))?;
-            let s = String::from_utf8(raw).map_err(|_| bad("not UTF-8"))?;
-            let (u, p) = s.split_once(':').ok_or_else(|| bad("not user:password"))?;
-            return Ok(RegistryAuth::Basic(u.to_string(), p.to_string()));
-        }
-        Ok(RegistryAuth::Anonymous)
-    }
-
-    /// Stores `user:password` for `registry` (mode 0600, atomically).
-    pub fn store(
-        file: Option<&Path>,
-        registry: &str,
-        user: &str,
-        password: &str,
-    ) -> Result<PathBuf, PullError> {
-        use std::os::unix::fs::PermissionsExt;
-        let path = default_file(file);
-        let mut v = read(&path)?;
-        if !v.is_object() {
-            v = serde_json::json!({});
-        }
-        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        v["auths"][registry] = serde_json::json!({ "auth": token });
-        let err = |source| PullError::Auth {
-            path: path.clone(),
-            source,
-        };
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(err)?;
-        }
-        let bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
-        crate::store::write_atomic(&path, &bytes).map_err(err)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(err)?;
-        Ok(path)
-    }
-
-    /// Removes what is stored for `registry`; whether anything was.
-    pub fn remove(file: Option<&Path>, registry: &str) -> Result<bool, PullError> {
-        let path = default_file(file);
-        let mut v = read(&path)?;
-        let Some(auths) = v["auths"].as_object_mut() else {
-            return Ok(false);
-        };
-        let before = auths.len();
-        auths.retain(|k, _| !keys(registry).contains(k));
-        if auths.len() == before {
-            return Ok(false);
-        }
-        let bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
-        crate::store::write_atomic(&path, &bytes).map_err(|source| PullError::Auth {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(true)
     }
 }

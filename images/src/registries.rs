@@ -348,6 +348,20 @@ impl Registries {
         (rest.is_empty() || rest.starts_with(['/', ':', '@'])).then_some(prefix.len())
     }
 
+    /// Whether the table that applies to registry `host` (a prefix of it
+    /// alone, or `*.domain`) calls it insecure: what `wren login` asks.
+    pub fn insecure_host(&self, host: &str) -> bool {
+        let Ok(r) = crate::reference::parse(&format!("{host}/x")) else {
+            return false;
+        };
+        self.tables
+            .iter()
+            .filter(|t| !t.prefix.contains('/'))
+            .filter_map(|t| Self::matched(&t.prefix, &r).map(|n| (n, t)))
+            .max_by_key(|(n, _)| *n)
+            .is_some_and(|(_, t)| t.insecure)
+    }
+
     /// The places to fetch `r` from, in the order to try them: the
     /// matching table's mirrors (those its digest-or-tag settings allow),
     /// then its location; or `r` itself when no table matches. A blocked
@@ -433,6 +447,29 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn insecure_hosts_for_login() {
+        let c = conf(
+            r#"
+[[registry]]
+prefix = "plain.local:5000"
+insecure = true
+[[registry]]
+prefix = "*.lan"
+insecure = true
+[[registry]]
+prefix = "plain.local:5000/team"
+insecure = false
+[[registry]]
+prefix = "tls.local"
+"#,
+        );
+        assert!(c.insecure_host("plain.local:5000"));
+        assert!(c.insecure_host("box.lan"));
+        assert!(!c.insecure_host("tls.local"));
+        assert!(!c.insecure_host("elsewhere.io"));
     }
 
     #[test]

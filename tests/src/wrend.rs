@@ -207,6 +207,8 @@ impl Wrend {
             "CONTAINERS_REGISTRIES_CONF",
             self.root.path().join("no-registries.conf"),
         );
+        // No host credentials either (Docker's and Podman's files).
+        c.env("REGISTRY_AUTH_FILE", self.root.path().join("no-auth.json"));
         c
     }
 

@@ -878,8 +878,8 @@ fn pull_with_basic_auth_and_login() {
     small_image(&mut l, &base, "v1", "private");
     reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
     let creds = tempfile::tempdir().unwrap();
-    let authfile = creds.path().join("auth.json");
-    let authfile = authfile.to_str().unwrap();
+    let authfile_path = creds.path().join("auth.json");
+    let authfile = authfile_path.to_str().unwrap();
     let image = format!("{}/team/private:v1", reg.addr);
     let pull = [
         "pull",
@@ -893,33 +893,200 @@ fn pull_with_basic_auth_and_login() {
     let err = w.fails(&pull);
     assert!(err.contains(&image), "{err}");
     let login = |password: &str| {
-        let out = wren_tests::run_with_input(
+        wren_tests::run_with_input(
             w.cmd().args([
                 "login",
                 "--authfile",
                 authfile,
+                "--insecure",
                 "-u",
                 "wren",
                 "--password-stdin",
-                &reg.addr,
+                &format!("http://{}/v2/", reg.addr),
             ]),
             format!("{password}\n").as_bytes(),
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        )
     };
-    login("wrong");
+    // The registry is asked first: a wrong password is refused, by name,
+    // and nothing is stored.
+    let out = login("wrong");
+    let err = wren_tests::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&format!("login {}: unauthorized", reg.addr)),
+        "{err}"
+    );
+    assert!(!authfile_path.exists());
     let err = w.fails(&pull);
     assert!(err.contains(&image), "{err}");
     assert!(images_json(&w).is_empty());
-    login("s3cret");
+    let out = login("s3cret");
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    let saved: Value = serde_json::from_slice(&std::fs::read(&authfile_path).unwrap()).unwrap();
+    assert!(saved["auths"][&reg.addr]["auth"].is_string(), "{saved}");
     let out = w.ok(&pull);
     assert!(out.contains(&format!("pulled {image}")), "{out}");
     assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
     w.ok(&["logout", "--authfile", authfile, &reg.addr]);
+    let err = w.fails(&["logout", "--authfile", authfile, &reg.addr]);
+    assert!(err.contains("no credentials stored"), "{err}");
+}
+
+/// `docker-credential-wrentest`: a credential helper speaking Docker's
+/// protocol, keeping each server's JSON in a file of `dir`.
+fn credential_helper(bin: &Path, dir: &Path) {
+    let script = format!(
+        r#"#!/bin/sh
+d={dir}
+key() {{ printf '%s' "$1" | tr -c 'A-Za-z0-9.' _; }}
+case "$1" in
+get) read -r url; f="$d/$(key "$url")"
+     if [ -f "$f" ]; then cat "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+store) cat > "$d/in"; url=$(sed 's/.*"ServerURL":"\([^"]*\)".*/\1/' "$d/in"); mv "$d/in" "$d/$(key "$url")" ;;
+erase) read -r url; f="$d/$(key "$url")"
+     if [ -f "$f" ]; then rm "$f"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+*) echo "unknown action $1" >&2; exit 2 ;;
+esac
+"#,
+        dir = dir.display()
+    );
+    let helper = bin.join("docker-credential-wrentest");
+    std::fs::write(&helper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn credentials_from_helpers_and_podman_files() {
+    let test = "credentials_from_helpers_and_podman_files";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start_with_auth("wren", "s3cret");
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut l = Layout::new();
+    small_image(&mut l, &base, "v1", "private");
+    reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
+    let image = format!("{}/team/private:v1", reg.addr);
+    let tmp = tempfile::tempdir().unwrap();
+    let (bin, kept) = (tmp.path().join("bin"), tmp.path().join("kept"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&kept).unwrap();
+    credential_helper(&bin, &kept);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let wren = |args: &[&str], input: Option<&str>| {
+        let mut c = w.cmd();
+        c.env("PATH", &path).args(args);
+        match input {
+            Some(i) => wren_tests::run_with_input(&mut c, i.as_bytes()),
+            None => wren_tests::run(&mut c),
+        }
+    };
+    let ok = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+        wren_tests::text(&out.stdout)
+    };
+
+    for (n, config) in [
+        json!({ "credHelpers": { &reg.addr: "wrentest" } }),
+        json!({ "credsStore": "wrentest", "auths": { "other.example": { "auth": "eDp5" } } }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let file = tmp.path().join(format!("config{n}.json"));
+        std::fs::write(&file, config.to_string()).unwrap();
+        let file = file.to_str().unwrap();
+        let pull = [
+            "pull",
+            "--authfile",
+            file,
+            "--insecure-registry",
+            &reg.addr,
+            &image,
+        ];
+        // login stores with the helper; the file keeps an empty entry.
+        let out = ok(wren(
+            &[
+                "login",
+                "--authfile",
+                file,
+                "--insecure",
+                "-u",
+                "wren",
+                "--password-stdin",
+                &reg.addr,
+            ],
+            Some("s3cret\n"),
+        ));
+        assert!(out.contains("docker-credential-wrentest"), "{out}");
+        let saved: Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(saved["auths"][&reg.addr], json!({}), "{saved}");
+        assert!(!saved.to_string().contains("s3cret"), "{saved}");
+        let out = ok(wren(&pull, None));
+        assert!(out.contains(&format!("pulled {image}")), "{out}");
+        w.ok(&["rmi", &image]);
+        // logout erases it with the helper: the pull is anonymous again.
+        ok(wren(&["logout", "--authfile", file, &reg.addr], None));
+        assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 0);
+        let out = wren(&pull, None);
+        assert!(!out.status.success());
+        assert!(images_json(&w).is_empty());
+    }
+
+    // A helper that is not installed is named, with the file naming it.
+    let file = tmp.path().join("absent.json");
+    std::fs::write(
+        &file,
+        json!({ "credHelpers": { &reg.addr: "wren-absent" } }).to_string(),
+    )
+    .unwrap();
+    let out = wren(
+        &[
+            "pull",
+            "--authfile",
+            file.to_str().unwrap(),
+            "--insecure-registry",
+            &reg.addr,
+            &image,
+        ],
+        None,
+    );
+    let err = wren_tests::text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("docker-credential-wren-absent is not on PATH")
+            && err.contains(file.to_str().unwrap()),
+        "{err}"
+    );
+
+    // No file given: Docker's file, then Podman's auth.json, whose key
+    // may name a namespace.
+    let docker = tmp.path().join("docker");
+    let run_dir = tmp.path().join("xdg-run");
+    std::fs::create_dir_all(run_dir.join("containers")).unwrap();
+    std::fs::write(
+        run_dir.join("containers/auth.json"),
+        json!({ "auths": {
+            format!("{}/team", reg.addr): { "auth": "d3JlbjpzM2NyZXQ=" },
+            &reg.addr: { "auth": "d3Jlbjp3cm9uZw==" },
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let mut c = w.cmd();
+    c.env_remove("REGISTRY_AUTH_FILE")
+        .env("DOCKER_CONFIG", &docker)
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .env("XDG_CONFIG_HOME", tmp.path().join("xdg-config"))
+        .args(["pull", "--insecure-registry", &reg.addr, &image]);
+    let out = ok(wren_tests::run(&mut c));
+    assert!(out.contains(&format!("pulled {image}")), "{out}");
+    assert!(!docker.exists());
 }
 
 #[test]
@@ -1298,6 +1465,27 @@ fn pull_over_tls_with_a_registry_ca() {
     let ca = reg.ca();
     let out = w.ok(&["pull", "--ca-cert", ca.to_str().unwrap(), &image]);
     assert!(out.contains(&format!("pulled {image}")), "{out}");
+    assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
+
+    // An insecure registry that speaks TLS is spoken to over TLS without
+    // verification (as Docker's insecure-registries and Podman's
+    // --tls-verify=false), from the flag or from registries.conf.
+    w.ok(&["rmi", &image]);
+    let out = w.ok(&["pull", "--insecure-registry", &reg.addr, &image]);
+    assert!(out.contains(&format!("pulled {image}")), "{out}");
+    w.ok(&["rmi", &image]);
+    let conf = w.root.path().join("insecure.conf");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nprefix = \"{}\"\ninsecure = true\n", reg.addr),
+    )
+    .unwrap();
+    let out = wren_tests::run(
+        w.cmd()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["pull", &image]),
+    );
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
     assert_eq!(w.ok(&["run", "--rm", &image]), "x\n");
 }
 

@@ -519,6 +519,14 @@ pub struct Login {
     /// Credentials file (as for pull)
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
+    /// The registry is insecure: HTTPS without verifying its certificate,
+    /// or plain HTTP (as --insecure-registry for pull)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Trust this PEM CA for the registry, besides the system's and
+    /// /etc/{containers,docker}/certs.d/HOST/*.crt (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
     /// The registry: HOST[:PORT] [default: docker.io]
     #[arg(value_name = "REGISTRY", default_value = "docker.io")]
     pub registry: String,

@@ -13,8 +13,9 @@ use std::io::Read;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use wren_images::auth;
 use wren_images::platform::Platform;
-use wren_images::pull::{self, auth, Options, Progress, Silent};
+use wren_images::pull::{self, Options, Progress, Silent};
 use wren_images::registries::Registries;
 
 use super::args::{Login, Logout, Pull, RegistryFlags};
@@ -165,7 +166,9 @@ pub fn fetch(
     Ok(done)
 }
 
-/// `wren login [-u USER] [--password-stdin] REGISTRY`.
+/// `wren login [-u USER] [--password-stdin] REGISTRY`: the registry is
+/// asked first (as `docker login` does), and nothing is stored when it
+/// refuses the credentials.
 pub fn login(a: &Login) -> Result<i32, CliError> {
     let password = match (&a.password, a.password_stdin) {
         (Some(p), _) => p.clone(),
@@ -182,20 +185,43 @@ pub fn login(a: &Login) -> Result<i32, CliError> {
             ))
         }
     };
-    let path = auth::store(a.authfile.as_deref(), &a.registry, &a.username, &password)?;
-    println!("credentials for {} saved in {}", a.registry, path.display());
+    if password.is_empty() {
+        return Err(CliError::usage("the password is empty"));
+    }
+    let registry = auth::normalize(&a.registry);
+    if registry.contains('/') || registry.is_empty() {
+        return Err(CliError::usage(format!(
+            "REGISTRY: {:?} is not HOST[:PORT]",
+            a.registry
+        )));
+    }
+    let registries = Registries::load().map_err(|e| CliError::chain(&e))?;
+    let opts = Options {
+        platform: Platform::host(),
+        insecure: if a.insecure || registries.insecure_host(&registry) {
+            vec![registry.clone()]
+        } else {
+            Vec::new()
+        },
+        authfile: a.authfile.clone(),
+        ca_certs: a.ca_cert.clone(),
+        registries,
+    };
+    pull::check_login(&registry, &a.username, &password, &opts)?;
+    let stored = auth::store(a.authfile.as_deref(), &registry, &a.username, &password)?;
+    println!("login succeeded: credentials for {registry} saved in {stored}");
     Ok(0)
 }
 
 /// `wren logout REGISTRY`.
 pub fn logout(a: &Logout) -> Result<i32, CliError> {
-    if auth::remove(a.authfile.as_deref(), &a.registry)? {
-        println!("removed the credentials for {}", a.registry);
+    let registry = auth::normalize(&a.registry);
+    if auth::remove(a.authfile.as_deref(), &registry)? {
+        println!("removed the credentials for {registry}");
         Ok(0)
     } else {
         Err(CliError::failed(format!(
-            "no credentials stored for {}",
-            a.registry
+            "no credentials stored for {registry}"
         )))
     }
 }
