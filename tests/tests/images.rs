@@ -929,6 +929,37 @@ fn pull_with_basic_auth_and_login() {
     w.ok(&["logout", "--authfile", authfile, &reg.addr]);
     let err = w.fails(&["logout", "--authfile", authfile, &reg.addr]);
     assert!(err.contains("no credentials stored"), "{err}");
+
+    // On a terminal the user and password are asked for; without one,
+    // the missing flag is named.
+    let out = wren_tests::pty::run_in_pty(
+        w.cmd()
+            .args(["login", "--authfile", authfile, "--insecure", &reg.addr]),
+        24,
+        80,
+        b"wren\ns3cret\n",
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_secs(30),
+    );
+    assert!(
+        out.status.is_some_and(|s| s.success())
+            && out.output.contains("Username: ")
+            && out.output.contains("Password: ")
+            && out.output.contains("login succeeded"),
+        "{}",
+        out.output
+    );
+    w.ok(&pull);
+    let out = wren_tests::run_with_input(
+        w.cmd()
+            .args(["login", "--authfile", authfile, "--insecure", &reg.addr]),
+        b"",
+    );
+    let err = wren_tests::text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("give the user with -u"),
+        "{err}"
+    );
 }
 
 /// `docker-credential-wrentest`: a credential helper speaking Docker's

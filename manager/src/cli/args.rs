@@ -502,11 +502,12 @@ pub struct Pull {
 
 #[derive(Debug, Args)]
 pub struct Login {
-    /// User name
+    /// User name [default: asked on the terminal]
     #[arg(short, long, value_name = "USER")]
-    pub username: String,
-    /// Read the password from stdin
-    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the password from stdin [default: asked on the terminal,
+    /// without echo]
+    #[arg(long, requires = "username")]
     pub password_stdin: bool,
     /// The password (visible to other users in ps: prefer --password-stdin)
     #[arg(

@@ -166,10 +166,31 @@ pub fn fetch(
     Ok(done)
 }
 
-/// `wren login [-u USER] [--password-stdin] REGISTRY`: the registry is
+/// `wren login [-u USER] [--password-stdin] REGISTRY` (what is not given
+/// is asked on the terminal): the registry is
 /// asked first (as `docker login` does), and nothing is stored when it
 /// refuses the credentials.
 pub fn login(a: &Login) -> Result<i32, CliError> {
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None if super::tty::is_tty(0) => {
+            eprint!("Username: ");
+            let _ = std::io::Write::flush(&mut std::io::stderr());
+            let mut s = String::new();
+            std::io::stdin()
+                .read_line(&mut s)
+                .map_err(|e| CliError::failed(format!("read the user name: {e}")))?;
+            s.trim().to_string()
+        }
+        None => {
+            return Err(CliError::usage(
+                "give the user with -u: stdin is not a terminal to ask on",
+            ))
+        }
+    };
+    if username.is_empty() {
+        return Err(CliError::usage("the user name is empty"));
+    }
     let password = match (&a.password, a.password_stdin) {
         (Some(p), _) => p.clone(),
         (None, true) => {
@@ -179,9 +200,11 @@ pub fn login(a: &Login) -> Result<i32, CliError> {
                 .map_err(|e| CliError::failed(format!("read the password from stdin: {e}")))?;
             s.trim_end_matches(['\n', '\r']).to_string()
         }
+        (None, false) if super::tty::is_tty(0) => super::tty::read_secret("Password: ")
+            .map_err(|e| CliError::failed(format!("read the password from the terminal: {e}")))?,
         (None, false) => {
             return Err(CliError::usage(
-                "give the password with --password-stdin (or --password)",
+                "give the password with --password-stdin (or --password): stdin is not a terminal to ask on",
             ))
         }
     };
@@ -207,8 +230,8 @@ pub fn login(a: &Login) -> Result<i32, CliError> {
         ca_certs: a.ca_cert.clone(),
         registries,
     };
-    pull::check_login(&registry, &a.username, &password, &opts)?;
-    let stored = auth::store(a.authfile.as_deref(), &registry, &a.username, &password)?;
+    pull::check_login(&registry, &username, &password, &opts)?;
+    let stored = auth::store(a.authfile.as_deref(), &registry, &username, &password)?;
     println!("login succeeded: credentials for {registry} saved in {stored}");
     Ok(0)
 }
