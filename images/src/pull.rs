@@ -403,16 +403,14 @@ struct Remote<'a> {
     auth: RegistryAuth,
 }
 
-/// The pull from `remote`, driving each network step on `rt` from this
-/// thread; the image is tagged `name`.
-fn pull_on(
+/// The manifest `remote` has for `platform` (through an index when it
+/// serves one) and its digest, checked: what the image's id would be.
+fn fetch_manifest(
     rt: &tokio::runtime::Runtime,
     remote: &Remote,
-    store: &Store,
     name: &str,
     platform: &Platform,
-    progress: &(dyn Progress + Sync),
-) -> Result<Pulled, PullError> {
+) -> Result<(Vec<u8>, String), PullError> {
     let (client, r, auth) = (&remote.client, remote.reference, &remote.auth);
     let image = name.to_string();
     let reg = |what: &str| {
@@ -460,6 +458,77 @@ fn pull_on(
             actual: id,
         });
     }
+    Ok((bytes.to_vec(), id))
+}
+
+/// The id `reference` would have if pulled now (its manifest digest for
+/// the platform), from the first source that has it; nothing is stored.
+/// `wren auto-update` asks this to see whether an image moved.
+pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
+    let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
+    let name = r.whole();
+    let sources = opts
+        .registries
+        .sources(&r)
+        .map_err(|source| PullError::Registries {
+            image: name.clone(),
+            source,
+        })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(PullError::Runtime)?;
+    let mut tried = Vec::new();
+    for s in &sources {
+        let one = || -> Result<String, PullError> {
+            let registry = s.reference.registry();
+            let auth = crate::auth::for_image(
+                opts.authfile.as_deref(),
+                registry,
+                s.reference.repository(),
+            )?;
+            let endpoint = endpoint(&rt, registry, s.insecure, opts)?;
+            let remote = Remote {
+                client: Client::new(endpoint.client_config()),
+                reference: &s.reference,
+                auth,
+            };
+            Ok(fetch_manifest(&rt, &remote, &name, &opts.platform)?.1)
+        };
+        match one() {
+            Ok(id) => return Ok(id),
+            Err(e) if sources.len() == 1 || !e.next_source_may_help() => return Err(e),
+            Err(e) => tried.push(format!("{}: {}", s.describe(), chain(&e))),
+        }
+    }
+    Err(PullError::NoSource {
+        image: name,
+        tried: tried.join("; "),
+    })
+}
+
+/// The pull from `remote`, driving each network step on `rt` from this
+/// thread; the image is tagged `name`.
+fn pull_on(
+    rt: &tokio::runtime::Runtime,
+    remote: &Remote,
+    store: &Store,
+    name: &str,
+    platform: &Platform,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let (client, r) = (&remote.client, remote.reference);
+    let image = name.to_string();
+    let reg = |what: &str| {
+        let image = image.clone();
+        let what = what.to_string();
+        move |source| PullError::Registry {
+            image,
+            what,
+            source,
+        }
+    };
+    let (bytes, id) = fetch_manifest(rt, remote, name, platform)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|source| PullError::Parse {
             image: image.clone(),

@@ -2468,3 +2468,197 @@ fn a_killed_pull_resumes_its_layer() {
     let blob = std::fs::read(w.root.path().join("lib/images/blobs/sha256").join(&big_hex)).unwrap();
     assert_eq!(wren_tests::registry::sha256(&blob), blobs[1]);
 }
+
+/// Image `tag` of the auto-update test: the base, `/version` holding
+/// `version`, `/ok` when `ok`, and `entrypoint` if given.
+fn versioned(
+    l: &mut Layout,
+    base: &[u8],
+    tag: &str,
+    version: &str,
+    ok: bool,
+    entrypoint: Option<&str>,
+) -> String {
+    let mut layer = Layer::new().file("version", 0o644, format!("{version}\n").as_bytes());
+    if ok {
+        layer = layer.file("ok", 0o644, b"ok\n");
+    }
+    let mut config = json!({"Cmd": ["sleep", "1000"], "Env": ["PATH=/bin", "FROM_IMAGE=1"]});
+    if let Some(e) = entrypoint {
+        config["Entrypoint"] = json!([e]);
+    }
+    l.image(
+        tag,
+        &[
+            (base, Compression::Gzip),
+            (&layer.finish(), Compression::Gzip),
+        ],
+        config,
+    )
+    .0
+}
+
+#[test]
+fn auto_update_follows_the_registry_and_rolls_back() {
+    let test = "auto_update_follows_the_registry_and_rolls_back";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut l = Layout::new();
+    let v1 = versioned(&mut l, &base, "v1", "1", true, None);
+    let v2 = versioned(&mut l, &base, "v2", "2", true, None);
+    let v3 = versioned(&mut l, &base, "v3", "3", true, Some("/bin/false"));
+    let v4 = versioned(&mut l, &base, "v4", "4", false, None);
+    let image = format!("{}/team/app:latest", reg.addr);
+    reg.push(&l, "v1", "team/app:latest");
+    reg.push(&l, "v1", "team/app:one");
+    let id = |name: &str| -> String {
+        let v: Value = serde_json::from_str(&w.ok(&["inspect", name])).unwrap();
+        v["image_id"].as_str().unwrap_or_default().to_string()
+    };
+    let version = |name: &str| w.ok(&["exec", name, "cat", "/version"]);
+    let update = |args: &[&str]| {
+        let mut all = vec!["auto-update", "--timeout", "20"];
+        all.extend_from_slice(args);
+        w.wren(&all)
+    };
+    let row = |out: &std::process::Output, name: &str| -> String {
+        wren_tests::text(&out.stdout)
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // Made with flags that must survive: env (from the host too), a
+    // volume, a restart policy, a health check, the registry flag.
+    let mut c = w.cmd();
+    c.env("FROM_HOST", "host-value").args([
+        "run",
+        "-d",
+        "--name",
+        "app",
+        "--label",
+        "io.containers.autoupdate=registry",
+        "--insecure-registry",
+        &reg.addr,
+        "--restart",
+        "always",
+        "--stop-timeout",
+        "1",
+        "-e",
+        "SET=given",
+        "-e",
+        "FROM_HOST",
+        "-v",
+        "appdata:/data",
+        "--health-cmd",
+        "test -f /ok",
+        "--health-interval",
+        "500ms",
+        "--health-retries",
+        "2",
+        &image,
+    ]);
+    let out = wren_tests::run(&mut c);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    w.ok(&["run", "-d", "--name", "plain", &image]);
+    w.ok(&["exec", "app", "sh", "-c", "echo kept > /data/f"]);
+    assert_eq!(id("app"), v1);
+
+    // Nothing moved: nothing happens; unlabelled containers are not listed.
+    let out = update(&[]);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    assert!(row(&out, "app").ends_with("false"), "{}", row(&out, "app"));
+    assert_eq!(row(&out, "plain"), "");
+
+    // v2 pushed: --dry-run only says so; then the update.
+    reg.push(&l, "v2", "team/app:latest");
+    let out = update(&["--dry-run"]);
+    assert!(row(&out, "app").contains("pending"), "{}", row(&out, "app"));
+    assert_eq!(version("app"), "1\n");
+    let out = update(&[]);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stderr));
+    assert!(row(&out, "app").contains("true"), "{}", row(&out, "app"));
+    assert_eq!(id("app"), v2);
+    assert_eq!(version("app"), "2\n");
+    let env = w.ok(&["exec", "app", "env"]);
+    for want in ["SET=given", "FROM_HOST=host-value", "FROM_IMAGE=1"] {
+        assert!(env.lines().any(|l| l == want), "{want} in {env}");
+    }
+    assert_eq!(w.ok(&["exec", "app", "cat", "/data/f"]), "kept\n");
+    let v: Value = serde_json::from_str(&w.ok(&["inspect", "app"])).unwrap();
+    assert_eq!(v["restart_policy"], "always", "{v}");
+    assert!(wait_for(20, || {
+        let v: Value = serde_json::from_str(&w.ok(&["inspect", "app"])).unwrap();
+        v["health"]["status"] == "healthy"
+    }));
+    assert_eq!(version("plain"), "1\n");
+    assert_eq!(id("plain"), v1);
+
+    // v3 cannot run (its entrypoint exits): rolled back to v2, status 1.
+    reg.push(&l, "v3", "team/app:latest");
+    let out = update(&[]);
+    let r = row(&out, "app");
+    assert!(
+        !out.status.success() && r.contains("rolled back") && r.contains("restarting"),
+        "{r}"
+    );
+    assert_eq!(id("app"), v2);
+    assert_eq!(version("app"), "2\n");
+
+    // v4 runs but fails its health check: rolled back too; without
+    // rollback it stays, and the row says why.
+    reg.push(&l, "v4", "team/app:latest");
+    let out = update(&[]);
+    let r = row(&out, "app");
+    assert!(
+        !out.status.success() && r.contains("rolled back") && r.contains("unhealthy"),
+        "{r}"
+    );
+    assert_eq!(id("app"), v2);
+    let out = update(&["--rollback=false", "app"]);
+    let r = row(&out, "app");
+    assert!(
+        !out.status.success() && r.contains("failed") && r.contains("no rollback"),
+        "{r}"
+    );
+    assert_eq!(id("app"), v4);
+    assert_eq!(w.ok(&["exec", "app", "cat", "/data/f"]), "kept\n");
+
+    // `local`: the store's image of that name moved (here by `wren tag`).
+    let one = format!("{}/team/app:one", reg.addr);
+    w.ok(&["pull", "--insecure-registry", &reg.addr, &one]);
+    w.ok(&["tag", &one, "loc:1"]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loc",
+        "--label",
+        "io.containers.autoupdate=local",
+        "--stop-timeout",
+        "1",
+        "loc:1",
+    ]);
+    reg.push(&l, "v2", "team/app:two");
+    let two = format!("{}/team/app:two", reg.addr);
+    w.ok(&["pull", "--insecure-registry", &reg.addr, &two]);
+    w.ok(&["tag", &two, "loc:1"]);
+    let out = update(&["loc"]);
+    assert!(out.status.success(), "{}", wren_tests::text(&out.stdout));
+    assert!(row(&out, "loc").contains("true"), "{}", row(&out, "loc"));
+    assert_eq!(version("loc"), "2\n");
+
+    // Bad input: an unknown name; a named container without the label.
+    let err = w.fails(&["auto-update", "nosuch"]);
+    assert!(err.contains("no such container: nosuch"), "{err}");
+    let out = update(&["plain"]);
+    assert!(!out.status.success() && row(&out, "plain").contains("no io.containers.autoupdate"));
+    assert_eq!(id("plain"), v1);
+    let _ = v3;
+    w.ok(&["rm", "-f", "app", "plain", "loc"]);
+}

@@ -132,6 +132,9 @@ pub enum Command {
     Volume(VolumeCmd),
     /// Manage networks: create, ls, inspect, rm
     Network(super::network::NetworkCmd),
+    /// Make labelled containers again from their image's newer version,
+    /// rolling back when the new one fails (Podman's auto-update)
+    AutoUpdate(AutoUpdate),
     /// Create or update the services of a compose file (a Compose subset)
     Apply(super::compose::ComposeArgs),
     /// Remove the services and networks of a compose file
@@ -248,8 +251,9 @@ pub struct Port {
 
 /// Where a new container's root filesystem comes from: an image (the
 /// first word), or one of these.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[group(required = false, multiple = false)]
+#[serde(default)]
 pub struct Source {
     /// Use DIR as the root filesystem, with wren's default spec
     #[arg(long, value_name = "DIR")]
@@ -260,7 +264,8 @@ pub struct Source {
 }
 
 /// The flags and arguments `run` and `create` share.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ContainerArgs {
     /// Keep stdin open: wren's stdin feeds the container
     #[arg(short, long)]
@@ -306,8 +311,9 @@ pub struct ContainerArgs {
 }
 
 /// The flags of a container made from an image (`run IMAGE`).
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Default, Clone, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Image containers")]
+#[serde(default)]
 pub struct ImageFlags {
     /// The container's name [default: the image's, and a random suffix]
     #[arg(long = "name", value_name = "NAME")]
@@ -461,7 +467,8 @@ impl ImageFlags {
 
 /// How `pull` (and `run`, `create`, `apply` when they pull) reach a
 /// registry.
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RegistryFlags {
     /// Platform to take from a multi-platform image [default: the host's]
     #[arg(long, value_name = "OS/ARCH")]
@@ -531,6 +538,28 @@ pub struct Login {
     /// The registry: HOST[:PORT] [default: docker.io]
     #[arg(value_name = "REGISTRY", default_value = "docker.io")]
     pub registry: String,
+}
+
+/// `wren auto-update`: every container labelled
+/// `io.containers.autoupdate=registry` (its image's name moved in the
+/// registry) or `=local` (moved in the store) is made again from the new
+/// image with the flags it was made with.
+#[derive(Debug, Args)]
+pub struct AutoUpdate {
+    /// Only say which containers would be updated
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go back to the old image when the new container does not run, or
+    /// its health check does not pass, within --timeout
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub rollback: bool,
+    /// Seconds a new container has to become healthy (or, without a health
+    /// check, to run steadily)
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+    /// Only these containers (each must carry the label)
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
 }
 
 #[derive(Debug, Args)]

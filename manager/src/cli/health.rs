@@ -12,8 +12,9 @@ use wren_protocol::manager as api;
 
 use super::CliError;
 
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Default, Clone, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Health checks")]
+#[serde(default)]
 pub struct HealthFlags {
     /// Command run in the container (by /bin/sh -c) to check its health
     #[arg(long, value_name = "CMD", allow_hyphen_values = true)]

@@ -17,6 +17,7 @@
 
 pub mod args;
 pub mod attach;
+pub mod auto_update;
 pub mod checkpoint;
 pub mod client;
 pub mod compose;
@@ -215,6 +216,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
             args::VolumeSub::Prune(p) => volumes::prune(g, p.force),
         },
         Command::Network(a) => network::main(g, a),
+        Command::AutoUpdate(a) => auto_update::auto_update(g, &a),
         Command::Apply(a) => compose::apply(g, &a),
         Command::Down(a) => compose::down(g, &a),
         Command::Completion(a) => {

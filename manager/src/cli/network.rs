@@ -16,8 +16,9 @@ use super::{CliError, Global};
 use crate::network::{self, attach, store, PortMapping};
 
 /// The networking flags of `run` and `create`.
-#[derive(Debug, Args, Default, Clone)]
+#[derive(Debug, Args, Default, Clone, serde::Serialize, serde::Deserialize)]
 #[command(next_help_heading = "Networking")]
+#[serde(default)]
 pub struct NetworkFlags {
     /// none, host, bridge (the default network) or a network's name
     #[arg(long, value_name = "NETWORK")]

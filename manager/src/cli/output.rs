@@ -77,47 +77,54 @@ pub fn event_json(e: &api::Event) -> Value {
 
 /// The table of `wren list`.
 pub fn table(cs: &[api::Container]) -> String {
-    let mut rows = vec![[
-        "NAME".to_string(),
-        "STATUS".into(),
-        "PID".into(),
-        "RESTARTS".into(),
-        "POLICY".into(),
-        "COMMAND".into(),
-    ]];
-    for c in cs {
-        let status = if c.status == "stopped" {
-            format!("stopped ({})", c.exit_status)
-        } else if !c.health_status.is_empty() && c.status == "running" {
-            format!("running ({})", c.health_status)
-        } else {
-            c.status.clone()
-        };
-        rows.push([
-            c.name.clone(),
-            status,
-            if c.pid == 0 {
-                "-".into()
+    let rows: Vec<Vec<String>> = cs
+        .iter()
+        .map(|c| {
+            let status = if c.status == "stopped" {
+                format!("stopped ({})", c.exit_status)
+            } else if !c.health_status.is_empty() && c.status == "running" {
+                format!("running ({})", c.health_status)
             } else {
-                c.pid.to_string()
-            },
-            c.restart_count.to_string(),
-            c.restart_policy.clone(),
-            c.args.join(" "),
-        ]);
-    }
-    let mut widths = [0usize; 6];
-    for r in &rows {
+                c.status.clone()
+            };
+            vec![
+                c.name.clone(),
+                status,
+                if c.pid == 0 {
+                    "-".into()
+                } else {
+                    c.pid.to_string()
+                },
+                c.restart_count.to_string(),
+                c.restart_policy.clone(),
+                c.args.join(" "),
+            ]
+        })
+        .collect();
+    columns(
+        &["NAME", "STATUS", "PID", "RESTARTS", "POLICY", "COMMAND"],
+        &rows,
+    )
+}
+
+/// `header` and `rows` in columns as wide as their widest cell, two
+/// spaces apart.
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
         for (i, cell) in r.iter().enumerate() {
-            widths[i] = widths[i].max(cell.len());
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.len());
+            }
         }
     }
+    let head: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in std::iter::once(&head).chain(rows) {
         let line: Vec<String> = r
             .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<w$}", w = widths[i]))
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');

@@ -110,6 +110,21 @@ pub fn pull(g: &Global, a: &Pull) -> Result<i32, CliError> {
     Ok(0)
 }
 
+/// What the registry flags (and registries.conf) say of a pull.
+pub fn options(r: &RegistryFlags) -> Result<Options, CliError> {
+    let platform = match &r.platform {
+        Some(p) => Platform::parse(p).map_err(CliError::usage)?,
+        None => Platform::host(),
+    };
+    Ok(Options {
+        platform,
+        insecure: r.insecure_registry.clone(),
+        authfile: r.authfile.clone(),
+        ca_certs: r.ca_cert.clone(),
+        registries: Registries::load().map_err(|e| CliError::chain(&e))?,
+    })
+}
+
 /// Pulls `image` into `store` as `wren pull` does: progress bars on a
 /// terminal, then the summary line (to stderr with `to_stderr`, for
 /// `run`'s pulls, whose stdout is the container's) unless `quiet`.
@@ -120,17 +135,7 @@ pub fn fetch(
     quiet: bool,
     to_stderr: bool,
 ) -> Result<pull::Pulled, CliError> {
-    let platform = match &r.platform {
-        Some(p) => Platform::parse(p).map_err(CliError::usage)?,
-        None => Platform::host(),
-    };
-    let opts = Options {
-        platform,
-        insecure: r.insecure_registry.clone(),
-        authfile: r.authfile.clone(),
-        ca_certs: r.ca_cert.clone(),
-        registries: Registries::load().map_err(|e| CliError::chain(&e))?,
-    };
+    let opts = options(r)?;
     let _lock = store.lock_shared()?;
     let on_tty = !quiet && super::tty::is_tty(2);
     let t = std::time::Instant::now();

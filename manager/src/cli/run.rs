@@ -71,7 +71,7 @@ pub fn create(g: &Global, a: &Create) -> Result<i32, CliError> {
 /// The Create request `run` and `create` share; for an image, also the
 /// image store's shared lock, to hold until wrend has the container's
 /// record (so `rmi` cannot remove the image in between).
-fn create_request(
+pub(super) fn create_request(
     g: &Global,
     c: &ContainerArgs,
 ) -> Result<(api::CreateRequest, Option<ImageLock>), CliError> {
@@ -85,6 +85,7 @@ fn create_request(
     }
     if c.source.bundle.is_none() && c.source.rootfs.is_none() {
         let lock = image_request(g, c, &mut req)?;
+        req.recreate = recreate_args(c, &req.name)?;
         return Ok((req, Some(lock)));
     }
     if let Some(flag) = c.image.given() {
@@ -124,18 +125,7 @@ fn image_request(
     let lock = store.lock_shared()?;
     let image = super::images::ensure(&store, &c.name, f.pull.as_deref(), &f.registry)?;
     let layers = store.layer_dirs(&image)?;
-    let mut env = Vec::new();
-    for file in &f.env_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| CliError::failed(format!("--env-file {}: {e}", file.display())))?;
-        env.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .filter_map(host_env),
-        );
-    }
-    env.extend(c.env.iter().filter_map(|e| host_env(e)));
+    let env = user_env(c)?;
     let o = wren_images::runconfig::Overrides {
         entrypoint: f.entrypoint.clone(),
         cmd: c.command.clone(),
@@ -303,6 +293,56 @@ fn image_request(
     req.cap_add = f.cap_add.clone();
     req.cap_drop = f.cap_drop.clone();
     Ok(lock)
+}
+
+/// The variables the user gave: `--env-file` lines, then `-e`, each
+/// `KEY` alone given wren's own value (or left out).
+fn user_env(c: &ContainerArgs) -> Result<Vec<String>, CliError> {
+    let mut env = Vec::new();
+    for file in &c.image.env_file {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::failed(format!("--env-file {}: {e}", file.display())))?;
+        env.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .filter_map(host_env),
+        );
+    }
+    env.extend(c.env.iter().filter_map(|e| host_env(e)));
+    Ok(env)
+}
+
+/// `c` as `wren auto-update` makes the container again later, from
+/// another directory and environment: the environment resolved (env
+/// files read, `KEY` alone given its value now), paths absolute, the name
+/// fixed, no pull policy (auto-update pulls first). JSON, kept by wrend
+/// in the saved request (`CreateRequest.recreate`).
+fn recreate_args(c: &ContainerArgs, name: &str) -> Result<String, CliError> {
+    let mut c = c.clone();
+    c.env = user_env(&c)?;
+    let f = &mut c.image;
+    f.env_file.clear();
+    f.container_name = Some(name.to_string());
+    f.pull = None;
+    let absolute = |p: &mut std::path::PathBuf| {
+        if let Ok(a) = std::path::absolute(&*p) {
+            *p = a;
+        }
+    };
+    if let Some(p) = f.registry.authfile.as_mut() {
+        absolute(p);
+    }
+    f.registry.ca_cert.iter_mut().for_each(absolute);
+    for opt in f.security_opt.iter_mut() {
+        if let Some((key, file)) = opt.split_once(['=', ':']) {
+            if key == "seccomp" && file != "unconfined" && !file.starts_with('/') {
+                *opt = format!("{key}={}", abs(Path::new(file)));
+            }
+        }
+    }
+    serde_json::to_string(&c)
+        .map_err(|e| CliError::failed(format!("record the flags of {name}: {e}")))
 }
 
 /// `--security-opt`, as docker and podman spell them. `label=disable` and
