@@ -283,6 +283,8 @@ fn replace(
     gone(w.call("Delete", &d, false))?;
     let mut args = args.clone();
     args.image.pull = Some("never".into());
+    // Its name now (a restore may have given it another).
+    args.image.container_name = Some(c.name.clone());
     let (mut req, lock) = super::run::create_request(g, &args).map_err(|e| e.message)?;
     req.auto_remove = saved.auto_remove;
     req.start = live;
