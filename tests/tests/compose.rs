@@ -61,6 +61,8 @@ services:
       test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"]
       interval: 200ms
       retries: 3
+    labels:
+      io.containers.autoupdate: local
   worker:
     image: test/web:1
     command: ["sh", "-c", "env > /shared/worker.env; while true; do wget -qO- http://web/ > /shared/fetched; sleep 0.3; done"]
@@ -346,6 +348,46 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
         data.join("worker.env")
     )
     .is_ok_and(|t| t.contains("MODE=two"))));
+
+    // The same file, but its image name now means another image (a new
+    // import of test/web:1). `wren auto-update` makes the labelled web
+    // again (its compose labels kept, so apply sees it unchanged); apply
+    // makes the other services on the image again, as Compose does after
+    // a pull; then everything is unchanged.
+    let base = Layer::busybox_base().finish();
+    let www = Layer::new()
+        .dir("www", 0o755)
+        .file("www/index.html", 0o644, b"compose web v2\n")
+        .dir("shared", 0o755)
+        .finish();
+    let mut layout = Layout::new();
+    layout.image(
+        "test/web:1",
+        &[(&base, Compression::Gzip), (&www, Compression::None)],
+        json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let out = w.ok(&["auto-update", "--timeout", "20"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("shop-web-1 ") && l.contains("local") && l.contains("true")),
+        "{out}"
+    );
+    assert!(
+        wait_for(10, || http_get(&w, 18100)
+            .ends_with("\r\n\r\ncompose web v2\n")),
+        "{}",
+        http_get(&w, 18100)
+    );
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(
+        out.contains("web: unchanged")
+            && out.contains("worker: recreated (new image)")
+            && out.contains("cache: recreated (new image)"),
+        "{out}"
+    );
+    let out = w.ok(&["apply", "-f", f]);
+    assert_eq!(out.matches(": unchanged").count(), 3, "{out}");
 
     // A profile's service is made once the profile is active, and left
     // alone (not removed) by an apply without it.

@@ -12,6 +12,8 @@
 //! `--timeout`, the old image gets its name back and the container is made
 //! again from it (`--rollback=false` leaves the failed one). Writes inside
 //! the old container's own filesystem go with it, as with any re-create.
+//! A compose service's container is made through `run` too, so it is
+//! updated the same way, its compose labels kept.
 //!
 //! The store's shared lock is held through each container's update, so
 //! no `rmi` or prune removes the old image while a rollback may need it;
@@ -166,12 +168,13 @@ fn one(
             api::CreateRequest::parse_from_bytes(&b)
                 .map_err(|e| format!("read {}: {e}", saved_path.display()))
         })?;
-    if saved.recreate.is_empty() || c.image.is_empty() {
-        return Err(if c.image.is_empty() {
-            "not made from an image".into()
-        } else {
-            "not made by wren run or create (a compose service follows its file: wren apply)".into()
-        });
+    if c.image.is_empty() {
+        return Err("not made from an image".into());
+    }
+    if saved.recreate.is_empty() {
+        return Err(
+            "made by a wren that did not record its flags: make it again once by hand".into(),
+        );
     }
     let args: ContainerArgs = serde_json::from_str(&saved.recreate)
         .map_err(|e| format!("its recorded flags ({}): {e}", saved_path.display()))?;

@@ -7,11 +7,13 @@
 //! networks (`PROJECT_default`, `PROJECT_NET`) made if missing; then each
 //! service in dependency order, as `wren run -d` would make it, with labels
 //! `wren.compose.{project,service,hash}`. A container whose hash (the
-//! service's settings and env files) is unchanged and that runs is left
-//! alone; a changed one is removed and made again; a dependency with
-//! `condition: service_healthy` is waited for until its health check
-//! passes, one with `service_completed_successfully` until it exits 0.
-//! Containers of the project whose service left the file are removed. down: the project's containers, then its networks (named
+//! service's settings and env files) and image id are unchanged and that
+//! runs is left alone; a changed one (or one whose image name now means
+//! another image, as Compose decides) is removed and made again; a
+//! dependency with `condition: service_healthy` is waited for until its
+//! health check passes, one with `service_completed_successfully` until
+//! it exits 0. Containers of the project whose service left the file are
+//! removed. down: the project's containers, then its networks (named
 //! volumes are kept, as `docker compose down` keeps them).
 //!
 //! Runs in `wren`.
@@ -450,7 +452,8 @@ fn make(
 ) -> Result<(), CliError> {
     let (f, project) = (&l.file, &l.project);
     // Every image first, pulled as each service's pull_policy says
-    // (missing by default, as Compose).
+    // (missing by default, as Compose); each one's id now.
+    let mut image_ids = BTreeMap::new();
     {
         let st = super::images::store(g)?;
         for name in order {
@@ -459,8 +462,9 @@ fn make(
                 Some("if_not_present") => Some("missing"),
                 p => p,
             };
-            super::images::ensure(&st, &s.image, policy, &l.registry)
+            let image = super::images::ensure(&st, &s.image, policy, &l.registry)
                 .map_err(|e| CliError::failed(format!("services.{name}.image: {}", e.message)))?;
+            image_ids.insert(name.clone(), image.id);
         }
     }
     // Networks the services use.
@@ -502,13 +506,21 @@ fn make(
             }
         }
         let cname = model::container_name(project, name, &f.services[name]);
+        // As Compose: a service whose settings are unchanged but whose
+        // image name now means another image (pulled, tagged) is made again.
+        let same_image = |c: &api::Container| Some(&c.image_id) == image_ids.get(name);
         let state = match existing.get(&cname) {
             Some(c)
                 if label(c, "wren.compose.hash") == Some(hash.as_str())
+                    && same_image(c)
                     && matches!(c.status.as_str(), "running" | "restarting") =>
             {
                 println!("{name}: unchanged");
                 continue;
+            }
+            Some(c) if !same_image(c) && label(c, "wren.compose.hash") == Some(hash.as_str()) => {
+                remove(&mut w, &cname)?;
+                "recreated (new image)"
             }
             Some(_) => {
                 remove(&mut w, &cname)?;
