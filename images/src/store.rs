@@ -357,10 +357,13 @@ impl Store {
         if let Err(e) = &result {
             let _ = std::fs::remove_dir_all(&tmp);
             // Only a download cut off leaves a prefix worth resuming; wrong
-            // bytes (a bad digest, a corrupt stream) start again.
+            // bytes (a bad digest, a corrupt stream) start again. The cut
+            // may surface as any unpack error (in the middle of a file it
+            // is the entry's), so the source's own failure decides: what
+            // it gave before failing is a true prefix of the blob.
+            let _ = e;
             let keep = resume
                 && source_failed.get()
-                && matches!(e, StoreError::Unpack(UnpackError::Read { .. }))
                 && std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0);
             if !keep {
                 let _ = std::fs::remove_file(&partial);
