@@ -24,6 +24,8 @@ use crate::pull::{chain, PullError};
 /// How long a probe or login check waits to connect, and in all.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a pull waits for the next byte.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The scheme a registry is spoken to with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,10 @@ impl Endpoint {
         let unverified = self.scheme == Scheme::HttpsUnverified;
         ClientConfig {
             protocol,
+            // A link that stalls (no byte for a minute) fails, and the
+            // pull's retry resumes where it stopped.
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             accept_invalid_certificates: unverified,
             accept_invalid_hostnames: unverified,
             extra_root_certificates: self

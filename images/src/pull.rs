@@ -34,6 +34,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use oci_client::secrets::RegistryAuth;
@@ -106,7 +107,12 @@ pub enum PullError {
         source: crate::registries::RegistriesError,
     },
     #[error("pull {image}: no source had it: {tried}")]
-    NoSource { image: String, tried: String },
+    NoSource {
+        image: String,
+        tried: String,
+        /// Whether one of them failed in a way worth another try.
+        transient: bool,
+    },
     #[error("credential helper {helper} (named in {}): {what}", file.display())]
     Helper {
         helper: String,
@@ -124,6 +130,38 @@ pub enum PullError {
     Login { registry: String, what: String },
 }
 
+/// Whether a registry's error may go away on its own: the connection
+/// (refused, reset, cut, timed out), a 5xx or 429 answer. Not a 401, a
+/// 404 or bytes that do not match their digest.
+fn transient_oci(e: &oci_client::errors::OciDistributionError) -> bool {
+    use oci_client::errors::{OciDistributionError as E, OciErrorCode};
+    match e {
+        E::RequestError(r) => {
+            // A certificate the client refuses, or a name that does not
+            // resolve, fails every time (reqwest reports both as connect
+            // errors); a resolver that cannot answer now (EAI_AGAIN: the
+            // network of a box still booting) may answer later.
+            let why = chain(r);
+            let dns = why.contains("dns error");
+            let permanent = why.contains("certificate")
+                || (dns && !why.contains("Temporary failure") && !why.contains("try again"));
+            !permanent
+                && (r.is_connect()
+                    || r.is_timeout()
+                    || r.is_request()
+                    || r.is_body()
+                    || r.is_decode())
+        }
+        E::IoError(_) => true,
+        E::ServerError { code, .. } => *code >= 500 || *code == 429,
+        E::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|x| matches!(x.code, OciErrorCode::Toomanyrequests)),
+        _ => false,
+    }
+}
+
 /// `pull IMAGE: ` when there is an image.
 fn pulling(image: &Option<String>) -> String {
     image
@@ -133,6 +171,18 @@ fn pulling(image: &Option<String>) -> String {
 }
 
 impl PullError {
+    /// Whether the same pull may succeed if tried again a little later
+    /// (`--retry`): the network or the registry failed for now, not the
+    /// request.
+    pub fn transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } | Self::Download { .. } => true,
+            Self::Registry { source, .. } => transient_oci(source),
+            Self::NoSource { transient, .. } => *transient,
+            _ => false,
+        }
+    }
+
     /// Whether another source (a mirror, the primary location) may
     /// succeed where this one failed: it did not have the image, or could
     /// not be reached, or gave bytes that were wrong.
@@ -178,6 +228,10 @@ pub struct Options {
     pub ca_certs: Vec<PathBuf>,
     /// registries.conf: mirrors, locations, insecure and blocked names.
     pub registries: crate::registries::Registries,
+    /// Tries after the first when a pull fails for now (`--retry`), and
+    /// the wait before the first of them, doubling (`--retry-delay`).
+    pub retries: u32,
+    pub retry_delay: Duration,
 }
 
 /// Where Docker and Podman keep a registry's own CA:
@@ -209,6 +263,11 @@ pub trait Progress {
     fn present(&self, digest: &str);
     /// Layer `digest` is unpacked.
     fn done(&self, digest: &str);
+    /// The pull failed for now (`why`) and is tried again after `delay`:
+    /// try `attempt` + 1 of `retries` + 1.
+    fn retrying(&self, why: &str, delay: Duration, attempt: u32, retries: u32) {
+        let _ = (why, delay, attempt, retries);
+    }
 }
 
 /// Progress nobody watches.
@@ -281,6 +340,34 @@ pub fn pull(
     opts: &Options,
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
+    // As Podman's --retry: the whole pull (every source) again after a
+    // transient failure, the delay doubling; layers cut off midway resume
+    // from the bytes they kept.
+    let mut delay = opts.retry_delay;
+    let mut attempt = 0;
+    loop {
+        match pull_once(store, reference, opts, progress) {
+            Err(e) if e.transient() && attempt < opts.retries => {
+                attempt += 1;
+                progress.retrying(&chain(&e), delay, attempt, opts.retries);
+                std::thread::sleep(delay);
+                delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The longest wait between two tries of a pull.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
+
+/// One try of [`pull`].
+fn pull_once(
+    store: &Store,
+    reference: &str,
+    opts: &Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
     let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
     let name = r.whole();
     let sources = opts
@@ -297,6 +384,7 @@ pub fn pull(
     // Each source in turn (mirrors first), until one has the image; the
     // image is named as asked, whichever gave it.
     let mut tried = Vec::new();
+    let mut transient = false;
     for (i, s) in sources.iter().enumerate() {
         match pull_from(&rt, store, &name, s, opts, progress) {
             Ok(mut done) => {
@@ -307,6 +395,7 @@ pub fn pull(
             }
             Err(e) if sources.len() == 1 => return Err(e),
             Err(e) if e.next_source_may_help() => {
+                transient |= e.transient();
                 let why = chain(&e);
                 let why = why.strip_prefix(&format!("pull {name}: ")).unwrap_or(&why);
                 if i + 1 < sources.len() {
@@ -323,6 +412,7 @@ pub fn pull(
     Err(PullError::NoSource {
         image: name,
         tried: tried.join("; "),
+        transient,
     })
 }
 
@@ -479,6 +569,7 @@ pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
         .build()
         .map_err(PullError::Runtime)?;
     let mut tried = Vec::new();
+    let mut transient = false;
     for s in &sources {
         let one = || -> Result<String, PullError> {
             let registry = s.reference.registry();
@@ -498,12 +589,16 @@ pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
         match one() {
             Ok(id) => return Ok(id),
             Err(e) if sources.len() == 1 || !e.next_source_may_help() => return Err(e),
-            Err(e) => tried.push(format!("{}: {}", s.describe(), chain(&e))),
+            Err(e) => {
+                transient |= e.transient();
+                tried.push(format!("{}: {}", s.describe(), chain(&e)));
+            }
         }
     }
     Err(PullError::NoSource {
         image: name,
         tried: tried.join("; "),
+        transient,
     })
 }
 

@@ -699,7 +699,7 @@ fn pull_from_a_local_registry_shares_layers() {
     assert!(err.contains("invalid image reference"), "{err}");
     let down = closed_port();
     let gone = format!("{down}/team/app:1");
-    let err = w.fails(&["pull", "--insecure-registry", &down, &gone]);
+    let err = w.fails(&["pull", "--retry", "0", "--insecure-registry", &down, &gone]);
     assert!(err.contains(&gone), "{err}");
     assert_eq!(layers(&w), before);
     assert!(tmp_empty(&w));
@@ -844,7 +844,7 @@ insecure = true
         err.contains(&blocked) && err.contains("blocked") && err.contains(&*conf.to_string_lossy()),
         "{err}"
     );
-    let out = with_conf(&conf, &["pull", "gone.example.invalid/x:1"]);
+    let out = with_conf(&conf, &["pull", "--retry", "0", "gone.example.invalid/x:1"]);
     let err = wren_tests::text(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -1489,9 +1489,10 @@ fn pull_over_tls_with_a_registry_ca() {
     reg.push(&l, "v1", "team/secure:v1");
     let image = format!("{}/team/secure:v1", reg.addr);
 
-    // The test CA is not the system's: refused, naming the image.
+    // The test CA is not the system's: refused, naming the image, and
+    // not retried (it would fail the same way).
     let err = w.fails(&["pull", &image]);
-    assert!(err.contains(&image), "{err}");
+    assert!(err.contains(&image) && !err.contains("retrying"), "{err}");
     assert!(images_json(&w).is_empty());
     let ca = reg.ca();
     let out = w.ok(&["pull", "--ca-cert", ca.to_str().unwrap(), &image]);
@@ -2363,6 +2364,165 @@ fn slow_proxy(upstream: &str, rate: u64) -> String {
         }
     });
     addr
+}
+
+/// A TCP proxy on 127.0.0.1 to `upstream` that cuts each of its first
+/// `cuts` connections that asked for something naming `marker` (a
+/// layer's digest) once its answers pass `after` bytes, as a flaky link
+/// would.
+fn cutting_proxy(upstream: &str, marker: &str, after: usize, cuts: usize) -> String {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (upstream, marker) = (upstream.to_string(), marker.to_string());
+    let left = Arc::new(AtomicUsize::new(cuts));
+    std::thread::spawn(move || {
+        for client in l.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let asked = Arc::new(AtomicBool::new(false));
+            let (seen, marker) = (asked.clone(), marker.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                loop {
+                    match c_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if String::from_utf8_lossy(&buf[..n]).contains(&marker) {
+                                seen.store(true, Ordering::SeqCst);
+                            }
+                            if s_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut s_in, mut c_out) = (server, client);
+            let left = left.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut sent = 0;
+                loop {
+                    match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if c_out.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            if asked.load(Ordering::SeqCst) {
+                                sent += n;
+                            }
+                            if sent > after
+                                && left
+                                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |k| {
+                                        k.checked_sub(1)
+                                    })
+                                    .is_ok()
+                            {
+                                let _ = c_out.shutdown(std::net::Shutdown::Both);
+                                let _ = s_in.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_pull_cut_off_is_retried_and_resumes() {
+    let test = "a_pull_cut_off_is_retried_and_resumes";
+    if !require_root(test) || !registry_tools(test) {
+        return;
+    }
+    let reg = wren_tests::registry::Registry::start();
+    let w = Wrend::start(&[]);
+    let base = base();
+    // 4 MiB that do not compress: the layer a link cuts in the middle.
+    let mut big = vec![0u8; 4 << 20];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for b in big.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let layer = Layer::new().file("big", 0o644, &big).finish();
+    let mut l = Layout::new();
+    let (_, blobs) = l.image(
+        "v1",
+        &[(&base, Compression::Gzip), (&layer, Compression::None)],
+        json!({"Cmd": ["sh", "-c", "wc -c < /big"]}),
+    );
+    reg.push(&l, "v1", "team/big:1");
+    // skopeo compresses the layer on its way in, so its digest there is
+    // not ours: the proxy cuts any blob's answer past 1.6 MB, which only
+    // the big layer reaches (the base is ~1.2 MB).
+    let _ = blobs;
+    let proxy = cutting_proxy(&reg.addr, "/blobs/", 1_600_000, 3);
+    let image = format!("{proxy}/team/big:1");
+
+    // No retries: the cut is the pull's error, naming the layer; what
+    // came is kept for the next pull.
+    let err = w.fails(&[
+        "pull",
+        "--retry",
+        "0",
+        "--insecure-registry",
+        &proxy,
+        &image,
+    ]);
+    assert!(
+        err.contains("download") && !err.contains("retrying"),
+        "{err}"
+    );
+    assert!(!partials(&w).is_empty(), "{err}");
+    assert!(images_json(&w).is_empty());
+
+    // Retried: each try resumes where the last stopped (1.6 MB kept by
+    // the first pull, 1.6 more by this one's first try, then the rest).
+    let out = wren_tests::run(w.cmd().args([
+        "pull",
+        "--retry-delay",
+        "100ms",
+        "--insecure-registry",
+        &proxy,
+        &image,
+    ]));
+    let (stdout, stderr) = (wren_tests::text(&out.stdout), wren_tests::text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("retrying in 100.0ms (retry 1 of 3)") && !stderr.contains("retry 2 of 3"),
+        "{stderr}"
+    );
+    // The last try fetched only the rest of the big layer.
+    assert!(figure(&stdout, "bytes fetched") < 1_600_000, "{stdout}");
+    assert_eq!(w.ok(&["run", "--rm", &image]).trim(), (4 << 20).to_string());
+    assert!(tmp_empty(&w));
+
+    // What cannot get better is not retried: a tag the registry lacks.
+    let err = w.fails(&[
+        "pull",
+        "--insecure-registry",
+        &proxy,
+        &format!("{proxy}/team/big:nope"),
+    ]);
+    assert!(
+        err.contains("big:nope") && !err.contains("retrying"),
+        "{err}"
+    );
 }
 
 /// Size of each `*.partial` in the store's tmp/, by layer hex.

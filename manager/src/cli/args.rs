@@ -453,7 +453,7 @@ impl ImageFlags {
             (self.pull.is_some(), "--pull"),
             (
                 self.registry.given(),
-                "--platform/--insecure-registry/--authfile/--ca-cert",
+                "--platform/--insecure-registry/--authfile/--ca-cert/--retry/--retry-delay",
             ),
             (!self.ulimit.is_empty(), "--ulimit"),
             (!self.sysctl.is_empty(), "--sysctl"),
@@ -483,6 +483,14 @@ pub struct RegistryFlags {
     /// /etc/{containers,docker}/certs.d/HOST/*.crt (repeatable)
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Vec<PathBuf>,
+    /// Tries after the first when a pull fails for now (connection
+    /// refused, reset or stalled, 5xx, 429) [default: 3]
+    #[arg(long, value_name = "N")]
+    pub retry: Option<u32>,
+    /// The wait before the first retry, doubling after each (500ms, 2s)
+    /// [default: 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub retry_delay: Option<String>,
 }
 
 impl RegistryFlags {
@@ -492,6 +500,8 @@ impl RegistryFlags {
             || !self.insecure_registry.is_empty()
             || self.authfile.is_some()
             || !self.ca_cert.is_empty()
+            || self.retry.is_some()
+            || self.retry_delay.is_some()
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use wren_images::auth;
 use wren_images::platform::Platform;
-use wren_images::pull::{self, Options, Progress, Silent};
+use wren_images::pull::{self, Options, Progress};
 use wren_images::registries::Registries;
 
 use super::args::{Login, Logout, Pull, RegistryFlags};
@@ -92,6 +92,16 @@ impl Progress for Bars {
             }
         }
     }
+
+    fn retrying(&self, why: &str, delay: std::time::Duration, attempt: u32, retries: u32) {
+        // The bars of this try go; the next try makes its own.
+        if let Ok(mut m) = self.layers.lock() {
+            for (_, b) in m.drain() {
+                b.finish_and_clear();
+            }
+        }
+        let _ = self.multi.println(retry_line(why, delay, attempt, retries));
+    }
 }
 
 impl From<pull::PullError> for CliError {
@@ -116,13 +126,41 @@ pub fn options(r: &RegistryFlags) -> Result<Options, CliError> {
         Some(p) => Platform::parse(p).map_err(CliError::usage)?,
         None => Platform::host(),
     };
+    let retry_delay = match &r.retry_delay {
+        Some(d) => super::health::parse_duration("--retry-delay", d)?,
+        None => 1000,
+    };
     Ok(Options {
         platform,
         insecure: r.insecure_registry.clone(),
         authfile: r.authfile.clone(),
         ca_certs: r.ca_cert.clone(),
         registries: Registries::load().map_err(|e| CliError::chain(&e))?,
+        retries: r.retry.unwrap_or(3),
+        retry_delay: std::time::Duration::from_millis(retry_delay),
     })
+}
+
+/// What a pull without progress bars says: only its retries, on stderr
+/// (none with `--quiet`).
+struct Plain {
+    quiet: bool,
+}
+
+impl Progress for Plain {
+    fn start(&self, _: &str, _: u64) {}
+    fn bytes(&self, _: &str, _: u64) {}
+    fn present(&self, _: &str) {}
+    fn done(&self, _: &str) {}
+    fn retrying(&self, why: &str, delay: std::time::Duration, attempt: u32, retries: u32) {
+        if !self.quiet {
+            eprintln!("{}", retry_line(why, delay, attempt, retries));
+        }
+    }
+}
+
+fn retry_line(why: &str, delay: std::time::Duration, attempt: u32, retries: u32) -> String {
+    format!("{why}; retrying in {delay:.1?} (retry {attempt} of {retries})")
 }
 
 /// Pulls `image` into `store` as `wren pull` does: progress bars on a
@@ -145,7 +183,7 @@ pub fn fetch(
         bars.total.finish_and_clear();
         r?
     } else {
-        pull::pull(store, image, &opts, &Silent)?
+        pull::pull(store, image, &opts, &Plain { quiet })?
     };
     if !quiet {
         let from = done
@@ -234,6 +272,8 @@ pub fn login(a: &Login) -> Result<i32, CliError> {
         authfile: a.authfile.clone(),
         ca_certs: a.ca_cert.clone(),
         registries,
+        retries: 0,
+        retry_delay: std::time::Duration::ZERO,
     };
     pull::check_login(&registry, &username, &password, &opts)?;
     let stored = auth::store(a.authfile.as_deref(), &registry, &username, &password)?;
