@@ -12,14 +12,15 @@
 //! - **Entries.** `auths` → key → `auth`, base64 of `user:password`. A key
 //!   may carry a scheme and `/v1/` (Docker's old Hub key) or, Podman's
 //!   way, a namespace (`registry/team`): the longest one that is a prefix
-//!   of the image's repository wins. An `identitytoken` (an OAuth refresh
-//!   token, as `az acr login` writes) is refused by name: wren does not
-//!   speak that exchange.
+//!   of the image's repository wins. An `identitytoken` (an OAuth2 refresh
+//!   token, as `az acr login` writes) is exchanged for an access token at
+//!   the registry's token realm for each pull ([`crate::endpoint`]).
 //! - **Helpers.** `credHelpers` (registry → NAME) and `credsStore` (NAME
 //!   for every other registry) name `docker-credential-NAME` on `PATH`,
 //!   spoken to as Docker does: `get` (the server URL on stdin, JSON with
-//!   `Username` and `Secret` back), `store` (that JSON on stdin), `erase`.
-//!   A helper that does not know the registry means no credentials.
+//!   `Username` and `Secret` back; `<token>` as the user makes the secret
+//!   an identity token), `store` (that JSON on stdin), `erase`. A helper
+//!   that does not know the registry means no credentials.
 //!
 //! Runs in the `wren` process only (feature `pull`).
 
@@ -28,7 +29,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
-use oci_client::secrets::RegistryAuth;
 
 use crate::pull::PullError;
 
@@ -139,20 +139,30 @@ fn helper_for(v: &serde_json::Value, registry: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// What a file or a helper holds for a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A user and password (or access token as the password).
+    Basic(String, String),
+    /// An OAuth2 refresh token (`identitytoken`; a helper's `<token>`
+    /// user), exchanged at the registry's token realm before a pull.
+    IdentityToken(String),
+}
+
 /// The credentials for `repository` on `registry`, from the first file
-/// that has any (see the module doc); anonymous when none does.
+/// that has any (see the module doc); `None`: anonymous.
 pub fn for_image(
     given: Option<&Path>,
     registry: &str,
     repository: &str,
-) -> Result<RegistryAuth, PullError> {
+) -> Result<Option<Credential>, PullError> {
     for path in read_files(given) {
         let v = read(&path)?;
         if let Some(auth) = lookup(&path, &v, registry, repository)? {
-            return Ok(auth);
+            return Ok(Some(auth));
         }
     }
-    Ok(RegistryAuth::Anonymous)
+    Ok(None)
 }
 
 /// What one file says of `registry`/`repository`.
@@ -161,7 +171,7 @@ fn lookup(
     v: &serde_json::Value,
     registry: &str,
     repository: &str,
-) -> Result<Option<RegistryAuth>, PullError> {
+) -> Result<Option<Credential>, PullError> {
     if let Some(name) = named_helper(v, registry) {
         return helper_get(name, path, registry);
     }
@@ -182,14 +192,8 @@ fn lookup(
             if let Some(a) = e["auth"].as_str().filter(|a| !a.is_empty()) {
                 return decode(path, k, a).map(Some);
             }
-            if e["identitytoken"].as_str().is_some_and(|t| !t.is_empty()) {
-                return Err(bad_file(
-                    path,
-                    format!(
-                        "auths.{k}.identitytoken: an OAuth identity token, which wren cannot use; \
-                         log in with a user and password or access token (wren login)"
-                    ),
-                ));
+            if let Some(t) = e["identitytoken"].as_str().filter(|t| !t.is_empty()) {
+                return Ok(Some(Credential::IdentityToken(t.to_string())));
             }
         }
     }
@@ -200,14 +204,14 @@ fn lookup(
 }
 
 /// `auth`: base64 of `user:password`.
-fn decode(path: &Path, key: &str, a: &str) -> Result<RegistryAuth, PullError> {
+fn decode(path: &Path, key: &str, a: &str) -> Result<Credential, PullError> {
     let bad = |what: &str| bad_file(path, format!("auths.{key}.auth: {what}"));
     let raw = base64::engine::general_purpose::STANDARD
         .decode(a.trim())
         .map_err(|_| bad("not base64"))?;
     let s = String::from_utf8(raw).map_err(|_| bad("not UTF-8"))?;
     let (u, p) = s.split_once(':').ok_or_else(|| bad("not user:password"))?;
-    Ok(RegistryAuth::Basic(u.to_string(), p.to_string()))
+    Ok(Credential::Basic(u.to_string(), p.to_string()))
 }
 
 /// How a helper run ended: its stdout, or the message it failed with.
@@ -259,7 +263,7 @@ fn helper(name: &str, file: &Path, action: &str, input: &[u8]) -> Result<HelperO
 }
 
 /// A helper's `get`; `None` when it does not know the registry.
-fn helper_get(name: &str, file: &Path, registry: &str) -> Result<Option<RegistryAuth>, PullError> {
+fn helper_get(name: &str, file: &Path, registry: &str) -> Result<Option<Credential>, PullError> {
     let program = format!("docker-credential-{name}");
     let err = |what: String| PullError::Helper {
         helper: program.clone(),
@@ -278,15 +282,13 @@ fn helper_get(name: &str, file: &Path, registry: &str) -> Result<Option<Registry
             "get {registry}: its answer lacks Username or Secret"
         )));
     };
-    if user == "<token>" {
-        return Err(err(format!(
-            "get {registry}: an OAuth identity token, which wren cannot use"
-        )));
-    }
     if user.is_empty() && secret.is_empty() {
         return Ok(None);
     }
-    Ok(Some(RegistryAuth::Basic(
+    if user == "<token>" {
+        return Ok(Some(Credential::IdentityToken(secret.to_string())));
+    }
+    Ok(Some(Credential::Basic(
         user.to_string(),
         secret.to_string(),
     )))
@@ -435,25 +437,25 @@ mod tests {
         let get = |reg: &str, repo: &str| lookup(f, &v, reg, repo).unwrap();
         assert_eq!(
             get("quay.io", "team/app"),
-            Some(RegistryAuth::Basic("team".into(), "t".into()))
+            Some(Credential::Basic("team".into(), "t".into()))
         );
         assert_eq!(
             get("quay.io", "other/app"),
-            Some(RegistryAuth::Basic("all".into(), "a".into()))
+            Some(Credential::Basic("all".into(), "a".into()))
         );
         assert_eq!(
             get("quay.io", "teamxy/app"),
-            Some(RegistryAuth::Basic("all".into(), "a".into()))
+            Some(Credential::Basic("all".into(), "a".into()))
         );
         assert_eq!(
             get("docker.io", "library/busybox"),
-            Some(RegistryAuth::Basic("hub".into(), "h".into()))
+            Some(Credential::Basic("hub".into(), "h".into()))
         );
         assert_eq!(get("ghcr.io", "x/y"), None);
     }
 
     #[test]
-    fn bad_entries_name_their_key() {
+    fn bad_entries_name_their_key_and_tokens_are_kept() {
         let f = Path::new("/f");
         let v = serde_json::json!({ "auths": { "r.io": { "auth": "%%%" } } });
         let e = crate::pull::chain(&lookup(f, &v, "r.io", "a").unwrap_err());
@@ -462,8 +464,10 @@ mod tests {
             "{e}"
         );
         let v = serde_json::json!({ "auths": { "r.io": { "identitytoken": "t" } } });
-        let e = crate::pull::chain(&lookup(f, &v, "r.io", "a").unwrap_err());
-        assert!(e.contains("auths.r.io.identitytoken"), "{e}");
+        assert_eq!(
+            lookup(f, &v, "r.io", "a").unwrap(),
+            Some(Credential::IdentityToken("t".into()))
+        );
     }
 
     #[test]

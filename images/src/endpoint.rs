@@ -219,6 +219,84 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// An access token to pull `repository`, for the OAuth2 refresh token
+    /// `identity` (a Docker config's `identitytoken`, as `az acr login`
+    /// writes): the Bearer challenge of `GET /v2/` names the realm, which
+    /// is sent `grant_type=refresh_token` with the service and scope, as
+    /// the distribution token spec's OAuth2 flow and Docker do.
+    pub fn exchange_identity_token(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        identity: &str,
+        repository: &str,
+    ) -> Result<String, PullError> {
+        let client = self.http_client()?;
+        let fail = |what: String| PullError::Token {
+            registry: self.registry.clone(),
+            what,
+        };
+        let url = self.scheme.url(&self.registry, "/v2/");
+        rt.block_on(async {
+            let res = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| fail(format!("GET {url}: {}", chain(&e))))?;
+            let challenge = res
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|h| h.to_str().ok())
+                .map(Challenge::parse);
+            let Some(Challenge::Bearer { realm, service }) = challenge else {
+                return Err(fail(format!(
+                    "GET {url} ({}) named no Bearer token realm to exchange it at",
+                    res.status()
+                )));
+            };
+            let mut form =
+                reqwest::Url::parse("http://form.invalid/").map_err(|e| fail(e.to_string()))?;
+            {
+                let mut q = form.query_pairs_mut();
+                q.append_pair("grant_type", "refresh_token");
+                q.append_pair("refresh_token", identity);
+                q.append_pair("client_id", "wren");
+                q.append_pair("scope", &format!("repository:{repository}:pull"));
+                if let Some(s) = &service {
+                    q.append_pair("service", s);
+                }
+            }
+            let body = form.query().unwrap_or_default().to_string();
+            let res = client
+                .post(&realm)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| fail(format!("POST {realm}: {}", chain(&e))))?;
+            let status = res.status();
+            let text = res
+                .text()
+                .await
+                .map_err(|e| fail(format!("POST {realm}: {}", chain(&e))))?;
+            if !status.is_success() {
+                return Err(fail(format!("POST {realm}: {status}")));
+            }
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| fail(format!("POST {realm}: the answer is not JSON: {e}")))?;
+            v["access_token"]
+                .as_str()
+                .or_else(|| v["token"].as_str())
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .ok_or_else(|| fail(format!("POST {realm}: the answer has no access_token")))
+        })
+    }
+}
+
 /// A `WWW-Authenticate` challenge.
 #[derive(Debug, PartialEq, Eq)]
 enum Challenge {
@@ -317,8 +395,9 @@ mod tests {
                 if r.read_line(&mut line).is_err() {
                     continue;
                 }
-                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                let mut path = line.split(' ').nth(1).unwrap_or("").to_string();
                 let mut auth = None;
+                let mut length = 0;
                 loop {
                     let mut h = String::new();
                     if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
@@ -328,7 +407,16 @@ mod tests {
                         if k.eq_ignore_ascii_case("authorization") {
                             auth = Some(v.trim().to_string());
                         }
+                        if k.eq_ignore_ascii_case("content-length") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
                     }
+                }
+                // A POST's form body joins the path, after a `#`.
+                if length > 0 {
+                    let mut body = vec![0u8; length];
+                    let _ = std::io::Read::read_exact(&mut r, &mut body);
+                    path = format!("{path}#{}", String::from_utf8_lossy(&body));
                 }
                 let (status, header, body) = answer(&path, auth.as_deref(), &me);
                 let _ = write!(
@@ -429,6 +517,57 @@ mod tests {
                 && err.contains(&format!("http://{gone}/v2/")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_identity_token_is_exchanged_at_the_realm() {
+        let addr = serve(|path, _, me| {
+            match path {
+            "/v2/" => (
+                401,
+                format!("WWW-Authenticate: Bearer realm=\"http://{me}/oauth2/token\",service=\"reg\"\r\n"),
+                String::new(),
+            ),
+            p if p.starts_with("/oauth2/token#")
+                && p.contains("grant_type=refresh_token")
+                && p.contains("refresh_token=r%2Bt%3D")
+                && p.contains("scope=repository%3Ateam%2Fapp%3Apull")
+                && p.contains("service=reg") =>
+            {
+                (200, String::new(), "{\"access_token\":\"A\"}".into())
+            }
+            _ => (401, String::new(), String::new()),
+        }
+        });
+        let rt = rt();
+        let t = http(&addr)
+            .exchange_identity_token(&rt, "r+t=", "team/app")
+            .unwrap();
+        assert_eq!(t, "A");
+        let e = chain(
+            &http(&addr)
+                .exchange_identity_token(&rt, "stale", "team/app")
+                .unwrap_err(),
+        );
+        assert!(
+            e.contains(&format!("registry {addr}: exchange the identity token"))
+                && e.contains("401"),
+            "{e}"
+        );
+        // A registry without a token realm cannot take one.
+        let basic = serve(|_, _, _| {
+            (
+                401,
+                "WWW-Authenticate: Basic realm=\"r\"\r\n".into(),
+                String::new(),
+            )
+        });
+        let e = chain(
+            &http(&basic)
+                .exchange_identity_token(&rt, "t", "a")
+                .unwrap_err(),
+        );
+        assert!(e.contains("no Bearer token realm"), "{e}");
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub enum PullError {
     },
     #[error("login {registry}: {what}")]
     Login { registry: String, what: String },
+    #[error("registry {registry}: exchange the identity token: {what}")]
+    Token { registry: String, what: String },
 }
 
 /// Whether a registry's error may go away on its own: the connection
@@ -426,7 +428,7 @@ fn pull_from(
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
     let registry = s.reference.registry();
-    let auth =
+    let credential =
         crate::auth::for_image(opts.authfile.as_deref(), registry, s.reference.repository())?;
     let endpoint = endpoint(rt, registry, s.insecure, opts).map_err(|e| match e {
         PullError::Unreachable {
@@ -438,12 +440,31 @@ fn pull_from(
         },
         e => e,
     })?;
+    let auth = registry_auth(rt, &endpoint, credential, s.reference.repository())?;
     let remote = Remote {
         client: Client::new(endpoint.client_config()),
         reference: &s.reference,
         auth,
     };
     pull_on(rt, &remote, store, name, &opts.platform, progress)
+}
+
+/// What oci-client is given: an identity token is first exchanged for an
+/// access token to pull `repository`.
+fn registry_auth(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &crate::endpoint::Endpoint,
+    credential: Option<crate::auth::Credential>,
+    repository: &str,
+) -> Result<RegistryAuth, PullError> {
+    use crate::auth::Credential;
+    Ok(match credential {
+        None => RegistryAuth::Anonymous,
+        Some(Credential::Basic(u, p)) => RegistryAuth::Basic(u, p),
+        Some(Credential::IdentityToken(t)) => {
+            RegistryAuth::Bearer(endpoint.exchange_identity_token(rt, &t, repository)?)
+        }
+    })
 }
 
 /// Whether `registry` takes `user` / `password` (`wren login`), reached
@@ -573,12 +594,13 @@ pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
     for s in &sources {
         let one = || -> Result<String, PullError> {
             let registry = s.reference.registry();
-            let auth = crate::auth::for_image(
+            let credential = crate::auth::for_image(
                 opts.authfile.as_deref(),
                 registry,
                 s.reference.repository(),
             )?;
             let endpoint = endpoint(&rt, registry, s.insecure, opts)?;
+            let auth = registry_auth(&rt, &endpoint, credential, s.reference.repository())?;
             let remote = Remote {
                 client: Client::new(endpoint.client_config()),
                 reference: &s.reference,

@@ -60,8 +60,8 @@ impl Outcome {
 
 /// `wren auto-update [--dry-run] [--rollback=BOOL] [--timeout SECS] [NAME...]`.
 pub fn auto_update(g: &Global, a: &AutoUpdate) -> Result<i32, CliError> {
-    let _lock = exclusive(g)?;
     let mut w = Wrend::connect(&g.socket)?;
+    let _lock = exclusive(g)?;
     let list: api::ListResponse = w.call("List", &api::ListRequest::new(), false)?;
     for n in &a.names {
         if !list.containers.iter().any(|c| &c.name == n) {
