@@ -152,6 +152,26 @@ impl Endpoint {
             .map_err(|e| login(format!("the HTTP client: {}", chain(&e))))
     }
 
+    /// `GET /v2/` without credentials: its status and challenge (`None`
+    /// when it sent none), or what failed, for `fail` to name.
+    async fn ask_v2(
+        &self,
+        client: &reqwest::Client,
+    ) -> Result<(StatusCode, Option<Challenge>), String> {
+        let url = self.scheme.url(&self.registry, "/v2/");
+        let res = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {}", chain(&e)))?;
+        let challenge = res
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|h| h.to_str().ok())
+            .map(Challenge::parse);
+        Ok((res.status(), challenge))
+    }
+
     /// Whether `user` / `password` are good here: `GET /v2/` and, on a
     /// Basic challenge, the same with the credentials; on a Bearer
     /// challenge, a token asked of its realm with them (no repository
@@ -170,23 +190,14 @@ impl Endpoint {
         };
         let url = self.scheme.url(&self.registry, "/v2/");
         rt.block_on(async {
-            let res = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| fail(format!("GET {url}: {}", chain(&e))))?;
-            if res.status().is_success() {
+            let (status, challenge) = self.ask_v2(&client).await.map_err(fail)?;
+            if status.is_success() {
                 return Ok(());
             }
-            if res.status() != StatusCode::UNAUTHORIZED {
-                return Err(fail(format!("GET {url}: {}", res.status())));
+            if status != StatusCode::UNAUTHORIZED {
+                return Err(fail(format!("GET {url}: {status}")));
             }
-            let challenge = res
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|h| h.to_str().ok())
-                .map(Challenge::parse)
-                .unwrap_or(Challenge::Basic);
+            let challenge = challenge.unwrap_or(Challenge::Basic);
             let (target, req) = match &challenge {
                 Challenge::Basic => (url.clone(), client.get(&url)),
                 Challenge::Bearer { realm, service } => {
@@ -238,20 +249,10 @@ impl Endpoint {
         };
         let url = self.scheme.url(&self.registry, "/v2/");
         rt.block_on(async {
-            let res = client
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| fail(format!("GET {url}: {}", chain(&e))))?;
-            let challenge = res
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|h| h.to_str().ok())
-                .map(Challenge::parse);
+            let (status, challenge) = self.ask_v2(&client).await.map_err(fail)?;
             let Some(Challenge::Bearer { realm, service }) = challenge else {
                 return Err(fail(format!(
-                    "GET {url} ({}) named no Bearer token realm to exchange it at",
-                    res.status()
+                    "GET {url} ({status}) named no Bearer token realm to exchange it at"
                 )));
             };
             let mut form =

@@ -363,13 +363,26 @@ pub fn pull(
 /// The longest wait between two tries of a pull.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 
-/// One try of [`pull`].
-fn pull_once(
-    store: &Store,
+/// The map from oci-client's error to a pull's, naming `image` and the
+/// step.
+fn registry_error(
+    image: &str,
+    what: &str,
+) -> impl FnOnce(oci_client::errors::OciDistributionError) -> PullError {
+    let (image, what) = (image.to_string(), what.to_string());
+    move |source| PullError::Registry {
+        image,
+        what,
+        source,
+    }
+}
+
+/// `reference` as the image is named, and the places registries.conf
+/// says to fetch it from, in order.
+fn sources_for(
     reference: &str,
     opts: &Options,
-    progress: &(dyn Progress + Sync),
-) -> Result<Pulled, PullError> {
+) -> Result<(String, Vec<crate::registries::Source>), PullError> {
     let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
     let name = r.whole();
     let sources = opts
@@ -379,10 +392,27 @@ fn pull_once(
             image: name.clone(),
             source,
         })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
+    Ok((name, sources))
+}
+
+/// The single-threaded runtime a pull's (or login's) network steps run
+/// on, from this thread.
+fn runtime() -> Result<tokio::runtime::Runtime, PullError> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(PullError::Runtime)?;
+        .map_err(PullError::Runtime)
+}
+
+/// One try of [`pull`].
+fn pull_once(
+    store: &Store,
+    reference: &str,
+    opts: &Options,
+    progress: &(dyn Progress + Sync),
+) -> Result<Pulled, PullError> {
+    let (name, sources) = sources_for(reference, opts)?;
+    let rt = runtime()?;
     // Each source in turn (mirrors first), until one has the image; the
     // image is named as asked, whichever gave it.
     let mut tried = Vec::new();
@@ -475,10 +505,7 @@ pub fn check_login(
     password: &str,
     opts: &Options,
 ) -> Result<(), PullError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(PullError::Runtime)?;
+    let rt = runtime()?;
     endpoint(&rt, registry, false, opts)?.check_login(&rt, user, password)
 }
 
@@ -524,15 +551,7 @@ fn fetch_manifest(
 ) -> Result<(Vec<u8>, String), PullError> {
     let (client, r, auth) = (&remote.client, remote.reference, &remote.auth);
     let image = name.to_string();
-    let reg = |what: &str| {
-        let image = image.clone();
-        let what = what.to_string();
-        move |source| PullError::Registry {
-            image,
-            what,
-            source,
-        }
-    };
+    let reg = |what: &str| registry_error(name, what);
     let (mut bytes, mut digest) = rt
         .block_on(client.pull_manifest_raw(r, auth, MANIFEST_TYPES))
         .map_err(reg("fetch the manifest"))?;
@@ -576,19 +595,8 @@ fn fetch_manifest(
 /// the platform), from the first source that has it; nothing is stored.
 /// `wren auto-update` asks this to see whether an image moved.
 pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
-    let r = crate::reference::parse(reference).map_err(PullError::BadReference)?;
-    let name = r.whole();
-    let sources = opts
-        .registries
-        .sources(&r)
-        .map_err(|source| PullError::Registries {
-            image: name.clone(),
-            source,
-        })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(PullError::Runtime)?;
+    let (name, sources) = sources_for(reference, opts)?;
+    let rt = runtime()?;
     let mut tried = Vec::new();
     let mut transient = false;
     for s in &sources {
@@ -636,15 +644,7 @@ fn pull_on(
 ) -> Result<Pulled, PullError> {
     let (client, r) = (&remote.client, remote.reference);
     let image = name.to_string();
-    let reg = |what: &str| {
-        let image = image.clone();
-        let what = what.to_string();
-        move |source| PullError::Registry {
-            image,
-            what,
-            source,
-        }
-    };
+    let reg = |what: &str| registry_error(name, what);
     let (bytes, id) = fetch_manifest(rt, remote, name, platform)?;
     let manifest: ImageManifest =
         serde_json::from_slice(&bytes).map_err(|source| PullError::Parse {

@@ -30,10 +30,16 @@ fn ready(test: &str) -> bool {
 
 /// `test/web:1`: busybox and /www/index.html.
 fn import_web(w: &Wrend) {
+    import_web_page(w, b"compose web\n");
+}
+
+/// `test/web:1` with `page` as its index.html (imported again, the name
+/// moves to the new image).
+fn import_web_page(w: &Wrend, page: &[u8]) {
     let base = Layer::busybox_base().finish();
     let www = Layer::new()
         .dir("www", 0o755)
-        .file("www/index.html", 0o644, b"compose web\n")
+        .file("www/index.html", 0o644, page)
         .dir("shared", 0o755)
         .finish();
     let mut layout = Layout::new();
@@ -354,19 +360,7 @@ fn three_services_applied_reapplied_changed_and_taken_down() {
     // again (its compose labels kept, so apply sees it unchanged); apply
     // makes the other services on the image again, as Compose does after
     // a pull; then everything is unchanged.
-    let base = Layer::busybox_base().finish();
-    let www = Layer::new()
-        .dir("www", 0o755)
-        .file("www/index.html", 0o644, b"compose web v2\n")
-        .dir("shared", 0o755)
-        .finish();
-    let mut layout = Layout::new();
-    layout.image(
-        "test/web:1",
-        &[(&base, Compression::Gzip), (&www, Compression::None)],
-        json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
-    );
-    w.ok(&["import", layout.path().to_str().unwrap()]);
+    import_web_page(&w, b"compose web v2\n");
     let out = w.ok(&["auto-update", "--timeout", "20"]);
     assert!(
         out.lines()

@@ -865,18 +865,24 @@ insecure = true
     assert!(tmp_empty(&w));
 }
 
+/// A registry wanting `wren` / `s3cret`, holding `team/private:v1`, and
+/// a wrend.
+fn private_registry() -> (wren_tests::registry::Registry, Wrend) {
+    let reg = wren_tests::registry::Registry::start_with_auth("wren", "s3cret");
+    let w = Wrend::start(&[]);
+    let mut l = Layout::new();
+    small_image(&mut l, &base(), "v1", "private");
+    reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
+    (reg, w)
+}
+
 #[test]
 fn pull_with_basic_auth_and_login() {
     let test = "pull_with_basic_auth_and_login";
     if !require_root(test) || !registry_tools(test) {
         return;
     }
-    let reg = wren_tests::registry::Registry::start_with_auth("wren", "s3cret");
-    let w = Wrend::start(&[]);
-    let base = base();
-    let mut l = Layout::new();
-    small_image(&mut l, &base, "v1", "private");
-    reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
+    let (reg, w) = private_registry();
     let creds = tempfile::tempdir().unwrap();
     let authfile_path = creds.path().join("auth.json");
     let authfile = authfile_path.to_str().unwrap();
@@ -992,12 +998,7 @@ fn credentials_from_helpers_and_podman_files() {
     if !require_root(test) || !registry_tools(test) {
         return;
     }
-    let reg = wren_tests::registry::Registry::start_with_auth("wren", "s3cret");
-    let w = Wrend::start(&[]);
-    let base = base();
-    let mut l = Layout::new();
-    small_image(&mut l, &base, "v1", "private");
-    reg.push_as(&l, "v1", "team/private:v1", Some("wren:s3cret"));
+    let (reg, w) = private_registry();
     let image = format!("{}/team/private:v1", reg.addr);
     let tmp = tempfile::tempdir().unwrap();
     let (bin, kept) = (tmp.path().join("bin"), tmp.path().join("kept"));
@@ -2451,15 +2452,7 @@ fn a_pull_cut_off_is_retried_and_resumes() {
     let w = Wrend::start(&[]);
     let base = base();
     // 4 MiB that do not compress: the layer a link cuts in the middle.
-    let mut big = vec![0u8; 4 << 20];
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for b in big.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        *b = x as u8;
-    }
-    let layer = Layer::new().file("big", 0o644, &big).finish();
+    let layer = Layer::new().file("big", 0o644, &noise(4 << 20)).finish();
     let mut l = Layout::new();
     let (_, blobs) = l.image(
         "v1",
@@ -2540,6 +2533,13 @@ fn partials(w: &Wrend) -> std::collections::BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
+/// `n` random bytes (nothing compresses them).
+fn noise(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom").unwrap(), &mut v).unwrap();
+    v
+}
+
 #[test]
 fn a_killed_pull_resumes_its_layer() {
     let test = "a_killed_pull_resumes_its_layer";
@@ -2550,13 +2550,7 @@ fn a_killed_pull_resumes_its_layer() {
     let w = Wrend::start(&[]);
     let base = base();
     // 6 MiB that gzip cannot shrink.
-    let mut noise = vec![0u8; 6 << 20];
-    std::io::Read::read_exact(
-        &mut std::fs::File::open("/dev/urandom").unwrap(),
-        &mut noise,
-    )
-    .unwrap();
-    let big = Layer::new().file("big", 0o644, &noise).finish();
+    let big = Layer::new().file("big", 0o644, &noise(6 << 20)).finish();
     let mut layout = Layout::new();
     let (_, blobs) = layout.image(
         "big",
