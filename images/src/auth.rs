@@ -15,6 +15,10 @@
 //!   of the image's repository wins. An `identitytoken` (an OAuth2 refresh
 //!   token, as `az acr login` writes) is exchanged for an access token at
 //!   the registry's token realm for each pull ([`crate::endpoint`]).
+//! - **registries.conf's `credential-helpers`**, when set (and no
+//!   `--authfile` given), is the order instead, as in Podman:
+//!   `containers-auth.json` stands for the files above, any other NAME for
+//!   `docker-credential-NAME`.
 //! - **Helpers.** `credHelpers` (registry → NAME) and `credsStore` (NAME
 //!   for every other registry) name `docker-credential-NAME` on `PATH`,
 //!   spoken to as Docker does: `get` (the server URL on stdin, JSON with
@@ -150,16 +154,35 @@ pub enum Credential {
 }
 
 /// The credentials for `repository` on `registry`, from the first file
-/// that has any (see the module doc); `None`: anonymous.
+/// that has any (see the module doc); `None`: anonymous. When
+/// registries.conf lists `credential-helpers` (`conf`: the list and its
+/// file) and no `--authfile` was given, those are asked in their order
+/// instead, `containers-auth.json` standing for the files, as Podman does.
 pub fn for_image(
     given: Option<&Path>,
+    conf: Option<(&[String], &Path)>,
     registry: &str,
     repository: &str,
 ) -> Result<Option<Credential>, PullError> {
-    for path in read_files(given) {
-        let v = read(&path)?;
-        if let Some(auth) = lookup(&path, &v, registry, repository)? {
-            return Ok(Some(auth));
+    let files = |given| -> Result<Option<Credential>, PullError> {
+        for path in read_files(given) {
+            let v = read(&path)?;
+            if let Some(auth) = lookup(&path, &v, registry, repository)? {
+                return Ok(Some(auth));
+            }
+        }
+        Ok(None)
+    };
+    let Some((helpers, conf_file)) = conf.filter(|_| given.is_none()) else {
+        return files(given);
+    };
+    for h in helpers {
+        let found = match h.as_str() {
+            "containers-auth.json" => files(None)?,
+            name => helper_get(name, conf_file, registry)?,
+        };
+        if found.is_some() {
+            return Ok(found);
         }
     }
     Ok(None)

@@ -458,8 +458,12 @@ fn pull_from(
     progress: &(dyn Progress + Sync),
 ) -> Result<Pulled, PullError> {
     let registry = s.reference.registry();
-    let credential =
-        crate::auth::for_image(opts.authfile.as_deref(), registry, s.reference.repository())?;
+    let credential = crate::auth::for_image(
+        opts.authfile.as_deref(),
+        opts.registries.credential_helpers(),
+        registry,
+        s.reference.repository(),
+    )?;
     let endpoint = endpoint(rt, registry, s.insecure, opts).map_err(|e| match e {
         PullError::Unreachable {
             registry, tried, ..
@@ -604,6 +608,7 @@ pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
             let registry = s.reference.registry();
             let credential = crate::auth::for_image(
                 opts.authfile.as_deref(),
+                opts.registries.credential_helpers(),
                 registry,
                 s.reference.repository(),
             )?;

@@ -18,8 +18,9 @@
 //! lists. Not read: short-name settings (`unqualified-search-registries`,
 //! `short-name-mode`, `[aliases]`): wren names images by Docker's rule, so
 //! `busybox` is always `docker.io/library/busybox`; the keys are accepted
-//! and ignored, as are credential helpers. The image keeps the name the
-//! user gave, wherever its bytes came from.
+//! and ignored. `credential-helpers` (the top-level list; the last file
+//! that sets it wins) is kept for [`crate::auth`]. The image keeps the
+//! name the user gave, wherever its bytes came from.
 //!
 //! Pure parsing and matching; runs in `wren` (feature `pull`).
 
@@ -97,6 +98,8 @@ struct Table {
 #[derive(Debug, Clone, Default)]
 pub struct Registries {
     tables: Vec<Table>,
+    /// `credential-helpers`, and the file that set it.
+    helpers: Option<(Vec<String>, PathBuf)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -104,6 +107,7 @@ pub struct Registries {
 struct RawFile {
     #[serde(default)]
     registry: Vec<RawTable>,
+    credential_helpers: Option<Vec<String>>,
     /// The old (v1) format: `[registries.insecure]`, `[registries.block]`.
     registries: Option<RawV1>,
 }
@@ -198,7 +202,11 @@ impl Registries {
                     })
                 }
             };
-            for t in Self::parse(path, &text)? {
+            let (tables, helpers) = Self::parse(path, &text)?;
+            if let Some(h) = helpers {
+                out.helpers = Some((h, path.clone()));
+            }
+            for t in tables {
                 match out.tables.iter_mut().find(|x| x.prefix == t.prefix) {
                     Some(x) => *x = t,
                     None => out.tables.push(t),
@@ -209,7 +217,10 @@ impl Registries {
     }
 
     /// The tables of one file's `text`.
-    fn parse(path: &Path, text: &str) -> Result<Vec<Table>, RegistriesError> {
+    fn parse(
+        path: &Path,
+        text: &str,
+    ) -> Result<(Vec<Table>, Option<Vec<String>>), RegistriesError> {
         let invalid = |message: String| RegistriesError::Invalid {
             path: path.to_owned(),
             message,
@@ -319,7 +330,7 @@ impl Registries {
                 None => tables.push(t),
             }
         }
-        Ok(tables)
+        Ok((tables, raw.credential_helpers))
     }
 
     /// How much of `r` (its full name) `prefix` matches, if it does: a
@@ -346,6 +357,15 @@ impl Registries {
         let whole = r.whole();
         let rest = whole.strip_prefix(prefix)?;
         (rest.is_empty() || rest.starts_with(['/', ':', '@'])).then_some(prefix.len())
+    }
+
+    /// `credential-helpers` when a file set it, and that file: the
+    /// places credentials are looked up, in order (`containers-auth.json`
+    /// for the auth files).
+    pub fn credential_helpers(&self) -> Option<(&[String], &Path)> {
+        self.helpers
+            .as_ref()
+            .map(|(h, p)| (h.as_slice(), p.as_path()))
     }
 
     /// Whether the table that applies to registry `host` (a prefix of it
@@ -429,9 +449,20 @@ mod tests {
     use super::*;
 
     fn conf(text: &str) -> Registries {
+        let (tables, helpers) = Registries::parse(Path::new("/test.conf"), text).unwrap();
         Registries {
-            tables: Registries::parse(Path::new("/test.conf"), text).unwrap(),
+            tables,
+            helpers: helpers.map(|h| (h, "/test.conf".into())),
         }
+    }
+
+    #[test]
+    fn credential_helpers_are_kept() {
+        let c = conf("credential-helpers = [\"containers-auth.json\", \"ecr-login\"]\n");
+        let (h, file) = c.credential_helpers().unwrap();
+        assert_eq!(h, ["containers-auth.json", "ecr-login"]);
+        assert_eq!(file, Path::new("/test.conf"));
+        assert!(conf("").credential_helpers().is_none());
     }
 
     fn names(reg: &Registries, image: &str) -> Vec<String> {

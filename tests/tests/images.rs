@@ -1070,6 +1070,32 @@ fn credentials_from_helpers_and_podman_files() {
         assert!(images_json(&w).is_empty());
     }
 
+    // registries.conf's credential-helpers decide the order when set:
+    // the helper alone finds them; the auth files alone (here none) do not.
+    std::fs::write(
+        kept.join(reg.addr.replace(':', "_")),
+        json!({ "ServerURL": &reg.addr, "Username": "wren", "Secret": "s3cret" }).to_string(),
+    )
+    .unwrap();
+    for (helpers, works) in [("\"wrentest\"", true), ("\"containers-auth.json\"", false)] {
+        let conf = tmp.path().join("registries.conf");
+        std::fs::write(&conf, format!("credential-helpers = [{helpers}]\n")).unwrap();
+        let mut c = w.cmd();
+        c.env("PATH", &path)
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(["pull", "--insecure-registry", &reg.addr, &image]);
+        let out = wren_tests::run(&mut c);
+        assert_eq!(
+            out.status.success(),
+            works,
+            "{helpers}: {}",
+            wren_tests::text(&out.stderr)
+        );
+        if works {
+            w.ok(&["rmi", &image]);
+        }
+    }
+
     // A helper that is not installed is named, with the file naming it.
     let file = tmp.path().join("absent.json");
     std::fs::write(
