@@ -201,7 +201,9 @@ fn run_exec_logs_stop_rm_end_to_end() {
     wren_tests::unregister(child.id());
     assert_eq!(text, "fed through stdin\ndone\n");
 
-    // list / inspect / ps / stats / --json.
+    // list / inspect / ps / stats / --json; `-a` (docker ps -a's habit)
+    // lists the same.
+    assert_eq!(w.ok(&["list", "-a", "-q"]), w.ok(&["list", "-q"]));
     let list: Value = serde_json::from_str(&w.ok(&["list", "--json"])).unwrap();
     let me = list
         .as_array()

@@ -161,6 +161,10 @@ name=TEXT (a part of the name), label=KEY or label=KEY=VALUE, health=starting|he
 Several filters must all match."
 )]
 pub struct ListArgs {
+    /// Every container, stopped ones too: what `wren list` always shows
+    /// (accepted for scripts written for `docker ps -a`)
+    #[arg(short, long)]
+    pub all: bool,
     /// Print only the names
     #[arg(short, long)]
     pub quiet: bool,
