@@ -241,13 +241,18 @@ fn decode(path: &Path, key: &str, a: &str) -> Result<Credential, PullError> {
 type HelperOutcome = Result<Vec<u8>, String>;
 
 /// Runs `docker-credential-NAME ACTION` with `input` on stdin.
-fn helper(name: &str, file: &Path, action: &str, input: &[u8]) -> Result<HelperOutcome, PullError> {
-    let program = format!("docker-credential-{name}");
-    let err = |what: String| PullError::Helper {
-        helper: program.clone(),
+/// Helper `name`'s failure, with the file that named it.
+fn helper_error(name: &str, file: &Path, what: String) -> PullError {
+    PullError::Helper {
+        helper: format!("docker-credential-{name}"),
         file: file.to_owned(),
         what,
-    };
+    }
+}
+
+fn helper(name: &str, file: &Path, action: &str, input: &[u8]) -> Result<HelperOutcome, PullError> {
+    let program = format!("docker-credential-{name}");
+    let err = |what: String| helper_error(name, file, what);
     if name.contains('/') || name.starts_with('.') {
         return Err(err("a helper is named, not given as a path".into()));
     }
@@ -287,12 +292,7 @@ fn helper(name: &str, file: &Path, action: &str, input: &[u8]) -> Result<HelperO
 
 /// A helper's `get`; `None` when it does not know the registry.
 fn helper_get(name: &str, file: &Path, registry: &str) -> Result<Option<Credential>, PullError> {
-    let program = format!("docker-credential-{name}");
-    let err = |what: String| PullError::Helper {
-        helper: program.clone(),
-        file: file.to_owned(),
-        what,
-    };
+    let err = |what: String| helper_error(name, file, what);
     let out = match helper(name, file, "get", server_url(registry).as_bytes())? {
         Ok(out) => out,
         Err(msg) if msg.to_ascii_lowercase().contains("credentials not found") => return Ok(None),
@@ -381,11 +381,11 @@ pub fn store(
             });
             let input = serde_json::to_vec(&input).unwrap_or_default();
             if let Err(msg) = helper(&name, &path, "store", &input)? {
-                return Err(PullError::Helper {
-                    helper: format!("docker-credential-{name}"),
-                    file: path,
-                    what: format!("store {registry}: {msg}"),
-                });
+                return Err(helper_error(
+                    &name,
+                    &path,
+                    format!("store {registry}: {msg}"),
+                ));
             }
             v["auths"][server_url(registry)] = serde_json::json!({});
             Stored::Helper(name, path.clone())
@@ -412,11 +412,11 @@ pub fn remove(given: Option<&Path>, registry: &str) -> Result<bool, PullError> {
             Ok(_) => removed = true,
             Err(msg) if msg.to_ascii_lowercase().contains("not found") => {}
             Err(msg) => {
-                return Err(PullError::Helper {
-                    helper: format!("docker-credential-{name}"),
-                    file: path,
-                    what: format!("erase {registry}: {msg}"),
-                })
+                return Err(helper_error(
+                    &name,
+                    &path,
+                    format!("erase {registry}: {msg}"),
+                ))
             }
         }
     }

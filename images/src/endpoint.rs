@@ -69,10 +69,11 @@ impl Endpoint {
     }
 
     /// An insecure `registry`: HTTPS without verification if it speaks
-    /// TLS, else plain HTTP; an error naming both attempts when neither
-    /// answers. Any HTTP answer to `GET /v2/` (401 included) counts.
+    /// TLS, else plain HTTP; an error naming both attempts (and `image`,
+    /// for a pull) when neither answers. Any HTTP answer to `GET /v2/` (401 included) counts.
     pub fn insecure(
         rt: &tokio::runtime::Runtime,
+        image: Option<&str>,
         registry: &str,
         certs: Vec<Vec<u8>>,
     ) -> Result<Self, PullError> {
@@ -91,7 +92,7 @@ impl Endpoint {
             }
         }
         Err(PullError::Unreachable {
-            image: None,
+            image: image.map(str::to_string),
             registry: registry.to_string(),
             tried: tried.join("; "),
         })
@@ -503,7 +504,7 @@ mod tests {
     #[test]
     fn an_insecure_registry_without_tls_is_spoken_to_over_http() {
         let addr = serve(|_, _, _| (200, String::new(), "{}".into()));
-        let e = Endpoint::insecure(&rt(), &addr, Vec::new()).unwrap();
+        let e = Endpoint::insecure(&rt(), None, &addr, Vec::new()).unwrap();
         assert_eq!(e.scheme, Scheme::Http);
         assert!(matches!(e.client_config().protocol, ClientProtocol::Http));
         // Nothing listening: both tries are named.
@@ -512,7 +513,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .to_string();
-        let err = chain(&Endpoint::insecure(&rt(), &gone, Vec::new()).unwrap_err());
+        let err = chain(&Endpoint::insecure(&rt(), None, &gone, Vec::new()).unwrap_err());
         assert!(
             err.contains(&format!("https://{gone}/v2/"))
                 && err.contains(&format!("http://{gone}/v2/")),

@@ -255,31 +255,30 @@ pub fn certs_d(registry: &str) -> Vec<PathBuf> {
     out
 }
 
-/// One layer's progress, for a progress display.
+/// One layer's progress, for a progress display; each event is ignored
+/// unless a display wants it.
 pub trait Progress {
     /// Layer `digest` of `size` bytes is being fetched.
-    fn start(&self, digest: &str, size: u64);
+    fn start(&self, digest: &str, size: u64) {
+        let _ = (digest, size);
+    }
     /// `n` more bytes of layer `digest` arrived.
-    fn bytes(&self, digest: &str, n: u64);
+    fn bytes(&self, digest: &str, n: u64) {
+        let _ = (digest, n);
+    }
     /// Layer `digest` was already in the store.
-    fn present(&self, digest: &str);
+    fn present(&self, digest: &str) {
+        let _ = digest;
+    }
     /// Layer `digest` is unpacked.
-    fn done(&self, digest: &str);
+    fn done(&self, digest: &str) {
+        let _ = digest;
+    }
     /// The pull failed for now (`why`) and is tried again after `delay`:
     /// try `attempt` + 1 of `retries` + 1.
     fn retrying(&self, why: &str, delay: Duration, attempt: u32, retries: u32) {
         let _ = (why, delay, attempt, retries);
     }
-}
-
-/// Progress nobody watches.
-pub struct Silent;
-
-impl Progress for Silent {
-    fn start(&self, _: &str, _: u64) {}
-    fn bytes(&self, _: &str, _: u64) {}
-    fn present(&self, _: &str) {}
-    fn done(&self, _: &str) {}
 }
 
 /// The result of a pull.
@@ -404,7 +403,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, PullError> {
         .map_err(PullError::Runtime)
 }
 
-/// One try of [`pull`].
+/// One try of [`pull`]: each source in turn (mirrors first) until one
+/// has the image; the image is named as asked, whichever gave it.
 fn pull_once(
     store: &Store,
     reference: &str,
@@ -413,20 +413,32 @@ fn pull_once(
 ) -> Result<Pulled, PullError> {
     let (name, sources) = sources_for(reference, opts)?;
     let rt = runtime()?;
-    // Each source in turn (mirrors first), until one has the image; the
-    // image is named as asked, whichever gave it.
+    let (mut done, s) = first_source(&name, &sources, |s| {
+        let remote = remote(&rt, &name, s, opts)?;
+        pull_on(&rt, &remote, store, &name, &opts.platform, progress)
+    })?;
+    if s.reference.whole() != name {
+        done.source = Some(s.describe());
+    }
+    Ok(done)
+}
+
+/// `f` of each source in turn, until one succeeds: its result and that
+/// source. A source's failure moves on to the next when another may help
+/// ([`PullError::next_source_may_help`]); when none is left the error
+/// names what each said. A single source's error is returned as it is.
+fn first_source<'s, T>(
+    name: &str,
+    sources: &'s [crate::registries::Source],
+    mut f: impl FnMut(&'s crate::registries::Source) -> Result<T, PullError>,
+) -> Result<(T, &'s crate::registries::Source), PullError> {
     let mut tried = Vec::new();
     let mut transient = false;
     for (i, s) in sources.iter().enumerate() {
-        match pull_from(&rt, store, &name, s, opts, progress) {
-            Ok(mut done) => {
-                if s.reference.whole() != name {
-                    done.source = Some(s.describe());
-                }
-                return Ok(done);
-            }
-            Err(e) if sources.len() == 1 => return Err(e),
-            Err(e) if e.next_source_may_help() => {
+        match f(s) {
+            Ok(t) => return Ok((t, s)),
+            Err(e) if sources.len() == 1 || !e.next_source_may_help() => return Err(e),
+            Err(e) => {
                 transient |= e.transient();
                 let why = chain(&e);
                 let why = why.strip_prefix(&format!("pull {name}: ")).unwrap_or(&why);
@@ -438,49 +450,38 @@ fn pull_once(
                 }
                 tried.push(format!("{}: {why}", s.describe()));
             }
-            Err(e) => return Err(e),
         }
     }
     Err(PullError::NoSource {
-        image: name,
+        image: name.to_string(),
         tried: tried.join("; "),
         transient,
     })
 }
 
-/// The pull of `name` from one source: its credentials, CAs and protocol.
-fn pull_from(
+/// Source `s` of image `name`, ready to fetch from: reached as its
+/// registry wants (TLS, insecure), with the credentials it has.
+fn remote<'a>(
     rt: &tokio::runtime::Runtime,
-    store: &Store,
     name: &str,
-    s: &crate::registries::Source,
+    s: &'a crate::registries::Source,
     opts: &Options,
-    progress: &(dyn Progress + Sync),
-) -> Result<Pulled, PullError> {
+) -> Result<Remote<'a>, PullError> {
     let registry = s.reference.registry();
+    let repository = s.reference.repository();
     let credential = crate::auth::for_image(
         opts.authfile.as_deref(),
         opts.registries.credential_helpers(),
         registry,
-        s.reference.repository(),
+        repository,
     )?;
-    let endpoint = endpoint(rt, registry, s.insecure, opts).map_err(|e| match e {
-        PullError::Unreachable {
-            registry, tried, ..
-        } => PullError::Unreachable {
-            image: Some(name.to_string()),
-            registry,
-            tried,
-        },
-        e => e,
-    })?;
-    let auth = registry_auth(rt, &endpoint, credential, s.reference.repository())?;
-    let remote = Remote {
+    let endpoint = endpoint(rt, Some(name), registry, s.insecure, opts)?;
+    let auth = registry_auth(rt, &endpoint, credential, repository)?;
+    Ok(Remote {
         client: Client::new(endpoint.client_config()),
         reference: &s.reference,
         auth,
-    };
-    pull_on(rt, &remote, store, name, &opts.platform, progress)
+    })
 }
 
 /// What oci-client is given: an identity token is first exchanged for an
@@ -510,7 +511,7 @@ pub fn check_login(
     opts: &Options,
 ) -> Result<(), PullError> {
     let rt = runtime()?;
-    endpoint(&rt, registry, false, opts)?.check_login(&rt, user, password)
+    endpoint(&rt, None, registry, false, opts)?.check_login(&rt, user, password)
 }
 
 /// How `registry` is reached: the CAs given and its certs.d ones trusted;
@@ -519,6 +520,7 @@ pub fn check_login(
 /// HTTP.
 pub fn endpoint(
     rt: &tokio::runtime::Runtime,
+    image: Option<&str>,
     registry: &str,
     insecure_source: bool,
     opts: &Options,
@@ -532,7 +534,7 @@ pub fn endpoint(
         certs.push(data);
     }
     if insecure_source || opts.insecure.iter().any(|r| r == registry) {
-        crate::endpoint::Endpoint::insecure(rt, registry, certs)
+        crate::endpoint::Endpoint::insecure(rt, image, registry, certs)
     } else {
         Ok(crate::endpoint::Endpoint::secure(registry, certs))
     }
@@ -601,40 +603,11 @@ fn fetch_manifest(
 pub fn remote_id(reference: &str, opts: &Options) -> Result<String, PullError> {
     let (name, sources) = sources_for(reference, opts)?;
     let rt = runtime()?;
-    let mut tried = Vec::new();
-    let mut transient = false;
-    for s in &sources {
-        let one = || -> Result<String, PullError> {
-            let registry = s.reference.registry();
-            let credential = crate::auth::for_image(
-                opts.authfile.as_deref(),
-                opts.registries.credential_helpers(),
-                registry,
-                s.reference.repository(),
-            )?;
-            let endpoint = endpoint(&rt, registry, s.insecure, opts)?;
-            let auth = registry_auth(&rt, &endpoint, credential, s.reference.repository())?;
-            let remote = Remote {
-                client: Client::new(endpoint.client_config()),
-                reference: &s.reference,
-                auth,
-            };
-            Ok(fetch_manifest(&rt, &remote, &name, &opts.platform)?.1)
-        };
-        match one() {
-            Ok(id) => return Ok(id),
-            Err(e) if sources.len() == 1 || !e.next_source_may_help() => return Err(e),
-            Err(e) => {
-                transient |= e.transient();
-                tried.push(format!("{}: {}", s.describe(), chain(&e)));
-            }
-        }
-    }
-    Err(PullError::NoSource {
-        image: name,
-        tried: tried.join("; "),
-        transient,
-    })
+    let (id, _) = first_source(&name, &sources, |s| {
+        let remote = remote(&rt, &name, s, opts)?;
+        Ok(fetch_manifest(&rt, &remote, &name, &opts.platform)?.1)
+    })?;
+    Ok(id)
 }
 
 /// The pull from `remote`, driving each network step on `rt` from this

@@ -354,14 +354,13 @@ impl Store {
                 std::fs::rename(&tmp, &dst).map_err(io_err("install layer", &dst))?;
                 Ok(u.size - offset)
             });
-        if let Err(e) = &result {
+        if result.is_err() {
             let _ = std::fs::remove_dir_all(&tmp);
             // Only a download cut off leaves a prefix worth resuming; wrong
             // bytes (a bad digest, a corrupt stream) start again. The cut
             // may surface as any unpack error (in the middle of a file it
             // is the entry's), so the source's own failure decides: what
             // it gave before failing is a true prefix of the blob.
-            let _ = e;
             let keep = resume
                 && source_failed.get()
                 && std::fs::metadata(&partial).is_ok_and(|m| m.len() > 0);

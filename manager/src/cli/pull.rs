@@ -148,10 +148,6 @@ struct Plain {
 }
 
 impl Progress for Plain {
-    fn start(&self, _: &str, _: u64) {}
-    fn bytes(&self, _: &str, _: u64) {}
-    fn present(&self, _: &str) {}
-    fn done(&self, _: &str) {}
     fn retrying(&self, why: &str, delay: std::time::Duration, attempt: u32, retries: u32) {
         if !self.quiet {
             eprintln!("{}", retry_line(why, delay, attempt, retries));
@@ -261,20 +257,16 @@ pub fn login(a: &Login) -> Result<i32, CliError> {
             a.registry
         )));
     }
-    let registries = Registries::load().map_err(|e| CliError::chain(&e))?;
-    let opts = Options {
-        platform: Platform::host(),
-        insecure: if a.insecure || registries.insecure_host(&registry) {
-            vec![registry.clone()]
-        } else {
-            Vec::new()
-        },
+    // Reached as a pull would reach it: its CAs, and insecure when told
+    // so here or in registries.conf.
+    let mut opts = options(&RegistryFlags {
         authfile: a.authfile.clone(),
-        ca_certs: a.ca_cert.clone(),
-        registries,
-        retries: 0,
-        retry_delay: std::time::Duration::ZERO,
-    };
+        ca_cert: a.ca_cert.clone(),
+        ..RegistryFlags::default()
+    })?;
+    if a.insecure || opts.registries.insecure_host(&registry) {
+        opts.insecure.push(registry.clone());
+    }
     pull::check_login(&registry, &username, &password, &opts)?;
     let stored = auth::store(a.authfile.as_deref(), &registry, &username, &password)?;
     println!("login succeeded: credentials for {registry} saved in {stored}");

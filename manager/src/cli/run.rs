@@ -84,8 +84,11 @@ pub(super) fn create_request(
         log_opt(o, &mut req)?;
     }
     if c.source.bundle.is_none() && c.source.rootfs.is_none() {
-        let lock = image_request(g, c, &mut req)?;
-        req.recreate = recreate_args(c, &req.name)?;
+        // The user's variables, read once: for the request and, resolved,
+        // for the flags auto-update re-makes it from.
+        let env = user_env(c)?;
+        let lock = image_request(g, c, env.clone(), &mut req)?;
+        req.recreate = recreate_args(c, env, &req.name)?;
         return Ok((req, Some(lock)));
     }
     if let Some(flag) = c.image.given() {
@@ -118,6 +121,7 @@ type ImageLock = nix::fcntl::Flock<File>;
 fn image_request(
     g: &Global,
     c: &ContainerArgs,
+    env: Vec<String>,
     req: &mut api::CreateRequest,
 ) -> Result<ImageLock, CliError> {
     let f = &c.image;
@@ -125,7 +129,6 @@ fn image_request(
     let lock = store.lock_shared()?;
     let image = super::images::ensure(&store, &c.name, f.pull.as_deref(), &f.registry)?;
     let layers = store.layer_dirs(&image)?;
-    let env = user_env(c)?;
     let o = wren_images::runconfig::Overrides {
         entrypoint: f.entrypoint.clone(),
         cmd: c.command.clone(),
@@ -314,13 +317,14 @@ fn user_env(c: &ContainerArgs) -> Result<Vec<String>, CliError> {
 }
 
 /// `c` as `wren auto-update` makes the container again later, from
-/// another directory and environment: the environment resolved (env
-/// files read, `KEY` alone given its value now), paths absolute, the name
+/// another directory and environment: `env`, the user's variables as
+/// [`user_env`] resolved them (env files read, `KEY` alone given its
+/// value now), paths absolute, the name
 /// fixed, no pull policy (auto-update pulls first). JSON, kept by wrend
 /// in the saved request (`CreateRequest.recreate`).
-fn recreate_args(c: &ContainerArgs, name: &str) -> Result<String, CliError> {
+fn recreate_args(c: &ContainerArgs, env: Vec<String>, name: &str) -> Result<String, CliError> {
     let mut c = c.clone();
-    c.env = user_env(&c)?;
+    c.env = env;
     let f = &mut c.image;
     f.env_file.clear();
     f.container_name = Some(name.to_string());

@@ -508,23 +508,21 @@ fn make(
         let cname = model::container_name(project, name, &f.services[name]);
         // As Compose: a service whose settings are unchanged but whose
         // image name now means another image (pulled, tagged) is made again.
-        let same_image = |c: &api::Container| Some(&c.image_id) == image_ids.get(name);
         let state = match existing.get(&cname) {
-            Some(c)
-                if label(c, "wren.compose.hash") == Some(hash.as_str())
-                    && same_image(c)
-                    && matches!(c.status.as_str(), "running" | "restarting") =>
-            {
-                println!("{name}: unchanged");
-                continue;
-            }
-            Some(c) if !same_image(c) && label(c, "wren.compose.hash") == Some(hash.as_str()) => {
+            Some(c) => {
+                let same_settings = label(c, "wren.compose.hash") == Some(hash.as_str());
+                let same_image = Some(&c.image_id) == image_ids.get(name);
+                let runs = matches!(c.status.as_str(), "running" | "restarting");
+                if same_settings && same_image && runs {
+                    println!("{name}: unchanged");
+                    continue;
+                }
                 remove(&mut w, &cname)?;
-                "recreated (new image)"
-            }
-            Some(_) => {
-                remove(&mut w, &cname)?;
-                "recreated"
+                if same_settings && !same_image {
+                    "recreated (new image)"
+                } else {
+                    "recreated"
+                }
             }
             None => "created",
         };
