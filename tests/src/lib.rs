@@ -515,3 +515,32 @@ pub fn assert_gone(oci: &Oci, id: &str) {
     let dirs = cgroup_dirs(id);
     assert!(dirs.is_empty(), "cgroups of {id} left behind: {dirs:?}");
 }
+
+/// Runs `mount --bind DIR DIR; mount --make-shared DIR` and undoes it on
+/// drop (lazily, with whatever was mounted below it), so a bundle or a
+/// volume sits on a shared mount whatever the host's / is.
+pub struct SharedMount(std::path::PathBuf);
+
+impl SharedMount {
+    pub fn new(dir: &std::path::Path) -> SharedMount {
+        let mount = |args: &[&str]| {
+            let out = run(Command::new("mount").args(args));
+            assert!(
+                out.status.success(),
+                "mount {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d = dir.to_str().expect("a UTF-8 path");
+        mount(&["--bind", d, d]);
+        let m = SharedMount(dir.to_path_buf());
+        mount(&["--make-shared", d]);
+        m
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = run(Command::new("umount").arg("-l").arg(&self.0));
+    }
+}

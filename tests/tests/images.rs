@@ -1873,6 +1873,190 @@ fn named_volumes_are_filled_from_the_image_and_kept() {
 }
 
 #[test]
+fn volume_options_propagate_and_refuse_as_docker_does() {
+    if !require_root("volume_options_propagate_and_refuse_as_docker_does") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let base = base();
+    let mut layout = Layout::new();
+    app_image(&mut layout, &base);
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let s = src.to_str().unwrap();
+    let mount = |args: &[&str]| {
+        let out = wren_tests::run(std::process::Command::new("mount").args(args));
+        assert!(out.status.success(), "mount {args:?}: {out:?}");
+    };
+
+    // On a private mount, shared or slave propagation could carry
+    // nothing: refused, naming the mount, and nothing is made.
+    mount(&["--bind", s, s]);
+    mount(&["--make-private", s]);
+    let before = w.ok(&["list", "-q"]);
+    for (opt, want) in [
+        ("rshared", "not shared"),
+        ("rslave", "neither shared nor a slave"),
+    ] {
+        let err = w.fails(&[
+            "run",
+            "-d",
+            "-v",
+            &format!("{s}:/src:{opt}"),
+            "test/app:1",
+            "sleep 60",
+        ]);
+        assert!(
+            err.contains(opt) && err.contains(want) && err.contains(s),
+            "{err}"
+        );
+    }
+    assert_eq!(w.ok(&["list", "-q"]), before);
+    wren_tests::run(std::process::Command::new("umount").arg(s));
+
+    // rslave (-v) and bind-propagation=rslave (--mount): a mount made on
+    // the host after the start shows inside; the read-only flag holds.
+    let _shared = wren_tests::SharedMount::new(&src);
+    let slave = name("slave");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &slave,
+        "-u",
+        "0",
+        "-v",
+        &format!("{s}:/src:ro,rslave"),
+        "--mount",
+        &format!("type=bind,src={s},dst=/src2,readonly,bind-propagation=rslave"),
+        "test/app:1",
+        "sleep 600",
+    ]);
+    let sub = src.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    mount(&["-t", "tmpfs", "wren-test", sub.to_str().unwrap()]);
+    std::fs::write(sub.join("hello"), "from the host\n").unwrap();
+    assert_eq!(
+        w.ok(&["exec", &slave, "cat", "/src/sub/hello", "/src2/sub/hello"]),
+        "from the host\nfrom the host\n"
+    );
+    let err = w.fails(&["exec", &slave, "touch", "/src/x"]);
+    assert!(err.contains("Read-only"), "{err}");
+    wren_tests::run(std::process::Command::new("umount").arg(&sub));
+    w.ok(&["rm", "-f", &slave]);
+
+    // rshared: what the container mounts under the volume reaches the host.
+    let shared = name("shared");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &shared,
+        "-u",
+        "0",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "-v",
+        &format!("{s}:/src:rshared"),
+        "test/app:1",
+        "sleep 600",
+    ]);
+    w.ok(&[
+        "exec",
+        &shared,
+        "sh",
+        "-c",
+        "mount -t tmpfs c /src/sub && echo in > /src/sub/ctr",
+    ]);
+    assert_eq!(std::fs::read_to_string(sub.join("ctr")).unwrap(), "in\n");
+    wren_tests::run(std::process::Command::new("umount").arg(&sub));
+    w.ok(&["rm", "-f", &shared]);
+
+    // nocopy: a new named volume stays empty; noexec holds; z is accepted
+    // where SELinux is off (and refused, naming it, where it is on).
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "nocp:/data:nocopy",
+        "test/app:1",
+        "ls -A /data | wc -l",
+    ]);
+    assert_eq!(out.trim(), "0");
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--mount",
+        "source=nocp2,target=/data,volume-nocopy",
+        "test/app:1",
+        "ls -A /data | wc -l",
+    ]);
+    assert_eq!(out.trim(), "0");
+    std::fs::write(src.join("tool"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(
+        src.join("tool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{s}:/src"),
+        "test/app:1",
+        "/src/tool",
+    ]);
+    assert_eq!(out, "ran\n");
+    let noexec = w
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{s}:/src:noexec"),
+            "test/app:1",
+            "/src/tool",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(noexec.status.code(), Some(126), "{noexec:?}");
+    let z = w
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &format!("{s}:/src:z"),
+            "test/app:1",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    if Path::new("/sys/fs/selinux/enforce").exists() {
+        assert!(
+            String::from_utf8_lossy(&z.stderr).contains("SELinux"),
+            "{z:?}"
+        );
+    } else {
+        assert!(z.status.success(), "{z:?}");
+    }
+    // Bad options are named; nothing is made.
+    for (v, want) in [
+        (format!("{s}:/src:ro,rw"), "\"ro\" and \"rw\""),
+        (format!("{s}:/src:sideways"), "unknown option \"sideways\""),
+        (format!("{s}:/src:nocopy"), "nocopy is for a named volume"),
+    ] {
+        let err = w.fails(&["run", "--rm", "-v", &v, "test/app:1", "true"]);
+        assert!(err.contains(want), "{v}: {err}");
+    }
+    assert_eq!(w.ok(&["list", "-q"]), before);
+}
+
+#[test]
 fn save_then_import_elsewhere_runs_the_same() {
     if !require_root("save_then_import_elsewhere_runs_the_same") {
         return;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wren_tests::pty::run_in_pty;
-use wren_tests::{alive, assert_gone, require_root, skip, text, wait_for, Bundle, Oci, Skip};
+use wren_tests::{alive, assert_gone, require_root, skip, wait_for, Bundle, Oci, Skip};
 
 /// Create (stdout and stderr to `<bundle>/out`), start, and return the
 /// init's pid and the output file.
@@ -125,34 +125,6 @@ fn no_pivot_chroots_into_the_rootfs_and_hides_the_host_root() {
     assert_gone(&oci, &id);
 }
 
-/// Runs `mount --bind DIR DIR; mount --make-shared DIR` and undoes it on
-/// drop, so a bundle sits on a shared mount whatever the host's / is.
-struct SharedMount(PathBuf);
-
-impl SharedMount {
-    fn new(dir: &Path) -> SharedMount {
-        let run = |args: &[&str]| {
-            let out = wren_tests::run(Command::new("mount").args(args));
-            assert!(
-                out.status.success(),
-                "mount {args:?}: {}",
-                text(&out.stderr)
-            );
-        };
-        let d = dir.to_str().unwrap();
-        run(&["--bind", d, d]);
-        let m = SharedMount(dir.to_path_buf());
-        run(&["--make-shared", d]);
-        m
-    }
-}
-
-impl Drop for SharedMount {
-    fn drop(&mut self) {
-        let _ = wren_tests::run(Command::new("umount").arg("-l").arg(&self.0));
-    }
-}
-
 #[test]
 fn rootfs_propagation_sets_the_tags_of_the_root_mount() {
     if !require_root("rootfs_propagation_sets_the_tags_of_the_root_mount") {
@@ -173,7 +145,7 @@ fn rootfs_propagation_sets_the_tags_of_the_root_mount() {
         b.save();
         // The bundle on a shared host mount: the container's copy of it is
         // a slave of that peer group ("master:N") unless made private.
-        let _shared = SharedMount::new(b.path());
+        let _shared = wren_tests::SharedMount::new(b.path());
         let id = oci.id(value);
         let (code, out, err) = oci.run_bundle(&b, &id, &[]);
         assert_eq!(code, 0, "{value}: {err}");

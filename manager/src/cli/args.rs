@@ -334,10 +334,13 @@ pub struct ImageFlags {
     /// The container's hostname [default: its name]
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Bind mount HOST:CONTAINER[:ro|rw], or a named volume NAME:CONTAINER[:ro|rw] (repeatable)
-    #[arg(short = 'v', long, value_name = "HOST:CTR[:ro]")]
+    /// Bind mount HOST:CONTAINER[:OPTIONS], or a named volume NAME:CONTAINER[:OPTIONS];
+    /// OPTIONS: ro|rw, [r]shared|[r]slave|[r]private, z|Z, nocopy, [no]exec|[no]suid|[no]dev
+    /// (repeatable)
+    #[arg(short = 'v', long, value_name = "SRC:CTR[:OPTS]")]
     pub volume: Vec<String>,
-    /// type=bind|volume|tmpfs,source=S,target=T[,readonly] (repeatable)
+    /// type=bind|volume|tmpfs,source=S,target=T[,readonly][,bind-propagation=P]
+    /// [,volume-nocopy][,tmpfs-size=SIZE][,tmpfs-mode=OCTAL] (repeatable)
     #[arg(long, value_name = "SPEC")]
     pub mount: Vec<String>,
     /// Mount a tmpfs at PATH[:OPTIONS] (repeatable)
@@ -477,10 +480,12 @@ pub struct RegistryFlags {
     /// Platform to take from a multi-platform image [default: the host's]
     #[arg(long, value_name = "OS/ARCH")]
     pub platform: Option<String>,
-    /// Speak plain HTTP to this registry (HOST[:PORT]; repeatable)
+    /// Treat this registry as insecure: HTTPS without verifying its
+    /// certificate, or plain HTTP if it speaks no TLS (HOST[:PORT]; repeatable)
     #[arg(long, value_name = "HOST")]
     pub insecure_registry: Vec<String>,
-    /// Credentials file [default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json, ~/.docker/config.json]
+    /// Credentials file [default: $REGISTRY_AUTH_FILE, $DOCKER_CONFIG/config.json,
+    /// ~/.docker/config.json, then Podman's auth.json]
     #[arg(long, value_name = "FILE")]
     pub authfile: Option<PathBuf>,
     /// Trust this PEM CA for the registry, besides the system's and

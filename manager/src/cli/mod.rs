@@ -29,6 +29,7 @@ pub mod health;
 pub mod images;
 pub mod lifecycle;
 pub mod logs;
+pub mod mounts;
 pub mod network;
 pub mod output;
 pub mod prune;

@@ -18,6 +18,7 @@ use wren_protocol::manager as api;
 
 use super::args::{ContainerArgs, Create, Run};
 use super::client::{name_req, wait_for_exit, Wrend};
+use super::mounts::{self, MountFlag};
 use super::{stdio, tty, CliError, Global};
 use crate::logfile::Follower;
 
@@ -192,21 +193,24 @@ fn image_request(
         req.shm_size = parse_size(sz)
             .ok_or_else(|| CliError::usage(format!("--shm-size: invalid size {sz:?}")))?;
     }
-    let mut volumes = f.volume.clone();
+    let mut volumes = Vec::new();
+    for v in &f.volume {
+        volumes.push(mounts::volume(v)?);
+    }
     let mut tmpfs = f.tmpfs.clone();
     for m in &f.mount {
-        match mount_flag(m)? {
+        match mounts::mount_flag(m)? {
             MountFlag::Volume(v) => volumes.push(v),
             MountFlag::Tmpfs(t) => tmpfs.push(t),
         }
     }
-    for v in &volumes {
-        let m = volume(v)?;
-        let m = match named_volume(&m.source) {
+    for v in volumes {
+        let m = v.spec;
+        let m = match mounts::named_volume(&m.source) {
             Some(name) => {
                 let (data, _) = super::volumes::ensure(g, name)?;
                 let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
-                if empty {
+                if empty && !v.nocopy {
                     // Docker fills an empty volume from the image.
                     wren_images::copyout::copy_out(&layers, &m.destination, &data).map_err(
                         |e| {
@@ -406,84 +410,6 @@ fn security_opts(
         }
     }
     Ok(())
-}
-
-/// What a `--mount` comes down to: a `-v` or a `--tmpfs`.
-enum MountFlag {
-    Volume(String),
-    Tmpfs(String),
-}
-
-/// `--mount type=bind|volume|tmpfs,source=S,target=T[,readonly]` (also
-/// `src`, `dst`, `destination`, `ro`, `readonly=true|false`).
-fn mount_flag(spec: &str) -> Result<MountFlag, CliError> {
-    let bad = |why: &str| CliError::usage(format!("--mount {spec:?}: {why}"));
-    let (mut kind, mut source, mut target, mut ro) = (None, None, None, false);
-    for kv in spec.split(',') {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        match k {
-            "type" => kind = Some(v),
-            "source" | "src" => source = Some(v),
-            "target" | "dst" | "destination" => target = Some(v),
-            "readonly" | "ro" => ro = v.is_empty() || v == "true" || v == "1",
-            _ => return Err(bad(&format!("unknown key {k:?}"))),
-        }
-    }
-    let target = target.ok_or_else(|| bad("no target"))?;
-    let mode = if ro { "ro" } else { "rw" };
-    match (kind.unwrap_or("volume"), source) {
-        ("bind" | "volume", Some(src)) => Ok(MountFlag::Volume(format!("{src}:{target}:{mode}"))),
-        ("bind" | "volume", None) => Err(bad("no source")),
-        ("tmpfs", None) => Ok(MountFlag::Tmpfs(if ro {
-            format!("{target}:ro")
-        } else {
-            target.to_string()
-        })),
-        ("tmpfs", Some(_)) => Err(bad("a tmpfs takes no source")),
-        (other, _) => Err(bad(&format!(
-            "unknown type {other:?}: want bind, volume or tmpfs"
-        ))),
-    }
-}
-
-/// `-v HOST:CTR[:ro|rw]`: a bind mount of an existing absolute host path.
-fn volume(v: &str) -> Result<api::MountSpec, CliError> {
-    let parts: Vec<&str> = v.split(':').collect();
-    let (host, ctr, mode) = match parts.as_slice() {
-        [h, c] => (*h, *c, "rw"),
-        [h, c, m] if *m == "ro" || *m == "rw" => (*h, *c, *m),
-        _ => {
-            return Err(CliError::usage(format!(
-                "--volume {v:?}: want HOST:CONTAINER[:ro|rw]"
-            )))
-        }
-    };
-    if !host.starts_with('/') && named_volume(host).is_none() {
-        return Err(CliError::usage(format!(
-            "--volume {v:?}: give an absolute host path or a volume name"
-        )));
-    }
-    if !ctr.starts_with('/') || ctr.split('/').any(|c| c == "..") {
-        return Err(CliError::usage(format!(
-            "--volume {v:?}: the container path must be absolute, without .."
-        )));
-    }
-    if host.starts_with('/') && !Path::new(host).exists() {
-        return Err(CliError::failed(format!(
-            "--volume {v:?}: {host} does not exist"
-        )));
-    }
-    let mut m = api::MountSpec::new();
-    m.type_ = "bind".into();
-    m.source = host.to_string();
-    m.destination = ctr.to_string();
-    m.options = vec!["rbind".into(), mode.into()];
-    Ok(m)
-}
-
-/// `NAME` in `-v NAME:/path` when it names a volume (not a host path).
-fn named_volume(source: &str) -> Option<&str> {
-    (!source.starts_with('/') && super::volumes::valid_name(source)).then_some(source)
 }
 
 /// One `--log-opt KEY=VALUE` (Docker's json-file keys wren's rotated log

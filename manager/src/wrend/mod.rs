@@ -36,6 +36,7 @@ pub mod event_log;
 pub mod event_loop;
 pub mod flags;
 pub mod health;
+pub mod mountinfo;
 pub mod network;
 pub mod record;
 pub mod registry;

@@ -248,6 +248,23 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
                 reason: "the destination must be an absolute path".into(),
             });
         }
+        let propagation = options
+            .iter()
+            .find(|o| matches!(o.as_str(), "shared" | "rshared" | "slave" | "rslave"));
+        if let Some(p) = propagation {
+            if let Some(reason) = super::mountinfo::refuse(Path::new(source), p) {
+                return Err(SpecError::BadMount {
+                    destination: destination.clone(),
+                    reason,
+                });
+            }
+            if p.ends_with("shared") {
+                // As Docker: a shared volume needs a shared root, or the
+                // container's side of it starts a peer group of its own
+                // (see wren_runtime::rootfs::prepare).
+                spec["linux"]["rootfsPropagation"] = Value::from("rshared");
+            }
+        }
         if let Some(a) = spec["mounts"].as_array_mut() {
             a.retain(|m| m["destination"].as_str() != Some(destination.as_str()));
             a.push(serde_json::json!({

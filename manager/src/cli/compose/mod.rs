@@ -526,6 +526,15 @@ fn make(
             }
             None => "created",
         };
+        for p in model::missing_bind_sources(&f.services[name], &l.dir) {
+            // As Docker Compose: a bind's missing host path is made.
+            std::fs::create_dir_all(&p).map_err(|e| {
+                CliError::failed(format!(
+                    "services.{name}.volumes: make {}: {e}",
+                    p.display()
+                ))
+            })?;
+        }
         made.push(cname.clone());
         super::run::run(g, run)?;
         println!("{name}: {state}");

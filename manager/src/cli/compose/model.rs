@@ -312,6 +312,33 @@ pub struct VolumeLong {
     pub read_only: bool,
     #[serde(default)]
     pub tmpfs: Option<TmpfsLong>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<BindLong>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOptsLong>,
+}
+
+/// `bind:` of a long-syntax volume.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindLong {
+    /// A propagation (`rslave`, `rshared`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// Make a missing host path as a directory (the short syntax always does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_host_path: Option<bool>,
+    /// `z` or `Z`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+}
+
+/// `volume:` of a long-syntax volume.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeOptsLong {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nocopy: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -708,6 +735,42 @@ fn port_text(p: &PortLong) -> Result<String, String> {
 
 /// The `wren run -d` arguments (after `run`) that make service `name`.
 /// `dir` is the compose file's directory (relative paths start there).
+/// A bind volume's host path: `~/` from $HOME, relative ones from the
+/// compose file's directory.
+fn bind_source(dir: &Path, src: &str) -> std::path::PathBuf {
+    let p = match src.strip_prefix("~/") {
+        Some(rest) => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(rest),
+            None => dir.join(src),
+        },
+        None => dir.join(src),
+    };
+    std::path::absolute(&p).unwrap_or(p)
+}
+
+/// The bind sources of `s` that do not exist and are to be made as
+/// directories first, as Docker Compose makes them: every short-syntax
+/// one, and long-syntax ones with `bind: {create_host_path: true}`.
+pub fn missing_bind_sources(s: &Service, dir: &Path) -> Vec<std::path::PathBuf> {
+    s.volumes
+        .iter()
+        .filter_map(|v| match v {
+            ShortOrLong::Short(v) => {
+                let v = v.text();
+                let (src, _) = v.split_once(':')?;
+                (src.starts_with('.') || src.starts_with('/') || src.starts_with('~'))
+                    .then(|| bind_source(dir, src))
+            }
+            ShortOrLong::Long(l) => {
+                let create = l.bind.as_ref().and_then(|b| b.create_host_path) == Some(true);
+                let src = l.source.as_deref().filter(|_| l.kind == "bind" && create)?;
+                Some(bind_source(dir, src))
+            }
+        })
+        .filter(|p| !p.exists())
+        .collect()
+}
+
 pub fn run_args(
     project: &str,
     name: &str,
@@ -753,51 +816,75 @@ pub fn run_args(
         a.extend(["-p".into(), text]);
     }
     for v in &s.volumes {
-        let (kind, src, target, ro, tmpfs) = match v {
+        let (kind, src, target, opts, tmpfs) = match v {
             ShortOrLong::Short(v) => {
                 let v = v.text();
-                let (src, rest) = v
-                    .split_once(':')
-                    .ok_or_else(|| format!("{}: {v:?}: want SOURCE:TARGET[:ro]", at("volumes")))?;
-                let kind = if src.starts_with('.') || src.starts_with('/') {
+                let (src, rest) = v.split_once(':').ok_or_else(|| {
+                    format!("{}: {v:?}: want SOURCE:TARGET[:OPTIONS]", at("volumes"))
+                })?;
+                let kind = if src.starts_with('.') || src.starts_with('/') || src.starts_with('~') {
                     "bind"
                 } else {
                     "volume"
                 };
-                let (target, mode) = rest.split_once(':').unwrap_or((rest, ""));
-                if !matches!(mode, "" | "ro" | "rw") {
-                    return Err(format!(
-                        "{}: {v:?}: mode {mode:?} is not in the subset (ro or rw)",
-                        at("volumes")
-                    ));
+                let (target, opts) = rest.split_once(':').unwrap_or((rest, ""));
+                // `wren run -v` checks the options themselves.
+                let opts: Vec<String> = opts
+                    .split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(String::from)
+                    .collect();
+                (kind, Some(src.to_string()), target.to_string(), opts, None)
+            }
+            ShortOrLong::Long(v) => {
+                let mut opts = Vec::new();
+                if v.read_only {
+                    opts.push("ro".to_string());
+                }
+                if let Some(b) = &v.bind {
+                    opts.extend(b.propagation.clone());
+                    opts.extend(b.selinux.clone());
+                }
+                if v.volume.as_ref().and_then(|o| o.nocopy) == Some(true) {
+                    opts.push("nocopy".to_string());
                 }
                 (
-                    kind,
-                    Some(src.to_string()),
-                    target.to_string(),
-                    mode == "ro",
-                    None,
+                    v.kind.as_str(),
+                    v.source.clone(),
+                    v.target.clone(),
+                    opts,
+                    v.tmpfs.as_ref(),
                 )
             }
-            ShortOrLong::Long(v) => (
-                v.kind.as_str(),
-                v.source.clone(),
-                v.target.clone(),
-                v.read_only,
-                v.tmpfs.as_ref(),
-            ),
         };
-        let ro = if ro { ":ro" } else { "" };
+        if let ShortOrLong::Long(l) = v {
+            let misplaced = match kind {
+                "bind" => l.volume.is_some().then_some("volume"),
+                "volume" => l.bind.is_some().then_some("bind"),
+                _ => (l.bind.is_some() || l.volume.is_some()).then_some("bind/volume"),
+            };
+            if let Some(k) = misplaced {
+                return Err(format!(
+                    "{}: {target}: the {k} key does not apply to type {kind}",
+                    at("volumes")
+                ));
+            }
+        }
+        let ro = opts.iter().any(|o| o == "ro");
+        let opts = if opts.is_empty() {
+            String::new()
+        } else {
+            format!(":{}", opts.join(","))
+        };
         match (kind, src) {
             ("bind", Some(src)) => {
-                let p = dir.join(&src);
-                let p = std::path::absolute(&p).unwrap_or(p);
-                a.extend(["-v".into(), format!("{}:{target}{ro}", p.display())]);
+                let p = bind_source(dir, &src);
+                a.extend(["-v".into(), format!("{}:{target}{opts}", p.display())]);
             }
             ("volume", Some(src)) if file.volumes.contains_key(&src) => {
                 a.extend([
                     "-v".into(),
-                    format!("{}:{target}{ro}", volume_name(project, &src)),
+                    format!("{}:{target}{opts}", volume_name(project, &src)),
                 ]);
             }
             ("volume", Some(src)) => {
@@ -808,6 +895,9 @@ pub fn run_args(
             }
             ("tmpfs", None) => {
                 let mut opts = Vec::new();
+                if ro {
+                    opts.push("ro".to_string());
+                }
                 if let Some(t) = tmpfs {
                     if let Some(size) = &t.size {
                         opts.push(format!("size={}", size.text()));
@@ -1288,7 +1378,9 @@ mod tests {
             "{j}"
         );
         assert!(
-            j.contains("-v p_data:/data:ro -v /d/site:/www --tmpfs /run:size=64m -v p_data:/more "),
+            j.contains(
+                "-v p_data:/data:ro -v /d/site:/www --tmpfs /run:size=64m -v p_data:/more:rw "
+            ),
             "{j}"
         );
     }
@@ -1297,7 +1389,7 @@ mod tests {
     fn keys_outside_the_subset_are_named_in_every_form() {
         for (y, key) in [
             ("ports:\n      - {target: 80, name: web}\n", "name"),
-            ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {propagation: shared}}\n", "bind"),
+            ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {recursive: disabled}}\n", "recursive"),
             ("depends_on:\n      db: {condition: service_healthy, mystery: 1}\n", "mystery"),
             ("networks:\n      front: {ipv4_address: 10.0.0.9}\n", "ipv4_address"),
         ] {
@@ -1313,9 +1405,57 @@ mod tests {
             e.contains("services.web.volumes") && e.contains("npipe"),
             "{e}"
         );
-        let f = parse("services:\n  web:\n    image: a\n    volumes: [\"/a:/b:z\"]\n").unwrap();
+        let f = parse(
+            "services:\n  web:\n    image: a\n    volumes:\n      \
+             - {type: tmpfs, target: /t, bind: {propagation: rslave}}\n",
+        )
+        .unwrap();
         let e = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h").unwrap_err();
-        assert!(e.contains("mode \"z\""), "{e}");
+        assert!(
+            e.contains("the bind/volume key does not apply to type tmpfs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn volume_options_reach_run() {
+        let f = parse(
+            "services:\n  web:\n    image: a\n    volumes:\n      \
+             - /a:/b:ro,rslave\n      - ./c:/c:z\n      - data:/d:nocopy\n      \
+             - {type: bind, source: /e, target: /e, read_only: true, \
+             bind: {propagation: rshared, selinux: Z, create_host_path: true}}\n      \
+             - {type: volume, source: data, target: /f, volume: {nocopy: true}}\n      \
+             - {type: tmpfs, target: /t, read_only: true}\n\
+             volumes:\n  data:\n",
+        )
+        .unwrap();
+        let a = run_args("p", "web", &f.services["web"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        for want in [
+            "-v /a:/b:ro,rslave",
+            "-v /d/c:/c:z",
+            "-v p_data:/d:nocopy",
+            "-v /e:/e:ro,rshared,Z",
+            "-v p_data:/f:nocopy",
+            "--tmpfs /t:ro",
+        ] {
+            assert!(a.contains(want), "{want} in {a}");
+        }
+        let s = &f.services["web"];
+        let missing = missing_bind_sources(s, Path::new("/nonexistent-wren-dir"));
+        assert_eq!(
+            missing,
+            [
+                Path::new("/a"),
+                Path::new("/nonexistent-wren-dir/c"),
+                Path::new("/e"),
+            ]
+            .iter()
+            .filter(|p| !p.exists())
+            .map(|p| p.to_path_buf())
+            .collect::<Vec<_>>()
+        );
     }
 
     #[test]
