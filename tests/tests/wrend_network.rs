@@ -163,7 +163,28 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
 
     // A second container reaches it by name, through its /etc/hosts.
     let cl = name("client");
-    w.ok(&["run", "-d", "--rootfs", r, &cl, "--", "sleep", "1000"]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--dns-search",
+        "lan.example",
+        "--dns-option",
+        "ndots:3",
+        &cl,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    // --dns-search and --dns-option replace the host's lines, through the
+    // network helper's files.
+    let resolv = w.ok(&["exec", &cl, "--", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.ends_with("search lan.example\noptions ndots:3\n"),
+        "{resolv}"
+    );
+    assert_eq!(resolv.matches("search ").count(), 1, "{resolv}");
     let hosts = w.ok(&["exec", &cl, "--", "cat", "/etc/hosts"]);
     let body = w.ok(&["exec", &cl, "--", "wget", "-qO-", &format!("http://{web}/")]);
     assert_eq!(body, "hello from web\n");
@@ -419,6 +440,10 @@ fn host_and_none_networks() {
         "none",
         "--dns",
         "192.0.2.53",
+        "--dns-search",
+        ".",
+        "--dns-opt",
+        "timeout:1",
         "--add-host",
         "db:192.0.2.7",
         &n,
@@ -433,7 +458,23 @@ fn host_and_none_networks() {
     assert_eq!(lines.next(), Some("1"), "{out}");
     assert!(out.contains(",UP"), "{out}");
     assert!(out.contains("nameserver 192.0.2.53\n"), "{out}");
+    assert!(out.contains("options timeout:1\n"), "{out}");
+    assert!(!out.contains("search "), "{out}");
     assert!(out.contains("192.0.2.7\tdb\n"), "{out}");
+    // A bad domain or option is named; nothing is made.
+    for (flag, value, want) in [
+        (
+            "--dns-search",
+            "bad_domain!",
+            "--dns-search \"bad_domain!\"",
+        ),
+        ("--dns-option", "two words", "--dns-option \"two words\""),
+    ] {
+        let bad = name("baddns");
+        let e = w.fails(&["run", "--rootfs", r, flag, value, &bad, "--", "true"]);
+        assert!(e.contains(want), "{e}");
+        assert_eq!(w.status(&bad), "");
+    }
     // -p makes no sense without a network of its own.
     let e = w.fails(&[
         "run",

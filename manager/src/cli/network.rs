@@ -32,6 +32,12 @@ pub struct NetworkFlags {
     /// A DNS server for /etc/resolv.conf (repeatable)
     #[arg(long, value_name = "IP")]
     pub dns: Vec<String>,
+    /// A search domain for /etc/resolv.conf, instead of the host's ("." for none; repeatable)
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option for /etc/resolv.conf (ndots:2), instead of the host's (repeatable)
+    #[arg(long, visible_alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     /// An /etc/hosts entry NAME:IP (repeatable)
     #[arg(long, value_name = "NAME:IP")]
     pub add_host: Vec<String>,
@@ -88,6 +94,25 @@ impl NetworkFlags {
                 return Err(CliError::usage(format!("--dns {d:?}: not an IP address")));
             }
         }
+        for d in &self.dns_search {
+            if d != "." && !network::valid_host_name(d.trim_end_matches('.')) {
+                return Err(CliError::usage(format!(
+                    "--dns-search {d:?}: want a domain name (or \".\" for none)"
+                )));
+            }
+        }
+        if self.dns_search.len() > 1 && self.dns_search.iter().any(|d| d == ".") {
+            return Err(CliError::usage(
+                "--dns-search .: means no search domains, and cannot go with others",
+            ));
+        }
+        for o in &self.dns_option {
+            if o.is_empty() || o.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(CliError::usage(format!(
+                    "--dns-option {o:?}: want one resolver option (ndots:2, edns0, ...)"
+                )));
+            }
+        }
         for h in &self.add_host {
             let ok = h
                 .split_once(':')
@@ -111,6 +136,8 @@ impl NetworkFlags {
         req.network = mode;
         req.publish = ports.iter().map(PortMapping::to_string).collect();
         req.dns = self.dns.clone();
+        req.dns_search = self.dns_search.clone();
+        req.dns_options = self.dns_option.clone();
         req.add_hosts = self.add_host.clone();
         req.network_aliases = self.network_alias.clone();
         Ok(())
@@ -124,6 +151,10 @@ impl NetworkFlags {
             Some("--publish")
         } else if !self.dns.is_empty() {
             Some("--dns")
+        } else if !self.dns_search.is_empty() {
+            Some("--dns-search")
+        } else if !self.dns_option.is_empty() {
+            Some("--dns-option")
         } else if !self.add_host.is_empty() {
             Some("--add-host")
         } else if !self.network_alias.is_empty() {

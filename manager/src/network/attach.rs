@@ -296,11 +296,10 @@ fn write_member(
     std::fs::write(&path, serde_json::to_vec_pretty(m).unwrap_or_default())
         .map_err(io("write", &path))?;
     let dir = m.hosts_file.parent().unwrap_or(Path::new("/"));
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     files::write_all(
         dir,
         "",
-        &files::resolv_conf(&host_resolv, &req.dns, false),
+        &files::resolv_conf(&files::host_resolv_conf(), &req.dns_flags(), false),
         &m.hostname,
     )
     .map_err(io("write", dir))

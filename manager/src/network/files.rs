@@ -45,32 +45,89 @@ pub fn hosts(
     s
 }
 
+/// The `--dns`, `--dns-search` and `--dns-option` a container asked for;
+/// each replaces what the host's file says of its kind, as in Docker.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Dns<'a> {
+    pub servers: &'a [String],
+    /// Search domains; `.` alone: none.
+    pub search: &'a [String],
+    pub options: &'a [String],
+}
+
+/// systemd-resolved's file listing the real upstream servers, which
+/// /etc/resolv.conf hides behind its stub at 127.0.0.53.
+const RESOLVED_UPSTREAM: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The host's resolver configuration for a container in its own network
+/// namespace: /etc/resolv.conf, unless that names only systemd-resolved's
+/// stub (unreachable from the container), when the upstream servers
+/// resolved uses are taken instead, as Docker does.
+pub fn host_resolv_conf() -> String {
+    let etc = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if only_resolved_stub(&etc) {
+        if let Ok(upstream) = std::fs::read_to_string(RESOLVED_UPSTREAM) {
+            return upstream;
+        }
+    }
+    etc
+}
+
+/// Whether a resolv.conf names systemd-resolved's stub and no other server.
+fn only_resolved_stub(text: &str) -> bool {
+    let mut servers = text.lines().filter_map(|l| {
+        let mut w = l.split_whitespace();
+        (w.next() == Some("nameserver")).then(|| w.next().unwrap_or_default())
+    });
+    let first = servers.next();
+    first == Some("127.0.0.53") && servers.all(|s| s == "127.0.0.53")
+}
+
 /// /etc/resolv.conf: `--dns` servers if given, else the host's file with
 /// loopback nameservers dropped (they mean nothing in another network
 /// namespace); Google's public servers if none is left, as Docker does.
-/// `keep_loopback`: a host-network container sees the host's as is.
-pub fn resolv_conf(host: &str, dns: &[String], keep_loopback: bool) -> String {
+/// `--dns-search` and `--dns-option` replace the host's `search`/`domain`
+/// and `options` lines. `keep_loopback`: a host-network container sees the
+/// host's servers as they are.
+pub fn resolv_conf(host: &str, dns: &Dns, keep_loopback: bool) -> String {
     let mut out = String::new();
     let mut servers = 0;
     for line in host.lines() {
         let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let ip = words.next().unwrap_or_default();
-            let loopback = ip.starts_with("127.") || ip == "::1";
-            if !dns.is_empty() || (loopback && !keep_loopback) {
-                continue;
+        match words.next() {
+            Some("nameserver") => {
+                let ip = words.next().unwrap_or_default();
+                let loopback = ip.starts_with("127.") || ip == "::1";
+                if !dns.servers.is_empty() || (loopback && !keep_loopback) {
+                    continue;
+                }
+                servers += 1;
             }
-            servers += 1;
+            Some("search" | "domain") if !dns.search.is_empty() => continue,
+            Some("options") if !dns.options.is_empty() => continue,
+            _ => {}
         }
         out.push_str(line);
         out.push('\n');
     }
-    for d in dns {
+    for d in dns.servers {
         out.push_str(&format!("nameserver {d}\n"));
         servers += 1;
     }
     if servers == 0 {
         out.push_str("nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+    let search: Vec<&str> = dns
+        .search
+        .iter()
+        .map(String::as_str)
+        .filter(|d| *d != ".")
+        .collect();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !dns.options.is_empty() {
+        out.push_str(&format!("options {}\n", dns.options.join(" ")));
     }
     out
 }
@@ -114,13 +171,62 @@ mod tests {
     #[test]
     fn resolv_drops_loopback_and_takes_dns() {
         let host = "search lan\nnameserver 127.0.0.53\noptions edns0\n";
-        let r = resolv_conf(host, &[], false);
+        let none = Dns::default();
+        let r = resolv_conf(host, &none, false);
         assert_eq!(
             r,
             "search lan\noptions edns0\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
         );
-        assert!(resolv_conf(host, &[], true).contains("nameserver 127.0.0.53"));
-        let r = resolv_conf("nameserver 1.1.1.1\n", &["9.9.9.9".into()], false);
-        assert_eq!(r, "nameserver 9.9.9.9\n");
+        assert!(resolv_conf(host, &none, true).contains("nameserver 127.0.0.53"));
+        let servers = ["9.9.9.9".to_string()];
+        let dns = Dns {
+            servers: &servers,
+            ..Dns::default()
+        };
+        assert_eq!(
+            resolv_conf("nameserver 1.1.1.1\n", &dns, false),
+            "nameserver 9.9.9.9\n"
+        );
+    }
+
+    #[test]
+    fn resolveds_stub_alone_sends_to_its_upstream_file() {
+        assert!(only_resolved_stub(
+            "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n"
+        ));
+        assert!(!only_resolved_stub(
+            "nameserver 127.0.0.53\nnameserver 10.0.0.1\n"
+        ));
+        assert!(!only_resolved_stub("nameserver 10.0.0.1\n"));
+        assert!(!only_resolved_stub("# nameserver 127.0.0.53\n"));
+        assert!(!only_resolved_stub(""));
+    }
+
+    #[test]
+    fn search_and_options_replace_the_hosts() {
+        let host = "domain corp\nsearch lan corp\nnameserver 10.0.0.1\noptions edns0\n";
+        let (search, options) = (
+            vec!["a.example".to_string(), "b.example".to_string()],
+            vec!["ndots:2".to_string(), "timeout:1".to_string()],
+        );
+        let dns = Dns {
+            servers: &[],
+            search: &search,
+            options: &options,
+        };
+        assert_eq!(
+            resolv_conf(host, &dns, false),
+            "nameserver 10.0.0.1\nsearch a.example b.example\noptions ndots:2 timeout:1\n"
+        );
+        // `.`: no search domains at all; options untouched when not given.
+        let dot = vec![".".to_string()];
+        let dns = Dns {
+            search: &dot,
+            ..Dns::default()
+        };
+        assert_eq!(
+            resolv_conf(host, &dns, false),
+            "nameserver 10.0.0.1\noptions edns0\n"
+        );
     }
 }

@@ -43,6 +43,11 @@ pub struct NetRequest {
     pub ports: Vec<PortMapping>,
     #[serde(default)]
     pub dns: Vec<String>,
+    /// `--dns-search` domains (`.`: none) and `--dns-option`s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
     /// `NAME:IP` each.
     #[serde(default)]
     pub add_hosts: Vec<String>,
@@ -72,6 +77,15 @@ impl NetRequest {
     /// Whether this container is attached through CNI (not none or host).
     pub fn uses_cni(&self) -> bool {
         !matches!(self.network.as_str(), "none" | "host")
+    }
+
+    /// What /etc/resolv.conf is written from.
+    pub fn dns_flags(&self) -> files::Dns<'_> {
+        files::Dns {
+            servers: &self.dns,
+            search: &self.dns_search,
+            options: &self.dns_options,
+        }
     }
 
     /// The ports as published by the last attachment (as asked, for a

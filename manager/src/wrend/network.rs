@@ -106,6 +106,8 @@ pub fn prepare(
         network,
         ports,
         dns: req.dns.clone(),
+        dns_search: req.dns_search.clone(),
+        dns_options: req.dns_options.clone(),
         add_hosts: req.add_hosts.clone(),
         aliases: req.network_aliases.clone(),
         hostname: spec["hostname"].as_str().unwrap_or(name).to_string(),
@@ -134,11 +136,12 @@ pub fn save(record_dir: &Path, r: &NetRequest) -> std::io::Result<()> {
     } else {
         files::hosts(&r.add_hosts, None, &[])
     };
-    let resolv = files::resolv_conf(
-        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        &r.dns,
-        host,
-    );
+    let host_file = if host {
+        std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
+    } else {
+        files::host_resolv_conf()
+    };
+    let resolv = files::resolv_conf(&host_file, &r.dns_flags(), host);
     files::write_all(&record_dir.join(NET_DIR), &hosts, &resolv, &r.hostname)
 }
 

@@ -474,6 +474,10 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<StrOrList>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_search: Option<StrOrList>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_period: Option<String>,
@@ -1042,6 +1046,14 @@ pub fn run_args(
             a.extend(["--dns".into(), d]);
         }
     }
+    if let Some(d) = &s.dns_search {
+        for d in d.items() {
+            a.extend(["--dns-search".into(), d]);
+        }
+    }
+    for o in &s.dns_opt {
+        a.extend(["--dns-option".into(), o.clone()]);
+    }
     if let Some(sig) = &s.stop_signal {
         a.extend(["--stop-signal".into(), sig.clone()]);
     }
@@ -1462,6 +1474,7 @@ mod tests {
     fn run_flag_keys() {
         let f = parse(
             "services:\n  a:\n    image: i\n    network_mode: host\n    dns: 10.0.0.2\n    \
+             dns_search: [lan.example]\n    dns_opt: [ndots:2]\n    \
              extra_hosts: {x: \"::1\"}\n    stop_signal: SIGINT\n    stop_grace_period: 1500ms\n    \
              security_opt: [\"no-new-privileges:true\"]\n    cap_add: [SYS_TIME]\n    privileged: false\n",
         )
@@ -1473,7 +1486,7 @@ mod tests {
         assert!(j.contains("--network host "), "{j}");
         assert!(
             j.contains(
-                "--add-host x:::1 --dns 10.0.0.2 --stop-signal SIGINT --stop-timeout 2 \
+                "--add-host x:::1 --dns 10.0.0.2 --dns-search lan.example --dns-option ndots:2 --stop-signal SIGINT --stop-timeout 2 \
                  --cap-add SYS_TIME --security-opt no-new-privileges:true "
             ),
             "{j}"
@@ -1507,6 +1520,8 @@ mod tests {
             "container_name",
             "extra_hosts",
             "dns",
+            "dns_search",
+            "dns_opt",
             "stop_signal",
             "stop_grace_period",
             "init",
