@@ -2225,6 +2225,123 @@ fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
 }
 
 #[test]
+fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
+    if !require_root("host_pid_ipc_and_uts_namespaces_are_shared_on_request") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let mut layout = Layout::new();
+    layout.image(
+        "test/ns:1",
+        &[(&base(), Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let probe = "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; \
+                 hostname; cat /etc/hostname; grep ' /dev/shm ' /proc/mounts | cut -d' ' -f1,3";
+    // Private by default and with `private`: none of the test's own.
+    for extra in [
+        vec![],
+        vec!["--pid", "private", "--ipc", "private", "--uts", "private"],
+    ] {
+        let c = name("ns-own");
+        let mut a = vec!["run", "--rm", "--name", &c];
+        a.extend(extra);
+        a.extend(["test/ns:1", probe]);
+        let out = w.ok(&a);
+        let l: Vec<&str> = out.lines().collect();
+        for (i, kind) in ["pid", "ipc", "uts"].iter().enumerate() {
+            assert_ne!(Path::new(l[i]), ns(kind), "{kind}: {out}");
+        }
+        assert_eq!(l[3], c, "{out}");
+        assert_eq!(l[5], "shm tmpfs", "{out}");
+    }
+    // host: the test's own (wrend runs in them), the host's hostname in
+    // /etc/hostname too, the host's /dev/shm.
+    let marker = format!("/dev/shm/wren-test-{}", std::process::id());
+    std::fs::write(&marker, "shared\n").unwrap();
+    let out = w.ok(&[
+        "run",
+        "--rm",
+        "--pid",
+        "host",
+        "--ipc",
+        "host",
+        "--uts",
+        "host",
+        "test/ns:1",
+        &format!("{probe}; cat {marker}; ps -o pid | grep -cx ' *1'"),
+    ]);
+    let _ = std::fs::remove_file(&marker);
+    let l: Vec<&str> = out.lines().collect();
+    for (i, kind) in ["pid", "ipc", "uts"].iter().enumerate() {
+        assert_eq!(Path::new(l[i]), ns(kind), "{kind}: {out}");
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(l[3], host.trim(), "{out}");
+    assert_eq!(l[4], host.trim(), "{out}");
+    assert_eq!(l[6], "shared", "{out}");
+    // Processes a --pid host container leaves behind go with it.
+    let c = name("ns-host");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &c,
+        "--pid",
+        "host",
+        "test/ns:1",
+        "sleep 987654 & exec sleep 987655",
+    ]);
+    let pids = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\0987654\0")
+            })
+            .count()
+    };
+    assert!(wait_for(5, || pids() == 1), "the background sleep");
+    w.ok(&["stop", "-t", "1", &c]);
+    assert!(wait_for(5, || pids() == 0), "left behind");
+    w.ok(&["rm", &c]);
+    // Refused, named, nothing made.
+    let before = w.ok(&["list"]);
+    for (args, want) in [
+        (vec!["--pid", "container:other"], "not supported"),
+        (
+            vec!["--ipc", "shareable"],
+            "--ipc \"shareable\": want private or host",
+        ),
+        (
+            vec!["--uts", "host", "--hostname", "x"],
+            "--hostname cannot go with --uts host",
+        ),
+        (
+            vec!["--ipc", "host", "--shm-size", "1g"],
+            "--shm-size cannot go with --ipc host",
+        ),
+        (
+            vec!["--ipc", "host", "--sysctl", "kernel.shmmax=1"],
+            "shares the host's IPC settings",
+        ),
+        (
+            vec!["--uts", "host", "--sysctl", "kernel.domainname=x"],
+            "shares the host's hostname",
+        ),
+    ] {
+        let mut a = vec!["run", "-d"];
+        a.extend(args);
+        a.extend(["test/ns:1", "sleep 100"]);
+        let e = w.fails(&a);
+        assert!(e.contains(want), "{a:?}: {e}");
+        assert_eq!(w.ok(&["list"]), before, "{a:?} left a container");
+    }
+}
+
+#[test]
 fn privileged_and_security_opts_reach_the_container() {
     if !require_root("privileged_and_security_opts_reach_the_container") {
         return;

@@ -423,6 +423,17 @@ pub struct ImageFlags {
     /// The size of /dev/shm: BYTES, or a number with k, m or g [default: 64m]
     #[arg(long, value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// Its process ids: private (its own namespace) or host (sees and is seen
+    /// by every host process)
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// Its System V IPC and POSIX message queues: private, or host (the host's,
+    /// with the host's /dev/shm)
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// Its hostname: private, or host (the host's; no --hostname)
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
 }
 
 impl ImageFlags {
@@ -465,6 +476,9 @@ impl ImageFlags {
             (!self.ulimit.is_empty(), "--ulimit"),
             (!self.sysctl.is_empty(), "--sysctl"),
             (self.shm_size.is_some(), "--shm-size"),
+            (self.pid.is_some(), "--pid"),
+            (self.ipc.is_some(), "--ipc"),
+            (self.uts.is_some(), "--uts"),
         ]
         .into_iter()
         .find(|(given, _)| *given)

@@ -193,6 +193,19 @@ fn image_request(
         req.shm_size = parse_size(sz)
             .ok_or_else(|| CliError::usage(format!("--shm-size: invalid size {sz:?}")))?;
     }
+    req.pid_mode = namespace_mode("pid", &f.pid)?;
+    req.ipc_mode = namespace_mode("ipc", &f.ipc)?;
+    req.uts_mode = namespace_mode("uts", &f.uts)?;
+    if req.uts_mode == "host" && f.hostname.is_some() {
+        return Err(CliError::usage(
+            "--hostname cannot go with --uts host: the container has the host's hostname",
+        ));
+    }
+    if req.ipc_mode == "host" && f.shm_size.is_some() {
+        return Err(CliError::usage(
+            "--shm-size cannot go with --ipc host: the container uses the host's /dev/shm",
+        ));
+    }
     let mut volumes = Vec::new();
     for v in &f.volume {
         volumes.push(mounts::volume(v)?);
@@ -410,6 +423,23 @@ fn security_opts(
         }
     }
     Ok(())
+}
+
+/// `--pid`, `--ipc`, `--uts`: "" (not given), "private" or "host".
+fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
+    match v.as_deref() {
+        None => Ok(String::new()),
+        Some(m @ ("private" | "host")) => Ok(m.to_string()),
+        Some(m) if m.starts_with("container:") || m.starts_with("service:") => {
+            Err(CliError::usage(format!(
+                "--{flag} {m:?}: joining another container's namespace is not supported \
+                 (each wren container has its own; host or private)"
+            )))
+        }
+        Some(m) => Err(CliError::usage(format!(
+            "--{flag} {m:?}: want private or host"
+        ))),
+    }
 }
 
 /// One `--log-opt KEY=VALUE` (Docker's json-file keys wren's rotated log

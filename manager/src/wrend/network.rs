@@ -110,11 +110,25 @@ pub fn prepare(
         dns_options: req.dns_options.clone(),
         add_hosts: req.add_hosts.clone(),
         aliases: req.network_aliases.clone(),
-        hostname: spec["hostname"].as_str().unwrap_or(name).to_string(),
+        hostname: match spec["hostname"].as_str() {
+            Some(h) => h.to_string(),
+            // --uts host: /etc/hostname says the host's name.
+            None if !own_uts(spec) => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| name.to_string()),
+            None => name.to_string(),
+        },
         last_ip: String::new(),
         last_mac: String::new(),
         last_ports: Vec::new(),
     }))
+}
+
+/// Whether the spec gives the container a UTS namespace of its own.
+fn own_uts(spec: &Value) -> bool {
+    spec["linux"]["namespaces"]
+        .as_array()
+        .is_some_and(|nss| nss.iter().any(|n| n["type"] == "uts"))
 }
 
 /// Saves the request beside the record and, for none and host, writes the

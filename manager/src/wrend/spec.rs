@@ -115,6 +115,10 @@ pub struct ImageOverrides {
     /// `--network host`: the container shares the host's network
     /// namespace, so no `net.*` sysctl is its own.
     pub host_network: bool,
+    /// `--pid host`, `--ipc host`, `--uts host`: the host's namespace.
+    pub host_pid: bool,
+    pub host_ipc: bool,
+    pub host_uts: bool,
 }
 
 /// The capabilities an image's container gets by default: Docker's set, so
@@ -209,6 +213,7 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
         serde_json::json!({"path": rootfs.display().to_string(), "readonly": x.read_only});
     spec["hostname"] = Value::from(o.hostname.clone());
     spec["linux"]["seccomp"] = default_seccomp();
+    host_namespaces(&mut spec, x);
     let p = &mut spec["process"];
     let mut env = o.env.clone();
     if o.terminal && !env.iter().any(|e| e.starts_with("TERM=")) {
@@ -327,12 +332,29 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
                     "a --network host container shares the host's network settings".into(),
                 ))
             }
+            Some((_, "ipc")) if x.host_ipc => {
+                return Err(bad(
+                    "a --ipc host container shares the host's IPC settings".into()
+                ))
+            }
+            Some((_, "uts")) if x.host_uts => {
+                return Err(bad(
+                    "a --uts host container shares the host's hostname".into()
+                ))
+            }
             Some((_, "user")) => {
                 return Err(bad("the container has no user namespace of its own".into()))
             }
             Some(_) => {}
         }
         spec["linux"]["sysctl"][key] = Value::from(value);
+    }
+    if x.shm_size > 0 && x.host_ipc {
+        return Err(SpecError::BadFlag {
+            flag: "shm-size",
+            value: x.shm_size.to_string(),
+            reason: "a --ipc host container uses the host's /dev/shm".into(),
+        });
     }
     if x.shm_size > 0 {
         let size = format!("size={}k", (x.shm_size as u64).div_ceil(1024));
@@ -382,6 +404,41 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
 }
 
 /// The error for a bad `--flag value`, given why.
+/// `--pid/--ipc/--uts host`: the namespace left out of the spec, so the
+/// container stays in the host's (wrend's). With the host's IPC namespace
+/// comes the host's /dev/shm, as Docker binds it (a tmpfs of its own would
+/// split the POSIX shared memory the namespace is shared for); with its
+/// UTS namespace no hostname is set.
+fn host_namespaces(spec: &mut Value, x: &ImageOverrides) {
+    let shared: Vec<&str> = [
+        (x.host_pid, "pid"),
+        (x.host_ipc, "ipc"),
+        (x.host_uts, "uts"),
+    ]
+    .into_iter()
+    .filter_map(|(host, ns)| host.then_some(ns))
+    .collect();
+    if let Some(nss) = spec["linux"]["namespaces"].as_array_mut() {
+        nss.retain(|n| !shared.iter().any(|s| n["type"] == *s));
+    }
+    if x.host_uts {
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
+    }
+    if x.host_ipc {
+        if let Some(m) = spec["mounts"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|m| m["destination"] == "/dev/shm"))
+        {
+            *m = serde_json::json!({
+                "destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                "options": ["rbind", "nosuid", "noexec", "nodev"],
+            });
+        }
+    }
+}
+
 fn bad_flag<'a>(flag: &'static str, value: &'a str) -> impl Fn(String) -> SpecError + 'a {
     move |reason| SpecError::BadFlag {
         flag,

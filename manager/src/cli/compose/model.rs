@@ -473,6 +473,13 @@ pub struct Service {
     pub extra_hosts: Option<ListOrMap<BTreeMap<String, Scalar>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<StrOrList>,
+    /// `host` or `private` (`--pid`, `--ipc`, `--uts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_search: Option<StrOrList>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1054,6 +1061,11 @@ pub fn run_args(
     for o in &s.dns_opt {
         a.extend(["--dns-option".into(), o.clone()]);
     }
+    for (flag, mode) in [("--pid", &s.pid), ("--ipc", &s.ipc), ("--uts", &s.uts)] {
+        if let Some(m) = mode {
+            a.extend([flag.to_string(), m.clone()]);
+        }
+    }
     if let Some(sig) = &s.stop_signal {
         a.extend(["--stop-signal".into(), sig.clone()]);
     }
@@ -1474,7 +1486,7 @@ mod tests {
     fn run_flag_keys() {
         let f = parse(
             "services:\n  a:\n    image: i\n    network_mode: host\n    dns: 10.0.0.2\n    \
-             dns_search: [lan.example]\n    dns_opt: [ndots:2]\n    \
+             dns_search: [lan.example]\n    dns_opt: [ndots:2]\n    pid: host\n    \
              extra_hosts: {x: \"::1\"}\n    stop_signal: SIGINT\n    stop_grace_period: 1500ms\n    \
              security_opt: [\"no-new-privileges:true\"]\n    cap_add: [SYS_TIME]\n    privileged: false\n",
         )
@@ -1486,7 +1498,7 @@ mod tests {
         assert!(j.contains("--network host "), "{j}");
         assert!(
             j.contains(
-                "--add-host x:::1 --dns 10.0.0.2 --dns-search lan.example --dns-option ndots:2 --stop-signal SIGINT --stop-timeout 2 \
+                "--add-host x:::1 --dns 10.0.0.2 --dns-search lan.example --dns-option ndots:2 --pid host --stop-signal SIGINT --stop-timeout 2 \
                  --cap-add SYS_TIME --security-opt no-new-privileges:true "
             ),
             "{j}"
@@ -1522,6 +1534,9 @@ mod tests {
             "dns",
             "dns_search",
             "dns_opt",
+            "\"pid\"",
+            "\"ipc\"",
+            "\"uts\"",
             "stop_signal",
             "stop_grace_period",
             "init",

@@ -199,6 +199,17 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             crate::logfile::READ_KEEP
         )));
     }
+    for (flag, mode) in [
+        ("pid_mode", &req.pid_mode),
+        ("ipc_mode", &req.ipc_mode),
+        ("uts_mode", &req.uts_mode),
+    ] {
+        if !matches!(mode.as_str(), "" | "private" | "host") {
+            return Err(ManagerError::InvalidArgument(format!(
+                "{flag} {mode:?}: want \"private\" or \"host\""
+            )));
+        }
+    }
     if req.auto_remove && policy != RestartPolicy::No {
         return Err(ManagerError::InvalidArgument(
             "--rm cannot be combined with a restart policy".into(),
@@ -250,6 +261,10 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             cpuset_mems: req.cpuset_mems.clone(),
             oom_score_adj: req.oom_score_adj_set.then_some(req.oom_score_adj),
             host_network: req.network == "host",
+            host_pid: req.pid_mode == "host",
+            host_ipc: req.ipc_mode == "host",
+            host_uts: req.uts_mode == "host",
+
             no_new_privileges: match req.no_new_privileges.as_str() {
                 "" => None,
                 "true" => Some(true),
