@@ -521,3 +521,64 @@ fn files_outside_the_subset_are_refused_and_leave_nothing() {
     let nets = w.ok(&["network", "ls"]);
     assert!(!nets.contains("bad_default"), "{nets}");
 }
+
+#[test]
+fn a_fixed_address_a_subnet_dns_and_bind_options_from_the_file() {
+    if !ready("a_fixed_address_a_subnet_dns_and_bind_options_from_the_file") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "name: fixed\n\
+         services:\n  \
+           db:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    \
+             networks:\n      back: {ipv4_address: 10.97.3.30}\n    \
+             dns_search: [lan.example]\n    dns_opt: [ndots:2]\n    pid: host\n    \
+             volumes:\n      - ./data:/data:rw,z\n      \
+             - {type: bind, source: ./made, target: /made, bind: {create_host_path: true}}\n\
+         networks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.97.3.0/24\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let db = w.inspect("fixed-db-1");
+    assert_eq!(db["ip_address"], "10.97.3.30", "{db}");
+    let net: Value = serde_json::from_str(&w.ok(&["network", "inspect", "fixed_back"])).unwrap();
+    assert!(net.to_string().contains("10.97.3.0/24"), "{net}");
+    // The missing bind sources were made, and are the container's.
+    assert!(dir.path().join("data").is_dir() && dir.path().join("made").is_dir());
+    w.ok(&["exec", "fixed-db-1", "touch", "/data/x", "/made/y"]);
+    assert!(dir.path().join("data/x").exists() && dir.path().join("made/y").exists());
+    let resolv = w.ok(&["exec", "fixed-db-1", "cat", "/etc/resolv.conf"]);
+    assert!(
+        resolv.ends_with("search lan.example\noptions ndots:2\n"),
+        "{resolv}"
+    );
+    let pidns = w.ok(&["exec", "fixed-db-1", "readlink", "/proc/self/ns/pid"]);
+    assert_eq!(
+        Path::new(pidns.trim()),
+        std::fs::read_link("/proc/self/ns/pid").unwrap()
+    );
+    // Unchanged on a second apply; the subnet of an existing network is
+    // not silently another.
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(out.contains("db: unchanged"), "{out}");
+    let changed = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("10.97.3.0/24", "10.97.4.0/24");
+    std::fs::write(&file, changed).unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("network fixed_back exists on 10.97.3.0/24"),
+        "{}",
+        text(&out.stderr)
+    );
+    w.ok(&["down", "-f", f]);
+    assert!(list(&w).is_empty());
+}

@@ -722,6 +722,134 @@ fn a_restarted_container_keeps_its_address() {
 }
 
 #[test]
+fn a_static_ip_is_given_kept_and_refused_when_taken() {
+    if !ready("a_static_ip_is_given_kept_and_refused_when_taken") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("static\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    w.ok(&["network", "create", "--subnet", "10.99.7.0/24", "fixed"]);
+    let n = name("static");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "fixed",
+        "--ip",
+        "10.99.7.77",
+        "--restart",
+        "always",
+        &n,
+        "--",
+        "sh",
+        "-c",
+        "echo at $(ip -o -4 addr show eth0 | awk '{print $4}'); sleep 1",
+    ]);
+    assert!(
+        wait_for(20, || w.inspect(&n)["restart_count"].as_u64() >= Some(2)),
+        "no restarts: {}",
+        w.log()
+    );
+    let logs = w.ok(&["logs", &n]);
+    let at: Vec<&str> = logs.lines().filter(|l| l.starts_with("at ")).collect();
+    assert!(
+        at.len() >= 2 && at.iter().all(|l| *l == "at 10.99.7.77/24"),
+        "{logs}"
+    );
+    // A peer finds it by name at that address.
+    let peer = name("peer");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "fixed",
+        &peer,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let hosts = w.ok(&["exec", &peer, "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("10.99.7.77\t{n}")), "{hosts}");
+
+    // Taken, outside the subnet, the gateway, not IPv4, on none: each
+    // refused by name, nothing of the container left.
+    for (ip, net, want) in [
+        (
+            "10.99.7.77",
+            "fixed",
+            format!("--ip 10.99.7.77: in use by container {n}"),
+        ),
+        (
+            "10.99.8.5",
+            "fixed",
+            "not a container address of network fixed (10.99.7.0/24".into(),
+        ),
+        (
+            "10.99.7.1",
+            "fixed",
+            "not a container address of network fixed".into(),
+        ),
+        (
+            "10.99.7.255",
+            "fixed",
+            "not a container address of network fixed".into(),
+        ),
+        (
+            "fe80::1",
+            "fixed",
+            "--ip \"fe80::1\": not an IPv4 address".into(),
+        ),
+        ("10.99.7.9", "none", "gets no address of its own".into()),
+    ] {
+        let c = name("badip");
+        let e = w.fails(&[
+            "run",
+            "-d",
+            "--rootfs",
+            r,
+            "--network",
+            net,
+            "--ip",
+            ip,
+            &c,
+            "--",
+            "true",
+        ]);
+        assert!(e.contains(&want), "{ip}: {e}");
+        assert_nothing_of(&w, &c);
+    }
+    w.ok(&["rm", "-f", &n, &peer]);
+    w.assert_clean(&n);
+    w.assert_clean(&peer);
+    // Its address is free again.
+    let again = name("again");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "fixed",
+        "--ip",
+        "10.99.7.77",
+        &again,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    assert_eq!(w.inspect(&again)["ip_address"], "10.99.7.77");
+    w.ok(&["rm", "-f", &again]);
+    w.assert_clean(&again);
+    w.ok(&["network", "rm", "fixed"]);
+}
+
+#[test]
 fn bad_network_input_is_refused_and_leaves_nothing() {
     if !ready("bad_network_input_is_refused_and_leaves_nothing") {
         return;

@@ -32,6 +32,9 @@ pub struct NetworkFlags {
     /// A DNS server for /etc/resolv.conf (repeatable)
     #[arg(long, value_name = "IP")]
     pub dns: Vec<String>,
+    /// Its IPv4 address on its network (in the network's subnet; kept across restarts)
+    #[arg(long, value_name = "IPV4")]
+    pub ip: Option<String>,
     /// A search domain for /etc/resolv.conf, instead of the host's ("." for none; repeatable)
     #[arg(long, value_name = "DOMAIN")]
     pub dns_search: Vec<String>,
@@ -94,6 +97,16 @@ impl NetworkFlags {
                 return Err(CliError::usage(format!("--dns {d:?}: not an IP address")));
             }
         }
+        if let Some(ip) = &self.ip {
+            if ip.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(CliError::usage(format!("--ip {ip:?}: not an IPv4 address")));
+            }
+            if matches!(mode.as_str(), "none" | "host") {
+                return Err(CliError::usage(format!(
+                    "--ip: a container on network {mode} gets no address of its own"
+                )));
+            }
+        }
         for d in &self.dns_search {
             if d != "." && !network::valid_host_name(d.trim_end_matches('.')) {
                 return Err(CliError::usage(format!(
@@ -136,6 +149,7 @@ impl NetworkFlags {
         req.network = mode;
         req.publish = ports.iter().map(PortMapping::to_string).collect();
         req.dns = self.dns.clone();
+        req.ip = self.ip.clone().unwrap_or_default();
         req.dns_search = self.dns_search.clone();
         req.dns_options = self.dns_option.clone();
         req.add_hosts = self.add_host.clone();
@@ -151,6 +165,8 @@ impl NetworkFlags {
             Some("--publish")
         } else if !self.dns.is_empty() {
             Some("--dns")
+        } else if self.ip.is_some() {
+            Some("--ip")
         } else if !self.dns_search.is_empty() {
             Some("--dns-search")
         } else if !self.dns_option.is_empty() {

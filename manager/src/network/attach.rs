@@ -60,6 +60,8 @@ pub enum AttachError {
     Cni(#[from] CniError),
     #[error("published port {port}: {why}")]
     Port { port: String, why: String },
+    #[error("--ip {ip}: {why}")]
+    Address { ip: String, why: String },
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -139,7 +141,57 @@ pub fn attach(
         (u32::from(ip) & mask == u32::from(net_ip)).then_some(())
     };
     let mut added = None;
-    if !req.last_ip.is_empty() && in_subnet(&req.last_ip).is_some() {
+    if !req.ip.is_empty() {
+        // --ip: this address or none.
+        let ip: std::net::Ipv4Addr = req.ip.parse().map_err(|_| AttachError::Address {
+            ip: req.ip.clone(),
+            why: "not an IPv4 address".into(),
+        })?;
+        let usable = store::parse_subnet(&net.subnet)
+            .ok()
+            .is_some_and(|(base, len)| {
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+                let host = u32::from(ip) & !mask;
+                u32::from(ip) & mask == u32::from(base) && host != 0 && host != !mask
+            });
+        if !usable || req.ip == net.gateway {
+            if !netns_made {
+                remove_netns(&netns);
+            }
+            return Err(AttachError::Address {
+                ip: req.ip.clone(),
+                why: format!(
+                    "not a container address of network {} ({}, gateway {})",
+                    net.name, net.subnet, net.gateway
+                ),
+            });
+        }
+        att.args = format!("IgnoreUnknown=1;IP={}", req.ip);
+        if cni::valid_mac(&req.last_mac) && req.last_ip == req.ip {
+            att.args.push_str(&format!(";MAC={}", req.last_mac));
+        }
+        match cni::add(&conflist, &att) {
+            Ok(r) => added = Some(r),
+            Err(e) => {
+                if !netns_made {
+                    remove_netns(&netns);
+                }
+                let taken = store::members(records, &net.name)
+                    .into_iter()
+                    .find(|m| m.ip == req.ip && m.container != container);
+                return Err(match taken {
+                    Some(m) => AttachError::Address {
+                        ip: req.ip.clone(),
+                        why: format!(
+                            "in use by container {} on network {}",
+                            m.container, net.name
+                        ),
+                    },
+                    None => e.into(),
+                });
+            }
+        }
+    } else if !req.last_ip.is_empty() && in_subnet(&req.last_ip).is_some() {
         let mut again = att.clone();
         again.args = format!("IgnoreUnknown=1;IP={}", req.last_ip);
         if cni::valid_mac(&req.last_mac) {

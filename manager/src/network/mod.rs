@@ -56,6 +56,9 @@ pub struct NetRequest {
     /// More names peers find it by (`--network-alias`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// `--ip`: the address it must have ("": any).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
     /// The address the last attachment got (asked for again on a restart).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub last_ip: String,

@@ -106,6 +106,7 @@ pub fn prepare(
         network,
         ports,
         dns: req.dns.clone(),
+        ip: req.ip.clone(),
         dns_search: req.dns_search.clone(),
         dns_options: req.dns_options.clone(),
         add_hosts: req.add_hosts.clone(),

@@ -478,11 +478,29 @@ fn make(
                 }
             }
         }
+        let mut subnets = BTreeMap::new();
+        for (key, def) in &f.networks {
+            let subnet = match def {
+                Some(d) => d.subnet(key).map_err(CliError::failed)?,
+                None => None,
+            };
+            subnets.insert(model::network_name(project, key), subnet);
+        }
         for n in nets {
+            let subnet = subnets.get(&n).cloned().flatten();
             match store::load(&g.records, &n) {
-                Ok(_) => {}
+                Ok(have) => {
+                    if let Some(want) = subnet.filter(|w| *w != have.subnet) {
+                        return Err(CliError::failed(format!(
+                            "network {n} exists on {}, the file asks for {want}: \
+                             wren down first, or remove the network",
+                            have.subnet
+                        )));
+                    }
+                }
                 Err(store::StoreError::NotFound(_)) => {
-                    store::create(&g.records, &n, None).map_err(|e| CliError::chain(&e))?;
+                    store::create(&g.records, &n, subnet.as_deref())
+                        .map_err(|e| CliError::chain(&e))?;
                     println!("network {n}: created");
                     made_nets.push(n);
                 }

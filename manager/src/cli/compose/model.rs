@@ -149,6 +149,48 @@ pub struct NetworkDef {
     /// Only `bridge`.
     #[serde(default)]
     pub driver: Option<String>,
+    /// The subnet (one `config` entry with `subnet`); without it wren
+    /// picks a free 10.89.N.0/24.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<Ipam>,
+}
+
+/// `ipam:` of a top-level network.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ipam {
+    /// `default` only (host-local).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub config: Vec<IpamConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpamConfig {
+    pub subnet: String,
+}
+
+impl NetworkDef {
+    /// The subnet asked for, if any; an error names what wren cannot make.
+    pub fn subnet(&self, key: &str) -> Result<Option<String>, String> {
+        let Some(ipam) = &self.ipam else {
+            return Ok(None);
+        };
+        if !matches!(ipam.driver.as_deref(), None | Some("default")) {
+            return Err(format!(
+                "networks.{key}.ipam.driver: only default (host-local) is in the subset"
+            ));
+        }
+        match ipam.config.as_slice() {
+            [] => Ok(None),
+            [c] => Ok(Some(c.subnet.clone())),
+            _ => Err(format!(
+                "networks.{key}.ipam.config: one subnet per network is in the subset"
+            )),
+        }
+    }
 }
 
 /// `env_file`: one path, or a list whose entries are paths or long forms.
@@ -613,6 +655,9 @@ pub type ServiceNetworks = ListOrMap<BTreeMap<String, Option<NetworkAttach>>>;
 pub struct NetworkAttach {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// Its address on the network (`--ip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
 }
 
 impl ServiceNetworks {
@@ -989,6 +1034,11 @@ pub fn run_args(
         }
         for alias in aliases {
             a.extend(["--network-alias".into(), alias]);
+        }
+        if let Some(ListOrMap::Map(m)) = &s.networks {
+            if let Some(ip) = m.values().flatten().find_map(|n| n.ipv4_address.clone()) {
+                a.extend(["--ip".into(), ip]);
+            }
         }
     }
     a.extend(["--network".into(), net]);
@@ -1415,7 +1465,7 @@ mod tests {
             ("ports:\n      - {target: 80, name: web}\n", "name"),
             ("volumes:\n      - {type: bind, source: /a, target: /b, bind: {recursive: disabled}}\n", "recursive"),
             ("depends_on:\n      db: {condition: service_healthy, mystery: 1}\n", "mystery"),
-            ("networks:\n      front: {ipv4_address: 10.0.0.9}\n", "ipv4_address"),
+            ("networks:\n      front: {ipv6_address: \"fd00::9\"}\n", "ipv6_address"),
         ] {
             let e = parse(&format!("services:\n  web:\n    image: a\n    {y}")).unwrap_err();
             assert!(e.contains(key) && !e.contains("did not match any variant"), "{y}: {e}");
@@ -1584,6 +1634,37 @@ mod tests {
         );
         let e = parse("services:\n  a:\n    image: i\n    deploy: {replicas: 2}\n").unwrap_err();
         assert!(e.contains("replicas"), "{e}");
+    }
+
+    #[test]
+    fn a_fixed_address_and_the_networks_subnet() {
+        let f = parse(
+            "services:\n  db:\n    image: i\n    networks:\n      back: {ipv4_address: 10.5.0.9}\n\
+             networks:\n  back:\n    ipam:\n      config:\n        - subnet: 10.5.0.0/24\n",
+        )
+        .unwrap();
+        let j = run_args("p", "db", &f.services["db"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--ip 10.5.0.9 --network p_back"), "{j}");
+        let back = f.networks["back"].as_ref().unwrap();
+        assert_eq!(back.subnet("back").unwrap().as_deref(), Some("10.5.0.0/24"));
+        for (y, want) in [
+            ("ipam: {driver: dhcp}", "only default"),
+            (
+                "ipam: {config: [{subnet: 10.5.0.0/24}, {subnet: 10.6.0.0/24}]}",
+                "one subnet",
+            ),
+        ] {
+            let f = parse(&format!(
+                "services:\n  a:\n    image: i\nnetworks:\n  n:\n    {y}\n"
+            ))
+            .unwrap();
+            let e = f.networks["n"].as_ref().unwrap().subnet("n").unwrap_err();
+            assert!(e.contains(want) && e.contains("networks.n.ipam"), "{e}");
+        }
+        let e = parse("services:\n  a:\n    image: i\nnetworks:\n  n:\n    ipam: {config: [{subnet: 10.5.0.0/24, gateway: 10.5.0.1}]}\n").unwrap_err();
+        assert!(e.contains("gateway"), "{e}");
     }
 
     #[test]
