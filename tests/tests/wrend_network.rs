@@ -172,6 +172,8 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
         "lan.example",
         "--dns-option",
         "ndots:3",
+        "--add-host",
+        "host.docker.internal:host-gateway",
         &cl,
         "--",
         "sleep",
@@ -186,6 +188,30 @@ fn published_port_reaches_httpd_and_peers_find_it_by_name() {
     );
     assert_eq!(resolv.matches("search ").count(), 1, "{resolv}");
     let hosts = w.ok(&["exec", &cl, "--", "cat", "/etc/hosts"]);
+    // host-gateway: the host's address on the container's network (the
+    // bridge's), where the host's own services answer.
+    assert!(
+        hosts.contains("10.89.0.1\thost.docker.internal\n"),
+        "{hosts}"
+    );
+    let host_web = w.on_netns(|| std::net::TcpListener::bind("10.89.0.1:18099").unwrap());
+    let served = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut c, _) = host_web.accept().unwrap();
+        let mut req = [0u8; 512];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\nfrom host\r\n");
+    });
+    let body = w.ok(&[
+        "exec",
+        &cl,
+        "--",
+        "wget",
+        "-qO-",
+        "http://host.docker.internal:18099/",
+    ]);
+    assert_eq!(body, "from host\r\n");
+    served.join().unwrap();
     let body = w.ok(&["exec", &cl, "--", "wget", "-qO-", &format!("http://{web}/")]);
     assert_eq!(body, "hello from web\n");
     // And by its --network-alias.
@@ -469,9 +495,21 @@ fn host_and_none_networks() {
             "--dns-search \"bad_domain!\"",
         ),
         ("--dns-option", "two words", "--dns-option \"two words\""),
+        ("--add-host", "h:host-gateway", "has no way to the host"),
     ] {
         let bad = name("baddns");
-        let e = w.fails(&["run", "--rootfs", r, flag, value, &bad, "--", "true"]);
+        let e = w.fails(&[
+            "run",
+            "--rootfs",
+            r,
+            "--network",
+            "none",
+            flag,
+            value,
+            &bad,
+            "--",
+            "true",
+        ]);
         assert!(e.contains(want), "{e}");
         assert_eq!(w.status(&bad), "");
     }

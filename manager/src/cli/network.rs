@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use wren_protocol::manager as api;
 
 use super::{CliError, Global};
-use crate::network::{self, attach, store, PortMapping};
+use crate::network::{self, attach, files, store, PortMapping};
 
 /// The networking flags of `run` and `create`.
 #[derive(Debug, Args, Default, Clone, serde::Serialize, serde::Deserialize)]
@@ -127,11 +127,19 @@ impl NetworkFlags {
             }
         }
         for h in &self.add_host {
-            let ok = h
-                .split_once(':')
-                .is_some_and(|(n, ip)| !n.is_empty() && ip.parse::<std::net::IpAddr>().is_ok());
+            let ok = h.split_once(':').is_some_and(|(n, ip)| {
+                !n.is_empty()
+                    && (ip.parse::<std::net::IpAddr>().is_ok() || ip == files::HOST_GATEWAY)
+            });
             if !ok {
-                return Err(CliError::usage(format!("--add-host {h:?}: want NAME:IP")));
+                return Err(CliError::usage(format!(
+                    "--add-host {h:?}: want NAME:IP (or NAME:host-gateway)"
+                )));
+            }
+            if h.ends_with(":host-gateway") && mode == "none" {
+                return Err(CliError::usage(format!(
+                    "--add-host {h:?}: a container on network none has no way to the host"
+                )));
             }
         }
         for a in &self.network_alias {

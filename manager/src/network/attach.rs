@@ -379,6 +379,7 @@ fn names_of(m: &Member, own: bool) -> String {
 /// of `own` (the others keep theirs from their request files).
 fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Option<&str>) {
     let members = store::members(records, network);
+    let gateway = store::load(records, network).ok().map(|n| n.gateway);
     for m in &members {
         let extra = if Some(m.container.as_str()) == own {
             own_extra.to_vec()
@@ -387,6 +388,7 @@ fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Optio
                 .map(|r| r.add_hosts)
                 .unwrap_or_default()
         };
+        let extra = files::with_host_gateway(&extra, gateway.as_deref());
         let names = names_of(m, true);
         // Peers by container name, hostname and aliases (a compose
         // service's name is one).

@@ -23,6 +23,23 @@ ff00::0\tip6-mcastprefix\n\
 ff02::1\tip6-allnodes\n\
 ff02::2\tip6-allrouters\n";
 
+/// The `--add-host` value Docker and Podman read as "the host, as this
+/// container reaches it".
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// `add_hosts` with `NAME:host-gateway` made `NAME:gateway` (the host's
+/// address on the container's network; 127.0.0.1 for a host-network one).
+/// Without a gateway such an entry is dropped.
+pub fn with_host_gateway(add_hosts: &[String], gateway: Option<&str>) -> Vec<String> {
+    add_hosts
+        .iter()
+        .filter_map(|h| match h.split_once(':') {
+            Some((name, HOST_GATEWAY)) => gateway.map(|g| format!("{name}:{g}")),
+            _ => Some(h.clone()),
+        })
+        .collect()
+}
+
 /// /etc/hosts: the usual local names, `--add-host`s (`NAME:IP`), the
 /// container's own address under its hostname, then `peers` (name, IP).
 pub fn hosts(
@@ -187,6 +204,19 @@ mod tests {
             resolv_conf("nameserver 1.1.1.1\n", &dns, false),
             "nameserver 9.9.9.9\n"
         );
+    }
+
+    #[test]
+    fn host_gateway_becomes_the_gateway() {
+        let h = vec![
+            "db:10.0.0.9".to_string(),
+            "host.docker.internal:host-gateway".to_string(),
+        ];
+        assert_eq!(
+            with_host_gateway(&h, Some("10.89.0.1")),
+            ["db:10.0.0.9", "host.docker.internal:10.89.0.1"]
+        );
+        assert_eq!(with_host_gateway(&h, None), ["db:10.0.0.9"]);
     }
 
     #[test]

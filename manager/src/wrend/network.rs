@@ -144,12 +144,13 @@ pub fn save(record_dir: &Path, r: &NetRequest) -> std::io::Result<()> {
     let host = r.network == "host";
     let hosts = if host {
         let mut h = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-        for (name, ip) in r.add_hosts.iter().filter_map(|a| a.split_once(':')) {
+        let add_hosts = files::with_host_gateway(&r.add_hosts, Some("127.0.0.1"));
+        for (name, ip) in add_hosts.iter().filter_map(|a| a.split_once(':')) {
             h.push_str(&format!("{ip}\t{name}\n"));
         }
         h
     } else {
-        files::hosts(&r.add_hosts, None, &[])
+        files::hosts(&files::with_host_gateway(&r.add_hosts, None), None, &[])
     };
     let host_file = if host {
         std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
