@@ -213,6 +213,26 @@ fn run_exec_logs_stop_rm_end_to_end() {
         .expect("listed");
     assert_eq!(me["status"], "running");
     let pid = me["pid"].as_u64().unwrap();
+    // --format, as scripts written for docker inspect -f / ps --format use it.
+    assert_eq!(
+        w.ok(&[
+            "inspect",
+            "-f",
+            "{{.status}} {{.pid}} {{json .restart_policy}}",
+            &svc
+        ]),
+        format!("running {pid} \"no\"\n")
+    );
+    let line = format!("{svc}\trunning\n");
+    assert!(
+        w.ok(&["list", "--format", "{{.name}}\\t{{.status}}"])
+            .contains(&line),
+        "{line}"
+    );
+    let both: Value = serde_json::from_str(&w.ok(&["inspect", &svc, &svc])).unwrap();
+    assert_eq!(both.as_array().map(Vec::len), Some(2));
+    let e = w.fails(&["inspect", "-f", "{{range .x}}", &svc]);
+    assert!(e.contains("unknown word \"range\""), "{e}");
     assert!(wren_tests::alive(pid as i64));
     let ps: Vec<u64> = serde_json::from_str(&w.ok(&["ps", "--json", &svc])).unwrap();
     assert!(ps.contains(&pid), "{ps:?} lacks {pid}");

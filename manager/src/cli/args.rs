@@ -86,7 +86,7 @@ pub enum Command {
     #[command(visible_alias = "ls")]
     List(ListArgs),
     /// Print everything wrend knows of a container, as JSON
-    Inspect(Name),
+    Inspect(InspectArgs),
     /// List the processes of a container
     #[command(visible_alias = "top")]
     Ps(Name),
@@ -171,6 +171,10 @@ pub struct ListArgs {
     /// Only the containers that match KEY=VALUE (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+    /// Print each container through this Go-style template over --json's
+    /// fields ({{.name}}\t{{.status}}), a line each
+    #[arg(long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -211,6 +215,17 @@ pub struct EventsArgs {
     /// Only the events that match KEY=VALUE (repeatable)
     #[arg(short, long, value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print each through this Go-style template over the JSON's fields
+    /// ({{.status}}, {{.ip_address}}, {{json .labels}}, {{index .labels "k"}})
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// The containers' names (one: a JSON object; several: an array)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
 }
 
 /// A command that takes one or more container names.

@@ -38,6 +38,7 @@ pub mod pull;
 pub mod query;
 pub mod run;
 pub mod stdio;
+pub mod template;
 pub mod tty;
 pub mod volumes;
 
@@ -170,7 +171,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Update(a) => lifecycle::update(g, &a),
         Command::Exec(a) => exec::exec(g, &a),
         Command::List(a) => query::list(g, &a),
-        Command::Inspect(a) => query::inspect(g, &a.name),
+        Command::Inspect(a) => query::inspect(g, &a),
         Command::Ps(a) => query::ps(g, &a.name),
         Command::Stats(a) => query::stats(g, a.name.as_deref()),
         Command::Port(a) => query::port(g, &a),

@@ -5,8 +5,9 @@
 
 use wren_protocol::manager as api;
 
-use super::args::{ListArgs, Port};
+use super::args::{InspectArgs, ListArgs, Port};
 use super::client::{name_req, Wrend};
+use super::template::Template;
 use super::{output, CliError, Global};
 use crate::network::PortMapping;
 
@@ -24,7 +25,16 @@ pub fn list(g: &Global, a: &ListArgs) -> Result<i32, CliError> {
         .into_iter()
         .filter(|c| filters.iter().all(|f| f.matches(c)))
         .collect();
-    if a.quiet {
+    if let Some(f) = &a.format {
+        let t = Template::parse(f).map_err(CliError::usage)?;
+        for c in &shown {
+            println!(
+                "{}",
+                t.render(&output::container_json(c))
+                    .map_err(CliError::usage)?
+            );
+        }
+    } else if a.quiet {
         for c in &shown {
             println!("{}", c.name);
         }
@@ -91,13 +101,27 @@ impl Filter {
 }
 
 /// `wren inspect NAME`: always JSON.
-pub fn inspect(g: &Global, name: &str) -> Result<i32, CliError> {
+pub fn inspect(g: &Global, a: &InspectArgs) -> Result<i32, CliError> {
+    let t = a
+        .format
+        .as_deref()
+        .map(Template::parse)
+        .transpose()
+        .map_err(CliError::usage)?;
     let mut w = Wrend::connect(&g.socket)?;
-    let c = w.inspect(name)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&output::container_json(&c)).unwrap_or_default()
-    );
+    let mut all = Vec::new();
+    for name in &a.names {
+        all.push(output::container_json(&w.inspect(name)?));
+    }
+    match (&t, all.as_slice()) {
+        (Some(t), _) => {
+            for c in &all {
+                println!("{}", t.render(c).map_err(CliError::usage)?);
+            }
+        }
+        (None, [one]) => println!("{}", serde_json::to_string_pretty(one).unwrap_or_default()),
+        (None, _) => println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default()),
+    }
     Ok(0)
 }
 
