@@ -19,6 +19,9 @@ pub struct Mount {
     pub fstype: String,
     /// Superblock options (`rw,cpu`, `rw,name=systemd`, ...).
     pub super_options: String,
+    /// The optional fields: propagation tags (`shared:N`, `master:N`,
+    /// `propagate_from:N`, `unbindable`).
+    pub optional: Vec<String>,
 }
 
 /// Decodes the octal escapes (`\040` for space) of a mountinfo field.
@@ -59,6 +62,12 @@ fn parse_line(line: &str) -> Option<Mount> {
         mount_point: PathBuf::from(unescape(pre[4])),
         fstype: post[0].to_string(),
         super_options: post[2].to_string(),
+        optional: pre
+            .get(6..)
+            .unwrap_or_default()
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
     })
 }
 
@@ -82,6 +91,8 @@ mod tests {
         assert_eq!((m[0].id, m[0].parent), (40, 31));
         assert_eq!(m[0].fstype, "cgroup");
         assert_eq!(m[0].super_options, "rw,name=systemd");
+        assert_eq!(m[0].optional, ["shared:9"]);
+        assert!(m[1].optional.is_empty());
         assert_eq!(m[1].mount_point, PathBuf::from("/a b"));
         assert_eq!(m[1].root, "/x");
         assert_eq!(unescape("/plain"), "/plain");

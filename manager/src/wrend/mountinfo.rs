@@ -24,53 +24,25 @@ pub enum Propagation {
 /// text: the longest mount point that is a prefix of `path` by whole
 /// components, the last listed of equal ones (the top of a stack).
 pub fn mount_of(mountinfo: &str, path: &Path) -> Option<(PathBuf, Propagation)> {
-    let mut best: Option<(PathBuf, Propagation)> = None;
-    for line in mountinfo.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(point) = fields.get(4).map(|p| PathBuf::from(unescape(p))) else {
-            continue;
-        };
-        if !path.starts_with(&point) {
-            continue;
-        }
-        if best
+    let mut best: Option<wren_runtime::mountinfo::Mount> = None;
+    for m in wren_runtime::mountinfo::parse(mountinfo) {
+        let longer = best
             .as_ref()
-            .is_some_and(|(b, _)| b.as_os_str().len() > point.as_os_str().len())
-        {
-            continue;
+            .is_none_or(|b| b.mount_point.as_os_str().len() <= m.mount_point.as_os_str().len());
+        if path.starts_with(&m.mount_point) && longer {
+            best = Some(m);
         }
-        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
-        let mut prop = Propagation::Private;
-        for f in optional {
-            if f.starts_with("shared:") {
-                prop = Propagation::Shared;
-            } else if f.starts_with("master:") && prop == Propagation::Private {
-                prop = Propagation::Slave;
-            }
-        }
-        best = Some((point, prop));
     }
-    best
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() {
-            let digits = std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("");
-            if let Ok(n) = u8::from_str_radix(digits, 8) {
-                out.push(n);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let m = best?;
+    let has = |tag: &str| m.optional.iter().any(|f| f.starts_with(tag));
+    let prop = if has("shared:") {
+        Propagation::Shared
+    } else if has("master:") {
+        Propagation::Slave
+    } else {
+        Propagation::Private
+    };
+    Some((m.mount_point, prop))
 }
 
 /// Why a volume from `source` cannot have `propagation` (an OCI mount
