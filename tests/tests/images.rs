@@ -2214,6 +2214,10 @@ fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
             "shares the host's network settings",
         ),
         (vec!["--shm-size", "lots"], "--shm-size: invalid size"),
+        (
+            vec!["--device-cgroup-rule", "c 10:229"],
+            "--device-cgroup-rule \"c 10:229\": want TYPE MAJOR:MINOR ACCESS",
+        ),
     ] {
         let mut a = vec!["run", "-d", "--name", "bad-dev"];
         a.extend(args);
@@ -2222,6 +2226,70 @@ fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
         assert!(e.contains(want), "{a:?}: {e}");
         assert_eq!(w.ok(&["list"]), before, "{a:?} left a container");
     }
+}
+
+#[test]
+fn a_device_cgroup_rule_allows_a_node_the_container_makes() {
+    if !require_root("a_device_cgroup_rule_allows_a_node_the_container_makes") {
+        return;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        // Without the driver the node would not open even when allowed.
+        skip(
+            "a_device_cgroup_rule_allows_a_node_the_container_makes",
+            Skip::Host("no /dev/fuse on this host".into()),
+        );
+        return;
+    }
+    let w = Wrend::start(&[]);
+    let mut layout = Layout::new();
+    layout.image(
+        "test/rule:1",
+        &[(&base(), Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    // 10:229 (fuse) is not among the devices every container may use: a
+    // node made with mknod opens only under a rule that allows it (the
+    // rule with a wildcard minor, as for hot-plugged USB serial ports).
+    let probe = "mknod /dev/f c 10 229 && (exec 3</dev/f) && echo OPENED";
+    let denied = w
+        .cmd()
+        .args(["run", "--rm", "test/rule:1", probe])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&denied.stdout).contains("OPENED"),
+        "{denied:?}"
+    );
+    for rule in ["c 10:229 rwm", "c 10:* r"] {
+        let out = w.ok(&[
+            "run",
+            "--rm",
+            "--device-cgroup-rule",
+            rule,
+            "test/rule:1",
+            probe,
+        ]);
+        assert_eq!(out, "OPENED\n", "{rule}");
+    }
+    // Write is not read: a read-only rule refuses opening for writing.
+    let w_only = w
+        .cmd()
+        .args([
+            "run",
+            "--rm",
+            "--device-cgroup-rule",
+            "c 10:229 r",
+            "test/rule:1",
+            "mknod /dev/f c 10 229 && (exec 3>/dev/f) && echo OPENED",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&w_only.stdout).contains("OPENED"),
+        "{w_only:?}"
+    );
 }
 
 #[test]

@@ -429,6 +429,10 @@ pub struct ImageFlags {
     /// A host device in the container: HOST[:CONTAINER[:PERMS]], PERMS of rwm (repeatable)
     #[arg(long, value_name = "DEVICE")]
     pub device: Vec<String>,
+    /// Allow a device class in the device cgroup, no node made: "c 189:* rwm"
+    /// (TYPE MAJOR:MINOR ACCESS, * for any) (repeatable)
+    #[arg(long, value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
     /// A process limit: NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1: unlimited) (repeatable)
     #[arg(long, value_name = "NAME=LIMIT")]
     pub ulimit: Vec<String>,
@@ -482,6 +486,7 @@ impl ImageFlags {
             (self.stop_timeout.is_some(), "--stop-timeout"),
             (!self.label.is_empty(), "--label"),
             (!self.device.is_empty(), "--device"),
+            (!self.device_cgroup_rule.is_empty(), "--device-cgroup-rule"),
             (!self.group_add.is_empty(), "--group-add"),
             (self.pull.is_some(), "--pull"),
             (

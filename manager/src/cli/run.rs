@@ -187,6 +187,7 @@ fn image_request(
     }
     req.labels = f.label.clone();
     req.devices = f.device.clone();
+    req.device_cgroup_rules = f.device_cgroup_rule.clone();
     req.ulimits = f.ulimit.clone();
     req.sysctls = f.sysctl.clone();
     if let Some(sz) = &f.shm_size {

@@ -97,6 +97,8 @@ pub struct ImageOverrides {
     pub init: bool,
     /// `--device HOST[:CONTAINER[:PERMS]]`s.
     pub devices: Vec<String>,
+    /// `--device-cgroup-rule`s.
+    pub device_cgroup_rules: Vec<String>,
     /// `--ulimit NAME=SOFT[:HARD]`s.
     pub ulimits: Vec<String>,
     /// `--sysctl KEY=VALUE`s.
@@ -307,6 +309,10 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
     for d in &x.devices {
         add_device(&mut spec, d)?;
     }
+    for r in &x.device_cgroup_rules {
+        let rule = device_rule(r)?;
+        put(&mut spec["linux"]["resources"]["devices"], "", rule);
+    }
     for u in &x.ulimits {
         let (kind, soft, hard) = ulimit(u)?;
         let rl = serde_json::json!({"type": kind, "soft": soft, "hard": hard});
@@ -451,6 +457,40 @@ fn bad_flag<'a>(flag: &'static str, value: &'a str) -> impl Fn(String) -> SpecEr
 /// the host node's type and numbers (through symlinks, so
 /// /dev/serial/by-id/… works) under the container path, and a device-cgroup
 /// rule allowing PERMS (default rwm) on it.
+/// `--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS"` as an OCI allow rule.
+fn device_rule(r: &str) -> Result<Value, SpecError> {
+    let bad = bad_flag("device-cgroup-rule", r);
+    let want = "want TYPE MAJOR:MINOR ACCESS (c 189:* rwm)";
+    let f: Vec<&str> = r.split_whitespace().collect();
+    let [kind, numbers, access] = f[..] else {
+        return Err(bad(want.into()));
+    };
+    if !matches!(kind, "a" | "b" | "c") {
+        return Err(bad(format!("type {kind:?}: a, b or c")));
+    }
+    let (major, minor) = numbers.split_once(':').ok_or_else(|| bad(want.into()))?;
+    let number = |n: &str| -> Result<Value, SpecError> {
+        match n {
+            "*" => Ok(Value::Null),
+            _ => n
+                .parse::<u32>()
+                .map(Value::from)
+                .map_err(|_| bad(format!("{n:?}: a device number or *"))),
+        }
+    };
+    if access.is_empty() || !access.bytes().all(|c| b"rwm".contains(&c)) {
+        return Err(bad(format!("access {access:?}: some of r, w and m")));
+    }
+    let mut rule = serde_json::json!({"allow": true, "type": kind, "access": access});
+    for (key, n) in [("major", major), ("minor", minor)] {
+        let v = number(n)?;
+        if !v.is_null() {
+            rule[key] = v;
+        }
+    }
+    Ok(rule)
+}
+
 fn add_device(spec: &mut Value, d: &str) -> Result<(), SpecError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let bad = bad_flag("device", d);
@@ -890,6 +930,32 @@ fn merge(into: &mut Value, from: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn device_cgroup_rules_as_docker_writes_them() {
+        assert_eq!(
+            device_rule("c 189:* rwm").unwrap(),
+            serde_json::json!({"allow": true, "type": "c", "major": 189, "access": "rwm"})
+        );
+        assert_eq!(
+            device_rule("a *:* r").unwrap(),
+            serde_json::json!({"allow": true, "type": "a", "access": "r"})
+        );
+        assert_eq!(device_rule("b 8:16 rw").unwrap()["minor"], 16);
+        for (r, want) in [
+            ("c 189:*", "want TYPE MAJOR:MINOR ACCESS"),
+            ("x 1:2 r", "type \"x\""),
+            ("c 1-2 r", "want TYPE"),
+            ("c one:2 r", "\"one\": a device number"),
+            ("c 1:2 rx", "access \"rx\""),
+        ] {
+            let e = device_rule(r).unwrap_err().to_string();
+            assert!(
+                e.contains("--device-cgroup-rule") && e.contains(want),
+                "{r}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn update_merges_resources_into_the_spec() {

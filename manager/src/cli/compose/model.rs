@@ -522,6 +522,8 @@ pub struct Service {
     pub ipc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uts: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_search: Option<StrOrList>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -1108,6 +1110,9 @@ pub fn run_args(
             a.extend(["--dns-search".into(), d]);
         }
     }
+    for r in &s.device_cgroup_rules {
+        a.extend(["--device-cgroup-rule".into(), r.clone()]);
+    }
     for o in &s.dns_opt {
         a.extend(["--dns-option".into(), o.clone()]);
     }
@@ -1584,6 +1589,7 @@ mod tests {
             "dns",
             "dns_search",
             "dns_opt",
+            "device_cgroup_rules",
             "\"pid\"",
             "\"ipc\"",
             "\"uts\"",

@@ -252,6 +252,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             privileged: req.privileged,
             init: req.init,
             devices: req.devices.clone(),
+            device_cgroup_rules: req.device_cgroup_rules.clone(),
             ulimits: req.ulimits.clone(),
             sysctls: req.sysctls.clone(),
             shm_size: req.shm_size,
