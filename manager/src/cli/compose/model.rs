@@ -581,6 +581,9 @@ pub struct Service {
     pub cpuset: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
+    /// `--cpu-shares`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<u64>,
     /// `driver: json-file|local` (wren's own rotated files either way)
     /// and `options` `max-size`, `max-file`: `--log-opt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1220,6 +1223,7 @@ pub fn run_args(
         ),
         ("--cpuset-cpus", s.cpuset.clone()),
         ("--oom-score-adj", s.oom_score_adj.map(|n| n.to_string())),
+        ("--cpu-shares", s.cpu_shares.map(|n| n.to_string())),
     ] {
         if let Some(v) = v {
             a.extend([flag.into(), v]);
@@ -1373,7 +1377,8 @@ mod tests {
              ulimits:\n      nofile: {soft: 10, hard: 20}\n      nproc: 5\n    \
              sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n    \
              tty: true\n    stdin_open: true\n    mem_limit: 64m\n    memswap_limit: 128m\n    \
-             mem_reservation: 32m\n    cpuset: \"0-1\"\n    oom_score_adj: -100\n",
+             mem_reservation: 32m\n    cpuset: \"0-1\"\n    oom_score_adj: -100\n    \
+             cpu_shares: 512\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1385,7 +1390,8 @@ mod tests {
             "--shm-size 1g",
             "--group-add dialout --group-add 20",
             "--tty --interactive",
-            "--memory-swap 128m --memory-reservation 32m --cpuset-cpus 0-1 --oom-score-adj -100",
+            "--memory-swap 128m --memory-reservation 32m --cpuset-cpus 0-1 --oom-score-adj -100 \
+             --cpu-shares 512",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }
@@ -1590,6 +1596,7 @@ mod tests {
             "dns_search",
             "dns_opt",
             "device_cgroup_rules",
+            "cpu_shares",
             "\"pid\"",
             "\"ipc\"",
             "\"uts\"",
