@@ -2011,31 +2011,23 @@ fn volume_options_propagate_and_refuse_as_docker_does() {
         "/src/tool",
     ]);
     assert_eq!(out, "ran\n");
-    let noexec = w
-        .cmd()
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{s}:/src:noexec"),
-            "test/app:1",
-            "/src/tool",
-        ])
-        .output()
-        .unwrap();
+    let noexec = w.wren(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{s}:/src:noexec"),
+        "test/app:1",
+        "/src/tool",
+    ]);
     assert_eq!(noexec.status.code(), Some(126), "{noexec:?}");
-    let z = w
-        .cmd()
-        .args([
-            "run",
-            "--rm",
-            "-v",
-            &format!("{s}:/src:z"),
-            "test/app:1",
-            "true",
-        ])
-        .output()
-        .unwrap();
+    let z = w.wren(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{s}:/src:z"),
+        "test/app:1",
+        "true",
+    ]);
     if Path::new("/sys/fs/selinux/enforce").exists() {
         assert!(
             String::from_utf8_lossy(&z.stderr).contains("SELinux"),
@@ -2253,11 +2245,7 @@ fn a_device_cgroup_rule_allows_a_node_the_container_makes() {
     // node made with mknod opens only under a rule that allows it (the
     // rule with a wildcard minor, as for hot-plugged USB serial ports).
     let probe = "mknod /dev/f c 10 229 && (exec 3</dev/f) && echo OPENED";
-    let denied = w
-        .cmd()
-        .args(["run", "--rm", "test/rule:1", probe])
-        .output()
-        .unwrap();
+    let denied = w.wren(&["run", "--rm", "test/rule:1", probe]);
     assert!(
         !String::from_utf8_lossy(&denied.stdout).contains("OPENED"),
         "{denied:?}"
@@ -2274,18 +2262,14 @@ fn a_device_cgroup_rule_allows_a_node_the_container_makes() {
         assert_eq!(out, "OPENED\n", "{rule}");
     }
     // Write is not read: a read-only rule refuses opening for writing.
-    let w_only = w
-        .cmd()
-        .args([
-            "run",
-            "--rm",
-            "--device-cgroup-rule",
-            "c 10:229 r",
-            "test/rule:1",
-            "mknod /dev/f c 10 229 && (exec 3>/dev/f) && echo OPENED",
-        ])
-        .output()
-        .unwrap();
+    let w_only = w.wren(&[
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 10:229 r",
+        "test/rule:1",
+        "mknod /dev/f c 10 229 && (exec 3>/dev/f) && echo OPENED",
+    ]);
     assert!(
         !String::from_utf8_lossy(&w_only.stdout).contains("OPENED"),
         "{w_only:?}"

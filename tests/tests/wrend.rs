@@ -1737,14 +1737,14 @@ fn exec_env_replaces_the_containers_value() {
     ]);
     assert_eq!(out, "X=new\nY=kept\n");
     // `-e KEY` alone: wren's own value, and nothing when wren has none.
-    let out = w
-        .cmd()
-        .env("WREN_T_SET", "from-wren")
-        .env_remove("WREN_T_UNSET")
-        .args(["exec", "-e", "WREN_T_SET", "-e", "WREN_T_UNSET", &n, "--"])
-        .args(["sh", "-c", "env | grep '^WREN_T' || true"])
-        .output()
-        .unwrap();
+    // Through `run`: a bare `output()` races the harness's reaper (ECHILD).
+    let out = wren_tests::run(
+        w.cmd()
+            .env("WREN_T_SET", "from-wren")
+            .env_remove("WREN_T_UNSET")
+            .args(["exec", "-e", "WREN_T_SET", "-e", "WREN_T_UNSET", &n, "--"])
+            .args(["sh", "-c", "env | grep '^WREN_T' || true"]),
+    );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "WREN_T_SET=from-wren\n"
