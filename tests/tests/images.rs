@@ -2086,6 +2086,18 @@ fn status_field(out: &str, key: &str) -> String {
         .to_string()
 }
 
+/// Imports `name`: the base layer, its entrypoint `sh -c` (a test's
+/// command is one shell line).
+fn shell_image(w: &Wrend, name: &str) {
+    let mut layout = Layout::new();
+    layout.image(
+        name,
+        &[(&base(), Compression::Gzip)],
+        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+}
+
 #[test]
 fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
     if !require_root("devices_ulimits_sysctls_and_shm_size_reach_the_container") {
@@ -2099,13 +2111,7 @@ fn devices_ulimits_sysctls_and_shm_size_reach_the_container() {
         return;
     }
     let w = Wrend::start(&[]);
-    let mut layout = Layout::new();
-    layout.image(
-        "test/dev:1",
-        &[(&base(), Compression::Gzip)],
-        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
-    );
-    w.ok(&["import", layout.path().to_str().unwrap()]);
+    shell_image(&w, "test/dev:1");
     // /dev/fuse (10:229) is not among the devices every container gets:
     // opening it shows both the node and the device-cgroup rule.
     let opens = "(exec 3</dev/fuse) && echo OPEN-R; (exec 4>/dev/fuse) && echo OPEN-W";
@@ -2234,13 +2240,7 @@ fn a_device_cgroup_rule_allows_a_node_the_container_makes() {
         return;
     }
     let w = Wrend::start(&[]);
-    let mut layout = Layout::new();
-    layout.image(
-        "test/rule:1",
-        &[(&base(), Compression::Gzip)],
-        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
-    );
-    w.ok(&["import", layout.path().to_str().unwrap()]);
+    shell_image(&w, "test/rule:1");
     // 10:229 (fuse) is not among the devices every container may use: a
     // node made with mknod opens only under a rule that allows it (the
     // rule with a wildcard minor, as for hot-plugged USB serial ports).
@@ -2282,13 +2282,7 @@ fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
         return;
     }
     let w = Wrend::start(&[]);
-    let mut layout = Layout::new();
-    layout.image(
-        "test/ns:1",
-        &[(&base(), Compression::Gzip)],
-        json!({"Entrypoint": ["sh", "-c"], "Cmd": ["true"]}),
-    );
-    w.ok(&["import", layout.path().to_str().unwrap()]);
+    shell_image(&w, "test/ns:1");
     let ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
     let probe = "for n in pid ipc uts; do readlink /proc/self/ns/$n; done; \
                  hostname; cat /etc/hostname; grep ' /dev/shm ' /proc/mounts | cut -d' ' -f1,3";
