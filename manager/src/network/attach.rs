@@ -134,26 +134,19 @@ pub fn attach(
         args: String::from("IgnoreUnknown=1"),
         runtime_config: rc,
     };
+    // `ip`'s host part and the subnet's all-ones host part, when `ip` is
+    // in the network's subnet.
     let in_subnet = |ip: &str| {
         let (net_ip, len) = store::parse_subnet(&net.subnet).ok()?;
         let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-        let mask = u32::MAX << (32 - len);
-        (u32::from(ip) & mask == u32::from(net_ip)).then_some(())
+        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+        (u32::from(ip) & mask == u32::from(net_ip)).then_some((u32::from(ip) & !mask, !mask))
     };
     let mut added = None;
     if !req.ip.is_empty() {
-        // --ip: this address or none.
-        let ip: std::net::Ipv4Addr = req.ip.parse().map_err(|_| AttachError::Address {
-            ip: req.ip.clone(),
-            why: "not an IPv4 address".into(),
-        })?;
-        let usable = store::parse_subnet(&net.subnet)
-            .ok()
-            .is_some_and(|(base, len)| {
-                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-                let host = u32::from(ip) & !mask;
-                u32::from(ip) & mask == u32::from(base) && host != 0 && host != !mask
-            });
+        // --ip: this address or none; not the subnet's own, broadcast or
+        // gateway address.
+        let usable = in_subnet(&req.ip).is_some_and(|(host, all)| host != 0 && host != all);
         if !usable || req.ip == net.gateway {
             if !netns_made {
                 remove_netns(&netns);

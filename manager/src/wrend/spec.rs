@@ -457,6 +457,11 @@ fn bad_flag<'a>(flag: &'static str, value: &'a str) -> impl Fn(String) -> SpecEr
 /// the host node's type and numbers (through symlinks, so
 /// /dev/serial/by-id/… works) under the container path, and a device-cgroup
 /// rule allowing PERMS (default rwm) on it.
+/// A device cgroup access: some of r, w and m.
+fn device_access(a: &str) -> bool {
+    !a.is_empty() && a.bytes().all(|c| b"rwm".contains(&c))
+}
+
 /// `--device-cgroup-rule "TYPE MAJOR:MINOR ACCESS"` as an OCI allow rule.
 fn device_rule(r: &str) -> Result<Value, SpecError> {
     let bad = bad_flag("device-cgroup-rule", r);
@@ -478,7 +483,7 @@ fn device_rule(r: &str) -> Result<Value, SpecError> {
                 .map_err(|_| bad(format!("{n:?}: a device number or *"))),
         }
     };
-    if access.is_empty() || !access.bytes().all(|c| b"rwm".contains(&c)) {
+    if !device_access(access) {
         return Err(bad(format!("access {access:?}: some of r, w and m")));
     }
     let mut rule = serde_json::json!({"allow": true, "type": kind, "access": access});
@@ -494,16 +499,15 @@ fn device_rule(r: &str) -> Result<Value, SpecError> {
 fn add_device(spec: &mut Value, d: &str) -> Result<(), SpecError> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let bad = bad_flag("device", d);
-    let perms_ok = |p: &str| !p.is_empty() && p.bytes().all(|c| b"rwm".contains(&c));
     let parts: Vec<&str> = d.split(':').collect();
     let (host, ctr, perms) = match parts[..] {
         [h] => (h, h, "rwm"),
-        [h, p] if perms_ok(p) => (h, h, p),
+        [h, p] if device_access(p) => (h, h, p),
         [h, c] => (h, c, "rwm"),
         [h, c, p] => (h, c, p),
         _ => return Err(bad("want HOST[:CONTAINER[:PERMS]]".into())),
     };
-    if !perms_ok(perms) {
+    if !device_access(perms) {
         return Err(bad(format!("permissions {perms:?}: some of r, w and m")));
     }
     if !host.starts_with('/') || !ctr.starts_with('/') {

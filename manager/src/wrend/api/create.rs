@@ -265,7 +265,6 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             host_pid: req.pid_mode == "host",
             host_ipc: req.ipc_mode == "host",
             host_uts: req.uts_mode == "host",
-
             no_new_privileges: match req.no_new_privileges.as_str() {
                 "" => None,
                 "true" => Some(true),
