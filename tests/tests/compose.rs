@@ -582,3 +582,76 @@ fn a_fixed_address_a_subnet_dns_and_bind_options_from_the_file() {
     w.ok(&["down", "-f", f]);
     assert!(list(&w).is_empty());
 }
+
+/// `network_mode: service:NAME` (a VPN sidecar's pattern) and `pid:
+/// service:NAME`: the joined service is made first whatever the file's
+/// order, the joiner serves on its published port, and a change to the
+/// joined service makes its joiners again with it.
+#[test]
+fn services_that_join_another_services_namespaces() {
+    if !ready("services_that_join_another_services_namespaces") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let yaml = |vpn_cmd: &str| {
+        format!(
+            "name: side\n\
+             services:\n  \
+               app:\n    image: test/web:1\n    command: [httpd, -f, -p, \"80\", -h, /www]\n    \
+                 network_mode: \"service:vpn\"\n  \
+               debug:\n    image: test/web:1\n    command: [sleep, \"1001\"]\n    \
+                 network_mode: none\n    pid: \"service:vpn\"\n  \
+               vpn:\n    image: test/web:1\n    command: [{vpn_cmd}]\n    \
+                 ports: [\"127.0.0.1:18280:80\"]\n"
+        )
+    };
+    std::fs::write(&file, yaml("sleep, \"1000\"")).unwrap();
+    let f = file.to_str().unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let served = || wait_for(10, || http_get(&w, 18280).contains("compose web"));
+    assert!(served(), "{}", w.log());
+    assert_eq!(w.inspect("side-app-1")["network"], "container:side-vpn-1");
+    let ps = w.ok(&["exec", "side-debug-1", "ps"]);
+    assert!(ps.contains("sleep 1000"), "{ps}");
+    let out = w.ok(&["apply", "-f", f]);
+    for s in ["app", "debug", "vpn"] {
+        assert!(out.contains(&format!("{s}: unchanged")), "{out}");
+    }
+
+    // The joined service changed: its joiners are made again with it.
+    std::fs::write(&file, yaml("sleep, \"1002\"")).unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = text(&out.stdout);
+    assert!(out.contains("vpn: recreated"), "{out}");
+    for s in ["app", "debug"] {
+        assert!(
+            out.contains(&format!("{s}: recreated (it joins a recreated service)")),
+            "{out}"
+        );
+    }
+    assert!(served(), "{}", w.log());
+    let ps = w.ok(&["exec", "side-debug-1", "ps"]);
+    assert!(ps.contains("sleep 1002"), "{ps}");
+
+    // A service that is not in the file.
+    std::fs::write(
+        &file,
+        yaml("sleep, \"1002\"").replace("service:vpn", "service:gone"),
+    )
+    .unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("no service \"gone\""),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&file, yaml("sleep, \"1002\"")).unwrap();
+    w.ok(&["down", "-f", f]);
+    assert!(list(&w).is_empty());
+}

@@ -1253,3 +1253,209 @@ fn wrend_serves_other_requests_while_the_plugins_run() {
     assert_nothing_of(&w, &n);
     w.ok(&["rm", "-f", &other]);
 }
+
+/// `--network container:X` and `--pid container:X`, as a VPN or a
+/// debugging sidecar uses them: the joiner serves on X's published port
+/// from X's address, sees X's /etc files and hostname, and (with the pid
+/// namespace) X's processes. What only X can set is refused by name and
+/// leaves nothing; X cannot be removed while others join it; a joiner
+/// whose X is down does not start, and starts again with it; at wrend's
+/// boot X is started first whatever the names' order.
+#[test]
+fn a_container_joins_the_network_and_pid_namespace_of_another() {
+    if !ready("a_container_joins_the_network_and_pid_namespace_of_another") {
+        return;
+    }
+    let mut w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("served from the joiner\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    // The bridge and the plugins' chains stay once made: made first.
+    let warm = name("jwarm");
+    run_web(&w, r, &warm, &["-p", "127.0.0.1:18179:80"]);
+    w.ok(&["rm", "-f", &warm]);
+    let before = net_state(&w);
+    // Named so that the joiner sorts first: the boot must still start X first.
+    let x = name("zvpn");
+    w.ok(&[
+        "run",
+        "-d",
+        "--start-at-boot",
+        "--rootfs",
+        r,
+        "-p",
+        "127.0.0.1:18180:80",
+        &x,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let j = name("aweb");
+    run_web(
+        &w,
+        r,
+        &j,
+        &["--start-at-boot", "--network", &format!("container:{x}")],
+    );
+    assert!(
+        get_until(&w, 18180, "served from the joiner"),
+        "{}",
+        w.log()
+    );
+    let xi = w.inspect(&x);
+    let ji = w.inspect(&j);
+    assert_eq!(ji["network"], format!("container:{x}"));
+    let ip = xi["ip_address"].as_str().unwrap();
+    let addrs = w.ok(&["exec", &j, "--", "ip", "-o", "-4", "addr"]);
+    assert!(addrs.contains(&format!("inet {ip}/")), "{addrs}");
+    assert_eq!(
+        w.ok(&["exec", &j, "--", "cat", "/etc/hosts"]),
+        w.ok(&["exec", &x, "--", "cat", "/etc/hosts"])
+    );
+    assert_eq!(w.ok(&["exec", &j, "--", "hostname"]).trim(), x);
+    // X reaches the joiner's server on its own loopback.
+    let body = w.ok(&["exec", &x, "--", "wget", "-qO-", "http://127.0.0.1/"]);
+    assert_eq!(body, "served from the joiner\n");
+
+    // A debugging sidecar in X's pid namespace sees X's processes, and X
+    // sees its own.
+    use wren_tests::registry::{Compression, Layer, Layout};
+    let mut layout = Layout::new();
+    let base = Layer::busybox_base().finish();
+    layout.image(
+        "test/dbg:1",
+        &[(&base, Compression::Gzip)],
+        serde_json::json!({"Cmd": ["sh"], "Env": ["PATH=/bin"]}),
+    );
+    w.ok(&["import", layout.path().to_str().unwrap()]);
+    let dbg = name("dbg");
+    w.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--pid",
+        &format!("container:{x}"),
+        "--name",
+        &dbg,
+        "test/dbg:1",
+        "sleep",
+        "1001",
+    ]);
+    let ps = w.ok(&["exec", &dbg, "--", "ps"]);
+    assert!(
+        ps.contains("sleep 1000") && ps.contains("sleep 1001"),
+        "{ps}"
+    );
+    let ps = w.ok(&["exec", &x, "--", "ps"]);
+    assert!(ps.contains("sleep 1001"), "{ps}");
+    assert_eq!(w.inspect(&dbg)["network"], "none");
+
+    // What is X's to set, refused by name; nothing is left of the attempt.
+    let bad = name("bad");
+    let join = format!("container:{x}");
+    for (extra, want) in [
+        (
+            vec!["-p", "127.0.0.1:18181:80"],
+            "-p/--publish cannot go with --network",
+        ),
+        (
+            vec!["--hostname", "h"],
+            "--hostname cannot go with --network",
+        ),
+        (vec!["--dns", "10.0.0.9"], "--dns cannot go with --network"),
+        (
+            vec!["--add-host", "a:10.0.0.9"],
+            "--add-host cannot go with --network",
+        ),
+        (vec!["--ip", "10.89.0.77"], "--ip cannot go with --network"),
+        (
+            vec!["--sysctl", "net.ipv4.ip_forward=1"],
+            "shares that container's network",
+        ),
+    ] {
+        let mut args = vec!["run", "-d", "--network", &join];
+        args.extend(extra);
+        args.extend(["--name", bad.as_str(), "test/dbg:1", "true"]);
+        let e = w.fails(&args);
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert_nothing_of(&w, &bad);
+    }
+    for mode in [
+        ["--network", "container:nosuch"],
+        ["--pid", "container:nosuch"],
+    ] {
+        let e = w.fails(&[
+            "run",
+            "-d",
+            mode[0],
+            mode[1],
+            "--name",
+            &bad,
+            "test/dbg:1",
+            "true",
+        ]);
+        assert!(e.contains("no such container nosuch"), "{e}");
+        assert_nothing_of(&w, &bad);
+    }
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--pid",
+        "container:",
+        "--name",
+        &bad,
+        "test/dbg:1",
+    ]);
+    assert!(e.contains("want container:NAME"), "{e}");
+    let e = w.fails(&["run", "-d", "--ipc", &join, "--name", &bad, "test/dbg:1"]);
+    assert!(e.contains("--ipc"), "{e}");
+
+    // X stays while others join it.
+    let e = w.fails(&["rm", "-f", &x]);
+    assert!(
+        e.contains(&j) && e.contains(&dbg) && e.contains("remove them first"),
+        "{e}"
+    );
+    assert_eq!(w.status(&x), "running");
+    w.ok(&["rm", "-f", &dbg]);
+    assert_nothing_of(&w, &dbg);
+
+    // A joiner does not start while X is down, and starts with it.
+    w.ok(&["stop", "-t", "1", &j]);
+    w.ok(&["stop", "-t", "1", &x]);
+    let e = w.fails(&["start", &j]);
+    assert!(
+        e.contains(&format!(
+            "joins the network namespace of {x}, which is not running"
+        )),
+        "{e}"
+    );
+    assert_eq!(w.status(&j), "stopped");
+    w.ok(&["start", &x]);
+    w.ok(&["start", &j]);
+    assert!(
+        get_until(&w, 18180, "served from the joiner"),
+        "{}",
+        w.log()
+    );
+
+    // A host's reboot: both were made to start at boot; X goes first.
+    w.kill9();
+    w.kill_shims(&j);
+    w.kill_shims(&x);
+    w.restart();
+    w.wait_status(&x, "running", 15);
+    w.wait_status(&j, "running", 15);
+    assert!(
+        get_until(&w, 18180, "served from the joiner"),
+        "{}",
+        w.log()
+    );
+
+    w.ok(&["rm", "-f", &j]);
+    w.ok(&["rm", "-f", &x]);
+    w.assert_clean(&j);
+    w.assert_clean(&x);
+    assert_eq!(net_state(&w), before);
+}

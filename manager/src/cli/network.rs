@@ -20,7 +20,7 @@ use crate::network::{self, attach, files, store, PortMapping};
 #[command(next_help_heading = "Networking")]
 #[serde(default)]
 pub struct NetworkFlags {
-    /// none, host, bridge (the default network) or a network's name
+    /// none, host, bridge (the default network), a network's name, or container:NAME (join its network)
     #[arg(long, value_name = "NETWORK")]
     pub network: Option<String>,
     /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp], either port a range N-M (repeatable)
@@ -54,12 +54,19 @@ impl NetworkFlags {
     /// exposed ports (`80/tcp`), for `-P`.
     pub fn apply(&self, req: &mut api::CreateRequest, exposed: &[String]) -> Result<(), CliError> {
         let mode = self.network.clone().unwrap_or_default();
-        if !mode.is_empty()
+        if let Some(other) = network::joined(&mode) {
+            // wrend names what cannot go with it (ports, names, DNS).
+            if !network::valid_network_name(other) {
+                return Err(CliError::usage(format!(
+                    "--network {mode:?}: {other:?} is not a container name"
+                )));
+            }
+        } else if !mode.is_empty()
             && !matches!(mode.as_str(), "none" | "host")
             && !network::valid_network_name(&mode)
         {
             return Err(CliError::usage(format!(
-                "--network {mode:?}: not a network name"
+                "--network {mode:?}: not a network name (or none, host, container:NAME)"
             )));
         }
         let mut ports = Vec::new();

@@ -21,6 +21,7 @@ use super::client::{name_req, wait_for_exit, Wrend};
 use super::mounts::{self, MountFlag};
 use super::{stdio, tty, CliError, Global};
 use crate::logfile::Follower;
+use crate::network;
 
 /// `wren run`.
 pub fn run(g: &Global, a: &Run) -> Result<i32, CliError> {
@@ -426,17 +427,29 @@ fn security_opts(
     Ok(())
 }
 
-/// `--pid`, `--ipc`, `--uts`: "" (not given), "private" or "host".
+/// `--pid`, `--ipc`, `--uts`: "" (not given), "private" or "host"; for
+/// `--pid`, `container:NAME` too.
 fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
     match v.as_deref() {
         None => Ok(String::new()),
         Some(m @ ("private" | "host")) => Ok(m.to_string()),
+        Some(m) if flag == "pid" && network::joined(m).is_some() => {
+            match network::joined(m).filter(|c| network::valid_network_name(c)) {
+                Some(_) => Ok(m.to_string()),
+                None => Err(CliError::usage(format!(
+                    "--pid {m:?}: want container:NAME, NAME a container's name"
+                ))),
+            }
+        }
         Some(m) if m.starts_with("container:") || m.starts_with("service:") => {
             Err(CliError::usage(format!(
-                "--{flag} {m:?}: joining another container's namespace is not supported \
-                 (each wren container has its own; host or private)"
+                "--{flag} {m:?}: joining another container's {flag} namespace is not supported \
+                 (host or private; --pid and --network take container:NAME)"
             )))
         }
+        Some(m) if flag == "pid" => Err(CliError::usage(format!(
+            "--pid {m:?}: want private, host or container:NAME"
+        ))),
         Some(m) => Err(CliError::usage(format!(
             "--{flag} {m:?}: want private or host"
         ))),

@@ -77,9 +77,10 @@ pub struct NetRequest {
 }
 
 impl NetRequest {
-    /// Whether this container is attached through CNI (not none or host).
+    /// Whether this container is attached through CNI (not none, host
+    /// or another container's network).
     pub fn uses_cni(&self) -> bool {
-        !matches!(self.network.as_str(), "none" | "host")
+        uses_cni(&self.network)
     }
 
     /// What /etc/resolv.conf is written from.
@@ -115,6 +116,21 @@ impl NetRequest {
         std::fs::write(&tmp, serde_json::to_vec_pretty(self).unwrap_or_default())?;
         std::fs::rename(&tmp, dir.join(REQUEST_FILE))
     }
+}
+
+/// The prefix of a network (or pid) mode that joins another container's
+/// namespace: `container:NAME`, as Docker and Podman write it.
+pub const JOIN_PREFIX: &str = "container:";
+
+/// The container a `container:NAME` mode joins.
+pub fn joined(mode: &str) -> Option<&str> {
+    mode.strip_prefix(JOIN_PREFIX)
+}
+
+/// Whether network mode `mode` is a CNI network (not "" — a bundle's own
+/// namespaces —, none, host, or `container:NAME`).
+pub fn uses_cni(mode: &str) -> bool {
+    !matches!(mode, "" | "none" | "host") && joined(mode).is_none()
 }
 
 /// A DNS-style host name: labels of letters, digits and `-` (not at

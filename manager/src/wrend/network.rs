@@ -63,6 +63,9 @@ pub fn prepare(
     } else {
         req.network.clone()
     };
+    if let Some(other) = crate::network::joined(&network) {
+        return prepare_joined(cfg, req, spec, other).map(Some);
+    }
     let mut ports = Vec::new();
     for p in &req.publish {
         ports.extend(PortMapping::parse(p).map_err(ManagerError::InvalidArgument)?);
@@ -125,6 +128,114 @@ pub fn prepare(
     }))
 }
 
+/// `--network container:OTHER`: the spec keeps its network namespace
+/// entry (pointed at OTHER's at each task creation, [`joined_paths`]),
+/// takes the hostname and binds the /etc files of the container that owns
+/// the namespace (OTHER, or whom OTHER itself joins), so they follow its
+/// address; what only the owner can set is refused by name, as Docker
+/// does.
+fn prepare_joined(
+    cfg: &Config,
+    req: &api::CreateRequest,
+    spec: &mut Value,
+    other: &str,
+) -> Result<NetRequest, ManagerError> {
+    let mode = &req.network;
+    let conflicts = [
+        ("-p/--publish", !req.publish.is_empty()),
+        ("--dns", !req.dns.is_empty()),
+        ("--dns-search", !req.dns_search.is_empty()),
+        ("--dns-option", !req.dns_options.is_empty()),
+        ("--add-host", !req.add_hosts.is_empty()),
+        ("--ip", !req.ip.is_empty()),
+        ("--network-alias", !req.network_aliases.is_empty()),
+        ("--hostname", !req.hostname.is_empty()),
+    ];
+    if let Some((flag, _)) = conflicts.iter().find(|(_, given)| *given) {
+        return Err(ManagerError::InvalidArgument(format!(
+            "{flag} cannot go with --network {mode}: the network, its names and ports are \
+             {other}'s (set them there)"
+        )));
+    }
+    // The owner: the container whose namespace it is (a short chain of
+    // joins ends at one; a longer one is a loop).
+    let mut owner = other.to_string();
+    let mut owner_req = None;
+    for _ in 0..8 {
+        let r = NetRequest::load(&cfg.record_dir(&owner)).map_err(|_| {
+            ManagerError::InvalidArgument(format!(
+                "--network {mode}: no container {owner} with a network of wren's \
+                 (a bundle container's is its config.json's)"
+            ))
+        })?;
+        match crate::network::joined(&r.network) {
+            Some(next) => owner = next.to_string(),
+            None => {
+                owner_req = Some(r);
+                break;
+            }
+        }
+    }
+    let Some(owner_req) = owner_req else {
+        return Err(ManagerError::InvalidArgument(format!(
+            "--network {mode}: the containers it joins form a loop"
+        )));
+    };
+    if own_uts(spec) {
+        spec["hostname"] = json!(owner_req.hostname);
+    }
+    let owner_files = cfg.record_dir(&owner).join(NET_DIR);
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (file, dest) in files::MOUNTS {
+            mounts.retain(|m| m["destination"] != dest);
+            mounts.push(json!({
+                "destination": dest,
+                "type": "bind",
+                "source": owner_files.join(file),
+                "options": ["rbind", "rprivate"],
+            }));
+        }
+    }
+    Ok(NetRequest {
+        network: mode.clone(),
+        hostname: owner_req.hostname,
+        ..NetRequest::default()
+    })
+}
+
+/// The `/proc/PID/ns/...` paths a container that joins others'
+/// namespaces gets at this task creation: `joins` as (namespace type,
+/// container, that container's init pid and shim pid). The init must
+/// still be the shim's child (a pid reused since would not be).
+pub fn joined_paths(
+    name: &str,
+    joins: &[(&'static str, String, u32, u32)],
+) -> Result<Vec<(&'static str, PathBuf)>, ManagerError> {
+    let mut out = Vec::new();
+    for (ns, other, pid, shim_pid) in joins {
+        let not_running = || {
+            ManagerError::FailedPrecondition(format!(
+                "container {name} joins the {ns} namespace of {other}, which is not running: \
+                 start {other} first"
+            ))
+        };
+        if *pid == 0 || parent_of(*pid) != Some(*shim_pid) {
+            return Err(not_running());
+        }
+        let file = if *ns == "network" { "net" } else { ns };
+        out.push((*ns, PathBuf::from(format!("/proc/{pid}/ns/{file}"))));
+    }
+    Ok(out)
+}
+
+/// The parent pid of `pid` (from /proc/PID/stat), if it lives.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Whether the spec gives the container a UTS namespace of its own.
 fn own_uts(spec: &Value) -> bool {
     spec["linux"]["namespaces"]
@@ -137,6 +248,9 @@ fn own_uts(spec: &Value) -> bool {
 /// address).
 pub fn save(record_dir: &Path, r: &NetRequest) -> std::io::Result<()> {
     r.save(record_dir)?;
+    if crate::network::joined(&r.network).is_some() {
+        return Ok(()); // the files are the owner's
+    }
     if r.uses_cni() {
         // Placeholders until the helper attaches it: the mounts need files.
         return files::write_all(&record_dir.join(NET_DIR), "", "", &r.hostname);
@@ -331,7 +445,7 @@ impl Registry {
         let cni = self
             .containers
             .get(name)
-            .is_some_and(|m| !matches!(m.rec.network.as_str(), "" | "none" | "host"));
+            .is_some_and(|m| crate::network::uses_cni(&m.rec.network));
         if !cni {
             let r = self.create_task(name);
             return self.after_attach(name, r, then);
@@ -646,5 +760,33 @@ impl Registry {
             }
         }
         self.remove_files(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_joined_namespace_is_the_inits_while_the_shim_is_its_parent() {
+        let me = std::process::id();
+        let parent = parent_of(me).unwrap();
+        assert_eq!(parent, std::os::unix::process::parent_id());
+        let paths = joined_paths("j", &[("network", "x".into(), me, parent)]).unwrap();
+        assert_eq!(
+            paths,
+            vec![("network", PathBuf::from(format!("/proc/{me}/ns/net")))]
+        );
+        let paths = joined_paths("j", &[("pid", "x".into(), me, parent)]).unwrap();
+        assert_eq!(paths[0].1, PathBuf::from(format!("/proc/{me}/ns/pid")));
+        // Not running, or a pid that is someone else's child now.
+        for (pid, shim) in [(0, 0), (me, parent + 1)] {
+            let e = joined_paths("j", &[("pid", "x".into(), pid, shim)]).unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("j joins the pid namespace of x, which is not running"),
+                "{e}"
+            );
+        }
     }
 }

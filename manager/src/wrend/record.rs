@@ -80,6 +80,11 @@ pub struct Record {
     /// (its own namespaces). The rest is in `net/config.json`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub network: String,
+    /// `container:NAME` when the container joins NAME's pid namespace
+    /// (`--pid container:NAME`); empty otherwise (private or host live in
+    /// the spec alone).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pid_mode: String,
     /// The address of the current attachment, if any.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ip_address: String,
@@ -126,6 +131,14 @@ pub enum RecordError {
 }
 
 impl Record {
+    /// The namespaces this container joins from other containers, as
+    /// (namespace type in the spec, container).
+    pub fn joins(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("network", &self.network), ("pid", &self.pid_mode)]
+            .into_iter()
+            .filter_map(|(ns, mode)| crate::network::joined(mode).map(|c| (ns, c)))
+    }
+
     /// Writes the record into `dir` atomically.
     pub fn save(&self, dir: &Path) -> Result<(), RecordError> {
         let path = dir.join(RECORD_FILE);

@@ -40,7 +40,7 @@ impl Registry {
                 Err(e) => log::error!("{}", wren_runtime::error::chain(&e)),
             }
         }
-        let names: Vec<String> = self.containers.keys().map(|k| k.to_string()).collect();
+        let names = self.boot_order();
         for name in names {
             let Some(m) = self.containers.get(name.as_str()) else {
                 continue;
@@ -79,6 +79,35 @@ impl Registry {
                 );
             }
         }
+    }
+
+    /// Every container's name, each after the containers whose namespaces
+    /// it joins (their tasks must exist before its own is created).
+    fn boot_order(&self) -> Vec<String> {
+        let mut order: Vec<String> = Vec::with_capacity(self.containers.len());
+        // Depth of its chain of joins; a loop (never made by wrend) ends at 8.
+        let depth = |name: &str| {
+            let mut d = 0;
+            let mut cur = name;
+            while let Some(m) = self.containers.get(cur) {
+                match m.rec.joins().next() {
+                    Some((_, other)) if d < 8 => {
+                        d += 1;
+                        cur = other;
+                    }
+                    _ => break,
+                }
+            }
+            d
+        };
+        let mut keyed: Vec<(usize, &str)> = self
+            .containers
+            .keys()
+            .map(|k| (depth(k), k.as_ref()))
+            .collect();
+        keyed.sort();
+        order.extend(keyed.into_iter().map(|(_, n)| n.to_string()));
+        order
     }
 
     pub(super) fn restore_one(&mut self, rec: Record) {

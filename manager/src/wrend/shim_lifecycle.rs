@@ -194,7 +194,7 @@ impl Registry {
         self.settle(name);
         let cni = {
             let m = self.get(name)?;
-            !matches!(m.rec.network.as_str(), "" | "none" | "host")
+            crate::network::uses_cni(&m.rec.network)
         };
         if cni {
             // The namespace the spec joins by path, attached through CNI
@@ -257,6 +257,7 @@ impl Registry {
         } else {
             None
         };
+        self.join_namespaces(name)?;
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
@@ -299,6 +300,38 @@ impl Registry {
         self.events
             .emit("/container/create", name, format!("pid {}", resp.pid));
         Ok(())
+    }
+
+    /// Points the config.json of a container that joins others'
+    /// namespaces (`--network container:X`, `--pid container:X`) at their
+    /// inits' now; each must have a task (created, running or paused).
+    fn join_namespaces(&mut self, name: &str) -> Result<(), ManagerError> {
+        let joins: Vec<(&'static str, String)> = self
+            .get(name)?
+            .rec
+            .joins()
+            .map(|(ns, c)| (ns, c.to_string()))
+            .collect();
+        if joins.is_empty() {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        for (ns, other) in joins {
+            // Its own task may wait for its network helper (a boot, a
+            // restart of both).
+            self.settle(&other);
+            let (pid, shim_pid) = match self.containers.get(other.as_str()) {
+                Some(m) if m.state.is_live() => (m.rec.pid, m.rec.shim_pid),
+                _ => (0, 0),
+            };
+            found.push((ns, other, pid, shim_pid));
+        }
+        let paths = super::network::joined_paths(name, &found)?;
+        let config = self.get(name)?.rec.bundle.join("config.json");
+        super::spec::join_namespaces(&config, &paths).map_err(|source| ManagerError::Spec {
+            name: name.to_string(),
+            source,
+        })
     }
 
     pub(super) fn start_task(&mut self, name: &str) -> Result<(), ManagerError> {

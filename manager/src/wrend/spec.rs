@@ -117,6 +117,8 @@ pub struct ImageOverrides {
     /// `--network host`: the container shares the host's network
     /// namespace, so no `net.*` sysctl is its own.
     pub host_network: bool,
+    /// `--network container:NAME`: NAME's network namespace, likewise.
+    pub joined_network: bool,
     /// `--pid host`, `--ipc host`, `--uts host`: the host's namespace.
     pub host_pid: bool,
     pub host_ipc: bool,
@@ -336,6 +338,12 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
             Some((_, "network")) if x.host_network => {
                 return Err(bad(
                     "a --network host container shares the host's network settings".into(),
+                ))
+            }
+            Some((_, "network")) if x.joined_network => {
+                return Err(bad(
+                    "a --network container:NAME container shares that container's network settings"
+                        .into(),
                 ))
             }
             Some((_, "ipc")) if x.host_ipc => {
@@ -910,12 +918,38 @@ pub fn exec_process(config: &Path, o: &Overrides) -> Result<Value, SpecError> {
 pub fn merge_resources(config: &Path, resources: &Value) -> Result<(), SpecError> {
     let mut spec = read_spec(config)?;
     merge(&mut spec["linux"]["resources"], resources);
+    write_spec(config, &spec)
+}
+
+/// Points the spec's `linux.namespaces` entries of the given types at
+/// the given paths (`/proc/PID/ns/net` of the container they join), in
+/// place: a container that joins another's namespace gets that container's
+/// current init at each start. An entry missing is added.
+pub fn join_namespaces(config: &Path, joins: &[(&str, PathBuf)]) -> Result<(), SpecError> {
+    let mut spec = read_spec(config)?;
+    let nss = &mut spec["linux"]["namespaces"];
+    if !nss.is_array() {
+        *nss = Value::Array(Vec::new());
+    }
+    let Some(nss) = nss.as_array_mut() else {
+        return Ok(());
+    };
+    for (kind, path) in joins {
+        match nss.iter_mut().find(|n| n["type"] == *kind) {
+            Some(n) => n["path"] = serde_json::json!(path),
+            None => nss.push(serde_json::json!({"type": kind, "path": path})),
+        }
+    }
+    write_spec(config, &spec)
+}
+
+fn write_spec(config: &Path, spec: &Value) -> Result<(), SpecError> {
     let tmp = config.with_extension("json.tmp");
     let write = |source| SpecError::Write {
         path: config.to_owned(),
         source,
     };
-    let json = serde_json::to_vec_pretty(&spec).map_err(|e| write(std::io::Error::other(e)))?;
+    let json = serde_json::to_vec_pretty(spec).map_err(|e| write(std::io::Error::other(e)))?;
     std::fs::write(&tmp, json).map_err(write)?;
     std::fs::rename(&tmp, config).map_err(write)
 }

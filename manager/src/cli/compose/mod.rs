@@ -473,7 +473,7 @@ fn make(
         let mut nets: BTreeSet<String> = BTreeSet::new();
         for (_, run) in lines.values() {
             if let Some(n) = &run.container.network.network {
-                if !matches!(n.as_str(), "host" | "none") {
+                if !matches!(n.as_str(), "host" | "none") && crate::network::joined(n).is_none() {
                     nets.insert(n.clone());
                 }
             }
@@ -513,6 +513,9 @@ fn make(
         .into_iter()
         .map(|c| (c.name.clone(), c))
         .collect();
+    // Containers removed because a service whose namespaces they join is
+    // made again.
+    let mut gone: BTreeSet<String> = BTreeSet::new();
     for name in order {
         let (hash, run) = &lines[name];
         for (dep, cond) in f.services[name].depends() {
@@ -526,7 +529,8 @@ fn make(
         let cname = model::container_name(project, name, &f.services[name]);
         // As Compose: a service whose settings are unchanged but whose
         // image name now means another image (pulled, tagged) is made again.
-        let state = match existing.get(&cname) {
+        let state = match existing.get(&cname).filter(|_| !gone.contains(&cname)) {
+            None if gone.contains(&cname) => "recreated (it joins a recreated service)",
             Some(c) => {
                 let same_settings = label(c, "wren.compose.hash") == Some(hash.as_str());
                 let same_image = Some(&c.image_id) == image_ids.get(name);
@@ -535,6 +539,9 @@ fn make(
                     println!("{name}: unchanged");
                     continue;
                 }
+                // What joins its namespaces goes first (wrend keeps a
+                // container others join), and is made again after it.
+                remove_joiners(&mut w, f, project, name, &existing, &mut gone)?;
                 remove(&mut w, &cname)?;
                 if same_settings && !same_image {
                     "recreated (new image)"
@@ -562,6 +569,30 @@ fn make(
         if !f.services.contains_key(service) && !l.inactive.contains(service) {
             remove(&mut w, cname)?;
             println!("{service}: removed (no longer in the file)");
+        }
+    }
+    Ok(())
+}
+
+/// Removes the existing containers of the services that join `service`'s
+/// namespaces (theirs first, and so on), noting them in `gone`.
+fn remove_joiners(
+    w: &mut Wrend,
+    f: &ComposeFile,
+    project: &str,
+    service: &str,
+    existing: &BTreeMap<String, api::Container>,
+    gone: &mut BTreeSet<String>,
+) -> Result<(), CliError> {
+    for (name, s) in &f.services {
+        if !s.joins().contains(&service) {
+            continue;
+        }
+        let cname = model::container_name(project, name, s);
+        if existing.contains_key(&cname) && !gone.contains(&cname) {
+            remove_joiners(w, f, project, name, existing, gone)?;
+            remove(w, &cname)?;
+            gone.insert(cname);
         }
     }
     Ok(())

@@ -515,7 +515,8 @@ pub struct Service {
     pub extra_hosts: Option<ListOrMap<BTreeMap<String, Scalar>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<StrOrList>,
-    /// `host` or `private` (`--pid`, `--ipc`, `--uts`).
+    /// `host` or `private` (`--pid`, `--ipc`, `--uts`); `pid` also
+    /// `service:NAME` or `container:NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -542,7 +543,8 @@ pub struct Service {
     pub security_opt: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privileged: Option<bool>,
-    /// `host` or `none` (instead of `networks`).
+    /// `host`, `none`, `service:NAME` or `container:NAME` (instead of
+    /// `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
     /// Top-level secrets it gets, by name or long form.
@@ -698,15 +700,37 @@ impl Service {
             .collect()
     }
 
+    /// The services it waits for, with the condition: its `depends_on`,
+    /// and (started) the services whose namespaces it joins.
     pub fn depends(&self) -> Vec<(String, String)> {
-        match &self.depends_on {
+        let mut deps: Vec<(String, String)> = match &self.depends_on {
             None => Vec::new(),
             Some(ListOrMap::List(l)) => l.iter().map(|s| (s.clone(), started())).collect(),
             Some(ListOrMap::Map(m)) => m
                 .iter()
                 .map(|(k, d)| (k.clone(), d.condition.clone()))
                 .collect(),
+        };
+        for other in self.joins() {
+            if !deps.iter().any(|(d, _)| d == other) {
+                deps.push((other.to_string(), started()));
+            }
         }
+        deps
+    }
+
+    /// The services whose namespaces it joins (`network_mode` or `pid`
+    /// `service:NAME`).
+    pub fn joins(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for mode in [&self.network_mode, &self.pid].into_iter().flatten() {
+            if let Some(other) = mode.strip_prefix("service:") {
+                if !out.contains(&other) {
+                    out.push(other);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -758,6 +782,21 @@ pub fn container_name(project: &str, service: &str, s: &Service) -> String {
     s.container_name
         .clone()
         .unwrap_or_else(|| format!("{project}-{service}-1"))
+}
+
+/// `service:NAME` (a service of the file) or `container:NAME` (any
+/// container) as wren's `container:NAME`.
+fn joined_mode(project: &str, file: &ComposeFile, at: &str, mode: &str) -> Result<String, String> {
+    match mode.split_once(':') {
+        Some(("service", other)) => match file.services.get(other) {
+            Some(o) => Ok(format!("container:{}", container_name(project, other, o))),
+            None => Err(format!("{at}: {mode:?}: no service {other:?} in the file")),
+        },
+        Some(("container", other)) if !other.is_empty() => Ok(mode.to_string()),
+        _ => Err(format!(
+            "{at}: {mode:?}: want service:NAME or container:NAME"
+        )),
+    }
 }
 
 pub fn network_name(project: &str, net: &str) -> String {
@@ -846,10 +885,18 @@ pub fn run_args(
         "--name".into(),
         container_name(project, name, s),
     ];
-    a.extend([
-        "--hostname".into(),
-        s.hostname.clone().unwrap_or_else(|| name.to_string()),
-    ]);
+    // A service in another's network has that one's name (an explicit
+    // hostname there is refused by wrend, as by Docker).
+    let joins_network = s
+        .network_mode
+        .as_deref()
+        .is_some_and(|m| m.starts_with("service:") || m.starts_with("container:"));
+    if s.hostname.is_some() || !joins_network {
+        a.extend([
+            "--hostname".into(),
+            s.hostname.clone().unwrap_or_else(|| name.to_string()),
+        ]);
+    }
     a.extend(["--label".into(), format!("wren.compose.project={project}")]);
     a.extend(["--label".into(), format!("wren.compose.service={name}")]);
     a.extend(["--label".into(), format!("wren.compose.hash={hash}")]);
@@ -997,9 +1044,12 @@ pub fn run_args(
     let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
     let net = match (s.network_mode.as_deref(), nets.as_slice()) {
         (Some(m @ ("host" | "none")), []) => m.to_string(),
+        (Some(m), []) if m.starts_with("service:") || m.starts_with("container:") => {
+            joined_mode(project, file, &at("network_mode"), m)?
+        }
         (Some(m), []) => {
             return Err(format!(
-                "{}: {m:?} is not in the subset (host, none)",
+                "{}: {m:?} is not in the subset (host, none, service:NAME, container:NAME)",
                 at("network_mode")
             ))
         }
@@ -1026,7 +1076,7 @@ pub fn run_args(
             ))
         }
     };
-    if !matches!(net.as_str(), "host" | "none") {
+    if !matches!(net.as_str(), "host" | "none") && !net.starts_with("container:") {
         // Peers find a service by its name whatever its hostname and
         // container name, as in Compose; and by its aliases.
         let mut aliases = vec![name.to_string()];
@@ -1121,7 +1171,12 @@ pub fn run_args(
     }
     for (flag, mode) in [("--pid", &s.pid), ("--ipc", &s.ipc), ("--uts", &s.uts)] {
         if let Some(m) = mode {
-            a.extend([flag.to_string(), m.clone()]);
+            let m = if flag == "--pid" && m.starts_with("service:") {
+                joined_mode(project, file, &at("pid"), m)?
+            } else {
+                m.clone()
+            };
+            a.extend([flag.to_string(), m]);
         }
     }
     if let Some(sig) = &s.stop_signal {
@@ -1568,7 +1623,11 @@ mod tests {
         for (y, want) in [
             (
                 "network_mode: \"service:b\"",
-                "not in the subset (host, none)",
+                "services.a.network_mode: \"service:b\": no service \"b\" in the file",
+            ),
+            (
+                "network_mode: bridge",
+                "not in the subset (host, none, service:NAME, container:NAME)",
             ),
             ("network_mode: none\n    networks: [default]", "not both"),
             ("stop_grace_period: soon", "services.a.stop_grace_period"),
@@ -1700,6 +1759,40 @@ mod tests {
             .unwrap()
             .join(" ");
         assert!(!j.contains("--network-alias"), "{j}");
+    }
+
+    #[test]
+    fn a_service_joins_anothers_namespaces_and_depends_on_it() {
+        let f = parse(
+            "services:\n  app:\n    image: i\n    network_mode: \"service:vpn\"\n    \
+             pid: \"service:vpn\"\n  vpn:\n    image: i\n    container_name: tunnel\n  \
+             ext:\n    image: i\n    network_mode: \"container:other\"\n",
+        )
+        .unwrap();
+        let j = run_args("p", "app", &f.services["app"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--network container:tunnel"), "{j}");
+        assert!(j.contains("--pid container:tunnel"), "{j}");
+        assert!(
+            !j.contains("--hostname") && !j.contains("--network-alias"),
+            "{j}"
+        );
+        assert_eq!(
+            f.services["app"].depends(),
+            vec![("vpn".to_string(), "service_started".to_string())]
+        );
+        let j = run_args("p", "ext", &f.services["ext"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--network container:other"), "{j}");
+        assert!(f.services["ext"].depends().is_empty());
+        let f = parse("services:\n  a:\n    image: i\n    pid: \"service:\"\n").unwrap();
+        let e = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h").unwrap_err();
+        assert!(
+            e.contains("services.a.pid: \"service:\": no service \"\""),
+            "{e}"
+        );
     }
 
     #[test]

@@ -78,6 +78,12 @@ impl Registry {
                 m.state.as_str()
             )));
         }
+        if let Some((ns, other)) = m.rec.joins().next() {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {name} joins the {ns} namespace of {other}: a checkpoint of it \
+                 is not supported (its restore could not join that namespace again)"
+            )));
+        }
         let terminal = m.rec.terminal;
         let was_stopped_by_user = m.rec.stopped_by_user;
         if !req.leave_running {

@@ -63,6 +63,15 @@ impl Registry {
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
+        for mode in [&req.network, &req.pid_mode] {
+            if let Some(other) = crate::network::joined(mode) {
+                if !self.containers.contains_key(other) {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "{mode}: no such container {other}"
+                    )));
+                }
+            }
+        }
         let checked = validate_create(&req).and_then(|(policy, mut spec)| {
             let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
             let health = crate::wrend::health::HealthConfig::from_request(&req)?;
@@ -136,6 +145,11 @@ impl Registry {
                 .as_ref()
                 .map(|n| n.ports.iter().map(|p| p.to_string()).collect())
                 .unwrap_or_default(),
+            pid_mode: if crate::network::joined(&req.pid_mode).is_some() {
+                req.pid_mode.clone()
+            } else {
+                String::new()
+            },
             health: health.map(Box::new),
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
@@ -204,10 +218,35 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
         ("ipc_mode", &req.ipc_mode),
         ("uts_mode", &req.uts_mode),
     ] {
-        if !matches!(mode.as_str(), "" | "private" | "host") {
+        let joins = flag == "pid_mode" && crate::network::joined(mode).is_some();
+        if !joins && !matches!(mode.as_str(), "" | "private" | "host") {
+            let want = if flag == "pid_mode" {
+                "\"private\", \"host\" or \"container:NAME\""
+            } else {
+                "\"private\" or \"host\""
+            };
             return Err(ManagerError::InvalidArgument(format!(
-                "{flag} {mode:?}: want \"private\" or \"host\""
+                "{flag} {mode:?}: want {want}"
             )));
+        }
+    }
+    for (flag, mode) in [("network", &req.network), ("pid_mode", &req.pid_mode)] {
+        if let Some(other) = crate::network::joined(mode) {
+            if !config::valid_name(other) {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: {other:?} is not a container name"
+                )));
+            }
+            if other == name.as_str() {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: a container cannot join its own namespace"
+                )));
+            }
+            if !req.bundle.is_empty() {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: a bundle container's namespaces are its config.json's"
+                )));
+            }
         }
     }
     if req.auto_remove && policy != RestartPolicy::No {
@@ -262,6 +301,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             cpuset_mems: req.cpuset_mems.clone(),
             oom_score_adj: req.oom_score_adj_set.then_some(req.oom_score_adj),
             host_network: req.network == "host",
+            joined_network: crate::network::joined(&req.network).is_some(),
             host_pid: req.pid_mode == "host",
             host_ipc: req.ipc_mode == "host",
             host_uts: req.uts_mode == "host",

@@ -211,6 +211,21 @@ impl Registry {
         force: bool,
     ) -> Result<api::ContainerResponse, ManagerError> {
         self.settle_attach(name);
+        self.get(name)?;
+        let joiners: Vec<&str> = self
+            .containers
+            .values()
+            .filter(|m| m.rec.joins().any(|(_, other)| other == name))
+            .map(|m| m.rec.name.as_str())
+            .collect();
+        if !joiners.is_empty() {
+            return Err(ManagerError::FailedPrecondition(format!(
+                "container {name} has namespaces that {} join{}: remove {} first",
+                joiners.join(", "),
+                if joiners.len() == 1 { "s" } else { "" },
+                if joiners.len() == 1 { "it" } else { "them" },
+            )));
+        }
         let m = self.get(name)?;
         let state = m.state;
         if state.is_live() && state != State::Created && !force {
