@@ -1259,8 +1259,9 @@ fn wrend_serves_other_requests_while_the_plugins_run() {
 /// from X's address, sees X's /etc files and hostname, and (with the pid
 /// namespace) X's processes. What only X can set is refused by name and
 /// leaves nothing; X cannot be removed while others join it; a joiner
-/// whose X is down does not start, and starts again with it; at wrend's
-/// boot X is started first whatever the names' order.
+/// whose X is down does not start, and starts again with it; a running
+/// joiner follows X into its new namespace when X starts again; at
+/// wrend's boot X is started first whatever the names' order.
 #[test]
 fn a_container_joins_the_network_and_pid_namespace_of_another() {
     if !ready("a_container_joins_the_network_and_pid_namespace_of_another") {
@@ -1438,6 +1439,37 @@ fn a_container_joins_the_network_and_pid_namespace_of_another() {
         get_until(&w, 18180, "served from the joiner"),
         "{}",
         w.log()
+    );
+
+    // X started again while the joiner runs (no restart policy): the
+    // joiner is restarted into X's new namespace, not left in the old.
+    let old_pid = w.inspect(&j)["pid"].clone();
+    w.ok(&["restart", "-t", "1", &x]);
+    assert!(
+        wait_for(10, || {
+            let i = w.inspect(&j);
+            i["status"] == "running" && i["pid"] != old_pid
+        }),
+        "{}",
+        w.log()
+    );
+    assert!(
+        get_until(&w, 18180, "served from the joiner"),
+        "{}",
+        w.log()
+    );
+    let events = w.ok(&[
+        "events",
+        "--since",
+        "1h",
+        "--until",
+        "0s",
+        "-f",
+        "event=/container/rejoin",
+    ]);
+    assert!(
+        events.contains(&format!("/container/rejoin {j} ")),
+        "{events}"
     );
 
     // A host's reboot: both were made to start at boot; X goes first.

@@ -358,7 +358,43 @@ impl Registry {
         self.save(name);
         self.events
             .emit("/container/start", name, format!("pid {}", resp.pid));
+        self.rejoin(name);
         Ok(())
+    }
+
+    /// After `name` started again: the running containers in the network
+    /// namespace its last run had (`--network container:NAME`) are
+    /// restarted into its new one, as the health check's `restart` action
+    /// restarts (whatever their policy); left alone, they would serve in
+    /// a namespace nothing reaches any more.
+    fn rejoin(&mut self, name: &str) {
+        let ns_of = |pid: u32| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        };
+        let Some(now) = self.containers.get(name).and_then(|m| ns_of(m.rec.pid)) else {
+            return;
+        };
+        let stale: Vec<String> = self
+            .containers
+            .values()
+            .filter(|m| m.state == State::Running)
+            .filter(|m| m.rec.joins().any(|(ns, o)| ns == "network" && o == name))
+            .filter(|m| ns_of(m.rec.pid).is_some_and(|ino| ino != now))
+            .map(|m| m.rec.name.clone())
+            .collect();
+        for j in stale {
+            log::info!("{j}: {name} has a new network namespace: restarting {j} into it");
+            self.events
+                .emit("/container/rejoin", &j, format!("{name} started again"));
+            if let Some(m) = self.containers.get_mut(j.as_str()) {
+                m.health.restart_pending = true;
+            }
+            if let Err(e) = self.signal(&j, "", libc::SIGKILL as u32, true) {
+                log::warn!("{}", wren_runtime::error::chain(&e));
+            }
+        }
     }
 
     /// Removes a stopped task from the shim, keeping the shim.
