@@ -3171,14 +3171,52 @@ fn auto_update_follows_the_registry_and_rolls_back() {
         "1",
         "loc:1",
     ]);
+    // A sidecar in its network and pid namespaces (wrend keeps a joined
+    // container): taken down and made again with it, into the new one's.
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "side",
+        "--network",
+        "container:loc",
+        "--pid",
+        "container:loc",
+        "--stop-timeout",
+        "1",
+        "-e",
+        "SIDE=1",
+        "loc:1",
+        "sleep",
+        "1001",
+    ]);
     reg.push(&l, "v2", "team/app:two");
     let two = format!("{}/team/app:two", reg.addr);
     w.ok(&["pull", "--insecure-registry", &reg.addr, &two]);
     w.ok(&["tag", &two, "loc:1"]);
     let out = update(&["loc"]);
     assert!(out.status.success(), "{}", wren_tests::text(&out.stdout));
-    assert!(row(&out, "loc").contains("true"), "{}", row(&out, "loc"));
+    let r = row(&out, "loc");
+    assert!(
+        r.contains("true") && r.contains("made again in its namespaces: side"),
+        "{r}"
+    );
     assert_eq!(version("loc"), "2\n");
+    let side: Value = serde_json::from_str(&w.ok(&["inspect", "side"])).unwrap();
+    assert_eq!(side["status"], "running", "{side}");
+    assert_eq!(side["network"], "container:loc", "{side}");
+    // Its own image and flags (the name loc:1 moved: the sidecar too is
+    // made from what the name means now, as any re-create is).
+    assert_eq!(version("side"), "2\n");
+    assert!(w
+        .ok(&["exec", "side", "env"])
+        .lines()
+        .any(|l| l == "SIDE=1"));
+    let ps = w.ok(&["exec", "side", "ps"]);
+    assert!(
+        ps.contains("sleep 1000") && ps.contains("sleep 1001"),
+        "{ps}"
+    );
 
     // Bad input: an unknown name; a named container without the label.
     let err = w.fails(&["auto-update", "nosuch"]);
@@ -3187,5 +3225,5 @@ fn auto_update_follows_the_registry_and_rolls_back() {
     assert!(!out.status.success() && row(&out, "plain").contains("no io.containers.autoupdate"));
     assert_eq!(id("plain"), v1);
     let _ = v3;
-    w.ok(&["rm", "-f", "app", "plain", "loc"]);
+    w.ok(&["rm", "-f", "side", "app", "plain", "loc"]);
 }

@@ -13,7 +13,9 @@
 //! again from it (`--rollback=false` leaves the failed one). Writes inside
 //! the old container's own filesystem go with it, as with any re-create.
 //! A compose service's container is made through `run` too, so it is
-//! updated the same way, its compose labels kept.
+//! updated the same way, its compose labels kept. Containers that join
+//! its namespaces (`--network`/`--pid container:NAME`) are taken down
+//! before it and made again after it, from their own recorded flags.
 //!
 //! The store's shared lock is held through each container's update, so
 //! no `rmi` or prune removes the old image while a rollback may need it;
@@ -102,7 +104,7 @@ pub fn auto_update(g: &Global, a: &AutoUpdate) -> Result<i32, CliError> {
                 continue;
             }
         }
-        if let Err(e) = one(g, &mut w, c, a, &mut o) {
+        if let Err(e) = one(g, &mut w, c, &list.containers, a, &mut o) {
             o.updated = "failed".into();
             o.detail = e;
         }
@@ -152,32 +154,89 @@ fn exclusive(g: &Global) -> Result<Flock<File>, CliError> {
         .map_err(|_| CliError::failed("another wren auto-update is running"))
 }
 
-/// Checks and, when its image moved, updates container `c`.
-fn one(
-    g: &Global,
-    w: &mut Wrend,
-    c: &api::Container,
-    a: &AutoUpdate,
-    o: &mut Outcome,
-) -> Result<(), String> {
-    let dir = crate::paths::containers_in(&g.records).join(&c.name);
+/// The request container `name` was made with, as wrend saved it.
+fn saved_request(g: &Global, name: &str) -> Result<api::CreateRequest, String> {
+    let dir = crate::paths::containers_in(&g.records).join(name);
     let saved_path = dir.join(crate::wrend::api::create::CREATE_REQUEST);
-    let saved = std::fs::read(&saved_path)
+    std::fs::read(&saved_path)
         .map_err(|e| format!("read {}: {e}", saved_path.display()))
         .and_then(|b| {
             api::CreateRequest::parse_from_bytes(&b)
                 .map_err(|e| format!("read {}: {e}", saved_path.display()))
-        })?;
+        })
+}
+
+/// The flags `run`/`create` recorded in a saved request.
+fn recorded_flags(name: &str, saved: &api::CreateRequest) -> Result<ContainerArgs, String> {
+    if saved.recreate.is_empty() {
+        return Err(format!(
+            "{name} was made by a wren that did not record its flags: make it again once by hand"
+        ));
+    }
+    serde_json::from_str(&saved.recreate).map_err(|e| format!("{name}'s recorded flags: {e}"))
+}
+
+/// A container in the updated one's namespaces (`--network` or `--pid
+/// container:NAME`, directly or through another joiner): wrend keeps a
+/// container others join, so it is taken down first and made again after,
+/// from its own recorded flags, into the new container's namespaces.
+struct Joiner {
+    name: String,
+    saved: api::CreateRequest,
+    args: ContainerArgs,
+    live: bool,
+}
+
+/// The joiners of `name`, those that join it directly first.
+fn joiners_of(g: &Global, all: &[api::Container], name: &str) -> Result<Vec<Joiner>, String> {
+    let mut out: Vec<Joiner> = Vec::new();
+    let mut targets = vec![name.to_string()];
+    let mut i = 0;
+    while i < targets.len() {
+        let target = targets[i].clone();
+        i += 1;
+        for c in all {
+            if targets.contains(&c.name) {
+                continue;
+            }
+            let Ok(saved) = saved_request(g, &c.name) else {
+                continue;
+            };
+            let joins = [&saved.network, &saved.pid_mode]
+                .iter()
+                .any(|m| crate::network::joined(m) == Some(target.as_str()));
+            if !joins {
+                continue;
+            }
+            let args = recorded_flags(&c.name, &saved)
+                .map_err(|e| format!("{} joins its namespaces, and {e}", c.name))?;
+            targets.push(c.name.clone());
+            out.push(Joiner {
+                name: c.name.clone(),
+                saved,
+                args,
+                live: matches!(c.status.as_str(), "running" | "paused" | "restarting"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks and, when its image moved, updates container `c` (`all`: every
+/// container, for its joiners).
+fn one(
+    g: &Global,
+    w: &mut Wrend,
+    c: &api::Container,
+    all: &[api::Container],
+    a: &AutoUpdate,
+    o: &mut Outcome,
+) -> Result<(), String> {
+    let saved = saved_request(g, &c.name)?;
     if c.image.is_empty() {
         return Err("not made from an image".into());
     }
-    if saved.recreate.is_empty() {
-        return Err(
-            "made by a wren that did not record its flags: make it again once by hand".into(),
-        );
-    }
-    let args: ContainerArgs = serde_json::from_str(&saved.recreate)
-        .map_err(|e| format!("its recorded flags ({}): {e}", saved_path.display()))?;
+    let args = recorded_flags(&c.name, &saved)?;
     let store = super::images::store(g).map_err(|e| e.message)?;
     // Held to the end: the old image stays while a rollback may need it.
     let _store_lock = store.lock_shared().map_err(|e| e.to_string())?;
@@ -206,23 +265,52 @@ fn one(
     };
     let live = matches!(c.status.as_str(), "running" | "paused" | "restarting");
     let timeout = Duration::from_secs(a.timeout);
-    match replace(g, w, c, &saved, &args, live, timeout) {
+    let joiners = joiners_of(g, all, &c.name)?;
+    for j in joiners.iter().rev() {
+        take_down(w, &j.name)?;
+    }
+    let updated = match replace(g, w, c, &saved, &args, live, timeout) {
         Ok(()) => {
             o.updated = "true".into();
             o.detail = format!("{} → {}", short(&old_id), short(&new_id));
             Ok(())
         }
-        Err(why) if a.rollback => {
-            store
-                .tag(&c.image, &old_id)
-                .map_err(|e| format!("{why}; rollback: tag {}: {e}", c.image))?;
-            replace(g, w, c, &saved, &args, live, timeout)
-                .map_err(|e| format!("{why}; rollback to {} failed: {e}", short(&old_id)))?;
-            o.updated = "rolled back".into();
-            o.detail = format!("{} {why}; back on {}", short(&new_id), short(&old_id));
-            Ok(())
-        }
+        Err(why) if a.rollback => store
+            .tag(&c.image, &old_id)
+            .map_err(|e| format!("{why}; rollback: tag {}: {e}", c.image))
+            .and_then(|()| {
+                replace(g, w, c, &saved, &args, live, timeout)
+                    .map_err(|e| format!("{why}; rollback to {} failed: {e}", short(&old_id)))
+            })
+            .map(|()| {
+                o.updated = "rolled back".into();
+                o.detail = format!("{} {why}; back on {}", short(&new_id), short(&old_id));
+            }),
         Err(why) => Err(format!("{} {why} (no rollback)", short(&new_id))),
+    };
+    // The joiners again, whatever happened: into the namespaces of the
+    // container that runs now (the new one, or the old one back).
+    let mut lost = Vec::new();
+    for j in &joiners {
+        if let Err(e) = make(g, w, &j.name, &j.saved, &j.args, j.live) {
+            lost.push(format!("{} not made again: {e}", j.name));
+        }
+    }
+    if !joiners.is_empty() && lost.is_empty() && updated.is_ok() {
+        let names: Vec<&str> = joiners.iter().map(|j| j.name.as_str()).collect();
+        o.detail.push_str(&format!(
+            "; made again in its namespaces: {}",
+            names.join(", ")
+        ));
+    }
+    match (updated, lost.is_empty()) {
+        (Ok(()), true) => Ok(()),
+        (Ok(()), false) => {
+            o.detail.push_str(&format!("; {}", lost.join("; ")));
+            Err(o.detail.clone())
+        }
+        (Err(e), _) if lost.is_empty() => Err(e),
+        (Err(e), _) => Err(format!("{e}; {}", lost.join("; "))),
     }
 }
 
@@ -267,38 +355,57 @@ fn replace(
     live: bool,
     timeout: Duration,
 ) -> Result<(), String> {
-    let gone = |r: Result<api::ContainerResponse, ClientError>| match r {
-        Ok(_)
-        | Err(ClientError::Refused {
-            not_found: true, ..
-        }) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    };
-    let current = w.inspect(&c.name).map(|c| c.status);
-    if matches!(current.as_deref(), Ok("running" | "paused" | "restarting")) {
-        let mut s = api::StopRequest::new();
-        s.name = c.name.clone();
-        gone(w.call("Stop", &s, true))?;
-    }
-    let mut d = api::DeleteRequest::new();
-    d.name = c.name.clone();
-    d.force = true;
-    gone(w.call("Delete", &d, false))?;
-    let mut args = args.clone();
-    args.image.pull = Some("never".into());
-    // Its name now (a restore may have given it another).
-    args.image.container_name = Some(c.name.clone());
-    let (mut req, lock) = super::run::create_request(g, &args).map_err(|e| e.message)?;
-    req.auto_remove = saved.auto_remove;
-    req.start = live;
-    let made: Result<api::ContainerResponse, _> = w.call("Create", &req, false);
-    drop(lock);
-    made.map_err(|e| format!("create: {e}"))?;
+    take_down(w, &c.name)?;
+    make(g, w, &c.name, saved, args, live)?;
     if live {
         settled(w, &c.name, timeout)
     } else {
         Ok(())
     }
+}
+
+/// Stops (as `stop` would) and removes container `name`; gone already is
+/// fine.
+fn take_down(w: &mut Wrend, name: &str) -> Result<(), String> {
+    let gone = |r: Result<api::ContainerResponse, ClientError>| match r {
+        Ok(_)
+        | Err(ClientError::Refused {
+            not_found: true, ..
+        }) => Ok(()),
+        Err(e) => Err(format!("{name}: {e}")),
+    };
+    let current = w.inspect(name).map(|c| c.status);
+    if matches!(current.as_deref(), Ok("running" | "paused" | "restarting")) {
+        let mut s = api::StopRequest::new();
+        s.name = name.to_string();
+        gone(w.call("Stop", &s, true))?;
+    }
+    let mut d = api::DeleteRequest::new();
+    d.name = name.to_string();
+    d.force = true;
+    gone(w.call("Delete", &d, false))
+}
+
+/// Makes container `name` again from its recorded flags, with the image
+/// its name has now (never pulled here), started when `live`.
+fn make(
+    g: &Global,
+    w: &mut Wrend,
+    name: &str,
+    saved: &api::CreateRequest,
+    args: &ContainerArgs,
+    live: bool,
+) -> Result<(), String> {
+    let mut args = args.clone();
+    args.image.pull = Some("never".into());
+    // Its name now (a restore may have given it another).
+    args.image.container_name = Some(name.to_string());
+    let (mut req, lock) = super::run::create_request(g, &args).map_err(|e| e.message)?;
+    req.auto_remove = saved.auto_remove;
+    req.start = live;
+    let made: Result<api::ContainerResponse, _> = w.call("Create", &req, false);
+    drop(lock);
+    made.map(|_| ()).map_err(|e| format!("create: {e}"))
 }
 
 /// Whether the new container holds: healthy (when it has a health
