@@ -2276,6 +2276,132 @@ fn a_device_cgroup_rule_allows_a_node_the_container_makes() {
     );
 }
 
+/// `--ipc shareable` and `--ipc container:NAME`, as Docker has them: the
+/// joiner gets NAME's IPC namespace and its /dev/shm (a tmpfs wrend
+/// mounts outside NAME, of NAME's --shm-size), follows NAME into a new
+/// namespace when NAME starts again, and a private NAME is refused; the
+/// tmpfs goes with NAME.
+#[test]
+fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
+    if !require_root("a_shareable_ipc_namespace_and_its_shm_are_joined") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    shell_image(&w, "test/ipc:1");
+    let (x, j) = (name("ipc-x"), name("ipc-j"));
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &x,
+        "--ipc",
+        "shareable",
+        "--shm-size",
+        "8m",
+        "--stop-timeout",
+        "1",
+        "test/ipc:1",
+        "exec sleep 1000",
+    ]);
+    w.ok(&["exec", &x, "sh", "-c", "echo from-x > /dev/shm/f"]);
+    let join = format!("container:{x}");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &j,
+        "--ipc",
+        &join,
+        "test/ipc:1",
+        "exec sleep 1001",
+    ]);
+    let ipc_ns = |c: &str| w.ok(&["exec", c, "readlink", "/proc/self/ns/ipc"]);
+    assert_eq!(ipc_ns(&j), ipc_ns(&x));
+    assert_ne!(
+        Path::new(ipc_ns(&x).trim()),
+        std::fs::read_link("/proc/self/ns/ipc").unwrap()
+    );
+    assert_eq!(w.ok(&["exec", &j, "cat", "/dev/shm/f"]), "from-x\n");
+    w.ok(&["exec", &j, "sh", "-c", "echo from-j > /dev/shm/g"]);
+    assert_eq!(w.ok(&["exec", &x, "cat", "/dev/shm/g"]), "from-j\n");
+    // X's size, in both.
+    for c in [&x, &j] {
+        let df = w.ok(&["exec", c, "df", "-k", "/dev/shm"]);
+        assert!(
+            df.lines()
+                .nth(1)
+                .is_some_and(|l| l.split_whitespace().nth(1) == Some("8192")),
+            "{df}"
+        );
+    }
+    // A private container cannot be joined; X's /dev/shm is X's to size;
+    // nothing is made.
+    let (p, bad) = (name("ipc-p"), name("ipc-bad"));
+    w.ok(&["run", "-d", "--name", &p, "test/ipc:1", "exec sleep 1002"]);
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--name",
+        &bad,
+        "--ipc",
+        &format!("container:{p}"),
+        "test/ipc:1",
+    ]);
+    assert!(
+        e.contains(&format!(
+            "{p}'s IPC is private: make {p} with --ipc shareable"
+        )),
+        "{e}"
+    );
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--name",
+        &bad,
+        "--ipc",
+        &join,
+        "--shm-size",
+        "1m",
+        "test/ipc:1",
+    ]);
+    assert!(
+        e.contains(&format!("--shm-size cannot go with --ipc {join}")),
+        "{e}"
+    );
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--name",
+        &bad,
+        "--ipc",
+        &join,
+        "--sysctl",
+        "kernel.shmmax=1",
+        "test/ipc:1",
+    ]);
+    assert!(e.contains("shares that container's IPC settings"), "{e}");
+    assert_eq!(w.status(&bad), "");
+    // X started again: the joiner follows it into its new namespace; the
+    // /dev/shm stays (as Docker keeps a shareable container's).
+    let old = ipc_ns(&x);
+    w.ok(&["restart", "-t", "1", &x]);
+    assert!(
+        wait_for(10, || w.status(&j) == "running"
+            && ipc_ns(&j) == ipc_ns(&x)
+            && ipc_ns(&x) != old),
+        "{}",
+        w.log()
+    );
+    assert_eq!(w.ok(&["exec", &j, "cat", "/dev/shm/f"]), "from-x\n");
+    let e = w.fails(&["rm", "-f", &x]);
+    assert!(e.contains("remove it first"), "{e}");
+    w.ok(&["rm", "-f", &j, &p]);
+    w.ok(&["rm", "-f", &x]);
+    for c in [&x, &j, &p] {
+        w.assert_clean(c);
+    }
+}
+
 #[test]
 fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
     if !require_root("host_pid_ipc_and_uts_namespaces_are_shared_on_request") {
@@ -2356,10 +2482,11 @@ fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
     // Refused, named, nothing made.
     let before = w.ok(&["list"]);
     for (args, want) in [
-        (vec!["--pid", "container:other"], "not supported"),
+        (vec!["--uts", "container:other"], "not supported"),
+        (vec!["--pid", "container:other"], "no such container other"),
         (
-            vec!["--ipc", "shareable"],
-            "--ipc \"shareable\": want private or host",
+            vec!["--ipc", "bogus"],
+            "--ipc \"bogus\": want private, host, shareable or container:NAME",
         ),
         (
             vec!["--uts", "host", "--hostname", "x"],

@@ -442,12 +442,13 @@ pub struct ImageFlags {
     /// The size of /dev/shm: BYTES, or a number with k, m or g [default: 64m]
     #[arg(long, value_name = "SIZE")]
     pub shm_size: Option<String>,
-    /// Its process ids: private (its own namespace) or host (sees and is seen
-    /// by every host process)
+    /// Its process ids: private (its own namespace), host (sees and is seen
+    /// by every host process) or container:NAME (NAME's)
     #[arg(long, value_name = "MODE")]
     pub pid: Option<String>,
-    /// Its System V IPC and POSIX message queues: private, or host (the host's,
-    /// with the host's /dev/shm)
+    /// Its System V IPC and POSIX message queues: private, host (the host's,
+    /// with the host's /dev/shm), shareable (private, others may join) or
+    /// container:NAME (a shareable NAME's, with its /dev/shm)
     #[arg(long, value_name = "MODE")]
     pub ipc: Option<String>,
     /// Its hostname: private, or host (the host's; no --hostname)

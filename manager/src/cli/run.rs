@@ -208,6 +208,11 @@ fn image_request(
             "--shm-size cannot go with --ipc host: the container uses the host's /dev/shm",
         ));
     }
+    if let Some(other) = network::joined(&req.ipc_mode).filter(|_| f.shm_size.is_some()) {
+        return Err(CliError::usage(format!(
+            "--shm-size cannot go with --ipc container:{other}: the container uses {other}'s /dev/shm"
+        )));
+    }
     let mut volumes = Vec::new();
     for v in &f.volume {
         volumes.push(mounts::volume(v)?);
@@ -428,27 +433,31 @@ fn security_opts(
 }
 
 /// `--pid`, `--ipc`, `--uts`: "" (not given), "private" or "host"; for
-/// `--pid`, `container:NAME` too.
+/// `--pid` and `--ipc`, `container:NAME` too, and `--ipc shareable`.
 fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
     match v.as_deref() {
         None => Ok(String::new()),
         Some(m @ ("private" | "host")) => Ok(m.to_string()),
-        Some(m) if flag == "pid" && network::joined(m).is_some() => {
+        Some("shareable") if flag == "ipc" => Ok("shareable".into()),
+        Some(m) if flag != "uts" && network::joined(m).is_some() => {
             match network::joined(m).filter(|c| network::valid_network_name(c)) {
                 Some(_) => Ok(m.to_string()),
                 None => Err(CliError::usage(format!(
-                    "--pid {m:?}: want container:NAME, NAME a container's name"
+                    "--{flag} {m:?}: want container:NAME, NAME a container's name"
                 ))),
             }
         }
         Some(m) if m.starts_with("container:") || m.starts_with("service:") => {
             Err(CliError::usage(format!(
                 "--{flag} {m:?}: joining another container's {flag} namespace is not supported \
-                 (host or private; --pid and --network take container:NAME)"
+                 (host or private; --pid, --ipc and --network take container:NAME)"
             )))
         }
         Some(m) if flag == "pid" => Err(CliError::usage(format!(
             "--pid {m:?}: want private, host or container:NAME"
+        ))),
+        Some(m) if flag == "ipc" => Err(CliError::usage(format!(
+            "--ipc {m:?}: want private, host, shareable or container:NAME"
         ))),
         Some(m) => Err(CliError::usage(format!(
             "--{flag} {m:?}: want private or host"

@@ -74,6 +74,11 @@ impl Config {
         self.state_dir.join("containers").join(name)
     }
 
+    /// The /dev/shm tmpfs of an `--ipc shareable` container.
+    pub fn shm_dir(&self, name: &str) -> PathBuf {
+        self.container_state_dir(name).join("shm")
+    }
+
     /// Where the shims put their sockets.
     pub fn shim_socket_dir(&self) -> PathBuf {
         self.state_dir.join("s")

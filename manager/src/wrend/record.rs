@@ -85,6 +85,13 @@ pub struct Record {
     /// the spec alone).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pid_mode: String,
+    /// `shareable` (its /dev/shm a tmpfs wrend mounts outside it, so
+    /// others can join) or `container:NAME`; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipc_mode: String,
+    /// `--shm-size` of a shareable container (0: 64 MiB).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub shm_size: i64,
     /// The address of the current attachment, if any.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ip_address: String,
@@ -100,6 +107,10 @@ pub struct Record {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 
@@ -134,9 +145,13 @@ impl Record {
     /// The namespaces this container joins from other containers, as
     /// (namespace type in the spec, container).
     pub fn joins(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("network", &self.network), ("pid", &self.pid_mode)]
-            .into_iter()
-            .filter_map(|(ns, mode)| crate::network::joined(mode).map(|c| (ns, c)))
+        [
+            ("network", &self.network),
+            ("pid", &self.pid_mode),
+            ("ipc", &self.ipc_mode),
+        ]
+        .into_iter()
+        .filter_map(|(ns, mode)| crate::network::joined(mode).map(|c| (ns, c)))
     }
 
     /// Writes the record into `dir` atomically.

@@ -324,6 +324,9 @@ impl Registry {
         // down: never delete through a mount.
         let rootfs = self.cfg.record_dir(name).join("bundle").join("rootfs");
         while nix::mount::umount2(&rootfs, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+        // An `--ipc shareable` container's /dev/shm (in its state dir).
+        let shm = self.cfg.shm_dir(name);
+        while nix::mount::umount2(&shm, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
         for dir in [
             self.cfg.container_state_dir(name),
             self.cfg.record_dir(name),

@@ -257,6 +257,7 @@ impl Registry {
         } else {
             None
         };
+        self.mount_shm(name)?;
         self.join_namespaces(name)?;
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
@@ -300,6 +301,45 @@ impl Registry {
         self.events
             .emit("/container/create", name, format!("pid {}", resp.pid));
         Ok(())
+    }
+
+    /// Mounts the /dev/shm tmpfs of an `--ipc shareable` container
+    /// outside it, unless it is there (a restart keeps it, as Docker
+    /// keeps a shareable container's; a host reboot took it).
+    fn mount_shm(&mut self, name: &str) -> Result<(), ManagerError> {
+        let m = self.get(name)?;
+        if m.rec.ipc_mode != "shareable" {
+            return Ok(());
+        }
+        let size = match m.rec.shm_size {
+            0 => 64 << 20,
+            n => n,
+        };
+        let dir = self.cfg.shm_dir(name);
+        let err = |source| ManagerError::Io {
+            name: name.to_string(),
+            what: "mount /dev/shm",
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(err)?;
+        let mounted = wren_runtime::mountinfo::parse(
+            &std::fs::read_to_string("/proc/self/mountinfo").map_err(err)?,
+        )
+        .iter()
+        .any(|mnt| mnt.mount_point == dir);
+        if mounted {
+            return Ok(());
+        }
+        use nix::mount::MsFlags;
+        nix::mount::mount(
+            Some("shm"),
+            &dir,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some(format!("mode=1777,size={}k", (size as u64).div_ceil(1024)).as_str()),
+        )
+        .map_err(|e| err(e.into()))
     }
 
     /// Points the config.json of a container that joins others'
@@ -363,29 +403,36 @@ impl Registry {
     }
 
     /// After `name` started again: the running containers in the network
-    /// namespace its last run had (`--network container:NAME`) are
-    /// restarted into its new one, as the health check's `restart` action
-    /// restarts (whatever their policy); left alone, they would serve in
-    /// a namespace nothing reaches any more.
+    /// or IPC namespace its last run had (`--network`, `--ipc
+    /// container:NAME`) are restarted into its new one, as the health
+    /// check's `restart` action restarts (whatever their policy); left
+    /// alone, they would serve in a namespace nothing reaches any more.
+    /// (A pid namespace's members die with its init.)
     fn rejoin(&mut self, name: &str) {
-        let ns_of = |pid: u32| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        let ns_of = |pid: u32, ns: &str| {
+            let file = if ns == "network" { "net" } else { ns };
+            std::fs::metadata(format!("/proc/{pid}/ns/{file}"))
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
-        let Some(now) = self.containers.get(name).and_then(|m| ns_of(m.rec.pid)) else {
+        let Some(pid) = self.containers.get(name).map(|m| m.rec.pid) else {
             return;
         };
         let stale: Vec<String> = self
             .containers
             .values()
             .filter(|m| m.state == State::Running)
-            .filter(|m| m.rec.joins().any(|(ns, o)| ns == "network" && o == name))
-            .filter(|m| ns_of(m.rec.pid).is_some_and(|ino| ino != now))
+            .filter(|m| {
+                m.rec.joins().any(|(ns, o)| {
+                    o == name
+                        && ns != "pid"
+                        && ns_of(m.rec.pid, ns).is_some_and(|j| Some(j) != ns_of(pid, ns))
+                })
+            })
             .map(|m| m.rec.name.clone())
             .collect();
         for j in stale {
-            log::info!("{j}: {name} has a new network namespace: restarting {j} into it");
+            log::info!("{j}: {name} has new namespaces: restarting {j} into them");
             self.events
                 .emit("/container/rejoin", &j, format!("{name} started again"));
             if let Some(m) = self.containers.get_mut(j.as_str()) {

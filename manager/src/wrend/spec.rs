@@ -119,6 +119,8 @@ pub struct ImageOverrides {
     pub host_network: bool,
     /// `--network container:NAME`: NAME's network namespace, likewise.
     pub joined_network: bool,
+    /// `--ipc container:NAME`: NAME's IPC namespace, likewise.
+    pub joined_ipc: bool,
     /// `--pid host`, `--ipc host`, `--uts host`: the host's namespace.
     pub host_pid: bool,
     pub host_ipc: bool,
@@ -344,6 +346,11 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
                 return Err(bad(
                     "a --network container:NAME container shares that container's network settings"
                         .into(),
+                ))
+            }
+            Some((_, "ipc")) if x.joined_ipc => {
+                return Err(bad(
+                    "a --ipc container:NAME container shares that container's IPC settings".into(),
                 ))
             }
             Some((_, "ipc")) if x.host_ipc => {

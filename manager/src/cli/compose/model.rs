@@ -515,8 +515,8 @@ pub struct Service {
     pub extra_hosts: Option<ListOrMap<BTreeMap<String, Scalar>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<StrOrList>,
-    /// `host` or `private` (`--pid`, `--ipc`, `--uts`); `pid` also
-    /// `service:NAME` or `container:NAME`.
+    /// `host` or `private` (`--pid`, `--ipc`, `--uts`); `pid` and `ipc`
+    /// also `service:NAME` or `container:NAME`, `ipc` also `shareable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -719,11 +719,14 @@ impl Service {
         deps
     }
 
-    /// The services whose namespaces it joins (`network_mode` or `pid`
-    /// `service:NAME`).
+    /// The services whose namespaces it joins (`network_mode`, `pid` or
+    /// `ipc` `service:NAME`).
     pub fn joins(&self) -> Vec<&str> {
         let mut out = Vec::new();
-        for mode in [&self.network_mode, &self.pid].into_iter().flatten() {
+        for mode in [&self.network_mode, &self.pid, &self.ipc]
+            .into_iter()
+            .flatten()
+        {
             if let Some(other) = mode.strip_prefix("service:") {
                 if !out.contains(&other) {
                     out.push(other);
@@ -1171,8 +1174,8 @@ pub fn run_args(
     }
     for (flag, mode) in [("--pid", &s.pid), ("--ipc", &s.ipc), ("--uts", &s.uts)] {
         if let Some(m) = mode {
-            let m = if flag == "--pid" && m.starts_with("service:") {
-                joined_mode(project, file, &at("pid"), m)?
+            let m = if flag != "--uts" && m.starts_with("service:") {
+                joined_mode(project, file, &at(&flag[2..]), m)?
             } else {
                 m.clone()
             };
@@ -1765,7 +1768,8 @@ mod tests {
     fn a_service_joins_anothers_namespaces_and_depends_on_it() {
         let f = parse(
             "services:\n  app:\n    image: i\n    network_mode: \"service:vpn\"\n    \
-             pid: \"service:vpn\"\n  vpn:\n    image: i\n    container_name: tunnel\n  \
+             pid: \"service:vpn\"\n    ipc: \"service:vpn\"\n  \
+             vpn:\n    image: i\n    container_name: tunnel\n    ipc: shareable\n  \
              ext:\n    image: i\n    network_mode: \"container:other\"\n",
         )
         .unwrap();
@@ -1774,6 +1778,11 @@ mod tests {
             .join(" ");
         assert!(j.contains("--network container:tunnel"), "{j}");
         assert!(j.contains("--pid container:tunnel"), "{j}");
+        assert!(j.contains("--ipc container:tunnel"), "{j}");
+        let v = run_args("p", "vpn", &f.services["vpn"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(v.contains("--ipc shareable"), "{v}");
         assert!(
             !j.contains("--hostname") && !j.contains("--network-alias"),
             "{j}"

@@ -63,16 +63,23 @@ impl Registry {
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        for mode in [&req.network, &req.pid_mode] {
+        for mode in [&req.network, &req.pid_mode, &req.ipc_mode] {
             if let Some(other) = crate::network::joined(mode) {
-                if !self.containers.contains_key(other) {
+                let Some(o) = self.containers.get(other) else {
                     return Err(ManagerError::InvalidArgument(format!(
                         "{mode}: no such container {other}"
+                    )));
+                };
+                if mode == &req.ipc_mode && o.rec.ipc_mode != "shareable" {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "--ipc {mode}: {other}'s IPC is private: make {other} with \
+                         --ipc shareable to share it"
                     )));
                 }
             }
         }
         let checked = validate_create(&req).and_then(|(policy, mut spec)| {
+            self.shared_shm(&req, &mut spec);
             let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
             let health = crate::wrend::health::HealthConfig::from_request(&req)?;
             Ok((policy, spec, net, health))
@@ -150,6 +157,18 @@ impl Registry {
             } else {
                 String::new()
             },
+            ipc_mode: if req.ipc_mode == "shareable"
+                || crate::network::joined(&req.ipc_mode).is_some()
+            {
+                req.ipc_mode.clone()
+            } else {
+                String::new()
+            },
+            shm_size: if req.ipc_mode == "shareable" {
+                req.shm_size
+            } else {
+                0
+            },
             health: health.map(Box::new),
             restart_policy: policy.to_string(),
             start_at_boot: req.start_at_boot || policy.starts_at_boot(),
@@ -163,6 +182,29 @@ impl Registry {
             .insert(name.as_str().into(), self.new_managed(rec));
         self.save(&name);
         Ok(())
+    }
+}
+
+impl Registry {
+    /// `--ipc shareable` and `--ipc container:X`: /dev/shm is a bind of
+    /// the shareable container's tmpfs outside it ([`Self::mount_shm`]),
+    /// which a bind from outside can reach (a tmpfs inside its mount
+    /// namespace could not be).
+    fn shared_shm(&self, req: &api::CreateRequest, spec: &mut Value) {
+        let owner = match crate::network::joined(&req.ipc_mode) {
+            Some(other) => other,
+            None if req.ipc_mode == "shareable" => req.name.as_str(),
+            None => return,
+        };
+        if let Some(m) = spec["mounts"]
+            .as_array_mut()
+            .and_then(|a| a.iter_mut().find(|m| m["destination"] == "/dev/shm"))
+        {
+            *m = serde_json::json!({
+                "destination": "/dev/shm", "type": "bind", "source": self.cfg.shm_dir(owner),
+                "options": ["rbind", "nosuid", "noexec", "nodev"],
+            });
+        }
     }
 }
 
@@ -218,19 +260,30 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
         ("ipc_mode", &req.ipc_mode),
         ("uts_mode", &req.uts_mode),
     ] {
-        let joins = flag == "pid_mode" && crate::network::joined(mode).is_some();
-        if !joins && !matches!(mode.as_str(), "" | "private" | "host") {
-            let want = if flag == "pid_mode" {
-                "\"private\", \"host\" or \"container:NAME\""
-            } else {
-                "\"private\" or \"host\""
+        let joins = flag != "uts_mode" && crate::network::joined(mode).is_some();
+        let shareable = flag == "ipc_mode" && mode == "shareable";
+        if !joins && !shareable && !matches!(mode.as_str(), "" | "private" | "host") {
+            let want = match flag {
+                "pid_mode" => "\"private\", \"host\" or \"container:NAME\"",
+                "ipc_mode" => "\"private\", \"host\", \"shareable\" or \"container:NAME\"",
+                _ => "\"private\" or \"host\"",
             };
             return Err(ManagerError::InvalidArgument(format!(
                 "{flag} {mode:?}: want {want}"
             )));
         }
     }
-    for (flag, mode) in [("network", &req.network), ("pid_mode", &req.pid_mode)] {
+    if req.shm_size > 0 && crate::network::joined(&req.ipc_mode).is_some() {
+        return Err(ManagerError::InvalidArgument(format!(
+            "shm_size: a container with ipc_mode {:?} uses that container's /dev/shm",
+            req.ipc_mode
+        )));
+    }
+    for (flag, mode) in [
+        ("network", &req.network),
+        ("pid_mode", &req.pid_mode),
+        ("ipc_mode", &req.ipc_mode),
+    ] {
         if let Some(other) = crate::network::joined(mode) {
             if !config::valid_name(other) {
                 return Err(ManagerError::InvalidArgument(format!(
@@ -302,6 +355,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             oom_score_adj: req.oom_score_adj_set.then_some(req.oom_score_adj),
             host_network: req.network == "host",
             joined_network: crate::network::joined(&req.network).is_some(),
+            joined_ipc: crate::network::joined(&req.ipc_mode).is_some(),
             host_pid: req.pid_mode == "host",
             host_ipc: req.ipc_mode == "host",
             host_uts: req.uts_mode == "host",
