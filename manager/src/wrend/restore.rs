@@ -85,25 +85,25 @@ impl Registry {
     /// it joins (their tasks must exist before its own is created).
     fn boot_order(&self) -> Vec<String> {
         let mut order: Vec<String> = Vec::with_capacity(self.containers.len());
-        // Depth of its chain of joins; a loop (never made by wrend) ends at 8.
-        let depth = |name: &str| {
-            let mut d = 0;
-            let mut cur = name;
-            while let Some(m) = self.containers.get(cur) {
-                match m.rec.joins().next() {
-                    Some((_, other)) if d < 8 => {
-                        d += 1;
-                        cur = other;
-                    }
-                    _ => break,
-                }
+        // The longest chain of joins below it; a loop (never made by
+        // wrend) ends at 8.
+        fn depth(r: &Registry, name: &str, limit: usize) -> usize {
+            let Some(m) = r.containers.get(name) else {
+                return 0;
+            };
+            if limit == 0 {
+                return 0;
             }
-            d
-        };
+            m.rec
+                .joins()
+                .map(|(_, other)| 1 + depth(r, other, limit - 1))
+                .max()
+                .unwrap_or(0)
+        }
         let mut keyed: Vec<(usize, &str)> = self
             .containers
             .keys()
-            .map(|k| (depth(k), k.as_ref()))
+            .map(|k| (depth(self, k, 8), k.as_ref()))
             .collect();
         keyed.sort();
         order.extend(keyed.into_iter().map(|(_, n)| n.to_string()));

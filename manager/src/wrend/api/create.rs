@@ -63,14 +63,18 @@ impl Registry {
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        for mode in [&req.network, &req.pid_mode, &req.ipc_mode] {
+        for (ns, mode) in [
+            ("network", &req.network),
+            ("pid", &req.pid_mode),
+            ("ipc", &req.ipc_mode),
+        ] {
             if let Some(other) = crate::network::joined(mode) {
                 let Some(o) = self.containers.get(other) else {
                     return Err(ManagerError::InvalidArgument(format!(
                         "{mode}: no such container {other}"
                     )));
                 };
-                if mode == &req.ipc_mode && o.rec.ipc_mode != "shareable" {
+                if ns == "ipc" && o.rec.ipc_mode != "shareable" {
                     return Err(ManagerError::InvalidArgument(format!(
                         "--ipc {mode}: {other}'s IPC is private: make {other} with \
                          --ipc shareable to share it"
