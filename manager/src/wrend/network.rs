@@ -133,7 +133,9 @@ pub fn prepare(
 /// takes the hostname and binds the /etc files of the container that owns
 /// the namespace (OTHER, or whom OTHER itself joins), so they follow its
 /// address; what only the owner can set is refused by name, as Docker
-/// does.
+/// does. Cold, out of line: wrend's resident text is the common path's.
+#[cold]
+#[inline(never)]
 fn prepare_joined(
     cfg: &Config,
     req: &api::CreateRequest,

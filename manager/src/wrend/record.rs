@@ -142,6 +142,14 @@ pub enum RecordError {
 }
 
 impl Record {
+    /// Whether it joins another container's namespaces or shares its
+    /// own IPC (the rare case its task creation has more to do for).
+    pub fn shares_namespaces(&self) -> bool {
+        !self.pid_mode.is_empty()
+            || !self.ipc_mode.is_empty()
+            || crate::network::joined(&self.network).is_some()
+    }
+
     /// The namespaces this container joins from other containers, as
     /// (namespace type in the spec, container).
     pub fn joins(&self) -> impl Iterator<Item = (&'static str, &str)> {

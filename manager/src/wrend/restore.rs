@@ -100,13 +100,17 @@ impl Registry {
                 .max()
                 .unwrap_or(0)
         }
-        let mut keyed: Vec<(usize, &str)> = self
-            .containers
-            .keys()
-            .map(|k| (depth(self, k, 8), k.as_ref()))
-            .collect();
-        keyed.sort();
-        order.extend(keyed.into_iter().map(|(_, n)| n.to_string()));
+        // Level by level (no sort: its code would stay in wrend's
+        // resident text for a list that is nearly always one level).
+        let depths: Vec<usize> = self.containers.keys().map(|k| depth(self, k, 8)).collect();
+        let deepest = depths.iter().copied().max().unwrap_or(0);
+        for level in 0..=deepest {
+            for (k, d) in self.containers.keys().zip(&depths) {
+                if *d == level {
+                    order.push(k.to_string());
+                }
+            }
+        }
         order
     }
 

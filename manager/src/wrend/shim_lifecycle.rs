@@ -257,8 +257,9 @@ impl Registry {
         } else {
             None
         };
-        self.mount_shm(name)?;
-        self.join_namespaces(name)?;
+        if self.get(name)?.rec.shares_namespaces() {
+            self.prepare_shared(name)?;
+        }
         self.open_stdio(name)?;
         self.ensure_shim(name)?;
         let dir = self.cfg.container_state_dir(name);
@@ -301,6 +302,16 @@ impl Registry {
         self.events
             .emit("/container/create", name, format!("pid {}", resp.pid));
         Ok(())
+    }
+
+    /// What sharing namespaces needs before the task is created: the
+    /// shared /dev/shm, the joined namespaces' paths. Cold, out of line:
+    /// wrend's resident text is the common path's.
+    #[cold]
+    #[inline(never)]
+    fn prepare_shared(&mut self, name: &str) -> Result<(), ManagerError> {
+        self.mount_shm(name)?;
+        self.join_namespaces(name)
     }
 
     /// Mounts the /dev/shm tmpfs of an `--ipc shareable` container
@@ -409,6 +420,18 @@ impl Registry {
     /// alone, they would serve in a namespace nothing reaches any more.
     /// (A pid namespace's members die with its init.)
     fn rejoin(&mut self, name: &str) {
+        if self
+            .containers
+            .values()
+            .any(|m| m.rec.shares_namespaces() && m.rec.joins().any(|(_, o)| o == name))
+        {
+            self.rejoin_stale(name);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn rejoin_stale(&mut self, name: &str) {
         let ns_of = |pid: u32, ns: &str| {
             let file = if ns == "network" { "net" } else { ns };
             std::fs::metadata(format!("/proc/{pid}/ns/{file}"))

@@ -63,27 +63,13 @@ impl Registry {
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        for (ns, mode) in [
-            ("network", &req.network),
-            ("pid", &req.pid_mode),
-            ("ipc", &req.ipc_mode),
-        ] {
-            if let Some(other) = crate::network::joined(mode) {
-                let Some(o) = self.containers.get(other) else {
-                    return Err(ManagerError::InvalidArgument(format!(
-                        "{mode}: no such container {other}"
-                    )));
-                };
-                if ns == "ipc" && o.rec.ipc_mode != "shareable" {
-                    return Err(ManagerError::InvalidArgument(format!(
-                        "--ipc {mode}: {other}'s IPC is private: make {other} with \
-                         --ipc shareable to share it"
-                    )));
-                }
-            }
+        if !(req.pid_mode.is_empty() && req.ipc_mode.is_empty()) || req.network.contains(':') {
+            self.joined_exist(&req)?;
         }
         let checked = validate_create(&req).and_then(|(policy, mut spec)| {
-            self.shared_shm(&req, &mut spec);
+            if !req.ipc_mode.is_empty() {
+                self.shared_shm(&req, &mut spec);
+            }
             let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
             let health = crate::wrend::health::HealthConfig::from_request(&req)?;
             Ok((policy, spec, net, health))
@@ -190,10 +176,39 @@ impl Registry {
 }
 
 impl Registry {
+    /// The containers a request joins exist, and one whose IPC it joins
+    /// is shareable.
+    #[cold]
+    #[inline(never)]
+    fn joined_exist(&self, req: &api::CreateRequest) -> Result<(), ManagerError> {
+        for (ns, mode) in [
+            ("network", &req.network),
+            ("pid", &req.pid_mode),
+            ("ipc", &req.ipc_mode),
+        ] {
+            if let Some(other) = crate::network::joined(mode) {
+                let Some(o) = self.containers.get(other) else {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "{mode}: no such container {other}"
+                    )));
+                };
+                if ns == "ipc" && o.rec.ipc_mode != "shareable" {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "--ipc {mode}: {other}'s IPC is private: make {other} with \
+                         --ipc shareable to share it"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `--ipc shareable` and `--ipc container:X`: /dev/shm is a bind of
     /// the shareable container's tmpfs outside it ([`Self::mount_shm`]),
     /// which a bind from outside can reach (a tmpfs inside its mount
     /// namespace could not be).
+    #[cold]
+    #[inline(never)]
     fn shared_shm(&self, req: &api::CreateRequest, spec: &mut Value) {
         let owner = match crate::network::joined(&req.ipc_mode) {
             Some(other) => other,
@@ -259,52 +274,10 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             crate::logfile::READ_KEEP
         )));
     }
-    for (flag, mode) in [
-        ("pid_mode", &req.pid_mode),
-        ("ipc_mode", &req.ipc_mode),
-        ("uts_mode", &req.uts_mode),
-    ] {
-        let joins = flag != "uts_mode" && crate::network::joined(mode).is_some();
-        let shareable = flag == "ipc_mode" && mode == "shareable";
-        if !joins && !shareable && !matches!(mode.as_str(), "" | "private" | "host") {
-            let want = match flag {
-                "pid_mode" => "\"private\", \"host\" or \"container:NAME\"",
-                "ipc_mode" => "\"private\", \"host\", \"shareable\" or \"container:NAME\"",
-                _ => "\"private\" or \"host\"",
-            };
-            return Err(ManagerError::InvalidArgument(format!(
-                "{flag} {mode:?}: want {want}"
-            )));
-        }
-    }
-    if req.shm_size > 0 && crate::network::joined(&req.ipc_mode).is_some() {
-        return Err(ManagerError::InvalidArgument(format!(
-            "shm_size: a container with ipc_mode {:?} uses that container's /dev/shm",
-            req.ipc_mode
-        )));
-    }
-    for (flag, mode) in [
-        ("network", &req.network),
-        ("pid_mode", &req.pid_mode),
-        ("ipc_mode", &req.ipc_mode),
-    ] {
-        if let Some(other) = crate::network::joined(mode) {
-            if !config::valid_name(other) {
-                return Err(ManagerError::InvalidArgument(format!(
-                    "{flag} {mode:?}: {other:?} is not a container name"
-                )));
-            }
-            if other == name.as_str() {
-                return Err(ManagerError::InvalidArgument(format!(
-                    "{flag} {mode:?}: a container cannot join its own namespace"
-                )));
-            }
-            if !req.bundle.is_empty() {
-                return Err(ManagerError::InvalidArgument(format!(
-                    "{flag} {mode:?}: a bundle container's namespaces are its config.json's"
-                )));
-            }
-        }
+    if !(req.pid_mode.is_empty() && req.ipc_mode.is_empty() && req.uts_mode.is_empty())
+        || crate::network::joined(&req.network).is_some()
+    {
+        namespace_modes(req)?;
     }
     if req.auto_remove && policy != RestartPolicy::No {
         return Err(ManagerError::InvalidArgument(
@@ -395,4 +368,60 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
         },
     )?;
     Ok((policy, spec))
+}
+
+/// The request's `pid_mode`, `ipc_mode` and `uts_mode`, and the
+/// containers it joins (checked against the registry by `create_record`).
+/// Cold, out of line: most requests set none.
+#[cold]
+#[inline(never)]
+fn namespace_modes(req: &api::CreateRequest) -> Result<(), ManagerError> {
+    for (flag, mode) in [
+        ("pid_mode", &req.pid_mode),
+        ("ipc_mode", &req.ipc_mode),
+        ("uts_mode", &req.uts_mode),
+    ] {
+        let joins = flag != "uts_mode" && crate::network::joined(mode).is_some();
+        let shareable = flag == "ipc_mode" && mode == "shareable";
+        if !joins && !shareable && !matches!(mode.as_str(), "" | "private" | "host") {
+            let want = match flag {
+                "pid_mode" => "\"private\", \"host\" or \"container:NAME\"",
+                "ipc_mode" => "\"private\", \"host\", \"shareable\" or \"container:NAME\"",
+                _ => "\"private\" or \"host\"",
+            };
+            return Err(ManagerError::InvalidArgument(format!(
+                "{flag} {mode:?}: want {want}"
+            )));
+        }
+    }
+    if req.shm_size > 0 && crate::network::joined(&req.ipc_mode).is_some() {
+        return Err(ManagerError::InvalidArgument(format!(
+            "shm_size: a container with ipc_mode {:?} uses that container's /dev/shm",
+            req.ipc_mode
+        )));
+    }
+    for (flag, mode) in [
+        ("network", &req.network),
+        ("pid_mode", &req.pid_mode),
+        ("ipc_mode", &req.ipc_mode),
+    ] {
+        if let Some(other) = crate::network::joined(mode) {
+            if !config::valid_name(other) {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: {other:?} is not a container name"
+                )));
+            }
+            if other == req.name.as_str() {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: a container cannot join its own namespace"
+                )));
+            }
+            if !req.bundle.is_empty() {
+                return Err(ManagerError::InvalidArgument(format!(
+                    "{flag} {mode:?}: a bundle container's namespaces are its config.json's"
+                )));
+            }
+        }
+    }
+    Ok(())
 }

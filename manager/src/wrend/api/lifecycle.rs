@@ -219,12 +219,7 @@ impl Registry {
             .map(|m| m.rec.name.as_str())
             .collect();
         if !joiners.is_empty() {
-            return Err(ManagerError::FailedPrecondition(format!(
-                "container {name} has namespaces that {} join{}: remove {} first",
-                joiners.join(", "),
-                if joiners.len() == 1 { "s" } else { "" },
-                if joiners.len() == 1 { "it" } else { "them" },
-            )));
+            return Err(joined_by(name, &joiners));
         }
         let m = self.get(name)?;
         let state = m.state;
@@ -351,4 +346,16 @@ impl Registry {
         self.events.emit("/container/update", name, String::new());
         Ok(api::Empty::new())
     }
+}
+
+/// `rm` of a container others join. Cold: out of wrend's resident text.
+#[cold]
+#[inline(never)]
+fn joined_by(name: &str, joiners: &[&str]) -> ManagerError {
+    ManagerError::FailedPrecondition(format!(
+        "container {name} has namespaces that {} join{}: remove {} first",
+        joiners.join(", "),
+        if joiners.len() == 1 { "s" } else { "" },
+        if joiners.len() == 1 { "it" } else { "them" },
+    ))
 }
