@@ -2353,33 +2353,22 @@ fn a_shareable_ipc_namespace_and_its_shm_are_joined() {
         )),
         "{e}"
     );
-    let e = w.fails(&[
-        "run",
-        "-d",
-        "--name",
-        &bad,
-        "--ipc",
-        &join,
-        "--shm-size",
-        "1m",
-        "test/ipc:1",
-    ]);
-    assert!(
-        e.contains(&format!("--shm-size cannot go with --ipc {join}")),
-        "{e}"
-    );
-    let e = w.fails(&[
-        "run",
-        "-d",
-        "--name",
-        &bad,
-        "--ipc",
-        &join,
-        "--sysctl",
-        "kernel.shmmax=1",
-        "test/ipc:1",
-    ]);
-    assert!(e.contains("shares that container's IPC settings"), "{e}");
+    for (extra, want) in [
+        (
+            ["--shm-size", "1m"],
+            format!("--shm-size cannot go with --ipc {join}"),
+        ),
+        (
+            ["--sysctl", "kernel.shmmax=1"],
+            "shares that container's IPC settings".to_string(),
+        ),
+    ] {
+        let mut args = vec!["run", "-d", "--name", &bad, "--ipc", &join];
+        args.extend(extra);
+        args.push("test/ipc:1");
+        let e = w.fails(&args);
+        assert!(e.contains(&want), "{args:?}: {e}");
+    }
     assert_eq!(w.status(&bad), "");
     // X started again: the joiner follows it into its new namespace; the
     // /dev/shm stays (as Docker keeps a shareable container's).

@@ -93,18 +93,7 @@ pub fn prepare(
             }
         }
     }
-    let net_dir = cfg.record_dir(name).join(NET_DIR);
-    if let Some(mounts) = spec["mounts"].as_array_mut() {
-        for (file, dest) in files::MOUNTS {
-            mounts.retain(|m| m["destination"] != dest);
-            mounts.push(json!({
-                "destination": dest,
-                "type": "bind",
-                "source": net_dir.join(file),
-                "options": ["rbind", "rprivate"],
-            }));
-        }
-    }
+    bind_etc_files(spec, &cfg.record_dir(name).join(NET_DIR));
     Ok(Some(NetRequest {
         network,
         ports,
@@ -186,18 +175,7 @@ fn prepare_joined(
     if own_uts(spec) {
         spec["hostname"] = json!(owner_req.hostname);
     }
-    let owner_files = cfg.record_dir(&owner).join(NET_DIR);
-    if let Some(mounts) = spec["mounts"].as_array_mut() {
-        for (file, dest) in files::MOUNTS {
-            mounts.retain(|m| m["destination"] != dest);
-            mounts.push(json!({
-                "destination": dest,
-                "type": "bind",
-                "source": owner_files.join(file),
-                "options": ["rbind", "rprivate"],
-            }));
-        }
-    }
+    bind_etc_files(spec, &cfg.record_dir(&owner).join(NET_DIR));
     Ok(NetRequest {
         network: mode.clone(),
         hostname: owner_req.hostname,
@@ -236,6 +214,22 @@ fn parent_of(pid: u32) -> Option<u32> {
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname bound from `dir` (a
+/// container's `net/`), replacing any mount of the spec on them.
+fn bind_etc_files(spec: &mut Value, dir: &Path) {
+    if let Some(mounts) = spec["mounts"].as_array_mut() {
+        for (file, dest) in files::MOUNTS {
+            mounts.retain(|m| m["destination"] != dest);
+            mounts.push(json!({
+                "destination": dest,
+                "type": "bind",
+                "source": dir.join(file),
+                "options": ["rbind", "rprivate"],
+            }));
+        }
+    }
 }
 
 /// Whether the spec gives the container a UTS namespace of its own.
