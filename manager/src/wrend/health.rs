@@ -89,9 +89,6 @@ pub struct HealthTimers {
     running: Option<Box<Running>>,
     /// When the container's init started (for the start period).
     started: Option<Instant>,
-    /// The on-failure action `restart` killed it: start it again whatever
-    /// its restart policy says.
-    pub restart_pending: bool,
     seq: u64,
 }
 
@@ -218,15 +215,12 @@ impl Registry {
         m.health.running = None;
     }
 
-    /// The init exited: no more checks. Whether the `restart` action asked
-    /// for a start whatever the policy.
-    pub(super) fn health_stopped(&mut self, name: &str) -> bool {
-        let Some(m) = self.containers.get_mut(name) else {
-            return false;
-        };
-        m.health.next_at = None;
-        m.health.running = None;
-        std::mem::take(&mut m.health.restart_pending)
+    /// The init exited: no more checks.
+    pub(super) fn health_stopped(&mut self, name: &str) {
+        if let Some(m) = self.containers.get_mut(name) {
+            m.health.next_at = None;
+            m.health.running = None;
+        }
     }
 
     /// The earliest health timer.
@@ -416,12 +410,7 @@ impl Registry {
             .emit("/container/health_action", name, action.to_string());
         let result = match action {
             "kill" => self.signal(name, "", libc::SIGKILL as u32, true),
-            "restart" => {
-                if let Some(m) = self.containers.get_mut(name) {
-                    m.health.restart_pending = true;
-                }
-                self.signal(name, "", libc::SIGKILL as u32, true)
-            }
+            "restart" => self.kill_to_restart(name),
             _ => {
                 // stop: as `wren stop` (no restart follows).
                 let Some(m) = self.containers.get_mut(name) else {

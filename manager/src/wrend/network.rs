@@ -202,10 +202,15 @@ pub fn joined_paths(
         if *pid == 0 || parent_of(*pid) != Some(*shim_pid) {
             return Err(not_running());
         }
-        let file = if *ns == "network" { "net" } else { ns };
-        out.push((*ns, PathBuf::from(format!("/proc/{pid}/ns/{file}"))));
+        out.push((*ns, proc_ns(*pid, ns)));
     }
     Ok(out)
+}
+
+/// `/proc/PID/ns/FILE` of a spec namespace type (`network` is `net`).
+pub fn proc_ns(pid: u32, ns: &str) -> PathBuf {
+    let file = if ns == "network" { "net" } else { ns };
+    PathBuf::from(format!("/proc/{pid}/ns/{file}"))
 }
 
 /// The parent pid of `pid` (from /proc/PID/stat), if it lives.

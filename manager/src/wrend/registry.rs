@@ -89,6 +89,9 @@ pub(super) struct Managed {
     /// `shim.log` beside the container's log.
     pub(super) shim_log: LogFile,
     pub(super) attached: bool,
+    /// Killed to be started again whatever its restart policy says (the
+    /// health check's `restart` action, a rejoin): [`Registry::kill_to_restart`].
+    pub(super) restart_forced: bool,
     pub(super) started_at: Option<Instant>,
     pub(super) backoff: Option<Duration>,
     pub(super) restart_at: Option<Instant>,
@@ -289,6 +292,7 @@ impl Registry {
             stderr: None,
             log,
             attached: false,
+            restart_forced: false,
             started_at: None,
             backoff: None,
             restart_at: None,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use wren_protocol::manager as api;
 use wren_protocol::task as shimapi;
 
+use super::error::ManagerError;
 use super::network::Then;
 use super::registry::{encode, Registry, State};
 use super::restart_policy::{self, RestartPolicy};
@@ -33,11 +34,13 @@ impl Registry {
         // asking for the same address), in a helper the loop does not wait
         // for: `stop` and `rm` answer once it is done, a restart waits.
         self.detach_network(name);
-        // The `restart` health action starts it again whatever the policy.
-        let forced = self.health_stopped(name);
+        self.health_stopped(name);
         let Some(m) = self.containers.get_mut(name) else {
             return;
         };
+        // Killed to be started again (the health check's `restart`
+        // action, a rejoin), whatever the policy.
+        let forced = std::mem::take(&mut m.restart_forced);
         m.state = State::Stopped;
         m.rec.started = false;
         // Exec exits nobody waited for die with the init.
@@ -96,6 +99,15 @@ impl Registry {
                 log::warn!("auto-remove: {}", wren_runtime::error::chain(&e));
             }
         }
+    }
+
+    /// Kills `name`'s init so that it starts again whatever its restart
+    /// policy says (with the policy's backoff).
+    pub(super) fn kill_to_restart(&mut self, name: &str) -> Result<(), ManagerError> {
+        if let Some(m) = self.containers.get_mut(name) {
+            m.restart_forced = true;
+        }
+        self.signal(name, "", libc::SIGKILL as u32, true)
     }
 
     /// A process of `name` exited, as the shim's `/tasks/exit` says.

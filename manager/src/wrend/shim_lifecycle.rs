@@ -334,12 +334,10 @@ impl Registry {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(err)?;
-        let mounted = wren_runtime::mountinfo::parse(
-            &std::fs::read_to_string("/proc/self/mountinfo").map_err(err)?,
-        )
-        .iter()
-        .any(|mnt| mnt.mount_point == dir);
-        if mounted {
+        // Mounted already: a tmpfs is another device than the state dir.
+        use std::os::unix::fs::MetadataExt;
+        let dev = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.dev());
+        if dev(&dir).map_err(err)? != dev(&self.cfg.container_state_dir(name)).map_err(err)? {
             return Ok(());
         }
         use nix::mount::MsFlags;
@@ -423,7 +421,7 @@ impl Registry {
         if self
             .containers
             .values()
-            .any(|m| m.rec.shares_namespaces() && m.rec.joins().any(|(_, o)| o == name))
+            .any(|m| m.rec.joins().any(|(_, o)| o == name))
         {
             self.rejoin_stale(name);
         }
@@ -433,8 +431,7 @@ impl Registry {
     #[inline(never)]
     fn rejoin_stale(&mut self, name: &str) {
         let ns_of = |pid: u32, ns: &str| {
-            let file = if ns == "network" { "net" } else { ns };
-            std::fs::metadata(format!("/proc/{pid}/ns/{file}"))
+            std::fs::metadata(super::network::proc_ns(pid, ns))
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
         };
@@ -458,10 +455,7 @@ impl Registry {
             log::info!("{j}: {name} has new namespaces: restarting {j} into them");
             self.events
                 .emit("/container/rejoin", &j, format!("{name} started again"));
-            if let Some(m) = self.containers.get_mut(j.as_str()) {
-                m.health.restart_pending = true;
-            }
-            if let Err(e) = self.signal(&j, "", libc::SIGKILL as u32, true) {
+            if let Err(e) = self.kill_to_restart(&j) {
                 log::warn!("{}", wren_runtime::error::chain(&e));
             }
         }

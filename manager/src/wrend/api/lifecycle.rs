@@ -211,7 +211,6 @@ impl Registry {
         force: bool,
     ) -> Result<api::ContainerResponse, ManagerError> {
         self.settle_attach(name);
-        self.get(name)?;
         let joiners: Vec<&str> = self
             .containers
             .values()
