@@ -376,7 +376,11 @@ fn new_root() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
-/// A unique container name for this test process.
+/// A container name unique to this test process. Each test of a file
+/// needs its own `base`: the tests of one file run in parallel, each with
+/// its own wrend, but a container's cgroup is named after the container
+/// alone (`/sys/fs/cgroup/.../wren/NAME`), so two tests making the same
+/// name share a cgroup, and one's `rm` kills the other's processes.
 pub fn name(base: &str) -> String {
     format!("{base}-{}", std::process::id())
 }

@@ -1035,7 +1035,7 @@ fn detached_terminal_attach_wait_and_restart() {
         w.ok(&["logs", &t])
     );
     // In the foreground, -t still wants a terminal.
-    let e = w.fails(&["run", "-t", "--rootfs", r, &name("fg"), "--", "true"]);
+    let e = w.fails(&["run", "-t", "--rootfs", r, &name("tfg"), "--", "true"]);
     assert!(e.contains("-t in the foreground needs a terminal"), "{e}");
 
     let attach = |input: &[u8], until: &str| {
