@@ -655,3 +655,75 @@ fn services_that_join_another_services_namespaces() {
     w.ok(&["down", "-f", f]);
     assert!(list(&w).is_empty());
 }
+
+/// The front/back split most multi-service files use: a proxy on both
+/// networks publishes a port and reaches an app that only the back
+/// network has; a client on the front network sees the proxy and not the
+/// app. Re-applied unchanged, nothing is made again; `down` removes the
+/// services and both networks.
+#[test]
+fn a_service_on_a_front_and_a_back_network() {
+    if !ready("a_service_on_a_front_and_a_back_network") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "name: split\n\
+         services:\n  \
+           app:\n    image: test/web:1\n    command: [httpd, -f, -p, \"80\", -h, /www]\n    \
+             networks: [back]\n  \
+           proxy:\n    image: test/web:1\n    \
+             command: [sh, -c, \"mkdir -p /p && wget -qO /p/index.html http://app/ && httpd -f -p 80 -h /p\"]\n    \
+             depends_on: [app]\n    ports: [\"127.0.0.1:18380:80\"]\n    \
+             networks:\n      front: {gw_priority: 1}\n      back: {aliases: [gateway]}\n  \
+           client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n\
+         networks:\n  front:\n  back:\n",
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The proxy fetched the app's page over the back network, and serves
+    // it on its published port (the front network's).
+    assert!(
+        wren_tests::wait_for(10, || http_get(&w, 18380).contains("compose web")),
+        "{}",
+        w.log()
+    );
+    let proxy = w.inspect("split-proxy-1");
+    assert_eq!(proxy["network"], "split_front", "{proxy}");
+    assert_eq!(proxy["networks"][1]["name"], "split_back", "{proxy}");
+    let back_ip = proxy["networks"][1]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let app_hosts = w.ok(&["exec", "split-app-1", "--", "cat", "/etc/hosts"]);
+    assert!(
+        app_hosts.contains(&format!("{back_ip}\tsplit-proxy-1 proxy gateway\n")),
+        "{app_hosts}"
+    );
+    let client_hosts = w.ok(&["exec", "split-client-1", "--", "cat", "/etc/hosts"]);
+    assert!(client_hosts.contains("split-proxy-1"), "{client_hosts}");
+    assert!(!client_hosts.contains("split-app-1"), "{client_hosts}");
+    let got = w.ok(&[
+        "exec",
+        "split-client-1",
+        "--",
+        "wget",
+        "-qO-",
+        "http://proxy/",
+    ]);
+    assert_eq!(got, "compose web\n");
+    let out = w.ok(&["apply", "-f", f]);
+    for s in ["app: unchanged", "proxy: unchanged", "client: unchanged"] {
+        assert!(out.contains(s), "{out}");
+    }
+    w.ok(&["down", "-f", f]);
+    assert!(list(&w).is_empty());
+    let nets = w.ok(&["network", "ls"]);
+    assert!(!nets.contains("split_"), "{nets}");
+}

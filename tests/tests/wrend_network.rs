@@ -541,7 +541,7 @@ fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
     // A first container makes what the network shares (bridge, the
     // portmap and firewall plugins' top chains); what it removes is
     // compared against that.
-    let warm = name("warm");
+    let warm = name("kwarm");
     run_web(
         &w,
         r,
@@ -551,7 +551,7 @@ fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
     w.ok(&["rm", "-f", &warm]);
     let base = net_state(&w);
 
-    let web = name("web");
+    let web = name("kweb");
     run_web(
         &w,
         r,
@@ -896,7 +896,7 @@ fn bad_network_input_is_refused_and_leaves_nothing() {
     let b = web_rootfs("x\n");
     let r = b.rootfs();
     let r = r.to_str().unwrap();
-    let web = name("web");
+    let web = name("bweb");
     run_web(&w, r, &web, &["-p", "127.0.0.1:18090:80"]);
     let base = net_state(&w);
 
@@ -1103,7 +1103,7 @@ fn a_container_that_exits_on_its_own_is_detached_once() {
     let r = b.rootfs();
     let r = r.to_str().unwrap();
     // What the network itself keeps (bridge, shared chains) made first.
-    let warm = name("warm");
+    let warm = name("xwarm");
     w.ok(&[
         "run", "--rm", "--rootfs", r, "-p", "18200:80", &warm, "--", "true",
     ]);
@@ -1166,7 +1166,7 @@ fn wrend_serves_other_requests_while_the_plugins_run() {
     let r = b.rootfs();
     let r = r.to_str().unwrap();
     // What the network itself keeps (bridge, shared chains) made first.
-    let warm = name("warm");
+    let warm = name("swarm");
     w.ok(&[
         "run", "--rm", "--rootfs", r, "-p", "18211:80", &warm, "--", "true",
     ]);
@@ -1490,4 +1490,312 @@ fn a_container_joins_the_network_and_pid_namespace_of_another() {
     w.assert_clean(&j);
     w.assert_clean(&x);
     assert_eq!(net_state(&w), before);
+}
+
+/// The addresses (`A.B.C.D/LEN`) of interface `dev` inside container `n`.
+fn addrs_of(w: &Wrend, n: &str, dev: &str) -> String {
+    w.ok(&[
+        "exec",
+        n,
+        "--",
+        "sh",
+        "-c",
+        &format!("ip -o -4 addr show {dev} | awk '{{print $4}}'"),
+    ])
+    .trim()
+    .to_string()
+}
+
+/// A container on two networks (a proxy in front of a service that only
+/// the back network reaches), as compose's front/back split makes it:
+/// one interface per network, the default route and published ports on
+/// the first, peers on each network find it by name (and by the aliases
+/// given there) at its address on that network, and only peers of a
+/// network it shares are in its /etc/hosts. Both addresses are kept
+/// across a restart; the network it is a second member of cannot be
+/// removed; bad combinations are refused, and an attach that fails on its
+/// second network undoes the first. Everything goes with `rm`.
+#[test]
+fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
+    if !ready("a_container_on_two_networks_is_found_on_each_and_leaves_nothing") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("from the proxy\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    let before = link_names(&w);
+    w.ok(&["network", "create", "--subnet", "10.77.1.0/24", "front"]);
+    w.ok(&["network", "create", "--subnet", "10.77.2.0/24", "back"]);
+    // A first container on both makes what the networks share (bridges,
+    // the plugins' top chains); what the others remove is compared
+    // against that.
+    let warm = name("mwarm");
+    run_web(
+        &w,
+        r,
+        &warm,
+        &[
+            "--network",
+            "front",
+            "--network",
+            "back",
+            "-p",
+            "127.0.0.1:18181:80",
+        ],
+    );
+    w.ok(&["rm", "-f", &warm]);
+    let base = net_state(&w);
+    let api = name("mapi");
+    run_web(&w, r, &api, &["--network", "back"]);
+    let proxy = name("mproxy");
+    run_web(
+        &w,
+        r,
+        &proxy,
+        &[
+            "--network",
+            "front",
+            "--network",
+            "name=back,alias=gw,ip=10.77.2.50",
+            "-p",
+            "127.0.0.1:18180:80",
+            "--restart",
+            "always",
+        ],
+    );
+    let client = name("mclient");
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "front",
+        &client,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.wait_status(&client, "running", 10);
+
+    let i = w.inspect(&proxy);
+    let front_ip = i["ip_address"].as_str().unwrap().to_string();
+    assert!(front_ip.starts_with("10.77.1."), "{i}");
+    assert_eq!(i["network"], "front");
+    assert_eq!(
+        i["networks"],
+        serde_json::json!([
+            {"name": "front", "ip_address": front_ip},
+            {"name": "back", "ip_address": "10.77.2.50", "aliases": ["gw"]}
+        ])
+    );
+    // One interface per network; the default route is the first's.
+    assert_eq!(addrs_of(&w, &proxy, "eth0"), format!("{front_ip}/24"));
+    assert_eq!(addrs_of(&w, &proxy, "eth1"), "10.77.2.50/24");
+    let routes = w.ok(&["exec", &proxy, "--", "ip", "route"]);
+    let defaults: Vec<&str> = routes
+        .lines()
+        .filter(|l| l.starts_with("default"))
+        .collect();
+    assert_eq!(defaults, ["default via 10.77.1.1 dev eth0 "], "{routes}");
+    // Published on the first network.
+    assert!(get_until(&w, 18180, "from the proxy"), "{}", w.log());
+
+    // The proxy reaches the back service by name; the back service
+    // finds the proxy at its back address, by name and alias; the front
+    // client finds the proxy at its front address, and not the back
+    // service at all.
+    let body = w.ok(&[
+        "exec",
+        &proxy,
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{api}/"),
+    ]);
+    assert_eq!(body, "from the proxy\n");
+    let api_hosts = w.ok(&["exec", &api, "--", "cat", "/etc/hosts"]);
+    assert!(
+        api_hosts.contains(&format!("10.77.2.50\t{proxy} gw\n")),
+        "{api_hosts}"
+    );
+    assert!(!api_hosts.contains(&front_ip), "{api_hosts}");
+    let body = w.ok(&["exec", &api, "--", "wget", "-qO-", "http://gw/"]);
+    assert_eq!(body, "from the proxy\n");
+    let client_hosts = w.ok(&["exec", &client, "--", "cat", "/etc/hosts"]);
+    assert!(
+        client_hosts.contains(&format!("{front_ip}\t{proxy}\n")),
+        "{client_hosts}"
+    );
+    assert!(!client_hosts.contains(&api), "{client_hosts}");
+    // Its own file: both its addresses, then the peers of both networks.
+    let own = w.ok(&["exec", &proxy, "--", "cat", "/etc/hosts"]);
+    let first = own.find(&format!("{front_ip}\t{proxy}\n"));
+    let second = own.find(&format!("10.77.2.50\t{proxy} gw\n"));
+    assert!(first.is_some() && second > first, "{own}");
+    assert!(own.contains(&format!("\t{api}\n")) && own.contains(&format!("\t{client}\n")));
+
+    // `network rm` of its second network is refused, naming it.
+    let e = w.fails(&["network", "rm", "back"]);
+    assert!(e.contains("in use") && e.contains(&proxy), "{e}");
+
+    // A restart keeps both addresses, and the peers' files follow.
+    let pid = w.inspect(&proxy)["pid"].as_u64();
+    w.ok(&["restart", &proxy]);
+    assert!(wait_for(10, || {
+        let i = w.inspect(&proxy);
+        i["status"] == "running" && i["pid"].as_u64() != pid
+    }));
+    let i = w.inspect(&proxy);
+    assert_eq!(i["ip_address"], front_ip.as_str(), "{i}");
+    assert_eq!(i["networks"][1]["ip_address"], "10.77.2.50", "{i}");
+    assert_eq!(addrs_of(&w, &proxy, "eth1"), "10.77.2.50/24");
+    assert!(get_until(&w, 18180, "from the proxy"), "{}", w.log());
+    let body = w.ok(&["exec", &api, "--", "wget", "-qO-", "http://gw/"]);
+    assert_eq!(body, "from the proxy\n");
+
+    // `network connect` puts the running client on the back network at
+    // once (a new interface, found by its peers there by name and alias);
+    // `disconnect` takes it off again; the first network stays.
+    let got = w.ok(&["network", "connect", "--alias", "cl2", "back", &client]);
+    let back_ip = got.trim().to_string();
+    assert!(back_ip.starts_with("10.77.2."), "{got}");
+    assert_eq!(addrs_of(&w, &client, "eth1"), format!("{back_ip}/24"));
+    let body = w.ok(&[
+        "exec",
+        &client,
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{api}/"),
+    ]);
+    assert_eq!(body, "from the proxy\n");
+    let api_hosts = w.ok(&["exec", &api, "--", "cat", "/etc/hosts"]);
+    assert!(
+        api_hosts.contains(&format!("{back_ip}\t{client} cl2\n")),
+        "{api_hosts}"
+    );
+    assert_eq!(
+        w.inspect(&client)["networks"][1]["ip_address"],
+        back_ip.as_str()
+    );
+    let e = w.fails(&["network", "connect", "back", &client]);
+    assert!(e.contains("is on network back already"), "{e}");
+    let e = w.fails(&["network", "disconnect", "front", &proxy]);
+    assert!(e.contains("is the first network"), "{e}");
+    let e = w.fails(&["network", "connect", "back", "no-such-container"]);
+    assert!(e.contains("no container no-such-container"), "{e}");
+    w.ok(&["network", "disconnect", "back", &client]);
+    assert_eq!(addrs_of(&w, &client, "eth1"), "");
+    assert!(!w
+        .ok(&["exec", &api, "--", "cat", "/etc/hosts"])
+        .contains(&client));
+    assert!(!w
+        .ok(&["exec", &client, "--", "cat", "/etc/hosts"])
+        .contains(&api));
+    assert_eq!(w.inspect(&client)["networks"][1], serde_json::Value::Null);
+    // A stopped container gets the network from its next start.
+    w.ok(&["stop", &client]);
+    assert_eq!(w.ok(&["network", "connect", "back", &client]), "");
+    w.ok(&["start", &client]);
+    w.wait_status(&client, "running", 10);
+    assert!(addrs_of(&w, &client, "eth1").starts_with("10.77.2."));
+
+    // Stopped, it is on no network: no addresses, gone from its peers'
+    // files on both.
+    w.ok(&["stop", &proxy]);
+    let i = w.inspect(&proxy);
+    assert_eq!(i["networks"][1]["ip_address"], "", "{i}");
+    assert!(!w
+        .ok(&["exec", &api, "--", "cat", "/etc/hosts"])
+        .contains(&proxy));
+    assert!(!w
+        .ok(&["exec", &client, "--", "cat", "/etc/hosts"])
+        .contains(&proxy));
+
+    // Refused by the CLI, naming the flag: modes among several networks,
+    // a network twice, a key outside the subset.
+    for (args, want) in [
+        (
+            &["--network", "none", "--network", "front"][..],
+            "cannot go with other networks",
+        ),
+        (
+            &["--network", "front", "--network", "container:x"],
+            "cannot go with other networks",
+        ),
+        (&["--network", "front", "--network", "front"], "given twice"),
+        (
+            &["--network", "front", "--network", "name=back,ip6=fd00::2"],
+            "key \"ip6\"",
+        ),
+        (
+            &["--network", "name=front,ip=10.77.1.9", "--ip", "10.77.1.8"],
+            "give the address once",
+        ),
+        (
+            &["--network", "front", "--network", "name=back,alias=-x"],
+            "alias=-x",
+        ),
+    ] {
+        let bad = name("mbad");
+        let mut a = vec!["run", "-d", "--rootfs", r];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[&bad, "--", "true"]);
+        let e = w.fails(&a);
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert_nothing_of(&w, &bad);
+    }
+    // An address outside the second network: the attach fails there,
+    // and the first network's attachment is undone (no lease left).
+    let half = name("mhalf");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "front",
+        "--network",
+        "name=back,ip=10.77.9.9",
+        &half,
+        "--",
+        "true",
+    ]);
+    assert!(
+        e.contains("--ip 10.77.9.9") && e.contains("network back"),
+        "{e}"
+    );
+    assert_nothing_of(&w, &half);
+    let root = w.root.path();
+    let leases = |net: &str| -> Vec<String> {
+        std::fs::read_dir(root.join(format!("lib/networks/{net}/ipam/{net}")))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.starts_with(&half)))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(leases("front").is_empty(), "{:?}", leases("front"));
+
+    w.ok(&["rm", "-f", &proxy, &api, &client]);
+    for n in [&proxy, &api, &client] {
+        w.assert_clean(n);
+    }
+    assert_eq!(net_state(&w), base);
+    let wren = wren_tests::bin("wren");
+    for net in ["front", "back"] {
+        let rm = w.in_netns(&[
+            wren.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "network",
+            "rm",
+            net,
+        ]);
+        assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
+    }
+    assert_eq!(link_names(&w), before);
 }

@@ -20,9 +20,10 @@ use crate::network::{self, attach, files, store, PortMapping};
 #[command(next_help_heading = "Networking")]
 #[serde(default)]
 pub struct NetworkFlags {
-    /// none, host, bridge (the default network), a network's name, or container:NAME (join its network)
+    /// none, host, bridge (the default network), a network's name, or container:NAME (join its network); again for more networks, each as NAME or name=NAME[,alias=A][,ip=IP]
     #[arg(long, value_name = "NETWORK")]
-    pub network: Option<String>,
+    #[serde(deserialize_with = "one_or_many")]
+    pub network: Vec<String>,
     /// Publish a port: [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp], either port a range N-M (repeatable)
     #[arg(short = 'p', long = "publish", value_name = "[IP:]HOST:CTR[/PROTO]")]
     pub publish: Vec<String>,
@@ -49,11 +50,89 @@ pub struct NetworkFlags {
     pub network_alias: Vec<String>,
 }
 
+/// `network` as saved by a wren that took `--network` once: a string or
+/// null, besides the list it is now.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Saved {
+        One(Option<String>),
+        Many(Vec<String>),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Saved::One(o) => o.into_iter().collect(),
+        Saved::Many(v) => v,
+    })
+}
+
+/// One `--network` value: `NAME`, or Docker's `name=NAME[,alias=A]...
+/// [,ip=IP]` (a network's name holds no `=` or `,`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NetworkArg {
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub ip: Option<String>,
+}
+
+impl NetworkArg {
+    pub fn parse(v: &str) -> Result<NetworkArg, CliError> {
+        if !v.contains('=') {
+            return Ok(NetworkArg {
+                name: v.to_string(),
+                ..NetworkArg::default()
+            });
+        }
+        let mut a = NetworkArg::default();
+        for kv in v.split(',') {
+            let bad = |why: &str| CliError::usage(format!("--network {v:?}: {why}"));
+            let (k, val) = kv
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("{kv:?} is not KEY=VALUE")))?;
+            match k {
+                "name" if a.name.is_empty() => a.name = val.to_string(),
+                "name" => return Err(bad("name is given twice")),
+                "alias" => a.aliases.push(val.to_string()),
+                "ip" if a.ip.is_none() => a.ip = Some(val.to_string()),
+                "ip" => return Err(bad("ip is given twice")),
+                other => {
+                    return Err(bad(&format!(
+                        "key {other:?} is not supported (name, alias, ip are)"
+                    )))
+                }
+            }
+        }
+        if a.name.is_empty() {
+            return Err(CliError::usage(format!(
+                "--network {v:?}: name=NETWORK is missing"
+            )));
+        }
+        Ok(a)
+    }
+}
+
 impl NetworkFlags {
+    /// The networks named by `--network`, in order (unparsable ones left
+    /// out: [`Self::apply`] names them).
+    pub fn network_names(&self) -> Vec<String> {
+        self.network
+            .iter()
+            .filter_map(|v| NetworkArg::parse(v).ok())
+            .map(|a| a.name)
+            .collect()
+    }
+
     /// Fills the request's networking fields; `exposed` are the image's
     /// exposed ports (`80/tcp`), for `-P`.
     pub fn apply(&self, req: &mut api::CreateRequest, exposed: &[String]) -> Result<(), CliError> {
-        let mode = self.network.clone().unwrap_or_default();
+        let nets = self
+            .network
+            .iter()
+            .map(|v| NetworkArg::parse(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mode = nets.first().map(|n| n.name.clone()).unwrap_or_default();
+        if nets.len() > 1 {
+            more_networks(req, &nets)?;
+        }
         if let Some(other) = network::joined(&mode) {
             // wrend names what cannot go with it (ports, names, DNS).
             if !network::valid_network_name(other) {
@@ -161,20 +240,39 @@ impl NetworkFlags {
                 "--network-alias: a container on network {mode} has no peers to be found by"
             )));
         }
+        let first = nets.first().cloned().unwrap_or_default();
+        if first.ip.is_some() && self.ip.is_some() {
+            return Err(CliError::usage(format!(
+                "--ip and --network {:?}: give the address once",
+                self.network[0]
+            )));
+        }
+        for (flag, given) in [
+            ("--network ...,ip=", first.ip.is_some()),
+            ("--network ...,alias=", !first.aliases.is_empty()),
+        ] {
+            if given && !network::uses_cni(&mode) {
+                return Err(CliError::usage(format!(
+                    "{flag}: a container on network {mode} has no address or peers of its own there"
+                )));
+            }
+        }
+        check_endpoint(&mode, first.ip.as_deref(), &first.aliases)?;
         req.network = mode;
         req.publish = ports.iter().map(PortMapping::to_string).collect();
         req.dns = self.dns.clone();
-        req.ip = self.ip.clone().unwrap_or_default();
+        req.ip = self.ip.clone().or(first.ip).unwrap_or_default();
         req.dns_search = self.dns_search.clone();
         req.dns_options = self.dns_option.clone();
         req.add_hosts = self.add_host.clone();
         req.network_aliases = self.network_alias.clone();
+        req.network_aliases.extend(first.aliases);
         Ok(())
     }
 
     /// A flag given that only applies to image and rootfs containers.
     pub fn given(&self) -> Option<&'static str> {
-        if self.network.is_some() {
+        if !self.network.is_empty() {
             Some("--network")
         } else if !self.publish.is_empty() || self.publish_all {
             Some("--publish")
@@ -196,6 +294,55 @@ impl NetworkFlags {
     }
 }
 
+/// The networks after the first (`--network` given again) into the
+/// request: each a network's name, given once, after a first that is one
+/// too.
+fn more_networks(req: &mut api::CreateRequest, nets: &[NetworkArg]) -> Result<(), CliError> {
+    for n in nets {
+        if !network::uses_cni(&n.name) {
+            return Err(CliError::usage(format!(
+                "--network {}: cannot go with other networks (only networks' names can)",
+                n.name
+            )));
+        }
+        if nets.iter().filter(|o| o.name == n.name).count() > 1 {
+            return Err(CliError::usage(format!(
+                "--network {}: given twice",
+                n.name
+            )));
+        }
+    }
+    for n in &nets[1..] {
+        check_endpoint(&n.name, n.ip.as_deref(), &n.aliases)?;
+        let mut e = api::NetworkEndpoint::new();
+        e.network = n.name.clone();
+        e.ip = n.ip.clone().unwrap_or_default();
+        e.aliases = n.aliases.clone();
+        req.more_networks.push(e);
+    }
+    Ok(())
+}
+
+/// A network's name (or mode), and the address and aliases asked there.
+fn check_endpoint(name: &str, ip: Option<&str>, aliases: &[String]) -> Result<(), CliError> {
+    if name.contains('=') || name.contains(',') {
+        return Err(CliError::usage(format!(
+            "--network {name:?}: not a network name"
+        )));
+    }
+    if let Some(ip) = ip.filter(|ip| ip.parse::<std::net::Ipv4Addr>().is_err()) {
+        return Err(CliError::usage(format!(
+            "--network name={name},ip={ip}: not an IPv4 address"
+        )));
+    }
+    if let Some(a) = aliases.iter().find(|a| !network::valid_host_name(a)) {
+        return Err(CliError::usage(format!(
+            "--network name={name},alias={a}: want a host name (letters, digits, '-' and '.')"
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub struct NetworkCmd {
     #[command(subcommand)]
@@ -213,6 +360,10 @@ pub enum NetworkSub {
     Inspect(NetNames),
     /// Remove networks no container uses
     Rm(NetNames),
+    /// Put a container on one more network (at once if it runs, else from its next start)
+    Connect(Connect),
+    /// Take a container off a network (not its first), at once if it runs
+    Disconnect(Disconnect),
     /// (wrend's helper) CNI ADD of a container
     #[command(hide = true)]
     Attach(Helper),
@@ -230,6 +381,75 @@ pub struct CreateNet {
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Connect {
+    /// Another name its peers on this network find it by (repeatable)
+    #[arg(long, value_name = "NAME")]
+    pub alias: Vec<String>,
+    /// Its IPv4 address on this network
+    #[arg(long, value_name = "IPV4")]
+    pub ip: Option<String>,
+    pub network: String,
+    pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct Disconnect {
+    pub network: String,
+    pub container: String,
+}
+
+/// Moves this (single-threaded) process into wrend's network namespace,
+/// found by the peer credentials of its socket, so the plugins that
+/// `network connect|disconnect|rm` run make and remove bridges, veths
+/// and rules where wrend's own helper does: on a host both share one,
+/// and a CLI started in another (`ip netns exec`, a test's) must not put
+/// a bridge there. Without a wrend to ask, the CLI's own is used.
+fn enter_wrends_netns(g: &Global) -> Result<(), CliError> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(sock) = std::os::unix::net::UnixStream::connect(&g.socket) else {
+        return Ok(());
+    };
+    let Ok(cred) = getsockopt(&sock, PeerCredentials) else {
+        return Ok(());
+    };
+    let theirs = format!("/proc/{}/ns/net", cred.pid());
+    let same = |a: &str, b: &str| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => true,
+    };
+    if same(&theirs, "/proc/self/ns/net") {
+        return Ok(());
+    }
+    let ns = std::fs::File::open(&theirs)
+        .map_err(|e| CliError::failed(format!("open {theirs}: {e}")))?;
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        CliError::failed(format!(
+            "setns into wrend's network namespace {theirs}: {e}"
+        ))
+    })
+}
+
+/// The container a `network connect|disconnect` names: one with a
+/// network request of wren's.
+fn networked_container(g: &Global, name: &str) -> Result<(), CliError> {
+    let dir = crate::paths::containers_in(&g.records).join(name);
+    if !network::valid_network_name(name) || !dir.is_dir() {
+        return Err(CliError::failed(format!("no container {name}")));
+    }
+    if !dir
+        .join(network::NET_DIR)
+        .join(network::REQUEST_FILE)
+        .exists()
+    {
+        return Err(CliError::failed(format!(
+            "container {name} keeps its bundle's namespaces: it takes no networks"
+        )));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -301,6 +521,8 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
             Ok(0)
         }
         NetworkSub::Rm(a) => {
+            // The bridge goes where wrend's helper made it.
+            enter_wrends_netns(g)?;
             let _l = store::lock(&g.records).map_err(|e| chain(&e))?;
             for n in &a.names {
                 if n == network::DEFAULT_NETWORK {
@@ -311,6 +533,29 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
                 store::remove(&g.records, n, users(g, n)).map_err(|e| chain(&e))?;
                 println!("{n}");
             }
+            Ok(0)
+        }
+        NetworkSub::Connect(c) => {
+            check_endpoint(&c.network, c.ip.as_deref(), &c.alias)?;
+            networked_container(g, &c.container)?;
+            enter_wrends_netns(g)?;
+            let ip = attach::connect(
+                &g.records,
+                &c.container,
+                &c.network,
+                c.ip.as_deref().unwrap_or_default(),
+                &c.alias,
+            )
+            .map_err(|e| chain(&e))?;
+            if !ip.is_empty() {
+                println!("{ip}");
+            }
+            Ok(0)
+        }
+        NetworkSub::Disconnect(d) => {
+            networked_container(g, &d.container)?;
+            enter_wrends_netns(g)?;
+            attach::disconnect(&g.records, &d.container, &d.network).map_err(|e| chain(&e))?;
             Ok(0)
         }
         NetworkSub::Attach(h) => {
@@ -341,9 +586,101 @@ pub(super) fn users(g: &Global, name: &str) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| network::NetRequest::load(&e.path()).is_ok_and(|r| r.network == name))
+        .filter(|e| network::NetRequest::load(&e.path()).is_ok_and(|r| r.on_network(name)))
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(nets: &[&str]) -> NetworkFlags {
+        NetworkFlags {
+            network: nets.iter().map(|s| s.to_string()).collect(),
+            ..NetworkFlags::default()
+        }
+    }
+
+    #[test]
+    fn network_values_plain_and_per_network() {
+        assert_eq!(NetworkArg::parse("back").unwrap().name, "back");
+        let a = NetworkArg::parse("name=back,alias=api,alias=db,ip=10.1.0.9").unwrap();
+        assert_eq!(
+            a,
+            NetworkArg {
+                name: "back".into(),
+                aliases: vec!["api".into(), "db".into()],
+                ip: Some("10.1.0.9".into()),
+            }
+        );
+        for (bad, want) in [
+            ("alias=x", "name=NETWORK is missing"),
+            ("name=a,name=b", "name is given twice"),
+            ("name=a,ip6=fd00::1", "key \"ip6\""),
+            ("name=a,alias", "is not KEY=VALUE"),
+        ] {
+            let e = NetworkArg::parse(bad).unwrap_err();
+            assert!(e.message.contains(want), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn the_first_network_takes_ip_and_aliases_the_others_go_to_more() {
+        let mut req = api::CreateRequest::new();
+        let mut f = flags(&["front", "name=back,alias=api,ip=10.1.0.9", "mid"]);
+        f.network_alias = vec!["www".into()];
+        f.apply(&mut req, &[]).unwrap();
+        assert_eq!(req.network, "front");
+        assert_eq!(req.network_aliases, ["www"]);
+        let more: Vec<(&str, &str, Vec<String>)> = req
+            .more_networks
+            .iter()
+            .map(|e| (e.network.as_str(), e.ip.as_str(), e.aliases.clone()))
+            .collect();
+        assert_eq!(
+            more,
+            [
+                ("back", "10.1.0.9", vec!["api".to_string()]),
+                ("mid", "", vec![])
+            ]
+        );
+        let mut req = api::CreateRequest::new();
+        flags(&["name=front,alias=a,ip=10.2.0.5"])
+            .apply(&mut req, &[])
+            .unwrap();
+        assert_eq!(
+            (req.ip.as_str(), req.network_aliases.clone()),
+            ("10.2.0.5", vec!["a".to_string()])
+        );
+        assert!(req.more_networks.is_empty());
+        for (nets, want) in [
+            (&["host", "front"][..], "cannot go with other networks"),
+            (&["front", "container:x"], "cannot go with other networks"),
+            (&["front", "back", "front"], "given twice"),
+            (&["front", "name=back,ip=300.1.1.1"], "not an IPv4 address"),
+            (&["name=none,alias=x"], "has no address or peers"),
+        ] {
+            let e = flags(nets)
+                .apply(&mut api::CreateRequest::new(), &[])
+                .unwrap_err();
+            assert!(e.message.contains(want), "{nets:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn recorded_flags_of_an_older_wren_still_read() {
+        // `network` was one optional string before it could be repeated.
+        for (json, want) in [
+            (r#"{"network": "back"}"#, vec!["back"]),
+            (r#"{"network": null}"#, vec![]),
+            (r#"{}"#, vec![]),
+            (r#"{"network": ["a", "b"]}"#, vec!["a", "b"]),
+        ] {
+            let f: NetworkFlags = serde_json::from_str(json).unwrap();
+            assert_eq!(f.network, want, "{json}");
+        }
+    }
 }

@@ -51,6 +51,7 @@ pub fn container_json(c: &api::Container) -> Value {
         }).collect::<serde_json::Map<String, Value>>(),
         "network": c.network,
         "ip_address": c.ip_address,
+        "networks": networks_json(c),
         "ports": c.ports,
         "health": if c.health_status.is_empty() { Value::Null } else { json!({
             "status": c.health_status,
@@ -63,6 +64,21 @@ pub fn container_json(c: &api::Container) -> Value {
             })).collect::<Vec<_>>(),
         }) },
     })
+}
+
+/// Every CNI network of a container with its address there (empty while
+/// it is not attached), its first network first; null for none, host and
+/// a joined network.
+fn networks_json(c: &api::Container) -> Value {
+    if !crate::network::uses_cni(&c.network) {
+        return Value::Null;
+    }
+    let first = json!({"name": c.network, "ip_address": c.ip_address});
+    let more = c
+        .more_networks
+        .iter()
+        .map(|n| json!({"name": n.network, "ip_address": n.ip, "aliases": n.aliases}));
+    Value::Array(std::iter::once(first).chain(more).collect())
 }
 
 pub fn event_json(e: &api::Event) -> Value {

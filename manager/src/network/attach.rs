@@ -27,12 +27,19 @@ use serde_json::{Map, Value};
 use super::cni::{self, Attachment, CniError};
 use super::files;
 use super::store::{self, Member, StoreError};
-use super::{netns_path, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
+use super::{netns_path, Endpoint, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
 
-/// The interface name inside the container.
+/// The interface of the container's first network; its others are
+/// eth1, eth2, ... in the order asked.
 pub const IFNAME: &str = "eth0";
 
-/// What DEL needs, kept from ADD.
+/// The interface name of the container's network number `i` (0: first).
+pub fn ifname(i: usize) -> String {
+    format!("eth{i}")
+}
+
+/// What DEL needs, kept from ADD: of the first network, and in `more` of
+/// each other one (in attach order).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cache {
     pub network: String,
@@ -43,6 +50,35 @@ pub struct Cache {
     pub result: Value,
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Cache>,
+}
+
+impl Cache {
+    /// The attachment as ADD made it (for DEL and CHECK).
+    fn attachment(&self) -> Attachment<'_> {
+        let mut rc = Map::new();
+        if !self.ports.is_empty() {
+            rc.insert("portMappings".into(), cni::port_mappings(&self.ports));
+        }
+        Attachment {
+            container_id: &self.container_id,
+            netns: &self.netns,
+            ifname: &self.ifname,
+            args: String::from("IgnoreUnknown=1"),
+            runtime_config: rc,
+        }
+    }
+
+    /// DEL of this one network.
+    fn del(&self) -> Result<(), CniError> {
+        cni::del(&self.conflist, &self.attachment(), Some(&self.result))
+    }
+
+    /// Every network's cache, the first first.
+    fn all(&self) -> impl DoubleEndedIterator<Item = &Cache> {
+        std::iter::once(self).chain(self.more.iter())
+    }
 }
 
 /// A failed attach or detach.
@@ -89,12 +125,18 @@ fn cache_path(records: &Path, container: &str) -> PathBuf {
         .join(CACHE_FILE)
 }
 
-/// Attaches `container` as its `net/config.json` asks; its address.
-/// `netns_made`: wrend made the container's network namespace already
-/// (it does when nothing of an earlier attachment is left, so the task can
-/// be created while the plugins run); it is used as it is and left to
-/// wrend if the attach fails (the task may be joining it right then).
-/// Otherwise a leftover attachment is undone and the namespace made here.
+/// Attaches `container` as its `net/config.json` asks; its address on
+/// its first network. `netns_made`: wrend made the container's network
+/// namespace already (it does when nothing of an earlier attachment is
+/// left, so the task can be created while the plugins run); it is used as
+/// it is and left to wrend if the attach fails (the task may be joining it
+/// right then). Otherwise a leftover attachment is undone and the
+/// namespace made here.
+///
+/// Each network is one CNI ADD on its own interface (eth0, eth1, ...).
+/// Only the first gets the default route (the others' IPAM routes are
+/// left out) and the published ports. A failure on any network undoes
+/// the ones before it.
 pub fn attach(
     records: &Path,
     state: &Path,
@@ -102,161 +144,353 @@ pub fn attach(
     netns_made: bool,
 ) -> Result<String, AttachError> {
     let cdir = container_dir(records, container);
-    let mut req = NetRequest::load(&cdir).map_err(|source| AttachError::Request {
-        container: container.to_string(),
-        source,
-    })?;
+    // The request is read under the lock: `network connect` changes it.
+    let _lock = store::lock(records)?;
+    let mut req = load_request(records, container)?;
     if !req.uses_cni() {
         return Ok(String::new());
     }
-    let _lock = store::lock(records)?;
     if !netns_made {
         // A leftover attachment (wrend died between ADD and the task):
         // undo it.
         detach_locked(records, state, container, true)?;
     }
-    let net = store::ensure(records, &req.network)?;
-    let conflist = store::conflist(records, &net);
-    cni::check_plugins(&conflist)?;
+    // Every network and its plugins before anything is made.
+    let endpoints = req.endpoints();
+    let mut nets = Vec::new();
+    for (i, ep) in endpoints.iter().enumerate() {
+        let net = store::ensure(records, &ep.network)?;
+        let conflist = store::conflist_of(records, &net, i == 0);
+        cni::check_plugins(&conflist)?;
+        nets.push((net, conflist));
+    }
     let ports = check_ports(records, container, &req.ports, &req.last_ports)?;
     let netns = netns_path(state, container);
     if !netns_made {
         make_netns(&netns)?;
     }
-    let mut rc = Map::new();
-    if !ports.is_empty() {
-        rc.insert("portMappings".into(), cni::port_mappings(&ports));
-    }
-    let mut att = Attachment {
-        container_id: container,
-        netns: &netns,
-        ifname: IFNAME,
-        args: String::from("IgnoreUnknown=1"),
-        runtime_config: rc,
-    };
-    // `ip`'s host part and the subnet's all-ones host part, when `ip` is
-    // in the network's subnet.
-    let in_subnet = |ip: &str| {
-        let (net_ip, len) = store::parse_subnet(&net.subnet).ok()?;
-        let ip: std::net::Ipv4Addr = ip.parse().ok()?;
-        let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
-        (u32::from(ip) & mask == u32::from(net_ip)).then_some((u32::from(ip) & !mask, !mask))
-    };
-    let mut added = None;
-    if !req.ip.is_empty() {
-        // --ip: this address or none; not the subnet's own, broadcast or
-        // gateway address.
-        let usable = in_subnet(&req.ip).is_some_and(|(host, all)| host != 0 && host != all);
-        if !usable || req.ip == net.gateway {
-            if !netns_made {
-                remove_netns(&netns);
-            }
-            return Err(AttachError::Address {
-                ip: req.ip.clone(),
-                why: format!(
-                    "not a container address of network {} ({}, gateway {})",
-                    net.name, net.subnet, net.gateway
-                ),
-            });
-        }
-        att.args = format!("IgnoreUnknown=1;IP={}", req.ip);
-        if cni::valid_mac(&req.last_mac) && req.last_ip == req.ip {
-            att.args.push_str(&format!(";MAC={}", req.last_mac));
-        }
-        match cni::add(&conflist, &att) {
-            Ok(r) => added = Some(r),
+    let mut caches: Vec<Cache> = Vec::new();
+    for (i, (ep, (net, conflist))) in endpoints.iter().zip(nets).enumerate() {
+        let on = OneNetwork {
+            records,
+            container,
+            netns: &netns,
+            ifname: ifname(i),
+            ports: if i == 0 { ports.clone() } else { Vec::new() },
+        };
+        match on.add(ep, &net, conflist) {
+            Ok(c) => caches.push(c),
             Err(e) => {
+                undo(&caches);
                 if !netns_made {
                     remove_netns(&netns);
                 }
-                let taken = store::members(records, &net.name)
-                    .into_iter()
-                    .find(|m| m.ip == req.ip && m.container != container);
-                return Err(match taken {
-                    Some(m) => AttachError::Address {
-                        ip: req.ip.clone(),
-                        why: format!(
-                            "in use by container {} on network {}",
-                            m.container, net.name
-                        ),
-                    },
-                    None => e.into(),
-                });
+                return Err(e);
             }
-        }
-    } else if !req.last_ip.is_empty() && in_subnet(&req.last_ip).is_some() {
-        let mut again = att.clone();
-        again.args = format!("IgnoreUnknown=1;IP={}", req.last_ip);
-        if cni::valid_mac(&req.last_mac) {
-            // The bridge plugin takes `MAC` from CNI_ARGS (others ignore it).
-            again.args.push_str(&format!(";MAC={}", req.last_mac));
-        }
-        match cni::add(&conflist, &again) {
-            Ok(r) => {
-                added = Some(r);
-                att = again;
-            }
-            Err(e) => log::debug!(
-                "{container}: address {} not available again: {}",
-                req.last_ip,
-                wren_runtime::error::chain(&e)
-            ),
         }
     }
-    let result = match added {
-        Some(r) => r,
-        None => match cni::add(&conflist, &att) {
-            Ok(r) => r,
-            Err(e) => {
-                if !netns_made {
-                    remove_netns(&netns);
-                }
-                return Err(e.into());
-            }
-        },
-    };
-    let ip = cni::result_ip(&result).unwrap_or_default();
-    let cache = Cache {
-        network: net.name.clone(),
-        container_id: container.to_string(),
-        ifname: IFNAME.to_string(),
-        netns: netns.clone(),
-        conflist,
-        result,
-        ports: ports.clone(),
-    };
+    let mut cache = caches.remove(0);
+    cache.more = caches;
+    let ip = cni::result_ip(&cache.result).unwrap_or_default();
     let hostname = if req.hostname.is_empty() {
         container.to_string()
     } else {
         req.hostname.clone()
     };
-    let member = Member {
-        container: container.to_string(),
-        ip: ip.clone(),
-        hostname,
-        aliases: req.aliases.clone(),
-        ports: ports.clone(),
-        hosts_file: cdir.join(NET_DIR).join("hosts"),
-    };
     let done = write_cache(records, container, &cache)
-        .and_then(|()| write_member(records, &net.name, &member, &req))
+        .and_then(|()| {
+            for (c, ep) in cache.all().zip(&endpoints) {
+                let member = Member {
+                    container: container.to_string(),
+                    ip: cni::result_ip(&c.result).unwrap_or_default(),
+                    hostname: hostname.clone(),
+                    aliases: ep.aliases.clone(),
+                    ports: c.ports.clone(),
+                    hosts_file: cdir.join(NET_DIR).join("hosts"),
+                    ifname: c.ifname.clone(),
+                };
+                write_member(records, &c.network, &member)?;
+            }
+            write_etc_files(&cdir.join(NET_DIR), &req, &hostname)
+        })
         .and_then(|()| {
             req.last_ip = ip.clone();
             req.last_mac = cni::result_mac(&cache.result, IFNAME).unwrap_or_default();
             req.last_ports = ports;
+            for (ep, c) in req.more.iter_mut().zip(&cache.more) {
+                ep.last_ip = cni::result_ip(&c.result).unwrap_or_default();
+                ep.last_mac = cni::result_mac(&c.result, &c.ifname).unwrap_or_default();
+            }
             req.save(&cdir).map_err(io("write", &cdir))
         });
     if let Err(e) = done {
         let _ = detach_locked(records, state, container, !netns_made);
         // The cache may not have been written: DEL with what we have.
-        let _ = cni::del(&cache.conflist, &att, Some(&cache.result));
+        undo(&cache.all().cloned().collect::<Vec<_>>());
         if !netns_made {
             remove_netns(&netns);
         }
         return Err(e);
     }
-    rewrite_hosts(records, &net.name, &req.add_hosts, Some(container));
+    let names: Vec<&str> = cache.all().map(|c| c.network.as_str()).collect();
+    rewrite_hosts(records, &names, &req.add_hosts, Some(container));
     Ok(ip)
+}
+
+/// DEL of attachments just made, the last first.
+fn undo(caches: &[Cache]) {
+    for c in caches.iter().rev() {
+        if let Err(e) = c.del() {
+            log::warn!(
+                "undo the attach to {}: {}",
+                c.network,
+                wren_runtime::error::chain(&e)
+            );
+        }
+    }
+}
+
+/// One network's ADD for a container.
+struct OneNetwork<'a> {
+    records: &'a Path,
+    container: &'a str,
+    netns: &'a Path,
+    ifname: String,
+    /// Published ports (the first network's only).
+    ports: Vec<PortMapping>,
+}
+
+impl OneNetwork<'_> {
+    /// ADD on `net` as `ep` asks: its `--ip`, else its last address and
+    /// MAC if they are free, else any; the cache for DEL.
+    fn add(
+        &self,
+        ep: &Endpoint,
+        net: &store::Network,
+        conflist: Value,
+    ) -> Result<Cache, AttachError> {
+        let mut rc = Map::new();
+        if !self.ports.is_empty() {
+            rc.insert("portMappings".into(), cni::port_mappings(&self.ports));
+        }
+        let mut att = Attachment {
+            container_id: self.container,
+            netns: self.netns,
+            ifname: &self.ifname,
+            args: String::from("IgnoreUnknown=1"),
+            runtime_config: rc,
+        };
+        // `ip`'s host part and the subnet's all-ones host part, when `ip`
+        // is in the network's subnet.
+        let in_subnet = |ip: &str| {
+            let (net_ip, len) = store::parse_subnet(&net.subnet).ok()?;
+            let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            (u32::from(ip) & mask == u32::from(net_ip)).then_some((u32::from(ip) & !mask, !mask))
+        };
+        let mut added = None;
+        if !ep.ip.is_empty() {
+            // --ip: this address or none; not the subnet's own, broadcast
+            // or gateway address.
+            let usable = in_subnet(&ep.ip).is_some_and(|(host, all)| host != 0 && host != all);
+            if !usable || ep.ip == net.gateway {
+                return Err(AttachError::Address {
+                    ip: ep.ip.clone(),
+                    why: format!(
+                        "not a container address of network {} ({}, gateway {})",
+                        net.name, net.subnet, net.gateway
+                    ),
+                });
+            }
+            att.args = format!("IgnoreUnknown=1;IP={}", ep.ip);
+            if cni::valid_mac(&ep.last_mac) && ep.last_ip == ep.ip {
+                att.args.push_str(&format!(";MAC={}", ep.last_mac));
+            }
+            match cni::add(&conflist, &att) {
+                Ok(r) => added = Some(r),
+                Err(e) => {
+                    let taken = store::members(self.records, &net.name)
+                        .into_iter()
+                        .find(|m| m.ip == ep.ip && m.container != self.container);
+                    return Err(match taken {
+                        Some(m) => AttachError::Address {
+                            ip: ep.ip.clone(),
+                            why: format!(
+                                "in use by container {} on network {}",
+                                m.container, net.name
+                            ),
+                        },
+                        None => e.into(),
+                    });
+                }
+            }
+        } else if !ep.last_ip.is_empty() && in_subnet(&ep.last_ip).is_some() {
+            let mut again = att.clone();
+            again.args = format!("IgnoreUnknown=1;IP={}", ep.last_ip);
+            if cni::valid_mac(&ep.last_mac) {
+                // The bridge plugin takes `MAC` from CNI_ARGS (others
+                // ignore it).
+                again.args.push_str(&format!(";MAC={}", ep.last_mac));
+            }
+            match cni::add(&conflist, &again) {
+                Ok(r) => {
+                    added = Some(r);
+                    att = again;
+                }
+                Err(e) => log::debug!(
+                    "{}: address {} on {} not available again: {}",
+                    self.container,
+                    ep.last_ip,
+                    net.name,
+                    wren_runtime::error::chain(&e)
+                ),
+            }
+        }
+        let result = match added {
+            Some(r) => r,
+            None => cni::add(&conflist, &att)?,
+        };
+        Ok(Cache {
+            network: net.name.clone(),
+            container_id: self.container.to_string(),
+            ifname: self.ifname.clone(),
+            netns: self.netns.to_owned(),
+            conflist,
+            result,
+            ports: self.ports.clone(),
+            more: Vec::new(),
+        })
+    }
+}
+
+fn load_request(records: &Path, container: &str) -> Result<NetRequest, AttachError> {
+    NetRequest::load(&container_dir(records, container)).map_err(|source| AttachError::Request {
+        container: container.to_string(),
+        source,
+    })
+}
+
+fn read_cache(records: &Path, container: &str) -> Option<Cache> {
+    std::fs::read(cache_path(records, container))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// `wren network connect`: adds `network` to the networks of `container`
+/// (after the ones it has), and if it is attached now, attaches it there
+/// too, on the first free ethN, without a restart; its address there ("":
+/// added for its next start). Its peers there find it by name at once.
+pub fn connect(
+    records: &Path,
+    container: &str,
+    network: &str,
+    ip: &str,
+    aliases: &[String],
+) -> Result<String, AttachError> {
+    let _lock = store::lock(records)?;
+    let cdir = container_dir(records, container);
+    let mut req = load_request(records, container)?;
+    let refuse = |why: String| Err(AttachError::Store(StoreError::Invalid(why)));
+    if !req.uses_cni() {
+        return refuse(format!(
+            "container {container} is on network {:?}: only a container on a network of \
+             wren's can be on more",
+            req.network
+        ));
+    }
+    if req.on_network(network) {
+        return refuse(format!(
+            "container {container} is on network {network} already"
+        ));
+    }
+    let net = store::load(records, network)?;
+    let conflist = store::conflist_of(records, &net, false);
+    cni::check_plugins(&conflist)?;
+    let mut ep = Endpoint {
+        network: network.to_string(),
+        ip: ip.to_string(),
+        aliases: aliases.to_vec(),
+        ..Endpoint::default()
+    };
+    let mut got = String::new();
+    if let Some(mut cache) = read_cache(records, container) {
+        let taken: Vec<&str> = cache.all().map(|c| c.ifname.as_str()).collect();
+        let free = (1..)
+            .map(ifname)
+            .find(|n| !taken.contains(&n.as_str()))
+            .unwrap_or_default();
+        let on = OneNetwork {
+            records,
+            container,
+            netns: &cache.netns.clone(),
+            ifname: free,
+            ports: Vec::new(),
+        };
+        let c = on.add(&ep, &net, conflist)?;
+        got = cni::result_ip(&c.result).unwrap_or_default();
+        ep.last_ip = got.clone();
+        ep.last_mac = cni::result_mac(&c.result, &c.ifname).unwrap_or_default();
+        let member = Member {
+            container: container.to_string(),
+            ip: got.clone(),
+            hostname: if req.hostname.is_empty() {
+                container.to_string()
+            } else {
+                req.hostname.clone()
+            },
+            aliases: aliases.to_vec(),
+            ports: Vec::new(),
+            hosts_file: cdir.join(NET_DIR).join("hosts"),
+            ifname: c.ifname.clone(),
+        };
+        cache.more.push(c);
+        let written = write_cache(records, container, &cache)
+            .and_then(|()| write_member(records, network, &member));
+        if let Err(e) = written {
+            let c = cache.more.pop();
+            let _ = write_cache(records, container, &cache);
+            let _ = std::fs::remove_file(store::member_path(records, network, container));
+            undo(&c.into_iter().collect::<Vec<_>>());
+            return Err(e);
+        }
+    }
+    req.more.push(ep);
+    req.save(&cdir).map_err(io("write", &cdir))?;
+    rewrite_hosts(records, &[network], &req.add_hosts, Some(container));
+    Ok(got)
+}
+
+/// `wren network disconnect`: takes `network` (not its first) from the
+/// networks of `container`, detaching it there now if it is attached.
+pub fn disconnect(records: &Path, container: &str, network: &str) -> Result<(), AttachError> {
+    let _lock = store::lock(records)?;
+    let cdir = container_dir(records, container);
+    let mut req = load_request(records, container)?;
+    let refuse = |why: String| Err(AttachError::Store(StoreError::Invalid(why)));
+    if req.network == network {
+        return refuse(format!(
+            "network {network} is the first network of container {container} (its default \
+             route and published ports): only the others can be disconnected"
+        ));
+    }
+    let Some(at) = req.more.iter().position(|e| e.network == network) else {
+        return refuse(format!("container {container} is not on network {network}"));
+    };
+    if let Some(mut cache) = read_cache(records, container) {
+        if let Some(i) = cache.more.iter().position(|c| c.network == network) {
+            cache.more[i].del()?;
+            cache.more.remove(i);
+            write_cache(records, container, &cache)?;
+            let _ = std::fs::remove_file(store::member_path(records, network, container));
+        }
+    }
+    req.more.remove(at);
+    req.save(&cdir).map_err(io("write", &cdir))?;
+    // Its peers there forget it; its own file loses them.
+    let mut names: Vec<&str> = vec![network, &req.network];
+    names.extend(req.more.iter().map(|e| e.network.as_str()));
+    rewrite_hosts(records, &names, &[], None);
+    Ok(())
 }
 
 /// Detaches `container` if it is attached (nothing to do otherwise).
@@ -265,8 +499,10 @@ pub fn detach(records: &Path, state: &Path, container: &str) -> Result<(), Attac
     detach_locked(records, state, container, true)
 }
 
-/// DEL of the cached attachment; the namespace removed too with
-/// `remove_ns`.
+/// DEL of the cached attachment (every network, the last attached
+/// first); the namespace removed too with `remove_ns`. A DEL that fails
+/// keeps the cache, so a later detach runs them all again (DEL of what is
+/// gone already succeeds, as CNI requires).
 fn detach_locked(
     records: &Path,
     state: &Path,
@@ -278,21 +514,21 @@ fn detach_locked(
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(c) = &cache {
-        let mut rc = Map::new();
-        if !c.ports.is_empty() {
-            rc.insert("portMappings".into(), cni::port_mappings(&c.ports));
+        let mut first = None;
+        for one in c.all().rev() {
+            if let Err(e) = one.del() {
+                first.get_or_insert(e);
+            }
         }
-        let att = Attachment {
-            container_id: &c.container_id,
-            netns: &c.netns,
-            ifname: &c.ifname,
-            args: String::from("IgnoreUnknown=1"),
-            runtime_config: rc,
-        };
-        cni::del(&c.conflist, &att, Some(&c.result))?;
+        if let Some(e) = first {
+            return Err(e.into());
+        }
         std::fs::remove_file(&path).map_err(io("remove", &path))?;
-        let _ = std::fs::remove_file(store::member_path(records, &c.network, container));
-        rewrite_hosts(records, &c.network, &[], None);
+        for one in c.all() {
+            let _ = std::fs::remove_file(store::member_path(records, &one.network, container));
+        }
+        let names: Vec<&str> = c.all().map(|c| c.network.as_str()).collect();
+        rewrite_hosts(records, &names, &[], None);
     }
     if remove_ns {
         remove_netns(&netns_path(state, container));
@@ -300,24 +536,17 @@ fn detach_locked(
     Ok(())
 }
 
-/// CHECK of an attached container (`wren network check`).
+/// CHECK of an attached container on each of its networks (`wren network
+/// check`).
 pub fn check(records: &Path, container: &str) -> Result<(), AttachError> {
     let path = cache_path(records, container);
     let b = std::fs::read(&path).map_err(io("read", &path))?;
     let c: Cache =
         serde_json::from_slice(&b).map_err(|e| io("parse", &path)(std::io::Error::other(e)))?;
-    let mut rc = Map::new();
-    if !c.ports.is_empty() {
-        rc.insert("portMappings".into(), cni::port_mappings(&c.ports));
+    for one in c.all() {
+        cni::check(&one.conflist, &one.attachment(), &one.result)?;
     }
-    let att = Attachment {
-        container_id: &c.container_id,
-        netns: &c.netns,
-        ifname: &c.ifname,
-        args: String::from("IgnoreUnknown=1"),
-        runtime_config: rc,
-    };
-    Ok(cni::check(&c.conflist, &att, &c.result)?)
+    Ok(())
 }
 
 fn write_cache(records: &Path, container: &str, c: &Cache) -> Result<(), AttachError> {
@@ -328,26 +557,23 @@ fn write_cache(records: &Path, container: &str, c: &Cache) -> Result<(), AttachE
         .map_err(io("write", &path))
 }
 
-fn write_member(
-    records: &Path,
-    network: &str,
-    m: &Member,
-    req: &NetRequest,
-) -> Result<(), AttachError> {
+fn write_member(records: &Path, network: &str, m: &Member) -> Result<(), AttachError> {
     let path = store::member_path(records, network, &m.container);
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(io("create", d))?;
     }
     std::fs::write(&path, serde_json::to_vec_pretty(m).unwrap_or_default())
-        .map_err(io("write", &path))?;
-    let dir = m.hosts_file.parent().unwrap_or(Path::new("/"));
-    files::write_all(
-        dir,
-        "",
-        &files::resolv_conf(&files::host_resolv_conf(), &req.dns_flags(), false),
-        &m.hostname,
-    )
-    .map_err(io("write", dir))
+        .map_err(io("write", &path))
+}
+
+/// resolv.conf and hostname in `dir` (the container's `net/`); /etc/hosts
+/// is left to [`rewrite_hosts`], which knows the peers.
+fn write_etc_files(dir: &Path, req: &NetRequest, hostname: &str) -> Result<(), AttachError> {
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    let resolv = files::resolv_conf(&files::host_resolv_conf(), &req.dns_flags(), false);
+    files::write_in_place(&dir.join("resolv.conf"), &resolv)
+        .and_then(|()| files::write_in_place(&dir.join("hostname"), &format!("{hostname}\n")))
+        .map_err(io("write", dir))
 }
 
 /// The names of a member on its /etc/hosts line: hostname first on its
@@ -367,33 +593,81 @@ fn names_of(m: &Member, own: bool) -> String {
     names.join(" ")
 }
 
-/// Rewrites /etc/hosts of every member of `network`: its own name and
-/// address, then every other member's. `own_extra` are the `--add-host`s
-/// of `own` (the others keep theirs from their request files).
-fn rewrite_hosts(records: &Path, network: &str, own_extra: &[String], own: Option<&str>) {
-    let members = store::members(records, network);
-    let gateway = store::load(records, network).ok().map(|n| n.gateway);
-    for m in &members {
-        let extra = if Some(m.container.as_str()) == own {
-            own_extra.to_vec()
-        } else {
-            NetRequest::load(&container_dir(records, &m.container))
-                .map(|r| r.add_hosts)
-                .unwrap_or_default()
-        };
-        let extra = files::with_host_gateway(&extra, gateway.as_deref());
-        let names = names_of(m, true);
-        // Peers by container name, hostname and aliases (a compose
-        // service's name is one).
-        let peers: Vec<(String, String)> = members
-            .iter()
-            .filter(|p| p.container != m.container)
-            .map(|p| (names_of(p, false), p.ip.clone()))
-            .collect();
-        let text = files::hosts(&extra, Some((&m.ip, &names)), &peers);
-        if let Err(e) = files::write_in_place(&m.hosts_file, &text) {
-            log::warn!("update {}: {e}", m.hosts_file.display());
+/// Rewrites /etc/hosts of every member of `networks`: its own names with
+/// its address on each of its networks (the first network's first), then
+/// the members of each of those networks (a peer on two shared networks is
+/// listed twice, its first shared network's address first). `own_extra`
+/// are the `--add-host`s of `own` (the others keep theirs from their
+/// request files).
+fn rewrite_hosts(records: &Path, networks: &[&str], own_extra: &[String], own: Option<&str>) {
+    // Every network's members: a container's peers are on any of its
+    // networks, not only the one that changed.
+    let all: Vec<(store::Network, Vec<Member>)> = store::list(records)
+        .into_iter()
+        .map(|n| {
+            let m = store::members(records, &n.name);
+            (n, m)
+        })
+        .collect();
+    let mut done: Vec<&str> = Vec::new();
+    for (_, members) in all
+        .iter()
+        .filter(|(n, _)| networks.contains(&n.name.as_str()))
+    {
+        for m in members {
+            if done.contains(&m.container.as_str()) {
+                continue;
+            }
+            done.push(&m.container);
+            hosts_of(records, &all, &m.container, own_extra, own);
         }
+    }
+}
+
+/// Writes /etc/hosts of `container`, a member of some of `all`.
+fn hosts_of(
+    records: &Path,
+    all: &[(store::Network, Vec<Member>)],
+    container: &str,
+    own_extra: &[String],
+    own: Option<&str>,
+) {
+    // Its memberships, its first network's first.
+    let mut mine: Vec<(&store::Network, &Member, &[Member])> = all
+        .iter()
+        .filter_map(|(n, ms)| {
+            ms.iter()
+                .find(|m| m.container == container)
+                .map(|m| (n, m, ms.as_slice()))
+        })
+        .collect();
+    mine.sort_by_key(|(_, m, _)| m.ifname.trim_start_matches("eth").parse::<u32>().ok());
+    let Some((first_net, first, _)) = mine.first() else {
+        return;
+    };
+    let extra = if Some(container) == own {
+        own_extra.to_vec()
+    } else {
+        NetRequest::load(&container_dir(records, container))
+            .map(|r| r.add_hosts)
+            .unwrap_or_default()
+    };
+    let extra = files::with_host_gateway(&extra, Some(first_net.gateway.as_str()));
+    let own_lines: Vec<(String, String)> = mine
+        .iter()
+        .map(|(_, m, _)| (names_of(m, true), m.ip.clone()))
+        .collect();
+    // Peers by container name, hostname and aliases (a compose service's
+    // name is one).
+    let peers: Vec<(String, String)> = mine
+        .iter()
+        .flat_map(|(_, _, ms)| ms.iter())
+        .filter(|p| p.container != container)
+        .map(|p| (names_of(p, false), p.ip.clone()))
+        .collect();
+    let text = files::hosts(&extra, &own_lines, &peers);
+    if let Err(e) = files::write_in_place(&first.hosts_file, &text) {
+        log::warn!("update {}: {e}", first.hosts_file.display());
     }
 }
 

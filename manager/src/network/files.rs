@@ -41,22 +41,16 @@ pub fn with_host_gateway(add_hosts: &[String], gateway: Option<&str>) -> Vec<Str
 }
 
 /// /etc/hosts: the usual local names, `--add-host`s (`NAME:IP`), the
-/// container's own address under its hostname, then `peers` (name, IP).
-pub fn hosts(
-    add_hosts: &[String],
-    own: Option<(&str, &str)>,
-    peers: &[(String, String)],
-) -> String {
+/// container's own names with its address on each of its networks, then
+/// `peers`; both (names, IP).
+pub fn hosts(add_hosts: &[String], own: &[(String, String)], peers: &[(String, String)]) -> String {
     let mut s = String::from(LOCAL);
     for h in add_hosts {
         if let Some((name, ip)) = h.split_once(':') {
             s.push_str(&format!("{ip}\t{name}\n"));
         }
     }
-    if let Some((ip, name)) = own {
-        s.push_str(&format!("{ip}\t{name}\n"));
-    }
-    for (name, ip) in peers {
+    for (name, ip) in own.iter().chain(peers) {
         s.push_str(&format!("{ip}\t{name}\n"));
     }
     s
@@ -176,7 +170,7 @@ mod tests {
     fn hosts_lists_extra_own_and_peers() {
         let h = hosts(
             &["db:10.0.0.9".into()],
-            Some(("10.1.0.2", "web")),
+            &[("web".into(), "10.1.0.2".into())],
             &[("api".into(), "10.1.0.3".into())],
         );
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));

@@ -74,6 +74,27 @@ pub struct NetRequest {
     /// `ports` itself stays as asked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_ports: Vec<PortMapping>,
+    /// More networks (`--network` given again), attached after `network`
+    /// as eth1, eth2, ...: peers there find the container too, but its
+    /// default route and published ports stay on `network`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Endpoint>,
+}
+
+/// One more network of a container: what it asked for there, and what
+/// its last attachment got (asked for again on a restart, as the first
+/// network's `last_ip` and `last_mac`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub network: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ip: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_ip: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_mac: String,
 }
 
 impl NetRequest {
@@ -81,6 +102,26 @@ impl NetRequest {
     /// or another container's network).
     pub fn uses_cni(&self) -> bool {
         uses_cni(&self.network)
+    }
+
+    /// Every network it is on, its first (`network`) first: what the
+    /// attach works through, one interface each.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        let first = Endpoint {
+            network: self.network.clone(),
+            ip: self.ip.clone(),
+            aliases: self.aliases.clone(),
+            last_ip: self.last_ip.clone(),
+            last_mac: self.last_mac.clone(),
+        };
+        std::iter::once(first)
+            .chain(self.more.iter().cloned())
+            .collect()
+    }
+
+    /// Whether it is on network `name` (first or not).
+    pub fn on_network(&self, name: &str) -> bool {
+        self.network == name || self.more.iter().any(|e| e.network == name)
     }
 
     /// What /etc/resolv.conf is written from.

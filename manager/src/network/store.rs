@@ -46,6 +46,13 @@ pub struct Member {
     pub ports: Vec<PortMapping>,
     /// Its /etc/hosts (rewritten in place when peers come and go).
     pub hosts_file: PathBuf,
+    /// Its interface on this network: eth0 on its first network.
+    #[serde(default = "first_ifname")]
+    pub ifname: String,
+}
+
+fn first_ifname() -> String {
+    "eth0".to_string()
 }
 
 /// A refused or failed network operation.
@@ -178,6 +185,20 @@ pub fn conflist(records: &Path, n: &Network) -> Value {
             {"type": "firewall"}
         ]
     })
+}
+
+/// The CNI configuration list for a container's attachment to `n`: as
+/// [`conflist`] on its first network, and without the IPAM's default
+/// route on any other (the container's default route is its first
+/// network's, and a second one would fail the ADD).
+pub fn conflist_of(records: &Path, n: &Network, first: bool) -> Value {
+    let mut c = conflist(records, n);
+    if !first {
+        if let Some(ipam) = c["plugins"][0]["ipam"].as_object_mut() {
+            ipam.remove("routes");
+        }
+    }
+    c
 }
 
 /// Creates network `name` on `subnet` (None: the first free 10.89.N.0/24).
@@ -354,5 +375,23 @@ mod tests {
             remove(r, "zz", vec![]),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn only_the_first_network_routes_by_default() {
+        let t = tempfile::tempdir().unwrap();
+        let n = create(t.path(), "n", None).unwrap();
+        let first = conflist_of(t.path(), &n, true);
+        assert_eq!(first, conflist(t.path(), &n));
+        assert_eq!(first["plugins"][0]["ipam"]["routes"][0]["dst"], "0.0.0.0/0");
+        let other = conflist_of(t.path(), &n, false);
+        assert!(
+            other["plugins"][0]["ipam"].get("routes").is_none(),
+            "{other}"
+        );
+        assert_eq!(
+            other["plugins"][0]["ipam"]["ranges"],
+            first["plugins"][0]["ipam"]["ranges"]
+        );
     }
 }

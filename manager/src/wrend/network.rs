@@ -81,6 +81,11 @@ pub fn prepare(
             "ports cannot be published with network {network}"
         )));
     }
+    let more = if req.more_networks.is_empty() {
+        Vec::new()
+    } else {
+        checked_more_networks(req, &network)?
+    };
     let nss = spec["linux"]["namespaces"].as_array_mut();
     if let Some(nss) = nss {
         if network == "host" {
@@ -114,7 +119,63 @@ pub fn prepare(
         last_ip: String::new(),
         last_mac: String::new(),
         last_ports: Vec::new(),
+        more,
     }))
+}
+
+/// The request's networks after the first, checked: each a network's
+/// name, given once, with a usable `--ip` and aliases. Cold: most
+/// containers have one network.
+#[cold]
+#[inline(never)]
+fn checked_more_networks(
+    req: &api::CreateRequest,
+    first: &str,
+) -> Result<Vec<crate::network::Endpoint>, ManagerError> {
+    let bad = |m: String| Err(ManagerError::InvalidArgument(m));
+    if !crate::network::uses_cni(first) {
+        return bad(format!(
+            "network {first} cannot go with other networks (more_networks: {})",
+            req.more_networks[0].network
+        ));
+    }
+    let mut seen = vec![first];
+    let mut out = Vec::new();
+    for e in &req.more_networks {
+        let n = e.network.as_str();
+        if !crate::network::uses_cni(n) || !crate::network::valid_network_name(n) {
+            return bad(format!(
+                "more_networks: {n:?} is not a network's name (none, host and container:NAME \
+                 cannot be one of several networks)"
+            ));
+        }
+        if seen.contains(&n) {
+            return bad(format!("more_networks: network {n} is given twice"));
+        }
+        seen.push(n);
+        if !e.ip.is_empty() && e.ip.parse::<std::net::Ipv4Addr>().is_err() {
+            return bad(format!(
+                "more_networks: {n}: ip {:?} is not an IPv4 address",
+                e.ip
+            ));
+        }
+        if let Some(a) = e
+            .aliases
+            .iter()
+            .find(|a| !crate::network::valid_host_name(a))
+        {
+            return bad(format!(
+                "more_networks: {n}: alias {a:?} is not a host name"
+            ));
+        }
+        out.push(crate::network::Endpoint {
+            network: n.to_string(),
+            ip: e.ip.clone(),
+            aliases: e.aliases.clone(),
+            ..Default::default()
+        });
+    }
+    Ok(out)
 }
 
 /// `--network container:OTHER`: the spec keeps its network namespace
@@ -141,6 +202,7 @@ fn prepare_joined(
         ("--ip", !req.ip.is_empty()),
         ("--network-alias", !req.network_aliases.is_empty()),
         ("--hostname", !req.hostname.is_empty()),
+        ("a second --network", !req.more_networks.is_empty()),
     ];
     if let Some((flag, _)) = conflicts.iter().find(|(_, given)| *given) {
         return Err(ManagerError::InvalidArgument(format!(
@@ -265,7 +327,7 @@ pub fn save(record_dir: &Path, r: &NetRequest) -> std::io::Result<()> {
         }
         h
     } else {
-        files::hosts(&files::with_host_gateway(&r.add_hosts, None), None, &[])
+        files::hosts(&files::with_host_gateway(&r.add_hosts, None), &[], &[])
     };
     let host_file = if host {
         std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default()
@@ -274,6 +336,25 @@ pub fn save(record_dir: &Path, r: &NetRequest) -> std::io::Result<()> {
     };
     let resolv = files::resolv_conf(&host_file, &r.dns_flags(), host);
     files::write_all(&record_dir.join(NET_DIR), &hosts, &resolv, &r.hostname)
+}
+
+/// The networks of a CNI container after its first, for its `Container`
+/// answer, from its saved request: with the addresses it has while it is
+/// attached (`attached`), as the first network's `ip_address` shows.
+pub fn networks_after_first(record_dir: &Path, attached: bool) -> Vec<api::NetworkEndpoint> {
+    let Ok(r) = NetRequest::load(record_dir) else {
+        return Vec::new();
+    };
+    r.more
+        .into_iter()
+        .map(|e| {
+            let mut n = api::NetworkEndpoint::new();
+            n.network = e.network;
+            n.ip = if attached { e.last_ip } else { String::new() };
+            n.aliases = e.aliases;
+            n
+        })
+        .collect()
 }
 
 /// Whether `name` is attached through CNI now (its cache exists).

@@ -222,6 +222,11 @@ impl Registry {
         c.network = m.rec.network.clone();
         c.ip_address = m.rec.ip_address.clone();
         c.ports = m.rec.ports.clone();
+        if crate::network::uses_cni(&m.rec.network) {
+            let dir = self.cfg.record_dir(name);
+            c.more_networks =
+                super::network::networks_after_first(&dir, !m.rec.ip_address.is_empty());
+        }
         c.health_status = m.rec.health_state.status.clone();
         c.health_failing_streak = m.rec.health_state.failing_streak;
         c.health_log = m

@@ -472,9 +472,9 @@ fn make(
         let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
         let mut nets: BTreeSet<String> = BTreeSet::new();
         for (_, run) in lines.values() {
-            if let Some(n) = &run.container.network.network {
-                if !matches!(n.as_str(), "host" | "none") && crate::network::joined(n).is_none() {
-                    nets.insert(n.clone());
+            for n in run.container.network.network_names() {
+                if crate::network::uses_cni(&n) {
+                    nets.insert(n);
                 }
             }
         }

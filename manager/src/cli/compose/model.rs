@@ -653,7 +653,7 @@ pub struct Limits {
 }
 
 /// `networks:` of a service: a list of names, or a map of names to their
-/// aliases (addresses are outside the subset).
+/// settings there (aliases, address, priorities).
 pub type ServiceNetworks = ListOrMap<BTreeMap<String, Option<NetworkAttach>>>;
 
 /// A service's settings on one network: more names peers find it by.
@@ -665,13 +665,41 @@ pub struct NetworkAttach {
     /// Its address on the network (`--ip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<String>,
+    /// Of several networks, the one with the highest has the default
+    /// route (and the published ports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gw_priority: Option<i64>,
+    /// Of several networks, those with higher ones are attached first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 
 impl ServiceNetworks {
+    /// The networks in the order they are attached, as Compose orders
+    /// them: the one with the highest `gw_priority` first (it has the
+    /// default route and the published ports), then by `priority`, then
+    /// by name.
     fn names(&self) -> Vec<String> {
         match self {
-            Self::List(l) => l.clone(),
-            Self::Map(m) => m.keys().cloned().collect(),
+            Self::List(l) => {
+                let mut l = l.clone();
+                l.sort();
+                l
+            }
+            Self::Map(m) => {
+                let mut v: Vec<(&String, NetworkAttach)> = m
+                    .iter()
+                    .map(|(k, a)| (k, a.clone().unwrap_or_default()))
+                    .collect();
+                v.sort_by_key(|(k, a)| {
+                    (
+                        std::cmp::Reverse(a.gw_priority.unwrap_or(0)),
+                        std::cmp::Reverse(a.priority.unwrap_or(0)),
+                        (*k).clone(),
+                    )
+                });
+                v.into_iter().map(|(k, _)| k.clone()).collect()
+            }
         }
     }
 }
@@ -1045,6 +1073,14 @@ pub fn run_args(
         }
     }
     let nets = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
+    for one in &nets {
+        if !file.networks.contains_key(one) && one != "default" {
+            return Err(format!(
+                "{}: network {one:?} is not declared under the top-level networks",
+                at("networks")
+            ));
+        }
+    }
     let net = match (s.network_mode.as_deref(), nets.as_slice()) {
         (Some(m @ ("host" | "none")), []) => m.to_string(),
         (Some(m), []) if m.starts_with("service:") || m.starts_with("container:") => {
@@ -1063,43 +1099,46 @@ pub fn run_args(
             ))
         }
         (None, []) => network_name(project, "default"),
-        (None, [one]) if file.networks.contains_key(one) || one == "default" => {
-            network_name(project, one)
-        }
-        (None, [one]) => {
-            return Err(format!(
-                "{}: network {one:?} is not declared under the top-level networks",
-                at("networks")
-            ))
-        }
-        (None, _) => {
-            return Err(format!(
-                "{}: at most one network per service is supported",
-                at("networks")
-            ))
-        }
+        (None, [one, ..]) => network_name(project, one),
     };
-    if !matches!(net.as_str(), "host" | "none") && !net.starts_with("container:") {
-        // Peers find a service by its name whatever its hostname and
-        // container name, as in Compose; and by its aliases.
-        let mut aliases = vec![name.to_string()];
-        if let Some(ListOrMap::Map(m)) = &s.networks {
-            for a in m.values().flatten().flat_map(|n| n.aliases.iter()) {
-                if !aliases.contains(a) {
-                    aliases.push(a.clone());
+    let settings = |n: &str| match &s.networks {
+        Some(ListOrMap::Map(m)) => m.get(n).cloned().flatten().unwrap_or_default(),
+        _ => NetworkAttach::default(),
+    };
+    if nets.len() > 1 {
+        // Each network with its own aliases and address, in Docker's
+        // per-network form; peers on each find the service by its name.
+        for n in &nets {
+            let set = settings(n);
+            let mut v = format!("name={},alias={name}", network_name(project, n));
+            for alias in set.aliases.iter().filter(|a| *a != name) {
+                v.push_str(&format!(",alias={alias}"));
+            }
+            if let Some(ip) = &set.ipv4_address {
+                v.push_str(&format!(",ip={ip}"));
+            }
+            a.extend(["--network".into(), v]);
+        }
+    } else {
+        if !matches!(net.as_str(), "host" | "none") && !net.starts_with("container:") {
+            // Peers find a service by its name whatever its hostname and
+            // container name, as in Compose; and by its aliases.
+            let set = nets.first().map(|n| settings(n)).unwrap_or_default();
+            let mut aliases = vec![name.to_string()];
+            for a in set.aliases {
+                if !aliases.contains(&a) {
+                    aliases.push(a);
                 }
             }
-        }
-        for alias in aliases {
-            a.extend(["--network-alias".into(), alias]);
-        }
-        if let Some(ListOrMap::Map(m)) = &s.networks {
-            if let Some(ip) = m.values().flatten().find_map(|n| n.ipv4_address.clone()) {
+            for alias in aliases {
+                a.extend(["--network-alias".into(), alias]);
+            }
+            if let Some(ip) = set.ipv4_address {
                 a.extend(["--ip".into(), ip]);
             }
         }
+        a.extend(["--network".into(), net]);
     }
-    a.extend(["--network".into(), net]);
     if let Some(r) = &s.restart {
         a.extend(["--restart".into(), r.clone()]);
     }
@@ -1709,6 +1748,46 @@ mod tests {
         );
         let e = parse("services:\n  a:\n    image: i\n    deploy: {replicas: 2}\n").unwrap_err();
         assert!(e.contains("replicas"), "{e}");
+    }
+
+    #[test]
+    fn a_service_on_several_networks() {
+        let f = parse(
+            "services:\n  proxy:\n    image: i\n    networks:\n      front: {aliases: [www]}\n\
+             \x20     back: {ipv4_address: 10.5.0.9, aliases: [gw, proxy]}\n\
+             \x20 x:\n    image: i\n    networks: [zeta, alpha]\n\
+             \x20 y:\n    image: i\n    networks:\n      alpha:\n      zeta: {gw_priority: 1}\n\
+             networks:\n  front:\n  back:\n  alpha:\n  zeta:\n",
+        )
+        .unwrap();
+        let args = |svc: &str| {
+            run_args("p", svc, &f.services[svc], &f, Path::new("/d"), "h")
+                .unwrap()
+                .join(" ")
+        };
+        // By name (back before front), each in Docker's per-network form
+        // with the service's name as an alias there.
+        let j = args("proxy");
+        assert!(
+            j.contains(
+                "--network name=p_back,alias=proxy,alias=gw,ip=10.5.0.9 \
+                 --network name=p_front,alias=proxy,alias=www "
+            ),
+            "{j}"
+        );
+        assert!(
+            !j.contains("--network-alias") && !j.contains("--ip "),
+            "{j}"
+        );
+        assert!(args("x").contains("--network name=p_alpha,alias=x --network name=p_zeta,alias=x "));
+        // gw_priority puts its network first: the default route's.
+        assert!(args("y").contains("--network name=p_zeta,alias=y --network name=p_alpha,alias=y "));
+        let e = parse(
+            "services:\n  a:\n    image: i\n    networks: [front, nope]\nnetworks:\n  front:\n",
+        )
+        .and_then(|f| run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h"))
+        .unwrap_err();
+        assert!(e.contains("network \"nope\" is not declared"), "{e}");
     }
 
     #[test]
