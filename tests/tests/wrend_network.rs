@@ -1636,6 +1636,22 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
     assert!(first.is_some() && second > first, "{own}");
     assert!(own.contains(&format!("\t{api}\n")) && own.contains(&format!("\t{client}\n")));
 
+    // The networks are isolated as Docker's: the front client does not
+    // reach the back service even by its address (routed through the
+    // host), while the proxy reaches it on its own back interface.
+    let api_ip = w.inspect(&api)["ip_address"].as_str().unwrap().to_string();
+    let probe = format!(
+        "timeout 3 wget -qO- http://{api_ip}/ >/dev/null 2>&1 && echo reached || echo blocked"
+    );
+    assert_eq!(
+        w.ok(&["exec", &client, "--", "sh", "-c", &probe]).trim(),
+        "blocked"
+    );
+    assert_eq!(
+        w.ok(&["exec", &proxy, "--", "sh", "-c", &probe]).trim(),
+        "reached"
+    );
+
     // `network rm` of its second network is refused, naming it.
     let e = w.fails(&["network", "rm", "back"]);
     assert!(e.contains("in use") && e.contains(&proxy), "{e}");
@@ -1785,6 +1801,14 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
         w.assert_clean(n);
     }
     assert_eq!(net_state(&w), base);
+    let bridges: Vec<String> = ["front", "back"]
+        .iter()
+        .map(|n| {
+            let v: serde_json::Value =
+                serde_json::from_str(&w.ok(&["network", "inspect", n])).unwrap();
+            v[0]["bridge"].as_str().unwrap().to_string()
+        })
+        .collect();
     let wren = wren_tests::bin("wren");
     for net in ["front", "back"] {
         let rm = w.in_netns(&[
@@ -1798,4 +1822,9 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
         assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
     }
     assert_eq!(link_names(&w), before);
+    // And the isolation rules of their bridges went with them.
+    let rules = String::from_utf8_lossy(&w.in_netns(&["iptables-save"]).stdout).into_owned();
+    for b in &bridges {
+        assert!(!rules.contains(b.as_str()), "rules of {b} left:\n{rules}");
+    }
 }

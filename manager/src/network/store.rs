@@ -169,6 +169,13 @@ pub fn list(records: &Path) -> Vec<Network> {
     out
 }
 
+/// The firewall plugin's `ingressPolicy`: a network's bridge forwards
+/// nothing to another network's bridge, as Docker isolates its networks
+/// (a container on two networks reaches each directly, on its own
+/// interface there). The plugin never removes its per-bridge rules (other
+/// containers may still use the bridge): [`remove`] does, with the bridge.
+pub const ISOLATION: &str = "same-bridge";
+
 /// The CNI configuration list of `n`.
 pub fn conflist(records: &Path, n: &Network) -> Value {
     json!({
@@ -182,7 +189,7 @@ pub fn conflist(records: &Path, n: &Network) -> Value {
                       "ranges": [[{"subnet": n.subnet, "gateway": n.gateway}]],
                       "routes": [{"dst": "0.0.0.0/0"}]}},
             {"type": "portmap", "capabilities": {"portMappings": true}},
-            {"type": "firewall"}
+            {"type": "firewall", "ingressPolicy": ISOLATION}
         ]
     })
 }
@@ -324,19 +331,100 @@ pub fn remove(records: &Path, name: &str, users: Vec<String>) -> Result<(), Stor
     }
     let d = dir(records, name);
     std::fs::remove_dir_all(&d).map_err(io("remove", &d))?;
-    let out = std::process::Command::new("ip")
-        .args(["link", "del", &n.bridge])
-        .stderr(std::process::Stdio::null())
-        .status();
-    if let Err(e) = out {
+    let quiet = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+    };
+    if let Err(e) = quiet("ip", &["link", "del", &n.bridge]) {
         log::warn!("remove bridge {}: {e}", n.bridge);
     }
+    // The isolation rules the firewall plugin made for the bridge, found
+    // by the bridge in their `-i`/`-o` and deleted as `iptables -S`
+    // prints them (their comment differs between plugin versions).
+    for chain in ["CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"] {
+        let Ok(out) = std::process::Command::new("iptables")
+            .args(["-w", "-t", "filter", "-S", chain])
+            .stderr(std::process::Stdio::null())
+            .output()
+        else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let words = rule_words(line);
+            let names_bridge = words
+                .windows(2)
+                .any(|w| matches!(w[0].as_str(), "-i" | "-o") && w[1] == n.bridge);
+            if words.first().map(String::as_str) != Some("-A") || !names_bridge {
+                continue;
+            }
+            let mut args: Vec<&str> = vec!["-w", "-t", "filter", "-D"];
+            args.extend(words[1..].iter().map(String::as_str));
+            if !matches!(quiet("iptables", &args), Ok(true)) {
+                log::warn!("remove the isolation rule {line:?} of bridge {}", n.bridge);
+            }
+        }
+    }
     Ok(())
+}
+
+/// The words of a rule as `iptables -S` prints it: split at spaces,
+/// except inside double quotes (a comment), where `\"` is a quote.
+fn rule_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut any) = (false, false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            '\\' if quoted => cur.extend(chars.next()),
+            ' ' if !quoted => {
+                if any || !cur.is_empty() {
+                    words.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        words.push(cur);
+    }
+    words
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rule_words_keep_a_quoted_comment_whole() {
+        let w = rule_words(
+            r#"-A CNI-ISOLATION-STAGE-2 -o wren-1 -m comment --comment "CNI rules (a \"b\")" -j DROP"#,
+        );
+        assert_eq!(
+            w,
+            [
+                "-A",
+                "CNI-ISOLATION-STAGE-2",
+                "-o",
+                "wren-1",
+                "-m",
+                "comment",
+                "--comment",
+                "CNI rules (a \"b\")",
+                "-j",
+                "DROP"
+            ]
+        );
+    }
 
     #[test]
     fn subnets_and_overlaps() {
