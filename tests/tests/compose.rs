@@ -681,10 +681,22 @@ fn a_service_on_a_front_and_a_back_network() {
              depends_on: [app]\n    ports: [\"127.0.0.1:18380:80\"]\n    \
              networks:\n      front: {gw_priority: 1}\n      back: {aliases: [gateway]}\n  \
            client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n\
-         networks:\n  front:\n  back:\n",
+         networks:\n  front: {external: true, name: edge}\n  back: {name: split-backend}\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();
+    // The external network must be made first; nothing is made without it.
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("networks.front: external network edge")
+            && text(&out.stderr).contains("wren network create edge"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(list(&w).is_empty());
+    assert!(!w.ok(&["network", "ls"]).contains("split-backend"));
+    w.ok(&["network", "create", "edge"]);
     let out = w.wren(&["apply", "-f", f]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     // The proxy fetched the app's page over the back network, and serves
@@ -695,8 +707,9 @@ fn a_service_on_a_front_and_a_back_network() {
         w.log()
     );
     let proxy = w.inspect("split-proxy-1");
-    assert_eq!(proxy["network"], "split_front", "{proxy}");
-    assert_eq!(proxy["networks"][1]["name"], "split_back", "{proxy}");
+    // By the names the file gives them, not the project's.
+    assert_eq!(proxy["network"], "edge", "{proxy}");
+    assert_eq!(proxy["networks"][1]["name"], "split-backend", "{proxy}");
     let back_ip = proxy["networks"][1]["ip_address"]
         .as_str()
         .unwrap()
@@ -722,8 +735,14 @@ fn a_service_on_a_front_and_a_back_network() {
     for s in ["app: unchanged", "proxy: unchanged", "client: unchanged"] {
         assert!(out.contains(s), "{out}");
     }
-    w.ok(&["down", "-f", f]);
+    // down removes the project's network, and keeps the external one.
+    let out = w.ok(&["down", "-f", f]);
+    assert!(out.contains("network split-backend: removed"), "{out}");
     assert!(list(&w).is_empty());
     let nets = w.ok(&["network", "ls"]);
-    assert!(!nets.contains("split_"), "{nets}");
+    assert!(
+        !nets.contains("split-backend") && nets.contains("edge"),
+        "{nets}"
+    );
+    w.ok(&["network", "rm", "edge"]);
 }

@@ -202,6 +202,14 @@ fn check(f: &ComposeFile, project: &str, path: &Path) -> Result<(), CliError> {
                 ));
             }
         }
+        let host_name = model::network_name(project, f, n);
+        if !crate::network::valid_network_name(&host_name)
+            || matches!(host_name.as_str(), "none" | "host")
+        {
+            return bad(format!(
+                "networks.{n}: {host_name:?} is not a network name wren can use"
+            ));
+        }
     }
     let mut names: BTreeMap<String, &str> = BTreeMap::new();
     for (name, s) in &f.services {
@@ -479,14 +487,35 @@ fn make(
             }
         }
         let mut subnets = BTreeMap::new();
+        let mut external = BTreeMap::new();
         for (key, def) in &f.networks {
             let subnet = match def {
                 Some(d) => d.subnet(key).map_err(CliError::failed)?,
                 None => None,
             };
-            subnets.insert(model::network_name(project, key), subnet);
+            let name = model::network_name(project, f, key);
+            if def.as_ref().is_some_and(|d| d.is_external()) {
+                if subnet.is_some() {
+                    return Err(CliError::failed(format!(
+                        "networks.{key}: an external network takes no ipam (it is made elsewhere)"
+                    )));
+                }
+                external.insert(name.clone(), key.clone());
+            }
+            subnets.insert(name, subnet);
         }
         for n in nets {
+            if let Some(key) = external.get(&n) {
+                // Made elsewhere: it must be there, and is used as it is.
+                if let Err(e) = store::load(&g.records, &n) {
+                    return Err(CliError::failed(format!(
+                        "networks.{key}: external network {n}: {} (make it first: wren \
+                         network create {n})",
+                        crate::cli::CliError::chain(&e).message
+                    )));
+                }
+                continue;
+            }
             let subnet = subnets.get(&n).cloned().flatten();
             match store::load(&g.records, &n) {
                 Ok(have) => {
@@ -613,13 +642,39 @@ pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
         remove(&mut w, &c.name)?;
         println!("{}: removed", c.name);
     }
+    // The project's networks: those named after it, and those the file
+    // names otherwise (`name:`), but never an external one, nor one that
+    // containers of others still use.
     let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
     let prefix = format!("{}_", l.project);
+    let mut keys: Vec<&str> = l.file.networks.keys().map(String::as_str).collect();
+    keys.push("default");
+    let named: Vec<String> = keys
+        .iter()
+        .map(|k| model::network_name(&l.project, &l.file, k))
+        .collect();
+    let external: Vec<String> = keys
+        .iter()
+        .filter(|k| {
+            l.file
+                .networks
+                .get(**k)
+                .is_some_and(|d| d.as_ref().is_some_and(|d| d.is_external()))
+        })
+        .map(|k| model::network_name(&l.project, &l.file, k))
+        .collect();
     for n in store::list(&g.records) {
-        if n.name.starts_with(&prefix) {
-            store::remove(&g.records, &n.name, Vec::new()).map_err(|e| CliError::chain(&e))?;
-            println!("network {}: removed", n.name);
+        let ours = n.name.starts_with(&prefix) || named.contains(&n.name);
+        if !ours || external.contains(&n.name) {
+            continue;
         }
+        let users = super::network::users(g, &n.name);
+        if !users.is_empty() {
+            println!("network {}: kept (in use by {})", n.name, users.join(", "));
+            continue;
+        }
+        store::remove(&g.records, &n.name, users).map_err(|e| CliError::chain(&e))?;
+        println!("network {}: removed", n.name);
     }
     Ok(0)
 }

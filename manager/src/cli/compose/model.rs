@@ -149,6 +149,14 @@ pub struct NetworkDef {
     /// Only `bridge`.
     #[serde(default)]
     pub driver: Option<String>,
+    /// A network made outside the file (`wren network create`), used as
+    /// it is: never made or removed by `apply` and `down`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<bool>,
+    /// Its name on the host instead of `PROJECT_KEY` (of an external one:
+    /// instead of `KEY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// The subnet (one `config` entry with `subnet`); without it wren
     /// picks a free 10.89.N.0/24.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +181,10 @@ pub struct IpamConfig {
 }
 
 impl NetworkDef {
+    pub fn is_external(&self) -> bool {
+        self.external == Some(true)
+    }
+
     /// The subnet asked for, if any; an error names what wren cannot make.
     pub fn subnet(&self, key: &str) -> Result<Option<String>, String> {
         let Some(ipam) = &self.ipam else {
@@ -830,8 +842,21 @@ fn joined_mode(project: &str, file: &ComposeFile, at: &str, mode: &str) -> Resul
     }
 }
 
-pub fn network_name(project: &str, net: &str) -> String {
-    format!("{project}_{net}")
+/// The host's name of network `net` of the file (`default` too): its
+/// `name`, else `net` itself if it is external, else `PROJECT_NET`.
+pub fn network_name(project: &str, file: &ComposeFile, net: &str) -> String {
+    let def = file
+        .networks
+        .get(net)
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
+    let external = def.is_external();
+    match (def.name, external) {
+        (Some(n), _) => n,
+        (None, true) => net.to_string(),
+        (None, false) => format!("{project}_{net}"),
+    }
 }
 
 pub fn volume_name(project: &str, vol: &str) -> String {
@@ -1098,8 +1123,8 @@ pub fn run_args(
                 at("network_mode")
             ))
         }
-        (None, []) => network_name(project, "default"),
-        (None, [one, ..]) => network_name(project, one),
+        (None, []) => network_name(project, file, "default"),
+        (None, [one, ..]) => network_name(project, file, one),
     };
     let settings = |n: &str| match &s.networks {
         Some(ListOrMap::Map(m)) => m.get(n).cloned().flatten().unwrap_or_default(),
@@ -1110,7 +1135,7 @@ pub fn run_args(
         // per-network form; peers on each find the service by its name.
         for n in &nets {
             let set = settings(n);
-            let mut v = format!("name={},alias={name}", network_name(project, n));
+            let mut v = format!("name={},alias={name}", network_name(project, file, n));
             for alias in set.aliases.iter().filter(|a| *a != name) {
                 v.push_str(&format!(",alias={alias}"));
             }
@@ -1748,6 +1773,37 @@ mod tests {
         );
         let e = parse("services:\n  a:\n    image: i\n    deploy: {replicas: 2}\n").unwrap_err();
         assert!(e.contains("replicas"), "{e}");
+    }
+
+    #[test]
+    fn external_and_named_networks_keep_their_names() {
+        let f = parse(
+            "services:\n  a:\n    image: i\n    networks: [edge, back]\n\
+             networks:\n  edge: {external: true}\n  back: {name: shared-back}\n\
+             \x20 proxy: {external: true, name: traefik}\n  plain:\n",
+        )
+        .unwrap();
+        assert_eq!(network_name("p", &f, "edge"), "edge");
+        assert_eq!(network_name("p", &f, "back"), "shared-back");
+        assert_eq!(network_name("p", &f, "proxy"), "traefik");
+        assert_eq!(network_name("p", &f, "plain"), "p_plain");
+        assert_eq!(network_name("p", &f, "default"), "p_default");
+        let j = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(
+            j.contains("--network name=shared-back,alias=a --network name=edge,alias=a "),
+            "{j}"
+        );
+        // The default network itself may be an external one.
+        let f = parse(
+            "services:\n  a:\n    image: i\nnetworks:\n  default: {external: true, name: proxy}\n",
+        )
+        .unwrap();
+        let j = run_args("p", "a", &f.services["a"], &f, Path::new("/d"), "h")
+            .unwrap()
+            .join(" ");
+        assert!(j.contains("--network proxy"), "{j}");
     }
 
     #[test]
