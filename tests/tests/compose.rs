@@ -681,7 +681,7 @@ fn a_service_on_a_front_and_a_back_network() {
              depends_on: [app]\n    ports: [\"127.0.0.1:18380:80\"]\n    \
              networks:\n      front: {gw_priority: 1}\n      back: {aliases: [gateway]}\n  \
            client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n\
-         networks:\n  front: {external: true, name: edge}\n  back: {name: split-backend}\n",
+         networks:\n  front: {external: true, name: edge}\n  back: {name: split-backend, internal: true}\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();
@@ -707,9 +707,15 @@ fn a_service_on_a_front_and_a_back_network() {
         w.log()
     );
     let proxy = w.inspect("split-proxy-1");
-    // By the names the file gives them, not the project's.
+    // By the names the file gives them, not the project's; the back one
+    // internal: the app there has no way out.
     assert_eq!(proxy["network"], "edge", "{proxy}");
     assert_eq!(proxy["networks"][1]["name"], "split-backend", "{proxy}");
+    let back: Value =
+        serde_json::from_str(&w.ok(&["network", "inspect", "split-backend"])).unwrap();
+    assert_eq!(back[0]["internal"], true, "{back}");
+    let routes = w.ok(&["exec", "split-app-1", "--", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
     let back_ip = proxy["networks"][1]["ip_address"]
         .as_str()
         .unwrap()

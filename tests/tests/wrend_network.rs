@@ -1828,3 +1828,92 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
         assert!(!rules.contains(b.as_str()), "rules of {b} left:\n{rules}");
     }
 }
+
+/// `network create --internal`, as Docker's internal networks: a member
+/// has no default route and nothing of it is masqueraded, so it reaches
+/// its peers and nothing beyond the subnet; a container also on another
+/// network takes its way out there. Ports are not published on it.
+#[test]
+fn an_internal_network_has_no_way_out() {
+    if !ready("an_internal_network_has_no_way_out") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let b = web_rootfs("inside\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    w.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.77.5.0/24",
+        "inner",
+    ]);
+    w.ok(&["network", "create", "--subnet", "10.77.6.0/24", "outer"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&w.ok(&["network", "inspect", "inner"])).unwrap();
+    assert_eq!(v[0]["internal"], true, "{v}");
+    let db = name("idb");
+    run_web(&w, r, &db, &["--network", "inner"]);
+    // Internal first, then one with a way out: the route is the second's.
+    let app = name("iapp");
+    run_web(&w, r, &app, &["--network", "inner", "--network", "outer"]);
+    let routes = w.ok(&["exec", &db, "--", "ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    let routes = w.ok(&["exec", &app, "--", "ip", "route"]);
+    assert!(
+        routes.contains("default via 10.77.6.1 dev eth1"),
+        "{routes}"
+    );
+    // A service on the host side, on the outer bridge's address: the app
+    // reaches it through its outer interface, the internal-only member
+    // has no route there.
+    let listener = w.on_netns(|| std::net::TcpListener::bind("10.77.6.1:18400").unwrap());
+    let served = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        let mut req = [0u8; 512];
+        let _ = c.read(&mut req);
+        let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhost\n");
+    });
+    let url = "http://10.77.6.1:18400/";
+    assert_eq!(w.ok(&["exec", &app, "--", "wget", "-qO-", url]), "host\n");
+    served.join().unwrap();
+    let probe =
+        format!("timeout 3 wget -qO- {url} >/dev/null 2>&1 && echo reached || echo blocked");
+    assert_eq!(
+        w.ok(&["exec", &db, "--", "sh", "-c", &probe]).trim(),
+        "blocked"
+    );
+    // Peers on it still find each other.
+    let body = w.ok(&["exec", &app, "--", "wget", "-qO-", &format!("http://{db}/")]);
+    assert_eq!(body, "inside\n");
+    // Nothing of the internal network is masqueraded.
+    let nat =
+        String::from_utf8_lossy(&w.in_netns(&["iptables-save", "-t", "nat"]).stdout).into_owned();
+    // (The plugins' rules name their container in a comment: the app has
+    // its outer network's, the internal-only member none.)
+    assert!(nat.contains(app.as_str()), "{nat}");
+    assert!(!nat.contains(db.as_str()), "{nat}");
+    // No port is published on it; nothing is left of the attempt.
+    let pub_ = name("ipub");
+    let e = w.fails(&[
+        "run",
+        "-d",
+        "--rootfs",
+        r,
+        "--network",
+        "inner",
+        "-p",
+        "127.0.0.1:18401:80",
+        &pub_,
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("network inner is internal"), "{e}");
+    assert_nothing_of(&w, &pub_);
+    w.ok(&["rm", "-f", &db, &app]);
+    w.assert_clean(&db);
+    w.assert_clean(&app);
+    w.ok(&["network", "rm", "inner", "outer"]);
+}

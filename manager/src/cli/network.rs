@@ -380,6 +380,9 @@ pub struct CreateNet {
     /// The network's IPv4 subnet [default: the first free 10.89.N.0/24]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
+    /// No way out of the subnet (no default route, no masquerade) and no published ports
+    #[arg(long)]
+    pub internal: bool,
     pub name: String,
 }
 
@@ -478,8 +481,8 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
     match cmd.command {
         NetworkSub::Create(c) => {
             let _l = store::lock(&g.records).map_err(|e| chain(&e))?;
-            let n =
-                store::create(&g.records, &c.name, c.subnet.as_deref()).map_err(|e| chain(&e))?;
+            let n = store::create(&g.records, &c.name, c.subnet.as_deref(), c.internal)
+                .map_err(|e| chain(&e))?;
             println!("{}", n.name);
             Ok(0)
         }
@@ -577,7 +580,7 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
 
 fn net_json(n: &store::Network) -> Value {
     json!({"name": n.name, "bridge": n.bridge, "subnet": n.subnet, "gateway": n.gateway,
-           "driver": "bridge", "created_at": n.created_at})
+           "driver": "bridge", "internal": n.internal, "created_at": n.created_at})
 }
 
 /// Containers whose request names network `name` (running or not).

@@ -155,14 +155,33 @@ pub fn attach(
         // undo it.
         detach_locked(records, state, container, true)?;
     }
-    // Every network and its plugins before anything is made.
+    // Every network and its plugins before anything is made. The default
+    // route is the first network's that is not internal.
     let endpoints = req.endpoints();
     let mut nets = Vec::new();
-    for (i, ep) in endpoints.iter().enumerate() {
-        let net = store::ensure(records, &ep.network)?;
-        let conflist = store::conflist_of(records, &net, i == 0);
-        cni::check_plugins(&conflist)?;
-        nets.push((net, conflist));
+    for ep in &endpoints {
+        nets.push(store::ensure(records, &ep.network)?);
+    }
+    if nets[0].internal && !req.ports.is_empty() {
+        return Err(AttachError::Port {
+            port: req.ports[0].to_string(),
+            why: format!(
+                "network {} is internal: nothing on it is published",
+                nets[0].name
+            ),
+        });
+    }
+    let route = nets.iter().position(|n| !n.internal);
+    let nets: Vec<(store::Network, Value)> = nets
+        .into_iter()
+        .enumerate()
+        .map(|(i, net)| {
+            let c = store::conflist_of(records, &net, route == Some(i));
+            (net, c)
+        })
+        .collect();
+    for (_, conflist) in &nets {
+        cni::check_plugins(conflist)?;
     }
     let ports = check_ports(records, container, &req.ports, &req.last_ports)?;
     let netns = netns_path(state, container);

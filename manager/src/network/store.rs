@@ -31,6 +31,10 @@ pub struct Network {
     pub gateway: String,
     #[serde(default)]
     pub created_at: i64,
+    /// `--internal`: no way out of the subnet (no default route, no
+    /// masquerade) and no published ports, as Docker's internal networks.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// A container attached to a network, `members/NAME.json`.
@@ -178,7 +182,7 @@ pub const ISOLATION: &str = "same-bridge";
 
 /// The CNI configuration list of `n`.
 pub fn conflist(records: &Path, n: &Network) -> Value {
-    json!({
+    let mut c = json!({
         "cniVersion": "1.0.0",
         "name": n.name,
         "plugins": [
@@ -191,7 +195,16 @@ pub fn conflist(records: &Path, n: &Network) -> Value {
             {"type": "portmap", "capabilities": {"portMappings": true}},
             {"type": "firewall", "ingressPolicy": ISOLATION}
         ]
-    })
+    });
+    if n.internal {
+        // No route out and nothing masqueraded; the bridge keeps its
+        // address (the host reaches the members, they reach each other).
+        c["plugins"][0]["ipMasq"] = json!(false);
+        if let Some(ipam) = c["plugins"][0]["ipam"].as_object_mut() {
+            ipam.remove("routes");
+        }
+    }
+    c
 }
 
 /// The CNI configuration list for a container's attachment to `n`: as
@@ -208,9 +221,14 @@ pub fn conflist_of(records: &Path, n: &Network, first: bool) -> Value {
     c
 }
 
-/// Creates network `name` on `subnet` (None: the first free 10.89.N.0/24).
-/// Caller holds [`lock`].
-pub fn create(records: &Path, name: &str, subnet: Option<&str>) -> Result<Network, StoreError> {
+/// Creates network `name` on `subnet` (None: the first free 10.89.N.0/24),
+/// `internal` or not. Caller holds [`lock`].
+pub fn create(
+    records: &Path,
+    name: &str,
+    subnet: Option<&str>,
+    internal: bool,
+) -> Result<Network, StoreError> {
     if !super::valid_network_name(name) {
         return Err(StoreError::Invalid(format!(
             "invalid network name {name:?}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit"
@@ -255,6 +273,7 @@ pub fn create(records: &Path, name: &str, subnet: Option<&str>) -> Result<Networ
         created_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64),
+        internal,
     };
     let d = dir(records, name);
     std::fs::create_dir_all(d.join("members")).map_err(io("create", &d))?;
@@ -286,7 +305,9 @@ pub fn create(records: &Path, name: &str, subnet: Option<&str>) -> Result<Networ
 /// missing. Caller holds [`lock`].
 pub fn ensure(records: &Path, name: &str) -> Result<Network, StoreError> {
     match load(records, name) {
-        Err(StoreError::NotFound(_)) if name == DEFAULT_NETWORK => create(records, name, None),
+        Err(StoreError::NotFound(_)) if name == DEFAULT_NETWORK => {
+            create(records, name, None, false)
+        }
         other => other,
     }
 }
@@ -449,13 +470,16 @@ mod tests {
             (d.bridge.as_str(), d.subnet.as_str()),
             ("wren0", DEFAULT_SUBNET)
         );
-        let a = create(r, "a", None).unwrap();
+        let a = create(r, "a", None, false).unwrap();
         assert_eq!(a.subnet, "10.89.1.0/24");
         assert_eq!(a.gateway, "10.89.1.1");
-        let e = create(r, "b", Some("10.89.1.128/25")).unwrap_err();
+        let e = create(r, "b", Some("10.89.1.128/25"), false).unwrap_err();
         assert!(e.to_string().contains("overlaps network a"), "{e}");
-        assert!(matches!(create(r, "a", None), Err(StoreError::Exists(_))));
-        assert!(create(r, "host", None).is_err());
+        assert!(matches!(
+            create(r, "a", None, false),
+            Err(StoreError::Exists(_))
+        ));
+        assert!(create(r, "host", None, false).is_err());
         assert_eq!(list(r).len(), 2);
         let e = remove(r, "a", vec!["web".into()]).unwrap_err();
         assert_eq!(e.to_string(), "network a is in use by web");
@@ -468,7 +492,7 @@ mod tests {
     #[test]
     fn only_the_first_network_routes_by_default() {
         let t = tempfile::tempdir().unwrap();
-        let n = create(t.path(), "n", None).unwrap();
+        let n = create(t.path(), "n", None, false).unwrap();
         let first = conflist_of(t.path(), &n, true);
         assert_eq!(first, conflist(t.path(), &n));
         assert_eq!(first["plugins"][0]["ipam"]["routes"][0]["dst"], "0.0.0.0/0");

@@ -488,7 +488,11 @@ fn make(
         }
         let mut subnets = BTreeMap::new();
         let mut external = BTreeMap::new();
+        let mut internal = BTreeSet::new();
         for (key, def) in &f.networks {
+            if def.as_ref().is_some_and(|d| d.internal == Some(true)) {
+                internal.insert(model::network_name(project, f, key));
+            }
             let subnet = match def {
                 Some(d) => d.subnet(key).map_err(CliError::failed)?,
                 None => None,
@@ -517,6 +521,7 @@ fn make(
                 continue;
             }
             let subnet = subnets.get(&n).cloned().flatten();
+            let want_internal = internal.contains(&n);
             match store::load(&g.records, &n) {
                 Ok(have) => {
                     if let Some(want) = subnet.filter(|w| *w != have.subnet) {
@@ -526,9 +531,21 @@ fn make(
                             have.subnet
                         )));
                     }
+                    if have.internal != want_internal {
+                        return Err(CliError::failed(format!(
+                            "network {n} exists {}internal, the file asks for it {}: \
+                             wren down first, or remove the network",
+                            if have.internal { "" } else { "not " },
+                            if want_internal {
+                                "internal"
+                            } else {
+                                "not internal"
+                            },
+                        )));
+                    }
                 }
                 Err(store::StoreError::NotFound(_)) => {
-                    store::create(&g.records, &n, subnet.as_deref())
+                    store::create(&g.records, &n, subnet.as_deref(), want_internal)
                         .map_err(|e| CliError::chain(&e))?;
                     println!("network {n}: created");
                     made_nets.push(n);

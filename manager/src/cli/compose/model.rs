@@ -157,6 +157,9 @@ pub struct NetworkDef {
     /// instead of `KEY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// No way out of its subnet (`wren network create --internal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal: Option<bool>,
     /// The subnet (one `config` entry with `subnet`); without it wren
     /// picks a free 10.89.N.0/24.
     #[serde(default, skip_serializing_if = "Option::is_none")]
