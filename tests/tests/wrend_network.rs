@@ -1912,6 +1912,14 @@ fn an_internal_network_has_no_way_out() {
     ]);
     assert!(e.contains("network inner is internal"), "{e}");
     assert_nothing_of(&w, &pub_);
+    // Connected to the outer network, the internal-only member gets its
+    // way out there, at once.
+    w.ok(&["network", "connect", "outer", &db]);
+    let routes = w.ok(&["exec", &db, "--", "ip", "route"]);
+    assert!(
+        routes.contains("default via 10.77.6.1 dev eth1"),
+        "{routes}"
+    );
     w.ok(&["rm", "-f", &db, &app]);
     w.assert_clean(&db);
     w.assert_clean(&app);

@@ -423,7 +423,13 @@ pub fn connect(
         ));
     }
     let net = store::load(records, network)?;
-    let conflist = store::conflist_of(records, &net, false);
+    // The default route is the first network's that is not internal: this
+    // one's, if all the others are.
+    let routed = req
+        .endpoints()
+        .iter()
+        .any(|e| store::load(records, &e.network).is_ok_and(|n| !n.internal));
+    let conflist = store::conflist_of(records, &net, !routed);
     cni::check_plugins(&conflist)?;
     let mut ep = Endpoint {
         network: network.to_string(),
