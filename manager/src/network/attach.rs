@@ -54,19 +54,49 @@ pub struct Cache {
     pub more: Vec<Cache>,
 }
 
+/// The capabilities' runtime config of an attachment: its published
+/// ports, if any.
+fn runtime_config(ports: &[PortMapping]) -> Map<String, Value> {
+    let mut rc = Map::new();
+    if !ports.is_empty() {
+        rc.insert("portMappings".into(), cni::port_mappings(ports));
+    }
+    rc
+}
+
 impl Cache {
     /// The attachment as ADD made it (for DEL and CHECK).
     fn attachment(&self) -> Attachment<'_> {
-        let mut rc = Map::new();
-        if !self.ports.is_empty() {
-            rc.insert("portMappings".into(), cni::port_mappings(&self.ports));
-        }
         Attachment {
             container_id: &self.container_id,
             netns: &self.netns,
             ifname: &self.ifname,
             args: String::from("IgnoreUnknown=1"),
-            runtime_config: rc,
+            runtime_config: runtime_config(&self.ports),
+        }
+    }
+
+    /// The address ADD gave ("" if none).
+    fn address(&self) -> String {
+        cni::result_ip(&self.result).unwrap_or_default()
+    }
+
+    /// The MAC address of its interface ("" if none).
+    fn mac(&self) -> String {
+        cni::result_mac(&self.result, &self.ifname).unwrap_or_default()
+    }
+
+    /// Its entry in the network's members: `container` with `hostname`
+    /// and `aliases`, its /etc/hosts in `net_dir`.
+    fn member(&self, hostname: &str, aliases: &[String], net_dir: &Path) -> Member {
+        Member {
+            container: self.container_id.clone(),
+            ip: self.address(),
+            hostname: hostname.to_string(),
+            aliases: aliases.to_vec(),
+            ports: self.ports.clone(),
+            hosts_file: net_dir.join("hosts"),
+            ifname: self.ifname.clone(),
         }
     }
 
@@ -210,35 +240,27 @@ pub fn attach(
     }
     let mut cache = caches.remove(0);
     cache.more = caches;
-    let ip = cni::result_ip(&cache.result).unwrap_or_default();
-    let hostname = if req.hostname.is_empty() {
-        container.to_string()
-    } else {
-        req.hostname.clone()
-    };
+    let ip = cache.address();
+    let hostname = req.hostname_or(container);
+    let net_dir = cdir.join(NET_DIR);
     let done = write_cache(records, container, &cache)
         .and_then(|()| {
             for (c, ep) in cache.all().zip(&endpoints) {
-                let member = Member {
-                    container: container.to_string(),
-                    ip: cni::result_ip(&c.result).unwrap_or_default(),
-                    hostname: hostname.clone(),
-                    aliases: ep.aliases.clone(),
-                    ports: c.ports.clone(),
-                    hosts_file: cdir.join(NET_DIR).join("hosts"),
-                    ifname: c.ifname.clone(),
-                };
-                write_member(records, &c.network, &member)?;
+                write_member(
+                    records,
+                    &c.network,
+                    &c.member(&hostname, &ep.aliases, &net_dir),
+                )?;
             }
-            write_etc_files(&cdir.join(NET_DIR), &req, &hostname)
+            write_etc_files(&net_dir, &req, &hostname)
         })
         .and_then(|()| {
             req.last_ip = ip.clone();
-            req.last_mac = cni::result_mac(&cache.result, IFNAME).unwrap_or_default();
+            req.last_mac = cache.mac();
             req.last_ports = ports;
             for (ep, c) in req.more.iter_mut().zip(&cache.more) {
-                ep.last_ip = cni::result_ip(&c.result).unwrap_or_default();
-                ep.last_mac = cni::result_mac(&c.result, &c.ifname).unwrap_or_default();
+                ep.last_ip = c.address();
+                ep.last_mac = c.mac();
             }
             req.save(&cdir).map_err(io("write", &cdir))
         });
@@ -288,16 +310,12 @@ impl OneNetwork<'_> {
         net: &store::Network,
         conflist: Value,
     ) -> Result<Cache, AttachError> {
-        let mut rc = Map::new();
-        if !self.ports.is_empty() {
-            rc.insert("portMappings".into(), cni::port_mappings(&self.ports));
-        }
         let mut att = Attachment {
             container_id: self.container,
             netns: self.netns,
             ifname: &self.ifname,
             args: String::from("IgnoreUnknown=1"),
-            runtime_config: rc,
+            runtime_config: runtime_config(&self.ports),
         };
         // `ip`'s host part and the subnet's all-ones host part, when `ip`
         // is in the network's subnet.
@@ -452,22 +470,10 @@ pub fn connect(
             ports: Vec::new(),
         };
         let c = on.add(&ep, &net, conflist)?;
-        got = cni::result_ip(&c.result).unwrap_or_default();
+        got = c.address();
         ep.last_ip = got.clone();
-        ep.last_mac = cni::result_mac(&c.result, &c.ifname).unwrap_or_default();
-        let member = Member {
-            container: container.to_string(),
-            ip: got.clone(),
-            hostname: if req.hostname.is_empty() {
-                container.to_string()
-            } else {
-                req.hostname.clone()
-            },
-            aliases: aliases.to_vec(),
-            ports: Vec::new(),
-            hosts_file: cdir.join(NET_DIR).join("hosts"),
-            ifname: c.ifname.clone(),
-        };
+        ep.last_mac = c.mac();
+        let member = c.member(&req.hostname_or(container), aliases, &cdir.join(NET_DIR));
         cache.more.push(c);
         let written = write_cache(records, container, &cache)
             .and_then(|()| write_member(records, network, &member));

@@ -119,6 +119,16 @@ impl NetRequest {
             .collect()
     }
 
+    /// The name its peers and its /etc/hostname know it by: its hostname,
+    /// else the container's name.
+    pub fn hostname_or(&self, container: &str) -> String {
+        if self.hostname.is_empty() {
+            container.to_string()
+        } else {
+            self.hostname.clone()
+        }
+    }
+
     /// Whether it is on network `name` (first or not).
     pub fn on_network(&self, name: &str) -> bool {
         self.network == name || self.more.iter().any(|e| e.network == name)

@@ -180,45 +180,34 @@ pub fn list(records: &Path) -> Vec<Network> {
 /// containers may still use the bridge): [`remove`] does, with the bridge.
 pub const ISOLATION: &str = "same-bridge";
 
-/// The CNI configuration list of `n`.
+/// The CNI configuration list of `n`, as a container's first network
+/// has it (what `conflist.json` shows).
 pub fn conflist(records: &Path, n: &Network) -> Value {
-    let mut c = json!({
+    conflist_of(records, n, true)
+}
+
+/// The CNI configuration list for a container's attachment to `n`. The
+/// IPAM's default route is there only if `route` (the container's first
+/// network that is not internal: a second default route would fail the
+/// ADD) and `n` is not internal; an internal network masquerades nothing
+/// either (its members reach each other and the bridge's address only).
+pub fn conflist_of(records: &Path, n: &Network, route: bool) -> Value {
+    let mut ipam = json!({"type": "host-local",
+                          "dataDir": dir(records, &n.name).join("ipam"),
+                          "ranges": [[{"subnet": n.subnet, "gateway": n.gateway}]]});
+    if route && !n.internal {
+        ipam["routes"] = json!([{"dst": "0.0.0.0/0"}]);
+    }
+    json!({
         "cniVersion": "1.0.0",
         "name": n.name,
         "plugins": [
-            {"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": true,
-             "hairpinMode": true,
-             "ipam": {"type": "host-local",
-                      "dataDir": dir(records, &n.name).join("ipam"),
-                      "ranges": [[{"subnet": n.subnet, "gateway": n.gateway}]],
-                      "routes": [{"dst": "0.0.0.0/0"}]}},
+            {"type": "bridge", "bridge": n.bridge, "isGateway": true, "ipMasq": !n.internal,
+             "hairpinMode": true, "ipam": ipam},
             {"type": "portmap", "capabilities": {"portMappings": true}},
             {"type": "firewall", "ingressPolicy": ISOLATION}
         ]
-    });
-    if n.internal {
-        // No route out and nothing masqueraded; the bridge keeps its
-        // address (the host reaches the members, they reach each other).
-        c["plugins"][0]["ipMasq"] = json!(false);
-        if let Some(ipam) = c["plugins"][0]["ipam"].as_object_mut() {
-            ipam.remove("routes");
-        }
-    }
-    c
-}
-
-/// The CNI configuration list for a container's attachment to `n`: as
-/// [`conflist`] on its first network, and without the IPAM's default
-/// route on any other (the container's default route is its first
-/// network's, and a second one would fail the ADD).
-pub fn conflist_of(records: &Path, n: &Network, first: bool) -> Value {
-    let mut c = conflist(records, n);
-    if !first {
-        if let Some(ipam) = c["plugins"][0]["ipam"].as_object_mut() {
-            ipam.remove("routes");
-        }
-    }
-    c
+    })
 }
 
 /// Creates network `name` on `subnet` (None: the first free 10.89.N.0/24),
@@ -505,5 +494,11 @@ mod tests {
             other["plugins"][0]["ipam"]["ranges"],
             first["plugins"][0]["ipam"]["ranges"]
         );
+        assert_eq!(first["plugins"][0]["ipMasq"], true);
+        // An internal network never routes out, nor masquerades.
+        let i = create(t.path(), "i", None, true).unwrap();
+        let c = conflist_of(t.path(), &i, true);
+        assert!(c["plugins"][0]["ipam"].get("routes").is_none(), "{c}");
+        assert_eq!(c["plugins"][0]["ipMasq"], false);
     }
 }

@@ -498,7 +498,7 @@ fn make(
                 None => None,
             };
             let name = model::network_name(project, f, key);
-            if def.as_ref().is_some_and(|d| d.is_external()) {
+            if f.network_is_external(key) {
                 if subnet.is_some() {
                     return Err(CliError::failed(format!(
                         "networks.{key}: an external network takes no ipam (it is made elsewhere)"
@@ -666,23 +666,18 @@ pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
     let prefix = format!("{}_", l.project);
     let mut keys: Vec<&str> = l.file.networks.keys().map(String::as_str).collect();
     keys.push("default");
-    let named: Vec<String> = keys
+    // (host name, external) of each network the file names.
+    let named: Vec<(String, bool)> = keys
         .iter()
-        .map(|k| model::network_name(&l.project, &l.file, k))
-        .collect();
-    let external: Vec<String> = keys
-        .iter()
-        .filter(|k| {
-            l.file
-                .networks
-                .get(**k)
-                .is_some_and(|d| d.as_ref().is_some_and(|d| d.is_external()))
+        .map(|k| {
+            let name = model::network_name(&l.project, &l.file, k);
+            (name, l.file.network_is_external(k))
         })
-        .map(|k| model::network_name(&l.project, &l.file, k))
         .collect();
     for n in store::list(&g.records) {
-        let ours = n.name.starts_with(&prefix) || named.contains(&n.name);
-        if !ours || external.contains(&n.name) {
+        let file_says = named.iter().find(|(name, _)| *name == n.name);
+        let ours = n.name.starts_with(&prefix) || file_says.is_some();
+        if !ours || file_says.is_some_and(|(_, external)| *external) {
             continue;
         }
         let users = super::network::users(g, &n.name);

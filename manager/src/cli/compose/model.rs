@@ -848,17 +848,23 @@ fn joined_mode(project: &str, file: &ComposeFile, at: &str, mode: &str) -> Resul
 /// The host's name of network `net` of the file (`default` too): its
 /// `name`, else `net` itself if it is external, else `PROJECT_NET`.
 pub fn network_name(project: &str, file: &ComposeFile, net: &str) -> String {
-    let def = file
+    let name = file
         .networks
         .get(net)
-        .cloned()
-        .flatten()
-        .unwrap_or_default();
-    let external = def.is_external();
-    match (def.name, external) {
+        .and_then(|d| d.as_ref()?.name.clone());
+    match (name, file.network_is_external(net)) {
         (Some(n), _) => n,
         (None, true) => net.to_string(),
         (None, false) => format!("{project}_{net}"),
+    }
+}
+
+impl ComposeFile {
+    /// Whether network `net` of the file is made elsewhere.
+    pub fn network_is_external(&self, net: &str) -> bool {
+        self.networks
+            .get(net)
+            .is_some_and(|d| d.as_ref().is_some_and(NetworkDef::is_external))
     }
 }
 
