@@ -575,7 +575,9 @@ fn a_fixed_address_a_subnet_dns_and_bind_options_from_the_file() {
     let out = w.wren(&["apply", "-f", f]);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("network fixed_back exists on 10.97.3.0/24"),
+        text(&out.stderr).contains(
+            "network fixed_back exists with subnet: 10.97.3.0/24, the file asks for 10.97.4.0/24"
+        ),
         "{}",
         text(&out.stderr)
     );
@@ -659,8 +661,10 @@ fn services_that_join_another_services_namespaces() {
 /// The front/back split most multi-service files use: a proxy on both
 /// networks publishes a port and reaches an app that only the back
 /// network has; a client on the front network sees the proxy and not the
-/// app. Re-applied unchanged, nothing is made again; `down` removes the
-/// services and both networks.
+/// app. The back network has its own ipam (gateway, ip_range), driver
+/// options (bridge name, MTU) and labels; described otherwise, it is
+/// refused. Re-applied unchanged, nothing is made again; `down` removes
+/// the back network and keeps the external front one.
 #[test]
 fn a_service_on_a_front_and_a_back_network() {
     if !ready("a_service_on_a_front_and_a_back_network") {
@@ -681,7 +685,11 @@ fn a_service_on_a_front_and_a_back_network() {
              depends_on: [app]\n    ports: [\"127.0.0.1:18380:80\"]\n    \
              networks:\n      front: {gw_priority: 1}\n      back: {aliases: [gateway]}\n  \
            client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n\
-         networks:\n  front: {external: true, name: edge}\n  back: {name: split-backend, internal: true}\n",
+         networks:\n  front: {external: true, name: edge}\n  \
+           back:\n    name: split-backend\n    internal: true\n    attachable: true\n    \
+             driver_opts: {com.docker.network.bridge.name: br-split, com.docker.network.driver.mtu: 1400}\n    \
+             labels: {tier: back}\n    \
+             ipam: {config: [{subnet: 10.77.50.0/24, gateway: 10.77.50.254, ip_range: 10.77.50.64/28}]}\n",
     )
     .unwrap();
     let f = file.to_str().unwrap();
@@ -720,6 +728,24 @@ fn a_service_on_a_front_and_a_back_network() {
         .as_str()
         .unwrap()
         .to_string();
+    // Its ipam, driver options and labels: addresses from the range, the
+    // bridge's name and MTU.
+    assert_eq!(back[0]["bridge"], "br-split", "{back}");
+    assert_eq!(back[0]["gateway"], "10.77.50.254", "{back}");
+    assert_eq!(back[0]["labels"]["tier"], "back", "{back}");
+    let host: u8 = back_ip
+        .strip_prefix("10.77.50.")
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("{back_ip}"));
+    assert!((64..=79).contains(&host), "{back_ip}");
+    let mtu = w.ok(&[
+        "exec",
+        "split-app-1",
+        "--",
+        "cat",
+        "/sys/class/net/eth0/mtu",
+    ]);
+    assert_eq!(mtu.trim(), "1400");
     let app_hosts = w.ok(&["exec", "split-app-1", "--", "cat", "/etc/hosts"]);
     assert!(
         app_hosts.contains(&format!("{back_ip}\tsplit-proxy-1 proxy gateway\n")),
@@ -737,6 +763,18 @@ fn a_service_on_a_front_and_a_back_network() {
         "http://proxy/",
     ]);
     assert_eq!(got, "compose web\n");
+    // A network the file now describes otherwise is not changed under
+    // its members: refused, by the key that differs.
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml.replace("mtu: 1400", "mtu: 1500")).unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("network split-backend exists with driver_opts:"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::write(&file, yaml).unwrap();
     let out = w.ok(&["apply", "-f", f]);
     for s in ["app: unchanged", "proxy: unchanged", "client: unchanged"] {
         assert!(out.contains(s), "{out}");

@@ -1925,3 +1925,131 @@ fn an_internal_network_has_no_way_out() {
     w.assert_clean(&app);
     w.ok(&["network", "rm", "inner", "outer"]);
 }
+
+/// `network create` with Docker's flags: a gateway of its own, addresses
+/// given from `--ip-range` (a container's own `--ip` outside it), the MTU
+/// and bridge name as driver options, labels; each bad value refused by
+/// name with nothing made, and nothing left after `network rm`.
+#[test]
+fn a_network_of_its_own_gateway_range_mtu_and_bridge() {
+    if !ready("a_network_of_its_own_gateway_range_mtu_and_bridge") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    let before = link_names(&w);
+    let b = web_rootfs("own\n");
+    let r = b.rootfs();
+    let r = r.to_str().unwrap();
+    // Each refusal names its flag and leaves no network.
+    for (args, want) in [
+        (
+            &["--gateway", "10.77.40.254"][..],
+            "--gateway needs --subnet",
+        ),
+        (
+            &["--subnet", "10.77.40.0/24", "--gateway", "10.77.41.1"],
+            "--gateway 10.77.41.1: not a host address of --subnet 10.77.40.0/24",
+        ),
+        (
+            &["--subnet", "10.77.40.0/24", "--ip-range", "10.77.41.0/28"],
+            "--ip-range 10.77.41.0/28: not inside --subnet",
+        ),
+        (&["-o", "mtu=20"], "-o mtu=20: the MTU must be 68-65535"),
+        (&["-o", "vlan=4"], "-o vlan: not an option"),
+        (&["-o", "mtu"], "-o \"mtu\": want KEY=VALUE"),
+        // lo is in wrend's namespace, and is no bridge.
+        (
+            &["-o", "com.docker.network.bridge.name=lo"],
+            "an interface of that name is there already (device)",
+        ),
+    ] {
+        let mut a = vec!["network", "create"];
+        a.extend_from_slice(args);
+        a.push("own");
+        let e = w.fails(&a);
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert!(!w.root.path().join("lib/networks/own").exists(), "{args:?}");
+    }
+    w.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.77.40.0/24",
+        "--gateway",
+        "10.77.40.254",
+        "--ip-range",
+        "10.77.40.128/28",
+        "-o",
+        "mtu=1400",
+        "-o",
+        "com.docker.network.bridge.name=br-own",
+        "--label",
+        "team=edge",
+        "own",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&w.ok(&["network", "inspect", "own"])).unwrap();
+    assert_eq!(v[0]["bridge"], "br-own", "{v}");
+    assert_eq!(v[0]["gateway"], "10.77.40.254", "{v}");
+    assert_eq!(v[0]["ip_range"], "10.77.40.128/28", "{v}");
+    assert_eq!(v[0]["mtu"], 1400, "{v}");
+    assert_eq!(v[0]["labels"]["team"], "edge", "{v}");
+    // The bridge's name is taken.
+    let e = w.fails(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.name=br-own",
+        "own2",
+    ]);
+    assert!(e.contains("network own has that bridge"), "{e}");
+    // Given addresses come from the range; the route goes by the gateway;
+    // the veth has the MTU.
+    let web = name("oweb");
+    run_web(&w, r, &web, &["--network", "own"]);
+    let addr = addrs_of(&w, &web, "eth0");
+    let host: u8 = addr
+        .strip_prefix("10.77.40.")
+        .and_then(|a| a.split('/').next())
+        .and_then(|h| h.parse().ok())
+        .unwrap_or_else(|| panic!("{addr}"));
+    assert!((128..=143).contains(&host), "{addr}");
+    let routes = w.ok(&["exec", &web, "--", "ip", "route"]);
+    assert!(
+        routes.contains("default via 10.77.40.254 dev eth0"),
+        "{routes}"
+    );
+    assert_eq!(
+        w.ok(&["exec", &web, "--", "cat", "/sys/class/net/eth0/mtu"])
+            .trim(),
+        "1400"
+    );
+    let br = String::from_utf8_lossy(
+        &w.in_netns(&["ip", "-o", "addr", "show", "dev", "br-own"])
+            .stdout,
+    )
+    .into_owned();
+    assert!(br.contains("10.77.40.254/24"), "{br}");
+    // A container's own address may lie outside the range.
+    let fixed = name("ofix");
+    run_web(&w, r, &fixed, &["--network", "own", "--ip", "10.77.40.5"]);
+    assert!(addrs_of(&w, &fixed, "eth0").starts_with("10.77.40.5/"));
+    let body = w.ok(&[
+        "exec",
+        &fixed,
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{web}/"),
+    ]);
+    assert_eq!(body, "own\n");
+    w.ok(&["rm", "-f", &web, &fixed]);
+    w.assert_clean(&web);
+    w.assert_clean(&fixed);
+    w.ok(&["network", "rm", "own"]);
+    assert_eq!(link_names(&w), before);
+    let rules = String::from_utf8_lossy(&w.in_netns(&["iptables-save"]).stdout).into_owned();
+    assert!(
+        !rules.contains("br-own") && !rules.contains("10.77.40."),
+        "{rules}"
+    );
+}

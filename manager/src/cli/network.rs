@@ -6,6 +6,7 @@
 //!
 //! Runs in `wren`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -380,10 +381,71 @@ pub struct CreateNet {
     /// The network's IPv4 subnet [default: the first free 10.89.N.0/24]
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
+    /// The bridge's address [default: the subnet's first] (needs --subnet)
+    #[arg(long, value_name = "IPV4")]
+    pub gateway: Option<String>,
+    /// Give containers addresses from this part of the subnet only (a container's
+    /// own --ip may lie anywhere in it; needs --subnet)
+    #[arg(long, value_name = "CIDR")]
+    pub ip_range: Option<String>,
     /// No way out of the subnet (no default route, no masquerade) and no published ports
     #[arg(long)]
     pub internal: bool,
+    /// A driver option (repeatable): mtu=N (or com.docker.network.driver.mtu),
+    /// com.docker.network.bridge.name=IFNAME, com.docker.network.bridge.enable_ip_masquerade=BOOL
+    #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
+    /// A label (repeatable)
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
     pub name: String,
+}
+
+impl CreateNet {
+    /// What it asks of the new network.
+    pub fn spec(&self) -> Result<store::Spec, CliError> {
+        Ok(store::Spec {
+            subnet: self.subnet.clone(),
+            gateway: self.gateway.clone(),
+            ip_range: self.ip_range.clone(),
+            internal: self.internal,
+            options: key_values("-o", &self.opt)?,
+            labels: key_values("--label", &self.label)?,
+        })
+    }
+}
+
+/// `KEY=VALUE` flags as a map (a bare `KEY` for a label is `KEY=`).
+fn key_values(flag: &str, all: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for kv in all {
+        let (k, v) = match kv.split_once('=') {
+            Some((k, v)) => (k, v),
+            None if flag == "--label" => (kv.as_str(), ""),
+            None => return Err(CliError::usage(format!("{flag} {kv:?}: want KEY=VALUE"))),
+        };
+        if k.is_empty() {
+            return Err(CliError::usage(format!("{flag} {kv:?}: want KEY=VALUE")));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    Ok(out)
+}
+
+/// Runs `f` in wrend's network namespace ([`enter_wrends_netns`]) and
+/// comes back: `network create` checks a bridge name there, and compose
+/// goes on to pull images in its own.
+pub(super) fn in_wrends_netns<T>(g: &Global, f: impl FnOnce() -> T) -> Result<T, CliError> {
+    let own = std::fs::File::open("/proc/thread-self/ns/net")
+        .map_err(|e| CliError::failed(format!("open /proc/thread-self/ns/net: {e}")))?;
+    enter_wrends_netns(g)?;
+    let out = f();
+    nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+        CliError::failed(format!(
+            "setns back into the network namespace of wren: {e}"
+        ))
+    })?;
+    Ok(out)
 }
 
 #[derive(Debug, Args)]
@@ -480,8 +542,9 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> CliError {
 pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
     match cmd.command {
         NetworkSub::Create(c) => {
+            let spec = c.spec()?;
             let _l = store::lock(&g.records).map_err(|e| chain(&e))?;
-            let n = store::create(&g.records, &c.name, c.subnet.as_deref(), c.internal)
+            let n = in_wrends_netns(g, || store::create(&g.records, &c.name, &spec))?
                 .map_err(|e| chain(&e))?;
             println!("{}", n.name);
             Ok(0)
@@ -580,7 +643,9 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
 
 fn net_json(n: &store::Network) -> Value {
     json!({"name": n.name, "bridge": n.bridge, "subnet": n.subnet, "gateway": n.gateway,
-           "driver": "bridge", "internal": n.internal, "created_at": n.created_at})
+           "ip_range": n.ip_range, "driver": "bridge", "internal": n.internal,
+           "mtu": n.mtu(), "masquerade": n.masquerade(), "options": n.options,
+           "labels": n.labels, "created_at": n.created_at})
 }
 
 /// Containers whose request names network `name` (running or not).

@@ -206,7 +206,8 @@ pub fn attach(
         .into_iter()
         .enumerate()
         .map(|(i, net)| {
-            let c = store::conflist_of(records, &net, route == Some(i));
+            let fixed = !endpoints[i].ip.is_empty();
+            let c = store::conflist_of(records, &net, route == Some(i), fixed);
             (net, c)
         })
         .collect();
@@ -447,7 +448,7 @@ pub fn connect(
         .endpoints()
         .iter()
         .any(|e| store::load(records, &e.network).is_ok_and(|n| !n.internal));
-    let conflist = store::conflist_of(records, &net, !routed);
+    let conflist = store::conflist_of(records, &net, !routed, !ip.is_empty());
     cni::check_plugins(&conflist)?;
     let mut ep = Endpoint {
         network: network.to_string(),

@@ -486,27 +486,24 @@ fn make(
                 }
             }
         }
-        let mut subnets = BTreeMap::new();
+        let mut specs = BTreeMap::new();
         let mut external = BTreeMap::new();
-        let mut internal = BTreeSet::new();
         for (key, def) in &f.networks {
-            if def.as_ref().is_some_and(|d| d.internal == Some(true)) {
-                internal.insert(model::network_name(project, f, key));
-            }
-            let subnet = match def {
-                Some(d) => d.subnet(key).map_err(CliError::failed)?,
-                None => None,
+            let spec = match def {
+                Some(d) => d.spec(key).map_err(CliError::failed)?,
+                None => store::Spec::default(),
             };
             let name = model::network_name(project, f, key);
             if f.network_is_external(key) {
-                if subnet.is_some() {
+                if spec != store::Spec::default() {
                     return Err(CliError::failed(format!(
-                        "networks.{key}: an external network takes no ipam (it is made elsewhere)"
+                        "networks.{key}: an external network takes no ipam, driver_opts, \
+                         labels or internal (it is made elsewhere)"
                     )));
                 }
                 external.insert(name.clone(), key.clone());
             }
-            subnets.insert(name, subnet);
+            specs.insert(name, spec);
         }
         for n in nets {
             if let Some(key) = external.get(&n) {
@@ -520,32 +517,17 @@ fn make(
                 }
                 continue;
             }
-            let subnet = subnets.get(&n).cloned().flatten();
-            let want_internal = internal.contains(&n);
+            let spec = specs.remove(&n).unwrap_or_default();
             match store::load(&g.records, &n) {
                 Ok(have) => {
-                    if let Some(want) = subnet.filter(|w| *w != have.subnet) {
+                    if let Some(d) = have.differs(&spec) {
                         return Err(CliError::failed(format!(
-                            "network {n} exists on {}, the file asks for {want}: \
-                             wren down first, or remove the network",
-                            have.subnet
-                        )));
-                    }
-                    if have.internal != want_internal {
-                        return Err(CliError::failed(format!(
-                            "network {n} exists {}internal, the file asks for it {}: \
-                             wren down first, or remove the network",
-                            if have.internal { "" } else { "not " },
-                            if want_internal {
-                                "internal"
-                            } else {
-                                "not internal"
-                            },
+                            "network {n} exists with {d}: wren down first, or remove the network"
                         )));
                     }
                 }
                 Err(store::StoreError::NotFound(_)) => {
-                    store::create(&g.records, &n, subnet.as_deref(), want_internal)
+                    super::network::in_wrends_netns(g, || store::create(&g.records, &n, &spec))?
                         .map_err(|e| CliError::chain(&e))?;
                     println!("network {n}: created");
                     made_nets.push(n);

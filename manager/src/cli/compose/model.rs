@@ -14,6 +14,8 @@ use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::network::store;
+
 /// A compose file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -160,10 +162,22 @@ pub struct NetworkDef {
     /// No way out of its subnet (`wren network create --internal`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub internal: Option<bool>,
-    /// The subnet (one `config` entry with `subnet`); without it wren
-    /// picks a free 10.89.N.0/24.
+    /// The subnet (one `config` entry with `subnet`, and its `gateway`
+    /// and `ip_range`); without it wren picks a free 10.89.N.0/24.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipam: Option<Ipam>,
+    /// The bridge driver's options (`wren network create -o`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_opts: Option<BTreeMap<String, Scalar>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Pairs>,
+    /// Only false: wren's networks are IPv4.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_ipv6: Option<bool>,
+    /// Swarm's: a bridge network can always be joined. Accepted and
+    /// changes nothing, as Docker does for a bridge network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachable: Option<bool>,
 }
 
 /// `ipam:` of a top-level network.
@@ -181,6 +195,10 @@ pub struct Ipam {
 #[serde(deny_unknown_fields)]
 pub struct IpamConfig {
     pub subnet: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
 }
 
 impl NetworkDef {
@@ -188,10 +206,27 @@ impl NetworkDef {
         self.external == Some(true)
     }
 
-    /// The subnet asked for, if any; an error names what wren cannot make.
-    pub fn subnet(&self, key: &str) -> Result<Option<String>, String> {
+    /// What the network is made with (`wren network create`'s flags); an
+    /// error names what wren cannot make.
+    pub fn spec(&self, key: &str) -> Result<store::Spec, String> {
+        if self.enable_ipv6 == Some(true) {
+            return Err(format!(
+                "networks.{key}.enable_ipv6: IPv6 is outside the subset (wren's networks are IPv4)"
+            ));
+        }
+        let mut spec = store::Spec {
+            internal: self.internal == Some(true),
+            ..store::Spec::default()
+        };
+        for (k, v) in self.driver_opts.iter().flatten() {
+            spec.options.insert(k.clone(), v.text());
+        }
+        for p in self.labels.iter().flat_map(Pairs::pairs) {
+            let (k, v) = p.split_once('=').unwrap_or((p.as_str(), ""));
+            spec.labels.insert(k.to_string(), v.to_string());
+        }
         let Some(ipam) = &self.ipam else {
-            return Ok(None);
+            return Ok(spec);
         };
         if !matches!(ipam.driver.as_deref(), None | Some("default")) {
             return Err(format!(
@@ -199,12 +234,19 @@ impl NetworkDef {
             ));
         }
         match ipam.config.as_slice() {
-            [] => Ok(None),
-            [c] => Ok(Some(c.subnet.clone())),
-            _ => Err(format!(
-                "networks.{key}.ipam.config: one subnet per network is in the subset"
-            )),
+            [] => {}
+            [c] => {
+                spec.subnet = Some(c.subnet.clone());
+                spec.gateway = c.gateway.clone();
+                spec.ip_range = c.ip_range.clone();
+            }
+            _ => {
+                return Err(format!(
+                    "networks.{key}.ipam.config: one subnet per network is in the subset"
+                ))
+            }
         }
+        Ok(spec)
     }
 }
 
@@ -1867,7 +1909,10 @@ mod tests {
             .join(" ");
         assert!(j.contains("--ip 10.5.0.9 --network p_back"), "{j}");
         let back = f.networks["back"].as_ref().unwrap();
-        assert_eq!(back.subnet("back").unwrap().as_deref(), Some("10.5.0.0/24"));
+        assert_eq!(
+            back.spec("back").unwrap().subnet.as_deref(),
+            Some("10.5.0.0/24")
+        );
         for (y, want) in [
             ("ipam: {driver: dhcp}", "only default"),
             (
@@ -1879,11 +1924,47 @@ mod tests {
                 "services:\n  a:\n    image: i\nnetworks:\n  n:\n    {y}\n"
             ))
             .unwrap();
-            let e = f.networks["n"].as_ref().unwrap().subnet("n").unwrap_err();
+            let e = f.networks["n"].as_ref().unwrap().spec("n").unwrap_err();
             assert!(e.contains(want) && e.contains("networks.n.ipam"), "{e}");
         }
-        let e = parse("services:\n  a:\n    image: i\nnetworks:\n  n:\n    ipam: {config: [{subnet: 10.5.0.0/24, gateway: 10.5.0.1}]}\n").unwrap_err();
-        assert!(e.contains("gateway"), "{e}");
+        let e = parse("services:\n  a:\n    image: i\nnetworks:\n  n:\n    ipam: {config: [{subnet: 10.5.0.0/24, aux_addresses: {a: 10.5.0.2}}]}\n").unwrap_err();
+        assert!(e.contains("aux_addresses"), "{e}");
+    }
+
+    #[test]
+    fn a_network_with_gateway_range_options_and_labels() {
+        let f = parse(
+            "services:\n  a:\n    image: i\nnetworks:\n  n:\n    driver: bridge\n\
+             \x20   attachable: true\n    enable_ipv6: false\n\
+             \x20   driver_opts: {com.docker.network.bridge.name: br-n, com.docker.network.driver.mtu: 1400}\n\
+             \x20   labels: [team=edge, tier]\n\
+             \x20   ipam:\n      config:\n        - {subnet: 10.5.0.0/24, gateway: 10.5.0.254, ip_range: 10.5.0.128/25}\n",
+        )
+        .unwrap();
+        let spec = f.networks["n"].as_ref().unwrap().spec("n").unwrap();
+        assert_eq!(
+            spec,
+            store::Spec {
+                subnet: Some("10.5.0.0/24".into()),
+                gateway: Some("10.5.0.254".into()),
+                ip_range: Some("10.5.0.128/25".into()),
+                internal: false,
+                options: [
+                    ("com.docker.network.bridge.name".into(), "br-n".into()),
+                    ("com.docker.network.driver.mtu".into(), "1400".into()),
+                ]
+                .into(),
+                labels: [
+                    ("team".into(), "edge".into()),
+                    ("tier".into(), String::new())
+                ]
+                .into(),
+            }
+        );
+        let f =
+            parse("services:\n  a:\n    image: i\nnetworks:\n  n: {enable_ipv6: true}\n").unwrap();
+        let e = f.networks["n"].as_ref().unwrap().spec("n").unwrap_err();
+        assert!(e.contains("networks.n.enable_ipv6"), "{e}");
     }
 
     #[test]
