@@ -54,6 +54,50 @@ pub fn socket_under(root: &Path) -> PathBuf {
     socket_in(&state_dir_under(root))
 }
 
+/// The parent of wrend's container cgroups ("wren/NAME" from the root of
+/// each hierarchy) when it keeps its state in `state_dir`: `wren` for the
+/// default state directory, else `wren/w-HASH` of that directory, so two
+/// wrends on one host (a test's, a second instance) never share a
+/// same-named container's cgroup.
+pub fn cgroup_parent_for(state_dir: &Path) -> String {
+    if state_dir == Path::new(DEFAULT_STATE_DIR) {
+        return "wren".to_string();
+    }
+    let abs = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_owned());
+    format!("wren/w-{}", short_hash(&abs.display().to_string()))
+}
+
+/// Eight hex digits of FNV-1a of `s`: stable, short, no dependency.
+pub fn short_hash(s: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in s.bytes() {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
+}
+
+/// Checks a `--cgroup-parent`: a path of cgroup names, none of them `.`
+/// or `..`, relative to the root of each hierarchy (a leading `/` is the
+/// same).
+pub fn check_cgroup_parent(p: &str) -> Result<(), &'static str> {
+    let p = p.trim_matches('/');
+    if p.is_empty() {
+        return Err("want a cgroup path such as wren or system.slice/edge");
+    }
+    if p.len() > 512 {
+        return Err("longer than 512 bytes");
+    }
+    for part in p.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err("every part must be a name (no empty, . or .. parts)");
+        }
+        if part.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+            return Err("no spaces or control characters");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -468,22 +468,42 @@ impl Bundle {
     }
 }
 
-/// Every cgroup directory named `name` in any hierarchy.
+/// Every cgroup directory named `name` in any hierarchy, directly under
+/// `wren` (the default wrend's, wren-oci's and the shim's default parent)
+/// or one level below it (a private wrend's `wren/w-HASH`).
 pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let Ok(hier) = std::fs::read_dir("/sys/fs/cgroup") else {
         return out;
     };
-    for h in hier.flatten() {
-        let p = h.path().join("wren").join(name);
-        if p.exists() {
-            out.push(p);
+    let root = Path::new("/sys/fs/cgroup").to_path_buf();
+    for h in hier.flatten().map(|h| h.path()).chain([root]) {
+        let parent = h.join("wren");
+        if parent.join(name).exists() {
+            out.push(parent.join(name));
+        }
+        for sub in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            let p = sub.path().join(name);
+            if sub.file_type().is_ok_and(|t| t.is_dir()) && p.exists() {
+                out.push(p);
+            }
         }
     }
-    if Path::new("/sys/fs/cgroup/wren").join(name).exists() {
-        out.push(Path::new("/sys/fs/cgroup/wren").join(name));
-    }
     out
+}
+
+/// The cgroup directories of wrend's own parent `parent` (as
+/// `wren/w-HASH`) in any hierarchy.
+pub fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|h| h.path().join(parent))
+        .chain([root.join(parent)])
+        .filter(|p| p.is_dir())
+        .collect()
 }
 
 /// Wait until `f` holds, at most `secs` seconds.

@@ -377,10 +377,10 @@ fn new_root() -> tempfile::TempDir {
 }
 
 /// A container name unique to this test process. Each test of a file
-/// needs its own `base`: the tests of one file run in parallel, each with
-/// its own wrend, but a container's cgroup is named after the container
-/// alone (`/sys/fs/cgroup/.../wren/NAME`), so two tests making the same
-/// name share a cgroup, and one's `rm` kills the other's processes.
+/// gives its own `base`: the tests of one file run in parallel, each with
+/// its own wrend (and so its own cgroup parent, `wren/w-HASH`), but
+/// [`crate::cgroup_dirs`] and the leftover checks look a name up in every
+/// wrend's parent.
 pub fn name(base: &str) -> String {
     format!("{base}-{}", std::process::id())
 }

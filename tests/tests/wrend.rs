@@ -1799,3 +1799,123 @@ fn loopback_is_up_in_a_containers_own_network_namespace() {
     w.ok(&["rm", "-f", &n]);
     w.assert_clean(&n);
 }
+
+/// The cgroup line of `pid` in its unified or pids hierarchy (its path).
+fn cgroup_of(pid: u64) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    text.lines()
+        .find(|l| l.contains(":pids:") || l.starts_with("0::"))
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Two wrends on one host (each its own `--root`) run a container of the
+/// same name: each wrend makes its cgroups under its own parent
+/// (`wren/w-HASH` of its state directory), so removing one container
+/// leaves the other running. `--cgroup-parent` puts a container's cgroup
+/// where asked; `inspect` shows the cgroup and the pid, ipc and uts modes.
+/// A wrend's own parent goes when it exits; the test removes the one it
+/// named.
+#[test]
+fn two_wrends_keep_same_named_containers_apart() {
+    if !require_root("two_wrends_keep_same_named_containers_apart") {
+        return;
+    }
+    let a = Wrend::start(&[]);
+    let b = Wrend::start(&[]);
+    let bundle = rootfs();
+    let r = bundle.rootfs();
+    let r = r.to_str().unwrap();
+    let n = name("twin");
+    a.run_detached(r, &n, &["sleep", "1000"]);
+    b.run_detached(r, &n, &["sleep", "1000"]);
+    let (ia, ib) = (a.inspect(&n), b.inspect(&n));
+    let (ca, cb) = (
+        ia["cgroup_path"].as_str().unwrap().to_string(),
+        ib["cgroup_path"].as_str().unwrap().to_string(),
+    );
+    assert_ne!(ca, cb);
+    for c in [&ca, &cb] {
+        assert!(
+            c.starts_with("/wren/w-") && c.ends_with(&format!("/{n}")),
+            "{c}"
+        );
+    }
+    let (pa, pb) = (ia["pid"].as_u64().unwrap(), ib["pid"].as_u64().unwrap());
+    assert_eq!(cgroup_of(pa), ca);
+    assert_eq!(cgroup_of(pb), cb);
+    for mode in ["pid_mode", "ipc_mode", "uts_mode"] {
+        assert_eq!(ia[mode], "private", "{mode}: {ia}");
+    }
+    // Removing a's leaves b's running, in its cgroup.
+    a.ok(&["rm", "-f", &n]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(b.inspect(&n)["status"], "running");
+    assert!(wren_tests::alive(pb as i64));
+    assert_eq!(cgroup_of(pb), cb);
+    let parent_a = ca
+        .trim_start_matches('/')
+        .trim_end_matches(&format!("/{n}"))
+        .to_string();
+    for d in wren_tests::cgroup_parent_dirs(&parent_a) {
+        assert!(!d.join(&n).exists(), "{} left", d.join(&n).display());
+    }
+    b.ok(&["rm", "-f", &n]);
+    b.assert_clean(&n);
+
+    // A parent of the user's.
+    let parent = format!("wren-test-parent-{}", std::process::id());
+    let c = name("parented");
+    a.ok(&[
+        "run",
+        "-d",
+        "--cgroup-parent",
+        &format!("/{parent}/edge"),
+        "--rootfs",
+        r,
+        &c,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    let ic = a.inspect(&c);
+    let want = format!("/{parent}/edge/{c}");
+    assert_eq!(ic["cgroup_path"], want.as_str(), "{ic}");
+    assert_eq!(cgroup_of(ic["pid"].as_u64().unwrap()), want);
+    a.ok(&["rm", "-f", &c]);
+    for d in wren_tests::cgroup_parent_dirs(&format!("{parent}/edge")) {
+        assert!(!d.join(&c).exists(), "{} left", d.join(&c).display());
+        // The parents are the user's: wren leaves them, the test does not
+        // (where hierarchies are linked, a second rmdir finds none).
+        let _ = std::fs::remove_dir(&d);
+        let _ = std::fs::remove_dir(d.parent().unwrap());
+    }
+    assert!(wren_tests::cgroup_parent_dirs(&parent).is_empty());
+    let bad = name("badparent");
+    let e = a.fails(&[
+        "run",
+        "-d",
+        "--cgroup-parent",
+        "a/../b",
+        "--rootfs",
+        r,
+        &bad,
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("--cgroup-parent \"a/../b\""), "{e}");
+    a.assert_clean(&bad);
+    // Each wrend's own parent goes with it.
+    let parent_b = cb
+        .trim_start_matches('/')
+        .trim_end_matches(&format!("/{n}"))
+        .to_string();
+    assert!(!wren_tests::cgroup_parent_dirs(&parent_a).is_empty());
+    drop(a);
+    drop(b);
+    for p in [&parent_a, &parent_b] {
+        let left = wren_tests::cgroup_parent_dirs(p);
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -308,6 +308,10 @@ pub struct ContainerArgs {
     /// (files kept) [default: wrend's --log-max-size and --log-keep]
     #[arg(long, value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
+    /// The cgroup to make the container's cgroup in: PATH/NAME from the root
+    /// of each hierarchy [default: wrend's --cgroup-parent]
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     #[command(flatten)]
     pub source: Source,
     #[command(flatten)]

@@ -49,6 +49,10 @@ pub fn container_json(c: &api::Container) -> Value {
             let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
             (k.to_string(), Value::from(v))
         }).collect::<serde_json::Map<String, Value>>(),
+        "cgroup_path": c.cgroup_path,
+        "pid_mode": c.pid_mode,
+        "ipc_mode": c.ipc_mode,
+        "uts_mode": c.uts_mode,
         "network": c.network,
         "ip_address": c.ip_address,
         "networks": networks_json(c),

@@ -80,6 +80,12 @@ pub(super) fn create_request(
     let mut req = api::CreateRequest::new();
     req.restart_policy = c.restart.clone().unwrap_or_default();
     req.start_at_boot = c.start_at_boot;
+    if let Some(p) = &c.cgroup_parent {
+        if let Err(why) = crate::paths::check_cgroup_parent(p) {
+            return Err(CliError::usage(format!("--cgroup-parent {p:?}: {why}")));
+        }
+        req.cgroup_parent = p.clone();
+    }
     req.terminal = c.tty;
     req.stdin = c.interactive || c.tty;
     for o in &c.log_opt {

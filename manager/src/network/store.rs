@@ -245,12 +245,7 @@ fn bridge_name(name: &str) -> String {
     if name == DEFAULT_NETWORK {
         return DEFAULT_BRIDGE.to_string();
     }
-    // FNV-1a: stable, short, no dependency.
-    let mut h: u32 = 0x811c_9dc5;
-    for b in name.bytes() {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    format!("wren-{h:08x}")
+    format!("wren-{}", crate::paths::short_hash(name))
 }
 
 /// The network `name`.

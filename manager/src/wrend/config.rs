@@ -27,6 +27,9 @@ pub struct Config {
     pub log_keep: u32,
     /// The network of a container that names none (`--default-network`).
     pub default_network: String,
+    /// Where containers' cgroups are made, PARENT/NAME (`--cgroup-parent`;
+    /// [`paths::cgroup_parent_for`] the state directory by default).
+    pub cgroup_parent: String,
     pub debug: bool,
 }
 
@@ -54,6 +57,7 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("containerd-shim-wren-v2"));
         Self {
             socket: paths::socket_in(&state_dir),
+            cgroup_parent: paths::cgroup_parent_for(&state_dir),
             state_dir,
             records_dir,
             shim_binary,
@@ -87,6 +91,11 @@ impl Config {
     /// The runtime's container state root (runc's `--root`).
     pub fn runtime_root(&self) -> PathBuf {
         self.state_dir.join("runtime")
+    }
+
+    /// The cgroupsPath of container `name` made under wrend's parent.
+    pub fn cgroups_path(&self, name: &str) -> String {
+        format!("/{}/{name}", self.cgroup_parent)
     }
 
     /// wrend's address as the shims see it.
@@ -132,5 +141,20 @@ mod tests {
         assert_eq!(c.socket, Path::new("/tmp/t/run/wrend.sock"));
         assert_eq!(c.record_dir("a"), Path::new("/tmp/t/lib/containers/a"));
         assert_eq!(c.address(), "unix:///tmp/t/run/wrend.sock");
+        // Its own cgroup parent, beside the default wrend's.
+        assert_eq!(
+            c.cgroup_parent,
+            paths::cgroup_parent_for(Path::new("/tmp/t/run"))
+        );
+        assert!(
+            c.cgroups_path("a").starts_with("/wren/w-"),
+            "{}",
+            c.cgroups_path("a")
+        );
+        assert_ne!(
+            c.cgroup_parent,
+            Config::with_root(Path::new("/tmp/u")).cgroup_parent
+        );
+        assert_eq!(Config::new().cgroups_path("a"), "/wren/a");
     }
 }

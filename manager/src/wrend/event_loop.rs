@@ -144,6 +144,9 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         .map_err(RunError::Epoll)?;
 
     let socket = cfg.socket.clone();
+    let own_cgroup = (cfg.cgroup_parent != "wren"
+        && cfg.cgroup_parent == crate::paths::cgroup_parent_for(&cfg.state_dir))
+    .then(|| cfg.cgroup_parent.clone());
     let mut reg = Registry::new(cfg);
     reg.restore();
     apply_watches(&epoll, &mut reg);
@@ -219,7 +222,25 @@ pub fn run(cfg: Config) -> Result<(), RunError> {
         }
     }
     let _ = std::fs::remove_file(&socket);
+    if let Some(parent) = own_cgroup {
+        remove_cgroup_parent(&parent);
+    }
     Ok(())
+}
+
+/// rmdir of wrend's own cgroup parent (`wren/w-HASH` of its state
+/// directory) in every hierarchy, on exit: it is empty unless containers
+/// still run, and then the rmdir fails and it stays for the next wrend.
+/// A parent the user named (`--cgroup-parent`) and the shared `wren` are
+/// left alone.
+#[cold]
+#[inline(never)]
+fn remove_cgroup_parent(parent: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let _ = std::fs::remove_dir(root.join(parent));
+    for h in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(parent));
+    }
 }
 
 fn accept_all(epoll: &Epoll, listener: &UnixListener, conns: &mut HashMap<u64, Connection>) {

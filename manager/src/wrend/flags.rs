@@ -34,6 +34,8 @@ Options:
       --log-max-size <BYTES> Rotate a container's log at this size [default: 10485760]
       --log-keep <N>         Log files kept per container [default: 3]
       --default-network <N>  A container's network when it names none [default: bridge]
+      --cgroup-parent <PATH> Make containers' cgroups as PATH/NAME [default: wren, or
+                             wren/w-HASH for another --state-dir or --root]
       --debug[=<BOOL>]       Log at debug level (shims too)
   -h, --help                 Print help
   -v, --version              Print version
@@ -50,6 +52,7 @@ pub struct Flags {
     pub log_max_size: Option<u64>,
     pub log_keep: Option<u32>,
     pub default_network: Option<String>,
+    pub cgroup_parent: Option<String>,
     pub debug: bool,
 }
 
@@ -95,6 +98,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, FlagErro
             "--log-max-size" => "--log-max-size",
             "--log-keep" => "--log-keep",
             "--default-network" => "--default-network",
+            "--cgroup-parent" => "--cgroup-parent",
             "--debug" => {
                 f.debug = match inline.as_deref() {
                     None => true,
@@ -125,6 +129,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed, FlagErro
             "--socket" => f.socket = Some(value.into()),
             "--shim" => f.shim = Some(value.into()),
             "--default-network" => f.default_network = Some(value),
+            "--cgroup-parent" => {
+                if crate::paths::check_cgroup_parent(&value).is_err() {
+                    return Err(number("a cgroup path of names (no empty, . or .. parts)"));
+                }
+                f.cgroup_parent = Some(value.trim_matches('/').to_string());
+            }
             "--log-max-size" => {
                 f.log_max_size = Some(value.parse().map_err(|_| number("a number of bytes"))?)
             }
@@ -181,6 +191,9 @@ impl Flags {
         if let Some(n) = &self.default_network {
             cfg.default_network = n.clone();
         }
+        if let Some(p) = &self.cgroup_parent {
+            cfg.cgroup_parent = p.clone();
+        }
         cfg.debug = self.debug;
         cfg
     }
@@ -217,6 +230,18 @@ mod tests {
         ]);
         assert_eq!(c.default_network, "none");
         assert_eq!(cfg(&[]).default_network, "bridge");
+        assert_eq!(cfg(&[]).cgroup_parent, "wren");
+        assert_eq!(
+            cfg(&["--cgroup-parent", "/system.slice/edge/"]).cgroups_path("a"),
+            "/system.slice/edge/a"
+        );
+        assert!(matches!(
+            p(&["--cgroup-parent", "a/../b"]),
+            Err(FlagError::BadValue {
+                flag: "--cgroup-parent",
+                ..
+            })
+        ));
         assert_eq!(c.socket, Path::new("/r/run/wrend.sock"));
         assert_eq!(c.records_dir, Path::new("/r/lib"));
         assert_eq!((c.log_max_size, c.log_keep), (2000, 2));

@@ -253,6 +253,29 @@ impl Registry {
                             .collect()
                     })
                     .unwrap_or_default();
+                c.cgroup_path = v["linux"]["cgroupsPath"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                // Its pid, ipc and uts modes: what the record keeps (a
+                // joined or shareable one), else its own namespace or the
+                // host's, as the spec has it.
+                let spaces = v["linux"]["namespaces"].as_array();
+                let own = |ty: &str| {
+                    let kept = match ty {
+                        "pid" => &m.rec.pid_mode,
+                        "ipc" => &m.rec.ipc_mode,
+                        _ => "",
+                    };
+                    if !kept.is_empty() {
+                        return kept.to_string();
+                    }
+                    let has = spaces.is_some_and(|a| a.iter().any(|n| n["type"] == ty));
+                    if has { "private" } else { "host" }.to_string()
+                };
+                c.pid_mode = own("pid");
+                c.ipc_mode = own("ipc");
+                c.uts_mode = own("uts");
             }
         }
         Ok(c)

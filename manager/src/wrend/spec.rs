@@ -868,6 +868,7 @@ pub fn build(
             ("the spec", Some(&spec)),
             ("process", spec.get("process")),
             ("root", spec.get("root")),
+            ("linux", spec.get("linux")),
         ] {
             if !v.is_none_or(Value::is_object) {
                 return Err(SpecError::NotAnObject { path, what });
@@ -1126,7 +1127,7 @@ mod tests {
         assert!(own["linux"]["seccomp"].is_null());
     }
 
-    /// A bundle spec whose top level, process or root is not an object is
+    /// A bundle spec whose top level, process, root or linux is not an object is
     /// refused (the overrides index into them: that used to panic wrend).
     #[test]
     fn non_object_spec_parts_are_refused_not_indexed() {
@@ -1143,6 +1144,7 @@ mod tests {
             (r#"{"process": 5}"#, "process"),
             (r#"{"process": "x", "root": {"path": "rootfs"}}"#, "process"),
             (r#"{"root": []}"#, "root"),
+            (r#"{"linux": "x", "root": {"path": "rootfs"}}"#, "linux"),
         ] {
             std::fs::write(tmp.path().join("config.json"), text).unwrap();
             match build(Some(tmp.path()), None, &o) {

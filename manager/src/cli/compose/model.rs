@@ -638,6 +638,9 @@ pub struct Service {
     pub mem_reservation: Option<Scalar>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
+    /// `--cgroup-parent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
     /// `--cpu-shares`.
@@ -1397,6 +1400,7 @@ pub fn run_args(
         ("--cpuset-cpus", s.cpuset.clone()),
         ("--oom-score-adj", s.oom_score_adj.map(|n| n.to_string())),
         ("--cpu-shares", s.cpu_shares.map(|n| n.to_string())),
+        ("--cgroup-parent", s.cgroup_parent.clone()),
     ] {
         if let Some(v) = v {
             a.extend([flag.into(), v]);
@@ -1551,7 +1555,7 @@ mod tests {
              sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n    \
              tty: true\n    stdin_open: true\n    mem_limit: 64m\n    memswap_limit: 128m\n    \
              mem_reservation: 32m\n    cpuset: \"0-1\"\n    oom_score_adj: -100\n    \
-             cpu_shares: 512\n",
+             cpu_shares: 512\n    cgroup_parent: edge.slice/apps\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1564,7 +1568,7 @@ mod tests {
             "--group-add dialout --group-add 20",
             "--tty --interactive",
             "--memory-swap 128m --memory-reservation 32m --cpuset-cpus 0-1 --oom-score-adj -100 \
-             --cpu-shares 512",
+             --cpu-shares 512 --cgroup-parent edge.slice/apps",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }

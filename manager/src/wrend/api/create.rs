@@ -67,6 +67,9 @@ impl Registry {
             self.joined_exist(&req)?;
         }
         let checked = validate_create(&req).and_then(|(policy, mut spec)| {
+            if spec["linux"]["cgroupsPath"].is_null() {
+                spec["linux"]["cgroupsPath"] = Value::from(self.cfg.cgroups_path(&name));
+            }
             if !req.ipc_mode.is_empty() {
                 self.shared_shm(&req, &mut spec);
             }
@@ -279,6 +282,16 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
     {
         namespace_modes(req)?;
     }
+    // --cgroup-parent: the container's cgroup there (a bundle's own
+    // cgroupsPath too); else wrend's parent, unless the bundle names one.
+    let cgroups_path = if req.cgroup_parent.is_empty() {
+        None
+    } else {
+        crate::paths::check_cgroup_parent(&req.cgroup_parent).map_err(|why| {
+            ManagerError::InvalidArgument(format!("cgroup_parent {:?}: {why}", req.cgroup_parent))
+        })?;
+        Some(format!("/{}/{name}", req.cgroup_parent.trim_matches('/')))
+    };
     if req.auto_remove && policy != RestartPolicy::No {
         return Err(ManagerError::InvalidArgument(
             "--rm cannot be combined with a restart policy".into(),
@@ -351,22 +364,28 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
     if !req.image_layers.is_empty() {
         // The shim mounts the overlay on <bundle>/rootfs; the spec names it
         // relative to the bundle, so nothing needs to exist yet.
-        let spec = spec::build_image(Path::new("rootfs"), &overrides).map_err(|source| {
+        let mut spec = spec::build_image(Path::new("rootfs"), &overrides).map_err(|source| {
             ManagerError::Spec {
                 name: name.clone(),
                 source,
             }
         })?;
+        if let Some(p) = cgroups_path {
+            spec["linux"]["cgroupsPath"] = Value::from(p);
+        }
         return Ok((policy, spec));
     }
     let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
     let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
-    let spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
+    let mut spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
         |source| ManagerError::Spec {
             name: name.clone(),
             source,
         },
     )?;
+    if let Some(p) = cgroups_path {
+        spec["linux"]["cgroupsPath"] = Value::from(p);
+    }
     Ok((policy, spec))
 }
 
