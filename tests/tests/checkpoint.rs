@@ -1292,6 +1292,23 @@ impl Drop for TreeWrend {
                 }
             }
         }
+        // wrend exits on SIGTERM (removing its cgroup parent) before the
+        // namespace goes: SIGKILL would leave that parent behind.
+        if self.child.is_some() {
+            let sh = self.ns_pid();
+            let wrend = std::fs::read_to_string(format!("/proc/{sh}/task/{sh}/children"))
+                .ok()
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .next()
+                        .and_then(|p| p.parse::<i32>().ok())
+                });
+            if let Some(pid) = wrend {
+                // SAFETY: kill(2) of wrend, the only child of our namespace's shell.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                wren_tests::wait_for(5, || !wren_tests::alive(i64::from(pid)));
+            }
+        }
         if let Some(c) = self.child.take() {
             wren_tests::kill_registered(c);
         }
