@@ -1118,6 +1118,13 @@ struct TreeWrend {
 
 impl TreeWrend {
     fn start(test: &str) -> Option<TreeWrend> {
+        Self::start_with(test, false)
+    }
+
+    /// With `net`: in a network namespace of its own too (`lo` up), its
+    /// containers on wrend's default network unless they say otherwise,
+    /// the tree's CNI plugins and iptables making bridges and rules there.
+    fn start_with(test: &str, net: bool) -> Option<TreeWrend> {
         if !require_root(test) {
             return None;
         }
@@ -1131,7 +1138,7 @@ impl TreeWrend {
         }
         let dir = tempfile::tempdir_in(tree.join("tmp")).expect("tempdir in the tree");
         std::fs::create_dir_all(dir.path().join("bin")).expect("mkdir bin");
-        for b in ["wrend", "wren", "containerd-shim-wren-v2"] {
+        for b in ["wrend", "wren", "containerd-shim-wren-v2", "wren-net"] {
             std::fs::copy(wren_tests::bin(b), dir.path().join("bin").join(b)).expect("copy");
         }
         let log = std::fs::File::create(dir.path().join("wrend.log")).expect("wrend.log");
@@ -1142,6 +1149,9 @@ impl TreeWrend {
         };
         let inner = w.inner(w.dir.path());
         let mut cmd = Command::new("unshare");
+        if net {
+            cmd.arg("--net");
+        }
         cmd.args([
             "--mount",
             "--pid",
@@ -1152,7 +1162,8 @@ impl TreeWrend {
             "--",
             "/bin/sh",
             "-ec",
-            r#"T=$1; D=$2
+            r#"T=$1; D=$2; NET=$3
+[ -z "$NET" ] || ip link set lo up
 mount --bind "$T" "$T"; mount --make-private "$T"
 mount -t proc proc "$T/proc"
 mount --rbind /sys "$T/sys"; mount --make-rslave "$T/sys"
@@ -1161,12 +1172,13 @@ mkdir -p "$T/run/criu"; mount -t tmpfs tmpfs "$T/run/criu"
 mkdir -p "$T/.oldroot"
 cd "$T"; pivot_root . .oldroot; cd /
 umount -l /.oldroot
-"$D/bin/wrend" --root "$D/root" --debug --default-network=none &
+"$D/bin/wrend" --root "$D/root" --debug --default-network=${NET:-none} &
 while :; do wait || :; sleep 1; done"#,
             "sh",
         ])
         .arg(&w.tree)
         .arg(&inner)
+        .arg(if net { "bridge" } else { "" })
         .env(
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -2668,4 +2680,165 @@ impl Drop for PipeMaxSize {
             let _ = std::fs::write(Self::PATH, &g.1);
         }
     }
+}
+
+/// A container on two of wrend's networks (CNI bridges, a published port)
+/// checkpointed and restored: the restored httpd is on both networks
+/// again at the same addresses, the published port and a peer on the back
+/// network reach it by name, and `rm` and `network rm` leave the
+/// namespace's links as they were. wrend, the plugins and criu are the
+/// sid tree's, in a network namespace the test made.
+#[test]
+fn wrend_container_on_two_networks_checkpoint_restore() {
+    let t = "wrend_container_on_two_networks_checkpoint_restore";
+    let Some(w) = TreeWrend::start_with(t, true) else {
+        return;
+    };
+    let links = || {
+        let out = wren_tests::run(
+            Command::new("nsenter")
+                .args(["--net", "--target"])
+                .arg(w.ns_pid().to_string())
+                .args(["--", "ip", "-o", "link"]),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .map(|l| l.split(':').nth(1).unwrap_or_default().trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    // GET / on 127.0.0.1:PORT of wrend's network namespace, from a
+    // thread that enters it.
+    let get = |port: u16| {
+        let ns = format!("/proc/{}/ns/net", w.ns_pid());
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let f = std::fs::File::open(&ns).expect("open netns");
+            // SAFETY: setns on this new thread only, with a namespace fd
+            // we hold; other threads are not affected.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let Ok(mut s) = std::net::TcpStream::connect_timeout(
+                &format!("127.0.0.1:{port}").parse().unwrap(),
+                Duration::from_secs(2),
+            ) else {
+                return String::new();
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+        })
+        .join()
+        .expect("thread in wrend's netns")
+    };
+    let before = links();
+    w.ok(&["network", "create", "--subnet", "10.77.60.0/24", "front"]);
+    w.ok(&["network", "create", "--subnet", "10.77.61.0/24", "back"]);
+    let b = Bundle::busybox_in(w.dir.path(), &["true"]);
+    std::fs::create_dir_all(b.rootfs().join("www")).unwrap();
+    std::fs::write(b.rootfs().join("www/index.html"), "checkpointed\n").unwrap();
+    let r = w.inner(&b.rootfs());
+    std::mem::forget(b); // removed with the directory
+    let web = format!("ck-net-web-{}", std::process::id());
+    let peer = format!("ck-net-peer-{}", std::process::id());
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--network",
+        "front",
+        "--network",
+        "back",
+        "-p",
+        "127.0.0.1:18500:80",
+        &web,
+        "--",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--network",
+        "back",
+        &peer,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.wait_status(&web, "running");
+    w.wait_status(&peer, "running");
+    assert!(
+        wren_tests::wait_for(10, || get(18500) == "checkpointed\n"),
+        "{}",
+        w.log()
+    );
+    let addrs = |n: &str| {
+        let v = w.inspect(n);
+        v["networks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["ip_address"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    let had = addrs(&web);
+    assert_eq!(had.len(), 2, "{had:?}");
+    let img = format!("{}/img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &web, &img]);
+    assert_eq!(w.status(&web), "stopped");
+    w.ok(&["restore", &img, &web]);
+    assert_eq!(w.status(&web), "running");
+    assert_eq!(addrs(&web), had);
+    let ifs = w.ok(&[
+        "exec",
+        &web,
+        "--",
+        "sh",
+        "-c",
+        "ip -o -4 addr | awk '{print $2, $4}'",
+    ]);
+    for (dev, ip) in ["eth0", "eth1"].iter().zip(&had) {
+        assert!(ifs.contains(&format!("{dev} {ip}/24")), "{ifs}");
+    }
+    assert!(
+        wren_tests::wait_for(10, || get(18500) == "checkpointed\n"),
+        "published port after restore\n{}",
+        w.log()
+    );
+    // (Not `wget -T`: busybox 1.35's static wget crashes with it.)
+    let body = w.ok(&[
+        "exec",
+        &peer,
+        "--",
+        "wget",
+        "-qO-",
+        &format!("http://{web}/"),
+    ]);
+    assert_eq!(body, "checkpointed\n");
+    w.ok(&["rm", "-f", &web, &peer]);
+    assert_no_cgroup(&web);
+    w.ok(&["network", "rm", "front", "back"]);
+    assert_eq!(links(), before);
+    // No rule of either container is left (the plugins name them).
+    let rules = wren_tests::run(
+        Command::new("nsenter")
+            .args(["--net", "--target"])
+            .arg(w.ns_pid().to_string())
+            .args(["--", "iptables-save"]),
+    );
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    assert!(
+        !rules.contains(web.as_str()) && !rules.contains(peer.as_str()),
+        "{rules}"
+    );
 }
