@@ -321,12 +321,29 @@ fn remove(w: &mut Wrend, name: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The service's identity for change detection: its settings and the
-/// content of its env files.
-fn service_hash(s: &model::Service, dir: &Path) -> String {
+/// The service's identity for change detection: its settings, the
+/// content of its env files, and the host names of its networks where the
+/// file gives them (`name:`, `external:`): renaming a network the service
+/// is on makes it again on the new one. (Without such names the hash is
+/// what earlier wrens computed, so an unchanged file changes nothing.)
+fn service_hash(s: &model::Service, dir: &Path, project: &str, f: &model::ComposeFile) -> String {
     let mut bytes = serde_json::to_vec(s).unwrap_or_default();
     for f in s.env_files(dir) {
         bytes.extend(std::fs::read(f).unwrap_or_default());
+    }
+    let mut keys = s.networks.as_ref().map(|n| n.names()).unwrap_or_default();
+    if keys.is_empty() && s.network_mode.is_none() {
+        keys.push("default".to_string());
+    }
+    let named: Vec<String> = keys
+        .iter()
+        .map(|k| model::network_name(project, f, k))
+        .zip(&keys)
+        .filter(|(n, k)| *n != format!("{project}_{k}"))
+        .map(|(n, k)| format!("{k}={n}"))
+        .collect();
+    if !named.is_empty() {
+        bytes.extend(format!("\0networks:{}", named.join(",")).into_bytes());
     }
     wren_images::store::sha256(&bytes)
 }
@@ -407,7 +424,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
     let mut lines = BTreeMap::new();
     for name in &order {
         let s = &f.services[name];
-        let hash = service_hash(s, &l.dir);
+        let hash = service_hash(s, &l.dir, project, f);
         let args = model::run_args(project, name, s, f, &l.dir, &hash)
             .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
         let mut argv = vec!["wren".to_string(), "run".to_string()];
@@ -706,5 +723,34 @@ mod tests {
         assert!(apply_profiles(&mut f, &[])
             .unwrap_err()
             .contains("none is active"));
+    }
+
+    #[test]
+    fn renaming_a_services_network_changes_its_hash_and_nothing_else_does() {
+        let d = Path::new("/nonexistent");
+        let hash = |y: &str| {
+            let f = file(y);
+            service_hash(&f.services["a"], d, "p", &f)
+        };
+        let plain = "services:\n  a:\n    image: i\n    networks: [back]\nnetworks:\n  back:\n";
+        // As an older wren hashed it: the settings alone.
+        let f = file(plain);
+        let old = wren_images::store::sha256(&serde_json::to_vec(&f.services["a"]).unwrap());
+        assert_eq!(hash(plain), old);
+        let named = format!("{plain}    name: shared\n");
+        let renamed = format!("{plain}    name: other\n");
+        assert_ne!(hash(&named), old);
+        assert_ne!(hash(&named), hash(&renamed));
+        // The default network too, once the file names it.
+        let default = "services:\n  a:\n    image: i\n";
+        let f = file(default);
+        let old = wren_images::store::sha256(&serde_json::to_vec(&f.services["a"]).unwrap());
+        assert_eq!(hash(default), old);
+        assert_ne!(
+            hash(&format!(
+                "{default}networks:\n  default: {{external: true, name: proxy}}\n"
+            )),
+            old
+        );
     }
 }

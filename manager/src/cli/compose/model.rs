@@ -739,7 +739,7 @@ impl ServiceNetworks {
     /// them: the one with the highest `gw_priority` first (it has the
     /// default route and the published ports), then by `priority`, then
     /// by name.
-    fn names(&self) -> Vec<String> {
+    pub fn names(&self) -> Vec<String> {
         match self {
             Self::List(l) => {
                 let mut l = l.clone();
