@@ -65,6 +65,28 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// The platform an image's configuration says it is for.
+    pub fn of(config: &oci_spec::image::ImageConfiguration) -> Self {
+        Self {
+            os: config.os().to_string(),
+            arch: config.architecture().to_string(),
+            variant: config.variant().clone(),
+        }
+    }
+
+    /// Whether an image for `have` is one for this platform: os and
+    /// architecture equal, and the variant where both name one.
+    pub fn accepts(&self, have: &Platform) -> bool {
+        self.os == have.os
+            && self.arch == have.arch
+            && match (&self.variant, &have.variant) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;
@@ -72,5 +94,22 @@ impl std::fmt::Display for Platform {
             write!(f, "/{v}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_platform_accepts_its_own_and_any_variant_of_it() {
+        let arm = Platform::parse("linux/arm64").unwrap();
+        assert!(arm.accepts(&Platform::parse("linux/arm64/v8").unwrap()));
+        assert!(Platform::parse("linux/arm64/v8").unwrap().accepts(&arm));
+        assert!(!arm.accepts(&Platform::parse("linux/amd64").unwrap()));
+        assert!(!Platform::parse("linux/arm/v6")
+            .unwrap()
+            .accepts(&Platform::parse("linux/arm/v7").unwrap()));
+        assert!(Platform::parse("linux").is_err());
     }
 }

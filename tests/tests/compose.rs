@@ -790,3 +790,45 @@ fn a_service_on_a_front_and_a_back_network() {
     );
     w.ok(&["network", "rm", "edge"]);
 }
+
+/// `platform:` is checked against the image in the store: one for
+/// another platform is refused under `pull_policy: never` before anything
+/// is made (with the default policy it would be pulled again for the
+/// platform asked); the host's platform runs.
+#[test]
+fn a_services_platform_is_checked_against_its_image() {
+    if !ready("a_services_platform_is_checked_against_its_image") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let (host, other) = match std::env::consts::ARCH {
+        "aarch64" => ("linux/arm64", "linux/amd64"),
+        _ => ("linux/amd64", "linux/arm64"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let yaml = |platform: &str| {
+        format!(
+            "name: plat\nservices:\n  web:\n    image: test/web:1\n    platform: {platform}\n    \
+             pull_policy: never\n    command: [sleep, \"1000\"]\n    network_mode: none\n"
+        )
+    };
+    std::fs::write(&file, yaml(other)).unwrap();
+    let f = file.to_str().unwrap();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success());
+    let e = text(&out.stderr);
+    assert!(
+        e.contains(&format!(
+            "image test/web:1 is for {host}, not {other} (and the pull policy is never)"
+        )),
+        "{e}"
+    );
+    assert!(list(&w).is_empty());
+    std::fs::write(&file, yaml(host)).unwrap();
+    w.ok(&["apply", "-f", f]);
+    w.wait_status("plat-web-1", "running", 10);
+    w.ok(&["down", "-f", f]);
+    assert!(list(&w).is_empty());
+}

@@ -253,6 +253,36 @@ pub fn ensure(
             )))
         }
     }
+    // An image of another platform than `--platform` asks for is pulled
+    // again for it (as Docker does), or refused with `never`.
+    let want = r
+        .platform
+        .as_deref()
+        .map(wren_images::platform::Platform::parse)
+        .transpose()
+        .map_err(CliError::usage)?;
+    if let (Some(want), Ok(img)) = (&want, store.image(reference)) {
+        let have = wren_images::platform::Platform::of(&img.config);
+        if !want.accepts(&have) {
+            if policy == "never" {
+                return Err(CliError::failed(format!(
+                    "image {reference} is for {have}, not {want} (and the pull policy is never)"
+                )));
+            }
+            if policy == "missing" {
+                eprintln!("{reference}: the store has it for {have}, pulling it for {want}");
+                fetch(store, reference, r)?;
+            }
+            let img = store.image(reference)?;
+            let got = wren_images::platform::Platform::of(&img.config);
+            if !want.accepts(&got) {
+                return Err(CliError::failed(format!(
+                    "image {reference} is for {got}, not {want}"
+                )));
+            }
+            return Ok(img);
+        }
+    }
     match store.image(reference) {
         Err(wren_images::StoreError::NoImage(_)) if policy == "missing" => {
             eprintln!("{reference}: not in the store, pulling");

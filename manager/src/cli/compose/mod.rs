@@ -487,7 +487,11 @@ fn make(
                 Some("if_not_present") => Some("missing"),
                 p => p,
             };
-            let image = super::images::ensure(&st, &s.image, policy, &l.registry)
+            let mut registry = l.registry.clone();
+            if s.platform.is_some() {
+                registry.platform.clone_from(&s.platform);
+            }
+            let image = super::images::ensure(&st, &s.image, policy, &registry)
                 .map_err(|e| CliError::failed(format!("services.{name}.image: {}", e.message)))?;
             image_ids.insert(name.clone(), image.id);
         }

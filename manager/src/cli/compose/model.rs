@@ -641,6 +641,11 @@ pub struct Service {
     /// `--cgroup-parent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_parent: Option<String>,
+    /// `--platform`: the image is pulled for it, and one in the store for
+    /// another platform is pulled again (or refused with `pull_policy:
+    /// never`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oom_score_adj: Option<i64>,
     /// `--cpu-shares`.
@@ -1401,6 +1406,7 @@ pub fn run_args(
         ("--oom-score-adj", s.oom_score_adj.map(|n| n.to_string())),
         ("--cpu-shares", s.cpu_shares.map(|n| n.to_string())),
         ("--cgroup-parent", s.cgroup_parent.clone()),
+        ("--platform", s.platform.clone()),
     ] {
         if let Some(v) = v {
             a.extend([flag.into(), v]);
@@ -1555,7 +1561,7 @@ mod tests {
              sysctls: [\"net.core.somaxconn=1024\"]\n    shm_size: 1g\n    group_add: [dialout, 20]\n    \
              tty: true\n    stdin_open: true\n    mem_limit: 64m\n    memswap_limit: 128m\n    \
              mem_reservation: 32m\n    cpuset: \"0-1\"\n    oom_score_adj: -100\n    \
-             cpu_shares: 512\n    cgroup_parent: edge.slice/apps\n",
+             cpu_shares: 512\n    cgroup_parent: edge.slice/apps\n    platform: linux/arm64\n",
         )
         .unwrap();
         let args = run_args("p", "a", &f.services["a"], &f, Path::new("/"), "h").unwrap();
@@ -1568,7 +1574,7 @@ mod tests {
             "--group-add dialout --group-add 20",
             "--tty --interactive",
             "--memory-swap 128m --memory-reservation 32m --cpuset-cpus 0-1 --oom-score-adj -100 \
-             --cpu-shares 512 --cgroup-parent edge.slice/apps",
+             --cpu-shares 512 --cgroup-parent edge.slice/apps --platform linux/arm64",
         ] {
             assert!(line.contains(want), "{want}: {line}");
         }
