@@ -1936,6 +1936,28 @@ fn a_network_of_its_own_gateway_range_mtu_and_bridge() {
         return;
     }
     let w = Wrend::start_in_netns(&[], &[]);
+    // A bridge someone else uses (docker0's case): it has an address.
+    for args in [
+        &["ip", "link", "add", "br-busy", "type", "bridge"][..],
+        &["ip", "addr", "add", "10.99.0.1/24", "dev", "br-busy"],
+    ] {
+        assert!(w.in_netns(args).status.success(), "{args:?}");
+    }
+    let e = w.fails(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.name=br-busy",
+        "own",
+    ]);
+    assert!(
+        e.contains("a bridge of that name is in use (10.99.0.1/24)"),
+        "{e}"
+    );
+    assert!(w
+        .in_netns(&["ip", "link", "del", "br-busy"])
+        .status
+        .success());
     let before = link_names(&w);
     let b = web_rootfs("own\n");
     let r = b.rootfs();
@@ -2042,6 +2064,18 @@ fn a_network_of_its_own_gateway_range_mtu_and_bridge() {
         &format!("http://{web}/"),
     ]);
     assert_eq!(body, "own\n");
+    // network prune: only unused networks, by label if asked; the one in
+    // use (labelled too) stays, as does the default one.
+    w.ok(&["network", "create", "--label", "team=edge", "pa"]);
+    w.ok(&["network", "create", "pb"]);
+    let e = w.fails(&["network", "prune", "-f", "--filter", "until=1h"]);
+    assert!(e.contains("only label=KEY[=VALUE]"), "{e}");
+    let out = w.ok(&["network", "prune", "-f", "--filter", "label=team=edge"]);
+    assert_eq!(out, "deleted network pa\n");
+    let out = w.ok(&["network", "prune", "-f"]);
+    assert_eq!(out, "deleted network pb\n");
+    let nets = w.ok(&["network", "ls"]);
+    assert!(nets.contains("own") && nets.contains("bridge"), "{nets}");
     w.ok(&["rm", "-f", &web, &fixed]);
     w.assert_clean(&web);
     w.assert_clean(&fixed);

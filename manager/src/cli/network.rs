@@ -365,6 +365,8 @@ pub enum NetworkSub {
     Connect(Connect),
     /// Take a container off a network (not its first), at once if it runs
     Disconnect(Disconnect),
+    /// Remove every network no container uses (never the default one)
+    Prune(PruneNets),
     /// (wrend's helper) CNI ADD of a container
     #[command(hide = true)]
     Attach(Helper),
@@ -458,6 +460,36 @@ pub struct Connect {
     pub ip: Option<String>,
     pub network: String,
     pub container: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneNets {
+    /// Only networks with this label: KEY or KEY=VALUE (repeatable: all must hold)
+    #[arg(long, value_name = "label=KEY[=VALUE]")]
+    pub filter: Vec<String>,
+    /// Do not ask first (needed when stdin is not a terminal)
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Removes every network no container is configured with, but the default
+/// one, that carries each of `labels` (KEY or KEY=VALUE); prints each.
+/// Their bridges and rules go in wrend's network namespace.
+pub(super) fn prune(g: &Global, labels: &[String]) -> Result<(), CliError> {
+    enter_wrends_netns(g)?;
+    let _l = store::lock(&g.records).map_err(|e| chain(&e))?;
+    for n in store::list(&g.records) {
+        let labelled = labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => n.labels.get(k).is_some_and(|have| have == v),
+            None => n.labels.contains_key(l),
+        });
+        if n.name == network::DEFAULT_NETWORK || !labelled || !users(g, &n.name).is_empty() {
+            continue;
+        }
+        store::remove(&g.records, &n.name, Vec::new()).map_err(|e| chain(&e))?;
+        println!("deleted network {}", n.name);
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -622,6 +654,28 @@ pub fn main(g: &Global, cmd: NetworkCmd) -> Result<i32, CliError> {
             networked_container(g, &d.container)?;
             enter_wrends_netns(g)?;
             attach::disconnect(&g.records, &d.container, &d.network).map_err(|e| chain(&e))?;
+            Ok(0)
+        }
+        NetworkSub::Prune(p) => {
+            let mut labels = Vec::new();
+            for f in &p.filter {
+                match f.strip_prefix("label=") {
+                    Some(l) if !l.is_empty() => labels.push(l.to_string()),
+                    _ => {
+                        return Err(CliError::usage(format!(
+                            "--filter {f:?}: only label=KEY[=VALUE] is known"
+                        )))
+                    }
+                }
+            }
+            if !super::prune::confirm(
+                p.force,
+                "network prune removes networks",
+                "Remove every network no container uses?",
+            )? {
+                return Ok(1);
+            }
+            prune(g, &labels)?;
             Ok(0)
         }
         NetworkSub::Attach(h) => {

@@ -22,7 +22,6 @@ use wren_protocol::manager as api;
 
 use super::client::Wrend;
 use super::{images, volumes, CliError, Global};
-use crate::network::{self, store as netstore};
 
 #[derive(Debug, Args)]
 pub struct SystemPrune {
@@ -114,16 +113,7 @@ pub fn system(g: &Global, a: &SystemPrune) -> Result<i32, CliError> {
     }
     let (mut freed, failed) = remove_stopped(g)?;
 
-    {
-        let _l = netstore::lock(&g.records).map_err(|e| CliError::chain(&e))?;
-        for n in netstore::list(&g.records) {
-            if n.name == network::DEFAULT_NETWORK || !super::network::users(g, &n.name).is_empty() {
-                continue;
-            }
-            netstore::remove(&g.records, &n.name, Vec::new()).map_err(|e| CliError::chain(&e))?;
-            println!("deleted network {}", n.name);
-        }
-    }
+    super::network::prune(g, &[])?;
 
     {
         let store = images::store(g)?;

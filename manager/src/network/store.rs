@@ -378,14 +378,26 @@ fn check_options(
                 if let Some(o) = others.iter().find(|o| o.bridge == *v) {
                     return Err(bad(k, v, &format!("network {} has that bridge", o.name)));
                 }
-                if let Some(kind) = link_kind(v) {
-                    if kind != "bridge" {
+                // A bridge left without addresses (a network removed while
+                // its bridge could not be) is taken over, as the bridge
+                // plugin would; anything else there is someone else's
+                // (docker0 has an address).
+                match existing_link(v) {
+                    Some((kind, _)) if kind != "bridge" => {
                         return Err(bad(
                             k,
                             v,
                             &format!("an interface of that name is there already ({kind})"),
-                        ));
+                        ))
                     }
+                    Some((_, v4)) if !v4.is_empty() => {
+                        return Err(bad(
+                            k,
+                            v,
+                            &format!("a bridge of that name is in use ({})", v4.join(", ")),
+                        ))
+                    }
+                    _ => {}
                 }
                 bridge = Some(v.clone());
             }
@@ -412,11 +424,12 @@ fn check_options(
     Ok(bridge)
 }
 
-/// The kind of interface `name` in this network namespace ("device" for
-/// one without a kind, as a NIC or `lo`), or None if there is none.
-fn link_kind(name: &str) -> Option<String> {
+/// The interface `name` in this network namespace, if there is one: its
+/// kind ("device" for one without a kind, as a NIC or `lo`) and its IPv4
+/// addresses.
+fn existing_link(name: &str) -> Option<(String, Vec<String>)> {
     let out = std::process::Command::new("ip")
-        .args(["-j", "-d", "link", "show", "dev", name])
+        .args(["-j", "-d", "addr", "show", "dev", name])
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
@@ -425,12 +438,19 @@ fn link_kind(name: &str) -> Option<String> {
     }
     let v: Value = serde_json::from_slice(&out.stdout).ok()?;
     let link = v.get(0)?;
-    Some(
-        link.pointer("/linkinfo/info_kind")
-            .and_then(Value::as_str)
-            .unwrap_or("device")
-            .to_string(),
-    )
+    let kind = link
+        .pointer("/linkinfo/info_kind")
+        .and_then(Value::as_str)
+        .unwrap_or("device")
+        .to_string();
+    let v4 = link["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["family"] == "inet")
+        .filter_map(|a| Some(format!("{}/{}", a["local"].as_str()?, a["prefixlen"])))
+        .collect();
+    Some((kind, v4))
 }
 
 /// Creates network `name` as `spec` asks. Caller holds [`lock`]; the
