@@ -506,6 +506,47 @@ pub fn cgroup_parent_dirs(parent: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Runs `f` on a new thread in the network namespace `ns` (a
+/// `/proc/PID/ns/net` or a bind mount of one; None: this one) and returns
+/// what it returns. Only that thread changes namespace.
+pub fn on_netns<T: Send + 'static>(
+    ns: Option<PathBuf>,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    std::thread::spawn(move || {
+        if let Some(ns) = ns {
+            let f = std::fs::File::open(&ns).expect("open netns");
+            // SAFETY: setns on this new thread only, with a namespace fd
+            // we hold; other threads are not affected.
+            let rc =
+                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        }
+        f()
+    })
+    .join()
+    .expect("thread in a network namespace")
+}
+
+/// GET / on 127.0.0.1:`port` of this thread's network namespace: the
+/// body, or "" on failure (within a few seconds).
+pub fn http_body(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(
+        &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_secs(2),
+    ) else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+    let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
 /// Wait until `f` holds, at most `secs` seconds.
 pub fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -102,20 +102,7 @@ impl Wrend {
 
     /// Runs `f` on a thread inside wrend's network namespace.
     pub fn on_netns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let ns = self.netns();
-        std::thread::spawn(move || {
-            if let Some(ns) = ns {
-                let f = std::fs::File::open(&ns).expect("open netns");
-                // SAFETY: setns on this new thread only, with a namespace fd
-                // we hold; other threads are not affected.
-                let rc =
-                    unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-                assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            }
-            f()
-        })
-        .join()
-        .expect("thread in wrend's netns")
+        crate::on_netns(self.netns().map(PathBuf::from), f)
     }
 
     fn spawn(&mut self) {

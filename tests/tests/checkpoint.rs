@@ -2694,45 +2694,26 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
     let Some(w) = TreeWrend::start_with(t, true) else {
         return;
     };
-    let links = || {
+    // A command in wrend's network namespace (the host's tools); its stdout.
+    let in_ns = |args: &[&str]| {
         let out = wren_tests::run(
             Command::new("nsenter")
                 .args(["--net", "--target"])
                 .arg(w.ns_pid().to_string())
-                .args(["--", "ip", "-o", "link"]),
+                .arg("--")
+                .args(args),
         );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        text.lines()
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let links = || {
+        in_ns(&["ip", "-o", "link"])
+            .lines()
             .map(|l| l.split(':').nth(1).unwrap_or_default().trim().to_string())
             .collect::<Vec<_>>()
     };
-    // GET / on 127.0.0.1:PORT of wrend's network namespace, from a
-    // thread that enters it.
-    let get = |port: u16| {
-        let ns = format!("/proc/{}/ns/net", w.ns_pid());
-        std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let f = std::fs::File::open(&ns).expect("open netns");
-            // SAFETY: setns on this new thread only, with a namespace fd
-            // we hold; other threads are not affected.
-            let rc =
-                unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let Ok(mut s) = std::net::TcpStream::connect_timeout(
-                &format!("127.0.0.1:{port}").parse().unwrap(),
-                Duration::from_secs(2),
-            ) else {
-                return String::new();
-            };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-            let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-            let mut out = String::new();
-            let _ = s.read_to_string(&mut out);
-            out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
-        })
-        .join()
-        .expect("thread in wrend's netns")
-    };
+    let ns = PathBuf::from(format!("/proc/{}/ns/net", w.ns_pid()));
+    let get =
+        |port: u16| wren_tests::on_netns(Some(ns.clone()), move || wren_tests::http_body(port));
     let before = links();
     w.ok(&["network", "create", "--subnet", "10.77.60.0/24", "front"]);
     w.ok(&["network", "create", "--subnet", "10.77.61.0/24", "back"]);
@@ -2830,13 +2811,7 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
     w.ok(&["network", "rm", "front", "back"]);
     assert_eq!(links(), before);
     // No rule of either container is left (the plugins name them).
-    let rules = wren_tests::run(
-        Command::new("nsenter")
-            .args(["--net", "--target"])
-            .arg(w.ns_pid().to_string())
-            .args(["--", "iptables-save"]),
-    );
-    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    let rules = in_ns(&["iptables-save"]);
     assert!(
         !rules.contains(web.as_str()) && !rules.contains(peer.as_str()),
         "{rules}"

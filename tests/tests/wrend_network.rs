@@ -12,7 +12,7 @@
 //! containernetworking-plugins (/usr/lib/cni); says so and skips otherwise.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -43,19 +43,7 @@ fn web_rootfs(body: &str) -> Bundle {
 
 /// GET / on 127.0.0.1:`port` of wrend's namespace; the body, or "" on failure.
 fn http_get(w: &Wrend, port: u16) -> String {
-    w.on_netns(move || {
-        let Ok(mut s) = TcpStream::connect_timeout(
-            &format!("127.0.0.1:{port}").parse().unwrap(),
-            Duration::from_secs(2),
-        ) else {
-            return String::new();
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-        let _ = s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
-    })
+    w.on_netns(move || wren_tests::http_body(port))
 }
 
 fn get_until(w: &Wrend, port: u16, want: &str) -> bool {
