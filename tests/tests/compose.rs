@@ -673,7 +673,8 @@ fn a_service_on_a_front_and_a_back_network() {
              command: [sh, -c, \"mkdir -p /p && wget -qO /p/index.html http://app/ && httpd -f -p 80 -h /p\"]\n    \
              depends_on: [app]\n    ports: [\"127.0.0.1:18380:80\"]\n    \
              networks:\n      front: {gw_priority: 1}\n      back: {aliases: [gateway]}\n  \
-           client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n\
+           client:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    networks: [front]\n    \
+             links: [\"proxy:edge-proxy\"]\n\
          networks:\n  front: {external: true, name: edge}\n  \
            back:\n    name: split-backend\n    internal: true\n    attachable: true\n    \
              driver_opts: {com.docker.network.bridge.name: br-split, com.docker.network.driver.mtu: 1400}\n    \
@@ -737,7 +738,9 @@ fn a_service_on_a_front_and_a_back_network() {
     assert_eq!(mtu.trim(), "1400");
     let app_hosts = w.ok(&["exec", "split-app-1", "--", "cat", "/etc/hosts"]);
     assert!(
-        app_hosts.contains(&format!("{back_ip}\tsplit-proxy-1 proxy gateway\n")),
+        app_hosts.contains(&format!(
+            "{back_ip}\tsplit-proxy-1 proxy gateway edge-proxy\n"
+        )),
         "{app_hosts}"
     );
     let client_hosts = w.ok(&["exec", "split-client-1", "--", "cat", "/etc/hosts"]);
@@ -750,6 +753,16 @@ fn a_service_on_a_front_and_a_back_network() {
         "wget",
         "-qO-",
         "http://proxy/",
+    ]);
+    assert_eq!(got, "compose web\n");
+    // And by the name its link gives the proxy.
+    let got = w.ok(&[
+        "exec",
+        "split-client-1",
+        "--",
+        "wget",
+        "-qO-",
+        "http://edge-proxy/",
     ]);
     assert_eq!(got, "compose web\n");
     // A network the file now describes otherwise is not changed under

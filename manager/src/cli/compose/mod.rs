@@ -235,6 +235,11 @@ fn check(f: &ComposeFile, project: &str, path: &Path) -> Result<(), CliError> {
                 ));
             }
         }
+        for (svc, _) in s.links() {
+            if !f.services.contains_key(&svc) {
+                return bad(format!("services.{name}.links: no service {svc:?}"));
+            }
+        }
         for (dep, cond) in s.depends() {
             if !f.services.contains_key(&dep) {
                 return bad(format!("services.{name}.depends_on: no service {dep:?}"));
@@ -326,7 +331,13 @@ fn remove(w: &mut Wrend, name: &str) -> Result<(), CliError> {
 /// file gives them (`name:`, `external:`): renaming a network the service
 /// is on makes it again on the new one. (Without such names the hash is
 /// what earlier wrens computed, so an unchanged file changes nothing.)
-fn service_hash(s: &model::Service, dir: &Path, project: &str, f: &model::ComposeFile) -> String {
+fn service_hash(
+    name: &str,
+    s: &model::Service,
+    dir: &Path,
+    project: &str,
+    f: &model::ComposeFile,
+) -> String {
     let mut bytes = serde_json::to_vec(s).unwrap_or_default();
     for f in s.env_files(dir) {
         bytes.extend(std::fs::read(f).unwrap_or_default());
@@ -344,6 +355,11 @@ fn service_hash(s: &model::Service, dir: &Path, project: &str, f: &model::Compos
         .collect();
     if !named.is_empty() {
         bytes.extend(format!("\0networks:{}", named.join(",")).into_bytes());
+    }
+    // The aliases other services link it by are its aliases too.
+    let linked = model::linked_aliases(f, name);
+    if !linked.is_empty() {
+        bytes.extend(format!("\0linked:{}", linked.join(",")).into_bytes());
     }
     wren_images::store::sha256(&bytes)
 }
@@ -424,7 +440,7 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
     let mut lines = BTreeMap::new();
     for name in &order {
         let s = &f.services[name];
-        let hash = service_hash(s, &l.dir, project, f);
+        let hash = service_hash(name, s, &l.dir, project, f);
         let args = model::run_args(project, name, s, f, &l.dir, &hash)
             .map_err(|e| CliError::failed(format!("{}: {e}", a.file.display())))?;
         let mut argv = vec!["wren".to_string(), "run".to_string()];
@@ -730,11 +746,28 @@ mod tests {
     }
 
     #[test]
+    fn a_link_to_a_service_changes_that_services_hash() {
+        let d = Path::new("/nonexistent");
+        let plain = file("services:\n  web:\n    image: i\n  db:\n    image: i\n");
+        let linked = file(
+            "services:\n  web:\n    image: i\n    links: [\"db:database\"]\n  db:\n    image: i\n",
+        );
+        let bare = file("services:\n  web:\n    image: i\n    links: [db]\n  db:\n    image: i\n");
+        let h = |f: &ComposeFile| service_hash("db", &f.services["db"], d, "p", f);
+        assert_ne!(h(&plain), h(&linked));
+        // A link without an alias adds no name: db is unchanged.
+        assert_eq!(h(&plain), h(&bare));
+        let f = file("services:\n  web:\n    image: i\n    links: [nope]\n");
+        let e = check(&f, "p", Path::new("c.yaml")).unwrap_err().message;
+        assert!(e.contains("services.web.links: no service \"nope\""), "{e}");
+    }
+
+    #[test]
     fn renaming_a_services_network_changes_its_hash_and_nothing_else_does() {
         let d = Path::new("/nonexistent");
         let hash = |y: &str| {
             let f = file(y);
-            service_hash(&f.services["a"], d, "p", &f)
+            service_hash("a", &f.services["a"], d, "p", &f)
         };
         let plain = "services:\n  a:\n    image: i\n    networks: [back]\nnetworks:\n  back:\n";
         // As an older wren hashed it: the settings alone.

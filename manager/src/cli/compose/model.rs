@@ -604,6 +604,10 @@ pub struct Service {
     /// `networks`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_mode: Option<String>,
+    /// `SERVICE` or `SERVICE:ALIAS` (Compose's legacy links): SERVICE is
+    /// started first, and found by ALIAS too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Top-level secrets it gets, by name or long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<ShortOrLong<FileRef>>,
@@ -809,7 +813,23 @@ impl Service {
                 deps.push((other.to_string(), started()));
             }
         }
+        for (other, _) in self.links() {
+            if !deps.iter().any(|(d, _)| *d == other) {
+                deps.push((other, started()));
+            }
+        }
         deps
+    }
+
+    /// Its `links`, as (service, alias): `db` is (db, db).
+    pub fn links(&self) -> Vec<(String, String)> {
+        self.links
+            .iter()
+            .map(|l| match l.split_once(':') {
+                Some((svc, alias)) => (svc.to_string(), alias.to_string()),
+                None => (l.clone(), l.clone()),
+            })
+            .collect()
     }
 
     /// The services whose namespaces it joins (`network_mode`, `pid` or
@@ -986,6 +1006,23 @@ pub fn missing_bind_sources(s: &Service, dir: &Path) -> Vec<std::path::PathBuf> 
         .collect()
 }
 
+/// The names other services link service `name` by (`links: [name:ALIAS]`),
+/// besides its own: more aliases of it on its networks. Compose scopes a
+/// link's alias to the linking container; here every peer on the network
+/// finds it so (wren's /etc/hosts is per network, not per peer).
+pub fn linked_aliases(file: &ComposeFile, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = file
+        .services
+        .values()
+        .flat_map(|s| s.links())
+        .filter(|(svc, alias)| svc == name && alias != name)
+        .map(|(_, alias)| alias)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 pub fn run_args(
     project: &str,
     name: &str,
@@ -995,6 +1032,27 @@ pub fn run_args(
     hash: &str,
 ) -> Result<Vec<String>, String> {
     let at = |key: &str| format!("services.{name}.{key}");
+    for (svc, alias) in s.links() {
+        if !file.services.contains_key(&svc) {
+            return Err(format!(
+                "{}: {svc:?} is not a service of the file",
+                at("links")
+            ));
+        }
+        if !crate::network::valid_network_name(&alias) {
+            return Err(format!(
+                "{}: alias {alias:?}: use 1-64 of [A-Za-z0-9_.-], starting with a letter or digit",
+                at("links")
+            ));
+        }
+        if file.services[&svc].network_mode.is_some() {
+            return Err(format!(
+                "{}: {svc} has a network_mode: it is on no network of the file",
+                at("links")
+            ));
+        }
+    }
+    let linked = linked_aliases(file, name);
     let mut a: Vec<String> = vec![
         "-d".into(),
         "--name".into(),
@@ -1195,7 +1253,13 @@ pub fn run_args(
         for n in &nets {
             let set = settings(n);
             let mut v = format!("name={},alias={name}", network_name(project, file, n));
-            for alias in set.aliases.iter().filter(|a| *a != name) {
+            let mut aliases: Vec<&String> = set.aliases.iter().filter(|a| *a != name).collect();
+            for l in &linked {
+                if !aliases.contains(&l) {
+                    aliases.push(l);
+                }
+            }
+            for alias in aliases {
                 v.push_str(&format!(",alias={alias}"));
             }
             if let Some(ip) = &set.ipv4_address {
@@ -1209,7 +1273,7 @@ pub fn run_args(
             // container name, as in Compose; and by its aliases.
             let set = nets.first().map(|n| settings(n)).unwrap_or_default();
             let mut aliases = vec![name.to_string()];
-            for a in set.aliases {
+            for a in set.aliases.into_iter().chain(linked.iter().cloned()) {
                 if !aliases.contains(&a) {
                     aliases.push(a);
                 }
@@ -1939,6 +2003,45 @@ mod tests {
         }
         let e = parse("services:\n  a:\n    image: i\nnetworks:\n  n:\n    ipam: {config: [{subnet: 10.5.0.0/24, aux_addresses: {a: 10.5.0.2}}]}\n").unwrap_err();
         assert!(e.contains("aux_addresses"), "{e}");
+    }
+
+    #[test]
+    fn links_order_starts_and_alias_the_linked_service() {
+        let f = parse(
+            "services:\n  web:\n    image: i\n    links: [db, \"cache:redis\"]\n  \
+             db:\n    image: i\n  cache:\n    image: i\n    networks: [a, b]\n\
+             networks:\n  a:\n  b:\n",
+        )
+        .unwrap();
+        let deps: Vec<String> = f.services["web"]
+            .depends()
+            .into_iter()
+            .map(|d| d.0)
+            .collect();
+        assert_eq!(deps, ["db", "cache"]);
+        assert_eq!(linked_aliases(&f, "cache"), ["redis"]);
+        assert!(linked_aliases(&f, "db").is_empty());
+        let args = |n: &str| {
+            run_args("p", n, &f.services[n], &f, Path::new("/d"), "h")
+                .unwrap()
+                .join(" ")
+        };
+        let cache = args("cache");
+        assert!(
+            cache.contains("--network name=p_a,alias=cache,alias=redis --network name=p_b,alias=cache,alias=redis"),
+            "{cache}"
+        );
+        assert!(
+            args("db").contains("--network-alias db --network p_default"),
+            "{}",
+            args("db")
+        );
+        let bad = parse(
+            "services:\n  web:\n    image: i\n    links: [\"db:no/slash\"]\n  db:\n    image: i\n",
+        )
+        .unwrap();
+        let e = run_args("p", "web", &bad.services["web"], &bad, Path::new("/d"), "h").unwrap_err();
+        assert!(e.contains("services.web.links: alias \"no/slash\""), "{e}");
     }
 
     #[test]
