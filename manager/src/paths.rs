@@ -67,6 +67,12 @@ pub fn cgroup_parent_for(state_dir: &Path) -> String {
     format!("wren/w-{}", short_hash(&abs.display().to_string()))
 }
 
+/// The `linux.cgroupsPath` of container `name` under cgroup `parent`:
+/// `/PARENT/NAME` from the root of each hierarchy.
+pub fn cgroups_path(parent: &str, name: &str) -> String {
+    format!("/{}/{name}", parent.trim_matches('/'))
+}
+
 /// Eight hex digits of FNV-1a of `s`: stable, short, no dependency.
 pub fn short_hash(s: &str) -> String {
     let mut h: u32 = 0x811c_9dc5;

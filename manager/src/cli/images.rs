@@ -253,47 +253,57 @@ pub fn ensure(
             )))
         }
     }
-    // An image of another platform than `--platform` asks for is pulled
-    // again for it (as Docker does), or refused with `never`.
+    // `--platform`: an image the store has for another platform is pulled
+    // again for it (as Docker does); whatever the store ends up with must
+    // be for it.
     let want = r
         .platform
         .as_deref()
         .map(wren_images::platform::Platform::parse)
         .transpose()
         .map_err(CliError::usage)?;
-    if let (Some(want), Ok(img)) = (&want, store.image(reference)) {
-        let have = wren_images::platform::Platform::of(&img.config);
-        if !want.accepts(&have) {
-            if policy == "never" {
-                return Err(CliError::failed(format!(
-                    "image {reference} is for {have}, not {want} (and the pull policy is never)"
-                )));
-            }
-            if policy == "missing" {
-                eprintln!("{reference}: the store has it for {have}, pulling it for {want}");
-                fetch(store, reference, r)?;
-            }
-            let img = store.image(reference)?;
-            let got = wren_images::platform::Platform::of(&img.config);
-            if !want.accepts(&got) {
-                return Err(CliError::failed(format!(
-                    "image {reference} is for {got}, not {want}"
-                )));
-            }
-            return Ok(img);
-        }
-    }
-    match store.image(reference) {
+    let platform_of = |img: &wren_images::Image| wren_images::platform::Platform::of(&img.config);
+    let img = match store.image(reference) {
         Err(wren_images::StoreError::NoImage(_)) if policy == "missing" => {
             eprintln!("{reference}: not in the store, pulling");
             fetch(store, reference, r)?;
-            Ok(store.image(reference)?)
+            store.image(reference)?
         }
-        Err(wren_images::StoreError::NoImage(n)) if policy == "never" => Err(CliError::failed(
-            format!("no such image: {n} (and --pull never)"),
-        )),
-        r => Ok(r?),
+        Err(wren_images::StoreError::NoImage(n)) if policy == "never" => {
+            return Err(CliError::failed(format!(
+                "no such image: {n} (and --pull never)"
+            )))
+        }
+        Ok(img)
+            if policy == "missing"
+                && want
+                    .as_ref()
+                    .is_some_and(|w| !w.accepts(&platform_of(&img))) =>
+        {
+            eprintln!(
+                "{reference}: the store has it for {}, pulling it for {}",
+                platform_of(&img),
+                want.as_ref().map(ToString::to_string).unwrap_or_default()
+            );
+            fetch(store, reference, r)?;
+            store.image(reference)?
+        }
+        other => other?,
+    };
+    if let Some(want) = &want {
+        let have = platform_of(&img);
+        if !want.accepts(&have) {
+            let never = if policy == "never" {
+                " (and the pull policy is never)"
+            } else {
+                ""
+            };
+            return Err(CliError::failed(format!(
+                "image {reference} is for {have}, not {want}{never}"
+            )));
+        }
     }
+    Ok(img)
 }
 
 /// A pull for `run` and `apply`: its lines on stderr.

@@ -95,7 +95,7 @@ impl Config {
 
     /// The cgroupsPath of container `name` made under wrend's parent.
     pub fn cgroups_path(&self, name: &str) -> String {
-        format!("/{}/{name}", self.cgroup_parent)
+        paths::cgroups_path(&self.cgroup_parent, name)
     }
 
     /// wrend's address as the shims see it.

@@ -290,7 +290,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
         crate::paths::check_cgroup_parent(&req.cgroup_parent).map_err(|why| {
             ManagerError::InvalidArgument(format!("cgroup_parent {:?}: {why}", req.cgroup_parent))
         })?;
-        Some(format!("/{}/{name}", req.cgroup_parent.trim_matches('/')))
+        Some(crate::paths::cgroups_path(&req.cgroup_parent, name))
     };
     if req.auto_remove && policy != RestartPolicy::No {
         return Err(ManagerError::InvalidArgument(
@@ -361,28 +361,19 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             },
         },
     };
-    if !req.image_layers.is_empty() {
+    let built = if !req.image_layers.is_empty() {
         // The shim mounts the overlay on <bundle>/rootfs; the spec names it
         // relative to the bundle, so nothing needs to exist yet.
-        let mut spec = spec::build_image(Path::new("rootfs"), &overrides).map_err(|source| {
-            ManagerError::Spec {
-                name: name.clone(),
-                source,
-            }
-        })?;
-        if let Some(p) = cgroups_path {
-            spec["linux"]["cgroupsPath"] = Value::from(p);
-        }
-        return Ok((policy, spec));
-    }
-    let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
-    let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
-    let mut spec = spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides).map_err(
-        |source| ManagerError::Spec {
-            name: name.clone(),
-            source,
-        },
-    )?;
+        spec::build_image(Path::new("rootfs"), &overrides)
+    } else {
+        let bundle_src = (!req.bundle.is_empty()).then(|| PathBuf::from(&req.bundle));
+        let rootfs_src = (!req.rootfs.is_empty()).then(|| PathBuf::from(&req.rootfs));
+        spec::build(bundle_src.as_deref(), rootfs_src.as_deref(), &overrides)
+    };
+    let mut spec = built.map_err(|source| ManagerError::Spec {
+        name: name.clone(),
+        source,
+    })?;
     if let Some(p) = cgroups_path {
         spec["linux"]["cgroupsPath"] = Value::from(p);
     }
