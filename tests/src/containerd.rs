@@ -390,6 +390,43 @@ impl Containerd {
         self.host_path(Path::new(address.trim().trim_start_matches("unix://")))
     }
 
+    /// A ttrpc client on a running task's shim, for the calls `ctr` cannot
+    /// make. Inside a tree the socket's path is longer than sun_path
+    /// allows: it is reached through an fd of its directory.
+    pub fn shim_client(&self, id: &str) -> wren_ttrpc::client::Client {
+        let socket = self.shim_socket(id);
+        let dir = std::fs::File::open(socket.parent().expect("socket dir"))
+            .expect("open the socket's directory");
+        let short = format!(
+            "/proc/self/fd/{}/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            socket.file_name().expect("name").to_string_lossy()
+        );
+        wren_ttrpc::client::Client::connect(&short, std::time::Duration::from_secs(5))
+            .expect("connect to the shim")
+    }
+
+    /// Calls the shim's Task `method` for task `id` with `req`, in this
+    /// containerd's namespace.
+    pub fn shim_call(
+        &self,
+        client: &mut wren_ttrpc::client::Client,
+        method: &str,
+        req: &impl protobuf::Message,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<u8>, wren_ttrpc::client::CallError> {
+        client.call(
+            wren_protocol::services::TASK_V2,
+            method,
+            req.write_to_bytes().expect("encode"),
+            &[(
+                wren_protocol::services::NAMESPACE_METADATA_KEY,
+                self.namespace.as_str(),
+            )],
+            timeout,
+        )
+    }
+
     /// A `ctr` command line (not run), for callers that need to spawn it.
     pub fn ctr_command(&self, args: &[&str]) -> Command {
         let mut cmd = match (&self.tree, &self.child) {

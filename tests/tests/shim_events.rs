@@ -212,45 +212,20 @@ fn update_changes_the_memory_limit_live() {
                 // ctr has no `task update`: make the Update call containerd
                 // makes for CRI's UpdateContainerResources, straight to the
                 // shim's socket.
-                let bundle = c
-                    .dir
-                    .path()
-                    .join("state/io.containerd.runtime.v2.task")
-                    .join(ns)
-                    .join(id);
-                let address =
-                    std::fs::read_to_string(bundle.join("address")).expect("shim address");
-                let socket = c.host_path(std::path::Path::new(
-                    address.trim().trim_start_matches("unix://"),
-                ));
-                // Inside a tree the path is longer than sun_path allows:
-                // reach it through an fd of its directory.
-                let dir = std::fs::File::open(socket.parent().expect("socket dir"))
-                    .expect("open the socket's directory");
-                let short = format!(
-                    "/proc/self/fd/{}/{}",
-                    std::os::fd::AsRawFd::as_raw_fd(&dir),
-                    socket.file_name().expect("name").to_string_lossy()
-                );
-                let mut client =
-                    wren_ttrpc::client::Client::connect(&short, std::time::Duration::from_secs(5))
-                        .expect("connect to the shim");
+                let mut client = c.shim_client(id);
                 let mut req = wren_protocol::task::UpdateTaskRequest::new();
                 req.id = id.to_string();
                 let mut any = wren_protocol::protobuf::well_known_types::any::Any::new();
                 any.type_url = wren_protocol::type_urls::OCI_LINUX_RESOURCES.to_string();
                 any.value = br#"{"memory":{"limit":209715200}}"#.to_vec();
                 req.resources = wren_protocol::protobuf::MessageField::some(any);
-                use wren_protocol::protobuf::Message;
-                client
-                    .call(
-                        wren_protocol::services::TASK_V2,
-                        "Update",
-                        req.write_to_bytes().expect("encode"),
-                        &[(wren_protocol::services::NAMESPACE_METADATA_KEY, ns.as_str())],
-                        std::time::Duration::from_secs(5),
-                    )
-                    .expect("Update");
+                c.shim_call(
+                    &mut client,
+                    "Update",
+                    &req,
+                    std::time::Duration::from_secs(5),
+                )
+                .expect("Update");
             }
             assert_eq!(limit(), "209715200");
             ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", c);

@@ -1,7 +1,7 @@
 //! The shim's stdio under a private containerd, through `ctr`: stdin piped
 //! in and stdout/stderr out (separately), a terminal session with its size
-//! and input, an exec with and without a terminal, and `--log-uri` to a
-//! file and to a logging binary.
+//! and input, an exec with and without a terminal, an exec whose output
+//! reader is late, and `--log-uri` to a file and to a logging binary.
 //!
 //! Needs root, containerd, ctr, busybox-static and a built shim; without them
 //! each test says so and skips.
@@ -187,6 +187,121 @@ fn exec_with_and_without_terminal() {
         ok(&c.ctr(&["container", "rm", id]), "container rm", c);
         c.assert_clean(id);
     });
+}
+
+/// An exec whose stdout FIFO has no reader yet when it starts and ends, as
+/// when containerd's reader goroutine lags under load: its exit (Wait) is
+/// held until the reader has the FIFO open, because containerd's client
+/// cancels a FIFO open that has not completed once it hears of the exit
+/// and the output would be lost (seen as an empty `ctr task exec` output
+/// under CI load). A reader that never comes is given up after a few
+/// seconds, and the shim keeps no fd on the FIFO. The calls are made
+/// straight to the shim's socket: only so can the reader be held back.
+#[test]
+fn an_exec_exit_waits_for_its_late_fifo_reader() {
+    use std::io::Read;
+    use wren_protocol::protobuf::well_known_types::any::Any;
+    use wren_protocol::protobuf::MessageField;
+    use wren_protocol::task::{DeleteRequest, ExecProcessRequest, StartRequest, WaitRequest};
+    let t = "an_exec_exit_waits_for_its_late_fifo_reader";
+    if !shim_tests_can_run(t) {
+        return;
+    }
+    let ns = format!("wrenlate{}", std::process::id());
+    let c = Containerd::start(&ns, true);
+    let id = "wren-late-reader";
+    run_detached(&c, id, &[], &["/bin/sleep", "60"]);
+    let shim = wren_tests::containerd::shim_pids_in(&ns, id);
+    assert_eq!(shim.len(), 1, "{shim:?}");
+    let shim_holds = |path: &std::path::Path| {
+        std::fs::read_dir(format!("/proc/{}/fd", shim[0]))
+            .map(|d| {
+                d.flatten()
+                    .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
+            })
+            .unwrap_or(false)
+    };
+    let mut client = c.shim_client(id);
+    for (exec_id, reader_comes) in [("late", true), ("never", false)] {
+        let fifo = c.dir.path().join(format!("{exec_id}-stdout"));
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        let mut req = ExecProcessRequest::new();
+        req.id = id.into();
+        req.exec_id = exec_id.into();
+        req.stdout = fifo.display().to_string();
+        let mut spec = Any::new();
+        spec.type_url = wren_protocol::type_urls::OCI_PROCESS.into();
+        spec.value = serde_json::to_vec(&serde_json::json!({
+            "args": ["/bin/echo", "hello"],
+            "cwd": "/",
+            "env": ["PATH=/bin"],
+            "user": {"uid": 0, "gid": 0},
+        }))
+        .unwrap();
+        req.spec = MessageField::some(spec);
+        c.shim_call(&mut client, "Exec", &req, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("Exec {exec_id}: {e}\n{}", c.log()));
+        let mut start = StartRequest::new();
+        start.id = id.into();
+        start.exec_id = exec_id.into();
+        c.shim_call(&mut client, "Start", &start, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("Start {exec_id}: {e}"));
+        // Wait on a connection of its own, as containerd does.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut waiter = c.shim_client(id);
+        waiter.set_timeout(None).unwrap();
+        let wait_req = {
+            let mut w = WaitRequest::new();
+            w.id = id.into();
+            w.exec_id = exec_id.into();
+            w
+        };
+        let c_ref = &c;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let r = c_ref.shim_call(&mut waiter, "Wait", &wait_req, Duration::from_secs(60));
+                let _ = tx.send(r.map(|_| ()));
+            });
+            // `echo` is long done; its exit waits for the reader.
+            assert!(
+                rx.recv_timeout(Duration::from_millis(700)).is_err(),
+                "{exec_id}: Wait answered before the output's reader came"
+            );
+            if reader_comes {
+                // A blocking open: the shim's write end is there.
+                let mut reader = std::fs::File::open(&fifo).expect("open the FIFO");
+                let mut out = String::new();
+                reader.read_to_string(&mut out).expect("read the FIFO");
+                assert_eq!(out, "hello\n", "{exec_id}");
+                rx.recv_timeout(Duration::from_secs(10))
+                    .expect("Wait answered once the reader came")
+                    .expect("Wait");
+            } else {
+                rx.recv_timeout(Duration::from_secs(20))
+                    .expect("Wait answered once the shim gave up on the reader")
+                    .expect("Wait");
+                assert!(
+                    !shim_holds(&fifo),
+                    "the shim still holds {}",
+                    fifo.display()
+                );
+            }
+        });
+        let mut del = DeleteRequest::new();
+        del.id = id.into();
+        del.exec_id = exec_id.into();
+        c.shim_call(&mut client, "Delete", &del, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("Delete {exec_id}: {e}"));
+        assert!(!shim_holds(&fifo), "{exec_id}: {}", fifo.display());
+    }
+    drop(client);
+    ok(&c.ctr(&["task", "kill", "-s", "KILL", id]), "kill", &c);
+    assert!(wait_for(10, || wren_tests::containerd::task_status(&c, id)
+        == "STOPPED"));
+    ok(&c.ctr(&["task", "rm", id]), "task rm", &c);
+    ok(&c.ctr(&["container", "rm", id]), "container rm", &c);
+    c.assert_clean(id);
 }
 
 /// `ctr run --rm --log-uri URI` of `cmd` in a wren container `id`.

@@ -383,9 +383,16 @@ impl ProcessIo {
         self.terminal
     }
 
-    /// True when every output relay has finished (source EOF, all written).
+    /// True when every output relay has finished (source EOF, all written,
+    /// a late FIFO reader there).
     pub fn drained(&self, relays: &Relays) -> bool {
         self.outputs.iter().all(|id| !relays.alive(*id))
+    }
+
+    /// True while some output has been copied but its FIFO's reader has not
+    /// opened it yet.
+    pub fn awaiting_reader(&self, relays: &Relays) -> bool {
+        self.outputs.iter().any(|id| relays.awaiting_reader(*id))
     }
 
     /// CloseIO: let the client's close of stdin reach the container.

@@ -49,7 +49,8 @@ pub struct Dest {
     /// A client FIFO opened read-write because its reader had not opened it
     /// yet (see `stdio::open_output_fifo`): closing it before the reader
     /// comes would drop what was written and leave the reader's open
-    /// waiting for a writer for ever, so it lingers ([`linger`]).
+    /// waiting for a writer for ever, so it waits for the reader
+    /// ([`Lingering`]).
     pub reader_pending: Option<PathBuf>,
 }
 
@@ -68,43 +69,86 @@ fn has_reader(w: &std::fs::File) -> bool {
 
 /// Longest wait for a late FIFO reader. containerd's reader goroutine lags
 /// by milliseconds, a second under heavy load; a reader that already came
-/// and went (a client that stopped reading at the exit) is not waited for
-/// longer than this.
+/// and went (a client that stopped reading) is not waited for longer than
+/// this.
 const LINGER: Duration = Duration::from_secs(5);
+/// First and longest pause between two looks for a late reader: a reader
+/// a few milliseconds late is seen at once, a missing one costs a wake-up
+/// every 50 ms, not a busy loop.
+const LINGER_FIRST_LOOK: Duration = Duration::from_millis(1);
+const LINGER_LONGEST_LOOK: Duration = Duration::from_millis(50);
 
-/// Closes a finished FIFO destination that was opened before its reader
-/// came. The read-write fd is traded for a write-only one, which keeps the
-/// written bytes in the FIFO; that one is closed (EOF for the reader) as
-/// soon as a reader has the FIFO open, or after [`LINGER`]. Only when the
-/// reader is not there yet does this take a short-lived thread: the shim's
-/// loop has no timers, and an idle shim keeps no thread for it.
-fn linger(dst: Dest) {
-    let Some(path) = dst.reader_pending.clone() else {
-        return;
-    };
-    // Succeeds: our own read-write fd is a reader.
-    let Ok(w) = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&path)
-    else {
-        return;
-    };
-    drop(dst);
-    if has_reader(&w) {
-        return;
-    }
-    let spawned = std::thread::Builder::new()
-        .name("fifo-linger".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let start = Instant::now();
-            while !has_reader(&w) && start.elapsed() < LINGER {
-                std::thread::sleep(Duration::from_millis(10));
+/// A finished FIFO destination that was opened before its reader came
+/// (see [`Dest::reader_pending`]), waiting for that reader. The read-write
+/// fd has been traded for a write-only one, which keeps the written bytes
+/// in the FIFO without being a reader itself, so the FIFO's POLLERR says
+/// whether the reader has opened it. The write end is closed (the reader's
+/// EOF after the bytes) as soon as it has, or after [`LINGER`].
+///
+/// Until then the relay counts as alive, and the process's exit is not
+/// reported: containerd's client cancels a FIFO open that has not
+/// completed when the process is gone (`cio.Cancel` in `Delete`), so an
+/// exit reported first loses the whole output. runc's shim gets the same
+/// ordering by blocking Start in a write-only open. The shim's loop looks
+/// again at [`Relays::next_deadline`]; no thread is spent on it.
+struct Lingering {
+    w: std::fs::File,
+    path: PathBuf,
+    until: Instant,
+    next_look: Instant,
+    pause: Duration,
+}
+
+impl Lingering {
+    /// Starts waiting for `dst`'s reader, or returns None when there is
+    /// nothing to wait for (no reader pending, or it is there already).
+    fn start(dst: Dest) -> Option<Lingering> {
+        let path = dst.reader_pending.clone()?;
+        // Succeeds: our own read-write fd is a reader.
+        let w = match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(w) => w,
+            Err(e) => {
+                log::warn!("keep {} for its reader: {e}", path.display());
+                return None;
             }
-        });
-    if let Err(e) = spawned {
-        log::warn!("linger on {}: {e}", path.display());
+        };
+        drop(dst);
+        if has_reader(&w) {
+            return None;
+        }
+        let now = Instant::now();
+        Some(Lingering {
+            w,
+            path,
+            until: now + LINGER,
+            next_look: now + LINGER_FIRST_LOOK,
+            pause: LINGER_FIRST_LOOK,
+        })
+    }
+
+    /// Looks for the reader if it is time; true when the wait is over.
+    fn over(&mut self, now: Instant) -> bool {
+        if now < self.next_look && now < self.until {
+            return false;
+        }
+        if has_reader(&self.w) {
+            return true;
+        }
+        if now >= self.until {
+            log::warn!(
+                "no reader opened {} within {} s; its output is dropped",
+                self.path.display(),
+                LINGER.as_secs()
+            );
+            return true;
+        }
+        self.pause = (self.pause * 2).min(LINGER_LONGEST_LOOK);
+        self.next_look = (now + self.pause).min(self.until);
+        false
     }
 }
 
@@ -127,6 +171,8 @@ pub struct Relays {
     next: u64,
     /// Some relay moved bytes since [`Relays::take_moved`] last asked.
     moved: bool,
+    /// Finished relays whose FIFO reader has not come yet, by relay id.
+    lingering: HashMap<u64, Lingering>,
 }
 
 fn errno(e: &std::io::Error) -> i32 {
@@ -175,6 +221,7 @@ impl Relays {
             relays: HashMap::new(),
             next: 1,
             moved: false,
+            lingering: HashMap::new(),
         }
     }
 
@@ -213,9 +260,27 @@ impl Relays {
         Ok(id)
     }
 
-    /// True while the relay exists (it is removed once finished).
+    /// True until the relay has finished: its source at EOF, everything
+    /// written, and a FIFO reader that came late has the FIFO open.
     pub fn alive(&self, id: u64) -> bool {
-        self.relays.contains_key(&id)
+        self.relays.contains_key(&id) || self.lingering.contains_key(&id)
+    }
+
+    /// True while the relay has finished copying and only waits for its
+    /// late FIFO reader.
+    pub fn awaiting_reader(&self, id: u64) -> bool {
+        self.lingering.contains_key(&id)
+    }
+
+    /// When [`Relays::look_for_readers`] must run next, if any relay waits
+    /// for its reader.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lingering.values().map(|l| l.next_look).min()
+    }
+
+    /// Ends the waits whose reader has come or whose time is up.
+    pub fn look_for_readers(&mut self, now: Instant) {
+        self.lingering.retain(|_, l| !l.over(now));
     }
 
     /// Handles readiness of a relay fd (`token` has [`RELAY_BIT`]).
@@ -243,7 +308,9 @@ impl Relays {
         self.watch(id, false, false);
         self.watch(id, true, false);
         if let Some(dst) = self.relays.remove(&id).and_then(|r| r.dst) {
-            linger(dst);
+            if let Some(l) = Lingering::start(dst) {
+                self.lingering.insert(id, l);
+            }
         }
     }
 
@@ -525,14 +592,14 @@ mod tests {
         writer.join().unwrap();
     }
 
-    /// A FIFO whose reader opens only after the process wrote and the relay
-    /// finished (containerd's reader goroutine can be that late): the
-    /// reader still gets the bytes and then EOF, instead of waiting for a
-    /// writer for ever.
-    #[test]
-    fn a_late_fifo_reader_gets_the_output_and_eof() {
-        let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("stdout");
+    /// Relays into a FIFO opened read-write before its reader came, as
+    /// `stdio::open_output_fifo` does; returns the relay set, the relay's
+    /// id, the FIFO's path and the source's write end, with `out` written.
+    fn relay_to_early_fifo(
+        dir: &std::path::Path,
+        out: &[u8],
+    ) -> (Relays, u64, std::path::PathBuf, std::fs::File) {
+        let fifo = dir.join("stdout");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let dst = std::fs::OpenOptions::new()
             .read(true)
@@ -551,13 +618,86 @@ mod tests {
         let id = relays
             .add(Stream::Stdout, src_r.into(), Some(dest), None)
             .unwrap();
-        std::io::Write::write_all(&mut src_w, b"42\n").unwrap();
+        src_w.write_all(out).unwrap();
+        (relays, id, fifo, src_w)
+    }
+
+    /// Whether this process has `path` open.
+    fn holds(path: &std::path::Path) -> bool {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .flatten()
+            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
+    }
+
+    /// A FIFO whose reader opens only after the process wrote and the relay
+    /// copied everything (containerd's reader goroutine can be that late):
+    /// the relay stays alive, so the exit waits, until the reader has the
+    /// FIFO; then the reader gets the bytes and EOF instead of waiting for a
+    /// writer for ever (or, in containerd's client, being cancelled at the
+    /// exit with nothing read).
+    #[test]
+    fn a_late_fifo_reader_is_waited_for_and_gets_the_output_and_eof() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut relays, id, fifo, src_w) = relay_to_early_fifo(dir.path(), b"42\n");
+        drop(src_w);
+        run(&mut relays, |r| r.awaiting_reader(id));
+        assert!(relays.alive(id), "copied, but the reader is not there");
+        let first = relays
+            .next_deadline()
+            .expect("a look for the reader is due");
+        relays.look_for_readers(first);
+        assert!(relays.alive(id), "still no reader");
+        // Only now does the reader come; a blocking open must find a writer.
+        let mut reader = std::fs::File::open(&fifo).unwrap();
+        relays.look_for_readers(relays.next_deadline().unwrap());
+        assert!(!relays.alive(id), "the reader is there: the relay is done");
+        assert!(relays.next_deadline().is_none());
+        let mut out = String::new();
+        reader.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "42\n");
+        drop(reader);
+        assert!(!holds(&fifo), "the relay let the FIFO go");
+    }
+
+    /// A reader that never comes is waited for [`LINGER`], not for ever,
+    /// and the FIFO is let go; the looks back off instead of spinning.
+    #[test]
+    fn a_reader_that_never_comes_is_given_up_after_the_linger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut relays, id, fifo, src_w) = relay_to_early_fifo(dir.path(), b"lost\n");
+        drop(src_w);
+        run(&mut relays, |r| r.awaiting_reader(id));
+        let start = Instant::now();
+        let mut looks = 0;
+        while let Some(at) = relays.next_deadline() {
+            assert!(
+                at <= start + LINGER + LINGER_LONGEST_LOOK,
+                "looks past the linger"
+            );
+            relays.look_for_readers(at);
+            looks += 1;
+        }
+        assert!(!relays.alive(id));
+        assert!(
+            looks < 2 * (LINGER.as_millis() / LINGER_LONGEST_LOOK.as_millis()) as usize,
+            "{looks} looks in {LINGER:?}"
+        );
+        assert!(!holds(&fifo), "the FIFO is let go");
+    }
+
+    /// A reader already there when the relay finishes needs no wait.
+    #[test]
+    fn a_reader_there_at_the_finish_ends_the_relay_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut relays, id, fifo, src_w) = relay_to_early_fifo(dir.path(), b"early\n");
+        // The reader comes after the read-write open, before the end.
+        let mut reader = std::fs::File::open(&fifo).unwrap();
         drop(src_w);
         run(&mut relays, |r| !r.alive(id));
-        // Only now does the reader come; a blocking open must find a writer.
+        assert!(relays.next_deadline().is_none());
         let mut out = String::new();
-        let mut reader = std::fs::File::open(&fifo).unwrap();
-        std::io::Read::read_to_string(&mut reader, &mut out).unwrap();
-        assert_eq!(out, "42\n");
+        reader.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "early\n");
     }
 }

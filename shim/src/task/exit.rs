@@ -4,7 +4,8 @@
 //!
 //! Exit reporting follows containerd's runc shim: a reaped process's exit is
 //! published (and its Waits answered) only once its output is drained (or
-//! after [`DRAIN_GRACE`], for output held open by an escaped child); an
+//! after [`DRAIN_GRACE`], for output held open by an escaped child) and a
+//! FIFO reader that came late has the FIFO open (see `stdio::relay`); an
 //! init's exit comes after every exec's exit, and a final OOM check comes
 //! before it, so `/tasks/oom` always precedes `/tasks/exit`.
 //!
@@ -31,10 +32,15 @@ pub const DRAIN_GRACE: Duration = Duration::from_secs(2);
 pub const EXECS_GRACE: Duration = Duration::from_secs(10);
 
 /// A reaped process may be reported once its output is drained or the
-/// drain grace is over.
+/// drain grace is over; output that has been copied but whose FIFO reader
+/// is late is waited for past the grace (until the reader comes or the
+/// relay gives up on it): the client drops a FIFO it has not opened yet
+/// once it hears of the exit.
 fn exit_ready(p: &Process, relays: &Relays, now: Instant) -> bool {
     p.pending.as_ref().is_some_and(|e| {
-        now >= e.reaped + DRAIN_GRACE || p.io.as_ref().is_none_or(|io| io.drained(relays))
+        p.io.as_ref().is_none_or(|io| {
+            io.drained(relays) || (now >= e.reaped + DRAIN_GRACE && !io.awaiting_reader(relays))
+        })
     })
 }
 
@@ -117,6 +123,7 @@ impl<O: ContainerOps> TaskService<O> {
         });
         exits
             .chain(self.dying_loggers.iter().map(|(_, at)| *at))
+            .chain(self.relays.next_deadline())
             .min()
     }
 
@@ -144,6 +151,7 @@ impl<O: ContainerOps> TaskService<O> {
             }
             true
         });
+        self.relays.look_for_readers(now);
         self.settle();
     }
 
