@@ -7,7 +7,8 @@
 //! same tests exercise v2 throughout.
 //!
 //! Every test makes its own uniquely named cgroup under `wren-test/` and a
-//! guard removes it (and kills what ran in it) even when the test fails.
+//! guard removes it (and kills what ran in it) even when the test fails;
+//! the last guard of the run removes `wren-test/` itself.
 //! Processes are `/bin/sh` children that wait on stdin until they have been
 //! placed in the cgroup. Without root every test says so and returns.
 
@@ -16,6 +17,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::LinuxResources;
@@ -109,6 +111,32 @@ struct Guard {
     children: Vec<Child>,
 }
 
+/// How many guards live, and every `wren-test/` directory their cgroups
+/// were made in (the tests use more than one root). Creating a test cgroup
+/// and removing the parents both happen under it, so the last guard to go
+/// removes them without racing another test's mkdir beneath them.
+static LIVE: Mutex<(usize, Vec<PathBuf>)> = Mutex::new((0, Vec::new()));
+
+impl Guard {
+    /// Creates `cg` and takes charge of it.
+    fn create(cg: Cgroup) -> Guard {
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        cg.create().expect("create cgroup");
+        live.0 += 1;
+        for d in cg.dirs() {
+            if let Some(parent) = d.parent().filter(|p| p.ends_with(PARENT)) {
+                if !live.1.iter().any(|p| p == parent) {
+                    live.1.push(parent.to_path_buf());
+                }
+            }
+        }
+        Guard {
+            cg,
+            children: Vec::new(),
+        }
+    }
+}
+
 impl Drop for Guard {
     fn drop(&mut self) {
         for c in &mut self.children {
@@ -122,17 +150,21 @@ impl Drop for Guard {
         if let Err(e) = self.cg.delete() {
             eprintln!("cleanup of {}: {e}", self.cg.path());
         }
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.0 -= 1;
+        if live.0 == 0 {
+            for parent in live.1.drain(..) {
+                if let Err(e) = std::fs::remove_dir(&parent) {
+                    eprintln!("cleanup of {}: {e}", parent.display());
+                }
+            }
+        }
     }
 }
 
 fn setup(root: &CgroupRoot, tag: &str) -> Guard {
     let cg = Cgroup::new(root, None, &unique(tag)).expect("cgroup path");
-    let g = Guard {
-        cg,
-        children: Vec::new(),
-    };
-    g.cg.create().expect("create cgroup");
-    g
+    Guard::create(cg)
 }
 
 impl Guard {
@@ -637,11 +669,7 @@ fn paths_resolve_to_real_directories() {
     let root = host();
     let name = unique("abs");
     let cg = Cgroup::new(&root, Some(&format!("/{PARENT}/{name}")), "ignored").unwrap();
-    let g = Guard {
-        cg,
-        children: Vec::new(),
-    };
-    g.cg.create().unwrap();
+    let g = Guard::create(cg);
     for d in g.cg.dirs() {
         assert!(d.is_dir());
         assert!(d.ends_with(PathBuf::from(PARENT).join(&name)));
