@@ -834,3 +834,82 @@ fn a_services_platform_is_checked_against_its_image() {
     w.ok(&["down", "-f", f]);
     assert!(list(&w).is_empty());
 }
+
+/// A network the file renames: apply makes the new one, moves the service
+/// onto it (its hash covers the network's name) and removes the old one,
+/// bridge and all, once nothing uses it; it finds it by the project label
+/// it put on it. `down` finds a network made under a name the file no
+/// longer gives the same way. The labels are not the file's: they do not
+/// count as a difference.
+#[test]
+fn a_renamed_network_is_removed_once_unused() {
+    if !ready("a_renamed_network_is_removed_once_unused") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_web(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("compose.yaml");
+    let yaml = |net: &str| {
+        format!(
+            "name: ren\nservices:\n  app:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    \
+             networks: [back]\nnetworks:\n  back:\n    name: {net}\n    labels: {{tier: back}}\n"
+        )
+    };
+    let bridge_of = |net: &str| -> String {
+        let v: Value = serde_json::from_str(&w.ok(&["network", "inspect", net])).unwrap();
+        v[0]["bridge"].as_str().unwrap().to_string()
+    };
+    let links = || text(&w.in_netns(&["ip", "-o", "link"]).stdout);
+    let f = file.to_str().unwrap();
+    std::fs::write(&file, yaml("ren-one")).unwrap();
+    w.ok(&["apply", "-f", f]);
+    let one: Value = serde_json::from_str(&w.ok(&["network", "inspect", "ren-one"])).unwrap();
+    assert_eq!(one[0]["labels"]["wren.compose.project"], "ren", "{one}");
+    assert_eq!(one[0]["labels"]["wren.compose.network"], "back", "{one}");
+    assert_eq!(one[0]["labels"]["tier"], "back", "{one}");
+    let bridge_one = bridge_of("ren-one");
+    assert!(links().contains(&format!(": {bridge_one}:")), "{}", links());
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(out.contains("app: unchanged"), "{out}");
+
+    std::fs::write(&file, yaml("ren-two")).unwrap();
+    let out = w.ok(&["apply", "-f", f]);
+    assert!(out.contains("network ren-two: created"), "{out}");
+    assert!(out.contains("app: recreated"), "{out}");
+    assert!(
+        out.contains("network ren-one: removed (no longer in the file)"),
+        "{out}"
+    );
+    assert_eq!(w.inspect("ren-app-1")["network"], "ren-two");
+    let nets = w.ok(&["network", "ls"]);
+    assert!(
+        !nets.contains("ren-one") && nets.contains("ren-two"),
+        "{nets}"
+    );
+    assert!(
+        !links().contains(&format!(": {bridge_one}:")),
+        "{}",
+        links()
+    );
+    // A network of the user's own that the file does not name is left.
+    w.ok(&["network", "create", "ren-mine"]);
+    // down with a file that renames it again, not yet applied: ren-two is
+    // still found by its label, and goes with its bridge.
+    let bridge_two = bridge_of("ren-two");
+    std::fs::write(&file, yaml("ren-three")).unwrap();
+    let out = w.ok(&["down", "-f", f]);
+    assert!(out.contains("network ren-two: removed"), "{out}");
+    assert!(list(&w).is_empty());
+    let nets = w.ok(&["network", "ls"]);
+    assert!(
+        !nets.contains("ren-two") && !nets.contains("ren-three") && nets.contains("ren-mine"),
+        "{nets}"
+    );
+    assert!(
+        !links().contains(&format!(": {bridge_two}:")),
+        "{}",
+        links()
+    );
+    w.ok(&["network", "rm", "ren-mine"]);
+}

@@ -48,6 +48,10 @@ pub struct Network {
     pub labels: BTreeMap<String, String>,
 }
 
+/// Labels `wren apply` puts on what it makes (`wren.compose.project`,
+/// `wren.compose.network`), as Compose's `com.docker.compose.*`.
+pub const COMPOSE_LABEL_PREFIX: &str = "wren.compose.";
+
 /// What `wren network create` (or a compose file) asks of a new network.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Spec {
@@ -92,10 +96,16 @@ impl Network {
     }
 
     /// How it differs from `want` (what a compose file asks of a network
-    /// that exists already), as "KEY: HAVE, the file asks for WANT".
+    /// that exists already), as "KEY: HAVE, the file asks for WANT". The
+    /// labels compose itself puts on ([`COMPOSE_LABEL_PREFIX`]) are not the
+    /// file's: a network made before them still matches.
     pub fn differs(&self, want: &Spec) -> Option<String> {
         let show = |m: &BTreeMap<String, String>| {
-            let v: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let v: Vec<String> = m
+                .iter()
+                .filter(|(k, _)| !k.starts_with(COMPOSE_LABEL_PREFIX))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             format!("[{}]", v.join(", "))
         };
         let pairs = [
@@ -858,6 +868,17 @@ mod tests {
         assert_eq!(
             n.differs(&other).unwrap(),
             "internal: false, the file asks for true"
+        );
+        // The labels compose puts on are not the file's; the user's are.
+        let mut labelled = n.clone();
+        labelled
+            .labels
+            .insert("wren.compose.project".into(), "p".into());
+        assert_eq!(labelled.differs(&spec), None);
+        labelled.labels.insert("tier".into(), "back".into());
+        assert_eq!(
+            labelled.differs(&spec).unwrap(),
+            "labels: [team=edge, tier=back], the file asks for [team=edge]"
         );
         // A range starting at the subnet's own address skips it.
         let m = create(

@@ -13,8 +13,10 @@
 //! dependency with `condition: service_healthy` is waited for until its
 //! health check passes, one with `service_completed_successfully` until
 //! it exits 0. Containers of the project whose service left the file are
-//! removed. down: the project's containers, then its networks (named
-//! volumes are kept, as `docker compose down` keeps them).
+//! removed, and so are networks it made (labelled `wren.compose.project`)
+//! that the file no longer names, once unused. down: the project's
+//! containers, then its networks (named volumes are kept, as `docker
+//! compose down` keeps them).
 //!
 //! Runs in `wren`.
 
@@ -32,6 +34,11 @@ use super::client::Wrend;
 use super::{CliError, Global};
 use crate::network::store;
 use model::{ComposeFile, Ext};
+
+/// The labels compose puts on the networks it makes: the project, and the
+/// network's key in the file.
+const PROJECT_LABEL: &str = "wren.compose.project";
+const NETWORK_LABEL: &str = "wren.compose.network";
 
 /// How long `service_healthy` waits for a dependency.
 const HEALTHY_WAIT: Duration = Duration::from_secs(120);
@@ -525,12 +532,17 @@ fn make(
         }
         let mut specs = BTreeMap::new();
         let mut external = BTreeMap::new();
+        // The file's key of each host name (`PROJECT_default` for the
+        // default network the file need not declare).
+        let mut keys_of: BTreeMap<String, String> = BTreeMap::new();
+        keys_of.insert(model::network_name(project, f, "default"), "default".into());
         for (key, def) in &f.networks {
             let spec = match def {
                 Some(d) => d.spec(key).map_err(CliError::failed)?,
                 None => store::Spec::default(),
             };
             let name = model::network_name(project, f, key);
+            keys_of.insert(name.clone(), key.clone());
             if f.network_is_external(key) {
                 if spec != store::Spec::default() {
                     return Err(CliError::failed(format!(
@@ -554,7 +566,7 @@ fn make(
                 }
                 continue;
             }
-            let spec = specs.remove(&n).unwrap_or_default();
+            let mut spec = specs.remove(&n).unwrap_or_default();
             match store::load(&g.records, &n) {
                 Ok(have) => {
                     if let Some(d) = have.differs(&spec) {
@@ -564,6 +576,13 @@ fn make(
                     }
                 }
                 Err(store::StoreError::NotFound(_)) => {
+                    // So `down` (and a later apply) finds it even after the
+                    // file renames it.
+                    spec.labels
+                        .insert(PROJECT_LABEL.to_string(), project.to_string());
+                    if let Some(key) = keys_of.get(&n) {
+                        spec.labels.insert(NETWORK_LABEL.to_string(), key.clone());
+                    }
                     super::network::in_wrends_netns(g, || store::create(&g.records, &n, &spec))?
                         .map_err(|e| CliError::chain(&e))?;
                     println!("network {n}: created");
@@ -636,7 +655,34 @@ fn make(
             println!("{service}: removed (no longer in the file)");
         }
     }
+    // Networks this project made that the file no longer names (renamed or
+    // dropped), once nothing uses them.
+    let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
+    let named = file_networks(project, f);
+    for n in store::list(&g.records) {
+        if n.labels.get(PROJECT_LABEL).map(String::as_str) != Some(project)
+            || named.iter().any(|(name, _)| *name == n.name)
+        {
+            continue;
+        }
+        let users = super::network::users(g, &n.name);
+        if users.is_empty() {
+            super::network::in_wrends_netns(g, || store::remove(&g.records, &n.name, users))?
+                .map_err(|e| CliError::chain(&e))?;
+            println!("network {}: removed (no longer in the file)", n.name);
+        }
+    }
     Ok(())
+}
+
+/// (host name, external) of each network `f` names, and of its default.
+fn file_networks(project: &str, f: &ComposeFile) -> Vec<(String, bool)> {
+    f.networks
+        .keys()
+        .map(String::as_str)
+        .chain(std::iter::once("default"))
+        .map(|k| (model::network_name(project, f, k), f.network_is_external(k)))
+        .collect()
 }
 
 /// Removes the existing containers of the services that join `service`'s
@@ -678,24 +724,18 @@ pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
         remove(&mut w, &c.name)?;
         println!("{}: removed", c.name);
     }
-    // The project's networks: those named after it, and those the file
-    // names otherwise (`name:`), but never an external one, nor one that
+    // The project's networks: those named after it, those the file names
+    // otherwise (`name:`), and those apply made for it under a name the
+    // file no longer gives, but never an external one, nor one that
     // containers of others still use.
     let _lock = store::lock(&g.records).map_err(|e| CliError::chain(&e))?;
     let prefix = format!("{}_", l.project);
-    let mut keys: Vec<&str> = l.file.networks.keys().map(String::as_str).collect();
-    keys.push("default");
-    // (host name, external) of each network the file names.
-    let named: Vec<(String, bool)> = keys
-        .iter()
-        .map(|k| {
-            let name = model::network_name(&l.project, &l.file, k);
-            (name, l.file.network_is_external(k))
-        })
-        .collect();
+    let named = file_networks(&l.project, &l.file);
     for n in store::list(&g.records) {
         let file_says = named.iter().find(|(name, _)| *name == n.name);
-        let ours = n.name.starts_with(&prefix) || file_says.is_some();
+        let ours = n.name.starts_with(&prefix)
+            || file_says.is_some()
+            || n.labels.get(PROJECT_LABEL) == Some(&l.project);
         if !ours || file_says.is_some_and(|(_, external)| *external) {
             continue;
         }
@@ -704,7 +744,9 @@ pub fn down(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
             println!("network {}: kept (in use by {})", n.name, users.join(", "));
             continue;
         }
-        store::remove(&g.records, &n.name, users).map_err(|e| CliError::chain(&e))?;
+        // The bridge and its rules are in wrend's network namespace.
+        super::network::in_wrends_netns(g, || store::remove(&g.records, &n.name, users))?
+            .map_err(|e| CliError::chain(&e))?;
         println!("network {}: removed", n.name);
     }
     Ok(0)
