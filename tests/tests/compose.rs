@@ -911,5 +911,41 @@ fn a_renamed_network_is_removed_once_unused() {
         "{}",
         links()
     );
+    // An apply that fails after making its network (the port is taken)
+    // removes the network and its bridge again.
+    w.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "ren-mine",
+        "-p",
+        "127.0.0.1:18391:80",
+        "--name",
+        "ren-holder",
+        "test/web:1",
+        "sleep",
+        "1000",
+    ]);
+    std::fs::write(
+        &file,
+        "name: ren\nservices:\n  app:\n    image: test/web:1\n    command: [sleep, \"1000\"]\n    \
+         ports: [\"127.0.0.1:18391:80\"]\n",
+    )
+    .unwrap();
+    let before = links();
+    let out = w.wren(&["apply", "-f", f]);
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("network ren_default: created")
+            && text(&out.stderr).contains("18391"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(list(&w).len(), 1, "{:?}", list(&w));
+    let nets = w.ok(&["network", "ls"]);
+    assert!(!nets.contains("ren_default"), "{nets}");
+    assert_eq!(links(), before);
+    w.ok(&["rm", "-f", "ren-holder"]);
     w.ok(&["network", "rm", "ren-mine"]);
 }

@@ -479,9 +479,12 @@ pub fn apply(g: &Global, a: &ComposeArgs) -> Result<i32, CliError> {
             }
         }
         if let Ok(_lock) = store::lock(&g.records) {
-            for n in &made_nets {
-                let _ = store::remove(&g.records, n, Vec::new());
-            }
+            // The bridges are in wrend's network namespace.
+            let _ = super::network::in_wrends_netns(g, || {
+                for n in &made_nets {
+                    let _ = store::remove(&g.records, n, Vec::new());
+                }
+            });
         }
         return Err(e);
     }
