@@ -2793,6 +2793,20 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
     for (dev, ip) in ["eth0", "eth1"].iter().zip(&had) {
         assert!(ifs.contains(&format!("{dev} {ip}/24")), "{ifs}");
     }
+    // Its loopback too: the namespace made for the restore has `lo` up
+    // (it had not, and the container's own 127.0.0.1 timed out).
+    assert!(ifs.contains("lo 127.0.0.1/8"), "{ifs}");
+    let body = w.ok(&[
+        "exec",
+        &web,
+        "--",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1/",
+    ]);
+    assert_eq!(body, "checkpointed\n");
     assert!(
         wren_tests::wait_for(10, || get(18500) == "checkpointed\n"),
         "published port after restore\n{}",
@@ -2808,8 +2822,47 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
         &format!("http://{web}/"),
     ]);
     assert_eq!(body, "checkpointed\n");
+    // A container joined to web's network namespace (`--network
+    // container:`) is dumped with that namespace external and restored
+    // into it again: same namespace, web's httpd on its loopback.
+    let side = format!("ck-net-side-{}", std::process::id());
+    w.ok(&[
+        "run",
+        "-d",
+        "--rootfs",
+        &r,
+        "--network",
+        &format!("container:{web}"),
+        &side,
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    w.wait_status(&side, "running");
+    let netns = |n: &str| w.ok(&["exec", n, "--", "readlink", "/proc/self/ns/net"]);
+    let web_ns = netns(&web);
+    assert_eq!(netns(&side), web_ns);
+    let side_img = format!("{}/side-img", w.inner(w.dir.path()));
+    w.ok(&["checkpoint", &side, &side_img]);
+    assert_eq!(w.status(&side), "stopped");
+    w.ok(&["restore", &side_img, &side]);
+    assert_eq!(w.status(&side), "running");
+    assert_eq!(netns(&side), web_ns, "restored outside web's namespace");
+    let body = w.ok(&[
+        "exec",
+        &side,
+        "--",
+        "timeout",
+        "5",
+        "wget",
+        "-qO-",
+        "http://127.0.0.1/",
+    ]);
+    assert_eq!(body, "checkpointed\n");
+    w.ok(&["rm", "-f", &side]);
     w.ok(&["rm", "-f", &web, &peer]);
     assert_no_cgroup(&web);
+    assert_no_cgroup(&side);
     w.ok(&["network", "rm", "front", "back"]);
     assert_eq!(links(), before);
     // No rule of either container is left (the plugins name them).

@@ -830,8 +830,8 @@ fn free_port(p: &PortMapping) -> Result<u16, AttachError> {
     })
 }
 
-/// A new network namespace, bind-mounted at `path`; this process stays in
-/// its own.
+/// A new network namespace with `lo` up, bind-mounted at `path`; this
+/// process stays in its own.
 fn make_netns(path: &Path) -> Result<(), AttachError> {
     use nix::mount::{mount, MsFlags};
     use nix::sched::{setns, unshare, CloneFlags};
@@ -843,14 +843,20 @@ fn make_netns(path: &Path) -> Result<(), AttachError> {
         .map_err(io("open", Path::new("/proc/thread-self/ns/net")))?;
     let errno = |what| move |e: nix::Error| io(what, path)(e.into());
     unshare(CloneFlags::CLONE_NEWNET).map_err(errno("unshare(CLONE_NEWNET) for"))?;
-    let bound = mount(
-        Some("/proc/thread-self/ns/net"),
-        path,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .map_err(errno("bind-mount the network namespace on"));
+    // `lo` up, as in every namespace wrend makes: the CNI chain has no
+    // loopback plugin (a restored container had `lo` down without this).
+    let bound = wren_runtime::loopback::up()
+        .map_err(|e| io("set lo up in the network namespace for", path)(e))
+        .and_then(|()| {
+            mount(
+                Some("/proc/thread-self/ns/net"),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(errno("bind-mount the network namespace on"))
+        });
     // Back to wrend's namespace before anything else (plugins run there).
     setns(ours.as_fd(), CloneFlags::CLONE_NEWNET).map_err(errno("setns back from"))?;
     if let Err(e) = bound {
