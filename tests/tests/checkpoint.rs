@@ -2796,32 +2796,16 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
     // Its loopback too: the namespace made for the restore has `lo` up
     // (it had not, and the container's own 127.0.0.1 timed out).
     assert!(ifs.contains("lo 127.0.0.1/8"), "{ifs}");
-    let body = w.ok(&[
-        "exec",
-        &web,
-        "--",
-        "timeout",
-        "5",
-        "wget",
-        "-qO-",
-        "http://127.0.0.1/",
-    ]);
-    assert_eq!(body, "checkpointed\n");
+    // A page fetched from inside container `n`. (Not `wget -T`: busybox
+    // 1.35's static wget crashes with it; `timeout` bounds it instead.)
+    let fetch = |n: &str, url: &str| w.ok(&["exec", n, "--", "timeout", "10", "wget", "-qO-", url]);
+    assert_eq!(fetch(&web, "http://127.0.0.1/"), "checkpointed\n");
     assert!(
         wren_tests::wait_for(10, || get(18500) == "checkpointed\n"),
         "published port after restore\n{}",
         w.log()
     );
-    // (Not `wget -T`: busybox 1.35's static wget crashes with it.)
-    let body = w.ok(&[
-        "exec",
-        &peer,
-        "--",
-        "wget",
-        "-qO-",
-        &format!("http://{web}/"),
-    ]);
-    assert_eq!(body, "checkpointed\n");
+    assert_eq!(fetch(&peer, &format!("http://{web}/")), "checkpointed\n");
     // A container joined to web's network namespace (`--network
     // container:`) is dumped with that namespace external and restored
     // into it again: same namespace, web's httpd on its loopback.
@@ -2848,17 +2832,7 @@ fn wrend_container_on_two_networks_checkpoint_restore() {
     w.ok(&["restore", &side_img, &side]);
     assert_eq!(w.status(&side), "running");
     assert_eq!(netns(&side), web_ns, "restored outside web's namespace");
-    let body = w.ok(&[
-        "exec",
-        &side,
-        "--",
-        "timeout",
-        "5",
-        "wget",
-        "-qO-",
-        "http://127.0.0.1/",
-    ]);
-    assert_eq!(body, "checkpointed\n");
+    assert_eq!(fetch(&side, "http://127.0.0.1/"), "checkpointed\n");
     w.ok(&["rm", "-f", &side]);
     w.ok(&["rm", "-f", &web, &peer]);
     assert_no_cgroup(&web);
