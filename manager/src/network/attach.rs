@@ -846,7 +846,7 @@ fn make_netns(path: &Path) -> Result<(), AttachError> {
     // `lo` up, as in every namespace wrend makes: the CNI chain has no
     // loopback plugin (a restored container had `lo` down without this).
     let bound = wren_runtime::loopback::up()
-        .map_err(|e| io("set lo up in the network namespace for", path)(e))
+        .map_err(io("set lo up in the network namespace for", path))
         .and_then(|()| {
             mount(
                 Some("/proc/thread-self/ns/net"),

@@ -114,10 +114,18 @@ impl<O: ContainerOps> TaskService<O> {
     }
 
     /// When the loop must call [`Self::tick`] next (a drain or logger grace
-    /// ends), if ever.
+    /// ends, a late FIFO reader is due a look), if ever. An exit that waits
+    /// for its reader past the drain grace has no deadline of its own: the
+    /// relays' looks end that wait, and a grace already over would wake
+    /// the loop every millisecond until then.
     pub fn next_deadline(&self) -> Option<Instant> {
+        let awaiting = |p: &Process| {
+            p.io.as_ref()
+                .is_some_and(|io| io.awaiting_reader(&self.relays))
+        };
         let exits = self.containers.values().flat_map(|c| {
             c.processes()
+                .filter(|p| !awaiting(p))
                 .filter_map(|p| p.pending.as_ref().map(|e| e.reaped + DRAIN_GRACE))
                 .chain(c.init.pending.as_ref().map(|e| e.reaped + EXECS_GRACE))
         });
