@@ -17,8 +17,6 @@
 //!
 //! Runs in `wren` (the helper process), holding the network store's lock.
 
-use std::fs::File;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -217,7 +215,7 @@ pub fn attach(
     let ports = check_ports(records, container, &req.ports, &req.last_ports)?;
     let netns = netns_path(state, container);
     if !netns_made {
-        make_netns(&netns)?;
+        super::make_netns(&netns).map_err(io("make the network namespace", &netns))?;
     }
     let mut caches: Vec<Cache> = Vec::new();
     for (i, (ep, (net, conflist))) in endpoints.iter().zip(nets).enumerate() {
@@ -233,7 +231,7 @@ pub fn attach(
             Err(e) => {
                 undo(&caches);
                 if !netns_made {
-                    remove_netns(&netns);
+                    super::remove_netns(&netns);
                 }
                 return Err(e);
             }
@@ -270,7 +268,7 @@ pub fn attach(
         // The cache may not have been written: DEL with what we have.
         undo(&cache.all().cloned().collect::<Vec<_>>());
         if !netns_made {
-            remove_netns(&netns);
+            super::remove_netns(&netns);
         }
         return Err(e);
     }
@@ -563,7 +561,7 @@ fn detach_locked(
         rewrite_hosts(records, &names, &[], None);
     }
     if remove_ns {
-        remove_netns(&netns_path(state, container));
+        super::remove_netns(&netns_path(state, container));
     }
     Ok(())
 }
@@ -828,49 +826,4 @@ fn free_port(p: &PortMapping) -> Result<u16, AttachError> {
         port: p.to_string(),
         why: format!("no free port on {ip}: {e}"),
     })
-}
-
-/// A new network namespace with `lo` up, bind-mounted at `path`; this
-/// process stays in its own.
-fn make_netns(path: &Path) -> Result<(), AttachError> {
-    use nix::mount::{mount, MsFlags};
-    use nix::sched::{setns, unshare, CloneFlags};
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(io("create", d))?;
-    }
-    File::create(path).map_err(io("create", path))?;
-    let ours = File::open("/proc/thread-self/ns/net")
-        .map_err(io("open", Path::new("/proc/thread-self/ns/net")))?;
-    let errno = |what| move |e: nix::Error| io(what, path)(e.into());
-    unshare(CloneFlags::CLONE_NEWNET).map_err(errno("unshare(CLONE_NEWNET) for"))?;
-    // `lo` up, as in every namespace wrend makes: the CNI chain has no
-    // loopback plugin (a restored container had `lo` down without this).
-    let bound = wren_runtime::loopback::up()
-        .map_err(io("set lo up in the network namespace for", path))
-        .and_then(|()| {
-            mount(
-                Some("/proc/thread-self/ns/net"),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(errno("bind-mount the network namespace on"))
-        });
-    // Back to wrend's namespace before anything else (plugins run there).
-    setns(ours.as_fd(), CloneFlags::CLONE_NEWNET).map_err(errno("setns back from"))?;
-    if let Err(e) = bound {
-        let _ = std::fs::remove_file(path);
-        return Err(e);
-    }
-    Ok(())
-}
-
-fn remove_netns(path: &Path) {
-    while nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
-    if let Err(e) = std::fs::remove_file(path) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            log::warn!("remove {}: {e}", path.display());
-        }
-    }
 }

@@ -219,6 +219,54 @@ pub fn netns_path(state_dir: &Path, container: &str) -> PathBuf {
     state_dir.join("netns").join(container)
 }
 
+/// Makes the network namespace a CNI-attached container lives in, at
+/// `path` (see [`netns_path`]): a new one with `lo` up (the CNI chain has
+/// no loopback plugin), made on a short-lived thread so the caller's own
+/// threads never leave their namespace, and held by a bind mount on
+/// `path`. wrend makes it before the task so the shim can create the task
+/// while `wren-net` runs the plugins; `wren-net` makes it when wrend did
+/// not (a restore, a stale attachment). One function, so the two cannot
+/// drift apart again. Nothing is left at `path` on an error, which names
+/// the step but not `path` (the caller adds it).
+pub fn make_netns(path: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let step = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(step(&format!("create {}", d.display())))?;
+    }
+    std::fs::File::create(path).map_err(step("create the mount point"))?;
+    let made = wren_runtime::loopback::new_namespace()
+        .map_err(step("make a new namespace"))
+        .and_then(|ns| {
+            nix::mount::mount(
+                Some(format!("/proc/self/fd/{}", ns.as_raw_fd()).as_str()),
+                path,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| step("bind-mount it")(e.into()))
+        });
+    if made.is_err() {
+        remove_netns(path);
+    }
+    made
+}
+
+/// Removes what [`make_netns`] made at `path` (every mount stacked on it,
+/// then the file); nothing there is not an error.
+pub fn remove_netns(path: &Path) {
+    while nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
+    if let Err(e) = std::fs::remove_file(path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            log::warn!("remove {}: {e}", path.display());
+        }
+    }
+}
+
 /// One published port: `[IP:]HOST:CTR[/tcp|udp]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortMapping {

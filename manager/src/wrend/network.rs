@@ -34,7 +34,10 @@ use wren_ttrpc::server::Responder;
 use super::config::Config;
 use super::error::ManagerError;
 use super::registry::{Registry, WatchKind};
-use crate::network::{files, helper, netns_path, NetRequest, PortMapping, CACHE_FILE, NET_DIR};
+use crate::network::{
+    files, helper, make_netns, netns_path, remove_netns, NetRequest, PortMapping, CACHE_FILE,
+    NET_DIR,
+};
 use wren_runtime::timing;
 
 /// The helper binary, `wren-net`: beside wrend, or on PATH.
@@ -472,37 +475,6 @@ fn spawn_helper(
     Ok(out)
 }
 
-/// Makes the network namespace at `path` (a new one, `lo` up, made on a
-/// short-lived thread so wrend's own never leaves its namespace), held by
-/// a bind mount.
-fn make_netns(path: &Path) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d)?;
-    }
-    std::fs::File::create(path)?;
-    let made = wren_runtime::loopback::new_namespace().and_then(|ns| {
-        nix::mount::mount(
-            Some(format!("/proc/self/fd/{}", ns.as_raw_fd()).as_str()),
-            path,
-            None::<&str>,
-            nix::mount::MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(|e| std::io::Error::other(format!("bind-mount the namespace: {e}")))
-    });
-    if let Err(e) = made {
-        remove_netns(path);
-        return Err(std::io::Error::other(format!("{}: {e}", path.display())));
-    }
-    Ok(())
-}
-
-fn remove_netns(path: &Path) {
-    while nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH).is_ok() {}
-    let _ = std::fs::remove_file(path);
-}
-
 impl Registry {
     /// The fd of the helper running for `name`, if any.
     pub(super) fn helper_of(&self, name: &str) -> Option<RawFd> {
@@ -540,7 +512,10 @@ impl Registry {
             match make_netns(&netns) {
                 Ok(()) => true,
                 Err(e) => {
-                    log::warn!("{name}: make its network namespace: {e}");
+                    log::warn!(
+                        "{name}: make its network namespace {}: {e}",
+                        netns.display()
+                    );
                     false
                 }
             }
