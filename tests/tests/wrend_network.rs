@@ -1025,17 +1025,15 @@ fn a_missing_cni_plugin_is_named_and_nothing_is_left() {
     );
 }
 
-#[test]
-fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
-    if !ready("image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs") {
-        return;
-    }
+/// `test/exposed:1`: busybox httpd serving `page` on port 80, which it
+/// exposes, with a health check that fetches it (imported again, the name
+/// moves to the new image).
+fn import_exposed(w: &Wrend, page: &[u8]) {
     use wren_tests::registry::{Compression, Layer, Layout};
-    let w = Wrend::start_in_netns(&[], &[]);
     let base = Layer::busybox_base().finish();
     let www = Layer::new()
         .dir("www", 0o755)
-        .file("www/index.html", 0o644, b"from the image\n")
+        .file("www/index.html", 0o644, page)
         .finish();
     let mut layout = Layout::new();
     layout.image(
@@ -1050,6 +1048,15 @@ fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
         }),
     );
     w.ok(&["import", layout.path().to_str().unwrap()]);
+}
+
+#[test]
+fn image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs() {
+    if !ready("image_exposed_ports_are_published_by_dash_p_and_its_healthcheck_runs") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_exposed(&w, b"from the image\n");
     let n = name("exposed");
     w.ok(&["run", "-d", "-P", "--name", &n, "test/exposed:1"]);
     w.wait_status(&n, "running", 10);
@@ -1815,6 +1822,105 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
     for b in &bridges {
         assert!(!rules.contains(b.as_str()), "rules of {b} left:\n{rules}");
     }
+}
+
+/// `wren auto-update` makes a container again on the networks it is on
+/// now: one `network connect` added since `run` (with its alias, found by
+/// its peers there), and not one it was disconnected from since.
+#[test]
+fn auto_update_keeps_the_networks_it_was_connected_to() {
+    if !ready("auto_update_keeps_the_networks_it_was_connected_to") {
+        return;
+    }
+    let w = Wrend::start_in_netns(&[], &[]);
+    import_exposed(&w, b"one\n");
+    w.ok(&["network", "create", "--subnet", "10.77.6.0/24", "side"]);
+    let app = name("uapp");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &app,
+        "--label",
+        "io.containers.autoupdate=local",
+        "--stop-timeout",
+        "1",
+        "-p",
+        "127.0.0.1:18195:80",
+        "test/exposed:1",
+    ]);
+    let peer = name("upeer");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &peer,
+        "--network",
+        "side",
+        "--no-healthcheck",
+        "--stop-timeout",
+        "1",
+        "test/exposed:1",
+    ]);
+    w.ok(&["network", "connect", "--alias", "api", "side", &app]);
+    let from_peer = || {
+        let out = w.wren(&[
+            "exec",
+            &peer,
+            "--",
+            "timeout",
+            "5",
+            "wget",
+            "-qO-",
+            "http://api/",
+        ]);
+        wren_tests::text(&out.stdout)
+    };
+    assert_eq!(from_peer(), "one\n");
+
+    let update = |want: &str| {
+        let out = w.wren(&["auto-update", "--timeout", "20", &app]);
+        let all = wren_tests::text(&out.stdout);
+        assert!(
+            out.status.success()
+                && all
+                    .lines()
+                    .any(|l| l.starts_with(&app) && l.contains("true")),
+            "{all}{}",
+            wren_tests::text(&out.stderr)
+        );
+        assert!(get_until(&w, 18195, want), "{}", w.log());
+    };
+    import_exposed(&w, b"two\n");
+    update("two");
+    let i = w.inspect(&app);
+    assert_eq!(i["networks"][1]["name"], "side", "{i}");
+    assert_eq!(i["networks"][1]["aliases"][0], "api", "{i}");
+    assert!(addrs_of(&w, &app, "eth1").starts_with("10.77.6."), "{i}");
+    assert!(wait_for(10, || from_peer() == "two\n"), "{}", from_peer());
+
+    // Disconnected since: not on it after the next update.
+    w.ok(&["network", "disconnect", "side", &app]);
+    import_exposed(&w, b"three\n");
+    update("three");
+    let i = w.inspect(&app);
+    assert_eq!(i["networks"][1], serde_json::Value::Null, "{i}");
+    assert_eq!(addrs_of(&w, &app, "eth1"), "");
+
+    w.ok(&["rm", "-f", &app, &peer]);
+    w.assert_clean(&app);
+    w.assert_clean(&peer);
+    let wren = wren_tests::bin("wren");
+    let root = w.root.path();
+    let rm = w.in_netns(&[
+        wren.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "network",
+        "rm",
+        "side",
+    ]);
+    assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
 }
 
 /// `network create --internal`, as Docker's internal networks: a member

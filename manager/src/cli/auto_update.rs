@@ -7,7 +7,9 @@
 //! the store's image of that name did, after a `wren pull` or `import`).
 //! The new container gets the flags the old one was made with (the
 //! `recreate` JSON `run`/`create` put in the saved request), keeps its
-//! name, volumes and network, and is started if the old one ran. If it
+//! name, volumes and networks (those `wren network connect` added since
+//! too, and not those it was disconnected from), and is started if the
+//! old one ran. If it
 //! then stops, restarts, or its health check does not pass within
 //! `--timeout`, the old image gets its name back and the container is made
 //! again from it (`--rollback=false` leaves the failed one). Writes inside
@@ -176,6 +178,28 @@ fn recorded_flags(name: &str, saved: &api::CreateRequest) -> Result<ContainerArg
     serde_json::from_str(&saved.recreate).map_err(|e| format!("{name}'s recorded flags: {e}"))
 }
 
+/// The networks after its first that container `name` is on now, as its
+/// record says: `wren network connect` and `disconnect` change them after
+/// `run` recorded its flags, and the container made again keeps what it
+/// was on (with the address and aliases each was given), not what its
+/// flags said. None when it is on none of wren's networks, or its record
+/// cannot be read: the flags' networks then.
+fn more_networks_now(g: &Global, name: &str) -> Option<Vec<api::NetworkEndpoint>> {
+    let dir = crate::paths::containers_in(&g.records).join(name);
+    let now = crate::network::NetRequest::load(&dir).ok()?;
+    if !now.uses_cni() {
+        return None;
+    }
+    let more = now.more.iter().map(|e| {
+        let mut n = api::NetworkEndpoint::new();
+        n.network = e.network.clone();
+        n.ip = e.ip.clone();
+        n.aliases = e.aliases.clone();
+        n
+    });
+    Some(more.collect())
+}
+
 /// A container in the updated one's namespaces (`--network` or `--pid
 /// container:NAME`, directly or through another joiner): wrend keeps a
 /// container others join, so it is taken down first and made again after,
@@ -184,6 +208,7 @@ struct Joiner {
     name: String,
     saved: api::CreateRequest,
     args: ContainerArgs,
+    more: Option<Vec<api::NetworkEndpoint>>,
     live: bool,
 }
 
@@ -215,6 +240,7 @@ fn joiners_of(g: &Global, all: &[api::Container], name: &str) -> Result<Vec<Join
                 name: c.name.clone(),
                 saved,
                 args,
+                more: more_networks_now(g, &c.name),
                 live: matches!(c.status.as_str(), "running" | "paused" | "restarting"),
             });
         }
@@ -265,11 +291,12 @@ fn one(
     };
     let live = matches!(c.status.as_str(), "running" | "paused" | "restarting");
     let timeout = Duration::from_secs(a.timeout);
+    let more = more_networks_now(g, &c.name);
     let joiners = joiners_of(g, all, &c.name)?;
     for j in joiners.iter().rev() {
         take_down(w, &j.name)?;
     }
-    let updated = match replace(g, w, c, &saved, &args, live, timeout) {
+    let updated = match replace(g, w, c, &saved, &args, more.as_deref(), live, timeout) {
         Ok(()) => {
             o.updated = "true".into();
             o.detail = format!("{} → {}", short(&old_id), short(&new_id));
@@ -279,7 +306,7 @@ fn one(
             .tag(&c.image, &old_id)
             .map_err(|e| format!("{why}; rollback: tag {}: {e}", c.image))
             .and_then(|()| {
-                replace(g, w, c, &saved, &args, live, timeout)
+                replace(g, w, c, &saved, &args, more.as_deref(), live, timeout)
                     .map_err(|e| format!("{why}; rollback to {} failed: {e}", short(&old_id)))
             })
             .map(|()| {
@@ -292,7 +319,7 @@ fn one(
     // container that runs now (the new one, or the old one back).
     let mut lost = Vec::new();
     for j in &joiners {
-        if let Err(e) = make(g, w, &j.name, &j.saved, &j.args, j.live) {
+        if let Err(e) = make(g, w, &j.name, &j.saved, &j.args, j.more.as_deref(), j.live) {
             lost.push(format!("{} not made again: {e}", j.name));
         }
     }
@@ -344,19 +371,22 @@ fn pull(_: &wren_images::Store, _: &str, _: &ContainerArgs) -> Result<String, St
 }
 
 /// Removes container `c` (stopped first, as `stop` would) and makes it
-/// again from `args` with the image its name has now, started when `live`;
+/// again from `args` with the image its name has now, on the networks
+/// `more` after its first (see [`more_networks_now`]), started when `live`;
 /// then waits until it has proved itself (see [`settled`]).
+#[allow(clippy::too_many_arguments)]
 fn replace(
     g: &Global,
     w: &mut Wrend,
     c: &api::Container,
     saved: &api::CreateRequest,
     args: &ContainerArgs,
+    more: Option<&[api::NetworkEndpoint]>,
     live: bool,
     timeout: Duration,
 ) -> Result<(), String> {
     take_down(w, &c.name)?;
-    make(g, w, &c.name, saved, args, live)?;
+    make(g, w, &c.name, saved, args, more, live)?;
     if live {
         settled(w, &c.name, timeout)
     } else {
@@ -387,13 +417,15 @@ fn take_down(w: &mut Wrend, name: &str) -> Result<(), String> {
 }
 
 /// Makes container `name` again from its recorded flags, with the image
-/// its name has now (never pulled here), started when `live`.
+/// its name has now (never pulled here), on the networks `more` after its
+/// first when given, started when `live`.
 fn make(
     g: &Global,
     w: &mut Wrend,
     name: &str,
     saved: &api::CreateRequest,
     args: &ContainerArgs,
+    more: Option<&[api::NetworkEndpoint]>,
     live: bool,
 ) -> Result<(), String> {
     let mut args = args.clone();
@@ -401,6 +433,9 @@ fn make(
     // Its name now (a restore may have given it another).
     args.image.container_name = Some(name.to_string());
     let (mut req, lock) = super::run::create_request(g, &args).map_err(|e| e.message)?;
+    if let Some(more) = more {
+        req.more_networks = more.to_vec();
+    }
     req.auto_remove = saved.auto_remove;
     req.start = live;
     let made: Result<api::ContainerResponse, _> = w.call("Create", &req, false);
