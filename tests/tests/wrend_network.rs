@@ -1484,6 +1484,53 @@ fn a_container_joins_the_network_and_pid_namespace_of_another() {
     w.ok(&["rm", "-f", &x]);
     w.assert_clean(&j);
     w.assert_clean(&x);
+
+    // A `--rm` X that others join is kept when it exits (they still hold
+    // it), and goes with the last of them; one started again meanwhile
+    // stays.
+    let rx = name("zrm");
+    w.ok(&[
+        "run", "-d", "--rm", "--rootfs", r, &rx, "--", "sleep", "1000",
+    ]);
+    let joiner = |n: &str| {
+        w.ok(&[
+            "run",
+            "-d",
+            "--rootfs",
+            r,
+            "--network",
+            &format!("container:{rx}"),
+            n,
+            "--",
+            "sleep",
+            "1000",
+        ]);
+    };
+    let (j1, j2) = (name("arj1"), name("arj2"));
+    joiner(&j1);
+    joiner(&j2);
+    w.ok(&["stop", "-t", "1", &rx]);
+    w.wait_status(&rx, "stopped", 10);
+    w.ok(&["rm", "-f", &j1]);
+    assert_eq!(w.status(&rx), "stopped", "{}", w.log());
+    w.ok(&["rm", "-f", &j2]);
+    assert!(wait_for(10, || w.status(&rx).is_empty()), "{}", w.log());
+    w.assert_clean(&rx);
+    // Started again before its joiner goes: it stays.
+    w.ok(&[
+        "run", "-d", "--rm", "--rootfs", r, &rx, "--", "sleep", "1000",
+    ]);
+    joiner(&j1);
+    w.ok(&["stop", "-t", "1", &rx]);
+    w.wait_status(&rx, "stopped", 10);
+    w.ok(&["start", &rx]);
+    w.wait_status(&rx, "running", 10);
+    w.ok(&["rm", "-f", &j1]);
+    assert_eq!(w.status(&rx), "running");
+    w.ok(&["rm", "-f", &rx]);
+    for n in [&rx, &j1, &j2] {
+        w.assert_clean(n);
+    }
     assert_eq!(net_state(&w), before);
 }
 

@@ -222,6 +222,7 @@ impl Registry {
         }
         let m = self.get(name)?;
         let state = m.state;
+        let joined: Vec<String> = m.rec.joins().map(|(_, c)| c.to_string()).collect();
         if state.is_live() && state != State::Created && !force {
             return Err(ManagerError::FailedPrecondition(format!(
                 "container {name} is {}: stop it first, or use rm -f",
@@ -255,7 +256,37 @@ impl Registry {
         }
         self.discard(name);
         self.events.emit("/container/delete", name, String::new());
+        for other in joined {
+            self.remove_if_left_for_joiners(&other);
+        }
         Ok(resp)
+    }
+
+    /// A `--rm` container whose removal at its exit was refused because
+    /// others joined its namespaces: removed once the last of them is, if
+    /// it has not been started again meanwhile. Podman leaves it behind.
+    #[cold]
+    #[inline(never)]
+    fn remove_if_left_for_joiners(&mut self, name: &str) {
+        let Some(m) = self.containers.get(name) else {
+            return;
+        };
+        if !m.rec.auto_remove || m.state.is_live() || m.state == State::Restarting {
+            return;
+        }
+        let joined = self
+            .containers
+            .values()
+            .any(|j| j.rec.joins().any(|(_, other)| other == name));
+        if joined {
+            return;
+        }
+        if let Err(e) = self.remove(name, true) {
+            log::warn!(
+                "auto-remove {name} after its last joiner: {}",
+                wren_runtime::error::chain(&e)
+            );
+        }
     }
 
     pub fn pause_resume(&mut self, name: &str, pause: bool) -> Result<api::Empty, ManagerError> {
