@@ -594,7 +594,7 @@ fn services_that_join_another_services_namespaces() {
                app:\n    image: test/web:1\n    command: [httpd, -f, -p, \"80\", -h, /www]\n    \
                  network_mode: \"service:vpn\"\n  \
                debug:\n    image: test/web:1\n    command: [sleep, \"1001\"]\n    \
-                 network_mode: none\n    pid: \"service:vpn\"\n  \
+                 network_mode: none\n    pid: \"service:vpn\"\n    uts: \"service:vpn\"\n  \
                vpn:\n    image: test/web:1\n    command: [{vpn_cmd}]\n    \
                  ports: [\"127.0.0.1:18280:80\"]\n"
         )
@@ -608,6 +608,9 @@ fn services_that_join_another_services_namespaces() {
     assert_eq!(w.inspect("side-app-1")["network"], "container:side-vpn-1");
     let ps = w.ok(&["exec", "side-debug-1", "ps"]);
     assert!(ps.contains("sleep 1000"), "{ps}");
+    // In vpn's UTS namespace: vpn's hostname, not its own service name.
+    assert_eq!(w.ok(&["exec", "side-debug-1", "hostname"]), "vpn\n");
+    assert_eq!(w.inspect("side-debug-1")["uts_mode"], "container:side-vpn-1");
     let out = w.ok(&["apply", "-f", f]);
     for s in ["app", "debug", "vpn"] {
         assert!(out.contains(&format!("{s}: unchanged")), "{out}");

@@ -2471,7 +2471,7 @@ fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
     // Refused, named, nothing made.
     let before = w.ok(&["list"]);
     for (args, want) in [
-        (vec!["--uts", "container:other"], "not supported"),
+        (vec!["--uts", "container:other"], "no such container other"),
         (vec!["--pid", "container:other"], "no such container other"),
         (
             vec!["--ipc", "bogus"],
@@ -2501,6 +2501,109 @@ fn host_pid_ipc_and_uts_namespaces_are_shared_on_request() {
         assert!(e.contains(want), "{a:?}: {e}");
         assert_eq!(w.ok(&["list"]), before, "{a:?} left a container");
     }
+}
+
+/// `--uts container:NAME`, as Podman has it: the joiner is in NAME's UTS
+/// namespace with NAME's hostname (in /etc/hostname too) and renames
+/// nothing; NAME cannot be removed while joined, and a restarted NAME
+/// takes its joiner into its new namespace. What would set a hostname on
+/// the joiner, or join a joiner, is refused and leaves nothing.
+#[test]
+fn a_uts_namespace_is_joined_with_its_hostname() {
+    if !require_root("a_uts_namespace_is_joined_with_its_hostname") {
+        return;
+    }
+    let w = Wrend::start(&[]);
+    shell_image(&w, "test/uts:1");
+    let (x, j) = (name("uts-x"), name("uts-j"));
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &x,
+        "--hostname",
+        "xhost",
+        "test/uts:1",
+        "sleep 1000",
+    ]);
+    let join = format!("container:{x}");
+    w.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &j,
+        "--uts",
+        &join,
+        "test/uts:1",
+        "sleep 1000",
+    ]);
+    let probe = "readlink /proc/self/ns/uts; hostname; cat /etc/hostname";
+    let lines = |c: &str| -> Vec<String> {
+        w.ok(&["exec", c, "sh", "-c", probe])
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (lx, lj) = (lines(&x), lines(&j));
+    assert_eq!(lj[0], lx[0], "not in {x}'s UTS namespace");
+    assert_eq!(lj[1..], ["xhost", "xhost"], "{lj:?}");
+    // The joiner's start did not rename the container it joined.
+    assert_eq!(lx[1..], ["xhost", "xhost"], "{lx:?}");
+    assert_eq!(w.inspect(&j)["uts_mode"], join.as_str());
+    let e = w.fails(&["rm", "-f", &x]);
+    assert!(e.contains(&format!("namespaces that {j} joins")), "{e}");
+
+    // X started again: the joiner follows it into its new namespace.
+    let pid = w.inspect(&j)["pid"].clone();
+    w.ok(&["restart", "-t", "1", &x]);
+    assert!(
+        wait_for(10, || {
+            let i = w.inspect(&j);
+            i["status"] == "running" && i["pid"] != pid
+        }),
+        "{}",
+        w.log()
+    );
+    let (lx2, lj2) = (lines(&x), lines(&j));
+    assert_ne!(lx2[0], lx[0], "{x} kept its namespace");
+    assert_eq!(lj2[0], lx2[0], "{j} did not follow {x}");
+
+    // Refused, named, nothing made.
+    let before = w.ok(&["list"]);
+    let via_j = format!("container:{j}");
+    for (args, want) in [
+        (
+            vec!["--uts", join.as_str(), "--hostname", "y"],
+            format!("--hostname cannot go with --uts {join}"),
+        ),
+        (
+            vec!["--uts", "container:nosuch"],
+            "no such container nosuch".to_string(),
+        ),
+        (
+            vec!["--uts", via_j.as_str()],
+            format!("{j} is in the UTS namespace of {x}: join {x}'s"),
+        ),
+        (
+            vec!["--uts", join.as_str(), "--sysctl", "kernel.domainname=z"],
+            "shares that container's hostname".to_string(),
+        ),
+        (
+            vec!["--uts", "container:"],
+            "want container:NAME".to_string(),
+        ),
+    ] {
+        let mut a = vec!["run", "-d"];
+        a.extend(args.iter().copied());
+        a.extend(["test/uts:1", "sleep 100"]);
+        let e = w.fails(&a);
+        assert!(e.contains(&want), "{a:?}: {e}");
+        assert_eq!(w.ok(&["list"]), before, "{a:?} left a container");
+    }
+    w.ok(&["rm", "-f", &j]);
+    w.ok(&["rm", "-f", &x]);
+    w.assert_clean(&j);
+    w.assert_clean(&x);
 }
 
 #[test]

@@ -455,7 +455,8 @@ pub struct ImageFlags {
     /// container:NAME (a shareable NAME's, with its /dev/shm)
     #[arg(long, value_name = "MODE")]
     pub ipc: Option<String>,
-    /// Its hostname: private, or host (the host's; no --hostname)
+    /// Its hostname: private, host (the host's; no --hostname), or
+    /// container:NAME (NAME's UTS namespace, so NAME's hostname)
     #[arg(long, value_name = "MODE")]
     pub uts: Option<String>,
 }

@@ -16,7 +16,7 @@
 //! the old container's own filesystem go with it, as with any re-create.
 //! A compose service's container is made through `run` too, so it is
 //! updated the same way, its compose labels kept. Containers that join
-//! its namespaces (`--network`/`--pid`/`--ipc container:NAME`) are taken down
+//! its namespaces (`--network`/`--pid`/`--ipc`/`--uts container:NAME`) are taken down
 //! before it and made again after it, from their own recorded flags.
 //!
 //! The store's shared lock is held through each container's update, so
@@ -227,9 +227,14 @@ fn joiners_of(g: &Global, all: &[api::Container], name: &str) -> Result<Vec<Join
             let Ok(saved) = saved_request(g, &c.name) else {
                 continue;
             };
-            let joins = [&saved.network, &saved.pid_mode, &saved.ipc_mode]
-                .iter()
-                .any(|m| crate::network::joined(m) == Some(target.as_str()));
+            let joins = [
+                &saved.network,
+                &saved.pid_mode,
+                &saved.ipc_mode,
+                &saved.uts_mode,
+            ]
+            .iter()
+            .any(|m| crate::network::joined(m) == Some(target.as_str()));
             if !joins {
                 continue;
             }

@@ -209,6 +209,12 @@ fn image_request(
             "--hostname cannot go with --uts host: the container has the host's hostname",
         ));
     }
+    if network::joined(&req.uts_mode).is_some() && f.hostname.is_some() {
+        return Err(CliError::usage(format!(
+            "--hostname cannot go with --uts {}: the container has that container's hostname",
+            req.uts_mode
+        )));
+    }
     if req.ipc_mode == "host" && f.shm_size.is_some() {
         return Err(CliError::usage(
             "--shm-size cannot go with --ipc host: the container uses the host's /dev/shm",
@@ -445,7 +451,7 @@ fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
         None => Ok(String::new()),
         Some(m @ ("private" | "host")) => Ok(m.to_string()),
         Some("shareable") if flag == "ipc" => Ok("shareable".into()),
-        Some(m) if flag != "uts" && network::joined(m).is_some() => {
+        Some(m) if network::joined(m).is_some() => {
             match network::joined(m).filter(|c| network::valid_network_name(c)) {
                 Some(_) => Ok(m.to_string()),
                 None => Err(CliError::usage(format!(
@@ -455,8 +461,7 @@ fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
         }
         Some(m) if m.starts_with("container:") || m.starts_with("service:") => {
             Err(CliError::usage(format!(
-                "--{flag} {m:?}: joining another container's {flag} namespace is not supported \
-                 (host or private; --pid, --ipc and --network take container:NAME)"
+                "--{flag} {m:?}: want container:NAME (service: is compose's spelling)"
             )))
         }
         Some(m) if flag == "pid" => Err(CliError::usage(format!(
@@ -466,7 +471,7 @@ fn namespace_mode(flag: &str, v: &Option<String>) -> Result<String, CliError> {
             "--ipc {m:?}: want private, host, shareable or container:NAME"
         ))),
         Some(m) => Err(CliError::usage(format!(
-            "--{flag} {m:?}: want private or host"
+            "--{flag} {m:?}: want private, host or container:NAME"
         ))),
     }
 }

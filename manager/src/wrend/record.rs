@@ -89,6 +89,10 @@ pub struct Record {
     /// others can join) or `container:NAME`; empty otherwise.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ipc_mode: String,
+    /// `container:NAME` when the container joins NAME's UTS namespace
+    /// (`--uts container:NAME`); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub uts_mode: String,
     /// `--shm-size` of a shareable container (0: 64 MiB).
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub shm_size: i64,
@@ -147,6 +151,7 @@ impl Record {
     pub fn shares_namespaces(&self) -> bool {
         !self.pid_mode.is_empty()
             || !self.ipc_mode.is_empty()
+            || !self.uts_mode.is_empty()
             || crate::network::joined(&self.network).is_some()
     }
 
@@ -157,6 +162,7 @@ impl Record {
             ("network", &self.network),
             ("pid", &self.pid_mode),
             ("ipc", &self.ipc_mode),
+            ("uts", &self.uts_mode),
         ]
         .into_iter()
         .filter_map(|(ns, mode)| crate::network::joined(mode).map(|c| (ns, c)))

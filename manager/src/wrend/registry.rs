@@ -265,6 +265,7 @@ impl Registry {
                     let kept = match ty {
                         "pid" => &m.rec.pid_mode,
                         "ipc" => &m.rec.ipc_mode,
+                        "uts" => &m.rec.uts_mode,
                         _ => "",
                     };
                     if !kept.is_empty() {

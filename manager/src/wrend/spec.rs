@@ -121,6 +121,8 @@ pub struct ImageOverrides {
     pub joined_network: bool,
     /// `--ipc container:NAME`: NAME's IPC namespace, likewise.
     pub joined_ipc: bool,
+    /// `--uts container:NAME`: NAME's UTS namespace, likewise.
+    pub joined_uts: bool,
     /// `--pid host`, `--ipc host`, `--uts host`: the host's namespace.
     pub host_pid: bool,
     pub host_ipc: bool,
@@ -361,6 +363,11 @@ pub fn build_image(rootfs: &Path, o: &Overrides) -> Result<Value, SpecError> {
             Some((_, "uts")) if x.host_uts => {
                 return Err(bad(
                     "a --uts host container shares the host's hostname".into()
+                ))
+            }
+            Some((_, "uts")) if x.joined_uts => {
+                return Err(bad(
+                    "a --uts container:NAME container shares that container's hostname".into(),
                 ))
             }
             Some((_, "user")) => {

@@ -572,8 +572,8 @@ pub struct Service {
     pub extra_hosts: Option<ListOrMap<BTreeMap<String, Scalar>>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<StrOrList>,
-    /// `host` or `private` (`--pid`, `--ipc`, `--uts`); `pid` and `ipc`
-    /// also `service:NAME` or `container:NAME`, `ipc` also `shareable`.
+    /// `host` or `private` (`--pid`, `--ipc`, `--uts`); each also
+    /// `service:NAME` or `container:NAME`, `ipc` also `shareable`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -832,11 +832,11 @@ impl Service {
             .collect()
     }
 
-    /// The services whose namespaces it joins (`network_mode`, `pid` or
-    /// `ipc` `service:NAME`).
+    /// The services whose namespaces it joins (`network_mode`, `pid`,
+    /// `ipc` or `uts` `service:NAME`).
     pub fn joins(&self) -> Vec<&str> {
         let mut out = Vec::new();
-        for mode in [&self.network_mode, &self.pid, &self.ipc]
+        for mode in [&self.network_mode, &self.pid, &self.ipc, &self.uts]
             .into_iter()
             .flatten()
         {
@@ -1058,13 +1058,13 @@ pub fn run_args(
         "--name".into(),
         container_name(project, name, s),
     ];
-    // A service in another's network has that one's name (an explicit
-    // hostname there is refused by wrend, as by Docker).
-    let joins_network = s
-        .network_mode
-        .as_deref()
-        .is_some_and(|m| m.starts_with("service:") || m.starts_with("container:"));
-    if s.hostname.is_some() || !joins_network {
+    // A service in another's network or UTS namespace has that one's name
+    // (an explicit hostname there is refused, as by Docker).
+    let joins_name = [&s.network_mode, &s.uts]
+        .into_iter()
+        .flatten()
+        .any(|m| m.starts_with("service:") || m.starts_with("container:"));
+    if s.hostname.is_some() || !joins_name {
         a.extend([
             "--hostname".into(),
             s.hostname.clone().unwrap_or_else(|| name.to_string()),
@@ -1361,7 +1361,7 @@ pub fn run_args(
     }
     for (flag, mode) in [("--pid", &s.pid), ("--ipc", &s.ipc), ("--uts", &s.uts)] {
         if let Some(m) = mode {
-            let m = if flag != "--uts" && m.starts_with("service:") {
+            let m = if m.starts_with("service:") {
                 joined_mode(project, file, &at(&flag[2..]), m)?
             } else {
                 m.clone()
@@ -2106,7 +2106,7 @@ mod tests {
     fn a_service_joins_anothers_namespaces_and_depends_on_it() {
         let f = parse(
             "services:\n  app:\n    image: i\n    network_mode: \"service:vpn\"\n    \
-             pid: \"service:vpn\"\n    ipc: \"service:vpn\"\n  \
+             pid: \"service:vpn\"\n    ipc: \"service:vpn\"\n    uts: \"service:vpn\"\n  \
              vpn:\n    image: i\n    container_name: tunnel\n    ipc: shareable\n  \
              ext:\n    image: i\n    network_mode: \"container:other\"\n",
         )
@@ -2117,6 +2117,7 @@ mod tests {
         assert!(j.contains("--network container:tunnel"), "{j}");
         assert!(j.contains("--pid container:tunnel"), "{j}");
         assert!(j.contains("--ipc container:tunnel"), "{j}");
+        assert!(j.contains("--uts container:tunnel"), "{j}");
         let v = run_args("p", "vpn", &f.services["vpn"], &f, Path::new("/d"), "h")
             .unwrap()
             .join(" ");

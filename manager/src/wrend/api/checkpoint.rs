@@ -80,9 +80,10 @@ impl Registry {
         }
         // A joined network namespace is external to the dump, and the
         // restore's task joins the other container's again (its init's
-        // now, as any task creation does). A joined pid or IPC namespace
-        // is not: criu restores a process tree into a pid namespace of its
-        // own making only, and would dump the shared IPC objects as its.
+        // now, as any task creation does). A joined pid, IPC or UTS
+        // namespace is not: criu restores a process tree into a pid
+        // namespace of its own making only, and would dump the shared IPC
+        // objects and hostname as its own.
         if let Some((ns, other)) = m.rec.joins().find(|(ns, _)| *ns != "network") {
             return Err(ManagerError::FailedPrecondition(format!(
                 "container {name} joins the {ns} namespace of {other}: a checkpoint of it \

@@ -63,7 +63,9 @@ impl Registry {
         if self.containers.contains_key(name.as_str()) {
             return Err(ManagerError::AlreadyExists(name));
         }
-        if !(req.pid_mode.is_empty() && req.ipc_mode.is_empty()) || req.network.contains(':') {
+        if !(req.pid_mode.is_empty() && req.ipc_mode.is_empty() && req.uts_mode.is_empty())
+            || req.network.contains(':')
+        {
             self.joined_exist(&req)?;
         }
         let checked = validate_create(&req).and_then(|(policy, mut spec)| {
@@ -73,7 +75,10 @@ impl Registry {
             if !req.ipc_mode.is_empty() {
                 self.shared_shm(&req, &mut spec);
             }
-            let net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
+            let mut net = crate::wrend::network::prepare(&self.cfg, &req, &mut spec)?;
+            if let Some(other) = crate::network::joined(&req.uts_mode) {
+                self.join_uts(other, &mut spec, net.as_mut())?;
+            }
             let health = crate::wrend::health::HealthConfig::from_request(&req)?;
             Ok((policy, spec, net, health))
         });
@@ -150,6 +155,11 @@ impl Registry {
             } else {
                 String::new()
             },
+            uts_mode: if crate::network::joined(&req.uts_mode).is_some() {
+                req.uts_mode.clone()
+            } else {
+                String::new()
+            },
             ipc_mode: if req.ipc_mode == "shareable"
                 || crate::network::joined(&req.ipc_mode).is_some()
             {
@@ -188,6 +198,7 @@ impl Registry {
             ("network", &req.network),
             ("pid", &req.pid_mode),
             ("ipc", &req.ipc_mode),
+            ("uts", &req.uts_mode),
         ] {
             if let Some(other) = crate::network::joined(mode) {
                 let Some(o) = self.containers.get(other) else {
@@ -199,6 +210,12 @@ impl Registry {
                     return Err(ManagerError::InvalidArgument(format!(
                         "--ipc {mode}: {other}'s IPC is private: make {other} with \
                          --ipc shareable to share it"
+                    )));
+                }
+                if let Some(next) = crate::network::joined(&o.rec.uts_mode).filter(|_| ns == "uts")
+                {
+                    return Err(ManagerError::InvalidArgument(format!(
+                        "--uts {mode}: {other} is in the UTS namespace of {next}: join {next}'s"
                     )));
                 }
             }
@@ -227,6 +244,50 @@ impl Registry {
                 "options": ["rbind", "nosuid", "noexec", "nodev"],
             });
         }
+    }
+}
+
+impl Registry {
+    /// `--uts container:X`: the spec keeps its UTS namespace entry
+    /// (pointed at X's init at each task creation, as the other joins) and
+    /// sets no hostname, which would rename X; /etc/hostname and the
+    /// container's own names say X's hostname (the host's when X has the
+    /// host's UTS namespace).
+    #[cold]
+    #[inline(never)]
+    fn join_uts(
+        &self,
+        other: &str,
+        spec: &mut Value,
+        net: Option<&mut crate::network::NetRequest>,
+    ) -> Result<(), ManagerError> {
+        let config = self
+            .cfg
+            .record_dir(other)
+            .join("bundle")
+            .join("config.json");
+        let theirs: Value = std::fs::read(&config)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| {
+                ManagerError::InvalidArgument(format!(
+                    "--uts container:{other}: cannot read {}",
+                    config.display()
+                ))
+            })?;
+        let hostname = match theirs["hostname"].as_str() {
+            Some(h) => h.to_string(),
+            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default(),
+        };
+        if let Some(o) = spec.as_object_mut() {
+            o.remove("hostname");
+        }
+        if let Some(n) = net {
+            n.hostname = hostname;
+        }
+        Ok(())
     }
 }
 
@@ -346,6 +407,7 @@ pub fn validate_create(req: &api::CreateRequest) -> Result<(RestartPolicy, Value
             host_network: req.network == "host",
             joined_network: crate::network::joined(&req.network).is_some(),
             joined_ipc: crate::network::joined(&req.ipc_mode).is_some(),
+            joined_uts: crate::network::joined(&req.uts_mode).is_some(),
             host_pid: req.pid_mode == "host",
             host_ipc: req.ipc_mode == "host",
             host_uts: req.uts_mode == "host",
@@ -391,13 +453,13 @@ fn namespace_modes(req: &api::CreateRequest) -> Result<(), ManagerError> {
         ("ipc_mode", &req.ipc_mode),
         ("uts_mode", &req.uts_mode),
     ] {
-        let joins = flag != "uts_mode" && crate::network::joined(mode).is_some();
+        let joins = crate::network::joined(mode).is_some();
         let shareable = flag == "ipc_mode" && mode == "shareable";
         if !joins && !shareable && !matches!(mode.as_str(), "" | "private" | "host") {
             let want = match flag {
                 "pid_mode" => "\"private\", \"host\" or \"container:NAME\"",
                 "ipc_mode" => "\"private\", \"host\", \"shareable\" or \"container:NAME\"",
-                _ => "\"private\" or \"host\"",
+                _ => "\"private\", \"host\" or \"container:NAME\"",
             };
             return Err(ManagerError::InvalidArgument(format!(
                 "{flag} {mode:?}: want {want}"
@@ -410,10 +472,17 @@ fn namespace_modes(req: &api::CreateRequest) -> Result<(), ManagerError> {
             req.ipc_mode
         )));
     }
+    if !req.hostname.is_empty() && crate::network::joined(&req.uts_mode).is_some() {
+        return Err(ManagerError::InvalidArgument(format!(
+            "hostname: a container with uts_mode {:?} has that container's hostname",
+            req.uts_mode
+        )));
+    }
     for (flag, mode) in [
         ("network", &req.network),
         ("pid_mode", &req.pid_mode),
         ("ipc_mode", &req.ipc_mode),
+        ("uts_mode", &req.uts_mode),
     ] {
         if let Some(other) = crate::network::joined(mode) {
             if !config::valid_name(other) {
