@@ -610,7 +610,10 @@ fn services_that_join_another_services_namespaces() {
     assert!(ps.contains("sleep 1000"), "{ps}");
     // In vpn's UTS namespace: vpn's hostname, not its own service name.
     assert_eq!(w.ok(&["exec", "side-debug-1", "hostname"]), "vpn\n");
-    assert_eq!(w.inspect("side-debug-1")["uts_mode"], "container:side-vpn-1");
+    assert_eq!(
+        w.inspect("side-debug-1")["uts_mode"],
+        "container:side-vpn-1"
+    );
     let out = w.ok(&["apply", "-f", f]);
     for s in ["app", "debug", "vpn"] {
         assert!(out.contains(&format!("{s}: unchanged")), "{out}");

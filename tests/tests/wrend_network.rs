@@ -625,15 +625,7 @@ fn wrend_killed_and_restarted_then_rm_removes_every_rule_and_interface() {
         before_bridge.iter().any(|l| l.starts_with("wren-")),
         "{before_bridge:?}"
     );
-    let wren = wren_tests::bin("wren");
-    let rm = w.in_netns(&[
-        wren.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-        "network",
-        "rm",
-        "svc",
-    ]);
+    let rm = wren_in_netns(&w, &["network", "rm", "svc"]);
     assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
     assert_eq!(link_names(&w), link_names_of(&before_net));
 }
@@ -1534,6 +1526,16 @@ fn a_container_joins_the_network_and_pid_namespace_of_another() {
     assert_eq!(net_state(&w), before);
 }
 
+/// `wren --root <w's root> ARGS` in wrend's network namespace: the CLI
+/// commands that make or remove bridges and rules run where wrend's are.
+fn wren_in_netns(w: &Wrend, args: &[&str]) -> std::process::Output {
+    let wren = wren_tests::bin("wren");
+    let root = w.root.path();
+    let mut all = vec![wren.to_str().unwrap(), "--root", root.to_str().unwrap()];
+    all.extend_from_slice(args);
+    w.in_netns(&all)
+}
+
 /// The addresses (`A.B.C.D/LEN`) of interface `dev` inside container `n`.
 fn addrs_of(w: &Wrend, n: &str, dev: &str) -> String {
     w.ok(&[
@@ -1851,16 +1853,8 @@ fn a_container_on_two_networks_is_found_on_each_and_leaves_nothing() {
             v[0]["bridge"].as_str().unwrap().to_string()
         })
         .collect();
-    let wren = wren_tests::bin("wren");
     for net in ["front", "back"] {
-        let rm = w.in_netns(&[
-            wren.to_str().unwrap(),
-            "--root",
-            root.to_str().unwrap(),
-            "network",
-            "rm",
-            net,
-        ]);
+        let rm = wren_in_netns(&w, &["network", "rm", net]);
         assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
     }
     assert_eq!(link_names(&w), before);
@@ -1957,16 +1951,7 @@ fn auto_update_keeps_the_networks_it_was_connected_to() {
     w.ok(&["rm", "-f", &app, &peer]);
     w.assert_clean(&app);
     w.assert_clean(&peer);
-    let wren = wren_tests::bin("wren");
-    let root = w.root.path();
-    let rm = w.in_netns(&[
-        wren.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-        "network",
-        "rm",
-        "side",
-    ]);
+    let rm = wren_in_netns(&w, &["network", "rm", "side"]);
     assert!(rm.status.success(), "{}", wren_tests::text(&rm.stderr));
 }
 
