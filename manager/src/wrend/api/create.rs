@@ -245,14 +245,13 @@ impl Registry {
             });
         }
     }
-}
 
-impl Registry {
     /// `--uts container:X`: the spec keeps its UTS namespace entry
     /// (pointed at X's init at each task creation, as the other joins) and
     /// sets no hostname, which would rename X; /etc/hostname and the
-    /// container's own names say X's hostname (the host's when X has the
-    /// host's UTS namespace).
+    /// container's own names say X's hostname, as X's own net request has
+    /// it (the host's when X has the host's UTS namespace, its network
+    /// owner's when X joins another's network).
     #[cold]
     #[inline(never)]
     fn join_uts(
@@ -261,31 +260,18 @@ impl Registry {
         spec: &mut Value,
         net: Option<&mut crate::network::NetRequest>,
     ) -> Result<(), ManagerError> {
-        let config = self
-            .cfg
-            .record_dir(other)
-            .join("bundle")
-            .join("config.json");
-        let theirs: Value = std::fs::read(&config)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| {
+        let theirs =
+            crate::network::NetRequest::load(&self.cfg.record_dir(other)).map_err(|_| {
                 ManagerError::InvalidArgument(format!(
-                    "--uts container:{other}: cannot read {}",
-                    config.display()
+                    "--uts container:{other}: {other} is a bundle container, whose hostname \
+                     is its config.json's"
                 ))
             })?;
-        let hostname = match theirs["hostname"].as_str() {
-            Some(h) => h.to_string(),
-            None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default(),
-        };
         if let Some(o) = spec.as_object_mut() {
             o.remove("hostname");
         }
         if let Some(n) = net {
-            n.hostname = hostname;
+            n.hostname = theirs.hostname;
         }
         Ok(())
     }
